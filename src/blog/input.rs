@@ -1,0 +1,212 @@
+//! Inputs validated once, so operations hold checked values.
+
+use super::{BlogError, FieldErrors};
+
+pub const MAX_LABEL_CHARS: usize = 40;
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_SLUG_CHARS: usize = 100;
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// A tag label: trimmed, 1 to 40 characters, no `/` (labels appear in URLs) and no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagLabel(String);
+
+impl TagLabel {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let label = raw.trim();
+        if label.is_empty() {
+            return Err("a label is required".into());
+        }
+        if label.chars().count() > MAX_LABEL_CHARS {
+            return Err(format!("at most {MAX_LABEL_CHARS} characters"));
+        }
+        if label.chars().any(|c| c == '/' || c.is_control()) {
+            return Err("no slashes or control characters".into());
+        }
+        Ok(TagLabel(label.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A URL slug: lowercase ASCII letters, digits and single dashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let slug = raw.trim();
+        if slug.is_empty() {
+            return Err("a slug is required".into());
+        }
+        if slug.len() > MAX_SLUG_CHARS {
+            return Err(format!("at most {MAX_SLUG_CHARS} characters"));
+        }
+        let valid = slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !slug.starts_with('-')
+            && !slug.ends_with('-')
+            && !slug.contains("--");
+        if !valid {
+            return Err("use lowercase letters, digits and single dashes".into());
+        }
+        Ok(Slug(slug.to_owned()))
+    }
+
+    /// Derives a slug from a title: "Hello, World!" becomes "hello-world".
+    pub fn from_title(title: &str) -> Option<Self> {
+        let mut slug = String::new();
+        for c in title.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c);
+            } else if !slug.is_empty() && !slug.ends_with('-') {
+                slug.push('-');
+            }
+            if slug.len() >= MAX_SLUG_CHARS {
+                break;
+            }
+        }
+        let slug = slug.trim_end_matches('-');
+        Slug::parse(slug).ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a person sends to create or edit a post, before validation.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct PostDraft {
+    pub title: String,
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub published: bool,
+}
+
+/// A post that passed validation.
+#[derive(Debug, Clone)]
+pub struct PostInput {
+    pub title: String,
+    pub slug: Slug,
+    pub body: String,
+    pub tags: Vec<TagLabel>,
+    pub published: bool,
+}
+
+impl PostInput {
+    pub fn parse(draft: &PostDraft) -> Result<Self, BlogError> {
+        let mut errors = FieldErrors::new();
+        let title = draft.title.trim();
+        if title.is_empty() {
+            errors.insert("title", "a title is required".into());
+        } else if title.chars().count() > MAX_TITLE_CHARS {
+            errors.insert("title", format!("at most {MAX_TITLE_CHARS} characters"));
+        }
+        let slug = match draft
+            .slug
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(raw) => Slug::parse(raw).map_err(|e| errors.insert("slug", e)).ok(),
+            None if title.is_empty() => None,
+            None => Slug::from_title(title).or_else(|| {
+                errors.insert(
+                    "slug",
+                    "the title has no letters or digits to make a slug from: give one".into(),
+                );
+                None
+            }),
+        };
+        if draft.body.len() > MAX_BODY_BYTES {
+            errors.insert("body", format!("at most {} KiB", MAX_BODY_BYTES / 1024));
+        }
+        let mut tags: Vec<TagLabel> = Vec::new();
+        for raw in draft.tags.iter().filter(|t| !t.trim().is_empty()) {
+            match TagLabel::parse(raw) {
+                Ok(label) if !tags.contains(&label) => tags.push(label),
+                Ok(_) => {}
+                Err(e) => {
+                    errors.insert("tags", format!("tag \"{}\": {e}", raw.trim()));
+                }
+            }
+        }
+        match slug {
+            Some(slug) if errors.is_empty() => Ok(PostInput {
+                title: title.to_owned(),
+                slug,
+                body: draft.body.clone(),
+                tags,
+                published: draft.published,
+            }),
+            _ => Err(BlogError::Validation(errors)),
+        }
+    }
+}
+
+/// Splits "rust, litefs ,sqlite" into labels, as typed in the post form.
+pub fn split_tag_list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slug_from_title() {
+        assert_eq!(
+            Slug::from_title("Hello, World!").unwrap().as_str(),
+            "hello-world"
+        );
+        assert_eq!(
+            Slug::from_title("  LiteFS & Rust -- 2026 ")
+                .unwrap()
+                .as_str(),
+            "litefs-rust-2026"
+        );
+        assert!(Slug::from_title("!!!").is_none());
+    }
+
+    #[test]
+    fn slug_rules() {
+        assert!(Slug::parse("ok-slug-1").is_ok());
+        assert!(Slug::parse("Bad").is_err());
+        assert!(Slug::parse("a--b").is_err());
+        assert!(Slug::parse("-a").is_err());
+    }
+
+    #[test]
+    fn label_rules() {
+        assert_eq!(TagLabel::parse("  rust ").unwrap().as_str(), "rust");
+        assert!(TagLabel::parse("").is_err());
+        assert!(TagLabel::parse("a/b").is_err());
+        assert!(TagLabel::parse(&"x".repeat(41)).is_err());
+    }
+
+    #[test]
+    fn post_errors_are_per_field() {
+        let draft = PostDraft {
+            title: "".into(),
+            tags: vec!["a/b".into()],
+            ..Default::default()
+        };
+        let BlogError::Validation(errors) = PostInput::parse(&draft).unwrap_err() else {
+            panic!()
+        };
+        assert!(errors.contains_key("title"));
+        assert!(errors.contains_key("tags"));
+    }
+}

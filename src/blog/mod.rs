@@ -1,0 +1,33 @@
+//! The blog's domain: validated inputs and the operations on tags and posts.
+//!
+//! Every operation takes any SeaORM connection (`C: ConnectionTrait`, or `TransactionTrait` where it
+//! needs a transaction), so the same code runs on a plain SQLite connection, on the LiteFS primary
+//! and, through [`crate::cluster::ClusterConnection`], on a replica that forwards its writes.
+
+mod error;
+pub mod input;
+pub mod markdown;
+pub mod posts;
+pub mod tags;
+
+pub use error::{BlogError, FieldErrors};
+
+/// One page of a list, with what a pager needs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// 1-based.
+    pub page: u64,
+    pub per_page: u64,
+    pub total_items: u64,
+    pub total_pages: u64,
+}
+
+impl<T> Page<T> {
+    pub fn has_prev(&self) -> bool {
+        self.page > 1
+    }
+    pub fn has_next(&self) -> bool {
+        self.page < self.total_pages
+    }
+}

@@ -1,0 +1,197 @@
+//! Operations on posts. Creating or editing a post with its tags is one transaction.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ModelTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set, TransactionSession, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::input::PostInput;
+use super::{BlogError, Page, tags};
+use crate::entity::{post, post_tag, tag};
+
+/// A post with its tags, alphabetically.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PostWithTags {
+    #[serde(flatten)]
+    pub post: post::Model,
+    pub tags: Vec<String>,
+}
+
+/// Which posts a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    PublishedOnly,
+    /// Drafts too (the admin's view).
+    All,
+}
+
+pub const PER_PAGE: u64 = 10;
+
+/// Posts newest first (published ones by publication time, drafts by last edit), one page of them.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    visibility: Visibility,
+    tag_label: Option<&str>,
+    page: u64,
+    per_page: u64,
+) -> Result<Page<PostWithTags>, BlogError> {
+    let mut query = post::Entity::find();
+    if visibility == Visibility::PublishedOnly {
+        query = query.filter(post::Column::Published.eq(true));
+    }
+    if let Some(label) = tag_label {
+        query = query
+            .join(sea_orm::JoinType::InnerJoin, post::Relation::PostTag.def())
+            .join(sea_orm::JoinType::InnerJoin, post_tag::Relation::Tag.def())
+            .filter(tag::Column::Label.eq(label));
+    }
+    let query = query
+        .order_by_desc(Expr::col(post::Column::PublishedAt).is_not_null())
+        .order_by_desc(post::Column::PublishedAt)
+        .order_by_desc(post::Column::UpdatedAt)
+        .order_by_desc(post::Column::Id);
+    let per_page = per_page.clamp(1, 100);
+    let paginator = query.paginate(db, per_page);
+    let counts = paginator.num_items_and_pages().await?;
+    let page = std::cmp::max(page, 1);
+    let posts = paginator.fetch_page(page - 1).await?;
+    Ok(Page {
+        items: with_tags(db, posts).await?,
+        page,
+        per_page,
+        total_items: counts.number_of_items,
+        total_pages: std::cmp::max(counts.number_of_pages, 1),
+    })
+}
+
+pub async fn find_by_slug<C: ConnectionTrait>(
+    db: &C,
+    slug: &str,
+    visibility: Visibility,
+) -> Result<PostWithTags, BlogError> {
+    let post = post::Entity::find()
+        .filter(post::Column::Slug.eq(slug))
+        .one(db)
+        .await?;
+    match post {
+        Some(post) if post.published || visibility == Visibility::All => {
+            Ok(with_tags(db, vec![post]).await?.remove(0))
+        }
+        _ => Err(BlogError::NotFound),
+    }
+}
+
+/// Creates a post and links its tags (creating missing ones) in one transaction.
+pub async fn create<C: TransactionTrait>(
+    db: &C,
+    input: &PostInput,
+) -> Result<PostWithTags, BlogError> {
+    let txn = db.begin().await?;
+    let now = Utc::now();
+    let post = post::ActiveModel {
+        slug: Set(input.slug.as_str().to_owned()),
+        title: Set(input.title.clone()),
+        body: Set(input.body.clone()),
+        published: Set(input.published),
+        published_at: Set(input.published.then_some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    link_tags(&txn, post.id, input).await?;
+    let created = with_tags(&txn, vec![post]).await?.remove(0);
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// Replaces a post's fields and tags in one transaction. The slug may change.
+pub async fn update<C: TransactionTrait>(
+    db: &C,
+    slug: &str,
+    input: &PostInput,
+) -> Result<PostWithTags, BlogError> {
+    let txn = db.begin().await?;
+    let existing = post::Entity::find()
+        .filter(post::Column::Slug.eq(slug))
+        .one(&txn)
+        .await?
+        .ok_or(BlogError::NotFound)?;
+    let now = Utc::now();
+    let first_publication = input.published && existing.published_at.is_none();
+    let mut post: post::ActiveModel = existing.into();
+    post.slug = Set(input.slug.as_str().to_owned());
+    post.title = Set(input.title.clone());
+    post.body = Set(input.body.clone());
+    post.published = Set(input.published);
+    if first_publication {
+        post.published_at = Set(Some(now));
+    }
+    post.updated_at = Set(now);
+    let post = post.update(&txn).await?;
+    post_tag::Entity::delete_many()
+        .filter(post_tag::Column::PostId.eq(post.id))
+        .exec(&txn)
+        .await?;
+    link_tags(&txn, post.id, input).await?;
+    let updated = with_tags(&txn, vec![post]).await?.remove(0);
+    txn.commit().await?;
+    Ok(updated)
+}
+
+pub async fn delete<C: ConnectionTrait>(db: &C, slug: &str) -> Result<(), BlogError> {
+    let existing = post::Entity::find()
+        .filter(post::Column::Slug.eq(slug))
+        .one(db)
+        .await?
+        .ok_or(BlogError::NotFound)?;
+    existing.delete(db).await?;
+    Ok(())
+}
+
+pub async fn count_drafts<C: ConnectionTrait>(db: &C) -> Result<u64, BlogError> {
+    Ok(post::Entity::find()
+        .filter(post::Column::Published.eq(false))
+        .count(db)
+        .await?)
+}
+
+async fn link_tags<C: ConnectionTrait>(
+    db: &C,
+    post_id: i32,
+    input: &PostInput,
+) -> Result<(), BlogError> {
+    let tag_ids = tags::ensure(db, &input.tags).await?;
+    if tag_ids.is_empty() {
+        return Ok(());
+    }
+    let links = tag_ids.into_iter().map(|tag_id| post_tag::ActiveModel {
+        post_id: Set(post_id),
+        tag_id: Set(tag_id),
+    });
+    post_tag::Entity::insert_many(links).exec(db).await?;
+    Ok(())
+}
+
+async fn with_tags<C: ConnectionTrait>(
+    db: &C,
+    posts: Vec<post::Model>,
+) -> Result<Vec<PostWithTags>, BlogError> {
+    let ids: Vec<i32> = posts.iter().map(|p| p.id).collect();
+    let mut by_post: HashMap<i32, Vec<String>> = HashMap::new();
+    for (post_id, tag) in tags::for_posts(db, &ids).await? {
+        by_post.entry(post_id).or_default().push(tag.label);
+    }
+    Ok(posts
+        .into_iter()
+        .map(|post| PostWithTags {
+            tags: by_post.remove(&post.id).unwrap_or_default(),
+            post,
+        })
+        .collect())
+}

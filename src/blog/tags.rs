@@ -1,0 +1,127 @@
+//! Operations on tags.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType,
+    ModelTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set,
+};
+
+use super::BlogError;
+use super::input::TagLabel;
+use crate::entity::{post_tag, tag};
+
+/// A tag with how many posts carry it (drafts included).
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult, serde::Serialize)]
+pub struct TagWithCount {
+    pub id: i32,
+    pub label: String,
+    pub post_count: i64,
+}
+
+/// Every tag, alphabetically, with its post count.
+pub async fn list_with_counts<C: ConnectionTrait>(db: &C) -> Result<Vec<TagWithCount>, BlogError> {
+    Ok(tag::Entity::find()
+        .select_only()
+        .column(tag::Column::Id)
+        .column(tag::Column::Label)
+        .column_as(post_tag::Column::PostId.count(), "post_count")
+        .join(JoinType::LeftJoin, tag::Relation::PostTag.def())
+        .group_by(tag::Column::Id)
+        .order_by_asc(tag::Column::Label)
+        .into_model::<TagWithCount>()
+        .all(db)
+        .await?)
+}
+
+pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag::Model, BlogError> {
+    let tag = tag::ActiveModel {
+        label: Set(label.as_str().to_owned()),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    Ok(tag.insert(db).await?)
+}
+
+pub async fn rename<C: ConnectionTrait>(
+    db: &C,
+    id: i32,
+    label: &TagLabel,
+) -> Result<tag::Model, BlogError> {
+    let existing = tag::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(BlogError::NotFound)?;
+    let mut tag: tag::ActiveModel = existing.into();
+    tag.label = Set(label.as_str().to_owned());
+    Ok(tag.update(db).await?)
+}
+
+/// Deletes a tag; the links to its posts go with it (the posts stay).
+pub async fn delete<C: ConnectionTrait>(db: &C, id: i32) -> Result<(), BlogError> {
+    let existing = tag::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(BlogError::NotFound)?;
+    existing.delete(db).await?;
+    Ok(())
+}
+
+pub async fn find_by_id<C: ConnectionTrait>(db: &C, id: i32) -> Result<tag::Model, BlogError> {
+    tag::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(BlogError::NotFound)
+}
+
+pub async fn find_by_label<C: ConnectionTrait>(
+    db: &C,
+    label: &str,
+) -> Result<tag::Model, BlogError> {
+    tag::Entity::find()
+        .filter(tag::Column::Label.eq(label))
+        .one(db)
+        .await?
+        .ok_or(BlogError::NotFound)
+}
+
+/// The tags of each of `post_ids`, alphabetically, as `(post_id, tag)` pairs.
+pub async fn for_posts<C: ConnectionTrait>(
+    db: &C,
+    post_ids: &[i32],
+) -> Result<Vec<(i32, tag::Model)>, BlogError> {
+    if post_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let links = post_tag::Entity::find()
+        .filter(post_tag::Column::PostId.is_in(post_ids.iter().copied()))
+        .find_also_related(tag::Entity)
+        .order_by_asc(tag::Column::Label)
+        .all(db)
+        .await?;
+    Ok(links
+        .into_iter()
+        .filter_map(|(link, tag)| Some((link.post_id, tag?)))
+        .collect())
+}
+
+/// Ensures every label exists as a tag and returns their ids, in the labels' order.
+/// Uses an upsert, so two writers creating the same new tag at once both succeed.
+pub async fn ensure<C: ConnectionTrait>(
+    db: &C,
+    labels: &[TagLabel],
+) -> Result<Vec<i32>, BlogError> {
+    let mut ids = Vec::with_capacity(labels.len());
+    for label in labels {
+        let tag = tag::ActiveModel {
+            label: Set(label.as_str().to_owned()),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        tag::Entity::insert(tag)
+            .on_conflict_do_nothing_on([tag::Column::Label])
+            .exec(db)
+            .await?;
+        ids.push(find_by_label(db, label.as_str()).await?.id);
+    }
+    Ok(ids)
+}

@@ -1,0 +1,70 @@
+//! The cluster layer's Prometheus metrics. Names are part of the interface (see the README).
+
+use std::time::Duration;
+
+pub const FORWARDED_WRITES: &str = "blog_forwarded_writes_total";
+pub const FORWARD_DURATION: &str = "blog_forward_duration_seconds";
+pub const CATCHUP_DURATION: &str = "blog_catchup_duration_seconds";
+pub const REMOTE_TRANSACTIONS: &str = "blog_remote_transactions_total";
+pub const RPC_ERRORS: &str = "blog_rpc_errors_total";
+/// The backstop: a write that reached a replica's `query_only` connection. Must stay 0.
+pub const REPLICA_LOCAL_WRITE_ATTEMPTS: &str = "blog_replica_local_write_attempts_total";
+
+/// Registers every series at zero, so that `/metrics` shows them before the first event.
+pub fn describe() {
+    metrics::describe_counter!(
+        FORWARDED_WRITES,
+        "Statements forwarded from this replica to the primary"
+    );
+    metrics::describe_histogram!(
+        FORWARD_DURATION,
+        metrics::Unit::Seconds,
+        "Round trip of a forwarded call, catch-up included"
+    );
+    metrics::describe_histogram!(
+        CATCHUP_DURATION,
+        metrics::Unit::Seconds,
+        "Time waiting for LiteFS to replicate a forwarded commit here"
+    );
+    metrics::describe_counter!(
+        REMOTE_TRANSACTIONS,
+        "Transactions run as sessions on the primary"
+    );
+    metrics::describe_counter!(
+        RPC_ERRORS,
+        "Forwarded calls that failed for a reason other than SQL"
+    );
+    metrics::describe_counter!(
+        REPLICA_LOCAL_WRITE_ATTEMPTS,
+        "Writes that reached a replica's read-only connection (a bug)"
+    );
+    for counter in [
+        FORWARDED_WRITES,
+        REMOTE_TRANSACTIONS,
+        RPC_ERRORS,
+        REPLICA_LOCAL_WRITE_ATTEMPTS,
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
+}
+
+pub fn forwarded(elapsed: Duration) {
+    metrics::counter!(FORWARDED_WRITES).increment(1);
+    metrics::histogram!(FORWARD_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn catch_up(elapsed: Duration) {
+    metrics::histogram!(CATCHUP_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn remote_transaction() {
+    metrics::counter!(REMOTE_TRANSACTIONS).increment(1);
+}
+
+pub fn rpc_error(kind: &'static str) {
+    metrics::counter!(RPC_ERRORS, "kind" => kind).increment(1);
+}
+
+pub fn backstop_hit() {
+    metrics::counter!(REPLICA_LOCAL_WRITE_ATTEMPTS).increment(1);
+}

@@ -1,0 +1,313 @@
+//! The primary's side of forwarding: runs forwarded statements on the local SQLite connection pool,
+//! holds remote transactions as sessions, and rolls back any session left idle past its lease so a
+//! vanished replica never keeps SQLite's write lock.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{AssertSqlSafe, Executor as _, Sqlite, SqliteConnection, SqlitePool};
+use tarpc::context::Context;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Bincode;
+use tokio::net::TcpListener;
+use tokio_util::codec::LengthDelimitedCodec;
+
+use super::auth;
+use super::litefs::{Follower, Role};
+use super::rpc::{Forward, MAX_FRAME_BYTES, Refusal};
+use super::wire::{self, ErrorPhase, Outcome, Reply, Request, Statement, Value};
+
+/// One open remote transaction.
+struct Session {
+    conn: tokio::sync::Mutex<PoolConnection<Sqlite>>,
+    /// Last time a call touched the session, for the idle lease.
+    last_used: Mutex<Instant>,
+}
+
+/// Runs what replicas forward. Shared by every RPC connection.
+pub struct Executor {
+    pool: SqlitePool,
+    /// `None` on a standalone node (always primary).
+    follower: Option<Arc<Follower>>,
+    sessions: Mutex<HashMap<u64, Arc<Session>>>,
+    next_session: AtomicU64,
+    lease: Duration,
+}
+
+impl Executor {
+    pub fn new(pool: SqlitePool, follower: Option<Arc<Follower>>, lease: Duration) -> Arc<Self> {
+        let executor = Arc::new(Executor {
+            pool,
+            follower,
+            sessions: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            lease,
+        });
+        let reaper = Arc::downgrade(&executor);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lease / 4);
+            while let Some(executor) = reaper.upgrade() {
+                executor.reap_idle_sessions().await;
+                drop(executor);
+                tick.tick().await;
+            }
+        });
+        executor
+    }
+
+    fn check_primary(&self) -> Result<(), Refusal> {
+        match self.follower.as_ref().map(|f| f.role()) {
+            None | Some(Role::Primary) | Some(Role::Standalone) => Ok(()),
+            Some(Role::Replica { primary }) => Err(Refusal::NotPrimary {
+                primary: Some(primary),
+            }),
+            Some(Role::NoPrimary) => Err(Refusal::NotPrimary { primary: None }),
+        }
+    }
+
+    /// TXID that includes every commit returned so far (LiteFS updates `-pos` before COMMIT returns).
+    fn txid(&self) -> Option<u64> {
+        self.follower.as_ref().and_then(|f| f.mount.position().ok())
+    }
+
+    async fn run(&self, request: Request) -> Result<Outcome, Refusal> {
+        self.check_primary()?;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        let result = run_on(&mut conn, &request).await;
+        Ok(Outcome {
+            result,
+            txid: self.txid(),
+        })
+    }
+
+    async fn begin(&self) -> Result<u64, Refusal> {
+        self.check_primary()?;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        conn.execute("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let session = Arc::new(Session {
+            conn: tokio::sync::Mutex::new(conn),
+            last_used: Mutex::new(Instant::now()),
+        });
+        self.sessions.lock().unwrap().insert(id, session);
+        Ok(id)
+    }
+
+    fn session(&self, id: u64) -> Result<Arc<Session>, Refusal> {
+        let session = self.sessions.lock().unwrap().get(&id).cloned();
+        let session = session.ok_or(Refusal::NoSuchSession { session: id })?;
+        *session.last_used.lock().unwrap() = Instant::now();
+        Ok(session)
+    }
+
+    async fn run_in(&self, id: u64, request: Request) -> Result<Outcome, Refusal> {
+        let session = self.session(id)?;
+        let mut conn = session.conn.lock().await;
+        let result = run_on(&mut conn, &request).await;
+        *session.last_used.lock().unwrap() = Instant::now();
+        Ok(Outcome { result, txid: None })
+    }
+
+    async fn commit(&self, id: u64) -> Result<Outcome, Refusal> {
+        let session = self
+            .sessions
+            .lock()
+            .unwrap()
+            .remove(&id)
+            .ok_or(Refusal::NoSuchSession { session: id })?;
+        let mut conn = session.conn.lock().await;
+        let result = match conn.execute("COMMIT").await {
+            Ok(_) => Ok(Reply::Exec {
+                rows_affected: 0,
+                last_insert_rowid: 0,
+            }),
+            Err(err) => {
+                // A failed COMMIT can leave the transaction open; never hand such a connection back.
+                let _ = conn.execute("ROLLBACK").await;
+                Err(wire::failure_from_sqlx(ErrorPhase::Exec, &err))
+            }
+        };
+        Ok(Outcome {
+            result,
+            txid: self.txid(),
+        })
+    }
+
+    async fn rollback(&self, id: u64) -> Result<(), Refusal> {
+        let session = self
+            .sessions
+            .lock()
+            .unwrap()
+            .remove(&id)
+            .ok_or(Refusal::NoSuchSession { session: id })?;
+        let mut conn = session.conn.lock().await;
+        conn.execute("ROLLBACK")
+            .await
+            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn reap_idle_sessions(&self) {
+        let expired: Vec<(u64, Arc<Session>)> = {
+            let mut sessions = self.sessions.lock().unwrap();
+            let idle: Vec<u64> = sessions
+                .iter()
+                .filter(|(_, s)| {
+                    s.last_used.lock().unwrap().elapsed() > self.lease && s.conn.try_lock().is_ok()
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            idle.into_iter()
+                .filter_map(|id| sessions.remove(&id).map(|s| (id, s)))
+                .collect()
+        };
+        for (id, session) in expired {
+            let mut conn = session.conn.lock().await;
+            let rolled_back = conn.execute("ROLLBACK").await.is_ok();
+            tracing::warn!(session = id, rolled_back, lease = ?self.lease, "remote transaction idle past its lease: rolled back");
+        }
+    }
+
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.lock().unwrap().len()
+    }
+}
+
+/// Runs a forwarded request on one connection, the way SeaORM would have run it locally.
+async fn run_on(conn: &mut SqliteConnection, request: &Request) -> Result<Reply, wire::DbFailure> {
+    match request {
+        Request::Execute(stmt) => bind(stmt)
+            .execute(&mut *conn)
+            .await
+            .map(|r| Reply::Exec {
+                rows_affected: r.rows_affected(),
+                last_insert_rowid: r.last_insert_rowid(),
+            })
+            .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Exec, &e)),
+        Request::ExecuteUnprepared(sql) => conn
+            .execute(AssertSqlSafe(sql.clone()))
+            .await
+            .map(|r| Reply::Exec {
+                rows_affected: r.rows_affected(),
+                last_insert_rowid: r.last_insert_rowid(),
+            })
+            .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Exec, &e)),
+        Request::QueryOne(stmt) => {
+            let row = bind(stmt)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Query, &e))?;
+            let rows: Vec<_> = row.into_iter().collect();
+            wire::rows_from_sqlx(&rows)
+                .map(Reply::Rows)
+                .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Query, &e))
+        }
+        Request::QueryAll(stmt) => {
+            let rows = bind(stmt)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Query, &e))?;
+            wire::rows_from_sqlx(&rows)
+                .map(Reply::Rows)
+                .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Query, &e))
+        }
+    }
+}
+
+fn bind(stmt: &Statement) -> sqlx::query::Query<'_, Sqlite, SqliteArguments> {
+    let mut query = sqlx::query(AssertSqlSafe(stmt.sql.as_str()));
+    for value in &stmt.params {
+        query = match value {
+            Value::Null => query.bind(None::<i64>),
+            Value::Integer(i) => query.bind(*i),
+            Value::Real(f) => query.bind(*f),
+            Value::Text(s) => query.bind(s.as_str()),
+            Value::Blob(b) => query.bind(b.as_slice()),
+        };
+    }
+    query
+}
+
+#[derive(Clone)]
+struct ForwardServer(Arc<Executor>);
+
+impl Forward for ForwardServer {
+    async fn run(self, _: Context, request: Request) -> Result<Outcome, Refusal> {
+        self.0.run(request).await
+    }
+    async fn begin(self, _: Context) -> Result<u64, Refusal> {
+        self.0.begin().await
+    }
+    async fn run_in(self, _: Context, session: u64, request: Request) -> Result<Outcome, Refusal> {
+        self.0.run_in(session, request).await
+    }
+    async fn commit(self, _: Context, session: u64) -> Result<Outcome, Refusal> {
+        self.0.commit(session).await
+    }
+    async fn rollback(self, _: Context, session: u64) -> Result<(), Refusal> {
+        self.0.rollback(session).await
+    }
+}
+
+/// Accepts RPC connections until the process ends. Each must pass the secret handshake first.
+pub async fn serve(listener: TcpListener, executor: Arc<Executor>, secret: Arc<Vec<u8>>) {
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!(error = %err, "RPC accept failed");
+                continue;
+            }
+        };
+        let executor = executor.clone();
+        let secret = secret.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            match tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, auth::server(&mut stream, &secret))
+                .await
+            {
+                Ok(Ok(true)) => {}
+                outcome => {
+                    tracing::warn!(%peer, ?outcome, "RPC peer failed authentication: connection closed, nothing executed");
+                    return;
+                }
+            }
+            let framed = LengthDelimitedCodec::builder()
+                .max_frame_length(MAX_FRAME_BYTES)
+                .new_framed(stream);
+            let transport = tarpc::serde_transport::new(framed, Bincode::default());
+            BaseChannel::with_defaults(transport)
+                .execute(ForwardServer(executor).serve())
+                .for_each(|call| async move {
+                    tokio::spawn(call);
+                })
+                .await;
+        });
+    }
+}
+
+/// Resolves `host:port` (a name such as `fly-local-6pn` is looked up) to one address.
+pub async fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
+    tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{addr} resolves to nothing"),
+        )
+    })
+}

@@ -1,0 +1,341 @@
+//! SQLite-level helpers of the cluster layer: asking SQLite whether a statement writes, and a
+//! scratch in-memory connection that turns storage-class values back into real sqlx rows, results
+//! and errors, so forwarded results decode exactly like local ones.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int};
+use std::ptr;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use libsqlite3_sys as ffi;
+use sea_orm::sea_query::Values;
+use sea_query_sqlx::SqlxValues;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteQueryResult, SqliteRow};
+use sqlx::{AssertSqlSafe, ConnectOptions, SqlitePool};
+
+use super::wire::{self, Rows, Value};
+
+/// Routes statements by what SQLite says of them (`sqlite3_stmt_readonly`), cached by SQL text.
+pub struct Classifier {
+    pool: SqlitePool,
+    cache: Mutex<HashMap<String, bool>>,
+}
+
+/// How many distinct SQL texts the classifier remembers before it starts over.
+const CLASSIFIER_CACHE_LIMIT: usize = 4096;
+
+impl Classifier {
+    pub fn new(pool: SqlitePool) -> Self {
+        Classifier {
+            pool,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(true)` if every statement in `sql` only reads, `Some(false)` if one writes, `None` if
+    /// the local database cannot prepare it (for example, its table has not replicated yet): the
+    /// caller then sends it to the primary, which gives the real answer.
+    pub async fn is_read_only(&self, sql: &str) -> Option<bool> {
+        if let Some(known) = self.cache.lock().unwrap().get(sql) {
+            return Some(*known);
+        }
+        let mut conn = self.pool.acquire().await.ok()?;
+        let read_only = {
+            let mut handle = conn.lock_handle().await.ok()?;
+            // SAFETY: the handle is locked for this scope; statements are finalized before it ends.
+            unsafe { all_read_only(handle.as_raw_handle().as_ptr(), sql) }?
+        };
+        let mut cache = self.cache.lock().unwrap();
+        if cache.len() >= CLASSIFIER_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(sql.to_owned(), read_only);
+        Some(read_only)
+    }
+}
+
+/// Prepares each statement of `sql` in turn and asks `sqlite3_stmt_readonly` about it.
+unsafe fn all_read_only(db: *mut ffi::sqlite3, sql: &str) -> Option<bool> {
+    let bytes = sql.as_bytes();
+    let start = bytes.as_ptr() as *const c_char;
+    let mut offset = 0usize;
+    while offset < bytes.len() {
+        let mut stmt: *mut ffi::sqlite3_stmt = ptr::null_mut();
+        let mut tail: *const c_char = ptr::null();
+        let remaining = (bytes.len() - offset) as c_int;
+        // SAFETY: `start + offset` stays within `bytes`, and `remaining` bounds the read.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v2(db, start.add(offset), remaining, &mut stmt, &mut tail)
+        };
+        if rc != ffi::SQLITE_OK {
+            unsafe { ffi::sqlite3_finalize(stmt) };
+            return None;
+        }
+        if stmt.is_null() {
+            break; // only whitespace or comments were left
+        }
+        let read_only = unsafe { ffi::sqlite3_stmt_readonly(stmt) } != 0;
+        unsafe { ffi::sqlite3_finalize(stmt) };
+        if !read_only {
+            return Some(false);
+        }
+        offset = (tail as usize) - (start as usize);
+    }
+    Some(true)
+}
+
+/// Rows kept in the scratch table that `exec_result` updates to produce a `changes` count.
+const COUNTER_ROWS: u64 = 1024;
+/// Parameters per scratch statement (SQLite allows 32766).
+const PARAMS_PER_STATEMENT: usize = 30_000;
+
+/// A private in-memory SQLite connection used to rebuild forwarded results as genuine sqlx values.
+pub struct Scratch {
+    conn: tokio::sync::Mutex<SqliteConnection>,
+}
+
+impl Scratch {
+    pub async fn open() -> Result<Self, sqlx::Error> {
+        let mut conn = SqliteConnectOptions::from_str("sqlite::memory:")?
+            .connect()
+            .await?;
+        {
+            let mut handle = conn.lock_handle().await?;
+            // SAFETY: registers a plain scalar function on a connection we own.
+            let rc = unsafe {
+                ffi::sqlite3_create_function_v2(
+                    handle.as_raw_handle().as_ptr(),
+                    c"blog_raise".as_ptr(),
+                    2,
+                    ffi::SQLITE_UTF8,
+                    ptr::null_mut(),
+                    Some(raise),
+                    None,
+                    None,
+                    None,
+                )
+            };
+            if rc != ffi::SQLITE_OK {
+                return Err(sqlx::Error::Protocol(format!(
+                    "cannot register blog_raise: code {rc}"
+                )));
+            }
+        }
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TABLE counter(x); CREATE TABLE rowid_setter(x);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {COUNTER_ROWS})
+             INSERT INTO counter SELECT i FROM n;"
+        )))
+        .execute(&mut conn)
+        .await?;
+        Ok(Scratch {
+            conn: tokio::sync::Mutex::new(conn),
+        })
+    }
+
+    /// Encodes SeaORM parameters exactly as sqlx would bind them locally, by binding them here and
+    /// reading back what SQLite stored.
+    pub async fn encode_params(&self, values: Option<&Values>) -> Result<Vec<Value>, sqlx::Error> {
+        let Some(values) = values.filter(|v| !v.0.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.conn.lock().await;
+        let mut out = Vec::with_capacity(values.0.len());
+        for chunk in values.0.chunks(PARAMS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT column1 FROM (VALUES {})",
+                vec!["(?)"; chunk.len()].join(",")
+            );
+            let rows = sqlx::query_with(AssertSqlSafe(sql), SqlxValues(Values(chunk.to_vec())))
+                .fetch_all(&mut *conn)
+                .await?;
+            for row in &rows {
+                out.extend(wire::row_values(row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds rows with the same column names and storage classes.
+    pub async fn rows(&self, rows: &Rows) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        if rows.rows.is_empty() || rows.columns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let width = rows.columns.len();
+        let select: Vec<String> = rows
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, name)| format!("column{} AS \"{}\"", i + 1, name.replace('"', "\"\"")))
+            .collect();
+        let placeholders = format!("({})", vec!["?"; width].join(","));
+        let per_chunk = (PARAMS_PER_STATEMENT / width).max(1);
+        let mut conn = self.conn.lock().await;
+        let mut out = Vec::with_capacity(rows.rows.len());
+        for chunk in rows.rows.chunks(per_chunk) {
+            let sql = format!(
+                "SELECT {} FROM (VALUES {})",
+                select.join(", "),
+                vec![placeholders.as_str(); chunk.len()].join(",")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for value in chunk.iter().flatten() {
+                query = match value.clone() {
+                    Value::Null => query.bind(None::<i64>),
+                    Value::Integer(i) => query.bind(i),
+                    Value::Real(f) => query.bind(f),
+                    Value::Text(s) => query.bind(s),
+                    Value::Blob(b) => query.bind(b),
+                };
+            }
+            out.extend(query.fetch_all(&mut *conn).await?);
+        }
+        Ok(out)
+    }
+
+    /// An `SqliteQueryResult` with exactly these `rows_affected` and `last_insert_rowid`, made by
+    /// statements whose `changes()` and `last_insert_rowid()` are those numbers.
+    pub async fn exec_result(
+        &self,
+        rows_affected: u64,
+        last_insert_rowid: i64,
+    ) -> Result<SqliteQueryResult, sqlx::Error> {
+        let mut conn = self.conn.lock().await;
+        sqlx::query("INSERT OR REPLACE INTO rowid_setter(rowid) VALUES (?)")
+            .bind(last_insert_rowid)
+            .execute(&mut *conn)
+            .await?;
+        // UPDATEs leave last_insert_rowid alone and count their rows in changes().
+        let mut result = sqlx::query("UPDATE counter SET x = x WHERE rowid <= ?")
+            .bind((rows_affected % COUNTER_ROWS) as i64)
+            .execute(&mut *conn)
+            .await?;
+        for _ in 0..rows_affected / COUNTER_ROWS {
+            let all = sqlx::query("UPDATE counter SET x = x")
+                .execute(&mut *conn)
+                .await?;
+            result.extend([all]);
+        }
+        Ok(result)
+    }
+
+    /// A genuine `sqlx::Error::Database` carrying SQLite's extended `code` and `message`.
+    pub async fn error(&self, code: i32, message: &str) -> sqlx::Error {
+        let mut conn = self.conn.lock().await;
+        match sqlx::query("SELECT blog_raise(?, ?)")
+            .bind(code)
+            .bind(message)
+            .fetch_all(&mut *conn)
+            .await
+        {
+            Err(err) => err,
+            Ok(_) => sqlx::Error::Protocol(format!("(code: {code}) {message}")),
+        }
+    }
+}
+
+/// `blog_raise(code, message)`: fails with the given extended result code and message.
+unsafe extern "C" fn raise(
+    ctx: *mut ffi::sqlite3_context,
+    _argc: c_int,
+    argv: *mut *mut ffi::sqlite3_value,
+) {
+    // SAFETY: SQLite passes exactly two arguments, as registered.
+    unsafe {
+        let code = ffi::sqlite3_value_int(*argv);
+        let text = ffi::sqlite3_value_text(*argv.add(1));
+        let message = if text.is_null() {
+            c"".as_ptr()
+        } else {
+            text as *const c_char
+        };
+        ffi::sqlite3_result_error(ctx, message, -1);
+        // Must come after sqlite3_result_error, which resets the code to SQLITE_ERROR.
+        ffi::sqlite3_result_error_code(ctx, code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+
+    #[tokio::test]
+    async fn exec_results_are_exact() {
+        let scratch = Scratch::open().await.unwrap();
+        for (changes, rowid) in [(1, 42), (0, 7), (5, 123_456_789_012), (2500, 3), (0, 0)] {
+            let r = scratch.exec_result(changes, rowid).await.unwrap();
+            assert_eq!((r.rows_affected(), r.last_insert_rowid()), (changes, rowid));
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_keep_code_and_message() {
+        let scratch = Scratch::open().await.unwrap();
+        let err = scratch
+            .error(2067, "UNIQUE constraint failed: tags.label")
+            .await;
+        let sqlx::Error::Database(db) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(db.code().as_deref(), Some("2067"));
+        assert_eq!(db.message(), "UNIQUE constraint failed: tags.label");
+        assert!(db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some());
+    }
+
+    #[tokio::test]
+    async fn rows_keep_names_and_storage_classes() {
+        let scratch = Scratch::open().await.unwrap();
+        let rows = Rows {
+            columns: vec![
+                "id".into(),
+                "say \"hi\"".into(),
+                "n".into(),
+                "b".into(),
+                "f".into(),
+            ],
+            rows: vec![
+                vec![
+                    Value::Integer(i64::MAX),
+                    Value::Text("x".into()),
+                    Value::Null,
+                    Value::Blob(vec![0, 1]),
+                    Value::Real(1.5),
+                ],
+                vec![
+                    Value::Integer(-1),
+                    Value::Text("".into()),
+                    Value::Integer(3),
+                    Value::Blob(vec![]),
+                    Value::Real(-0.25),
+                ],
+            ],
+        };
+        let rebuilt = scratch.rows(&rows).await.unwrap();
+        assert_eq!(wire::rows_from_sqlx(&rebuilt).unwrap(), rows);
+        assert_eq!(rebuilt[0].try_get::<i64, _>("id").unwrap(), i64::MAX);
+    }
+
+    #[tokio::test]
+    async fn classifier_asks_sqlite() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t(x)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let c = Classifier::new(pool);
+        assert_eq!(c.is_read_only("SELECT * FROM t").await, Some(true));
+        assert_eq!(
+            c.is_read_only("INSERT INTO t VALUES (1) RETURNING x").await,
+            Some(false)
+        );
+        assert_eq!(
+            c.is_read_only("WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a")
+                .await,
+            Some(false)
+        );
+        assert_eq!(c.is_read_only("SELECT 1; DELETE FROM t").await, Some(false));
+        assert_eq!(c.is_read_only("SELECT * FROM missing").await, None);
+    }
+}

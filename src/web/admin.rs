@@ -1,0 +1,421 @@
+//! The admin area: login, dashboard, the post form and tag management. Forms use
+//! post-redirect-get with a flash message, keep what was typed when it is rejected, and carry a
+//! CSRF token.
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::cookie::SignedCookieJar;
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::{self, PageAdmin};
+use super::error::{Error, PageError};
+use super::pages::PageQuery;
+use super::views::{AdminTagsPage, DashboardPage, LoginPage, Pager, PostCard, PostFormPage};
+use crate::blog::input::{PostDraft, PostInput, TagLabel, split_tag_list};
+use crate::blog::posts::{self, Visibility};
+use crate::blog::{BlogError, FieldErrors, tags};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/login", get(login_form).post(login))
+        .route("/admin/logout", post(logout))
+        .route("/admin", get(dashboard))
+        .route("/admin/posts/new", get(new_post))
+        .route("/admin/posts", post(create_post))
+        .route("/admin/posts/{slug}/edit", get(edit_post))
+        .route("/admin/posts/{slug}", post(update_post))
+        .route("/admin/posts/{slug}/delete", post(delete_post))
+        .route("/admin/tags", get(tag_admin).post(create_tag))
+        .route("/admin/tags/{id}", post(rename_tag))
+        .route("/admin/tags/{id}/delete", post(delete_tag))
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// Only local paths, so the login form cannot be used to redirect elsewhere.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") => n.to_owned(),
+        _ => "/admin".to_owned(),
+    }
+}
+
+async fn login_form(
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Query(q): Query<NextQuery>,
+) -> impl IntoResponse {
+    let (jar, chrome) = state.chrome(jar, "Log in");
+    (
+        jar,
+        LoginPage {
+            chrome,
+            next: safe_next(q.next.as_deref()),
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    auth::check_csrf(&jar, &form.csrf)?;
+    let next = safe_next(form.next.as_deref());
+    if state.credentials.verify(&form.password).await {
+        let jar = auth::flash(auth::login(jar), "Welcome back.");
+        return Ok((jar, Redirect::to(&next)).into_response());
+    }
+    let (jar, chrome) = state.chrome(jar, "Log in");
+    let view = LoginPage {
+        chrome,
+        next,
+        error: Some("That password is not right.".into()),
+    };
+    Ok((StatusCode::UNAUTHORIZED, jar, view).into_response())
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(jar: SignedCookieJar, Form(form): Form<CsrfForm>) -> Result<Response, PageError> {
+    auth::check_csrf(&jar, &form.csrf)?;
+    let jar = auth::flash(auth::logout(jar), "You are logged out.");
+    Ok((jar, Redirect::to("/")).into_response())
+}
+
+async fn dashboard(
+    _: PageAdmin,
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Query(q): Query<PageQuery>,
+) -> Result<impl IntoResponse, PageError> {
+    let page = posts::list(&state.db, Visibility::All, None, q.page, 20).await?;
+    let drafts = posts::count_drafts(&state.db).await?;
+    let tag_count = tags::list_with_counts(&state.db).await?.len();
+    let (jar, chrome) = state.chrome(jar, "Dashboard");
+    let view = DashboardPage {
+        chrome,
+        posts: page.items.iter().map(PostCard::new).collect(),
+        pager: Pager::new("/admin", &page),
+        drafts,
+        tag_count,
+    };
+    Ok((jar, view))
+}
+
+/// The post form as submitted: tags as one comma-separated field, the checkbox absent when off.
+#[derive(Deserialize, Default)]
+struct PostForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    slug: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    tags: String,
+    published: Option<String>,
+}
+
+impl PostForm {
+    fn draft(&self) -> PostDraft {
+        PostDraft {
+            title: self.title.clone(),
+            slug: Some(self.slug.clone()),
+            body: self.body.clone(),
+            tags: split_tag_list(&self.tags),
+            published: self.published.is_some(),
+        }
+    }
+}
+
+fn post_form(
+    state: &AppState,
+    jar: SignedCookieJar,
+    editing: Option<&str>,
+    form: &PostForm,
+    errors: FieldErrors,
+) -> (SignedCookieJar, PostFormPage) {
+    let (jar, chrome) = state.chrome(
+        jar,
+        if editing.is_some() {
+            "Edit post"
+        } else {
+            "New post"
+        },
+    );
+    let view = PostFormPage {
+        chrome,
+        action: editing.map_or("/admin/posts".to_owned(), |slug| {
+            format!("/admin/posts/{slug}")
+        }),
+        editing: editing.is_some(),
+        title: form.title.clone(),
+        slug: form.slug.clone(),
+        body: form.body.clone(),
+        tags: form.tags.clone(),
+        published: form.published.is_some(),
+        errors,
+    };
+    (jar, view)
+}
+
+async fn new_post(
+    _: PageAdmin,
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+) -> impl IntoResponse {
+    post_form(&state, jar, None, &PostForm::default(), FieldErrors::new())
+}
+
+async fn edit_post(
+    _: PageAdmin,
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Path(slug): Path<String>,
+) -> Result<impl IntoResponse, PageError> {
+    let existing = posts::find_by_slug(&state.db, &slug, Visibility::All).await?;
+    let form = PostForm {
+        title: existing.post.title.clone(),
+        slug: existing.post.slug.clone(),
+        body: existing.post.body.clone(),
+        tags: existing.tags.join(", "),
+        published: existing.post.published.then(|| "on".into()),
+        ..Default::default()
+    };
+    Ok(post_form(
+        &state,
+        jar,
+        Some(&slug),
+        &form,
+        FieldErrors::new(),
+    ))
+}
+
+/// Re-renders the form with what the user typed and what is wrong, or passes the error on.
+fn rejected_form(
+    state: &AppState,
+    jar: SignedCookieJar,
+    editing: Option<&str>,
+    form: &PostForm,
+    err: BlogError,
+) -> Result<Response, PageError> {
+    let errors = match err {
+        BlogError::Validation(errors) => errors,
+        BlogError::Conflict(msg) => FieldErrors::from([("slug", msg)]),
+        other => match Error::from(other) {
+            Error::Unavailable(msg) => FieldErrors::from([(
+                "form",
+                format!("{msg}. Nothing was saved; try again shortly."),
+            )]),
+            other => return Err(PageError(other)),
+        },
+    };
+    let status = if errors.contains_key("form") {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let (jar, view) = post_form(state, jar, editing, form, errors);
+    Ok((status, jar, view).into_response())
+}
+
+async fn create_post(
+    _: PageAdmin,
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Form(form): Form<PostForm>,
+) -> Result<Response, PageError> {
+    auth::check_csrf(&jar, &form.csrf)?;
+    let created = match PostInput::parse(&form.draft()) {
+        Ok(input) => posts::create(&state.db, &input).await,
+        Err(err) => Err(err),
+    };
+    match created {
+        Ok(post) => {
+            let jar = auth::flash(jar, &format!("Created \"{}\".", post.post.title));
+            Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
+        }
+        Err(err) => rejected_form(&state, jar, None, &form, err),
+    }
+}
+
+async fn update_post(
+    _: PageAdmin,
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Path(slug): Path<String>,
+    Form(form): Form<PostForm>,
+) -> Result<Response, PageError> {
+    auth::check_csrf(&jar, &form.csrf)?;
+    let updated = match PostInput::parse(&form.draft()) {
+        Ok(input) => posts::update(&state.db, &slug, &input).await,
+        Err(err) => Err(err),
+    };
+    match updated {
+        Ok(post) => {
+            let jar = auth::flash(jar, &format!("Saved \"{}\".", post.post.title));
+            Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
+        }
+        Err(err) => rejected_form(&state, jar, Some(&slug), &form, err),
+    }
+}
+
+async fn delete_post(
+    _: PageAdmin,
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Path(slug): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    auth::check_csrf(&jar, &form.csrf)?;
+    posts::delete(&state.db, &slug).await?;
+    Ok((auth::flash(jar, "Post deleted."), Redirect::to("/admin")).into_response())
+}
+
+async fn tag_admin(
+    _: PageAdmin,
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+) -> Result<impl IntoResponse, PageError> {
+    tag_page(&state, jar, String::new(), None).await
+}
+
+async fn tag_page(
+    state: &AppState,
+    jar: SignedCookieJar,
+    new_label: String,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let tags = tags::list_with_counts(&state.db).await?;
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let (jar, chrome) = state.chrome(jar, "Manage tags");
+    Ok((
+        status,
+        jar,
+        AdminTagsPage {
+            chrome,
+            tags,
+            new_label,
+            error,
+        },
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct TagForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    label: String,
+}
+
+/// A rejected tag form: the message next to the field, or the error page for anything else.
+async fn rejected_tag(
+    state: &AppState,
+    jar: SignedCookieJar,
+    label: String,
+    err: BlogError,
+) -> Result<Response, PageError> {
+    let message = match err {
+        BlogError::Validation(fields) => fields.into_values().next().unwrap_or_default(),
+        BlogError::Conflict(msg) => msg,
+        other => match Error::from(other) {
+            Error::Unavailable(msg) => format!("{msg}. Nothing was saved; try again shortly."),
+            other => return Err(PageError(other)),
+        },
+    };
+    tag_page(state, jar, label, Some(message)).await
+}
+
+fn parse_label(raw: &str) -> Result<TagLabel, BlogError> {
+    TagLabel::parse(raw).map_err(|e| BlogError::field("label", e))
+}
+
+async fn create_tag(
+    _: PageAdmin,
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Form(form): Form<TagForm>,
+) -> Result<Response, PageError> {
+    auth::check_csrf(&jar, &form.csrf)?;
+    let created = match parse_label(&form.label) {
+        Ok(label) => tags::create(&state.db, &label).await,
+        Err(err) => Err(err),
+    };
+    match created {
+        Ok(tag) => Ok((
+            auth::flash(jar, &format!("Created tag \"{}\".", tag.label)),
+            Redirect::to("/admin/tags"),
+        )
+            .into_response()),
+        Err(err) => rejected_tag(&state, jar, form.label, err).await,
+    }
+}
+
+async fn rename_tag(
+    _: PageAdmin,
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Path(id): Path<i32>,
+    Form(form): Form<TagForm>,
+) -> Result<Response, PageError> {
+    auth::check_csrf(&jar, &form.csrf)?;
+    let renamed = match parse_label(&form.label) {
+        Ok(label) => tags::rename(&state.db, id, &label).await,
+        Err(err) => Err(err),
+    };
+    match renamed {
+        Ok(tag) => Ok((
+            auth::flash(jar, &format!("Renamed to \"{}\".", tag.label)),
+            Redirect::to("/admin/tags"),
+        )
+            .into_response()),
+        Err(err) => rejected_tag(&state, jar, String::new(), err).await,
+    }
+}
+
+async fn delete_tag(
+    _: PageAdmin,
+    State(state): State<AppState>,
+    jar: SignedCookieJar,
+    Path(id): Path<i32>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    auth::check_csrf(&jar, &form.csrf)?;
+    let tag = tags::find_by_id(&state.db, id).await?;
+    tags::delete(&state.db, id).await?;
+    Ok((
+        auth::flash(jar, &format!("Deleted tag \"{}\".", tag.label)),
+        Redirect::to("/admin/tags"),
+    )
+        .into_response())
+}

@@ -1,0 +1,197 @@
+//! The JSON API under `/api`. Reads are public; writes need the admin by HTTP Basic auth.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::auth::ApiAdmin;
+use super::error::{Error, Result};
+use crate::blog::input::{PostDraft, PostInput, TagLabel};
+use crate::blog::posts::{self, PostWithTags, Visibility};
+use crate::blog::tags::{self, TagWithCount};
+use crate::blog::{BlogError, Page};
+use crate::entity::tag;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tags", get(list_tags).post(create_tag))
+        .route(
+            "/tags/{id}",
+            axum::routing::patch(rename_tag).delete(delete_tag),
+        )
+        .route("/posts", get(list_posts).post(create_post))
+        .route(
+            "/posts/{slug}",
+            get(show_post).patch(update_post).delete(delete_post),
+        )
+}
+
+/// `Json<T>` whose rejections are this API's JSON errors (400, 413, 415, 422).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => {
+                let status = match &rejection {
+                    JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    other => other.status(),
+                };
+                let message = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => format!(
+                        "the request body is larger than {} bytes",
+                        super::BODY_LIMIT
+                    ),
+                    _ => rejection.body_text(),
+                };
+                Err(Error::Request(status, message))
+            }
+        }
+    }
+}
+
+async fn list_tags(State(state): State<AppState>) -> Result<Json<Vec<TagWithCount>>> {
+    Ok(Json(tags::list_with_counts(&state.db).await?))
+}
+
+#[derive(Deserialize)]
+struct TagBody {
+    label: String,
+}
+
+fn label(raw: &str) -> Result<TagLabel> {
+    TagLabel::parse(raw).map_err(|e| BlogError::field("label", e).into())
+}
+
+async fn create_tag(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<TagBody>,
+) -> Result<impl IntoResponse> {
+    let tag: tag::Model = tags::create(&state.db, &label(&body.label)?).await?;
+    Ok((StatusCode::CREATED, Json(tag)))
+}
+
+async fn rename_tag(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<i32>,
+    ApiJson(body): ApiJson<TagBody>,
+) -> Result<Json<tag::Model>> {
+    Ok(Json(
+        tags::rename(&state.db, id, &label(&body.label)?).await?,
+    ))
+}
+
+async fn delete_tag(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(id): Path<i32>,
+) -> Result<StatusCode> {
+    tags::delete(&state.db, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default = "one")]
+    page: u64,
+    #[serde(default = "per_page")]
+    per_page: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+fn per_page() -> u64 {
+    posts::PER_PAGE
+}
+
+/// Published posts, newest first; the admin (with Basic auth) also sees drafts.
+async fn list_posts(
+    State(state): State<AppState>,
+    admin: Option<ApiAdmin>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<PostWithTags>>> {
+    let visibility = if admin.is_some() {
+        Visibility::All
+    } else {
+        Visibility::PublishedOnly
+    };
+    Ok(Json(
+        posts::list(&state.db, visibility, None, q.page, q.per_page).await?,
+    ))
+}
+
+async fn show_post(
+    State(state): State<AppState>,
+    admin: Option<ApiAdmin>,
+    Path(slug): Path<String>,
+) -> Result<Json<PostWithTags>> {
+    let visibility = if admin.is_some() {
+        Visibility::All
+    } else {
+        Visibility::PublishedOnly
+    };
+    Ok(Json(
+        posts::find_by_slug(&state.db, &slug, visibility).await?,
+    ))
+}
+
+async fn create_post(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    ApiJson(draft): ApiJson<PostDraft>,
+) -> Result<impl IntoResponse> {
+    let input = PostInput::parse(&draft)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(posts::create(&state.db, &input).await?),
+    ))
+}
+
+/// Fields left out keep their current values.
+#[derive(Deserialize)]
+struct PostPatch {
+    title: Option<String>,
+    slug: Option<String>,
+    body: Option<String>,
+    tags: Option<Vec<String>>,
+    published: Option<bool>,
+}
+
+async fn update_post(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ApiJson(patch): ApiJson<PostPatch>,
+) -> Result<Json<PostWithTags>> {
+    let current = posts::find_by_slug(&state.db, &slug, Visibility::All).await?;
+    let draft = PostDraft {
+        title: patch.title.unwrap_or(current.post.title),
+        slug: Some(patch.slug.unwrap_or(current.post.slug)),
+        body: patch.body.unwrap_or(current.post.body),
+        tags: patch.tags.unwrap_or(current.tags),
+        published: patch.published.unwrap_or(current.post.published),
+    };
+    let input = PostInput::parse(&draft)?;
+    Ok(Json(posts::update(&state.db, &slug, &input).await?))
+}
+
+async fn delete_post(
+    _: ApiAdmin,
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<StatusCode> {
+    posts::delete(&state.db, &slug).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
