@@ -1,0 +1,325 @@
+//! The scenario that started the project, end to end on real LiteFS: a write on a replica is
+//! forwarded, answered with the primary's result, and never attempted locally.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use sea_orm::{ActiveModelTrait, Set};
+use sqlx::Row;
+
+use crate::harness::{ADMIN_PASSWORD, Cluster, FORWARD_TIMEOUT_MS, SECRET};
+use crate::{counter, create_tag, http, open_db};
+use blog::cluster::{ClusterConnection, ClusterOptions};
+use blog::entity::tag;
+
+/// Opens a SeaORM connection on node `k` inside the test process, as another app would.
+pub async fn connect(cluster: &Cluster, k: usize) -> ClusterConnection {
+    let node = cluster.node(k);
+    let options = ClusterOptions {
+        litefs_dir: Some(node.mnt()),
+        litefs_api: node.litefs_api(),
+        rpc_listen: format!("{}:0", node.ip),
+        primary_rpc: "{primary}:7070".into(),
+        secret: Some(SECRET.into()),
+        forward_timeout: Duration::from_millis(FORWARD_TIMEOUT_MS),
+        ..ClusterOptions::standalone(node.db_path())
+    };
+    blog::cluster::start(&options)
+        .await
+        .expect("joins the cluster")
+        .db
+}
+
+/// Lines of a node's app log that show a write attempted locally and refused.
+fn local_write_failures(cluster: &Cluster, k: usize) -> Vec<String> {
+    std::fs::read_to_string(cluster.node(k).app_log())
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            ["disk I/O error", "readonly", "constraint failed"]
+                .iter()
+                .any(|s| l.contains(s))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Counts rows with this label in the primary's own database.
+async fn rows_on_primary(cluster: &Cluster, label: &str) -> i64 {
+    sqlx::query("SELECT count(*) FROM tags WHERE label = ?")
+        .bind(label)
+        .fetch_one(&mut open_db(cluster.node(cluster.primary)).await)
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn tag_labels(client: &reqwest::Client, base: &str) -> Vec<String> {
+    let tags: Vec<serde_json::Value> = client
+        .get(format!("{base}/api/tags"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tags.iter()
+        .map(|t| t["label"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The hidden CSRF field of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("the page has a form")
+        + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_write_on_a_replica_is_forwarded_and_never_attempted_locally() {
+    let cluster = Cluster::start(3).await;
+    let client = http();
+    let (replica, other) = (cluster.url(2), cluster.url(3));
+
+    // 1. Through the API: the primary's id comes back, and this replica lists the tag at once.
+    let (status, body) = create_tag(&client, &replica, "test").await;
+    assert_eq!(status, 201, "{body}");
+    let api_id = body["id"].as_i64().unwrap();
+    assert!(
+        tag_labels(&client, &replica)
+            .await
+            .contains(&"test".to_owned()),
+        "read your own write on the replica"
+    );
+
+    // 2. Through the page form (login, CSRF, post-redirect-get).
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = browser
+        .get(format!("{replica}/admin/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let page = browser
+        .post(format!("{replica}/admin/login"))
+        .form(&[
+            ("csrf", csrf_of(&login).as_str()),
+            ("password", ADMIN_PASSWORD),
+            ("next", "/admin/tags"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.url().path(), "/admin/tags");
+    let form = page.text().await.unwrap();
+    let done = browser
+        .post(format!("{replica}/admin/tags"))
+        .form(&[("csrf", csrf_of(&form).as_str()), ("label", "test-form")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let html = done.text().await.unwrap();
+    let flash = html
+        .split("class=\"flash\"")
+        .nth(1)
+        .expect("a flash message");
+    assert!(
+        flash.split("</p>").next().unwrap().contains("test-form"),
+        "{html}"
+    );
+
+    // 3. Through SeaORM's ActiveModel::insert on a replica connection.
+    let db = connect(&cluster, 2).await;
+    assert_eq!(db.role().as_str(), "replica");
+    let model = tag::ActiveModel {
+        label: Set("test-orm".into()),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .expect("the insert is forwarded");
+
+    // Each got the id the primary assigned, and the primary holds exactly one row of each.
+    let mut primary = open_db(cluster.node(1)).await;
+    for (label, id) in [
+        ("test", Some(api_id)),
+        ("test-form", None),
+        ("test-orm", Some(model.id as i64)),
+    ] {
+        let rows: Vec<i64> = sqlx::query("SELECT id FROM tags WHERE label = ?")
+            .bind(label)
+            .fetch_all(&mut primary)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(rows.len(), 1, "{label} exists exactly once on the primary");
+        if let Some(id) = id {
+            assert_eq!(rows[0], id, "{label}: the id returned is the primary's");
+        }
+    }
+
+    // The same label again, from the other replica: the same 409 as on the primary.
+    let (status, from_other) = create_tag(&client, &other, "test").await;
+    let (primary_status, from_primary) = create_tag(&client, &cluster.url(1), "test").await;
+    assert_eq!((status, primary_status), (409, 409));
+    assert_eq!(from_other, from_primary);
+
+    // Nothing was attempted locally: no refusals in the logs, the backstop never hit.
+    for k in cluster.replicas() {
+        assert_eq!(
+            local_write_failures(&cluster, k),
+            Vec::<String>::new(),
+            "node {k}'s log"
+        );
+        assert_eq!(
+            counter(&cluster.url(k), "blog_replica_local_write_attempts_total").await,
+            0.0
+        );
+    }
+    assert!(counter(&replica, "blog_forwarded_writes_total").await >= 2.0);
+}
+
+#[tokio::test]
+async fn every_node_writing_at_once_loses_nothing() {
+    let cluster = Cluster::start(3).await;
+    let client = http();
+    const PER_NODE: usize = 200;
+    let writers = (1..=3).map(|k| {
+        let (client, base) = (client.clone(), cluster.url(k));
+        async move {
+            futures::stream::iter(0..PER_NODE)
+                .map(|i| {
+                    let (client, base) = (client.clone(), base.clone());
+                    async move { create_tag(&client, &base, &format!("n{k}-{i}")).await.0 }
+                })
+                .buffer_unordered(8)
+                .collect::<Vec<u16>>()
+                .await
+        }
+    });
+    let statuses: Vec<u16> = futures::future::join_all(writers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(statuses.len(), 3 * PER_NODE);
+    assert!(
+        statuses.iter().all(|s| *s == 201),
+        "non-201 answers: {:?}",
+        statuses.iter().filter(|s| **s != 201).collect::<Vec<_>>()
+    );
+
+    let labels: Vec<String> = sqlx::query("SELECT label FROM tags")
+        .fetch_all(&mut open_db(cluster.node(1)).await)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut expected: Vec<String> = (1..=3)
+        .flat_map(|k| (0..PER_NODE).map(move |i| format!("n{k}-{i}")))
+        .collect();
+    let mut got = labels.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "every tag present exactly once");
+    for k in cluster.replicas() {
+        assert_eq!(
+            counter(&cluster.url(k), "blog_replica_local_write_attempts_total").await,
+            0.0
+        );
+        assert_eq!(local_write_failures(&cluster, k), Vec::<String>::new());
+    }
+}
+
+#[tokio::test]
+async fn a_post_with_tags_created_on_a_replica_shows_with_its_tags() {
+    let cluster = Cluster::start(2).await;
+    let client = http();
+    let replica = cluster.url(2);
+    let response = client
+        .post(format!("{replica}/api/posts"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&serde_json::json!({"title": "Forwarded post", "body": "Written on a *replica*.", "tags": ["rust", "litefs"], "published": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(created["tags"], serde_json::json!(["litefs", "rust"]));
+    let shown: serde_json::Value = client
+        .get(format!("{replica}/api/posts/forwarded-post"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["tags"], serde_json::json!(["litefs", "rust"]));
+    let page = client
+        .get(format!("{replica}/tags/litefs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Forwarded post"));
+    assert_eq!(
+        counter(&replica, "blog_remote_transactions_total").await,
+        1.0
+    );
+    assert_eq!(
+        counter(&replica, "blog_replica_local_write_attempts_total").await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn a_dead_primary_is_a_503_and_reads_keep_working() {
+    let mut cluster = Cluster::start(2).await;
+    let client = http();
+    let replica = cluster.url(2);
+    assert_eq!(create_tag(&client, &replica, "before").await.0, 201);
+
+    cluster.stop_app(1);
+    let started = Instant::now();
+    let (status, body) = create_tag(&client, &replica, "while-down").await;
+    let took = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("unreachable") || message.contains("did not answer"),
+        "{message}"
+    );
+    assert!(
+        took < Duration::from_millis(FORWARD_TIMEOUT_MS + 1000),
+        "answered in {took:?}"
+    );
+    // Reads keep working on the replica.
+    assert_eq!(tag_labels(&client, &replica).await, ["before"]);
+    let home = client.get(format!("{replica}/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+
+    cluster.start_app(1).await;
+    let (status, body) = create_tag(&client, &replica, "after").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(rows_on_primary(&cluster, "while-down").await, 0);
+    assert_eq!(rows_on_primary(&cluster, "after").await, 1);
+    assert_eq!(
+        counter(&replica, "blog_replica_local_write_attempts_total").await,
+        0.0
+    );
+    assert_eq!(local_write_failures(&cluster, 2), Vec::<String>::new());
+}

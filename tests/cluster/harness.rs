@@ -1,0 +1,366 @@
+//! A real LiteFS cluster on one machine, for tests.
+//!
+//! Node K lives on loopback address 127.0.0.(10+K): its own LiteFS (FUSE mount, data dir, HTTP API
+//! on :20202, static lease) and `blog serve` on :8080 with its RPC on :7070. Node 1 is primary
+//! unless told otherwise; every node's lease hostname is the primary's address, so a replica's
+//! `.primary` reads e.g. `127.0.0.11`. Readiness is waited on (LiteFS `/info`, `.primary`, the
+//! app's `/readyz`), never slept for. Dropping the cluster, also while a test panics, kills every
+//! process and unmounts every FUSE mount. Tests that use it take a process-wide lock, so they run
+//! one after another in one `cargo test`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_PASSWORD: &str = "cluster-test-password";
+pub const SECRET: &str = "cluster-test-secret";
+/// Forward deadline given to every app, short so that "primary down" tests answer quickly.
+pub const FORWARD_TIMEOUT_MS: u64 = 2000;
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The LiteFS binary, installed by `scripts/install-test-deps` (the README's test command).
+fn litefs_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("LITEFS_BIN") {
+        return bin.into();
+    }
+    let out = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/install-test-deps"
+    ))
+    .stderr(Stdio::inherit())
+    .output()
+    .expect("scripts/install-test-deps runs");
+    assert!(
+        out.status.success(),
+        "scripts/install-test-deps failed: LiteFS is needed for the cluster tests"
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .expect("it prints the litefs path")
+        .trim()
+        .into()
+}
+
+pub struct Node {
+    pub k: usize,
+    pub ip: String,
+    pub dir: PathBuf,
+    litefs: Option<Child>,
+    app: Option<Child>,
+}
+
+impl Node {
+    pub fn mnt(&self) -> PathBuf {
+        self.dir.join("mnt")
+    }
+    pub fn db_path(&self) -> PathBuf {
+        self.mnt().join("blog.db")
+    }
+    pub fn url(&self) -> String {
+        format!("http://{}:8080", self.ip)
+    }
+    pub fn litefs_api(&self) -> String {
+        format!("http://{}:20202", self.ip)
+    }
+    pub fn app_log(&self) -> PathBuf {
+        self.dir.join("app.log")
+    }
+    /// LiteFS position (TXID) of the node's database, 0 before it exists.
+    pub fn txid(&self) -> u64 {
+        std::fs::read_to_string(self.mnt().join("blog.db-pos"))
+            .ok()
+            .and_then(|s| u64::from_str_radix(s.split('/').next()?.trim(), 16).ok())
+            .unwrap_or(0)
+    }
+    pub fn primary_file(&self) -> Option<String> {
+        std::fs::read_to_string(self.mnt().join(".primary")).ok()
+    }
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    /// 1-based index of the primary.
+    pub primary: usize,
+    root: PathBuf,
+    litefs: PathBuf,
+    _serial: MutexGuard<'static, ()>,
+}
+
+pub fn ip(k: usize) -> String {
+    format!("127.0.0.{}", 10 + k)
+}
+
+impl Cluster {
+    /// Starts `n` nodes with node 1 primary, each running LiteFS and the blog, and waits until all
+    /// are ready.
+    pub async fn start(n: usize) -> Cluster {
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let root = std::env::temp_dir().join(format!("blog-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let nodes = (1..=n)
+            .map(|k| {
+                let dir = root.join(format!("node{k}"));
+                std::fs::create_dir_all(dir.join("mnt")).unwrap();
+                std::fs::create_dir_all(dir.join("data")).unwrap();
+                Node {
+                    k,
+                    ip: ip(k),
+                    dir,
+                    litefs: None,
+                    app: None,
+                }
+            })
+            .collect();
+        let mut cluster = Cluster {
+            nodes,
+            primary: 1,
+            root,
+            litefs: litefs_bin(),
+            _serial: serial,
+        };
+        cluster.start_all().await;
+        cluster
+    }
+
+    pub fn node(&self, k: usize) -> &Node {
+        &self.nodes[k - 1]
+    }
+
+    pub fn url(&self, k: usize) -> String {
+        self.node(k).url()
+    }
+
+    /// The replicas' indexes.
+    pub fn replicas(&self) -> Vec<usize> {
+        (1..=self.nodes.len())
+            .filter(|k| *k != self.primary)
+            .collect()
+    }
+
+    async fn start_all(&mut self) {
+        let order: Vec<usize> = std::iter::once(self.primary)
+            .chain(self.replicas())
+            .collect();
+        for &k in &order {
+            self.start_litefs(k).await;
+        }
+        for &k in &order {
+            self.start_app(k).await;
+        }
+    }
+
+    fn write_litefs_config(&self, k: usize) -> PathBuf {
+        let node = self.node(k);
+        let primary_ip = ip(self.primary);
+        let config = format!(
+            "data:\n  dir: \"{data}\"\nfuse:\n  dir: \"{mnt}\"\nhttp:\n  addr: \"{ip}:20202\"\nlease:\n  type: \"static\"\n  hostname: \"{primary_ip}\"\n  advertise-url: \"http://{primary_ip}:20202\"\n  candidate: {candidate}\n",
+            data = node.dir.join("data").display(),
+            mnt = node.mnt().display(),
+            ip = node.ip,
+            candidate = k == self.primary,
+        );
+        let path = node.dir.join("litefs.yml");
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+
+    /// Starts node `k`'s LiteFS and waits until it is primary or connected to the primary.
+    pub async fn start_litefs(&mut self, k: usize) {
+        let config = self.write_litefs_config(k);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.node(k).dir.join("litefs.log"))
+            .unwrap();
+        let child = Command::new(&self.litefs)
+            .args(["mount", "-config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("litefs starts");
+        self.nodes[k - 1].litefs = Some(child);
+        let is_primary = k == self.primary;
+        let node = self.node(k);
+        let api = node.litefs_api();
+        wait_until(&format!("node {k} LiteFS ready"), || async {
+            let info = reqwest::get(format!("{api}/info"))
+                .await
+                .ok()?
+                .json::<serde_json::Value>()
+                .await
+                .ok()?;
+            let ready = if is_primary {
+                info["isPrimary"] == true
+            } else {
+                node.primary_file().is_some()
+            };
+            ready.then_some(())
+        })
+        .await;
+    }
+
+    /// Stops node `k`'s LiteFS gracefully (it unmounts), killing it if it does not stop.
+    pub fn stop_litefs(&mut self, k: usize) {
+        if let Some(child) = self.nodes[k - 1].litefs.take() {
+            terminate(child);
+        }
+        unmount(&self.node(k).mnt());
+    }
+
+    /// Starts node `k`'s app and waits for its `/readyz`.
+    pub async fn start_app(&mut self, k: usize) {
+        let node = self.node(k);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.app_log())
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_blog"))
+            .arg("serve")
+            .args(["--listen", &format!("{}:8080", node.ip)])
+            .arg("--database")
+            .arg(node.db_path())
+            .arg("--litefs-dir")
+            .arg(node.mnt())
+            .args(["--litefs-api", &node.litefs_api()])
+            .args(["--rpc-listen", &format!("{}:7070", node.ip)])
+            .args(["--primary-rpc", "{primary}:7070"])
+            .args(["--node-name", &format!("node{k}")])
+            .env("BLOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("BLOG_CLUSTER_SECRET", SECRET)
+            .env("BLOG_FORWARD_TIMEOUT_MS", FORWARD_TIMEOUT_MS.to_string())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("blog starts");
+        self.nodes[k - 1].app = Some(child);
+        let url = format!("{}/readyz", self.url(k));
+        let log = self.node(k).app_log();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            tick.tick().await;
+            if reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            if let Some(status) = self.nodes[k - 1].app.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "node {k}'s app exited ({status}) before it was ready: see {}",
+                    log.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {k}'s app was not ready within {READY_TIMEOUT:?}"
+            );
+        }
+    }
+
+    /// Stops node `k`'s app (its LiteFS keeps running).
+    pub fn stop_app(&mut self, k: usize) {
+        if let Some(mut child) = self.nodes[k - 1].app.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops everything, keeps every data dir, and starts again with node `k` as primary.
+    pub async fn restart_with_primary(&mut self, k: usize) {
+        for i in 1..=self.nodes.len() {
+            self.stop_app(i);
+        }
+        for i in 1..=self.nodes.len() {
+            self.stop_litefs(i);
+        }
+        self.primary = k;
+        self.start_all().await;
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                for log in ["litefs.log", "app.log"] {
+                    let text = std::fs::read_to_string(node.dir.join(log)).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                    eprintln!("--- node{} {log} (last lines) ---", node.k);
+                    for line in tail.iter().rev() {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+        }
+        for k in 1..=self.nodes.len() {
+            self.stop_app(k);
+        }
+        for k in 1..=self.nodes.len() {
+            self.stop_litefs(k);
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn terminate(mut child: Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let target = path.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(&target))
+}
+
+fn unmount(path: &Path) {
+    if is_mounted(path) {
+        let _ = Command::new("fusermount3").arg("-u").arg(path).status();
+    }
+    if is_mounted(path) {
+        let _ = Command::new("fusermount3").arg("-uz").arg(path).status();
+    }
+}
+
+/// Polls `probe` until it returns `Some`, for at most a minute; panics with `what` otherwise.
+pub async fn wait_until<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+    }
+}
