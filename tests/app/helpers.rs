@@ -1,0 +1,256 @@
+//! Starts the real application in-process, on port 0, against a fresh SQLite database in its own
+//! temporary directory, and offers the few request helpers the tests share.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use blog::cluster::ClusterConnection;
+use clap::Parser;
+use reqwest::header::{HeaderMap, LOCATION};
+use reqwest::{Client, Response, StatusCode};
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::Value;
+
+pub const PASSWORD: &str = "secret-pw";
+pub const NODE_NAME: &str = "test-node";
+
+/// A running blog and what a test needs to talk to it. Dropping it stops the server and removes
+/// the database directory.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base: String,
+    /// Keeps cookies (session, CSRF, flash) and does not follow redirects, so tests see the 303s.
+    pub client: Client,
+    /// The admin password the app was started with.
+    pub password: String,
+    /// The app's own database handle, to look behind the HTTP interface.
+    pub db: ClusterConnection,
+    dir: PathBuf,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// A fresh, empty directory under the system temp dir, unique to this process and call.
+fn fresh_dir() -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!(
+        "blog-app-test-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("cannot create the test's temp dir");
+    dir
+}
+
+/// A client with a cookie store that never follows redirects and never uses a proxy.
+pub fn cookie_client() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("reqwest client")
+}
+
+/// Starts the blog on 127.0.0.1:0 with a new database.
+pub async fn spawn_app() -> TestApp {
+    let dir = fresh_dir();
+    let database = dir.join("blog.db");
+    let cli = blog::config::Cli::try_parse_from([
+        "blog",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        database.to_str().expect("temp dir path is UTF-8"),
+        "--admin-password",
+        PASSWORD,
+        "--node-name",
+        NODE_NAME,
+    ])
+    .expect("the test's command line parses");
+    assert!(
+        cli.config.litefs_dir.is_none(),
+        "BLOG_LITEFS_DIR is set in the environment: these tests need a standalone node"
+    );
+    let running = blog::start(cli.config)
+        .await
+        .expect("the app starts on a fresh database");
+    TestApp {
+        base: format!("http://{}", running.addr),
+        client: cookie_client(),
+        password: running.admin_password,
+        db: running.db,
+        dir,
+        server: running.server,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET with this app's cookie-keeping client.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET request")
+    }
+
+    pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let response = self.get(path).await;
+        let status = response.status();
+        (status, response.text().await.expect("response body"))
+    }
+
+    /// A request to the JSON API authenticated as the admin.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/api{path}")))
+            .basic_auth("admin", Some(&self.password))
+    }
+
+    /// Sends an API request and returns its status and JSON body (`Null` for an empty body).
+    pub async fn api_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.api(method, path);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        json_of(request.send().await.expect("API request")).await
+    }
+
+    /// A public (unauthenticated) GET on the API.
+    pub async fn api_get(&self, path: &str) -> (StatusCode, Value) {
+        json_of(self.get(&format!("/api{path}")).await).await
+    }
+
+    pub async fn create_tag(&self, label: &str) -> Value {
+        let (status, body) = self
+            .api_call(
+                reqwest::Method::POST,
+                "/tags",
+                Some(&serde_json::json!({ "label": label })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "creating tag {label}: {body}");
+        body
+    }
+
+    pub async fn create_post(&self, post: Value) -> Value {
+        let (status, body) = self
+            .api_call(reqwest::Method::POST, "/posts", Some(&post))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "creating post {post}: {body}");
+        body
+    }
+
+    /// Every tag label, as `GET /api/tags` lists them.
+    pub async fn tag_labels(&self) -> Vec<String> {
+        let (status, body) = self.api_get("/tags").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body.as_array()
+            .expect("tags are an array")
+            .iter()
+            .map(|t| t["label"].as_str().expect("label is a string").to_owned())
+            .collect()
+    }
+
+    /// Rows in the posts and tags tables, read straight from the database.
+    pub async fn row_counts(&self) -> (u64, u64) {
+        let posts = blog::entity::post::Entity::find()
+            .count(&self.db)
+            .await
+            .expect("count posts");
+        let tags = blog::entity::tag::Entity::find()
+            .count(&self.db)
+            .await
+            .expect("count tags");
+        (posts, tags)
+    }
+
+    /// Logs the cookie client in through the login form, as a browser would.
+    pub async fn login(&self) {
+        let (status, html) = self.get_text("/admin/login").await;
+        assert_eq!(status, StatusCode::OK);
+        let response = self
+            .post_form(
+                "/admin/login",
+                &[
+                    ("csrf", &csrf_of(&html)),
+                    ("password", &self.password),
+                    ("next", "/admin"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(response.headers()), "/admin");
+    }
+
+    /// Posts an urlencoded form with the cookie client.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .expect("form POST")
+    }
+
+    /// The CSRF token of the form on the page at `path`.
+    pub async fn csrf_for(&self, path: &str) -> String {
+        let (status, html) = self.get_text(path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {html}");
+        csrf_of(&html)
+    }
+}
+
+/// Status and JSON body of a response; an empty body is `Null`, a non-JSON body fails the test.
+pub async fn json_of(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("response body");
+    if text.is_empty() {
+        return (status, Value::Null);
+    }
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("expected JSON from a {status} response ({e}): {text}"));
+    (status, value)
+}
+
+/// The `Location` of a redirect.
+pub fn location(headers: &HeaderMap) -> &str {
+    headers
+        .get(LOCATION)
+        .expect("a Location header")
+        .to_str()
+        .expect("Location is ASCII")
+}
+
+/// The value of the first hidden `csrf` field in a page.
+pub fn csrf_of(html: &str) -> String {
+    let marker = r#"name="csrf" value=""#;
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf field in the page: {html}"))
+        + marker.len();
+    let len = html[start..].find('"').expect("closing quote of the csrf value");
+    let token = &html[start..start + len];
+    assert!(!token.is_empty(), "empty csrf token");
+    token.to_owned()
+}
