@@ -14,7 +14,8 @@ pub fn render(markdown: &str) -> String {
         .to_string()
 }
 
-/// The first paragraph's text, shortened, for lists of posts.
+/// The first paragraph's text, shortened, for lists of posts: plain text, which the templates
+/// escape (once) like any other text.
 pub fn excerpt(markdown: &str, max_chars: usize) -> String {
     let text: String = markdown
         .lines()
@@ -23,7 +24,15 @@ pub fn excerpt(markdown: &str, max_chars: usize) -> String {
         .take_while(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    let plain = ammonia::Builder::empty().clean(&text).to_string();
+    // With no tags allowed, ammonia leaves text whose only markup is its escaping of `&`, `<`,
+    // `>` and no-break spaces; undone here, or the template's own escaping would double it.
+    let plain = ammonia::Builder::empty()
+        .clean(&text)
+        .to_string()
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", "\u{a0}")
+        .replace("&amp;", "&");
     if plain.chars().count() <= max_chars {
         return plain;
     }
@@ -43,6 +52,15 @@ mod tests {
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("onerror"), "{html}");
         assert!(!html.contains("javascript:"), "{html}");
+    }
+
+    #[test]
+    fn excerpts_are_plain_text() {
+        assert_eq!(
+            excerpt("# Head\n\nTom & Jerry <b>say</b> 1 < 2 &lt;\n\nmore", 100),
+            "Tom & Jerry say 1 < 2 <"
+        );
+        assert_eq!(excerpt("a & b c", 3), "a &…");
     }
 
     #[test]

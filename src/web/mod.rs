@@ -24,7 +24,6 @@ use axum_extra::extract::cookie::{Key, SignedCookieJar};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -98,18 +97,19 @@ pub fn app(state: AppState) -> Router {
                 .service(ServeDir::new(static_dir())),
         )
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            node_headers_and_error_pages,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), error_pages))
+        // The body limit is enforced by the extractors, so that an API client gets its 413 as a
+        // JSON error (see `api::ApiJson`); tower-http's `RequestBodyLimitLayer` would answer a
+        // too-large `Content-Length` itself, in plain text.
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
         .layer(CatchPanicLayer::new())
+        // Outside the timeout and panic layers, so their responses carry the headers too.
+        .layer(middleware::from_fn_with_state(state.clone(), node_headers))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -133,8 +133,8 @@ async fn not_found(request: Request) -> Response {
     }
 }
 
-/// Adds `x-blog-node` and `x-blog-role` to every response, and renders error pages with the chrome.
-async fn node_headers_and_error_pages(
+/// Renders error pages (responses marked with [`ErrorPage`]) with the site chrome.
+async fn error_pages(
     State(state): State<AppState>,
     jar: SignedCookieJar,
     request: Request,
@@ -151,6 +151,12 @@ async fn node_headers_and_error_pages(
         };
         response = (page.status, jar, view).into_response();
     }
+    response
+}
+
+/// Adds `x-blog-node` and `x-blog-role` to every response, whichever layer produced it.
+async fn node_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
     let headers = response.headers_mut();
     if let Ok(node) = HeaderValue::from_str(&state.node_name) {
         headers.insert("x-blog-node", node);

@@ -80,7 +80,10 @@ async fn posts_crud() {
             "published": true
         }))
         .await;
-    assert_eq!(created["slug"], "hello-world", "slug derived from the title");
+    assert_eq!(
+        created["slug"], "hello-world",
+        "slug derived from the title"
+    );
     assert_eq!(created["title"], "Hello, World!");
     assert_eq!(created["body"], "First **post**.");
     assert_eq!(created["published"], true);
@@ -99,7 +102,12 @@ async fn posts_crud() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["label"].as_str().unwrap(), t["post_count"].as_i64().unwrap()))
+        .map(|t| {
+            (
+                t["label"].as_str().unwrap(),
+                t["post_count"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(counts, [("rust", 1), ("sqlite", 1)]);
 
@@ -117,7 +125,10 @@ async fn posts_crud() {
     assert_eq!(patched["body"], "First **post**.");
     assert_eq!(patched["tags"], json!(["litefs"]));
     assert_eq!(patched["id"], created["id"]);
-    assert_eq!(app.api_get("/posts/hello-world").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.api_get("/posts/hello-world").await.0,
+        StatusCode::NOT_FOUND
+    );
     let (status, fetched) = app.api_get("/posts/hello-again").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched, patched);
@@ -147,7 +158,10 @@ async fn posts_crud() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(app.api_get("/posts/hello-again").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.api_get("/posts/hello-again").await.0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(app.api_get("/posts").await.1["total_items"], 0);
     let (status, body) = app.api_call(Method::GET, "/posts", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -156,13 +170,20 @@ async fn posts_crud() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["published"], false);
 
-    let (status, body) = app.api_call(Method::DELETE, "/posts/hello-again", None).await;
+    let (status, body) = app
+        .api_call(Method::DELETE, "/posts/hello-again", None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(
-        app.api_call(Method::GET, "/posts/hello-again", None).await.0,
+        app.api_call(Method::GET, "/posts/hello-again", None)
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(app.api_call(Method::GET, "/posts", None).await.1["total_items"], 0);
+    assert_eq!(
+        app.api_call(Method::GET, "/posts", None).await.1["total_items"],
+        0
+    );
     assert_eq!(app.row_counts().await.0, 0);
 }
 
@@ -181,14 +202,24 @@ async fn invalid_input_is_422_with_field_names() {
             "slug",
         ),
         ("/posts", json!({ "title": "Fine", "slug": "a--b" }), "slug"),
-        ("/posts", json!({ "title": "Fine", "tags": ["ok", "a/b"] }), "tags"),
+        (
+            "/posts",
+            json!({ "title": "Fine", "tags": ["ok", "a/b"] }),
+            "tags",
+        ),
     ];
     for (path, body, field) in cases {
         let (status, response) = app.api_call(Method::POST, path, Some(&body)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {response}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {response}"
+        );
         assert_eq!(invalid_fields(&response), [field], "{body}: {response}");
         assert!(
-            response["fields"][field].as_str().is_some_and(|m| !m.is_empty()),
+            response["fields"][field]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "a message for {field}: {response}"
         );
     }
@@ -241,15 +272,31 @@ async fn writes_need_the_admin() {
         .await;
     let anonymous = crate::helpers::cookie_client();
     let requests = [
-        (Method::POST, "/api/tags".to_owned(), json!({ "label": "new" })),
+        (
+            Method::POST,
+            "/api/tags".to_owned(),
+            json!({ "label": "new" }),
+        ),
         (
             Method::PATCH,
             format!("/api/tags/{}", tag["id"]),
             json!({ "label": "renamed" }),
         ),
-        (Method::DELETE, format!("/api/tags/{}", tag["id"]), json!({})),
-        (Method::POST, "/api/posts".to_owned(), json!({ "title": "New" })),
-        (Method::PATCH, "/api/posts/kept".to_owned(), json!({ "title": "X" })),
+        (
+            Method::DELETE,
+            format!("/api/tags/{}", tag["id"]),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            "/api/posts".to_owned(),
+            json!({ "title": "New" }),
+        ),
+        (
+            Method::PATCH,
+            "/api/posts/kept".to_owned(),
+            json!({ "title": "X" }),
+        ),
         (Method::DELETE, "/api/posts/kept".to_owned(), json!({})),
     ];
     let credentials = [
@@ -270,7 +317,11 @@ async fn writes_need_the_admin() {
                 "a 401 carries a Basic challenge"
             );
             let (status, body) = json_of(response).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} {credentials:?}");
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {credentials:?}"
+            );
             assert!(!error_message(&body).is_empty());
         }
     }
@@ -442,7 +493,10 @@ async fn a_failed_post_transaction_leaves_nothing_behind() {
             Some(&json!({ "title": "Doomed", "tags": ["fresh", "poison"], "published": true })),
         )
         .await;
-    assert!(!status.is_success(), "the injected failure fails the create: {body}");
+    assert!(
+        !status.is_success(),
+        "the injected failure fails the create: {body}"
+    );
     assert_eq!(
         app.api_call(Method::GET, "/posts/doomed", None).await.0,
         StatusCode::NOT_FOUND
@@ -458,7 +512,10 @@ async fn a_failed_post_transaction_leaves_nothing_behind() {
             Some(&json!({ "title": "Changed", "tags": ["fresh", "poison"] })),
         )
         .await;
-    assert!(!status.is_success(), "the injected failure fails the update: {body}");
+    assert!(
+        !status.is_success(),
+        "the injected failure fails the update: {body}"
+    );
     let (status, first) = app.api_get("/posts/first").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(first["title"], "First");
@@ -527,9 +584,15 @@ async fn posts_are_paginated_newest_first() {
     let (status, last) = app.get_text("/?page=3").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(last.matches("<article class=\"card\">").count(), 3);
-    assert!(last.contains("Post 01"), "the oldest post is on the last page");
+    assert!(
+        last.contains("Post 01"),
+        "the oldest post is on the last page"
+    );
     assert!(!last.contains("Post 04"));
-    assert!(!last.contains("rel=\"next\""), "no Older link on the last page");
+    assert!(
+        !last.contains("rel=\"next\""),
+        "no Older link on the last page"
+    );
     assert!(last.contains(r#"<a rel="prev" href="/?page=2">"#));
 }
 

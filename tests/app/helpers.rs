@@ -249,7 +249,9 @@ pub fn csrf_of(html: &str) -> String {
         .find(marker)
         .unwrap_or_else(|| panic!("no csrf field in the page: {html}"))
         + marker.len();
-    let len = html[start..].find('"').expect("closing quote of the csrf value");
+    let len = html[start..]
+        .find('"')
+        .expect("closing quote of the csrf value");
     let token = &html[start..start + len];
     assert!(!token.is_empty(), "empty csrf token");
     token.to_owned()

@@ -1,2 +1,9 @@
-#[test]
-fn placeholder() {}
+//! Integration tests of the blog on one standalone node: each test starts the real app on port 0
+//! against its own fresh SQLite database (see `helpers::spawn_app`).
+
+mod api;
+#[path = "../support/browser.rs"]
+mod browser;
+mod browser_test;
+mod helpers;
+mod pages;
