@@ -93,7 +93,7 @@ async fn migrate(db: &ClusterConnection) -> Result<(), String> {
         tracing::info!("replica: migrations are applied by the primary");
         return Ok(());
     }
-    migration::Migrator::up(db.local(), None)
+    migration::Migrator::up(&db.local(), None)
         .await
         .map_err(|e| format!("migration failed: {e}"))
 }

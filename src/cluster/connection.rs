@@ -15,7 +15,8 @@ use sea_orm::{
 
 use super::client::Forwarder;
 use super::litefs::{Follower, Role};
-use super::sqlite::{Classifier, Scratch};
+use super::pools::Databases;
+use super::sqlite::Scratch;
 use super::transaction::ClusterTransaction;
 use super::wire::{self, DbFailure, ErrorPhase, Outcome, Reply, Request};
 use super::{ClusterError, metrics};
@@ -24,16 +25,14 @@ use super::{ClusterError, metrics};
 pub(crate) struct Node {
     pub follower: Arc<Follower>,
     pub forwarder: Forwarder,
-    pub classifier: Classifier,
     pub scratch: Scratch,
+    /// Wait for the commit's TXID before returning a forwarded result.
+    pub catch_up: bool,
 }
 
 pub(crate) struct Inner {
-    /// Writes on the primary (or standalone), and everything there.
-    pub rw: DatabaseConnection,
-    /// Reads on a replica. Its connections run with `PRAGMA query_only=ON`: a write that gets
-    /// here is refused by SQLite and counted, never applied.
-    pub ro: DatabaseConnection,
+    /// The local SQLite pools (see [`super::pools`]).
+    pub databases: Arc<Databases>,
     /// `None` for a standalone node.
     pub node: Option<Node>,
 }
@@ -46,9 +45,9 @@ pub struct ClusterConnection {
 
 /// Where a statement runs.
 enum Route<'a> {
-    Local(&'a DatabaseConnection),
+    Local(DatabaseConnection),
     /// A replica's read-only connection: a write here would be a classification bug.
-    ReplicaRead(&'a DatabaseConnection),
+    ReplicaRead(DatabaseConnection),
     Forward(&'a Node),
 }
 
@@ -57,8 +56,7 @@ impl ClusterConnection {
     pub fn standalone(db: DatabaseConnection) -> Self {
         ClusterConnection {
             inner: Arc::new(Inner {
-                ro: db.clone(),
-                rw: db,
+                databases: Arc::new(Databases::standalone(db)),
                 node: None,
             }),
         }
@@ -73,8 +71,8 @@ impl ClusterConnection {
     }
 
     /// The local connection that writes (valid on the primary or standalone only).
-    pub fn local(&self) -> &DatabaseConnection {
-        &self.inner.rw
+    pub fn local(&self) -> DatabaseConnection {
+        self.inner.databases.current().rw.clone()
     }
 
     pub fn follower(&self) -> Option<&Arc<Follower>> {
@@ -82,14 +80,15 @@ impl ClusterConnection {
     }
 
     async fn route(&self, sql: &str) -> Route<'_> {
+        let pools = self.inner.databases.current();
         let Some(node) = &self.inner.node else {
-            return Route::Local(&self.inner.rw);
+            return Route::Local(pools.rw.clone());
         };
         if node.follower.role().writes_locally() {
-            return Route::Local(&self.inner.rw);
+            return Route::Local(pools.rw.clone());
         }
-        match node.classifier.is_read_only(sql).await {
-            Some(true) => Route::ReplicaRead(&self.inner.ro),
+        match pools.classifier.is_read_only(sql).await {
+            Some(true) => Route::ReplicaRead(pools.ro.clone()),
             // A write, or SQL this replica cannot prepare yet: the primary decides.
             Some(false) | None => Route::Forward(node),
         }
@@ -114,7 +113,7 @@ impl ClusterConnection {
 
 /// Waits for the commit's TXID to reach this node, then returns the primary's result.
 pub(crate) async fn settle(node: &Node, outcome: Outcome) -> Result<Reply, DbErr> {
-    if let Some(txid) = outcome.txid {
+    if let Some(txid) = outcome.txid.filter(|_| node.catch_up) {
         node.follower
             .wait_for_txid(txid, node.forwarder.timeout)
             .await
@@ -295,7 +294,7 @@ fn immediate(mut options: TransactionOptions) -> TransactionOptions {
 
 impl ClusterConnection {
     async fn begin_local(&self, options: TransactionOptions) -> Result<DatabaseTransaction, DbErr> {
-        self.inner.rw.begin_with_options(immediate(options)).await
+        self.inner.databases.current().rw.begin_with_options(immediate(options)).await
     }
 }
 

@@ -78,6 +78,13 @@ pub struct Follower {
     pub mount: Mount,
     role: watch::Sender<Role>,
     position: watch::Sender<u64>,
+    /// Counts the `/events` stream's losses and reconnections: each time, LiteFS may have
+    /// stopped or remounted the database under the app's SQLite connections.
+    reconnections: watch::Sender<u64>,
+    /// Whether the stream has connected once already.
+    connected_before: std::sync::atomic::AtomicBool,
+    /// Whether the stream is connected now.
+    streaming: std::sync::atomic::AtomicBool,
 }
 
 impl Follower {
@@ -96,6 +103,9 @@ impl Follower {
             role: watch::Sender::new(Role::NoPrimary),
             position: watch::Sender::new(mount.position().unwrap_or(0)),
             mount,
+            reconnections: watch::Sender::new(0),
+            connected_before: std::sync::atomic::AtomicBool::new(false),
+            streaming: std::sync::atomic::AtomicBool::new(false),
         });
         let task_follower = follower.clone();
         let (ready_tx, mut ready_rx) = watch::channel(false);
@@ -115,6 +125,11 @@ impl Follower {
 
     pub fn subscribe_role(&self) -> watch::Receiver<Role> {
         self.role.subscribe()
+    }
+
+    /// Changes each time the `/events` stream is lost or regained (LiteFS may have restarted).
+    pub fn subscribe_reconnections(&self) -> watch::Receiver<u64> {
+        self.reconnections.subscribe()
     }
 
     /// The highest TXID this node is known to have.
@@ -188,6 +203,13 @@ impl Follower {
                 Ok(()) => tracing::warn!("LiteFS /events stream ended; reconnecting"),
                 Err(err) => tracing::warn!(error = %err, "LiteFS /events unavailable; retrying"),
             }
+            if self.streaming.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                // LiteFS went away: its mount may be gone, so stop using connections on it now,
+                // and stop claiming a role until it tells us again.
+                self.reconnections.send_modify(|n| *n += 1);
+                self.set_role(false, "");
+                backoff = Duration::from_millis(50);
+            }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }
@@ -209,6 +231,10 @@ impl Follower {
         if !response.status().is_success() {
             return Err(format!("GET /events answered {}", response.status()).into());
         }
+        if self.connected_before.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            self.reconnections.send_modify(|n| *n += 1);
+        }
+        self.streaming.store(true, std::sync::atomic::Ordering::Release);
         self.refresh_position();
         let mut buffer = Vec::new();
         while let Some(frame) = response.body_mut().frame().await {

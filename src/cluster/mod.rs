@@ -23,6 +23,7 @@ pub mod connection;
 mod error;
 pub mod litefs;
 pub mod metrics;
+pub mod pools;
 pub mod rpc;
 pub mod server;
 pub mod sqlite;
@@ -64,6 +65,9 @@ pub struct ClusterOptions {
     pub remote_tx_lease: Duration,
     /// How long start-up waits for LiteFS to name a primary and replicate the database.
     pub startup_timeout: Duration,
+    /// Whether a forwarded write waits until this node has replicated its commit (read your
+    /// writes). Only benchmarks turn it off, to measure what it costs.
+    pub catch_up: bool,
 }
 
 impl ClusterOptions {
@@ -78,6 +82,7 @@ impl ClusterOptions {
             forward_timeout: Duration::from_secs(5),
             remote_tx_lease: Duration::from_secs(5),
             startup_timeout: Duration::from_secs(30),
+            catch_up: true,
         }
     }
 }
@@ -91,7 +96,7 @@ pub struct Cluster {
 /// SQLite waits this long for a lock before it reports "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
+pub(crate) fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(path)
         .busy_timeout(BUSY_TIMEOUT)
@@ -153,12 +158,14 @@ pub async fn start(options: &ClusterOptions) -> Result<Cluster, String> {
             })?;
     }
 
-    let rw = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_lazy_with(sqlite_options(&db_path));
-    let ro = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_lazy_with(sqlite_options(&db_path).pragma("query_only", "ON"));
+    let databases = Arc::new(pools::Databases::on_mount(&db_path));
+    let mut reconnections = follower.subscribe_reconnections();
+    let remounted = databases.clone();
+    tokio::spawn(async move {
+        while reconnections.changed().await.is_ok() {
+            remounted.remount();
+        }
+    });
 
     let rpc_addr = server::resolve(&options.rpc_listen)
         .await
@@ -179,7 +186,7 @@ pub async fn start(options: &ClusterOptions) -> Result<Cluster, String> {
         .map_err(|e| format!("cannot listen on {rpc_addr}: {e}"))?;
     let rpc_addr = listener.local_addr().map_err(|e| e.to_string())?;
     let executor =
-        server::Executor::new(rw.clone(), Some(follower.clone()), options.remote_tx_lease);
+        server::Executor::new(databases.clone(), Some(follower.clone()), options.remote_tx_lease);
     tokio::spawn(server::serve(listener, executor, secret.clone()));
 
     let scratch = sqlite::Scratch::open()
@@ -192,15 +199,11 @@ pub async fn start(options: &ClusterOptions) -> Result<Cluster, String> {
             secret,
             options.forward_timeout,
         ),
-        classifier: sqlite::Classifier::new(ro.clone()),
         scratch,
         follower,
+        catch_up: options.catch_up,
     };
-    let inner = connection::Inner {
-        rw: SqlxSqliteConnector::from_sqlx_sqlite_pool(rw),
-        ro: SqlxSqliteConnector::from_sqlx_sqlite_pool(ro),
-        node: Some(node),
-    };
+    let inner = connection::Inner { databases, node: Some(node) };
     Ok(Cluster {
         db: ClusterConnection {
             inner: Arc::new(inner),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteArguments;
-use sqlx::{AssertSqlSafe, Executor as _, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Executor as _, Sqlite, SqliteConnection};
 use tarpc::context::Context;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
@@ -20,19 +20,22 @@ use tokio_util::codec::LengthDelimitedCodec;
 
 use super::auth;
 use super::litefs::{Follower, Role};
+use super::pools::Databases;
 use super::rpc::{Forward, MAX_FRAME_BYTES, Refusal};
 use super::wire::{self, ErrorPhase, Outcome, Reply, Request, Statement, Value};
 
 /// One open remote transaction.
 struct Session {
     conn: tokio::sync::Mutex<PoolConnection<Sqlite>>,
+    /// The pools' generation the connection came from (see [`super::pools`]).
+    generation: u64,
     /// Last time a call touched the session, for the idle lease.
     last_used: Mutex<Instant>,
 }
 
 /// Runs what replicas forward. Shared by every RPC connection.
 pub struct Executor {
-    pool: SqlitePool,
+    databases: Arc<Databases>,
     /// `None` on a standalone node (always primary).
     follower: Option<Arc<Follower>>,
     sessions: Mutex<HashMap<u64, Arc<Session>>>,
@@ -41,9 +44,9 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(pool: SqlitePool, follower: Option<Arc<Follower>>, lease: Duration) -> Arc<Self> {
+    pub fn new(databases: Arc<Databases>, follower: Option<Arc<Follower>>, lease: Duration) -> Arc<Self> {
         let executor = Arc::new(Executor {
-            pool,
+            databases,
             follower,
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
@@ -76,13 +79,26 @@ impl Executor {
         self.follower.as_ref().and_then(|f| f.mount.position().ok())
     }
 
-    async fn run(&self, request: Request) -> Result<Outcome, Refusal> {
-        self.check_primary()?;
-        let mut conn = self
-            .pool
+    /// A connection of the current pools, with their generation.
+    async fn acquire(&self) -> Result<(PoolConnection<Sqlite>, u64), Refusal> {
+        let pools = self.databases.current();
+        let conn = pools
+            .rw
+            .get_sqlite_connection_pool()
             .acquire()
             .await
             .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        Ok((conn, pools.generation))
+    }
+
+    /// Whether a session's connection belongs to abandoned pools (it must not be touched).
+    fn is_stale(&self, session: &Session) -> bool {
+        session.generation != self.databases.current().generation
+    }
+
+    async fn run(&self, request: Request) -> Result<Outcome, Refusal> {
+        self.check_primary()?;
+        let (mut conn, _) = self.acquire().await?;
         let result = run_on(&mut conn, &request).await;
         Ok(Outcome {
             result,
@@ -92,17 +108,14 @@ impl Executor {
 
     async fn begin(&self) -> Result<u64, Refusal> {
         self.check_primary()?;
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        let (mut conn, generation) = self.acquire().await?;
         conn.execute("BEGIN IMMEDIATE")
             .await
             .map_err(|e| Refusal::Unavailable(e.to_string()))?;
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let session = Arc::new(Session {
             conn: tokio::sync::Mutex::new(conn),
+            generation,
             last_used: Mutex::new(Instant::now()),
         });
         self.sessions.lock().unwrap().insert(id, session);
@@ -112,6 +125,10 @@ impl Executor {
     fn session(&self, id: u64) -> Result<Arc<Session>, Refusal> {
         let session = self.sessions.lock().unwrap().get(&id).cloned();
         let session = session.ok_or(Refusal::NoSuchSession { session: id })?;
+        if self.is_stale(&session) {
+            self.abandon(id);
+            return Err(Refusal::NoSuchSession { session: id });
+        }
         *session.last_used.lock().unwrap() = Instant::now();
         Ok(session)
     }
@@ -124,13 +141,23 @@ impl Executor {
         Ok(Outcome { result, txid: None })
     }
 
+    /// Drops a session of abandoned pools without touching its connection.
+    fn abandon(&self, id: u64) {
+        if let Some(session) = self.sessions.lock().unwrap().remove(&id) {
+            tracing::warn!(session = id, "remote transaction lost to a LiteFS restart");
+            std::mem::forget(session);
+        }
+    }
+
+    /// Removes a live session from the table, for commit or rollback.
+    fn take_session(&self, id: u64) -> Result<Arc<Session>, Refusal> {
+        let session = self.session(id)?;
+        self.sessions.lock().unwrap().remove(&id);
+        Ok(session)
+    }
+
     async fn commit(&self, id: u64) -> Result<Outcome, Refusal> {
-        let session = self
-            .sessions
-            .lock()
-            .unwrap()
-            .remove(&id)
-            .ok_or(Refusal::NoSuchSession { session: id })?;
+        let session = self.take_session(id)?;
         let mut conn = session.conn.lock().await;
         let result = match conn.execute("COMMIT").await {
             Ok(_) => Ok(Reply::Exec {
@@ -150,12 +177,7 @@ impl Executor {
     }
 
     async fn rollback(&self, id: u64) -> Result<(), Refusal> {
-        let session = self
-            .sessions
-            .lock()
-            .unwrap()
-            .remove(&id)
-            .ok_or(Refusal::NoSuchSession { session: id })?;
+        let session = self.take_session(id)?;
         let mut conn = session.conn.lock().await;
         conn.execute("ROLLBACK")
             .await
@@ -178,6 +200,11 @@ impl Executor {
                 .collect()
         };
         for (id, session) in expired {
+            if self.is_stale(&session) {
+                tracing::warn!(session = id, "remote transaction lost to a LiteFS restart");
+                std::mem::forget(session);
+                continue;
+            }
             let mut conn = session.conn.lock().await;
             let rolled_back = conn.execute("ROLLBACK").await.is_ok();
             tracing::warn!(session = id, rolled_back, lease = ?self.lease, "remote transaction idle past its lease: rolled back");

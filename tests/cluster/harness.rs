@@ -273,21 +273,36 @@ impl Cluster {
     /// Stops node `k`'s app (its LiteFS keeps running).
     pub fn stop_app(&mut self, k: usize) {
         if let Some(mut child) = self.nodes[k - 1].app.take() {
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!("node {k}'s app had already exited: {status}");
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Stops everything, keeps every data dir, and starts again with node `k` as primary.
+    /// Restarts every LiteFS with node `k` as primary, keeping every data dir. The apps keep
+    /// running, untouched: they follow the new primary through LiteFS. Returns once every app
+    /// reports its new role.
     pub async fn restart_with_primary(&mut self, k: usize) {
-        for i in 1..=self.nodes.len() {
-            self.stop_app(i);
-        }
         for i in 1..=self.nodes.len() {
             self.stop_litefs(i);
         }
         self.primary = k;
-        self.start_all().await;
+        let order: Vec<usize> = std::iter::once(k).chain(self.replicas()).collect();
+        for &i in &order {
+            self.start_litefs(i).await;
+        }
+        for i in 1..=self.nodes.len() {
+            let expected = if i == k { "primary" } else { "replica" };
+            let url = format!("{}/readyz", self.url(i));
+            wait_until(&format!("node {i}'s app reporting {expected}"), || async {
+                let response = reqwest::get(&url).await.ok()?;
+                (response.status().is_success() && response.headers()["x-blog-role"] == expected)
+                    .then_some(())
+            })
+            .await;
+        }
     }
 }
 

@@ -70,7 +70,7 @@ async fn the_cluster_is_real_litefs() {
 }
 
 #[tokio::test]
-async fn restarting_with_node_2_as_primary_moves_writes_there() {
+async fn the_primary_moves_to_node_2_and_the_running_apps_follow() {
     let mut cluster = Cluster::start(3).await;
     let client = crate::http();
     let (status, _) = crate::create_tag(&client, &cluster.url(1), "before-failover").await;
