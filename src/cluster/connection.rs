@@ -294,7 +294,12 @@ fn immediate(mut options: TransactionOptions) -> TransactionOptions {
 
 impl ClusterConnection {
     async fn begin_local(&self, options: TransactionOptions) -> Result<DatabaseTransaction, DbErr> {
-        self.inner.databases.current().rw.begin_with_options(immediate(options)).await
+        self.inner
+            .databases
+            .current()
+            .rw
+            .begin_with_options(immediate(options))
+            .await
     }
 }
 

@@ -203,7 +203,10 @@ impl Follower {
                 Ok(()) => tracing::warn!("LiteFS /events stream ended; reconnecting"),
                 Err(err) => tracing::warn!(error = %err, "LiteFS /events unavailable; retrying"),
             }
-            if self.streaming.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            if self
+                .streaming
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+            {
                 // LiteFS went away: its mount may be gone, so stop using connections on it now,
                 // and stop claiming a role until it tells us again.
                 self.reconnections.send_modify(|n| *n += 1);
@@ -231,10 +234,14 @@ impl Follower {
         if !response.status().is_success() {
             return Err(format!("GET /events answered {}", response.status()).into());
         }
-        if self.connected_before.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        if self
+            .connected_before
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
             self.reconnections.send_modify(|n| *n += 1);
         }
-        self.streaming.store(true, std::sync::atomic::Ordering::Release);
+        self.streaming
+            .store(true, std::sync::atomic::Ordering::Release);
         self.refresh_position();
         let mut buffer = Vec::new();
         while let Some(frame) = response.body_mut().frame().await {

@@ -185,8 +185,11 @@ pub async fn start(options: &ClusterOptions) -> Result<Cluster, String> {
         .await
         .map_err(|e| format!("cannot listen on {rpc_addr}: {e}"))?;
     let rpc_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let executor =
-        server::Executor::new(databases.clone(), Some(follower.clone()), options.remote_tx_lease);
+    let executor = server::Executor::new(
+        databases.clone(),
+        Some(follower.clone()),
+        options.remote_tx_lease,
+    );
     tokio::spawn(server::serve(listener, executor, secret.clone()));
 
     let scratch = sqlite::Scratch::open()
@@ -203,7 +206,10 @@ pub async fn start(options: &ClusterOptions) -> Result<Cluster, String> {
         follower,
         catch_up: options.catch_up,
     };
-    let inner = connection::Inner { databases, node: Some(node) };
+    let inner = connection::Inner {
+        databases,
+        node: Some(node),
+    };
     Ok(Cluster {
         db: ClusterConnection {
             inner: Arc::new(inner),

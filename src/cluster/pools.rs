@@ -42,13 +42,24 @@ impl Databases {
     /// A standalone node: one pool that is never replaced.
     pub fn standalone(db: DatabaseConnection) -> Self {
         let classifier = Classifier::new(db.get_sqlite_connection_pool().clone());
-        let pools = Pools { ro: db.clone(), rw: db, classifier, generation: 0 };
-        Databases { current: RwLock::new(Arc::new(pools)), path: None }
+        let pools = Pools {
+            ro: db.clone(),
+            rw: db,
+            classifier,
+            generation: 0,
+        };
+        Databases {
+            current: RwLock::new(Arc::new(pools)),
+            path: None,
+        }
     }
 
     /// Pools on a database inside a LiteFS mount. Connections open lazily.
     pub fn on_mount(path: &Path) -> Self {
-        Databases { current: RwLock::new(Arc::new(open(path, 0))), path: Some(path.to_path_buf()) }
+        Databases {
+            current: RwLock::new(Arc::new(open(path, 0))),
+            path: Some(path.to_path_buf()),
+        }
     }
 
     pub fn current(&self) -> Arc<Pools> {
@@ -61,15 +72,22 @@ impl Databases {
         let mut current = self.current.write().unwrap();
         let next = Arc::new(open(path, current.generation + 1));
         let abandoned = std::mem::replace(&mut *current, next);
-        tracing::warn!(generation = current.generation, "LiteFS reconnected: new SQLite pools opened, old ones abandoned");
+        tracing::warn!(
+            generation = current.generation,
+            "LiteFS reconnected: new SQLite pools opened, old ones abandoned"
+        );
         std::mem::forget(abandoned);
     }
 }
 
 fn open(path: &Path, generation: u64) -> Pools {
     let options = super::sqlite_options(path);
-    let rw = SqlitePoolOptions::new().max_connections(POOL_SIZE).connect_lazy_with(options.clone());
-    let ro = SqlitePoolOptions::new().max_connections(POOL_SIZE).connect_lazy_with(options.pragma("query_only", "ON"));
+    let rw = SqlitePoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .connect_lazy_with(options.clone());
+    let ro = SqlitePoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .connect_lazy_with(options.pragma("query_only", "ON"));
     Pools {
         classifier: Classifier::new(ro.clone()),
         rw: SqlxSqliteConnector::from_sqlx_sqlite_pool(rw),

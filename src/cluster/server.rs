@@ -44,7 +44,11 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(databases: Arc<Databases>, follower: Option<Arc<Follower>>, lease: Duration) -> Arc<Self> {
+    pub fn new(
+        databases: Arc<Databases>,
+        follower: Option<Arc<Follower>>,
+        lease: Duration,
+    ) -> Arc<Self> {
         let executor = Arc::new(Executor {
             databases,
             follower,
