@@ -116,6 +116,15 @@ pub struct Config {
     )]
     pub forward_timeout_ms: u64,
 
+    /// On the primary: a remote transaction idle this long (its replica vanished) is rolled back.
+    #[arg(
+        long,
+        env = "BLOG_REMOTE_TX_LEASE_MS",
+        default_value_t = 5000,
+        global = true
+    )]
+    pub remote_tx_lease_ms: u64,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "BLOG_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,

@@ -83,6 +83,7 @@ fn cluster_options(config: &Config) -> ClusterOptions {
         primary_rpc: config.primary_rpc.clone(),
         secret: config.cluster_secret.clone(),
         forward_timeout: config.forward_timeout(),
+        remote_tx_lease: std::time::Duration::from_millis(config.remote_tx_lease_ms),
         ..ClusterOptions::standalone(config.database.clone())
     }
 }

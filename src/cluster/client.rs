@@ -79,10 +79,48 @@ impl Forwarder {
         F: Fn(ForwardClient, Context) -> Fut,
         Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
     {
+        self.call_with_retry(false, call).await
+    }
+
+    /// Like [`Self::call`], for a call the primary deduplicates (an idempotency key): when the
+    /// connection fails or the answer does not come, it is sent once more, on a new connection,
+    /// within the same overall deadline. The first attempt gets half the time.
+    pub async fn call_idempotent<T, F, Fut>(&self, call: F) -> Result<(T, Addr), ClusterError>
+    where
+        F: Fn(ForwardClient, Context) -> Fut,
+        Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
+    {
+        self.call_with_retry(true, call).await
+    }
+
+    async fn call_with_retry<T, F, Fut>(
+        &self,
+        mut retry: bool,
+        call: F,
+    ) -> Result<(T, Addr), ClusterError>
+    where
+        F: Fn(ForwardClient, Context) -> Fut,
+        Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
+    {
         let deadline = Instant::now() + self.timeout;
         let mut addr = self.current_primary()?;
         for _ in 0..MAX_REDIRECTS {
-            match self.call_at(&addr, deadline, &call).await? {
+            let attempt_deadline = if retry {
+                Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2
+            } else {
+                deadline
+            };
+            let answer = match self.call_at(&addr, attempt_deadline, &call).await {
+                Err(
+                    ClusterError::DeadlineExceeded { .. } | ClusterError::PrimaryUnreachable { .. },
+                ) if retry => {
+                    retry = false;
+                    tracing::warn!(primary = %addr, "no answer from the primary: sending the same write again");
+                    self.call_at(&addr, deadline, &call).await?
+                }
+                other => other?,
+            };
+            match answer {
                 Ok(answer) => return Ok((answer, addr)),
                 Err(Refusal::NotPrimary {
                     primary: Some(next),

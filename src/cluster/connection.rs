@@ -95,13 +95,16 @@ impl ClusterConnection {
     }
 
     /// Forwards one autocommit statement and waits until this node has replicated its commit.
+    /// The write carries a fresh idempotency key, so it is safely sent again when no reply
+    /// comes back: the primary runs it at most once.
     async fn forward(node: &Node, request: Request) -> Result<Reply, DbErr> {
         let started = Instant::now();
+        let key: u128 = rand::random();
         let (outcome, _addr) = node
             .forwarder
-            .call(|client, ctx| {
+            .call_idempotent(|client, ctx| {
                 let request = request.clone();
-                async move { client.run(ctx, request).await }
+                async move { client.run(ctx, Some(key), request).await }
             })
             .await
             .map_err(ClusterError::into_db_err)?;

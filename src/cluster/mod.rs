@@ -20,6 +20,7 @@
 pub mod auth;
 pub mod client;
 pub mod connection;
+pub mod dedup;
 mod error;
 pub mod litefs;
 pub mod metrics;
@@ -68,6 +69,8 @@ pub struct ClusterOptions {
     /// Whether a forwarded write waits until this node has replicated its commit (read your
     /// writes). Only benchmarks turn it off, to measure what it costs.
     pub catch_up: bool,
+    /// Failures to inject on this node's primary side; tests only.
+    pub faults: Arc<server::Faults>,
 }
 
 impl ClusterOptions {
@@ -83,6 +86,7 @@ impl ClusterOptions {
             remote_tx_lease: Duration::from_secs(5),
             startup_timeout: Duration::from_secs(30),
             catch_up: true,
+            faults: Arc::default(),
         }
     }
 }
@@ -189,6 +193,7 @@ pub async fn start(options: &ClusterOptions) -> Result<Cluster, String> {
         databases.clone(),
         Some(follower.clone()),
         options.remote_tx_lease,
+        options.faults.clone(),
     );
     tokio::spawn(server::serve(listener, executor, secret.clone()));
 

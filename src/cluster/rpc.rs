@@ -21,8 +21,9 @@ pub enum Refusal {
 
 #[tarpc::service]
 pub trait Forward {
-    /// Runs one statement on its own (autocommit) and returns its result and commit TXID.
-    async fn run(request: Request) -> Result<Outcome, Refusal>;
+    /// Runs one statement on its own and returns its result and commit TXID. With a `key`, the
+    /// primary runs it at most once: a second call with the same key gets the first reply.
+    async fn run(key: Option<u128>, request: Request) -> Result<Outcome, Refusal>;
     /// Opens a remote transaction (`BEGIN IMMEDIATE`) and returns its session id.
     async fn begin() -> Result<u64, Refusal>;
     /// Runs one statement inside a remote transaction.

@@ -18,11 +18,11 @@ use tarpc::tokio_serde::formats::Bincode;
 use tokio::net::TcpListener;
 use tokio_util::codec::LengthDelimitedCodec;
 
-use super::auth;
 use super::litefs::{Follower, Role};
 use super::pools::Databases;
 use super::rpc::{Forward, MAX_FRAME_BYTES, Refusal};
 use super::wire::{self, ErrorPhase, Outcome, Reply, Request, Statement, Value};
+use super::{auth, dedup};
 
 /// One open remote transaction.
 struct Session {
@@ -41,6 +41,30 @@ pub struct Executor {
     sessions: Mutex<HashMap<u64, Arc<Session>>>,
     next_session: AtomicU64,
     lease: Duration,
+    /// Pools generation + 1 for which the idempotency table is known to exist.
+    dedup_ready: AtomicU64,
+    /// Keyed writes so far, to expire old keys every [`EXPIRE_EVERY`] of them.
+    keyed_writes: AtomicU64,
+    faults: Arc<Faults>,
+}
+
+/// Old idempotency keys are deleted once every this many keyed writes.
+const EXPIRE_EVERY: u64 = 100;
+
+/// Failures a test can inject on the primary's side.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// The next this many forwarded writes commit, but their reply is never sent, as if the
+    /// network had lost it.
+    pub lose_replies: std::sync::atomic::AtomicUsize,
+}
+
+impl Faults {
+    fn lose_reply(&self) -> bool {
+        self.lose_replies
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
 }
 
 impl Executor {
@@ -48,6 +72,7 @@ impl Executor {
         databases: Arc<Databases>,
         follower: Option<Arc<Follower>>,
         lease: Duration,
+        faults: Arc<Faults>,
     ) -> Arc<Self> {
         let executor = Arc::new(Executor {
             databases,
@@ -55,10 +80,14 @@ impl Executor {
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             lease,
+            dedup_ready: AtomicU64::new(0),
+            keyed_writes: AtomicU64::new(0),
+            faults,
         });
         let reaper = Arc::downgrade(&executor);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(lease / 4);
+            // Checked often, so a session is rolled back soon after its lease ends.
+            let mut tick = tokio::time::interval((lease / 10).max(Duration::from_millis(20)));
             while let Some(executor) = reaper.upgrade() {
                 executor.reap_idle_sessions().await;
                 drop(executor);
@@ -100,10 +129,27 @@ impl Executor {
         session.generation != self.databases.current().generation
     }
 
-    async fn run(&self, request: Request) -> Result<Outcome, Refusal> {
+    async fn run(&self, key: Option<u128>, request: Request) -> Result<Outcome, Refusal> {
         self.check_primary()?;
-        let (mut conn, _) = self.acquire().await?;
-        let result = run_on(&mut conn, &request).await;
+        let (mut conn, generation) = self.acquire().await?;
+        let result = match key {
+            // Raw SQL may hold its own BEGIN/COMMIT, so it cannot be wrapped: it runs as sent.
+            Some(key) if !matches!(request, Request::ExecuteUnprepared(_)) => {
+                let unavailable = |e: sqlx::Error| Refusal::Unavailable(e.to_string());
+                if self.dedup_ready.load(Ordering::Acquire) != generation + 1 {
+                    conn.execute(dedup::CREATE_TABLE)
+                        .await
+                        .map_err(unavailable)?;
+                    self.dedup_ready.store(generation + 1, Ordering::Release);
+                }
+                let expire = self.keyed_writes.fetch_add(1, Ordering::Relaxed) % EXPIRE_EVERY == 0;
+                dedup::run_once(&mut conn, key, &request, expire)
+                    .await
+                    .map_err(unavailable)?
+            }
+            _ => run_on(&mut conn, &request).await,
+        };
+        drop(conn);
         Ok(Outcome {
             result,
             txid: self.txid(),
@@ -221,7 +267,10 @@ impl Executor {
 }
 
 /// Runs a forwarded request on one connection, the way SeaORM would have run it locally.
-async fn run_on(conn: &mut SqliteConnection, request: &Request) -> Result<Reply, wire::DbFailure> {
+pub(crate) async fn run_on(
+    conn: &mut SqliteConnection,
+    request: &Request,
+) -> Result<Reply, wire::DbFailure> {
     match request {
         Request::Execute(stmt) => bind(stmt)
             .execute(&mut *conn)
@@ -278,21 +327,45 @@ fn bind(stmt: &Statement) -> sqlx::query::Query<'_, Sqlite, SqliteArguments> {
 #[derive(Clone)]
 struct ForwardServer(Arc<Executor>);
 
+/// Runs a call's database work in its own task. tarpc drops a call's future when its deadline
+/// passes; dropped halfway, the work could leave a pooled connection inside a transaction that
+/// holds SQLite's write lock. Detached, it always finishes: commits, or rolls back.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, Refusal>> + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::spawn(work).await.unwrap_or_else(|e| {
+        Err(Refusal::Unavailable(format!(
+            "the primary's task failed: {e}"
+        )))
+    })
+}
+
 impl Forward for ForwardServer {
-    async fn run(self, _: Context, request: Request) -> Result<Outcome, Refusal> {
-        self.0.run(request).await
+    async fn run(
+        self,
+        _: Context,
+        key: Option<u128>,
+        request: Request,
+    ) -> Result<Outcome, Refusal> {
+        let executor = self.0.clone();
+        let outcome = detached(async move { executor.run(key, request).await }).await;
+        if self.0.faults.lose_reply() {
+            tracing::warn!("fault injected: the reply to a committed write is lost");
+            std::future::pending::<()>().await;
+        }
+        outcome
     }
     async fn begin(self, _: Context) -> Result<u64, Refusal> {
-        self.0.begin().await
+        detached(async move { self.0.begin().await }).await
     }
     async fn run_in(self, _: Context, session: u64, request: Request) -> Result<Outcome, Refusal> {
-        self.0.run_in(session, request).await
+        detached(async move { self.0.run_in(session, request).await }).await
     }
     async fn commit(self, _: Context, session: u64) -> Result<Outcome, Refusal> {
-        self.0.commit(session).await
+        detached(async move { self.0.commit(session).await }).await
     }
     async fn rollback(self, _: Context, session: u64) -> Result<(), Refusal> {
-        self.0.rollback(session).await
+        detached(async move { self.0.rollback(session).await }).await
     }
 }
 

@@ -14,8 +14,16 @@ use blog::entity::tag;
 
 /// Opens a SeaORM connection on node `k` inside the test process, as another app would.
 pub async fn connect(cluster: &Cluster, k: usize) -> ClusterConnection {
+    blog::cluster::start(&options(cluster, k))
+        .await
+        .expect("joins the cluster")
+        .db
+}
+
+/// Options for joining node `k` from the test process (its RPC on a free port).
+pub fn options(cluster: &Cluster, k: usize) -> ClusterOptions {
     let node = cluster.node(k);
-    let options = ClusterOptions {
+    ClusterOptions {
         litefs_dir: Some(node.mnt()),
         litefs_api: node.litefs_api(),
         rpc_listen: format!("{}:0", node.ip),
@@ -23,11 +31,7 @@ pub async fn connect(cluster: &Cluster, k: usize) -> ClusterConnection {
         secret: Some(SECRET.into()),
         forward_timeout: Duration::from_millis(FORWARD_TIMEOUT_MS),
         ..ClusterOptions::standalone(node.db_path())
-    };
-    blog::cluster::start(&options)
-        .await
-        .expect("joins the cluster")
-        .db
+    }
 }
 
 /// Lines of a node's app log that show a write attempted locally and refused.

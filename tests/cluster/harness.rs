@@ -17,6 +17,8 @@ pub const ADMIN_PASSWORD: &str = "cluster-test-password";
 pub const SECRET: &str = "cluster-test-secret";
 /// Forward deadline given to every app, short so that "primary down" tests answer quickly.
 pub const FORWARD_TIMEOUT_MS: u64 = 2000;
+/// Idle lease of remote transactions on the primary.
+pub const REMOTE_TX_LEASE_MS: u64 = 2000;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -238,6 +240,7 @@ impl Cluster {
             .env("BLOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("BLOG_CLUSTER_SECRET", SECRET)
             .env("BLOG_FORWARD_TIMEOUT_MS", FORWARD_TIMEOUT_MS.to_string())
+            .env("BLOG_REMOTE_TX_LEASE_MS", REMOTE_TX_LEASE_MS.to_string())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -3,6 +3,7 @@
 
 mod differential;
 mod forwarding;
+mod guarantees;
 mod harness;
 mod litefs;
 

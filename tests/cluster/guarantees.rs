@@ -1,0 +1,157 @@
+//! The guarantees beyond forwarding itself: exactly once, and a dead replica never holding the
+//! primary's write lock.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use sea_orm::{ActiveModelTrait, Set};
+use sqlx::Row;
+
+use crate::forwarding::options;
+use crate::harness::{Cluster, REMOTE_TX_LEASE_MS, SECRET};
+use crate::{create_tag, http, open_db};
+use blog::cluster::server::Faults;
+use blog::entity::tag;
+
+async fn count(cluster: &Cluster, sql: &'static str, label: &str) -> i64 {
+    sqlx::query(sql)
+        .bind(label)
+        .fetch_one(&mut open_db(cluster.node(cluster.primary)).await)
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_lost_reply_is_sent_again_and_the_write_happens_once() {
+    let cluster = Cluster::start(2).await;
+    // A primary, in this process, that loses the reply to the next forwarded write after
+    // committing it; and a replica that forwards to it.
+    let faults = Arc::new(Faults::default());
+    let primary = blog::cluster::start(&blog::cluster::ClusterOptions {
+        faults: faults.clone(),
+        ..options(&cluster, 1)
+    })
+    .await
+    .unwrap();
+    let port = primary.rpc_addr.unwrap().port();
+    let replica = blog::cluster::start(&blog::cluster::ClusterOptions {
+        primary_rpc: format!("{{primary}}:{port}"),
+        ..options(&cluster, 2)
+    })
+    .await
+    .unwrap()
+    .db;
+
+    faults.lose_replies.store(1, Ordering::SeqCst);
+    let model = tag::ActiveModel {
+        label: Set("exactly-once".into()),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .insert(&replica)
+    .await
+    .expect("the retry gets the stored reply, not a unique violation");
+
+    assert_eq!(
+        faults.lose_replies.load(Ordering::SeqCst),
+        0,
+        "the fault fired"
+    );
+    assert_eq!(
+        count(
+            &cluster,
+            "SELECT count(*) FROM tags WHERE label = ?",
+            "exactly-once"
+        )
+        .await,
+        1
+    );
+    let id: i64 = count(
+        &cluster,
+        "SELECT id FROM tags WHERE label = ?",
+        "exactly-once",
+    )
+    .await;
+    assert_eq!(id, model.id as i64, "the reply is the first attempt's");
+    let keys = count(
+        &cluster,
+        "SELECT count(*) FROM _litefs_forwarded_writes WHERE ? IS NOT NULL",
+        "x",
+    )
+    .await;
+    assert!(keys >= 1, "the key was stored with the write");
+}
+
+/// The example that holds a transaction open from a replica (built by `cargo test`).
+fn remote_transaction_example() -> std::path::PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let path = deps
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/remote_transaction");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test --workspace` (the README's test command) builds it",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_transaction_never_holds_the_write_lock() {
+    let cluster = Cluster::start(2).await;
+    let replica = cluster.node(2);
+    let mut holder = Command::new(remote_transaction_example())
+        .arg(replica.mnt())
+        .arg(replica.litefs_api())
+        .arg("held-by-a-dead-replica")
+        .env("BLOG_CLUSTER_SECRET", SECRET)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("inserted held-by-a-dead-replica"),
+        "{line}"
+    );
+    assert!(line.contains("role: replica"), "{line}");
+
+    // kill -9: no rollback is ever sent. The primary holds BEGIN IMMEDIATE for it.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let killed = Instant::now();
+
+    // Another writer gets through within the lease plus a second.
+    let (status, body) = create_tag(&http(), &cluster.url(1), "after-the-dead-replica").await;
+    let waited = killed.elapsed();
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        waited < Duration::from_millis(REMOTE_TX_LEASE_MS + 1000),
+        "the write waited {waited:?}"
+    );
+    assert_eq!(
+        count(
+            &cluster,
+            "SELECT count(*) FROM tags WHERE label = ?",
+            "held-by-a-dead-replica"
+        )
+        .await,
+        0
+    );
+    let log = std::fs::read_to_string(cluster.node(1).app_log()).unwrap();
+    assert!(
+        log.contains("idle past its lease: rolled back"),
+        "the primary says what it did"
+    );
+}
