@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use sea_orm::{
@@ -19,7 +19,7 @@ use super::pools::Databases;
 use super::sqlite::Scratch;
 use super::transaction::ClusterTransaction;
 use super::wire::{self, DbFailure, ErrorPhase, Outcome, Reply, Request};
-use super::{ClusterError, metrics};
+use super::{ClusterError, consistency, metrics};
 
 /// Everything a node in a LiteFS cluster needs to forward.
 pub(crate) struct Node {
@@ -45,6 +45,7 @@ pub struct ClusterConnection {
 
 /// Where a statement runs.
 enum Route<'a> {
+    /// Standalone, or the primary: SQLite here is the truth.
     Local(DatabaseConnection),
     /// A replica's read-only connection: a write here would be a classification bug.
     ReplicaRead(DatabaseConnection),
@@ -77,6 +78,37 @@ impl ClusterConnection {
 
     pub fn follower(&self) -> Option<&Arc<Follower>> {
         self.inner.node.as_ref().map(|n| &n.follower)
+    }
+
+    /// Waits until this node's database includes `txid` (a write seen elsewhere), at most
+    /// `timeout`. A standalone node has everything.
+    pub async fn wait_for_txid(&self, txid: u64, timeout: Duration) -> Result<(), ClusterError> {
+        match &self.inner.node {
+            Some(node) => node.follower.wait_for_txid(txid, timeout).await,
+            None => Ok(()),
+        }
+    }
+
+    /// How long a forwarded call, or a wait for replication, may take.
+    pub fn timeout(&self) -> Duration {
+        self.inner
+            .node
+            .as_ref()
+            .map_or(Duration::from_secs(5), |n| n.forwarder.timeout)
+    }
+
+    /// On the primary, inside [`consistency::track_writes`]: notes the TXID after a write.
+    async fn note_local_write(&self, sql: &str) {
+        let Some(node) = &self.inner.node else { return };
+        if !consistency::tracking() {
+            return;
+        }
+        let pools = self.inner.databases.current();
+        if pools.classifier.is_read_only(sql).await != Some(true)
+            && let Ok(txid) = node.follower.mount.position()
+        {
+            consistency::record(txid);
+        }
     }
 
     async fn route(&self, sql: &str) -> Route<'_> {
@@ -116,6 +148,9 @@ impl ClusterConnection {
 
 /// Waits for the commit's TXID to reach this node, then returns the primary's result.
 pub(crate) async fn settle(node: &Node, outcome: Outcome) -> Result<Reply, DbErr> {
+    if let Some(txid) = outcome.txid {
+        consistency::record(txid);
+    }
     if let Some(txid) = outcome.txid.filter(|_| node.catch_up) {
         node.follower
             .wait_for_txid(txid, node.forwarder.timeout)
@@ -215,7 +250,14 @@ impl ConnectionTrait for ClusterConnection {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         match self.route(&stmt.sql).await {
-            Route::Local(db) => db.execute_raw(stmt).await,
+            Route::Local(db) => {
+                let sql = stmt.sql.clone();
+                let result = db.execute_raw(stmt).await;
+                if result.is_ok() {
+                    self.note_local_write(&sql).await;
+                }
+                result
+            }
             Route::ReplicaRead(db) => backstop(db.execute_raw(stmt).await),
             Route::Forward(node) => {
                 let request = Request::Execute(wire_statement(node, &stmt).await?);
@@ -226,7 +268,13 @@ impl ConnectionTrait for ClusterConnection {
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         match self.route(sql).await {
-            Route::Local(db) => db.execute_unprepared(sql).await,
+            Route::Local(db) => {
+                let result = db.execute_unprepared(sql).await;
+                if result.is_ok() {
+                    self.note_local_write(sql).await;
+                }
+                result
+            }
             Route::ReplicaRead(db) => backstop(db.execute_unprepared(sql).await),
             Route::Forward(node) => {
                 exec_result(
@@ -240,7 +288,14 @@ impl ConnectionTrait for ClusterConnection {
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         match self.route(&stmt.sql).await {
-            Route::Local(db) => db.query_one_raw(stmt).await,
+            Route::Local(db) => {
+                let sql = stmt.sql.clone();
+                let result = db.query_one_raw(stmt).await;
+                if result.is_ok() {
+                    self.note_local_write(&sql).await;
+                }
+                result
+            }
             Route::ReplicaRead(db) => backstop(db.query_one_raw(stmt).await),
             Route::Forward(node) => {
                 let request = Request::QueryOne(wire_statement(node, &stmt).await?);
@@ -254,7 +309,14 @@ impl ConnectionTrait for ClusterConnection {
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         match self.route(&stmt.sql).await {
-            Route::Local(db) => db.query_all_raw(stmt).await,
+            Route::Local(db) => {
+                let sql = stmt.sql.clone();
+                let result = db.query_all_raw(stmt).await;
+                if result.is_ok() {
+                    self.note_local_write(&sql).await;
+                }
+                result
+            }
             Route::ReplicaRead(db) => backstop(db.query_all_raw(stmt).await),
             Route::Forward(node) => {
                 let request = Request::QueryAll(wire_statement(node, &stmt).await?);

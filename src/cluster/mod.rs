@@ -20,6 +20,7 @@
 pub mod auth;
 pub mod client;
 pub mod connection;
+pub mod consistency;
 pub mod dedup;
 mod error;
 pub mod litefs;

@@ -14,7 +14,7 @@ use super::connection::{
     Inner, Node, RowStream, exec_result, query_results, settle, wire_statement,
 };
 use super::wire::{Reply, Request};
-use super::{ClusterError, metrics};
+use super::{ClusterError, consistency, metrics};
 
 /// A remote transaction's session on the primary, shared by its savepoints.
 struct Session {
@@ -287,7 +287,14 @@ impl TransactionSession for ClusterTransaction {
                 txn.take()
                     .ok_or_else(|| DbErr::Custom("already finished".into()))?
                     .commit()
-                    .await
+                    .await?;
+                if let Some(node) = &self.cluster.node
+                    && consistency::tracking()
+                    && let Ok(txid) = node.follower.mount.position()
+                {
+                    consistency::record(txid);
+                }
+                Ok(())
             }
             Kind::Remote { .. } => self.finish_remote(true).await,
         }

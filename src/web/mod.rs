@@ -7,6 +7,7 @@
 mod admin;
 mod api;
 pub mod auth;
+pub mod consistency;
 pub mod error;
 mod health;
 mod pages;
@@ -98,6 +99,10 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), error_pages))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            consistency::read_your_writes,
+        ))
         // The body limit is enforced by the extractors, so that an API client gets its 413 as a
         // JSON error (see `api::ApiJson`); tower-http's `RequestBodyLimitLayer` would answer a
         // too-large `Content-Length` itself, in plain text.

@@ -90,8 +90,13 @@ pub struct Cluster {
     pub primary: usize,
     root: PathBuf,
     litefs: PathBuf,
+    /// A node whose replication stream from the primary goes through [`lagging_proxy`].
+    lagged: Option<usize>,
     _serial: MutexGuard<'static, ()>,
 }
+
+/// Where a lagged node's LiteFS connects to reach the primary.
+const LAG_PROXY_PORT: u16 = 20299;
 
 pub fn ip(k: usize) -> String {
     format!("127.0.0.{}", 10 + k)
@@ -101,6 +106,16 @@ impl Cluster {
     /// Starts `n` nodes with node 1 primary, each running LiteFS and the blog, and waits until all
     /// are ready.
     pub async fn start(n: usize) -> Cluster {
+        Self::start_lagged(n, None).await
+    }
+
+    /// Like [`Cluster::start`], but node `lagged.0` (a replica) receives everything from the
+    /// primary `lagged.1` late, like a replica far away.
+    pub async fn start_with_lag(n: usize, node: usize, lag: Duration) -> Cluster {
+        Self::start_lagged(n, Some((node, lag))).await
+    }
+
+    async fn start_lagged(n: usize, lag: Option<(usize, Duration)>) -> Cluster {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -125,8 +140,13 @@ impl Cluster {
             primary: 1,
             root,
             litefs: litefs_bin(),
+            lagged: lag.map(|(k, _)| k),
             _serial: serial,
         };
+        if let Some((k, delay)) = lag {
+            let listen = format!("{}:{LAG_PROXY_PORT}", ip(k));
+            tokio::spawn(lagging_proxy(listen, format!("{}:20202", ip(1)), delay));
+        }
         cluster.start_all().await;
         cluster
     }
@@ -161,8 +181,12 @@ impl Cluster {
     fn write_litefs_config(&self, k: usize) -> PathBuf {
         let node = self.node(k);
         let primary_ip = ip(self.primary);
+        let advertise = match self.lagged {
+            Some(lagged) if lagged == k => format!("{}:{LAG_PROXY_PORT}", ip(k)),
+            _ => format!("{primary_ip}:20202"),
+        };
         let config = format!(
-            "data:\n  dir: \"{data}\"\nfuse:\n  dir: \"{mnt}\"\nhttp:\n  addr: \"{ip}:20202\"\nlease:\n  type: \"static\"\n  hostname: \"{primary_ip}\"\n  advertise-url: \"http://{primary_ip}:20202\"\n  candidate: {candidate}\n",
+            "data:\n  dir: \"{data}\"\nfuse:\n  dir: \"{mnt}\"\nhttp:\n  addr: \"{ip}:20202\"\nlease:\n  type: \"static\"\n  hostname: \"{primary_ip}\"\n  advertise-url: \"http://{advertise}\"\n  candidate: {candidate}\n",
             data = node.dir.join("data").display(),
             mnt = node.mnt().display(),
             ip = node.ip,
@@ -363,6 +387,43 @@ fn unmount(path: &Path) {
     }
     if is_mounted(path) {
         let _ = Command::new("fusermount3").arg("-uz").arg(path).status();
+    }
+}
+
+/// A TCP proxy that passes bytes to `target` at once and brings its answers back `delay` late.
+async fn lagging_proxy(listen: String, target: String, delay: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .expect("the lag proxy binds");
+    while let Ok((client, _)) = listener.accept().await {
+        let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+            continue;
+        };
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        tokio::spawn(async move { tokio::io::copy(&mut client_read, &mut server_write).await });
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+                if tx
+                    .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some((due, bytes)) = rx.recv().await {
+                tokio::time::sleep_until(due).await;
+                if client_write.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+        });
     }
 }
 
