@@ -327,3 +327,36 @@ async fn a_dead_primary_is_a_503_and_reads_keep_working() {
     );
     assert_eq!(local_write_failures(&cluster, 2), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_flow_works_on_a_replica() {
+    let cluster = Cluster::start(2).await;
+    let replica = cluster.url(2);
+    crate::browser::admin_creates_tag_and_post(
+        &replica,
+        ADMIN_PASSWORD,
+        "from-chromium",
+        "Written on a replica",
+    )
+    .await;
+
+    // Everything the browser did went to the primary, and nothing was attempted locally.
+    let client = http();
+    assert_eq!(rows_on_primary(&cluster, "from-chromium").await, 1);
+    let post: serde_json::Value = client
+        .get(format!("{replica}/api/posts/written-on-a-replica"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(post["tags"], serde_json::json!(["from-chromium"]));
+    assert!(counter(&replica, "blog_forwarded_writes_total").await >= 1.0);
+    assert!(counter(&replica, "blog_remote_transactions_total").await >= 1.0);
+    assert_eq!(
+        counter(&replica, "blog_replica_local_write_attempts_total").await,
+        0.0
+    );
+    assert_eq!(local_write_failures(&cluster, 2), Vec::<String>::new());
+}

@@ -1,6 +1,8 @@
 //! Tests on a real LiteFS cluster: LiteFS itself behaves as the project relies on, and writes on
 //! replicas are forwarded, answered with the primary's result, and never attempted locally.
 
+#[path = "../support/browser.rs"]
+mod browser;
 mod differential;
 mod forwarding;
 mod guarantees;
