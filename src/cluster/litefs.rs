@@ -267,10 +267,10 @@ impl Follower {
                 self.set_role(data.is_primary, &data.hostname);
             }
             "tx" if event.db == self.mount.db_name => {
-                if let Some(txid) = event.data.get("txID").and_then(|v| v.as_str()) {
-                    if let Ok(txid) = u64::from_str_radix(txid, 16) {
-                        self.advance(txid);
-                    }
+                if let Some(txid) = event.data.get("txID").and_then(|v| v.as_str())
+                    && let Ok(txid) = u64::from_str_radix(txid, 16)
+                {
+                    self.advance(txid);
                 }
             }
             _ => {}

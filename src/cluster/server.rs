@@ -142,7 +142,10 @@ impl Executor {
                         .map_err(unavailable)?;
                     self.dedup_ready.store(generation + 1, Ordering::Release);
                 }
-                let expire = self.keyed_writes.fetch_add(1, Ordering::Relaxed) % EXPIRE_EVERY == 0;
+                let expire = self
+                    .keyed_writes
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(EXPIRE_EVERY);
                 dedup::run_once(&mut conn, key, &request, expire)
                     .await
                     .map_err(unavailable)?
