@@ -97,18 +97,27 @@ impl ClusterConnection {
             .map_or(Duration::from_secs(5), |n| n.forwarder.timeout)
     }
 
-    /// On the primary, inside [`consistency::track_writes`]: notes the TXID after a write.
-    async fn note_local_write(&self, sql: &str) {
-        let Some(node) = &self.inner.node else { return };
-        if !consistency::tracking() {
-            return;
+    /// The SQL to check after running it locally, when its TXID may be needed: in cluster mode,
+    /// inside [`consistency::track_writes`]. `None` otherwise, so plain use pays nothing.
+    fn tracked_sql(&self, sql: &str) -> Option<String> {
+        (self.inner.node.is_some() && consistency::tracking()).then(|| sql.to_owned())
+    }
+
+    /// After a local statement: if it was a write, notes the TXID that includes it.
+    async fn note_local_write<T>(
+        &self,
+        result: Result<T, DbErr>,
+        sql: Option<String>,
+    ) -> Result<T, DbErr> {
+        if let (Ok(_), Some(sql), Some(node)) = (&result, sql, &self.inner.node) {
+            let pools = self.inner.databases.current();
+            if pools.classifier.is_read_only(&sql).await != Some(true)
+                && let Ok(txid) = node.follower.mount.position()
+            {
+                consistency::record(txid);
+            }
         }
-        let pools = self.inner.databases.current();
-        if pools.classifier.is_read_only(sql).await != Some(true)
-            && let Ok(txid) = node.follower.mount.position()
-        {
-            consistency::record(txid);
-        }
+        result
     }
 
     async fn route(&self, sql: &str) -> Route<'_> {
@@ -251,12 +260,9 @@ impl ConnectionTrait for ClusterConnection {
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         match self.route(&stmt.sql).await {
             Route::Local(db) => {
-                let sql = stmt.sql.clone();
-                let result = db.execute_raw(stmt).await;
-                if result.is_ok() {
-                    self.note_local_write(&sql).await;
-                }
-                result
+                let tracked = self.tracked_sql(&stmt.sql);
+                self.note_local_write(db.execute_raw(stmt).await, tracked)
+                    .await
             }
             Route::ReplicaRead(db) => backstop(db.execute_raw(stmt).await),
             Route::Forward(node) => {
@@ -269,11 +275,9 @@ impl ConnectionTrait for ClusterConnection {
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         match self.route(sql).await {
             Route::Local(db) => {
-                let result = db.execute_unprepared(sql).await;
-                if result.is_ok() {
-                    self.note_local_write(sql).await;
-                }
-                result
+                let tracked = self.tracked_sql(sql);
+                self.note_local_write(db.execute_unprepared(sql).await, tracked)
+                    .await
             }
             Route::ReplicaRead(db) => backstop(db.execute_unprepared(sql).await),
             Route::Forward(node) => {
@@ -289,12 +293,9 @@ impl ConnectionTrait for ClusterConnection {
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         match self.route(&stmt.sql).await {
             Route::Local(db) => {
-                let sql = stmt.sql.clone();
-                let result = db.query_one_raw(stmt).await;
-                if result.is_ok() {
-                    self.note_local_write(&sql).await;
-                }
-                result
+                let tracked = self.tracked_sql(&stmt.sql);
+                self.note_local_write(db.query_one_raw(stmt).await, tracked)
+                    .await
             }
             Route::ReplicaRead(db) => backstop(db.query_one_raw(stmt).await),
             Route::Forward(node) => {
@@ -310,12 +311,9 @@ impl ConnectionTrait for ClusterConnection {
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         match self.route(&stmt.sql).await {
             Route::Local(db) => {
-                let sql = stmt.sql.clone();
-                let result = db.query_all_raw(stmt).await;
-                if result.is_ok() {
-                    self.note_local_write(&sql).await;
-                }
-                result
+                let tracked = self.tracked_sql(&stmt.sql);
+                self.note_local_write(db.query_all_raw(stmt).await, tracked)
+                    .await
             }
             Route::ReplicaRead(db) => backstop(db.query_all_raw(stmt).await),
             Route::Forward(node) => {
