@@ -229,3 +229,43 @@ async fn a_tampered_consistency_cookie_is_ignored() {
         "a forged TXID made the node wait"
     );
 }
+
+#[tokio::test]
+async fn a_peer_without_the_secret_gets_nothing_executed() {
+    let cluster = Cluster::start(2).await;
+    let intruder = blog::cluster::start(&blog::cluster::ClusterOptions {
+        secret: Some("not-the-cluster-secret".into()),
+        ..options(&cluster, 2)
+    })
+    .await
+    .unwrap()
+    .db;
+    let err = tag::ActiveModel {
+        label: Set("intrusion".into()),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .insert(&intruder)
+    .await
+    .unwrap_err();
+    let cluster_err = blog::cluster::ClusterError::find(&err).expect("a cluster error, not SQL");
+    assert!(
+        matches!(cluster_err, blog::cluster::ClusterError::AuthFailed { .. }),
+        "{cluster_err}"
+    );
+    assert!(err.to_string().contains("BLOG_CLUSTER_SECRET"), "{err}");
+    assert_eq!(
+        count(
+            &cluster,
+            "SELECT count(*) FROM tags WHERE label = ?",
+            "intrusion"
+        )
+        .await,
+        0
+    );
+    let log = std::fs::read_to_string(cluster.node(1).app_log()).unwrap();
+    assert!(
+        log.contains("failed authentication"),
+        "the primary logs the refusal"
+    );
+}
