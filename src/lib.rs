@@ -66,12 +66,22 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             tokio::select! {
                 result = running.server => result.map_err(|e| e.to_string())?.map_err(|e| e.to_string()),
-                _ = tokio::signal::ctrl_c() => {
+                _ = shutdown_signal() => {
                     tracing::info!("shutting down");
                     Ok(())
                 }
             }
         }
+    }
+}
+
+/// Ctrl-C, or SIGTERM (what `litefs mount` and Fly send to stop the app).
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }
 
@@ -103,6 +113,11 @@ async fn migrate(db: &ClusterConnection) -> Result<(), String> {
 pub async fn start(config: Config) -> Result<Running, String> {
     let cluster = cluster::start(&cluster_options(&config)).await?;
     migrate(&cluster.db).await?;
+    if config.admin_password.is_none() && config.litefs_dir.is_some() {
+        tracing::warn!(
+            "BLOG_ADMIN_PASSWORD is unset: this node generated its own; set the same one on every node"
+        );
+    }
     let admin_password = config
         .admin_password
         .clone()
