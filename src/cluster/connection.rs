@@ -140,7 +140,7 @@ impl ClusterConnection {
     /// comes back: the primary runs it at most once.
     async fn forward(node: &Node, request: Request) -> Result<Reply, DbErr> {
         let started = Instant::now();
-        let key: u128 = rand::random();
+        let key = idempotency_key();
         let (outcome, _addr) = node
             .forwarder
             .call_idempotent(|client, ctx| {
@@ -153,6 +153,15 @@ impl ClusterConnection {
         metrics::forwarded(started.elapsed());
         reply
     }
+}
+
+/// A fresh idempotency key: time first, so the primary's key table grows at one end (a small
+/// change per write for LiteFS to ship), then 64 random bits.
+fn idempotency_key() -> u128 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (u128::from(nanos) << 64) | u128::from(rand::random::<u64>())
 }
 
 /// Waits for the commit's TXID to reach this node, then returns the primary's result.
