@@ -348,11 +348,19 @@ impl StreamTrait for ClusterConnection {
         &'a self,
         stmt: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
-        Box::pin(async move {
-            let rows = self.query_all_raw(stmt).await?;
-            Ok(Box::pin(futures::stream::iter(rows.into_iter().map(Ok))) as RowStream<'a>)
-        })
+        read_all(self, stmt)
     }
+}
+
+/// `StreamTrait::stream_raw` for both handles: the rows, read in full, as a stream.
+pub(crate) fn read_all<'a, C: ConnectionTrait + Send>(
+    conn: &'a C,
+    stmt: Statement,
+) -> Pin<Box<dyn Future<Output = Result<RowStream<'a>, DbErr>> + 'a + Send>> {
+    Box::pin(async move {
+        let rows = conn.query_all_raw(stmt).await?;
+        Ok(Box::pin(futures::stream::iter(rows.into_iter().map(Ok))) as RowStream<'a>)
+    })
 }
 
 /// Options for transactions on the primary: SQLite's `BEGIN IMMEDIATE`, the same as a replica's

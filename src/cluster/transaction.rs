@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use super::connection::{
-    Inner, Node, RowStream, exec_result, query_results, settle, wire_statement,
+    Inner, Node, RowStream, exec_result, query_results, read_all, settle, wire_statement,
 };
 use super::wire::{Reply, Request};
 use super::{ClusterError, consistency, metrics};
@@ -272,10 +272,7 @@ impl StreamTrait for ClusterTransaction {
         &'a self,
         stmt: Statement,
     ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
-        Box::pin(async move {
-            let rows = self.query_all_raw(stmt).await?;
-            Ok(Box::pin(futures::stream::iter(rows.into_iter().map(Ok))) as RowStream<'a>)
-        })
+        read_all(self, stmt)
     }
 }
 

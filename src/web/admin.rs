@@ -3,7 +3,7 @@
 //! CSRF token.
 
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -18,6 +18,23 @@ use super::views::{AdminTagsPage, DashboardPage, LoginPage, Pager, PostCard, Pos
 use crate::blog::input::{PostDraft, PostInput, TagLabel, split_tag_list};
 use crate::blog::posts::{self, Visibility};
 use crate::blog::{BlogError, FieldErrors, tags};
+
+/// `Form<T>` whose rejections (a body over the limit, a malformed form) are error pages.
+struct PageForm<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for PageForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, PageError> {
+        match Form::<T>::from_request(req, state).await {
+            Ok(Form(value)) => Ok(PageForm(value)),
+            Err(rejection) => Err(PageError(Error::Request(
+                rejection.status(),
+                rejection.body_text(),
+            ))),
+        }
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -75,7 +92,7 @@ struct LoginForm {
 async fn login(
     State(state): State<AppState>,
     jar: SignedCookieJar,
-    Form(form): Form<LoginForm>,
+    PageForm(form): PageForm<LoginForm>,
 ) -> Result<Response, PageError> {
     auth::check_csrf(&jar, &form.csrf)?;
     let next = safe_next(form.next.as_deref());
@@ -98,7 +115,10 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(jar: SignedCookieJar, Form(form): Form<CsrfForm>) -> Result<Response, PageError> {
+async fn logout(
+    jar: SignedCookieJar,
+    PageForm(form): PageForm<CsrfForm>,
+) -> Result<Response, PageError> {
     auth::check_csrf(&jar, &form.csrf)?;
     let jar = auth::flash(auth::logout(jar), "You are logged out.");
     Ok((jar, Redirect::to("/")).into_response())
@@ -247,7 +267,7 @@ async fn create_post(
     _: PageAdmin,
     State(state): State<AppState>,
     jar: SignedCookieJar,
-    Form(form): Form<PostForm>,
+    PageForm(form): PageForm<PostForm>,
 ) -> Result<Response, PageError> {
     auth::check_csrf(&jar, &form.csrf)?;
     let created = match PostInput::parse(&form.draft()) {
@@ -268,7 +288,7 @@ async fn update_post(
     State(state): State<AppState>,
     jar: SignedCookieJar,
     Path(slug): Path<String>,
-    Form(form): Form<PostForm>,
+    PageForm(form): PageForm<PostForm>,
 ) -> Result<Response, PageError> {
     auth::check_csrf(&jar, &form.csrf)?;
     let updated = match PostInput::parse(&form.draft()) {
@@ -289,7 +309,7 @@ async fn delete_post(
     State(state): State<AppState>,
     jar: SignedCookieJar,
     Path(slug): Path<String>,
-    Form(form): Form<CsrfForm>,
+    PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
     auth::check_csrf(&jar, &form.csrf)?;
     posts::delete(&state.db, &slug).await?;
@@ -364,7 +384,7 @@ async fn create_tag(
     _: PageAdmin,
     State(state): State<AppState>,
     jar: SignedCookieJar,
-    Form(form): Form<TagForm>,
+    PageForm(form): PageForm<TagForm>,
 ) -> Result<Response, PageError> {
     auth::check_csrf(&jar, &form.csrf)?;
     let created = match parse_label(&form.label) {
@@ -386,7 +406,7 @@ async fn rename_tag(
     State(state): State<AppState>,
     jar: SignedCookieJar,
     Path(id): Path<i32>,
-    Form(form): Form<TagForm>,
+    PageForm(form): PageForm<TagForm>,
 ) -> Result<Response, PageError> {
     auth::check_csrf(&jar, &form.csrf)?;
     let renamed = match parse_label(&form.label) {
@@ -408,7 +428,7 @@ async fn delete_tag(
     State(state): State<AppState>,
     jar: SignedCookieJar,
     Path(id): Path<i32>,
-    Form(form): Form<CsrfForm>,
+    PageForm(form): PageForm<CsrfForm>,
 ) -> Result<Response, PageError> {
     auth::check_csrf(&jar, &form.csrf)?;
     let tag = tags::find_by_id(&state.db, id).await?;

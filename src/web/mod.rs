@@ -95,7 +95,9 @@ pub fn app(state: AppState) -> Router {
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("public, max-age=3600"),
                 ))
-                .service(ServeDir::new(static_dir())),
+                .service(ServeDir::new(static_dir()).not_found_service(
+                    axum::handler::HandlerWithoutStateExt::into_service(not_found),
+                )),
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), error_pages))

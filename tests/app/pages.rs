@@ -486,6 +486,7 @@ async fn unknown_pages_get_a_friendly_404() {
         "/posts/missing",
         "/tags/missing",
         "/admin/login/extra",
+        "/static/missing.css",
     ] {
         let response = app.get(path).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
@@ -591,4 +592,27 @@ async fn the_stylesheet_is_cached_and_gzipped() {
         app.get("/static/missing.css").await.status(),
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn an_oversized_form_is_a_413_page_and_saves_nothing() {
+    let app = spawn_app().await;
+    app.login().await;
+    let csrf = app.csrf_for("/admin/posts/new").await;
+    let body = "x".repeat(2 * 1024 * 1024);
+    let response = app
+        .post_form(
+            "/admin/posts",
+            &[
+                ("csrf", csrf.as_str()),
+                ("title", "Too big"),
+                ("body", body.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_html(&response);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("413 · Payload Too Large"), "{html}");
+    assert_eq!(app.row_counts().await.0, 0, "no post was created");
 }
