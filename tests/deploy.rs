@@ -763,3 +763,37 @@ fn line_parsers_read_the_shapes_used_here() {
     assert_eq!(port_of(":20202"), 20202);
     assert_eq!(host_of("fly-local-6pn:7070"), "fly-local-6pn");
 }
+
+/// The Dockerfile's dependency layer builds against placeholder sources. Cargo refuses a manifest
+/// whose declared targets have no file, so every `[[bench]]`, `[[bin]]` and `[[example]]` named in
+/// Cargo.toml must get a placeholder there.
+#[test]
+fn the_dockerfile_dependency_layer_has_every_declared_target() {
+    let manifest = repo_file("Cargo.toml");
+    let dockerfile = repo_file("Dockerfile");
+    let mut declared = Vec::new();
+    let mut section = String::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.to_owned();
+        } else if let Some(name) = line.strip_prefix("name = ") {
+            let dir = match section.as_str() {
+                "[[bench]]" => "benches",
+                "[[example]]" => "examples",
+                "[[bin]]" => "src/bin",
+                _ => continue,
+            };
+            declared.push(format!("{dir}/{}.rs", name.trim_matches('"')));
+        }
+    }
+    assert!(
+        declared.contains(&"benches/forwarding.rs".to_owned()),
+        "{declared:?}"
+    );
+    for path in declared {
+        assert!(
+            dockerfile.contains(&format!("> {path}")),
+            "the Dockerfile's dependency layer must create {path}"
+        );
+    }
+}
