@@ -1,7 +1,7 @@
 //! Markdown to HTML that is safe to put in a page: pulldown-cmark renders, ammonia sanitises, so
 //! no script, event handler or `javascript:` URL survives whatever the author wrote.
 
-use pulldown_cmark::{Options, Parser, html};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, html};
 
 pub fn render(markdown: &str) -> String {
     let options =
@@ -17,26 +17,24 @@ pub fn render(markdown: &str) -> String {
 /// The first paragraph's text, shortened, for lists of posts: plain text, which the templates
 /// escape (once) like any other text.
 pub fn excerpt(markdown: &str, max_chars: usize) -> String {
-    let text: String = markdown
-        .lines()
-        .map(str::trim)
-        .skip_while(|l| l.is_empty() || l.starts_with('#'))
-        .take_while(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    // With no tags allowed, ammonia leaves text whose only markup is its escaping of `&`, `<`,
-    // `>` and no-break spaces; undone here, or the template's own escaping would double it.
-    let plain = ammonia::Builder::empty()
-        .clean(&text)
-        .to_string()
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&nbsp;", "\u{a0}")
-        .replace("&amp;", "&");
-    if plain.chars().count() <= max_chars {
-        return plain;
+    // The text of the first paragraph, as the reader sees it: Markdown syntax and raw HTML tags
+    // dropped, entities decoded. Plain text; the template escapes it.
+    let mut text = String::new();
+    let mut in_paragraph = false;
+    for event in Parser::new(markdown) {
+        match event {
+            Event::Start(Tag::Paragraph) => in_paragraph = true,
+            Event::End(TagEnd::Paragraph) if in_paragraph => break,
+            Event::Text(t) | Event::Code(t) if in_paragraph => text.push_str(&t),
+            Event::SoftBreak | Event::HardBreak if in_paragraph => text.push(' '),
+            _ => {}
+        }
     }
-    let cut: String = plain.chars().take(max_chars).collect();
+    let text = text.trim();
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(max_chars).collect();
     format!("{}…", cut.trim_end())
 }
 
@@ -61,6 +59,10 @@ mod tests {
             "Tom & Jerry say 1 < 2 <"
         );
         assert_eq!(excerpt("a & b c", 3), "a &…");
+        assert_eq!(
+            excerpt("This is **bold** and `code`,\nwrapped.", 100),
+            "This is bold and code, wrapped."
+        );
     }
 
     #[test]
