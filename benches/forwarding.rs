@@ -13,7 +13,7 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use blog::cluster::{ClusterConnection, ClusterOptions};
-use harness::{ADMIN_PASSWORD, Cluster, FORWARD_TIMEOUT_MS, SECRET};
+use harness::{ADMIN_PASSWORD, Cluster};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionSession, TransactionTrait};
 
@@ -34,19 +34,11 @@ const READS: usize = 750;
 const READ_ROUNDS: usize = 4;
 const POSTS: usize = 10;
 
-/// Opens a SeaORM connection on node `k` inside this process, as another app would (the same as
-/// `connect` in tests/cluster/forwarding.rs, plus `catch_up`).
+/// A SeaORM connection on node `k` in this process, with or without the catch-up wait.
 async fn connect(cluster: &Cluster, k: usize, catch_up: bool) -> ClusterConnection {
-    let node = cluster.node(k);
     let options = ClusterOptions {
-        litefs_dir: Some(node.mnt()),
-        litefs_api: node.litefs_api(),
-        rpc_listen: format!("{}:0", node.ip),
-        primary_rpc: "{primary}:7070".into(),
-        secret: Some(SECRET.into()),
-        forward_timeout: Duration::from_millis(FORWARD_TIMEOUT_MS),
         catch_up,
-        ..ClusterOptions::standalone(node.db_path())
+        ..cluster.options(k)
     };
     blog::cluster::start(&options)
         .await

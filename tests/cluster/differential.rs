@@ -8,7 +8,6 @@ use sea_orm::{
     QueryFilter, QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
 };
 
-use crate::forwarding::connect;
 use crate::harness::Cluster;
 use blog::entity::{post, post_tag, tag};
 
@@ -257,8 +256,8 @@ async fn reset<C: ConnectionTrait>(primary: &C) {
 #[tokio::test]
 async fn forwarded_operations_equal_local_ones() {
     let cluster = Cluster::start(2).await;
-    let primary = connect(&cluster, 1).await;
-    let replica = connect(&cluster, 2).await;
+    let primary = cluster.connect(1).await;
+    let replica = cluster.connect(2).await;
     assert_eq!(
         (primary.role().as_str(), replica.role().as_str()),
         ("primary", "replica")

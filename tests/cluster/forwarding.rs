@@ -7,32 +7,9 @@ use futures::StreamExt;
 use sea_orm::{ActiveModelTrait, Set};
 use sqlx::Row;
 
-use crate::harness::{ADMIN_PASSWORD, Cluster, FORWARD_TIMEOUT_MS, SECRET};
+use crate::harness::{ADMIN_PASSWORD, Cluster, FORWARD_TIMEOUT_MS};
 use crate::{counter, create_tag, http, open_db};
-use blog::cluster::{ClusterConnection, ClusterOptions};
 use blog::entity::tag;
-
-/// Opens a SeaORM connection on node `k` inside the test process, as another app would.
-pub async fn connect(cluster: &Cluster, k: usize) -> ClusterConnection {
-    blog::cluster::start(&options(cluster, k))
-        .await
-        .expect("joins the cluster")
-        .db
-}
-
-/// Options for joining node `k` from the test process (its RPC on a free port).
-pub fn options(cluster: &Cluster, k: usize) -> ClusterOptions {
-    let node = cluster.node(k);
-    ClusterOptions {
-        litefs_dir: Some(node.mnt()),
-        litefs_api: node.litefs_api(),
-        rpc_listen: format!("{}:0", node.ip),
-        primary_rpc: "{primary}:7070".into(),
-        secret: Some(SECRET.into()),
-        forward_timeout: Duration::from_millis(FORWARD_TIMEOUT_MS),
-        ..ClusterOptions::standalone(node.db_path())
-    }
-}
 
 /// Lines of a node's app log that show a write attempted locally and refused.
 fn local_write_failures(cluster: &Cluster, k: usize) -> Vec<String> {
@@ -141,7 +118,7 @@ async fn a_write_on_a_replica_is_forwarded_and_never_attempted_locally() {
     );
 
     // 3. Through SeaORM's ActiveModel::insert on a replica connection.
-    let db = connect(&cluster, 2).await;
+    let db = cluster.connect(2).await;
     assert_eq!(db.role().as_str(), "replica");
     let model = tag::ActiveModel {
         label: Set("test-orm".into()),

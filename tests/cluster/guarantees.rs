@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use sea_orm::{ActiveModelTrait, Set};
 use sqlx::Row;
 
-use crate::forwarding::options;
 use crate::harness::{Cluster, REMOTE_TX_LEASE_MS, SECRET};
 use crate::{create_tag, http, open_db};
 use blog::cluster::server::Faults;
@@ -33,14 +32,14 @@ async fn a_lost_reply_is_sent_again_and_the_write_happens_once() {
     let faults = Arc::new(Faults::default());
     let primary = blog::cluster::start(&blog::cluster::ClusterOptions {
         faults: faults.clone(),
-        ..options(&cluster, 1)
+        ..cluster.options(1)
     })
     .await
     .unwrap();
     let port = primary.rpc_addr.unwrap().port();
     let replica = blog::cluster::start(&blog::cluster::ClusterOptions {
         primary_rpc: format!("{{primary}}:{port}"),
-        ..options(&cluster, 2)
+        ..cluster.options(2)
     })
     .await
     .unwrap()
@@ -235,7 +234,7 @@ async fn a_peer_without_the_secret_gets_nothing_executed() {
     let cluster = Cluster::start(2).await;
     let intruder = blog::cluster::start(&blog::cluster::ClusterOptions {
         secret: Some("not-the-cluster-secret".into()),
-        ..options(&cluster, 2)
+        ..cluster.options(2)
     })
     .await
     .unwrap()
