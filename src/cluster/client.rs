@@ -148,22 +148,35 @@ impl Forwarder {
         F: Fn(ForwardClient, Context) -> Fut,
         Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
     {
-        match self
+        let answer = self
             .call_at(addr, Instant::now() + self.timeout, &call)
-            .await?
-        {
-            Ok(answer) => Ok(answer),
-            Err(Refusal::NoSuchSession { session }) => Err(ClusterError::SessionLost(format!(
-                "session {session} is gone on {addr} (idle past its lease, or the primary restarted)"
-            ))),
-            Err(Refusal::NotPrimary { .. }) => Err(ClusterError::SessionLost(format!(
-                "{addr} is no longer primary"
-            ))),
-            Err(Refusal::Unavailable(reason)) => Err(ClusterError::PrimaryUnreachable {
-                addr: addr.into(),
-                reason,
-            }),
-        }
+            .await?;
+        pinned_answer(addr, answer)
+    }
+
+    /// Like [`Self::call_pinned`], for a call the primary answers the same way twice (a commit):
+    /// sent once more when no answer comes, within the same deadline.
+    pub async fn call_pinned_idempotent<T, F, Fut>(
+        &self,
+        addr: &str,
+        call: F,
+    ) -> Result<T, ClusterError>
+    where
+        F: Fn(ForwardClient, Context) -> Fut,
+        Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let first = Instant::now() + self.timeout / 2;
+        let answer = match self.call_at(addr, first, &call).await {
+            Err(
+                ClusterError::DeadlineExceeded { .. } | ClusterError::PrimaryUnreachable { .. },
+            ) => {
+                tracing::warn!(primary = %addr, "no answer from the primary: sending the same call again");
+                self.call_at(addr, deadline, &call).await?
+            }
+            other => other?,
+        };
+        pinned_answer(addr, answer)
     }
 
     async fn call_at<T, F, Fut>(
@@ -259,5 +272,22 @@ impl Forwarder {
             flag.store(false, Ordering::Release);
         });
         Ok(Connection { client, alive })
+    }
+}
+
+/// The answer of a call pinned to `addr`, with refusals as errors.
+fn pinned_answer<T>(addr: &str, answer: Result<T, Refusal>) -> Result<T, ClusterError> {
+    match answer {
+        Ok(answer) => Ok(answer),
+        Err(Refusal::NoSuchSession { session }) => Err(ClusterError::SessionLost(format!(
+            "session {session} is gone on {addr} (idle past its lease, or the primary restarted)"
+        ))),
+        Err(Refusal::NotPrimary { .. }) => Err(ClusterError::SessionLost(format!(
+            "{addr} is no longer primary"
+        ))),
+        Err(Refusal::Unavailable(reason)) => Err(ClusterError::PrimaryUnreachable {
+            addr: addr.into(),
+            reason,
+        }),
     }
 }

@@ -39,7 +39,9 @@ pub struct Executor {
     /// `None` on a standalone node (always primary).
     follower: Option<Arc<Follower>>,
     sessions: Mutex<HashMap<u64, Arc<Session>>>,
-    next_session: AtomicU64,
+    /// Outcomes of the last [`COMMITS_KEPT`] commits, so a commit sent again after a lost reply
+    /// gets the first answer instead of "no such session".
+    committed: Mutex<std::collections::VecDeque<(u64, Outcome)>>,
     lease: Duration,
     /// Pools generation + 1 for which the idempotency table is known to exist.
     dedup_ready: AtomicU64,
@@ -48,14 +50,17 @@ pub struct Executor {
     faults: Arc<Faults>,
 }
 
+/// How many commit outcomes are remembered for commits sent again.
+const COMMITS_KEPT: usize = 1024;
+
 /// Old idempotency keys are deleted once every this many keyed writes.
 const EXPIRE_EVERY: u64 = 100;
 
 /// Failures a test can inject on the primary's side.
 #[derive(Debug, Default)]
 pub struct Faults {
-    /// The next this many forwarded writes commit, but their reply is never sent, as if the
-    /// network had lost it.
+    /// The next this many forwarded writes or remote commits commit, but their reply is never
+    /// sent, as if the network had lost it.
     pub lose_replies: std::sync::atomic::AtomicUsize,
 }
 
@@ -78,7 +83,7 @@ impl Executor {
             databases,
             follower,
             sessions: Mutex::new(HashMap::new()),
-            next_session: AtomicU64::new(1),
+            committed: Mutex::new(std::collections::VecDeque::new()),
             lease,
             dedup_ready: AtomicU64::new(0),
             keyed_writes: AtomicU64::new(0),
@@ -165,7 +170,9 @@ impl Executor {
         conn.execute("BEGIN IMMEDIATE")
             .await
             .map_err(|e| Refusal::Unavailable(e.to_string()))?;
-        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        // Random, not sequential: after a restart of the primary, a replica still holding an old
+        // id must not land in someone else's new transaction.
+        let id = rand::random::<u64>();
         let session = Arc::new(Session {
             conn: tokio::sync::Mutex::new(conn),
             generation,
@@ -210,7 +217,16 @@ impl Executor {
     }
 
     async fn commit(&self, id: u64) -> Result<Outcome, Refusal> {
-        let session = self.take_session(id)?;
+        let session = match self.take_session(id) {
+            Ok(session) => session,
+            Err(refusal) => {
+                let committed = self.committed.lock().unwrap();
+                return match committed.iter().find(|(done, _)| *done == id) {
+                    Some((_, outcome)) => Ok(outcome.clone()),
+                    None => Err(refusal),
+                };
+            }
+        };
         let mut conn = session.conn.lock().await;
         let result = match conn.execute("COMMIT").await {
             Ok(_) => Ok(Reply::Exec {
@@ -223,10 +239,16 @@ impl Executor {
                 Err(wire::failure_from_sqlx(ErrorPhase::Exec, &err))
             }
         };
-        Ok(Outcome {
+        let outcome = Outcome {
             result,
             txid: self.txid(),
-        })
+        };
+        let mut committed = self.committed.lock().unwrap();
+        if committed.len() == COMMITS_KEPT {
+            committed.pop_front();
+        }
+        committed.push_back((id, outcome.clone()));
+        Ok(outcome)
     }
 
     async fn rollback(&self, id: u64) -> Result<(), Refusal> {
@@ -365,7 +387,13 @@ impl Forward for ForwardServer {
         detached(async move { self.0.run_in(session, request).await }).await
     }
     async fn commit(self, _: Context, session: u64) -> Result<Outcome, Refusal> {
-        detached(async move { self.0.commit(session).await }).await
+        let executor = self.0.clone();
+        let outcome = detached(async move { executor.commit(session).await }).await;
+        if self.0.faults.lose_reply() {
+            tracing::warn!("fault injected: the reply to a commit is lost");
+            std::future::pending::<()>().await;
+        }
+        outcome
     }
     async fn rollback(self, _: Context, session: u64) -> Result<(), Refusal> {
         detached(async move { self.0.rollback(session).await }).await

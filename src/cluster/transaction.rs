@@ -152,7 +152,7 @@ impl ClusterTransaction {
         if commit {
             let outcome = node
                 .forwarder
-                .call_pinned(&session.addr, |client, ctx| async move {
+                .call_pinned_idempotent(&session.addr, |client, ctx| async move {
                     client.commit(ctx, id).await
                 })
                 .await

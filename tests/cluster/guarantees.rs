@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ActiveModelTrait, Set};
+use sea_orm::{ActiveModelTrait, Set, TransactionSession, TransactionTrait};
 use sqlx::Row;
 
 use crate::harness::{Cluster, REMOTE_TX_LEASE_MS, SECRET};
 use crate::{create_tag, http, open_db};
+use blog::cluster::ClusterConnection;
 use blog::cluster::server::Faults;
 use blog::entity::tag;
 
@@ -24,11 +25,11 @@ async fn count(cluster: &Cluster, sql: &'static str, label: &str) -> i64 {
         .get(0)
 }
 
-#[tokio::test]
-async fn a_lost_reply_is_sent_again_and_the_write_happens_once() {
-    let cluster = Cluster::start(2).await;
-    // A primary, in this process, that loses the reply to the next forwarded write after
-    // committing it; and a replica that forwards to it.
+/// A primary, in this process, whose replies can be lost on purpose, and a replica (also in this
+/// process) that forwards to it. The primary's handle is returned so it stays alive.
+async fn faulty_primary_and_replica(
+    cluster: &Cluster,
+) -> (Arc<Faults>, blog::cluster::Cluster, ClusterConnection) {
     let faults = Arc::new(Faults::default());
     let primary = blog::cluster::start(&blog::cluster::ClusterOptions {
         faults: faults.clone(),
@@ -44,6 +45,13 @@ async fn a_lost_reply_is_sent_again_and_the_write_happens_once() {
     .await
     .unwrap()
     .db;
+    (faults, primary, replica)
+}
+
+#[tokio::test]
+async fn a_lost_reply_is_sent_again_and_the_write_happens_once() {
+    let cluster = Cluster::start(2).await;
+    let (faults, _primary, replica) = faulty_primary_and_replica(&cluster).await;
 
     faults.lose_replies.store(1, Ordering::SeqCst);
     let model = tag::ActiveModel {
@@ -83,6 +91,39 @@ async fn a_lost_reply_is_sent_again_and_the_write_happens_once() {
     )
     .await;
     assert!(keys >= 1, "the key was stored with the write");
+}
+
+#[tokio::test]
+async fn a_lost_commit_reply_is_sent_again_and_the_transaction_commits_once() {
+    let cluster = Cluster::start(2).await;
+    let (faults, _primary, replica) = faulty_primary_and_replica(&cluster).await;
+    let txn = replica.begin().await.unwrap();
+    tag::ActiveModel {
+        label: Set("committed-once".into()),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .unwrap();
+    faults.lose_replies.store(1, Ordering::SeqCst);
+    txn.commit()
+        .await
+        .expect("the commit sent again gets the first commit's answer");
+    assert_eq!(
+        faults.lose_replies.load(Ordering::SeqCst),
+        0,
+        "the fault fired"
+    );
+    assert_eq!(
+        count(
+            &cluster,
+            "SELECT count(*) FROM tags WHERE label = ?",
+            "committed-once"
+        )
+        .await,
+        1
+    );
 }
 
 /// The example that holds a transaction open from a replica (built by `cargo test`).
