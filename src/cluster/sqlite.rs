@@ -85,6 +85,36 @@ unsafe fn all_read_only(db: *mut ffi::sqlite3, sql: &str) -> Option<bool> {
     Some(true)
 }
 
+/// The storage classes of values whose encoding by sqlx is plain (integers, reals, text, blobs,
+/// booleans as 0/1, NULLs), without a trip through the scratch connection. `None` when any value
+/// needs sqlx's own encoding (dates and times, say): then they all go through SQLite.
+fn encode_plain(values: &Values) -> Option<Vec<Value>> {
+    use sea_orm::sea_query::Value as V;
+    fn or_null<T>(v: &Option<T>, f: impl FnOnce(&T) -> Value) -> Value {
+        v.as_ref().map_or(Value::Null, f)
+    }
+    values
+        .0
+        .iter()
+        .map(|value| {
+            Some(match value {
+                V::Bool(v) => or_null(v, |b| Value::Integer(i64::from(*b))),
+                V::TinyInt(v) => or_null(v, |i| Value::Integer(i64::from(*i))),
+                V::SmallInt(v) => or_null(v, |i| Value::Integer(i64::from(*i))),
+                V::Int(v) => or_null(v, |i| Value::Integer(i64::from(*i))),
+                V::BigInt(v) => or_null(v, |i| Value::Integer(*i)),
+                V::TinyUnsigned(v) => or_null(v, |i| Value::Integer(i64::from(*i))),
+                V::SmallUnsigned(v) => or_null(v, |i| Value::Integer(i64::from(*i))),
+                V::Unsigned(v) => or_null(v, |i| Value::Integer(i64::from(*i))),
+                V::Double(v) => or_null(v, |f| Value::Real(*f)),
+                V::String(v) => or_null(v, |s| Value::Text(s.clone())),
+                V::Bytes(v) => or_null(v, |b| Value::Blob(b.clone())),
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
 /// Rows kept in the scratch table that `exec_result` updates to produce a `changes` count.
 const COUNTER_ROWS: u64 = 1024;
 /// Parameters per scratch statement (SQLite allows 32766).
@@ -140,6 +170,14 @@ impl Scratch {
         let Some(values) = values.filter(|v| !v.0.is_empty()) else {
             return Ok(Vec::new());
         };
+        if let Some(plain) = encode_plain(values) {
+            return Ok(plain);
+        }
+        self.encode_through_sqlite(values).await
+    }
+
+    /// The general case: bind the values here and read back what SQLite stored.
+    async fn encode_through_sqlite(&self, values: &Values) -> Result<Vec<Value>, sqlx::Error> {
         let mut conn = self.conn.lock().await;
         let mut out = Vec::with_capacity(values.0.len());
         for chunk in values.0.chunks(PARAMS_PER_STATEMENT) {
@@ -202,10 +240,14 @@ impl Scratch {
         last_insert_rowid: i64,
     ) -> Result<SqliteQueryResult, sqlx::Error> {
         let mut conn = self.conn.lock().await;
-        sqlx::query("INSERT OR REPLACE INTO rowid_setter(rowid) VALUES (?)")
+        let set_rowid = sqlx::query("INSERT OR REPLACE INTO rowid_setter(rowid) VALUES (?)")
             .bind(last_insert_rowid)
             .execute(&mut *conn)
             .await?;
+        if rows_affected == 1 {
+            // That one statement already changed one row and set the rowid: the common case.
+            return Ok(set_rowid);
+        }
         // UPDATEs leave last_insert_rowid alone and count their rows in changes().
         let mut result = sqlx::query("UPDATE counter SET x = x WHERE rowid <= ?")
             .bind((rows_affected % COUNTER_ROWS) as i64)
@@ -262,9 +304,49 @@ mod tests {
     use sqlx::Row;
 
     #[tokio::test]
+    async fn plain_values_encode_as_sqlx_would() {
+        use sea_orm::sea_query::Value as V;
+        let scratch = Scratch::open().await.unwrap();
+        let values = Values(vec![
+            V::Bool(Some(true)),
+            V::Bool(Some(false)),
+            V::TinyInt(Some(-8)),
+            V::SmallInt(Some(300)),
+            V::Int(Some(i32::MIN)),
+            V::BigInt(Some(i64::MAX)),
+            V::TinyUnsigned(Some(255)),
+            V::SmallUnsigned(Some(65535)),
+            V::Unsigned(Some(u32::MAX)),
+            V::Double(Some(-1.25)),
+            V::String(Some("ünïcode \"quoted\"".into())),
+            V::Bytes(Some(vec![0, 1, 255])),
+            V::Int(None),
+            V::String(None),
+        ]);
+        let plain = encode_plain(&values).expect("all plain");
+        assert_eq!(plain, scratch.encode_through_sqlite(&values).await.unwrap());
+        let dated = Values(vec![
+            V::Int(Some(1)),
+            V::ChronoDateTimeUtc(Some(chrono::Utc::now())),
+        ]);
+        assert!(
+            encode_plain(&dated).is_none(),
+            "dates go through sqlx's own encoding"
+        );
+    }
+
+    #[tokio::test]
     async fn exec_results_are_exact() {
         let scratch = Scratch::open().await.unwrap();
-        for (changes, rowid) in [(1, 42), (0, 7), (5, 123_456_789_012), (2500, 3), (0, 0)] {
+        for (changes, rowid) in [
+            (1, 42),
+            (1, 42),
+            (0, 7),
+            (5, 123_456_789_012),
+            (2500, 3),
+            (0, 0),
+            (1, -5),
+        ] {
             let r = scratch.exec_result(changes, rowid).await.unwrap();
             assert_eq!((r.rows_affected(), r.last_insert_rowid()), (changes, rowid));
         }
