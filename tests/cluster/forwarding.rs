@@ -4,12 +4,11 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use sea_orm::{ActiveModelTrait, Set};
+use sea_orm::ActiveModelTrait;
 use sqlx::Row;
 
 use crate::harness::{ADMIN_PASSWORD, Cluster, FORWARD_TIMEOUT_MS};
-use crate::{counter, create_tag, http, open_db};
-use blog::entity::tag;
+use crate::{counter, create_tag, get_json, get_text, http, new_tag, open_db, rows_on_primary};
 
 /// Lines of a node's app log that show a write attempted locally and refused.
 fn local_write_failures(cluster: &Cluster, k: usize) -> Vec<String> {
@@ -25,25 +24,8 @@ fn local_write_failures(cluster: &Cluster, k: usize) -> Vec<String> {
         .collect()
 }
 
-/// Counts rows with this label in the primary's own database.
-async fn rows_on_primary(cluster: &Cluster, label: &str) -> i64 {
-    sqlx::query("SELECT count(*) FROM tags WHERE label = ?")
-        .bind(label)
-        .fetch_one(&mut open_db(cluster.node(cluster.primary)).await)
-        .await
-        .unwrap()
-        .get(0)
-}
-
 async fn tag_labels(client: &reqwest::Client, base: &str) -> Vec<String> {
-    let tags: Vec<serde_json::Value> = client
-        .get(format!("{base}/api/tags"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tags: Vec<serde_json::Value> = get_json(client, &format!("{base}/api/tags")).await;
     tags.iter()
         .map(|t| t["label"].as_str().unwrap().to_owned())
         .collect()
@@ -80,14 +62,7 @@ async fn a_write_on_a_replica_is_forwarded_and_never_attempted_locally() {
         .cookie_store(true)
         .build()
         .unwrap();
-    let login = browser
-        .get(format!("{replica}/admin/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let login = get_text(&browser, &format!("{replica}/admin/login")).await;
     let page = browser
         .post(format!("{replica}/admin/login"))
         .form(&[
@@ -120,14 +95,10 @@ async fn a_write_on_a_replica_is_forwarded_and_never_attempted_locally() {
     // 3. Through SeaORM's ActiveModel::insert on a replica connection.
     let db = cluster.connect(2).await;
     assert_eq!(db.role().as_str(), "replica");
-    let model = tag::ActiveModel {
-        label: Set("test-orm".into()),
-        created_at: Set(chrono::Utc::now()),
-        ..Default::default()
-    }
-    .insert(&db)
-    .await
-    .expect("the insert is forwarded");
+    let model = new_tag("test-orm")
+        .insert(&db)
+        .await
+        .expect("the insert is forwarded");
 
     // Each got the id the primary assigned, and the primary holds exactly one row of each.
     let mut primary = open_db(cluster.node(1)).await;
@@ -239,23 +210,10 @@ async fn a_post_with_tags_created_on_a_replica_shows_with_its_tags() {
     assert_eq!(response.status(), 201);
     let created: serde_json::Value = response.json().await.unwrap();
     assert_eq!(created["tags"], serde_json::json!(["litefs", "rust"]));
-    let shown: serde_json::Value = client
-        .get(format!("{replica}/api/posts/forwarded-post"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: serde_json::Value =
+        get_json(&client, &format!("{replica}/api/posts/forwarded-post")).await;
     assert_eq!(shown["tags"], serde_json::json!(["litefs", "rust"]));
-    let page = client
-        .get(format!("{replica}/tags/litefs"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&client, &format!("{replica}/tags/litefs")).await;
     assert!(page.contains("Forwarded post"));
     assert_eq!(
         counter(&replica, "blog_remote_transactions_total").await,
@@ -320,14 +278,11 @@ async fn the_browser_flow_works_on_a_replica() {
     // Everything the browser did went to the primary, and nothing was attempted locally.
     let client = http();
     assert_eq!(rows_on_primary(&cluster, "from-chromium").await, 1);
-    let post: serde_json::Value = client
-        .get(format!("{replica}/api/posts/written-on-a-replica"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post: serde_json::Value = get_json(
+        &client,
+        &format!("{replica}/api/posts/written-on-a-replica"),
+    )
+    .await;
     assert_eq!(post["tags"], serde_json::json!(["from-chromium"]));
     assert!(counter(&replica, "blog_forwarded_writes_total").await >= 1.0);
     assert!(counter(&replica, "blog_remote_transactions_total").await >= 1.0);

@@ -7,23 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ActiveModelTrait, Set, TransactionSession, TransactionTrait};
-use sqlx::Row;
+use sea_orm::{ActiveModelTrait, TransactionSession, TransactionTrait};
 
 use crate::harness::{Cluster, REMOTE_TX_LEASE_MS, SECRET};
-use crate::{create_tag, http, open_db};
+use crate::{create_tag, http, new_tag, primary_i64, rows_on_primary};
 use blog::cluster::ClusterConnection;
 use blog::cluster::server::Faults;
-use blog::entity::tag;
-
-async fn count(cluster: &Cluster, sql: &'static str, label: &str) -> i64 {
-    sqlx::query(sql)
-        .bind(label)
-        .fetch_one(&mut open_db(cluster.node(cluster.primary)).await)
-        .await
-        .unwrap()
-        .get(0)
-}
 
 /// A primary, in this process, whose replies can be lost on purpose, and a replica (also in this
 /// process) that forwards to it. The primary's handle is returned so it stays alive.
@@ -54,37 +43,25 @@ async fn a_lost_reply_is_sent_again_and_the_write_happens_once() {
     let (faults, _primary, replica) = faulty_primary_and_replica(&cluster).await;
 
     faults.lose_replies.store(1, Ordering::SeqCst);
-    let model = tag::ActiveModel {
-        label: Set("exactly-once".into()),
-        created_at: Set(chrono::Utc::now()),
-        ..Default::default()
-    }
-    .insert(&replica)
-    .await
-    .expect("the retry gets the stored reply, not a unique violation");
+    let model = new_tag("exactly-once")
+        .insert(&replica)
+        .await
+        .expect("the retry gets the stored reply, not a unique violation");
 
     assert_eq!(
         faults.lose_replies.load(Ordering::SeqCst),
         0,
         "the fault fired"
     );
-    assert_eq!(
-        count(
-            &cluster,
-            "SELECT count(*) FROM tags WHERE label = ?",
-            "exactly-once"
-        )
-        .await,
-        1
-    );
-    let id: i64 = count(
+    assert_eq!(rows_on_primary(&cluster, "exactly-once").await, 1);
+    let id: i64 = primary_i64(
         &cluster,
         "SELECT id FROM tags WHERE label = ?",
         "exactly-once",
     )
     .await;
     assert_eq!(id, model.id as i64, "the reply is the first attempt's");
-    let keys = count(
+    let keys = primary_i64(
         &cluster,
         "SELECT count(*) FROM _litefs_forwarded_writes WHERE ? IS NOT NULL",
         "x",
@@ -98,14 +75,7 @@ async fn a_lost_commit_reply_is_sent_again_and_the_transaction_commits_once() {
     let cluster = Cluster::start(2).await;
     let (faults, _primary, replica) = faulty_primary_and_replica(&cluster).await;
     let txn = replica.begin().await.unwrap();
-    tag::ActiveModel {
-        label: Set("committed-once".into()),
-        created_at: Set(chrono::Utc::now()),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await
-    .unwrap();
+    new_tag("committed-once").insert(&txn).await.unwrap();
     faults.lose_replies.store(1, Ordering::SeqCst);
     txn.commit()
         .await
@@ -115,15 +85,7 @@ async fn a_lost_commit_reply_is_sent_again_and_the_transaction_commits_once() {
         0,
         "the fault fired"
     );
-    assert_eq!(
-        count(
-            &cluster,
-            "SELECT count(*) FROM tags WHERE label = ?",
-            "committed-once"
-        )
-        .await,
-        1
-    );
+    assert_eq!(rows_on_primary(&cluster, "committed-once").await, 1);
 }
 
 /// The example that holds a transaction open from a replica (built by `cargo test`).
@@ -180,15 +142,7 @@ async fn a_replica_killed_mid_transaction_never_holds_the_write_lock() {
         waited < Duration::from_millis(REMOTE_TX_LEASE_MS + 1000),
         "the write waited {waited:?}"
     );
-    assert_eq!(
-        count(
-            &cluster,
-            "SELECT count(*) FROM tags WHERE label = ?",
-            "held-by-a-dead-replica"
-        )
-        .await,
-        0
-    );
+    assert_eq!(rows_on_primary(&cluster, "held-by-a-dead-replica").await, 0);
     let log = std::fs::read_to_string(cluster.node(1).app_log()).unwrap();
     assert!(
         log.contains("idle past its lease: rolled back"),
@@ -280,29 +234,14 @@ async fn a_peer_without_the_secret_gets_nothing_executed() {
     .await
     .unwrap()
     .db;
-    let err = tag::ActiveModel {
-        label: Set("intrusion".into()),
-        created_at: Set(chrono::Utc::now()),
-        ..Default::default()
-    }
-    .insert(&intruder)
-    .await
-    .unwrap_err();
+    let err = new_tag("intrusion").insert(&intruder).await.unwrap_err();
     let cluster_err = blog::cluster::ClusterError::find(&err).expect("a cluster error, not SQL");
     assert!(
         matches!(cluster_err, blog::cluster::ClusterError::AuthFailed { .. }),
         "{cluster_err}"
     );
     assert!(err.to_string().contains("BLOG_CLUSTER_SECRET"), "{err}");
-    assert_eq!(
-        count(
-            &cluster,
-            "SELECT count(*) FROM tags WHERE label = ?",
-            "intrusion"
-        )
-        .await,
-        0
-    );
+    assert_eq!(rows_on_primary(&cluster, "intrusion").await, 0);
     let log = std::fs::read_to_string(cluster.node(1).app_log()).unwrap();
     assert!(
         log.contains("failed authentication"),

@@ -67,3 +67,39 @@ pub async fn open_db(node: &Node) -> sqlx::SqliteConnection {
         .await
         .expect("the database opens")
 }
+
+/// One integer from the primary's own database: `sql` with `bind` as its only parameter.
+pub async fn primary_i64(cluster: &harness::Cluster, sql: &'static str, bind: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(sql)
+        .bind(bind)
+        .fetch_one(&mut open_db(cluster.node(cluster.primary)).await)
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Counts rows with this label in the primary's own database.
+pub async fn rows_on_primary(cluster: &harness::Cluster, label: &str) -> i64 {
+    primary_i64(cluster, "SELECT count(*) FROM tags WHERE label = ?", label).await
+}
+
+/// A new tag to insert through SeaORM.
+pub fn new_tag(label: &str) -> blog::entity::tag::ActiveModel {
+    use sea_orm::Set;
+    blog::entity::tag::ActiveModel {
+        label: Set(label.into()),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+}
+
+/// GET `url`, as text.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// GET `url`, as JSON.
+pub async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str) -> T {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
