@@ -10,7 +10,7 @@ use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const MAGIC: &[u8; 8] = b"BLOGRPC1";
+const MAGIC: &[u8; 8] = b"LFSFWD02";
 const NONCE: usize = 32;
 const MAC: usize = 32;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,41 +37,56 @@ fn verify(
     mac.verify_slice(given).is_ok()
 }
 
+/// Why a handshake did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The other side does not know the secret (or is not one of ours at all).
+    #[error("the peer does not share the cluster secret")]
+    Rejected,
+    /// The connection failed before the handshake could tell: nothing is known of the secret.
+    #[error("the connection failed during the handshake: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 fn nonce() -> [u8; NONCE] {
     let mut n = [0u8; NONCE];
     rand::rng().fill_bytes(&mut n);
     n
 }
 
-/// The connecting side. `Ok(false)` means the server does not share our secret.
-pub async fn client(stream: &mut TcpStream, secret: &[u8]) -> std::io::Result<bool> {
+/// The connecting side.
+pub async fn client(stream: &mut TcpStream, secret: &[u8]) -> Result<(), HandshakeError> {
     let client_nonce = nonce();
     let mut hello = Vec::with_capacity(MAGIC.len() + NONCE);
     hello.extend_from_slice(MAGIC);
     hello.extend_from_slice(&client_nonce);
     stream.write_all(&hello).await?;
     let mut reply = [0u8; NONCE + MAC];
-    if stream.read_exact(&mut reply).await.is_err() {
-        return Ok(false);
-    }
+    stream.read_exact(&mut reply).await?;
     let (server_nonce, server_mac) = reply.split_at(NONCE);
     if !verify(secret, b"server", &client_nonce, server_nonce, server_mac) {
-        return Ok(false);
+        return Err(HandshakeError::Rejected);
     }
     stream
         .write_all(&tag(secret, b"client", &client_nonce, server_nonce))
         .await?;
     let mut ok = [0u8; 1];
-    Ok(stream.read_exact(&mut ok).await.is_ok() && ok[0] == 1)
+    match stream.read_exact(&mut ok).await {
+        Ok(_) if ok[0] == 1 => Ok(()),
+        Ok(_) => Err(HandshakeError::Rejected),
+        // The server proved it knows the secret, then hung up on our proof: it rejected ours.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(HandshakeError::Rejected),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// The accepting side. `Ok(false)` means the peer is not one of ours; drop the connection.
-pub async fn server(stream: &mut TcpStream, secret: &[u8]) -> std::io::Result<bool> {
+/// The accepting side: `Ok` only for a peer that proved it knows the secret.
+pub async fn server(stream: &mut TcpStream, secret: &[u8]) -> Result<(), HandshakeError> {
     let mut hello = [0u8; 8 + NONCE];
     stream.read_exact(&mut hello).await?;
     let (magic, client_nonce) = hello.split_at(8);
     if magic != MAGIC {
-        return Ok(false);
+        return Err(HandshakeError::Rejected);
     }
     let server_nonce = nonce();
     let mut reply = Vec::with_capacity(NONCE + MAC);
@@ -81,8 +96,8 @@ pub async fn server(stream: &mut TcpStream, secret: &[u8]) -> std::io::Result<bo
     let mut client_mac = [0u8; MAC];
     stream.read_exact(&mut client_mac).await?;
     if !verify(secret, b"client", client_nonce, &server_nonce, &client_mac) {
-        return Ok(false);
+        return Err(HandshakeError::Rejected);
     }
     stream.write_all(&[1]).await?;
-    Ok(true)
+    Ok(())
 }

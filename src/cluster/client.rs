@@ -1,10 +1,15 @@
 //! The replica's side of forwarding: one authenticated tarpc connection per primary address,
 //! opened on demand, every call under a deadline, "not primary" answers followed.
+//!
+//! A call ends in one of three ways: an answer; a failure before anything was sent (connect or
+//! handshake failed: nothing ran); or a lost answer (the request went out, and the deadline passed
+//! or the connection broke before the answer came back: it may have run). Callers tell the last
+//! apart, because for a write it means "outcome unknown" until the primary is asked.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tarpc::client::RpcError;
@@ -13,7 +18,7 @@ use tarpc::tokio_serde::formats::Bincode;
 use tokio_util::codec::LengthDelimitedCodec;
 
 use super::ClusterError;
-use super::auth;
+use super::auth::{self, HandshakeError};
 use super::litefs::{Follower, Role};
 use super::metrics;
 use super::rpc::{ForwardClient, MAX_FRAME_BYTES, Refusal};
@@ -27,6 +32,15 @@ struct Connection {
     alive: Arc<AtomicBool>,
 }
 
+/// How a call failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// Nothing ran: the request was not sent, or the primary refused it.
+    Failed(ClusterError),
+    /// The request was sent to `addr` but no answer came back: it may have run.
+    Lost { addr: String, reason: String },
+}
+
 /// Sends calls to the primary.
 pub struct Forwarder {
     follower: Arc<Follower>,
@@ -34,7 +48,7 @@ pub struct Forwarder {
     template: String,
     secret: Arc<Vec<u8>>,
     pub timeout: Duration,
-    connections: tokio::sync::Mutex<HashMap<String, Connection>>,
+    connections: Mutex<HashMap<String, Connection>>,
 }
 
 /// Where a call went, for remote transactions that must stay on one primary.
@@ -52,7 +66,7 @@ impl Forwarder {
             template,
             secret,
             timeout,
-            connections: tokio::sync::Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
         }
     }
 
@@ -60,11 +74,12 @@ impl Forwarder {
         self.template.replace("{primary}", primary)
     }
 
+    /// The primary's RPC address as this node's LiteFS knows it.
     fn current_primary(&self) -> Result<Addr, ClusterError> {
         match self.follower.role() {
             Role::Replica { primary } => Ok(self.address_of(&primary)),
-            // The lease moved to us while the call was being routed: the caller runs it locally
-            // next time; this once, go through our own RPC server like any other node would.
+            // The lease moved here while the call was being routed: the caller runs it locally
+            // next time; this one fails before anything was sent.
             Role::Primary | Role::Standalone => Err(ClusterError::PrimaryMoving {
                 last: "this node".into(),
             }),
@@ -72,111 +87,45 @@ impl Forwarder {
         }
     }
 
-    /// Calls the current primary, following "not primary" answers. Returns the answer and the
-    /// address that gave it.
-    pub async fn call<T, F, Fut>(&self, call: F) -> Result<(T, Addr), ClusterError>
-    where
-        F: Fn(ForwardClient, Context) -> Fut,
-        Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
-    {
-        self.call_with_retry(false, call).await
-    }
-
-    /// Like [`Self::call`], for a call the primary deduplicates (an idempotency key): when the
-    /// connection fails or the answer does not come, it is sent once more, on a new connection,
-    /// within the same overall deadline. The first attempt gets half the time.
-    pub async fn call_idempotent<T, F, Fut>(&self, call: F) -> Result<(T, Addr), ClusterError>
-    where
-        F: Fn(ForwardClient, Context) -> Fut,
-        Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
-    {
-        self.call_with_retry(true, call).await
-    }
-
-    async fn call_with_retry<T, F, Fut>(
+    /// Calls the current primary within `deadline`, following "not primary" answers. With
+    /// `pinned`, calls that address only (a remote transaction stays where it began). Returns the
+    /// answer and the address that gave it.
+    pub async fn call<T, F, Fut>(
         &self,
-        mut retry: bool,
+        deadline: Instant,
+        pinned: Option<&str>,
         call: F,
-    ) -> Result<(T, Addr), ClusterError>
+    ) -> Result<(T, Addr), CallError>
     where
         F: Fn(ForwardClient, Context) -> Fut,
         Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
     {
-        let deadline = Instant::now() + self.timeout;
-        let mut addr = self.current_primary()?;
+        let mut addr = match pinned {
+            Some(addr) => addr.to_owned(),
+            None => self.current_primary().map_err(CallError::Failed)?,
+        };
         for _ in 0..MAX_REDIRECTS {
-            let attempt_deadline = if retry {
-                Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2
-            } else {
-                deadline
-            };
-            let answer = match self.call_at(&addr, attempt_deadline, &call).await {
-                Err(
-                    ClusterError::DeadlineExceeded { .. } | ClusterError::PrimaryUnreachable { .. },
-                ) if retry => {
-                    retry = false;
-                    tracing::warn!(primary = %addr, "no answer from the primary: sending the same write again");
-                    self.call_at(&addr, deadline, &call).await?
-                }
-                other => other?,
-            };
-            match answer {
+            match self.call_at(&addr, deadline, &call).await? {
                 Ok(answer) => return Ok((answer, addr)),
                 Err(Refusal::NotPrimary {
                     primary: Some(next),
-                }) => {
+                }) if pinned.is_none() => {
                     tracing::info!(asked = %addr, names = %next, "not primary: following");
                     addr = self.address_of(&next);
                 }
-                Err(Refusal::NotPrimary { primary: None }) => return Err(ClusterError::NoPrimary),
-                Err(Refusal::NoSuchSession { session }) => {
-                    return Err(ClusterError::SessionLost(format!(
-                        "session {session} not found"
-                    )));
+                Err(Refusal::NotPrimary { primary: None }) => {
+                    return Err(CallError::Failed(ClusterError::NoPrimary));
                 }
-                Err(Refusal::Unavailable(reason)) => {
-                    return Err(ClusterError::PrimaryUnreachable { addr, reason });
+                Err(refusal) => {
+                    return Err(CallError::Failed(ClusterError::from_refusal(
+                        &addr, refusal,
+                    )));
                 }
             }
         }
-        Err(ClusterError::PrimaryMoving { last: addr })
-    }
-
-    /// Calls one address (remote transactions stay with the primary that opened them).
-    pub async fn call_pinned<T, F, Fut>(&self, addr: &str, call: F) -> Result<T, ClusterError>
-    where
-        F: Fn(ForwardClient, Context) -> Fut,
-        Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
-    {
-        let answer = self
-            .call_at(addr, Instant::now() + self.timeout, &call)
-            .await?;
-        pinned_answer(addr, answer)
-    }
-
-    /// Like [`Self::call_pinned`], for a call the primary answers the same way twice (a commit):
-    /// sent once more when no answer comes, within the same deadline.
-    pub async fn call_pinned_idempotent<T, F, Fut>(
-        &self,
-        addr: &str,
-        call: F,
-    ) -> Result<T, ClusterError>
-    where
-        F: Fn(ForwardClient, Context) -> Fut,
-        Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
-    {
-        let deadline = Instant::now() + self.timeout;
-        let first = Instant::now() + self.timeout / 2;
-        let answer = match self.call_at(addr, first, &call).await {
-            Err(
-                ClusterError::DeadlineExceeded { .. } | ClusterError::PrimaryUnreachable { .. },
-            ) => {
-                tracing::warn!(primary = %addr, "no answer from the primary: sending the same call again");
-                self.call_at(addr, deadline, &call).await?
-            }
-            other => other?,
-        };
-        pinned_answer(addr, answer)
+        Err(CallError::Failed(ClusterError::PrimaryMoving {
+            last: addr,
+        }))
     }
 
     async fn call_at<T, F, Fut>(
@@ -184,27 +133,30 @@ impl Forwarder {
         addr: &str,
         deadline: Instant,
         call: &F,
-    ) -> Result<Result<T, Refusal>, ClusterError>
+    ) -> Result<Result<T, Refusal>, CallError>
     where
         F: Fn(ForwardClient, Context) -> Fut,
         Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
     {
-        let client = self.client(addr, deadline).await?;
+        let client = self
+            .client(addr, deadline)
+            .await
+            .map_err(CallError::Failed)?;
         let mut ctx = tarpc::context::current();
         ctx.deadline = deadline;
         match call(client, ctx).await {
             Ok(answer) => Ok(answer),
             Err(RpcError::DeadlineExceeded) => {
                 metrics::rpc_error("deadline");
-                Err(ClusterError::DeadlineExceeded {
+                Err(CallError::Lost {
                     addr: addr.into(),
-                    timeout_ms: self.timeout.as_millis() as u64,
+                    reason: format!("no answer within {} ms", self.timeout.as_millis()),
                 })
             }
             Err(err) => {
                 metrics::rpc_error("transport");
-                self.connections.lock().await.remove(addr);
-                Err(ClusterError::PrimaryUnreachable {
+                self.connections.lock().unwrap().remove(addr);
+                Err(CallError::Lost {
                     addr: addr.into(),
                     reason: err.to_string(),
                 })
@@ -212,28 +164,34 @@ impl Forwarder {
         }
     }
 
-    /// A live, authenticated client for `addr`, connecting if there is none.
+    /// A live, authenticated client for `addr`, connecting if there is none. The map is not
+    /// locked while connecting, so a dead address never holds up calls to another.
     async fn client(&self, addr: &str, deadline: Instant) -> Result<ForwardClient, ClusterError> {
-        let mut connections = self.connections.lock().await;
-        if let Some(conn) = connections.get(addr) {
-            if conn.alive.load(Ordering::Acquire) {
-                return Ok(conn.client.clone());
+        {
+            let mut connections = self.connections.lock().unwrap();
+            if let Some(conn) = connections.get(addr) {
+                if conn.alive.load(Ordering::Acquire) {
+                    return Ok(conn.client.clone());
+                }
+                connections.remove(addr);
             }
-            connections.remove(addr);
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
         let conn = match tokio::time::timeout(remaining, self.connect(addr)).await {
             Ok(result) => result?,
             Err(_) => {
-                metrics::rpc_error("deadline");
-                return Err(ClusterError::DeadlineExceeded {
+                metrics::rpc_error("connect");
+                return Err(ClusterError::PrimaryUnreachable {
                     addr: addr.into(),
-                    timeout_ms: self.timeout.as_millis() as u64,
+                    reason: "connecting took past the deadline".into(),
                 });
             }
         };
         let client = conn.client.clone();
-        connections.insert(addr.to_owned(), conn);
+        self.connections
+            .lock()
+            .unwrap()
+            .insert(addr.to_owned(), conn);
         Ok(client)
     }
 
@@ -250,12 +208,12 @@ impl Forwarder {
             .map_err(|e| unreachable(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         match auth::client(&mut stream, &self.secret).await {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(()) => {}
+            Err(HandshakeError::Rejected) => {
                 metrics::rpc_error("auth");
                 return Err(ClusterError::AuthFailed { addr: addr.into() });
             }
-            Err(e) => return Err(unreachable(e.to_string())),
+            Err(HandshakeError::Io(e)) => return Err(unreachable(format!("handshake: {e}"))),
         }
         let framed = LengthDelimitedCodec::builder()
             .max_frame_length(MAX_FRAME_BYTES)
@@ -272,22 +230,5 @@ impl Forwarder {
             flag.store(false, Ordering::Release);
         });
         Ok(Connection { client, alive })
-    }
-}
-
-/// The answer of a call pinned to `addr`, with refusals as errors.
-fn pinned_answer<T>(addr: &str, answer: Result<T, Refusal>) -> Result<T, ClusterError> {
-    match answer {
-        Ok(answer) => Ok(answer),
-        Err(Refusal::NoSuchSession { session }) => Err(ClusterError::SessionLost(format!(
-            "session {session} is gone on {addr} (idle past its lease, or the primary restarted)"
-        ))),
-        Err(Refusal::NotPrimary { .. }) => Err(ClusterError::SessionLost(format!(
-            "{addr} is no longer primary"
-        ))),
-        Err(Refusal::Unavailable(reason)) => Err(ClusterError::PrimaryUnreachable {
-            addr: addr.into(),
-            reason,
-        }),
     }
 }

@@ -1,6 +1,10 @@
 //! [`ClusterConnection`]: the one handle the app uses. It implements SeaORM's `ConnectionTrait`,
 //! `StreamTrait` and `TransactionTrait`; on a replica it sends every write to the primary and
 //! returns the primary's result, and never attempts the write locally.
+//!
+//! Every SQL string goes through [`ClusterConnection::dispatch`]: classified once (see
+//! [`super::statement`]), refused if it is of a kind the wrapper never runs, read on this node's
+//! read pool, written through the primary's one writer, or forwarded.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,17 +12,18 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
-    QueryResult, RuntimeErr, Statement, StreamTrait, TransactionError, TransactionOptions,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
+    Statement, StreamTrait, TransactionError, TransactionOptions, TransactionTrait,
 };
 
-use super::client::Forwarder;
+use super::client::{CallError, Forwarder};
 use super::litefs::{Follower, Role};
-use super::pools::Databases;
+use super::rpc::Resolution;
 use super::sqlite::Scratch;
+use super::statement::{self, Kind};
 use super::transaction::ClusterTransaction;
-use super::wire::{self, DbFailure, ErrorPhase, Outcome, Reply, Request};
+use super::wire::{self, DbFailure, ErrorPhase, Outcome, Pos, Reply, Request};
+use super::writer::{self, Method, Native, Sql, Writer, Written};
 use super::{ClusterError, consistency, metrics};
 
 /// Everything a node in a LiteFS cluster needs to forward.
@@ -26,15 +31,18 @@ pub(crate) struct Node {
     pub follower: Arc<Follower>,
     pub forwarder: Forwarder,
     pub scratch: Scratch,
-    /// Wait for the commit's TXID before returning a forwarded result.
+    /// Wait for the commit's position before returning a forwarded result.
     pub catch_up: bool,
 }
 
 pub(crate) struct Inner {
-    /// The local SQLite pools (see [`super::pools`]).
-    pub databases: Arc<Databases>,
+    /// The primary's one writer, and the local pools (see [`super::pools`]).
+    pub writer: Arc<Writer>,
     /// `None` for a standalone node.
     pub node: Option<Node>,
+    /// How long a write may wait for the writer, a forwarded call for its answer, and a forwarded
+    /// write for this node to catch up.
+    pub timeout: Duration,
 }
 
 /// A SeaORM connection that forwards writes from LiteFS replicas to the primary. Cheap to clone.
@@ -43,26 +51,53 @@ pub struct ClusterConnection {
     pub(crate) inner: Arc<Inner>,
 }
 
-/// Where a statement runs.
-enum Route<'a> {
-    /// Standalone, or the primary: SQLite here is the truth.
-    Local(DatabaseConnection),
-    /// A replica's read-only connection: a write here would be a classification bug.
-    ReplicaRead(DatabaseConnection),
-    Forward(&'a Node),
+/// A statement's answer, in the shape SeaORM's method asked for.
+pub(crate) enum Answer {
+    Exec(ExecResult),
+    Row(Option<QueryResult>),
+    Rows(Vec<QueryResult>),
 }
 
-impl ClusterConnection {
-    /// A node without LiteFS: everything runs on `db`.
-    pub fn standalone(db: DatabaseConnection) -> Self {
-        ClusterConnection {
-            inner: Arc::new(Inner {
-                databases: Arc::new(Databases::standalone(db)),
-                node: None,
-            }),
+impl Answer {
+    fn from_native(native: Native) -> Answer {
+        match native {
+            Native::Exec(result) => Answer::Exec(result.into()),
+            Native::Row(row) => Answer::Row(row.map(QueryResult::from)),
+            Native::Rows(rows) => Answer::Rows(rows.into_iter().map(QueryResult::from).collect()),
         }
     }
 
+    pub fn exec(self) -> Result<ExecResult, DbErr> {
+        match self {
+            Answer::Exec(result) => Ok(result),
+            _ => Err(DbErr::Exec(RuntimeErr::Internal(
+                "rows where a count was expected".into(),
+            ))),
+        }
+    }
+
+    pub fn row(self) -> Result<Option<QueryResult>, DbErr> {
+        match self {
+            Answer::Row(row) => Ok(row),
+            Answer::Rows(rows) => Ok(rows.into_iter().next()),
+            Answer::Exec(_) => Err(DbErr::Query(RuntimeErr::Internal(
+                "a count where rows were expected".into(),
+            ))),
+        }
+    }
+
+    pub fn rows(self) -> Result<Vec<QueryResult>, DbErr> {
+        match self {
+            Answer::Rows(rows) => Ok(rows),
+            Answer::Row(row) => Ok(row.into_iter().collect()),
+            Answer::Exec(_) => Err(DbErr::Query(RuntimeErr::Internal(
+                "a count where rows were expected".into(),
+            ))),
+        }
+    }
+}
+
+impl ClusterConnection {
     /// This node's role right now.
     pub fn role(&self) -> Role {
         self.inner
@@ -71,183 +106,300 @@ impl ClusterConnection {
             .map_or(Role::Standalone, |n| n.follower.role())
     }
 
-    /// The local connection that writes (valid on the primary or standalone only).
+    /// The local read-write connection, for migrations at start-up on the primary or standalone
+    /// (it bypasses the writer: use the handle itself for everything else).
     pub fn local(&self) -> DatabaseConnection {
-        self.inner.databases.current().rw.clone()
+        self.inner.writer.databases.current().rw.clone()
     }
 
-    pub fn follower(&self) -> Option<&Arc<Follower>> {
-        self.inner.node.as_ref().map(|n| &n.follower)
-    }
-
-    /// Waits until this node's database includes `txid` (a write seen elsewhere), at most
+    /// Waits until this node's database includes `pos` (a write seen elsewhere), at most
     /// `timeout`. A standalone node has everything.
-    pub async fn wait_for_txid(&self, txid: u64, timeout: Duration) -> Result<(), ClusterError> {
+    pub async fn wait_for(&self, pos: Pos, timeout: Duration) -> Result<(), ClusterError> {
         match &self.inner.node {
-            Some(node) => node.follower.wait_for_txid(txid, timeout).await,
+            Some(node) => node.follower.wait_for(pos, timeout).await,
             None => Ok(()),
         }
     }
 
-    /// How long a forwarded call, or a wait for replication, may take.
+    /// This node's replication position (`None` standalone, or before the database exists).
+    pub fn position(&self) -> Option<Pos> {
+        self.inner.node.as_ref()?.follower.position()
+    }
+
+    /// How long a write may wait, and a forwarded call take.
     pub fn timeout(&self) -> Duration {
-        self.inner
-            .node
-            .as_ref()
-            .map_or(Duration::from_secs(5), |n| n.forwarder.timeout)
+        self.inner.timeout
     }
 
-    /// The SQL to check after running it locally, when its TXID may be needed: in cluster mode,
-    /// inside [`consistency::track_writes`]. `None` otherwise, so plain use pays nothing.
-    fn tracked_sql(&self, sql: &str) -> Option<String> {
-        (self.inner.node.is_some() && consistency::tracking()).then(|| sql.to_owned())
+    fn writes_locally(&self) -> bool {
+        self.role().writes_locally()
     }
 
-    /// After a local statement: if it was a write, notes the TXID that includes it.
-    async fn note_local_write<T>(
-        &self,
-        result: Result<T, DbErr>,
-        sql: Option<String>,
-    ) -> Result<T, DbErr> {
-        if let (Ok(_), Some(sql), Some(node)) = (&result, sql, &self.inner.node) {
-            let pools = self.inner.databases.current();
-            if pools.classifier.is_read_only(&sql).await != Some(true)
-                && let Ok(txid) = node.follower.mount.position()
-            {
-                consistency::record(txid);
+    /// Runs one SQL string from outside any transaction (see the module docs).
+    async fn dispatch(&self, sql: Sql, method: Method) -> Result<Answer, DbErr> {
+        let pools = self.inner.writer.databases.current();
+        let kind = pools.classifier.classify(sql.text()).await;
+        if let Some(why) = statement::refusal(&kind, false) {
+            return Err(ClusterError::Refused(why).into_db_err());
+        }
+        match (&self.inner.node, kind) {
+            (node, Kind::Read) => {
+                let mut conn = pools
+                    .ro
+                    .get_sqlite_connection_pool()
+                    .acquire()
+                    .await
+                    .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))?;
+                let result = writer::run_native(&mut conn, &sql, method).await;
+                let result = result.map_err(|e| sqlx_db_err(method, e));
+                if node.is_some() && !self.writes_locally() {
+                    backstop(&result);
+                }
+                result.map(Answer::from_native)
             }
-        }
-        result
-    }
-
-    async fn route(&self, sql: &str) -> Route<'_> {
-        let pools = self.inner.databases.current();
-        let Some(node) = &self.inner.node else {
-            return Route::Local(pools.rw.clone());
-        };
-        if node.follower.role().writes_locally() {
-            return Route::Local(pools.rw.clone());
-        }
-        match pools.classifier.is_read_only(sql).await {
-            Some(true) => Route::ReplicaRead(pools.ro.clone()),
-            // A write, or SQL this replica cannot prepare yet: the primary decides.
-            Some(false) | None => Route::Forward(node),
+            (Some(node), _) if !self.writes_locally() => self.forward(node, sql, method).await,
+            (_, kind) => self.write_here(sql, method, kind == Kind::WriteAlone).await,
         }
     }
 
-    /// Forwards one autocommit statement and waits until this node has replicated its commit.
-    /// The write carries a fresh idempotency key, so it is safely sent again when no reply
-    /// comes back: the primary runs it at most once.
-    async fn forward(node: &Node, request: Request) -> Result<Reply, DbErr> {
-        let started = Instant::now();
-        let key = idempotency_key();
-        let (outcome, _addr) = node
-            .forwarder
-            .call_idempotent(|client, ctx| {
-                let request = request.clone();
-                async move { client.run(ctx, Some(key), request).await }
-            })
+    /// A write on the primary (or standalone), through the one writer.
+    async fn write_here(&self, sql: Sql, method: Method, alone: bool) -> Result<Answer, DbErr> {
+        let deadline = Instant::now() + self.inner.timeout;
+        let written = self
+            .inner
+            .writer
+            .autocommit(sql.clone(), method, None, alone, deadline)
             .await
-            .map_err(ClusterError::into_db_err)?;
-        let reply = settle(node, outcome).await;
+            .map_err(|r| ClusterError::from_refusal("this node", r).into_db_err())?;
+        match written {
+            Written::Fresh(Ok(native), pos) => {
+                if let Some(pos) = pos {
+                    consistency::record(pos);
+                }
+                Ok(Answer::from_native(native))
+            }
+            Written::Fresh(Err(err), _) => match &self.inner.node {
+                // The lease moved away while this node was writing: LiteFS refused the write, so
+                // nothing committed here; the new primary runs it instead.
+                Some(node) if refused_by_litefs(&err) && !self.writes_locally() => {
+                    tracing::warn!(error = %err, "this node stopped being primary mid-write: forwarding it");
+                    self.forward(node, sql, method).await
+                }
+                _ => Err(sqlx_db_err(method, err)),
+            },
+            Written::Stored(..) => unreachable!("local writes carry no key"),
+        }
+    }
+
+    /// Forwards one autocommit write with a fresh idempotency key, and waits until this node has
+    /// replicated its commit. When the answer is lost, the primary is asked what became of the
+    /// key, so the result is definite whenever the primary can be reached at all.
+    async fn forward(&self, node: &Node, sql: Sql, method: Method) -> Result<Answer, DbErr> {
+        let started = Instant::now();
+        let request = request_for(node, sql, method).await?;
+        let key = idempotency_key();
+        let deadline = Instant::now() + node.forwarder.timeout;
+        let sent = node
+            .forwarder
+            .call(deadline, None, |client, ctx| {
+                let request = request.clone();
+                async move { client.run(ctx, key, request).await }
+            })
+            .await;
+        let outcome = match sent {
+            Ok((outcome, _)) => outcome,
+            Err(CallError::Failed(err)) => return Err(err.into_db_err()),
+            Err(CallError::Lost { addr, reason }) => resolve(node, key, addr, reason).await?,
+        };
+        let answer = settle(node, outcome, phase_of(method)).await;
         metrics::forwarded(started.elapsed());
-        reply
+        answer_from_reply(node, answer?, method).await
     }
 }
 
+/// Asks the primary what became of the write `key` whose answer from `addr` was lost.
+pub(crate) async fn resolve(
+    node: &Node,
+    key: u128,
+    addr: String,
+    reason: String,
+) -> Result<Outcome, DbErr> {
+    tracing::warn!(primary = %addr, %reason, "a forwarded answer was lost: asking the primary what became of the write");
+    let deadline = Instant::now() + node.forwarder.timeout;
+    let asked = node
+        .forwarder
+        .call(deadline, None, |client, ctx| async move {
+            client.resolve(ctx, key).await
+        })
+        .await;
+    match asked {
+        Ok((Resolution::Committed(outcome), _)) => Ok(outcome),
+        Ok((Resolution::NotCommitted, _)) => Err(ClusterError::NotCommitted {
+            reason: format!(
+                "its answer was lost ({reason}), and the primary confirmed it did not commit"
+            ),
+        }
+        .into_db_err()),
+        Err(CallError::Failed(err)) => Err(ClusterError::OutcomeUnknown {
+            addr,
+            reason: format!("{reason}; asking again failed: {err}"),
+        }
+        .into_db_err()),
+        Err(CallError::Lost { reason: again, .. }) => Err(ClusterError::OutcomeUnknown {
+            addr,
+            reason: format!("{reason}; asking again: {again}"),
+        }
+        .into_db_err()),
+    }
+}
+
+/// Whether a write failed because LiteFS refused it (this node is no longer primary): SQLite's
+/// I/O error or read-only database. Such a write did not commit.
+fn refused_by_litefs(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    db.code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| {
+            matches!(
+                c & 0xff,
+                libsqlite3_sys::SQLITE_IOERR | libsqlite3_sys::SQLITE_READONLY
+            )
+        })
+}
+
 /// A fresh idempotency key: time first, so the primary's key table grows at one end (a small
-/// change per write for LiteFS to ship), then 64 random bits.
-fn idempotency_key() -> u128 {
+/// change per write for LiteFS to ship, and old keys expire as one range), then 64 random bits.
+pub(crate) fn idempotency_key() -> u128 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     (u128::from(nanos) << 64) | u128::from(rand::random::<u64>())
 }
 
-/// Waits for the commit's TXID to reach this node, then returns the primary's result.
-pub(crate) async fn settle(node: &Node, outcome: Outcome) -> Result<Reply, DbErr> {
-    if let Some(txid) = outcome.txid {
-        consistency::record(txid);
+/// The primary's answer, after waiting for its commit to reach this node. A failed write is
+/// returned at once: it committed nothing to wait for. A committed write whose position does not
+/// arrive within the bound is still a success: the request is marked stale instead.
+pub(crate) async fn settle(
+    node: &Node,
+    outcome: Outcome,
+    phase: ErrorPhase,
+) -> Result<Reply, DbErr> {
+    let reply = match outcome.result {
+        Ok(reply) => reply,
+        Err(failure) => return Err(rebuild_error(node, failure, phase).await),
+    };
+    if let Some(pos) = outcome.pos {
+        consistency::record(pos);
+        if node.catch_up
+            && let Err(err) = node.follower.wait_for(pos, node.forwarder.timeout).await
+        {
+            tracing::warn!(%err, "a forwarded write committed but has not reached this node yet");
+            metrics::stale_answer();
+            consistency::record_stale();
+        }
     }
-    if let Some(txid) = outcome.txid.filter(|_| node.catch_up) {
-        node.follower
-            .wait_for_txid(txid, node.forwarder.timeout)
-            .await
-            .map_err(ClusterError::into_db_err)?;
-    }
-    match outcome.result {
-        Ok(reply) => Ok(reply),
-        Err(failure) => Err(rebuild_error(node, failure).await),
-    }
+    Ok(reply)
 }
 
 /// The same `DbErr` SeaORM would have returned had the statement failed locally.
-pub(crate) async fn rebuild_error(node: &Node, failure: DbFailure) -> DbErr {
+pub(crate) async fn rebuild_error(node: &Node, failure: DbFailure, phase: ErrorPhase) -> DbErr {
     let runtime = match failure.sqlite {
         Some((code, message)) => {
             RuntimeErr::SqlxError(Arc::new(node.scratch.error(code, &message).await))
         }
         None => RuntimeErr::Internal(failure.message),
     };
-    match failure.phase {
+    match phase {
         ErrorPhase::Exec => DbErr::Exec(runtime),
         ErrorPhase::Query => DbErr::Query(runtime),
         ErrorPhase::Conn => DbErr::Conn(runtime),
     }
 }
 
-pub(crate) async fn wire_statement(
-    node: &Node,
-    stmt: &Statement,
-) -> Result<wire::Statement, DbErr> {
-    let params = node
-        .scratch
-        .encode_params(stmt.values.as_ref())
-        .await
-        .map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e))))?;
-    Ok(wire::Statement {
-        sql: stmt.sql.clone(),
-        params,
-    })
-}
-
-pub(crate) async fn exec_result(node: &Node, reply: Reply) -> Result<ExecResult, DbErr> {
-    match reply {
-        Reply::Exec {
-            rows_affected,
-            last_insert_rowid,
-        } => node
-            .scratch
-            .exec_result(rows_affected, last_insert_rowid)
-            .await
-            .map(ExecResult::from)
-            .map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))),
-        Reply::Rows(_) => Err(DbErr::Exec(RuntimeErr::Internal(
-            "the primary answered rows to an execute".into(),
-        ))),
+pub(crate) fn phase_of(method: Method) -> ErrorPhase {
+    match method {
+        Method::Execute => ErrorPhase::Exec,
+        Method::QueryOne | Method::QueryAll => ErrorPhase::Query,
     }
 }
 
-pub(crate) async fn query_results(node: &Node, reply: Reply) -> Result<Vec<QueryResult>, DbErr> {
-    match reply {
-        Reply::Rows(rows) => Ok(node
+/// SeaORM's `DbErr` for a failed statement, as its sqlx driver makes it.
+pub(crate) fn sqlx_db_err(method: Method, err: sqlx::Error) -> DbErr {
+    match method {
+        Method::Execute => DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))),
+        Method::QueryOne | Method::QueryAll => DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))),
+    }
+}
+
+/// The wire request for `sql`, with parameters encoded as sqlx would bind them here.
+pub(crate) async fn request_for(node: &Node, sql: Sql, method: Method) -> Result<Request, DbErr> {
+    let stmt = match sql {
+        Sql::Raw(text) => return Ok(Request::ExecuteUnprepared(text)),
+        Sql::Wire(stmt) => stmt,
+        Sql::Sea(stmt) => {
+            let params = node
+                .scratch
+                .encode_params(stmt.values.as_ref())
+                .await
+                .map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e))))?;
+            wire::Statement {
+                sql: stmt.sql,
+                params,
+            }
+        }
+    };
+    Ok(match method {
+        Method::Execute => Request::Execute(stmt),
+        Method::QueryOne => Request::QueryOne(stmt),
+        Method::QueryAll => Request::QueryAll(stmt),
+    })
+}
+
+/// Rebuilds the primary's reply as genuine sqlx values, in the shape `method` asked for.
+pub(crate) async fn answer_from_reply(
+    node: &Node,
+    reply: Reply,
+    method: Method,
+) -> Result<Answer, DbErr> {
+    match (reply, method) {
+        (
+            Reply::Exec {
+                rows_affected,
+                last_insert_rowid,
+            },
+            Method::Execute,
+        ) => node
             .scratch
-            .rows(&rows)
+            .exec_result(rows_affected, last_insert_rowid)
             .await
-            .map_err(|e| DbErr::Query(RuntimeErr::SqlxError(Arc::new(e))))?
-            .into_iter()
-            .map(QueryResult::from)
-            .collect()),
-        Reply::Exec { .. } => Err(DbErr::Query(RuntimeErr::Internal(
-            "the primary answered a count to a query".into(),
+            .map(|r| Answer::Exec(r.into()))
+            .map_err(|e| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))),
+        (Reply::Rows(rows), Method::QueryOne | Method::QueryAll) => {
+            let rows = node
+                .scratch
+                .rows(&rows)
+                .await
+                .map_err(|e| DbErr::Query(RuntimeErr::SqlxError(Arc::new(e))))?;
+            let mut rows: Vec<QueryResult> = rows.into_iter().map(QueryResult::from).collect();
+            Ok(if method == Method::QueryOne {
+                rows.truncate(1);
+                Answer::Row(rows.pop())
+            } else {
+                Answer::Rows(rows)
+            })
+        }
+        _ => Err(DbErr::Exec(RuntimeErr::Internal(
+            "the primary's answer does not match the request".into(),
         ))),
     }
 }
 
 /// Counts a write that reached a replica's read-only connection (SQLITE_READONLY).
-fn backstop<T>(result: Result<T, DbErr>) -> Result<T, DbErr> {
+fn backstop<T>(result: &Result<T, DbErr>) {
     if let Err(DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) =
-        &result
+        result
         && let sqlx::Error::Database(db) = e.as_ref()
         && db
             .code()
@@ -257,7 +409,6 @@ fn backstop<T>(result: Result<T, DbErr>) -> Result<T, DbErr> {
         metrics::backstop_hit();
         tracing::error!(error = %db, "a write reached this replica's read-only connection (classification bug)");
     }
-    result
 }
 
 #[async_trait::async_trait]
@@ -267,69 +418,23 @@ impl ConnectionTrait for ClusterConnection {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        match self.route(&stmt.sql).await {
-            Route::Local(db) => {
-                let tracked = self.tracked_sql(&stmt.sql);
-                self.note_local_write(db.execute_raw(stmt).await, tracked)
-                    .await
-            }
-            Route::ReplicaRead(db) => backstop(db.execute_raw(stmt).await),
-            Route::Forward(node) => {
-                let request = Request::Execute(wire_statement(node, &stmt).await?);
-                exec_result(node, Self::forward(node, request).await?).await
-            }
-        }
+        self.dispatch(Sql::Sea(stmt), Method::Execute).await?.exec()
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        match self.route(sql).await {
-            Route::Local(db) => {
-                let tracked = self.tracked_sql(sql);
-                self.note_local_write(db.execute_unprepared(sql).await, tracked)
-                    .await
-            }
-            Route::ReplicaRead(db) => backstop(db.execute_unprepared(sql).await),
-            Route::Forward(node) => {
-                exec_result(
-                    node,
-                    Self::forward(node, Request::ExecuteUnprepared(sql.to_owned())).await?,
-                )
-                .await
-            }
-        }
+        self.dispatch(Sql::Raw(sql.to_owned()), Method::Execute)
+            .await?
+            .exec()
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        match self.route(&stmt.sql).await {
-            Route::Local(db) => {
-                let tracked = self.tracked_sql(&stmt.sql);
-                self.note_local_write(db.query_one_raw(stmt).await, tracked)
-                    .await
-            }
-            Route::ReplicaRead(db) => backstop(db.query_one_raw(stmt).await),
-            Route::Forward(node) => {
-                let request = Request::QueryOne(wire_statement(node, &stmt).await?);
-                Ok(query_results(node, Self::forward(node, request).await?)
-                    .await?
-                    .into_iter()
-                    .next())
-            }
-        }
+        self.dispatch(Sql::Sea(stmt), Method::QueryOne).await?.row()
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        match self.route(&stmt.sql).await {
-            Route::Local(db) => {
-                let tracked = self.tracked_sql(&stmt.sql);
-                self.note_local_write(db.query_all_raw(stmt).await, tracked)
-                    .await
-            }
-            Route::ReplicaRead(db) => backstop(db.query_all_raw(stmt).await),
-            Route::Forward(node) => {
-                let request = Request::QueryAll(wire_statement(node, &stmt).await?);
-                query_results(node, Self::forward(node, request).await?).await
-            }
-        }
+        self.dispatch(Sql::Sea(stmt), Method::QueryAll)
+            .await?
+            .rows()
     }
 }
 
@@ -363,26 +468,6 @@ pub(crate) fn read_all<'a, C: ConnectionTrait + Send>(
     })
 }
 
-/// Options for transactions on the primary: SQLite's `BEGIN IMMEDIATE`, the same as a replica's
-/// remote transaction gets, so a transaction never fails to upgrade its read lock to a write lock.
-fn immediate(mut options: TransactionOptions) -> TransactionOptions {
-    options
-        .sqlite_transaction_mode
-        .get_or_insert(sea_orm::SqliteTransactionMode::Immediate);
-    options
-}
-
-impl ClusterConnection {
-    async fn begin_local(&self, options: TransactionOptions) -> Result<DatabaseTransaction, DbErr> {
-        self.inner
-            .databases
-            .current()
-            .rw
-            .begin_with_options(immediate(options))
-            .await
-    }
-}
-
 #[async_trait::async_trait]
 impl TransactionTrait for ClusterConnection {
     type Transaction = ClusterTransaction;
@@ -409,13 +494,10 @@ impl TransactionTrait for ClusterConnection {
         options: TransactionOptions,
     ) -> Result<ClusterTransaction, DbErr> {
         match &self.inner.node {
-            Some(node) if !node.follower.role().writes_locally() => {
+            Some(_) if !self.writes_locally() => {
                 ClusterTransaction::begin_remote(self.inner.clone()).await
             }
-            _ => Ok(ClusterTransaction::local(
-                self.begin_local(options).await?,
-                self.inner.clone(),
-            )),
+            _ => ClusterTransaction::begin_local(self.inner.clone(), options).await,
         }
     }
 

@@ -1,32 +1,54 @@
 //! Read your writes across requests and nodes. While a request runs inside [`track_writes`],
-//! every write it commits (forwarded or local) records the LiteFS TXID that includes it. The web
-//! layer hands that TXID to the client in a signed cookie, and any node that later gets the
-//! cookie waits, bounded, until its own LiteFS position has reached it.
+//! every write it commits (forwarded or local) records the LiteFS position that includes it, and
+//! a forwarded write that committed but did not reach this node within the catch-up bound marks
+//! the request stale. The web layer hands the position to the client in a signed cookie (any node
+//! that later gets it waits, bounded, until its own database includes it), and says
+//! `x-blog-stale` when the node may not show the request's own write yet.
 
 use std::cell::Cell;
 
-tokio::task_local! {
-    /// The highest TXID written by the current request; 0 for none.
-    static WRITTEN: Cell<u64>;
+use super::wire::Pos;
+
+/// What the current request wrote, and whether this node may not show it yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The position of the request's last commit.
+    pub pos: Option<Pos>,
+    /// A commit of this request had not reached this node when its answer was returned.
+    pub stale: bool,
 }
 
-/// Runs `work`, returning its output and the TXID of the last write it committed, if any.
-pub async fn track_writes<F: Future>(work: F) -> (F::Output, Option<u64>) {
+tokio::task_local! {
+    static WRITTEN: Cell<Written>;
+}
+
+/// Runs `work`, returning its output and what it wrote.
+pub async fn track_writes<F: Future>(work: F) -> (F::Output, Written) {
     WRITTEN
-        .scope(Cell::new(0), async {
+        .scope(Cell::new(Written::default()), async {
             let output = work.await;
-            let txid = WRITTEN.with(Cell::get);
-            (output, (txid > 0).then_some(txid))
+            (output, WRITTEN.with(Cell::get))
         })
         .await
 }
 
-/// Notes that the current request committed a write included in `txid`.
-pub(crate) fn record(txid: u64) {
-    let _ = WRITTEN.try_with(|written| written.set(written.get().max(txid)));
+/// Notes that the current request committed a write included in `pos`. Positions of one request
+/// come from one primary in commit order, so the last one includes the others.
+pub(crate) fn record(pos: Pos) {
+    let _ = WRITTEN.try_with(|w| {
+        w.set(Written {
+            pos: Some(pos),
+            ..w.get()
+        })
+    });
 }
 
-/// Whether the current task is inside [`track_writes`].
-pub(crate) fn tracking() -> bool {
-    WRITTEN.try_with(|_| ()).is_ok()
+/// Notes that a write of the current request committed but is not visible on this node yet.
+pub(crate) fn record_stale() {
+    let _ = WRITTEN.try_with(|w| {
+        w.set(Written {
+            stale: true,
+            ..w.get()
+        })
+    });
 }

@@ -1,92 +1,116 @@
 //! Exactly once. A forwarded write carries an idempotency key; the primary stores the key and the
 //! reply in the same SQLite transaction as the write, so when a reply is lost (a timeout, a
-//! dropped connection) and the replica sends the write again, the primary answers the stored
-//! reply instead of writing twice. Keys older than [`KEEP`] are deleted as new ones arrive.
+//! dropped connection) the primary can tell what happened: the stored reply, or, when asked to
+//! resolve a key it has not seen, a tombstone stored in its place so that the write, should it
+//! still arrive, never runs. Keys are time-ordered (see `connection::idempotency_key`), so keys
+//! older than [`KEEP`] are deleted by a range scan of the primary key.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::{Executor as _, Row, SqliteConnection};
 
-use super::server::run_on;
-use super::wire::{DbFailure, Reply, Request};
+use super::wire::Reply;
 
-/// The table the cluster layer keeps in the app's database.
-pub const TABLE: &str = "_litefs_forwarded_writes";
-/// How long a key is remembered: far longer than any retry.
+/// How long a key is remembered: far longer than any retry or resolution.
 pub const KEEP: Duration = Duration::from_secs(600);
 
-/// `WITHOUT ROWID`, so storing a key leaves `last_insert_rowid()` alone: the next statement on
-/// the connection sees the same value it would without the bookkeeping.
-pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _litefs_forwarded_writes (
+/// `WITHOUT ROWID`, so storing a key leaves `last_insert_rowid()` alone. `reply` is the bincode
+/// of the [`Reply`] (bincode keeps every `f64`, infinities included), or NULL for a tombstone.
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _litefs_forward_keys (
     key BLOB PRIMARY KEY,
-    reply TEXT NOT NULL,
-    created_at INTEGER NOT NULL
+    reply BLOB
 ) WITHOUT ROWID";
 
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// What the primary has stored for a key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    /// The write committed with this reply.
+    Reply(Reply),
+    /// The key was resolved as "not committed" before the write arrived: it must never run.
+    Tombstone,
 }
 
-/// Runs `request` once for `key`: the stored reply if the key was seen, else the write and the
-/// key together in one transaction. SQL errors of the write are returned (and nothing is kept);
-/// an `Err` is a failure of the bookkeeping itself.
-pub async fn run_once(
-    conn: &mut SqliteConnection,
-    key: u128,
-    request: &Request,
-    expire: bool,
-) -> Result<Result<Reply, DbFailure>, sqlx::Error> {
-    conn.execute("BEGIN IMMEDIATE").await?;
-    let outcome = run_in_transaction(conn, key, request, expire).await;
-    let finish = match &outcome {
-        Ok(Ok(_)) => "COMMIT",
-        _ => "ROLLBACK",
-    };
-    match conn.execute(finish).await {
-        Ok(_) => outcome,
-        Err(err) => {
-            let _ = conn.execute("ROLLBACK").await;
-            Err(err)
-        }
-    }
+pub async fn create_table(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    conn.execute(CREATE_TABLE).await.map(drop)
 }
 
-async fn run_in_transaction(
-    conn: &mut SqliteConnection,
-    key: u128,
-    request: &Request,
-    expire: bool,
-) -> Result<Result<Reply, DbFailure>, sqlx::Error> {
-    let key = key.to_be_bytes().to_vec();
-    let stored = sqlx::query("SELECT reply FROM _litefs_forwarded_writes WHERE key = ?")
-        .bind(&key)
+/// What is stored for `key`, inside the caller's transaction.
+pub async fn lookup(conn: &mut SqliteConnection, key: u128) -> Result<Option<Stored>, sqlx::Error> {
+    let row = sqlx::query("SELECT reply FROM _litefs_forward_keys WHERE key = ?")
+        .bind(key.to_be_bytes().as_slice())
         .fetch_optional(&mut *conn)
         .await?;
-    if let Some(row) = stored {
-        let json: String = row.get(0);
-        tracing::info!("a forwarded write was sent again: answering the stored reply");
-        return serde_json::from_str(&json)
-            .map(Ok)
-            .map_err(|e| sqlx::Error::Protocol(format!("stored reply unreadable: {e}")));
+    let Some(row) = row else { return Ok(None) };
+    match row.get::<Option<Vec<u8>>, _>(0) {
+        None => Ok(Some(Stored::Tombstone)),
+        Some(bytes) => bincode::deserialize(&bytes)
+            .map(|reply| Some(Stored::Reply(reply)))
+            .map_err(|e| sqlx::Error::Protocol(format!("stored reply unreadable: {e}"))),
     }
-    let reply = match run_on(conn, request).await {
-        Ok(reply) => reply,
-        Err(failure) => return Ok(Err(failure)),
-    };
-    let json = serde_json::to_string(&reply).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-    sqlx::query("INSERT INTO _litefs_forwarded_writes (key, reply, created_at) VALUES (?, ?, ?)")
-        .bind(&key)
-        .bind(json)
-        .bind(now_secs())
+}
+
+/// Stores `key` with its reply (`None`: a tombstone), inside the caller's transaction.
+pub async fn store(
+    conn: &mut SqliteConnection,
+    key: u128,
+    reply: Option<&Reply>,
+) -> Result<(), sqlx::Error> {
+    let blob = reply
+        .map(bincode::serialize)
+        .transpose()
+        .map_err(|e| sqlx::Error::Protocol(format!("cannot encode the reply: {e}")))?;
+    sqlx::query("INSERT INTO _litefs_forward_keys (key, reply) VALUES (?, ?)")
+        .bind(key.to_be_bytes().as_slice())
+        .bind(blob)
         .execute(&mut *conn)
-        .await?;
-    if expire {
-        sqlx::query("DELETE FROM _litefs_forwarded_writes WHERE created_at < ?")
-            .bind(now_secs() - KEEP.as_secs() as i64)
-            .execute(&mut *conn)
-            .await?;
+        .await
+        .map(drop)
+}
+
+/// Deletes keys older than [`KEEP`]: one range of the primary key, since keys start with time.
+pub async fn expire(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    let cutoff = SystemTime::now()
+        .checked_sub(KEEP)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    let bound = (u128::from(cutoff) << 64).to_be_bytes();
+    sqlx::query("DELETE FROM _litefs_forward_keys WHERE key < ?")
+        .bind(bound.as_slice())
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    #[tokio::test]
+    async fn replies_tombstones_and_expiry() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        create_table(&mut conn).await.unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let fresh = (u128::from(now.as_nanos() as u64) << 64) | 7;
+        let old = (u128::from((now - KEEP * 2).as_nanos() as u64) << 64) | 7;
+        let reply = Reply::Rows(super::super::wire::Rows {
+            columns: vec!["x".into()],
+            rows: vec![vec![super::super::wire::Value::Real(f64::INFINITY)]],
+        });
+        store(&mut conn, fresh, Some(&reply)).await.unwrap();
+        store(&mut conn, old, None).await.unwrap();
+        assert_eq!(
+            lookup(&mut conn, fresh).await.unwrap(),
+            Some(Stored::Reply(reply)),
+            "an infinite REAL survives storage"
+        );
+        assert_eq!(
+            lookup(&mut conn, old).await.unwrap(),
+            Some(Stored::Tombstone)
+        );
+        assert_eq!(lookup(&mut conn, 1).await.unwrap(), None);
+        expire(&mut conn).await.unwrap();
+        assert_eq!(lookup(&mut conn, old).await.unwrap(), None, "expired");
+        assert!(lookup(&mut conn, fresh).await.unwrap().is_some(), "kept");
     }
-    Ok(Ok(reply))
 }

@@ -1,10 +1,18 @@
 //! Following LiteFS: who the primary is, and how far this node's copy of the database has got.
 //!
 //! Both come from LiteFS's `/events` stream (`init`, `primaryChange`, `tx`), read with a small
-//! hyper client; the files in the mount (`.primary`, `<db>-pos`) are the ground truth that the
-//! stream is checked against when it starts and when a wait is about to give up.
+//! hyper client. The position file (`<db>-pos`) is the ground truth for the position: it is read
+//! when the stream starts and when a wait is about to give up.
+//!
+//! A position is a TXID with its checksum ([`Pos`]), and it can go backwards: after a failover,
+//! LiteFS resets a node that was ahead of the new primary with a snapshot. Each such reset starts
+//! a new history here; a wait for a position is met only by that very position, or by a later one
+//! of a history that did not replace it with another (see [`Follower::wait_for`]).
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,6 +22,7 @@ use tokio::sync::watch;
 
 use super::ClusterError;
 use super::metrics;
+use super::wire::Pos;
 
 /// What this node is, as LiteFS sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,19 +62,15 @@ pub struct Mount {
 }
 
 impl Mount {
-    /// The content of `.primary`: present only on a replica connected to a primary.
-    pub fn primary_hostname(&self) -> Option<String> {
-        let text = std::fs::read_to_string(self.dir.join(".primary")).ok()?;
-        let host = text.trim();
-        (!host.is_empty()).then(|| host.to_owned())
-    }
-
-    /// The TXID in `<db>-pos` (`%016x/%016x`). On the primary it includes every returned commit.
-    pub fn position(&self) -> std::io::Result<u64> {
+    /// The position in `<db>-pos` (`%016x/%016x`). On the primary it includes every returned commit.
+    pub fn position(&self) -> std::io::Result<Pos> {
         let text = std::fs::read_to_string(self.dir.join(format!("{}-pos", self.db_name)))?;
-        let txid = text.split('/').next().unwrap_or_default().trim();
-        u64::from_str_radix(txid, 16)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        Pos::parse(&text).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("unreadable position {text:?}"),
+            )
+        })
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -73,18 +78,68 @@ impl Mount {
     }
 }
 
+/// How many positions of the current history are remembered, to tell whether a later position
+/// includes an earlier one.
+const HISTORY: usize = 4096;
+
+/// This node's position, and the recent positions of its current history.
+#[derive(Debug, Default)]
+struct Track {
+    pos: Option<Pos>,
+    /// Positions seen since the last reset, oldest first.
+    recent: VecDeque<Pos>,
+}
+
+impl Track {
+    /// Moves to `pos`. Returns whether anything changed.
+    fn move_to(&mut self, pos: Pos) -> bool {
+        match self.pos {
+            Some(current) if current == pos => return false,
+            Some(current) if pos.txid <= current.txid => {
+                // Backwards, or the same TXID with another checksum: a snapshot replaced this
+                // node's history with another one.
+                tracing::warn!(from = %current, to = %pos, "LiteFS reset this node's database");
+                self.recent.clear();
+            }
+            _ => {}
+        }
+        if self.recent.len() == HISTORY {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(pos);
+        self.pos = Some(pos);
+        true
+    }
+
+    /// Whether the database here includes the commit at `target`: this very position, or a later
+    /// one whose history shows `target`'s TXID with no other checksum.
+    fn includes(&self, target: Pos) -> bool {
+        let Some(pos) = self.pos else { return false };
+        pos == target
+            || (pos.txid > target.txid
+                && !self
+                    .recent
+                    .iter()
+                    .any(|p| p.txid == target.txid && p.checksum != target.checksum))
+    }
+}
+
 /// The live view of LiteFS, shared by the connection and the RPC server.
 pub struct Follower {
     pub mount: Mount,
     role: watch::Sender<Role>,
-    position: watch::Sender<u64>,
+    /// Ticks whenever the position moves; the position itself is in `track`.
+    moved: watch::Sender<u64>,
+    track: Mutex<Track>,
     /// Counts the `/events` stream's losses and reconnections: each time, LiteFS may have
     /// stopped or remounted the database under the app's SQLite connections.
     reconnections: watch::Sender<u64>,
     /// Whether the stream has connected once already.
-    connected_before: std::sync::atomic::AtomicBool,
+    connected_before: AtomicBool,
     /// Whether the stream is connected now.
-    streaming: std::sync::atomic::AtomicBool,
+    streaming: AtomicBool,
+    /// Set when the database was missing while the stream was down: LiteFS went away.
+    mount_lost: AtomicBool,
 }
 
 impl Follower {
@@ -99,14 +154,7 @@ impl Follower {
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
-        let follower = std::sync::Arc::new(Follower {
-            role: watch::Sender::new(Role::NoPrimary),
-            position: watch::Sender::new(mount.position().unwrap_or(0)),
-            mount,
-            reconnections: watch::Sender::new(0),
-            connected_before: std::sync::atomic::AtomicBool::new(false),
-            streaming: std::sync::atomic::AtomicBool::new(false),
-        });
+        let follower = std::sync::Arc::new(Follower::new(mount));
         let task_follower = follower.clone();
         let (ready_tx, mut ready_rx) = watch::channel(false);
         tokio::spawn(async move { task_follower.follow_events(authority, ready_tx).await });
@@ -119,12 +167,23 @@ impl Follower {
         Ok(follower)
     }
 
-    pub fn role(&self) -> Role {
-        self.role.borrow().clone()
+    fn new(mount: Mount) -> Self {
+        let follower = Follower {
+            role: watch::Sender::new(Role::NoPrimary),
+            moved: watch::Sender::new(0),
+            track: Mutex::new(Track::default()),
+            mount,
+            reconnections: watch::Sender::new(0),
+            connected_before: AtomicBool::new(false),
+            streaming: AtomicBool::new(false),
+            mount_lost: AtomicBool::new(false),
+        };
+        follower.refresh_position();
+        follower
     }
 
-    pub fn subscribe_role(&self) -> watch::Receiver<Role> {
-        self.role.subscribe()
+    pub fn role(&self) -> Role {
+        self.role.borrow().clone()
     }
 
     /// Changes each time the `/events` stream is lost or regained (LiteFS may have restarted).
@@ -132,47 +191,79 @@ impl Follower {
         self.reconnections.subscribe()
     }
 
-    /// The highest TXID this node is known to have.
-    pub fn position(&self) -> u64 {
-        *self.position.borrow()
+    /// Whether the database went missing since the last call: LiteFS was gone meanwhile.
+    pub fn take_mount_lost(&self) -> bool {
+        self.mount_lost.swap(false, Ordering::AcqRel)
     }
 
-    /// Waits until this node's database includes `txid`, at most `timeout`.
-    pub async fn wait_for_txid(&self, txid: u64, timeout: Duration) -> Result<(), ClusterError> {
-        if self.position() >= txid || self.refresh_position() >= txid {
+    /// This node's position, if its database exists yet.
+    pub fn position(&self) -> Option<Pos> {
+        self.track.lock().unwrap().pos
+    }
+
+    /// Waits until this node's database includes the commit at `target`, at most `timeout`.
+    pub async fn wait_for(&self, target: Pos, timeout: Duration) -> Result<(), ClusterError> {
+        if self.track.lock().unwrap().includes(target) {
             return Ok(());
         }
         let started = Instant::now();
-        let mut rx = self.position.subscribe();
-        let reached = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= txid))
-            .await
-            .is_ok();
+        let mut moved = self.moved.subscribe();
+        let reached = tokio::time::timeout(timeout, async {
+            loop {
+                if self.track.lock().unwrap().includes(target) {
+                    return;
+                }
+                if moved.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .await
+        .is_ok();
         metrics::catch_up(started.elapsed());
-        if reached || self.refresh_position() >= txid {
+        if reached || {
+            self.refresh_position();
+            self.track.lock().unwrap().includes(target)
+        } {
             Ok(())
         } else {
             Err(ClusterError::CatchUpTimeout {
-                txid,
+                pos: target,
                 timeout_ms: timeout.as_millis() as u64,
             })
         }
     }
 
-    fn refresh_position(&self) -> u64 {
-        if let Ok(pos) = self.mount.position() {
-            self.advance(pos);
-        }
-        self.position()
+    /// Waits until the database exists here (replicated from the primary), at most `timeout`.
+    pub async fn wait_for_database(&self, timeout: Duration) -> bool {
+        let mut moved = self.moved.subscribe();
+        let mut poll = tokio::time::interval(Duration::from_millis(50));
+        tokio::time::timeout(timeout, async {
+            while self.position().is_none() {
+                tokio::select! {
+                    _ = moved.changed() => {}
+                    _ = poll.tick() => self.refresh_position(),
+                }
+            }
+        })
+        .await
+        .is_ok()
     }
 
-    fn advance(&self, txid: u64) {
-        self.position.send_if_modified(|p| {
-            let newer = txid > *p;
-            if newer {
-                *p = txid;
-            }
-            newer
-        });
+    /// Re-reads the position file, under the lock that orders it with the stream's events.
+    fn refresh_position(&self) {
+        let mut track = self.track.lock().unwrap();
+        if let Ok(pos) = self.mount.position()
+            && track.move_to(pos)
+        {
+            self.moved.send_modify(|n| *n += 1);
+        }
+    }
+
+    fn advance(&self, pos: Pos) {
+        if self.track.lock().unwrap().move_to(pos) {
+            self.moved.send_modify(|n| *n += 1);
+        }
     }
 
     fn set_role(&self, is_primary: bool, hostname: &str) {
@@ -203,10 +294,10 @@ impl Follower {
                 Ok(()) => tracing::warn!("LiteFS /events stream ended; reconnecting"),
                 Err(err) => tracing::warn!(error = %err, "LiteFS /events unavailable; retrying"),
             }
-            if self
-                .streaming
-                .swap(false, std::sync::atomic::Ordering::AcqRel)
-            {
+            if self.mount.position().is_err() && std::fs::metadata(self.mount.db_path()).is_err() {
+                self.mount_lost.store(true, Ordering::Release);
+            }
+            if self.streaming.swap(false, Ordering::AcqRel) {
                 // LiteFS went away: its mount may be gone, so stop using connections on it now,
                 // and stop claiming a role until it tells us again.
                 self.reconnections.send_modify(|n| *n += 1);
@@ -234,14 +325,10 @@ impl Follower {
         if !response.status().is_success() {
             return Err(format!("GET /events answered {}", response.status()).into());
         }
-        if self
-            .connected_before
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
+        if self.connected_before.swap(true, Ordering::AcqRel) {
             self.reconnections.send_modify(|n| *n += 1);
         }
-        self.streaming
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.streaming.store(true, Ordering::Release);
         self.refresh_position();
         let mut buffer = Vec::new();
         while let Some(frame) = response.body_mut().frame().await {
@@ -267,10 +354,15 @@ impl Follower {
                 self.set_role(data.is_primary, &data.hostname);
             }
             "tx" if event.db == self.mount.db_name => {
-                if let Some(txid) = event.data.get("txID").and_then(|v| v.as_str())
-                    && let Ok(txid) = u64::from_str_radix(txid, 16)
-                {
-                    self.advance(txid);
+                let field = |name: &str| {
+                    event
+                        .data
+                        .get(name)
+                        .and_then(|v| v.as_str())
+                        .and_then(|v| u64::from_str_radix(v, 16).ok())
+                };
+                if let (Some(txid), Some(checksum)) = (field("txID"), field("postApplyChecksum")) {
+                    self.advance(Pos { txid, checksum });
                 }
             }
             _ => {}
@@ -317,4 +409,74 @@ pub fn mount_for(litefs_dir: &Path, database: &Path) -> Result<Mount, String> {
         dir: litefs_dir.to_path_buf(),
         db_name,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(txid: u64, checksum: u64) -> Pos {
+        Pos { txid, checksum }
+    }
+
+    fn follower() -> Follower {
+        Follower::new(Mount {
+            dir: PathBuf::from("/nonexistent-litefs-mount"),
+            db_name: "db".into(),
+        })
+    }
+
+    fn tx(f: &Follower, txid: u64, checksum: u64) {
+        f.apply(Event {
+            kind: "tx".into(),
+            db: "db".into(),
+            data: serde_json::json!({
+                "txID": format!("{txid:016x}"),
+                "postApplyChecksum": format!("{checksum:016x}"),
+            }),
+        });
+    }
+
+    #[tokio::test]
+    async fn a_reset_to_an_earlier_position_is_waited_through() {
+        let f = follower();
+        for txid in 1..=10 {
+            tx(&f, txid, txid * 100);
+        }
+        assert!(f.wait_for(pos(7, 700), Duration::ZERO).await.is_ok());
+        // A snapshot from a new primary that was behind: position 5 of another history.
+        tx(&f, 5, 555);
+        assert_eq!(f.position(), Some(pos(5, 555)));
+        let short = Duration::from_millis(50);
+        assert!(
+            f.wait_for(pos(7, 777), short).await.is_err(),
+            "TXID 7 of the new history is not here yet"
+        );
+        let f = std::sync::Arc::new(f);
+        let waiter = {
+            let f = f.clone();
+            tokio::spawn(async move { f.wait_for(pos(7, 777), Duration::from_secs(5)).await })
+        };
+        tx(&f, 6, 666);
+        tx(&f, 7, 777);
+        assert!(
+            waiter.await.unwrap().is_ok(),
+            "reached once the new history has it"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_txid_of_another_history_is_not_the_write() {
+        let f = follower();
+        tx(&f, 1, 100);
+        tx(&f, 2, 200);
+        tx(&f, 3, 300);
+        let short = Duration::from_millis(20);
+        assert!(f.wait_for(pos(2, 999), short).await.is_err());
+        assert!(f.wait_for(pos(2, 200), short).await.is_ok());
+        // A later position of a history never seen here (a snapshot jumped past it) counts.
+        assert!(f.wait_for(pos(1, 100), short).await.is_ok());
+        tx(&f, 9, 900);
+        assert!(f.wait_for(pos(8, 12345), short).await.is_ok());
+    }
 }

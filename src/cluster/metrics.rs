@@ -7,6 +7,8 @@ pub const FORWARD_DURATION: &str = "blog_forward_duration_seconds";
 pub const CATCHUP_DURATION: &str = "blog_catchup_duration_seconds";
 pub const REMOTE_TRANSACTIONS: &str = "blog_remote_transactions_total";
 pub const RPC_ERRORS: &str = "blog_rpc_errors_total";
+pub const STALE_ANSWERS: &str = "blog_forwarded_stale_answers_total";
+pub const WRITER_WAIT: &str = "blog_writer_wait_seconds";
 /// The backstop: a write that reached a replica's `query_only` connection. Must stay 0.
 pub const REPLICA_LOCAL_WRITE_ATTEMPTS: &str = "blog_replica_local_write_attempts_total";
 
@@ -38,7 +40,17 @@ pub fn describe() {
         REPLICA_LOCAL_WRITE_ATTEMPTS,
         "Writes that reached a replica's read-only connection (a bug)"
     );
+    metrics::describe_counter!(
+        STALE_ANSWERS,
+        "Forwarded writes that committed but had not reached this node when answered"
+    );
+    metrics::describe_histogram!(
+        WRITER_WAIT,
+        metrics::Unit::Seconds,
+        "Time a write waited for the primary's one writer"
+    );
     for counter in [
+        STALE_ANSWERS,
         FORWARDED_WRITES,
         REMOTE_TRANSACTIONS,
         RPC_ERRORS,
@@ -67,4 +79,12 @@ pub fn rpc_error(kind: &'static str) {
 
 pub fn backstop_hit() {
     metrics::counter!(REPLICA_LOCAL_WRITE_ATTEMPTS).increment(1);
+}
+
+pub fn stale_answer() {
+    metrics::counter!(STALE_ANSWERS).increment(1);
+}
+
+pub fn writer_wait(elapsed: Duration) {
+    metrics::histogram!(WRITER_WAIT).record(elapsed.as_secs_f64());
 }

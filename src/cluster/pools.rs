@@ -1,64 +1,69 @@
-//! The node's SQLite pools, replaced as a whole when LiteFS comes back after a restart.
+//! The node's SQLite pools: one for writes, one for reads, replaced as a whole when LiteFS comes
+//! back after a restart.
 //!
 //! SQLite maps the WAL index (`<db>-shm`) from the LiteFS mount. When LiteFS restarts under a
 //! running app (to change a static lease's primary, say), the old mount is gone and touching one
-//! of its mappings, which closing a connection does, kills the process with SIGBUS. So when the
-//! `/events` stream reconnects, fresh pools are opened on the new mount and the old ones are
-//! abandoned: never closed, never used again. That leaks their idle connections, once per LiteFS
-//! restart, which is the price of surviving it.
+//! of its mappings, which closing a connection does, kills the process with SIGBUS. So:
+//! - no connection is ever closed by a timer: the pools have no idle timeout and no maximum
+//!   lifetime (sqlx then runs no maintenance task at all);
+//! - when the mount really changed (its device or the database's inode differ, or the database
+//!   was seen missing while LiteFS was away), fresh pools are opened on the new mount and the old
+//!   ones are abandoned: their idle connections are taken out and leaked, never closed, and
+//!   connections still in use return to a pool that nothing will ever close.
+//!
+//! That leaks a few connections once per LiteFS restart, which is the price of surviving it.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use sea_orm::{DatabaseConnection, SqlxSqliteConnector};
-use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-use super::sqlite::Classifier;
+use super::statement::Classifier;
 
-/// Connections per pool.
-const POOL_SIZE: u32 = 8;
+/// Connections of the write pool: the one writer uses one at a time; a dropped transaction may
+/// still be rolling back on another.
+const WRITE_POOL_SIZE: u32 = 3;
+/// Connections of the read pool.
+const READ_POOL_SIZE: u32 = 8;
 
-/// One generation of pools, all on the same mount.
+/// One generation of pools, all on the same file.
 pub struct Pools {
-    /// Writes on the primary, and everything there.
+    /// Writes (the writer's connection), on the primary or standalone only.
     pub rw: DatabaseConnection,
-    /// Reads on a replica, with `PRAGMA query_only=ON`: a write that gets here is refused by
-    /// SQLite and counted, never applied.
+    /// Reads, on every node, with `PRAGMA query_only=ON`: a write that gets here is refused by
+    /// SQLite (and counted on a replica), never applied.
     pub ro: DatabaseConnection,
-    /// Asks SQLite (on a read-only connection) whether a statement writes.
+    /// Asks SQLite (on a read connection) what a statement does.
     pub classifier: Classifier,
-    /// Counts LiteFS (re)connections; a session opened in an older generation is abandoned.
+    /// Counts remounts; a remote session opened in an older generation is abandoned.
     pub generation: u64,
+    /// The mount this generation was opened on.
+    identity: Option<(u64, u64)>,
+}
+
+impl Pools {
+    pub fn rw_pool(&self) -> &SqlitePool {
+        self.rw.get_sqlite_connection_pool()
+    }
 }
 
 /// The current generation of pools.
 pub struct Databases {
     current: RwLock<Arc<Pools>>,
-    /// The database file, for opening the next generation; `None` when standalone.
-    path: Option<PathBuf>,
+    path: PathBuf,
+    options: SqliteConnectOptions,
 }
 
 impl Databases {
-    /// A standalone node: one pool that is never replaced.
-    pub fn standalone(db: DatabaseConnection) -> Self {
-        let classifier = Classifier::new(db.get_sqlite_connection_pool().clone());
-        let pools = Pools {
-            ro: db.clone(),
-            rw: db,
-            classifier,
-            generation: 0,
-        };
+    /// Pools on `path`; connections open lazily with `options`.
+    pub fn open(path: &Path, options: SqliteConnectOptions) -> Self {
         Databases {
-            current: RwLock::new(Arc::new(pools)),
-            path: None,
-        }
-    }
-
-    /// Pools on a database inside a LiteFS mount. Connections open lazily.
-    pub fn on_mount(path: &Path) -> Self {
-        Databases {
-            current: RwLock::new(Arc::new(open(path, 0))),
-            path: Some(path.to_path_buf()),
+            current: RwLock::new(Arc::new(open(path, &options, 0))),
+            path: path.to_path_buf(),
+            options,
         }
     }
 
@@ -66,32 +71,86 @@ impl Databases {
         self.current.read().unwrap().clone()
     }
 
+    /// Whether the file is no longer the one the current pools were opened on.
+    pub fn mount_changed(&self) -> bool {
+        let current = self.current();
+        current.identity.is_some() && identity(&self.path) != current.identity
+    }
+
     /// Opens the next generation of pools and abandons the current one (see the module docs).
     pub fn remount(&self) {
-        let Some(path) = &self.path else { return };
         let mut current = self.current.write().unwrap();
-        let next = Arc::new(open(path, current.generation + 1));
+        let next = Arc::new(open(&self.path, &self.options, current.generation + 1));
         let abandoned = std::mem::replace(&mut *current, next);
         tracing::warn!(
             generation = current.generation,
-            "LiteFS reconnected: new SQLite pools opened, old ones abandoned"
+            "LiteFS remounted: new SQLite pools opened, old ones abandoned"
         );
+        for pool in [
+            abandoned.rw_pool(),
+            abandoned.ro.get_sqlite_connection_pool(),
+        ] {
+            while let Some(conn) = pool.try_acquire() {
+                std::mem::forget(conn.detach());
+            }
+        }
         std::mem::forget(abandoned);
     }
 }
 
-fn open(path: &Path, generation: u64) -> Pools {
-    let options = super::sqlite_options(path);
-    let rw = SqlitePoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .connect_lazy_with(options.clone());
-    let ro = SqlitePoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .connect_lazy_with(options.pragma("query_only", "ON"));
+/// The mount's device and the database's inode: both change when LiteFS mounts anew.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    let dir = path.parent()?.metadata().ok()?;
+    let file = path.metadata().ok()?;
+    Some((dir.dev(), file.ino()))
+}
+
+fn open(path: &Path, options: &SqliteConnectOptions, generation: u64) -> Pools {
+    let pool = |size: u32, options: SqliteConnectOptions| {
+        SqlitePoolOptions::new()
+            .max_connections(size)
+            .min_connections(0)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with(options)
+    };
+    let rw = pool(WRITE_POOL_SIZE, options.clone());
+    let ro = pool(READ_POOL_SIZE, options.clone().pragma("query_only", "ON"));
     Pools {
         classifier: Classifier::new(ro.clone()),
         rw: SqlxSqliteConnector::from_sqlx_sqlite_pool(rw),
         ro: SqlxSqliteConnector::from_sqlx_sqlite_pool(ro),
         generation,
+        identity: identity(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn no_connection_is_ever_closed_by_a_timer() {
+        let dir = std::env::temp_dir().join(format!("pools-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let databases = Databases::open(
+            &path,
+            SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true),
+        );
+        for pool in [
+            databases.current().rw_pool().clone(),
+            databases.current().ro.get_sqlite_connection_pool().clone(),
+        ] {
+            assert_eq!(pool.options().get_idle_timeout(), None);
+            assert_eq!(pool.options().get_max_lifetime(), None);
+            assert_eq!(pool.options().get_min_connections(), 0);
+        }
+        assert!(!databases.mount_changed(), "same file, same identity");
+        databases.remount();
+        assert_eq!(databases.current().generation, 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,17 +1,17 @@
-//! The primary's side of forwarding: runs forwarded statements on the local SQLite connection pool,
-//! holds remote transactions as sessions, and rolls back any session left idle past its lease so a
-//! vanished replica never keeps SQLite's write lock.
+//! The primary's side of forwarding: runs forwarded statements through the one [`Writer`], holds
+//! remote transactions as sessions, answers "what became of this key", and rolls back any session
+//! left idle past its lease or open past its lifetime, so a vanished replica never keeps the
+//! writer.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{AssertSqlSafe, Executor as _, Sqlite, SqliteConnection};
+use sqlx::{Executor as _, Sqlite};
 use tarpc::context::Context;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
@@ -19,42 +19,59 @@ use tokio::net::TcpListener;
 use tokio_util::codec::LengthDelimitedCodec;
 
 use super::litefs::{Follower, Role};
-use super::pools::Databases;
-use super::rpc::{Forward, MAX_FRAME_BYTES, Refusal};
-use super::wire::{self, ErrorPhase, Outcome, Reply, Request, Statement, Value};
+use super::rpc::{Forward, MAX_FRAME_BYTES, Refusal, Resolution};
+use super::statement::{self, Kind};
+use super::wire::{self, Outcome, Reply, Request};
+use super::writer::{self, Method, Native, Sql, Writer, WriterGuard, Written};
 use super::{auth, dedup};
 
-/// One open remote transaction.
-struct Session {
-    conn: tokio::sync::Mutex<PoolConnection<Sqlite>>,
-    /// The pools' generation the connection came from (see [`super::pools`]).
-    generation: u64,
-    /// Last time a call touched the session, for the idle lease.
-    last_used: Mutex<Instant>,
+/// Limits on remote transactions.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    /// A session idle this long is rolled back.
+    pub lease: Duration,
+    /// A session open this long is rolled back, busy or not.
+    pub max_lifetime: Duration,
+    /// Sessions open or waiting for the writer at once.
+    pub max_sessions: usize,
 }
+
+/// One remote transaction.
+struct Session {
+    state: tokio::sync::Mutex<State>,
+    created: Instant,
+    /// Last time a call finished with the session; read by the reaper without waiting for a
+    /// statement in progress.
+    last_used: Mutex<Instant>,
+    /// When the session ended; it is kept a while so that a commit sent again gets its outcome.
+    ended: Mutex<Option<Instant>>,
+}
+
+enum State {
+    Open {
+        conn: PoolConnection<Sqlite>,
+        /// The pools' generation the connection came from (see [`super::pools`]).
+        generation: u64,
+        _writer: WriterGuard,
+    },
+    /// Committed (or its COMMIT failed): what the commit answered, for a commit sent again.
+    Committed(Outcome),
+    /// Rolled back; says why.
+    Ended(&'static str),
+}
+
+/// How long an ended session is remembered, for commits sent again after a lost answer.
+const ENDED_KEPT: Duration = Duration::from_secs(60);
 
 /// Runs what replicas forward. Shared by every RPC connection.
 pub struct Executor {
-    databases: Arc<Databases>,
+    writer: Arc<Writer>,
     /// `None` on a standalone node (always primary).
     follower: Option<Arc<Follower>>,
     sessions: Mutex<HashMap<u64, Arc<Session>>>,
-    /// Outcomes of the last [`COMMITS_KEPT`] commits, so a commit sent again after a lost reply
-    /// gets the first answer instead of "no such session".
-    committed: Mutex<std::collections::VecDeque<(u64, Outcome)>>,
-    lease: Duration,
-    /// Pools generation + 1 for which the idempotency table is known to exist.
-    dedup_ready: AtomicU64,
-    /// Keyed writes so far, to expire old keys every [`EXPIRE_EVERY`] of them.
-    keyed_writes: AtomicU64,
+    limits: SessionLimits,
     faults: Arc<Faults>,
 }
-
-/// How many commit outcomes are remembered for commits sent again.
-const COMMITS_KEPT: usize = 1024;
-
-/// Old idempotency keys are deleted once every this many keyed writes.
-const EXPIRE_EVERY: u64 = 100;
 
 /// Failures a test can inject on the primary's side.
 #[derive(Debug, Default)]
@@ -74,27 +91,24 @@ impl Faults {
 
 impl Executor {
     pub fn new(
-        databases: Arc<Databases>,
+        writer: Arc<Writer>,
         follower: Option<Arc<Follower>>,
-        lease: Duration,
+        limits: SessionLimits,
         faults: Arc<Faults>,
     ) -> Arc<Self> {
         let executor = Arc::new(Executor {
-            databases,
+            writer,
             follower,
             sessions: Mutex::new(HashMap::new()),
-            committed: Mutex::new(std::collections::VecDeque::new()),
-            lease,
-            dedup_ready: AtomicU64::new(0),
-            keyed_writes: AtomicU64::new(0),
+            limits,
             faults,
         });
         let reaper = Arc::downgrade(&executor);
+        let every = (executor.limits.lease / 10).max(Duration::from_millis(20));
         tokio::spawn(async move {
-            // Checked often, so a session is rolled back soon after its lease ends.
-            let mut tick = tokio::time::interval((lease / 10).max(Duration::from_millis(20)));
+            let mut tick = tokio::time::interval(every);
             while let Some(executor) = reaper.upgrade() {
-                executor.reap_idle_sessions().await;
+                executor.reap().await;
                 drop(executor);
                 tick.tick().await;
             }
@@ -112,249 +126,298 @@ impl Executor {
         }
     }
 
-    /// TXID that includes every commit returned so far (LiteFS updates `-pos` before COMMIT returns).
-    fn txid(&self) -> Option<u64> {
-        self.follower.as_ref().and_then(|f| f.mount.position().ok())
-    }
-
-    /// A connection of the current pools, with their generation.
-    async fn acquire(&self) -> Result<(PoolConnection<Sqlite>, u64), Refusal> {
-        let pools = self.databases.current();
-        let conn = pools
-            .rw
-            .get_sqlite_connection_pool()
-            .acquire()
-            .await
-            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
-        Ok((conn, pools.generation))
-    }
-
-    /// Whether a session's connection belongs to abandoned pools (it must not be touched).
-    fn is_stale(&self, session: &Session) -> bool {
-        session.generation != self.databases.current().generation
-    }
-
-    async fn run(&self, key: Option<u128>, request: Request) -> Result<Outcome, Refusal> {
+    async fn run(
+        &self,
+        key: u128,
+        request: Request,
+        deadline: Instant,
+    ) -> Result<Outcome, Refusal> {
         self.check_primary()?;
-        let (mut conn, generation) = self.acquire().await?;
-        let result = match key {
-            // Raw SQL may hold its own BEGIN/COMMIT, so it cannot be wrapped: it runs as sent.
-            Some(key) if !matches!(request, Request::ExecuteUnprepared(_)) => {
-                let unavailable = |e: sqlx::Error| Refusal::Unavailable(e.to_string());
-                if self.dedup_ready.load(Ordering::Acquire) != generation + 1 {
-                    conn.execute(dedup::CREATE_TABLE)
-                        .await
-                        .map_err(unavailable)?;
-                    self.dedup_ready.store(generation + 1, Ordering::Release);
-                }
-                let expire = self
-                    .keyed_writes
-                    .fetch_add(1, Ordering::Relaxed)
-                    .is_multiple_of(EXPIRE_EVERY);
-                dedup::run_once(&mut conn, key, &request, expire)
+        let (sql, method) = split(request);
+        let phase = phase_of(method);
+        let kind = self
+            .writer
+            .databases
+            .current()
+            .classifier
+            .classify(sql.text())
+            .await;
+        if let Some(why) = statement::refusal(&kind, false) {
+            return Err(Refusal::Refused(why));
+        }
+        let written = match kind {
+            Kind::Read => {
+                let pools = self.writer.databases.current();
+                let mut conn = pools
+                    .ro
+                    .get_sqlite_connection_pool()
+                    .acquire()
                     .await
-                    .map_err(unavailable)?
+                    .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+                Written::Fresh(writer::run_native(&mut conn, &sql, method).await, None)
             }
-            _ => run_on(&mut conn, &request).await,
+            Kind::WriteAlone => {
+                self.writer
+                    .autocommit(sql, method, None, true, deadline)
+                    .await?
+            }
+            _ => {
+                self.writer
+                    .autocommit(sql, method, Some(key), false, deadline)
+                    .await?
+            }
         };
-        drop(conn);
-        Ok(Outcome {
-            result,
-            txid: self.txid(),
-        })
+        Ok(outcome(written, phase))
     }
 
-    async fn begin(&self) -> Result<u64, Refusal> {
+    async fn begin(&self, deadline: Instant) -> Result<u64, Refusal> {
         self.check_primary()?;
-        let (mut conn, generation) = self.acquire().await?;
-        conn.execute("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        let open = self.open_sessions() + self.writer.queue_depth();
+        if open >= self.limits.max_sessions {
+            return Err(Refusal::TooManyTransactions {
+                limit: self.limits.max_sessions,
+            });
+        }
+        let guard = self.writer.acquire(deadline).await?;
+        if Instant::now() >= deadline {
+            return Err(Refusal::Expired);
+        }
+        let (mut conn, generation) = self.writer.connection().await?;
+        if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
+            writer::release(conn).await;
+            return Err(Refusal::Unavailable(format!("cannot begin: {e}")));
+        }
         // Random, not sequential: after a restart of the primary, a replica still holding an old
         // id must not land in someone else's new transaction.
         let id = rand::random::<u64>();
+        let now = Instant::now();
         let session = Arc::new(Session {
-            conn: tokio::sync::Mutex::new(conn),
-            generation,
-            last_used: Mutex::new(Instant::now()),
+            state: tokio::sync::Mutex::new(State::Open {
+                conn,
+                generation,
+                _writer: guard,
+            }),
+            created: now,
+            last_used: Mutex::new(now),
+            ended: Mutex::new(None),
         });
         self.sessions.lock().unwrap().insert(id, session);
         Ok(id)
     }
 
     fn session(&self, id: u64) -> Result<Arc<Session>, Refusal> {
-        let session = self.sessions.lock().unwrap().get(&id).cloned();
-        let session = session.ok_or(Refusal::NoSuchSession { session: id })?;
-        if self.is_stale(&session) {
-            self.abandon(id);
-            return Err(Refusal::NoSuchSession { session: id });
+        self.sessions
+            .lock()
+            .unwrap()
+            .get(&id)
+            .cloned()
+            .ok_or(Refusal::NoSuchSession { session: id })
+    }
+
+    fn open_sessions(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.ended.lock().unwrap().is_none())
+            .count()
+    }
+
+    /// Ends an open session: rolls it back (or, on abandoned pools, leaks its connection without
+    /// touching it) and releases the writer.
+    async fn end(&self, session: &Session, state: &mut State, why: &'static str) {
+        if let State::Open {
+            conn, generation, ..
+        } = std::mem::replace(state, State::Ended(why))
+        {
+            if generation == self.writer.databases.current().generation {
+                writer::release(conn).await;
+            } else {
+                std::mem::forget(conn.detach());
+            }
         }
-        *session.last_used.lock().unwrap() = Instant::now();
-        Ok(session)
+        *session.ended.lock().unwrap() = Some(Instant::now());
     }
 
     async fn run_in(&self, id: u64, request: Request) -> Result<Outcome, Refusal> {
         let session = self.session(id)?;
-        let mut conn = session.conn.lock().await;
-        let result = run_on(&mut conn, &request).await;
-        *session.last_used.lock().unwrap() = Instant::now();
-        Ok(Outcome { result, txid: None })
-    }
-
-    /// Drops a session of abandoned pools without touching its connection.
-    fn abandon(&self, id: u64) {
-        if let Some(session) = self.sessions.lock().unwrap().remove(&id) {
-            tracing::warn!(session = id, "remote transaction lost to a LiteFS restart");
-            std::mem::forget(session);
-        }
-    }
-
-    /// Removes a live session from the table, for commit or rollback.
-    fn take_session(&self, id: u64) -> Result<Arc<Session>, Refusal> {
-        let session = self.session(id)?;
-        self.sessions.lock().unwrap().remove(&id);
-        Ok(session)
-    }
-
-    async fn commit(&self, id: u64) -> Result<Outcome, Refusal> {
-        let session = match self.take_session(id) {
-            Ok(session) => session,
-            Err(refusal) => {
-                let committed = self.committed.lock().unwrap();
-                return match committed.iter().find(|(done, _)| *done == id) {
-                    Some((_, outcome)) => Ok(outcome.clone()),
-                    None => Err(refusal),
-                };
-            }
+        let mut state = session.state.lock().await;
+        let (conn, generation) = match &mut *state {
+            State::Open {
+                conn, generation, ..
+            } => (conn, generation),
+            ended => return Err(gone(id, ended)),
         };
-        let mut conn = session.conn.lock().await;
+        if *generation != self.writer.databases.current().generation {
+            tracing::warn!(session = id, "remote transaction lost to a LiteFS remount");
+            self.end(&session, &mut state, "LiteFS remounted").await;
+            return Err(Refusal::NoSuchSession { session: id });
+        }
+        let (sql, method) = split(request);
+        if let Some(why) = statement::refusal(&statement::classify_lexically(sql.text()), true) {
+            return Err(Refusal::Refused(why));
+        }
+        let result = writer::run_native(conn, &sql, method).await;
+        if !writer::in_transaction(conn).await {
+            // The statement ended the transaction itself (a trigger's RAISE(ROLLBACK), INSERT OR
+            // ROLLBACK): it was rolled back, and no later statement may run outside it.
+            self.end(&session, &mut state, "a statement rolled it back")
+                .await;
+        }
+        *session.last_used.lock().unwrap() = Instant::now();
+        Ok(outcome(Written::Fresh(result, None), phase_of(method)))
+    }
+
+    async fn commit(&self, id: u64, key: u128, deadline: Instant) -> Result<Outcome, Refusal> {
+        let session = self.session(id)?;
+        let mut state = session.state.lock().await;
+        let (conn, generation) = match &mut *state {
+            State::Committed(outcome) => return Ok(outcome.clone()),
+            ended @ State::Ended(_) => return Err(gone(id, ended)),
+            State::Open {
+                conn, generation, ..
+            } => (conn, *generation),
+        };
+        if generation != self.writer.databases.current().generation {
+            self.end(&session, &mut state, "LiteFS remounted").await;
+            return Err(Refusal::NoSuchSession { session: id });
+        }
+        if Instant::now() >= deadline {
+            self.end(&session, &mut state, "its commit came past the deadline")
+                .await;
+            return Err(Refusal::Expired);
+        }
+        let done = Reply::Exec {
+            rows_affected: 0,
+            last_insert_rowid: 0,
+        };
+        if let Err(e) = self.writer.ensure_key_table(conn, generation).await {
+            self.end(&session, &mut state, "its key could not be stored")
+                .await;
+            return Err(e);
+        }
+        if let Err(e) = dedup::store(conn, key, Some(&done)).await {
+            self.end(&session, &mut state, "its key could not be stored")
+                .await;
+            return Err(Refusal::Unavailable(format!("cannot store the key: {e}")));
+        }
         let result = match conn.execute("COMMIT").await {
-            Ok(_) => Ok(Reply::Exec {
-                rows_affected: 0,
-                last_insert_rowid: 0,
-            }),
-            Err(err) => {
-                // A failed COMMIT can leave the transaction open; never hand such a connection back.
-                let _ = conn.execute("ROLLBACK").await;
-                Err(wire::failure_from_sqlx(ErrorPhase::Exec, &err))
-            }
+            Ok(_) => Ok(done),
+            Err(err) => Err(wire::failure_from_sqlx(wire::ErrorPhase::Exec, &err)),
         };
         let outcome = Outcome {
+            pos: result.is_ok().then(|| self.writer.pos()).flatten(),
             result,
-            txid: self.txid(),
         };
-        let mut committed = self.committed.lock().unwrap();
-        if committed.len() == COMMITS_KEPT {
-            committed.pop_front();
-        }
-        committed.push_back((id, outcome.clone()));
+        self.end(&session, &mut state, "committed").await;
+        *state = State::Committed(outcome.clone());
         Ok(outcome)
     }
 
     async fn rollback(&self, id: u64) -> Result<(), Refusal> {
-        let session = self.take_session(id)?;
-        let mut conn = session.conn.lock().await;
-        conn.execute("ROLLBACK")
-            .await
-            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        let Ok(session) = self.session(id) else {
+            return Ok(()); // gone already: rolled back by its lease, or by a restart
+        };
+        let mut state = session.state.lock().await;
+        self.end(&session, &mut state, "rolled back").await;
         Ok(())
     }
 
-    async fn reap_idle_sessions(&self) {
-        let expired: Vec<(u64, Arc<Session>)> = {
-            let mut sessions = self.sessions.lock().unwrap();
-            let idle: Vec<u64> = sessions
-                .iter()
-                .filter(|(_, s)| {
-                    s.last_used.lock().unwrap().elapsed() > self.lease && s.conn.try_lock().is_ok()
-                })
-                .map(|(id, _)| *id)
-                .collect();
-            idle.into_iter()
-                .filter_map(|id| sessions.remove(&id).map(|s| (id, s)))
-                .collect()
-        };
-        for (id, session) in expired {
-            if self.is_stale(&session) {
-                tracing::warn!(session = id, "remote transaction lost to a LiteFS restart");
-                std::mem::forget(session);
+    /// Rolls back sessions past their lease or lifetime; forgets ended ones after a while.
+    async fn reap(&self) {
+        let sessions: Vec<(u64, Arc<Session>)> = self
+            .sessions
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, s)| (*id, s.clone()))
+            .collect();
+        for (id, session) in sessions {
+            if let Some(ended) = *session.ended.lock().unwrap() {
+                if ended.elapsed() > ENDED_KEPT {
+                    self.sessions.lock().unwrap().remove(&id);
+                }
                 continue;
             }
-            let mut conn = session.conn.lock().await;
-            let rolled_back = conn.execute("ROLLBACK").await.is_ok();
-            tracing::warn!(session = id, rolled_back, lease = ?self.lease, "remote transaction idle past its lease: rolled back");
+            let idle = session.last_used.lock().unwrap().elapsed() > self.limits.lease;
+            let old = session.created.elapsed() > self.limits.max_lifetime;
+            if !(idle || old) {
+                continue;
+            }
+            // A statement in progress holds the state: the session is not idle, try next time.
+            let Ok(mut state) = session.state.try_lock() else {
+                continue;
+            };
+            let why = if old {
+                "open past its maximum lifetime"
+            } else {
+                "idle past its lease"
+            };
+            tracing::warn!(session = id, why, "remote transaction rolled back");
+            self.end(&session, &mut state, why).await;
         }
-    }
-
-    pub fn open_sessions(&self) -> usize {
-        self.sessions.lock().unwrap().len()
     }
 }
 
-/// Runs a forwarded request on one connection, the way SeaORM would have run it locally.
-pub(crate) async fn run_on(
-    conn: &mut SqliteConnection,
-    request: &Request,
-) -> Result<Reply, wire::DbFailure> {
+/// The refusal for a call to a session that has ended, with why in the log.
+fn gone(id: u64, state: &State) -> Refusal {
+    let why = match state {
+        State::Ended(why) => why,
+        _ => "committed",
+    };
+    tracing::info!(session = id, why, "a call for an ended remote transaction");
+    Refusal::NoSuchSession { session: id }
+}
+
+fn split(request: Request) -> (Sql, Method) {
     match request {
-        Request::Execute(stmt) => bind(stmt)
-            .execute(&mut *conn)
-            .await
-            .map(|r| Reply::Exec {
-                rows_affected: r.rows_affected(),
-                last_insert_rowid: r.last_insert_rowid(),
-            })
-            .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Exec, &e)),
-        Request::ExecuteUnprepared(sql) => conn
-            .execute(AssertSqlSafe(sql.clone()))
-            .await
-            .map(|r| Reply::Exec {
-                rows_affected: r.rows_affected(),
-                last_insert_rowid: r.last_insert_rowid(),
-            })
-            .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Exec, &e)),
-        Request::QueryOne(stmt) => {
-            let row = bind(stmt)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Query, &e))?;
-            let rows: Vec<_> = row.into_iter().collect();
-            wire::rows_from_sqlx(&rows)
-                .map(Reply::Rows)
-                .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Query, &e))
-        }
-        Request::QueryAll(stmt) => {
-            let rows = bind(stmt)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Query, &e))?;
-            wire::rows_from_sqlx(&rows)
-                .map(Reply::Rows)
-                .map_err(|e| wire::failure_from_sqlx(ErrorPhase::Query, &e))
-        }
+        Request::Execute(stmt) => (Sql::Wire(stmt), Method::Execute),
+        Request::ExecuteUnprepared(sql) => (Sql::Raw(sql), Method::Execute),
+        Request::QueryOne(stmt) => (Sql::Wire(stmt), Method::QueryOne),
+        Request::QueryAll(stmt) => (Sql::Wire(stmt), Method::QueryAll),
     }
 }
 
-fn bind(stmt: &Statement) -> sqlx::query::Query<'_, Sqlite, SqliteArguments> {
-    let mut query = sqlx::query(AssertSqlSafe(stmt.sql.as_str()));
-    for value in &stmt.params {
-        query = match value {
-            Value::Null => query.bind(None::<i64>),
-            Value::Integer(i) => query.bind(*i),
-            Value::Real(f) => query.bind(*f),
-            Value::Text(s) => query.bind(s.as_str()),
-            Value::Blob(b) => query.bind(b.as_slice()),
-        };
+fn phase_of(method: Method) -> wire::ErrorPhase {
+    match method {
+        Method::Execute => wire::ErrorPhase::Exec,
+        Method::QueryOne | Method::QueryAll => wire::ErrorPhase::Query,
     }
-    query
+}
+
+/// The wire form of a write's result.
+fn outcome(written: Written, phase: wire::ErrorPhase) -> Outcome {
+    let fail = |e: &sqlx::Error| wire::failure_from_sqlx(phase, e);
+    match written {
+        Written::Fresh(Ok(native), pos) => Outcome {
+            result: Native::to_reply(&native).map_err(|e| fail(&e)),
+            pos,
+        },
+        Written::Fresh(Err(err), _) => Outcome {
+            result: Err(fail(&err)),
+            pos: None,
+        },
+        Written::Stored(reply, pos) => Outcome {
+            result: Ok(reply),
+            pos,
+        },
+    }
 }
 
 #[derive(Clone)]
 struct ForwardServer(Arc<Executor>);
 
-/// Runs a call's database work in its own task. tarpc drops a call's future when its deadline
-/// passes; dropped halfway, the work could leave a pooled connection inside a transaction that
-/// holds SQLite's write lock. Detached, it always finishes: commits, or rolls back.
+/// The longest a caller's deadline is honoured, whatever it asks.
+const MAX_DEADLINE: Duration = Duration::from_secs(60);
+
+fn deadline_of(ctx: &Context) -> Instant {
+    let latest = Instant::now() + MAX_DEADLINE;
+    ctx.deadline.min(latest)
+}
+
+/// Runs a call's database work in its own task: tarpc drops a call's future when its deadline
+/// passes, and dropped halfway the work could leave a session's state half-changed. Detached, it
+/// always finishes (and itself gives up at the deadline before committing).
 async fn detached<T: Send + 'static>(
     work: impl Future<Output = Result<T, Refusal>> + Send + 'static,
 ) -> Result<T, Refusal> {
@@ -365,34 +428,39 @@ async fn detached<T: Send + 'static>(
     })
 }
 
-impl Forward for ForwardServer {
-    async fn run(
-        self,
-        _: Context,
-        key: Option<u128>,
-        request: Request,
-    ) -> Result<Outcome, Refusal> {
-        let executor = self.0.clone();
-        let outcome = detached(async move { executor.run(key, request).await }).await;
+impl ForwardServer {
+    async fn lose_reply_maybe(&self) {
         if self.0.faults.lose_reply() {
-            tracing::warn!("fault injected: the reply to a committed write is lost");
+            tracing::warn!("fault injected: the reply to a write is lost");
             std::future::pending::<()>().await;
         }
+    }
+}
+
+impl Forward for ForwardServer {
+    async fn run(self, ctx: Context, key: u128, request: Request) -> Result<Outcome, Refusal> {
+        let executor = self.0.clone();
+        let deadline = deadline_of(&ctx);
+        let outcome = detached(async move { executor.run(key, request, deadline).await }).await;
+        self.lose_reply_maybe().await;
         outcome
     }
-    async fn begin(self, _: Context) -> Result<u64, Refusal> {
-        detached(async move { self.0.begin().await }).await
+    async fn resolve(self, ctx: Context, key: u128) -> Result<Resolution, Refusal> {
+        self.0.check_primary()?;
+        self.0.writer.resolve(key, deadline_of(&ctx)).await
+    }
+    async fn begin(self, ctx: Context) -> Result<u64, Refusal> {
+        let deadline = deadline_of(&ctx);
+        detached(async move { self.0.begin(deadline).await }).await
     }
     async fn run_in(self, _: Context, session: u64, request: Request) -> Result<Outcome, Refusal> {
         detached(async move { self.0.run_in(session, request).await }).await
     }
-    async fn commit(self, _: Context, session: u64) -> Result<Outcome, Refusal> {
+    async fn commit(self, ctx: Context, session: u64, key: u128) -> Result<Outcome, Refusal> {
         let executor = self.0.clone();
-        let outcome = detached(async move { executor.commit(session).await }).await;
-        if self.0.faults.lose_reply() {
-            tracing::warn!("fault injected: the reply to a commit is lost");
-            std::future::pending::<()>().await;
-        }
+        let deadline = deadline_of(&ctx);
+        let outcome = detached(async move { executor.commit(session, key, deadline).await }).await;
+        self.lose_reply_maybe().await;
         outcome
     }
     async fn rollback(self, _: Context, session: u64) -> Result<(), Refusal> {
@@ -400,26 +468,52 @@ impl Forward for ForwardServer {
     }
 }
 
-/// Accepts RPC connections until the process ends. Each must pass the secret handshake first.
+/// Connections that have not finished the handshake, at most.
+const MAX_UNAUTHENTICATED: usize = 64;
+
+/// Accepts RPC connections until the process ends. Each must pass the secret handshake first;
+/// at most [`MAX_UNAUTHENTICATED`] may be trying at once.
 pub async fn serve(listener: TcpListener, executor: Arc<Executor>, secret: Arc<Vec<u8>>) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
+    let mut backoff = Duration::from_millis(10);
     loop {
         let (mut stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                backoff = Duration::from_millis(10);
+                accepted
+            }
             Err(err) => {
-                tracing::warn!(error = %err, "RPC accept failed");
+                // EMFILE and friends: retrying at once would spin.
+                tracing::warn!(error = %err, ?backoff, "RPC accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
+        };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "too many RPC handshakes in progress: connection closed");
+            continue;
         };
         let executor = executor.clone();
         let secret = secret.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            match tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, auth::server(&mut stream, &secret))
-                .await
-            {
-                Ok(Ok(true)) => {}
-                outcome => {
-                    tracing::warn!(%peer, ?outcome, "RPC peer failed authentication: connection closed, nothing executed");
+            let handshake =
+                tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, auth::server(&mut stream, &secret))
+                    .await;
+            drop(permit);
+            match handshake {
+                Ok(Ok(())) => {}
+                Ok(Err(auth::HandshakeError::Rejected)) => {
+                    tracing::warn!(%peer, "RPC peer does not know the cluster secret: connection closed, nothing executed");
+                    return;
+                }
+                Ok(Err(auth::HandshakeError::Io(err))) => {
+                    tracing::info!(%peer, error = %err, "RPC handshake broken off");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "RPC handshake timed out");
                     return;
                 }
             }

@@ -1,89 +1,17 @@
-//! SQLite-level helpers of the cluster layer: asking SQLite whether a statement writes, and a
-//! scratch in-memory connection that turns storage-class values back into real sqlx rows, results
-//! and errors, so forwarded results decode exactly like local ones.
+//! The scratch in-memory connection that turns storage-class values back into real sqlx rows,
+//! results and errors, so forwarded results decode exactly like local ones.
 
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int};
 use std::ptr;
 use std::str::FromStr;
-use std::sync::Mutex;
 
 use libsqlite3_sys as ffi;
 use sea_orm::sea_query::Values;
 use sea_query_sqlx::SqlxValues;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteQueryResult, SqliteRow};
-use sqlx::{AssertSqlSafe, ConnectOptions, SqlitePool};
+use sqlx::{AssertSqlSafe, ConnectOptions};
 
 use super::wire::{self, Rows, Value};
-
-/// Routes statements by what SQLite says of them (`sqlite3_stmt_readonly`), cached by SQL text.
-pub struct Classifier {
-    pool: SqlitePool,
-    cache: Mutex<HashMap<String, bool>>,
-}
-
-/// How many distinct SQL texts the classifier remembers before it starts over.
-const CLASSIFIER_CACHE_LIMIT: usize = 4096;
-
-impl Classifier {
-    pub fn new(pool: SqlitePool) -> Self {
-        Classifier {
-            pool,
-            cache: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `Some(true)` if every statement in `sql` only reads, `Some(false)` if one writes, `None` if
-    /// the local database cannot prepare it (for example, its table has not replicated yet): the
-    /// caller then sends it to the primary, which gives the real answer.
-    pub async fn is_read_only(&self, sql: &str) -> Option<bool> {
-        if let Some(known) = self.cache.lock().unwrap().get(sql) {
-            return Some(*known);
-        }
-        let mut conn = self.pool.acquire().await.ok()?;
-        let read_only = {
-            let mut handle = conn.lock_handle().await.ok()?;
-            // SAFETY: the handle is locked for this scope; statements are finalized before it ends.
-            unsafe { all_read_only(handle.as_raw_handle().as_ptr(), sql) }?
-        };
-        let mut cache = self.cache.lock().unwrap();
-        if cache.len() >= CLASSIFIER_CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(sql.to_owned(), read_only);
-        Some(read_only)
-    }
-}
-
-/// Prepares each statement of `sql` in turn and asks `sqlite3_stmt_readonly` about it.
-unsafe fn all_read_only(db: *mut ffi::sqlite3, sql: &str) -> Option<bool> {
-    let bytes = sql.as_bytes();
-    let start = bytes.as_ptr() as *const c_char;
-    let mut offset = 0usize;
-    while offset < bytes.len() {
-        let mut stmt: *mut ffi::sqlite3_stmt = ptr::null_mut();
-        let mut tail: *const c_char = ptr::null();
-        let remaining = (bytes.len() - offset) as c_int;
-        // SAFETY: `start + offset` stays within `bytes`, and `remaining` bounds the read.
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v2(db, start.add(offset), remaining, &mut stmt, &mut tail)
-        };
-        if rc != ffi::SQLITE_OK {
-            unsafe { ffi::sqlite3_finalize(stmt) };
-            return None;
-        }
-        if stmt.is_null() {
-            break; // only whitespace or comments were left
-        }
-        let read_only = unsafe { ffi::sqlite3_stmt_readonly(stmt) } != 0;
-        unsafe { ffi::sqlite3_finalize(stmt) };
-        if !read_only {
-            return Some(false);
-        }
-        offset = (tail as usize) - (start as usize);
-    }
-    Some(true)
-}
 
 /// The storage classes of values whose encoding by sqlx is plain (integers, reals, text, blobs,
 /// booleans as 0/1, NULLs), without a trip through the scratch connection. `None` when any value
@@ -136,7 +64,7 @@ impl Scratch {
             let rc = unsafe {
                 ffi::sqlite3_create_function_v2(
                     handle.as_raw_handle().as_ptr(),
-                    c"blog_raise".as_ptr(),
+                    c"litefs_raise".as_ptr(),
                     2,
                     ffi::SQLITE_UTF8,
                     ptr::null_mut(),
@@ -148,7 +76,7 @@ impl Scratch {
             };
             if rc != ffi::SQLITE_OK {
                 return Err(sqlx::Error::Protocol(format!(
-                    "cannot register blog_raise: code {rc}"
+                    "cannot register litefs_raise: code {rc}"
                 )));
             }
         }
@@ -240,7 +168,12 @@ impl Scratch {
         last_insert_rowid: i64,
     ) -> Result<SqliteQueryResult, sqlx::Error> {
         let mut conn = self.conn.lock().await;
-        let set_rowid = sqlx::query("INSERT OR REPLACE INTO rowid_setter(rowid) VALUES (?)")
+        // Emptied first, so the table never holds more than one row; a DELETE leaves
+        // last_insert_rowid alone, and the INSERT's own result is the one returned.
+        sqlx::query("DELETE FROM rowid_setter")
+            .execute(&mut *conn)
+            .await?;
+        let set_rowid = sqlx::query("INSERT INTO rowid_setter(rowid) VALUES (?)")
             .bind(last_insert_rowid)
             .execute(&mut *conn)
             .await?;
@@ -265,7 +198,7 @@ impl Scratch {
     /// A genuine `sqlx::Error::Database` carrying SQLite's extended `code` and `message`.
     pub async fn error(&self, code: i32, message: &str) -> sqlx::Error {
         let mut conn = self.conn.lock().await;
-        match sqlx::query("SELECT blog_raise(?, ?)")
+        match sqlx::query("SELECT litefs_raise(?, ?)")
             .bind(code)
             .bind(message)
             .fetch_all(&mut *conn)
@@ -277,7 +210,7 @@ impl Scratch {
     }
 }
 
-/// `blog_raise(code, message)`: fails with the given extended result code and message.
+/// `litefs_raise(code, message)`: fails with the given extended result code and message.
 unsafe extern "C" fn raise(
     ctx: *mut ffi::sqlite3_context,
     _argc: c_int,
@@ -400,24 +333,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn classifier_asks_sqlite() {
-        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
-        sqlx::query("CREATE TABLE t(x)")
-            .execute(&pool)
+    async fn the_rowid_table_never_grows() {
+        let scratch = Scratch::open().await.unwrap();
+        for rowid in 0..50 {
+            scratch.exec_result(1, rowid).await.unwrap();
+        }
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM rowid_setter")
+            .fetch_one(&mut *scratch.conn.lock().await)
             .await
             .unwrap();
-        let c = Classifier::new(pool);
-        assert_eq!(c.is_read_only("SELECT * FROM t").await, Some(true));
-        assert_eq!(
-            c.is_read_only("INSERT INTO t VALUES (1) RETURNING x").await,
-            Some(false)
-        );
-        assert_eq!(
-            c.is_read_only("WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a")
-                .await,
-            Some(false)
-        );
-        assert_eq!(c.is_read_only("SELECT 1; DELETE FROM t").await, Some(false));
-        assert_eq!(c.is_read_only("SELECT * FROM missing").await, None);
+        assert_eq!(n, 1);
     }
 }

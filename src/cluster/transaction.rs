@@ -1,19 +1,26 @@
-//! [`ClusterTransaction`]: a local SeaORM transaction on the primary, or on a replica a session on
-//! the primary (`BEGIN IMMEDIATE` there) where every statement, reads included, runs. Nesting uses
-//! savepoints. A transaction dropped without commit is rolled back.
+//! [`ClusterTransaction`]: a local SeaORM transaction on the primary (holding the one writer), or
+//! on a replica a session on the primary (`BEGIN IMMEDIATE` there) where every statement, reads
+//! included, runs. Nesting uses savepoints. A transaction dropped without commit is rolled back,
+//! and so is a nested one: its savepoint rollback is sent before anything else the transaction
+//! does next, its commit included.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
     StreamTrait, TransactionError, TransactionOptions, TransactionSession, TransactionTrait,
 };
 
+use super::client::CallError;
 use super::connection::{
-    Inner, Node, RowStream, exec_result, query_results, read_all, settle, wire_statement,
+    Inner, Node, RowStream, answer_from_reply, idempotency_key, read_all, rebuild_error,
+    request_for, resolve, settle,
 };
+use super::statement;
 use super::wire::{Reply, Request};
+use super::writer::{Method, Sql, WriterGuard};
 use super::{ClusterError, consistency, metrics};
 
 /// A remote transaction's session on the primary, shared by its savepoints.
@@ -23,11 +30,18 @@ struct Session {
     addr: String,
     /// Savepoint rollbacks of nested transactions dropped without commit, sent before the next call.
     pending: Mutex<Vec<String>>,
+    /// Set when a call's answer was lost: what ran on the primary is unknown, so the transaction
+    /// can only be rolled back.
+    broken: Mutex<Option<String>>,
 }
 
 enum Kind {
-    /// `None` once committed or rolled back.
-    Local(Option<DatabaseTransaction>),
+    Local {
+        /// `None` once committed or rolled back.
+        txn: Option<DatabaseTransaction>,
+        /// The writer, held by the outermost transaction and shared with its savepoints.
+        _writer: Arc<WriterGuard>,
+    },
     Remote {
         session: Arc<Session>,
         depth: u32,
@@ -41,12 +55,52 @@ pub struct ClusterTransaction {
     cluster: Arc<Inner>,
 }
 
+/// Options for transactions on the primary: SQLite's `BEGIN IMMEDIATE`, the same as a replica's
+/// remote transaction gets, so a transaction never fails to upgrade its read lock to a write lock.
+fn immediate(mut options: TransactionOptions) -> TransactionOptions {
+    options
+        .sqlite_transaction_mode
+        .get_or_insert(sea_orm::SqliteTransactionMode::Immediate);
+    options
+}
+
+fn finished() -> DbErr {
+    DbErr::Custom("the transaction is already finished".into())
+}
+
+/// The refusal of a statement inside a transaction, the same locally and remotely.
+fn refused(sql: &str) -> Result<(), DbErr> {
+    match statement::refusal(&statement::classify_lexically(sql), true) {
+        Some(why) => Err(ClusterError::Refused(why).into_db_err()),
+        None => Ok(()),
+    }
+}
+
 impl ClusterTransaction {
-    pub(crate) fn local(txn: DatabaseTransaction, cluster: Arc<Inner>) -> Self {
-        ClusterTransaction {
-            kind: Kind::Local(Some(txn)),
+    pub(crate) async fn begin_local(
+        cluster: Arc<Inner>,
+        options: TransactionOptions,
+    ) -> Result<Self, DbErr> {
+        let deadline = Instant::now() + cluster.timeout;
+        let guard = cluster
+            .writer
+            .acquire(deadline)
+            .await
+            .map_err(|r| ClusterError::from_refusal("this node", r).into_db_err())?;
+        let txn = cluster
+            .writer
+            .databases
+            .current()
+            .rw
+            .begin_with_options(immediate(options))
+            .await?;
+        Ok(ClusterTransaction {
+            kind: Kind::Local {
+                txn: Some(txn),
+                _writer: Arc::new(guard),
+            },
             cluster,
-        }
+        })
     }
 
     pub(crate) async fn begin_remote(cluster: Arc<Inner>) -> Result<Self, DbErr> {
@@ -54,16 +108,28 @@ impl ClusterTransaction {
             .node
             .as_ref()
             .expect("remote transactions exist only in cluster mode");
+        let deadline = Instant::now() + node.forwarder.timeout;
         let (id, addr) = node
             .forwarder
-            .call(|client, ctx| async move { client.begin(ctx).await })
+            .call(deadline, None, |client, ctx| async move {
+                client.begin(ctx).await
+            })
             .await
-            .map_err(ClusterError::into_db_err)?;
+            .map_err(|err| match err {
+                CallError::Failed(err) => err.into_db_err(),
+                // A session may have opened there; nothing in it can commit, and the primary
+                // rolls it back when its lease ends.
+                CallError::Lost { addr, reason } => ClusterError::NotCommitted {
+                    reason: format!("the transaction could not begin on {addr}: {reason}"),
+                }
+                .into_db_err(),
+            })?;
         metrics::remote_transaction();
         let session = Arc::new(Session {
             id,
             addr,
             pending: Mutex::new(Vec::new()),
+            broken: Mutex::new(None),
         });
         Ok(ClusterTransaction {
             kind: Kind::Remote {
@@ -84,42 +150,84 @@ impl ClusterTransaction {
 
     fn local_txn(&self) -> Result<&DatabaseTransaction, DbErr> {
         match &self.kind {
-            Kind::Local(Some(txn)) => Ok(txn),
-            _ => Err(DbErr::Custom("the transaction is already finished".into())),
+            Kind::Local { txn: Some(txn), .. } => Ok(txn),
+            _ => Err(finished()),
         }
+    }
+
+    /// Runs one SQL string in this transaction.
+    async fn dispatch(&self, sql: Sql, method: Method) -> Result<super::connection::Answer, DbErr> {
+        use super::connection::Answer;
+        refused(sql.text())?;
+        match &self.kind {
+            Kind::Local { .. } => {
+                let txn = self.local_txn()?;
+                Ok(match (sql, method) {
+                    (Sql::Raw(text), _) => Answer::Exec(txn.execute_unprepared(&text).await?),
+                    (Sql::Sea(stmt), Method::Execute) => Answer::Exec(txn.execute_raw(stmt).await?),
+                    (Sql::Sea(stmt), Method::QueryOne) => {
+                        Answer::Row(txn.query_one_raw(stmt).await?)
+                    }
+                    (Sql::Sea(stmt), Method::QueryAll) => {
+                        Answer::Rows(txn.query_all_raw(stmt).await?)
+                    }
+                    (Sql::Wire(_), _) => unreachable!("wire statements come from replicas"),
+                })
+            }
+            Kind::Remote { session, .. } => {
+                let request = request_for(self.node(), sql, method).await?;
+                let reply = self.run_remote(session, request).await?;
+                answer_from_reply(self.node(), reply, method).await
+            }
+        }
+    }
+
+    /// Sends the savepoint rollbacks left by dropped nested transactions.
+    async fn flush_pending(&self, session: &Session) -> Result<(), DbErr> {
+        let pending: Vec<String> = std::mem::take(&mut *session.pending.lock().unwrap());
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.call_session(session, Request::ExecuteUnprepared(pending.join("; ")))
+            .await
+            .map(drop)
     }
 
     /// Runs one statement in the remote session, after any savepoint rollbacks left by drops.
     async fn run_remote(&self, session: &Session, request: Request) -> Result<Reply, DbErr> {
-        let node = self.node();
-        let pending: Vec<String> = std::mem::take(&mut *session.pending.lock().unwrap());
-        if !pending.is_empty() {
-            self.call_session(
-                node,
-                session,
-                Request::ExecuteUnprepared(pending.join("; ")),
-            )
-            .await?;
-        }
-        self.call_session(node, session, request).await
+        self.flush_pending(session).await?;
+        self.call_session(session, request).await
     }
 
-    async fn call_session(
-        &self,
-        node: &Node,
-        session: &Session,
-        request: Request,
-    ) -> Result<Reply, DbErr> {
+    async fn call_session(&self, session: &Session, request: Request) -> Result<Reply, DbErr> {
+        if let Some(why) = session.broken.lock().unwrap().clone() {
+            return Err(ClusterError::SessionLost(why).into_db_err());
+        }
+        let node = self.node();
         let id = session.id;
-        let outcome = node
+        let phase = request.phase();
+        let deadline = Instant::now() + node.forwarder.timeout;
+        let answer = node
             .forwarder
-            .call_pinned(&session.addr, |client, ctx| {
+            .call(deadline, Some(&session.addr), |client, ctx| {
                 let request = request.clone();
                 async move { client.run_in(ctx, id, request).await }
             })
-            .await
-            .map_err(ClusterError::into_db_err)?;
-        settle(node, outcome).await
+            .await;
+        match answer {
+            Ok((outcome, _)) => match outcome.result {
+                Ok(reply) => Ok(reply),
+                Err(failure) => Err(rebuild_error(node, failure, phase).await),
+            },
+            Err(CallError::Failed(err)) => Err(err.into_db_err()),
+            Err(CallError::Lost { addr, reason }) => {
+                let why = format!(
+                    "a statement's answer from {addr} was lost ({reason}): the transaction can only be rolled back"
+                );
+                *session.broken.lock().unwrap() = Some(why.clone());
+                Err(ClusterError::SessionLost(why).into_db_err())
+            }
+        }
     }
 
     async fn finish_remote(&mut self, commit: bool) -> Result<(), DbErr> {
@@ -132,7 +240,7 @@ impl ClusterTransaction {
             unreachable!()
         };
         if !*open {
-            return Err(DbErr::Custom("the transaction is already finished".into()));
+            return Err(finished());
         }
         *open = false;
         let (session, depth) = (session.clone(), *depth);
@@ -147,24 +255,62 @@ impl ClusterTransaction {
                 .await
                 .map(drop);
         }
+        if commit {
+            self.commit_remote(&session).await
+        } else {
+            self.rollback_remote(&session).await;
+            Ok(())
+        }
+    }
+
+    async fn commit_remote(&self, session: &Session) -> Result<(), DbErr> {
+        // What nested transactions dropped must be undone before the commit, not after.
+        if let Err(err) = self.flush_pending(session).await {
+            self.rollback_remote(session).await;
+            return Err(err);
+        }
+        let broken = session.broken.lock().unwrap().clone();
+        if let Some(why) = broken {
+            self.rollback_remote(session).await;
+            return Err(ClusterError::SessionLost(why).into_db_err());
+        }
+        let node = self.node();
+        let (id, key) = (session.id, idempotency_key());
+        let deadline = Instant::now() + node.forwarder.timeout;
+        let sent = node
+            .forwarder
+            .call(deadline, Some(&session.addr), |client, ctx| async move {
+                client.commit(ctx, id, key).await
+            })
+            .await;
+        let outcome = match sent {
+            Ok((outcome, _)) => outcome,
+            Err(CallError::Failed(err)) => return Err(err.into_db_err()),
+            Err(CallError::Lost { addr, reason }) => resolve(node, key, addr, reason).await?,
+        };
+        settle(node, outcome, super::wire::ErrorPhase::Exec)
+            .await
+            .map(drop)
+    }
+
+    /// Rolls the session back on the primary. Whatever happens, nothing of it commits: if this
+    /// call fails, the primary rolls the session back when its lease ends.
+    async fn rollback_remote(&self, session: &Session) {
         let node = self.node();
         let id = session.id;
-        if commit {
-            let outcome = node
-                .forwarder
-                .call_pinned_idempotent(&session.addr, |client, ctx| async move {
-                    client.commit(ctx, id).await
-                })
-                .await
-                .map_err(ClusterError::into_db_err)?;
-            settle(node, outcome).await.map(drop)
-        } else {
-            node.forwarder
-                .call_pinned(&session.addr, |client, ctx| async move {
-                    client.rollback(ctx, id).await
-                })
-                .await
-                .map_err(ClusterError::into_db_err)
+        let deadline = Instant::now() + node.forwarder.timeout;
+        if let Err(err) = node
+            .forwarder
+            .call(deadline, Some(&session.addr), |client, ctx| async move {
+                client.rollback(ctx, id).await
+            })
+            .await
+        {
+            tracing::warn!(
+                session = id,
+                ?err,
+                "rollback not confirmed: the primary's lease will end the transaction"
+            );
         }
     }
 }
@@ -187,25 +333,19 @@ impl Drop for ClusterTransaction {
                 .push(format!("ROLLBACK TO sp{depth}; RELEASE sp{depth}"));
             return;
         }
-        // Outermost: roll back on the primary now. If this cannot run, the primary's idle lease will.
+        // Outermost: roll back on the primary now. If this cannot run, the primary's lease will.
         let (cluster, session) = (self.cluster.clone(), session.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let Some(node) = cluster.node.as_ref() else {
-                    return;
+                let txn = ClusterTransaction {
+                    kind: Kind::Remote {
+                        session: session.clone(),
+                        depth: 0,
+                        open: false,
+                    },
+                    cluster,
                 };
-                let id = session.id;
-                let result = node
-                    .forwarder
-                    .call_pinned(&session.addr, |client, ctx| async move {
-                        client.rollback(ctx, id).await
-                    })
-                    .await;
-                tracing::debug!(
-                    session = id,
-                    ?result,
-                    "dropped remote transaction rolled back"
-                );
+                txn.rollback_remote(&session).await;
             });
         }
     }
@@ -218,46 +358,23 @@ impl ConnectionTrait for ClusterTransaction {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        match &self.kind {
-            Kind::Local(_) => self.local_txn()?.execute_raw(stmt).await,
-            Kind::Remote { session, .. } => {
-                let request = Request::Execute(wire_statement(self.node(), &stmt).await?);
-                exec_result(self.node(), self.run_remote(session, request).await?).await
-            }
-        }
+        self.dispatch(Sql::Sea(stmt), Method::Execute).await?.exec()
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        match &self.kind {
-            Kind::Local(_) => self.local_txn()?.execute_unprepared(sql).await,
-            Kind::Remote { session, .. } => {
-                let reply = self
-                    .run_remote(session, Request::ExecuteUnprepared(sql.to_owned()))
-                    .await?;
-                exec_result(self.node(), reply).await
-            }
-        }
+        self.dispatch(Sql::Raw(sql.to_owned()), Method::Execute)
+            .await?
+            .exec()
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        match &self.kind {
-            Kind::Local(_) => self.local_txn()?.query_one_raw(stmt).await,
-            Kind::Remote { session, .. } => {
-                let request = Request::QueryOne(wire_statement(self.node(), &stmt).await?);
-                let reply = self.run_remote(session, request).await?;
-                Ok(query_results(self.node(), reply).await?.into_iter().next())
-            }
-        }
+        self.dispatch(Sql::Sea(stmt), Method::QueryOne).await?.row()
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        match &self.kind {
-            Kind::Local(_) => self.local_txn()?.query_all_raw(stmt).await,
-            Kind::Remote { session, .. } => {
-                let request = Request::QueryAll(wire_statement(self.node(), &stmt).await?);
-                query_results(self.node(), self.run_remote(session, request).await?).await
-            }
-        }
+        self.dispatch(Sql::Sea(stmt), Method::QueryAll)
+            .await?
+            .rows()
     }
 }
 
@@ -280,16 +397,10 @@ impl StreamTrait for ClusterTransaction {
 impl TransactionSession for ClusterTransaction {
     async fn commit(mut self) -> Result<(), DbErr> {
         match &mut self.kind {
-            Kind::Local(txn) => {
-                txn.take()
-                    .ok_or_else(|| DbErr::Custom("already finished".into()))?
-                    .commit()
-                    .await?;
-                if let Some(node) = &self.cluster.node
-                    && consistency::tracking()
-                    && let Ok(txid) = node.follower.mount.position()
-                {
-                    consistency::record(txid);
+            Kind::Local { txn, .. } => {
+                txn.take().ok_or_else(finished)?.commit().await?;
+                if let Some(pos) = self.cluster.writer.pos() {
+                    consistency::record(pos);
                 }
                 Ok(())
             }
@@ -299,12 +410,7 @@ impl TransactionSession for ClusterTransaction {
 
     async fn rollback(mut self) -> Result<(), DbErr> {
         match &mut self.kind {
-            Kind::Local(txn) => {
-                txn.take()
-                    .ok_or_else(|| DbErr::Custom("already finished".into()))?
-                    .rollback()
-                    .await
-            }
+            Kind::Local { txn, .. } => txn.take().ok_or_else(finished)?.rollback().await,
             Kind::Remote { .. } => self.finish_remote(false).await,
         }
     }
@@ -316,10 +422,13 @@ impl TransactionTrait for ClusterTransaction {
 
     async fn begin(&self) -> Result<ClusterTransaction, DbErr> {
         match &self.kind {
-            Kind::Local(_) => Ok(ClusterTransaction::local(
-                self.local_txn()?.begin().await?,
-                self.cluster.clone(),
-            )),
+            Kind::Local { _writer, .. } => Ok(ClusterTransaction {
+                kind: Kind::Local {
+                    txn: Some(self.local_txn()?.begin().await?),
+                    _writer: _writer.clone(),
+                },
+                cluster: self.cluster.clone(),
+            }),
             Kind::Remote { session, depth, .. } => {
                 let depth = depth + 1;
                 self.run_remote(

@@ -39,6 +39,41 @@ impl Request {
             Request::ExecuteUnprepared(sql) => sql,
         }
     }
+
+    /// Which `DbErr` variant a failure of this request is, as SeaORM does it locally.
+    pub fn phase(&self) -> ErrorPhase {
+        match self {
+            Request::Execute(_) | Request::ExecuteUnprepared(_) => ErrorPhase::Exec,
+            Request::QueryOne(_) | Request::QueryAll(_) => ErrorPhase::Query,
+        }
+    }
+}
+
+/// A LiteFS replication position: the TXID and the database checksum after it. A TXID alone does
+/// not name a state of the database: after a failover, LiteFS resets a node that was ahead of the
+/// new primary with a snapshot, and the same TXID then follows another history. The checksum
+/// tells the two apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Pos {
+    pub txid: u64,
+    pub checksum: u64,
+}
+
+impl Pos {
+    /// Parses LiteFS's `%016x/%016x` (the `-pos` file, and the read-your-writes cookie).
+    pub fn parse(text: &str) -> Option<Pos> {
+        let (txid, checksum) = text.trim().split_once('/')?;
+        Some(Pos {
+            txid: u64::from_str_radix(txid, 16).ok()?,
+            checksum: u64::from_str_radix(checksum, 16).ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Pos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}/{:016x}", self.txid, self.checksum)
+    }
 }
 
 /// Rows with their ordered column names.
@@ -80,8 +115,9 @@ pub struct DbFailure {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     pub result: Result<Reply, DbFailure>,
-    /// LiteFS TXID that includes this write, when it committed one; the replica waits for it.
-    pub txid: Option<u64>,
+    /// The LiteFS position that includes this write, when it committed one; the replica waits
+    /// for it. `None` for reads, failures, and statements inside a remote transaction.
+    pub pos: Option<Pos>,
 }
 
 /// Reads one sqlx row into storage-class values.

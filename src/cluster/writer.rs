@@ -1,0 +1,433 @@
+//! The primary's one writer. Every write on the primary — its own autocommit statements, forwarded
+//! ones, local transactions and remote transaction sessions — first takes one FIFO lock, so writers
+//! queue in arrival order instead of spinning in SQLite's busy handler, and a caller whose deadline
+//! passes while queued is told "busy" with nothing run. Reads never take it: they use the read pool.
+//!
+//! An autocommit write runs as `BEGIN IMMEDIATE; <sql>; [store key]; COMMIT`, so a string of several
+//! statements commits together or not at all, its idempotency key commits with it, and the write
+//! can still be rolled back when the caller's deadline has passed before COMMIT. The connection is
+//! checked before it goes back to the pool: it is never returned inside a transaction.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{SqliteArguments, SqliteQueryResult, SqliteRow};
+use sqlx::{AssertSqlSafe, Executor as _, Sqlite, SqliteConnection};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::dedup::{self, Stored};
+use super::litefs::Follower;
+use super::pools::Databases;
+use super::rpc::{Refusal, Resolution};
+use super::wire::{self, Outcome, Pos, Reply, Value};
+
+/// Old idempotency keys are deleted once every this many keyed writes.
+const EXPIRE_EVERY: u64 = 100;
+
+/// SQL to run, in whichever form it came.
+#[derive(Clone, Debug)]
+pub enum Sql {
+    /// From SeaORM on this node: sea-query values, bound as sqlx binds them.
+    Sea(sea_orm::Statement),
+    /// From a replica: values already reduced to SQLite storage classes.
+    Wire(wire::Statement),
+    /// `execute_unprepared`: raw SQL, possibly several statements, no parameters.
+    Raw(String),
+}
+
+impl Sql {
+    pub fn text(&self) -> &str {
+        match self {
+            Sql::Sea(stmt) => &stmt.sql,
+            Sql::Wire(stmt) => &stmt.sql,
+            Sql::Raw(sql) => sql,
+        }
+    }
+}
+
+/// How the caller wants the answer, as SeaORM's four methods do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Execute,
+    QueryOne,
+    QueryAll,
+}
+
+/// A statement's answer as sqlx gives it, before it becomes SeaORM's or the wire's.
+pub enum Native {
+    Exec(SqliteQueryResult),
+    Row(Option<SqliteRow>),
+    Rows(Vec<SqliteRow>),
+}
+
+impl Native {
+    pub fn to_reply(&self) -> Result<Reply, sqlx::Error> {
+        Ok(match self {
+            Native::Exec(r) => Reply::Exec {
+                rows_affected: r.rows_affected(),
+                last_insert_rowid: r.last_insert_rowid(),
+            },
+            Native::Row(row) => Reply::Rows(wire::rows_from_sqlx(row.as_slice())?),
+            Native::Rows(rows) => Reply::Rows(wire::rows_from_sqlx(rows)?),
+        })
+    }
+}
+
+/// Runs `sql` on `conn` the way SeaORM runs it on a pool connection.
+pub async fn run_native(
+    conn: &mut SqliteConnection,
+    sql: &Sql,
+    method: Method,
+) -> Result<Native, sqlx::Error> {
+    if let Sql::Raw(text) = sql {
+        return conn
+            .execute(AssertSqlSafe(text.clone()))
+            .await
+            .map(Native::Exec);
+    }
+    macro_rules! with_query {
+        ($query:expr) => {{
+            let query = $query;
+            match method {
+                Method::Execute => query.execute(&mut *conn).await.map(Native::Exec),
+                Method::QueryOne => match query.fetch_one(&mut *conn).await {
+                    Ok(row) => Ok(Native::Row(Some(row))),
+                    Err(sqlx::Error::RowNotFound) => Ok(Native::Row(None)),
+                    Err(err) => Err(err),
+                },
+                Method::QueryAll => query.fetch_all(&mut *conn).await.map(Native::Rows),
+            }
+        }};
+    }
+    match sql {
+        Sql::Sea(stmt) => {
+            let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
+            with_query!(sqlx::query_with(
+                AssertSqlSafe(stmt.sql.as_str()),
+                sea_query_sqlx::SqlxValues(values)
+            ))
+        }
+        Sql::Wire(stmt) => with_query!(bind(stmt)),
+        Sql::Raw(_) => unreachable!("handled above"),
+    }
+}
+
+fn bind(stmt: &wire::Statement) -> sqlx::query::Query<'_, Sqlite, SqliteArguments> {
+    let mut query = sqlx::query(AssertSqlSafe(stmt.sql.as_str()));
+    for value in &stmt.params {
+        query = match value {
+            Value::Null => query.bind(None::<i64>),
+            Value::Integer(i) => query.bind(*i),
+            Value::Real(f) => query.bind(*f),
+            Value::Text(s) => query.bind(s.as_str()),
+            Value::Blob(b) => query.bind(b.as_slice()),
+        };
+    }
+    query
+}
+
+/// What an autocommit write came to.
+pub enum Written {
+    /// It ran now: its answer (an `Err` committed nothing) and, when it committed, the position.
+    Fresh(Result<Native, sqlx::Error>, Option<Pos>),
+    /// Its key had committed before: the stored reply.
+    Stored(Reply, Option<Pos>),
+}
+
+/// The one writer of a primary (see the module docs). Shared by the connection and the RPC server.
+pub struct Writer {
+    lock: Arc<Mutex<()>>,
+    /// Callers queued for the lock, bounded by `max_waiting`.
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    pub databases: Arc<Databases>,
+    /// `None` on a standalone node: no positions.
+    follower: Option<Arc<Follower>>,
+    /// Pools generation + 1 for which the key table is known to exist.
+    keys_ready: AtomicU64,
+    /// Keyed writes so far, to expire old keys every [`EXPIRE_EVERY`].
+    keyed_writes: AtomicU64,
+}
+
+/// The writer's lock, held by a write, a local transaction or a remote session.
+pub type WriterGuard = OwnedMutexGuard<()>;
+
+impl Writer {
+    pub fn new(
+        databases: Arc<Databases>,
+        follower: Option<Arc<Follower>>,
+        max_waiting: usize,
+    ) -> Self {
+        Writer {
+            lock: Arc::new(Mutex::new(())),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+            databases,
+            follower,
+            keys_ready: AtomicU64::new(0),
+            keyed_writes: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes the writer's lock in arrival order, or says "busy" when `deadline` passes first.
+    pub async fn acquire(&self, deadline: Instant) -> Result<WriterGuard, Refusal> {
+        let started = Instant::now();
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::Busy { waited_ms: 0 });
+        }
+        let guard = tokio::time::timeout_at(deadline.into(), self.lock.clone().lock_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        super::metrics::writer_wait(started.elapsed());
+        guard.map_err(|_| Refusal::Busy {
+            waited_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Callers waiting for the writer right now.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// The position that includes every commit returned so far (LiteFS updates `-pos` before
+    /// COMMIT returns).
+    pub fn pos(&self) -> Option<Pos> {
+        self.follower.as_ref().and_then(|f| f.mount.position().ok())
+    }
+
+    /// A connection of the current read-write pool, and the pools' generation.
+    pub async fn connection(&self) -> Result<(PoolConnection<Sqlite>, u64), Refusal> {
+        let pools = self.databases.current();
+        let conn = pools
+            .rw_pool()
+            .acquire()
+            .await
+            .map_err(|e| Refusal::Unavailable(format!("no database connection: {e}")))?;
+        Ok((conn, pools.generation))
+    }
+
+    pub async fn ensure_key_table(
+        &self,
+        conn: &mut SqliteConnection,
+        generation: u64,
+    ) -> Result<(), Refusal> {
+        if self.keys_ready.load(Ordering::Acquire) != generation + 1 {
+            dedup::create_table(conn)
+                .await
+                .map_err(|e| Refusal::Unavailable(format!("cannot create the key table: {e}")))?;
+            self.keys_ready.store(generation + 1, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Runs one autocommit write (see the module docs). `alone`: a statement that cannot run
+    /// inside a transaction (VACUUM), run as it is. With a `key`, at most once.
+    ///
+    /// The work runs in its own task: a caller that goes away (a dropped HTTP request, an RPC
+    /// past its deadline) must not drop it halfway, with a pooled connection inside a transaction.
+    pub async fn autocommit(
+        self: &Arc<Self>,
+        sql: Sql,
+        method: Method,
+        key: Option<u128>,
+        alone: bool,
+        deadline: Instant,
+    ) -> Result<Written, Refusal> {
+        let writer = self.clone();
+        tokio::spawn(async move {
+            writer
+                .autocommit_here(&sql, method, key, alone, deadline)
+                .await
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(Refusal::Unavailable(format!(
+                "the write's task failed: {e}"
+            )))
+        })
+    }
+
+    async fn autocommit_here(
+        &self,
+        sql: &Sql,
+        method: Method,
+        key: Option<u128>,
+        alone: bool,
+        deadline: Instant,
+    ) -> Result<Written, Refusal> {
+        let _guard = self.acquire(deadline).await?;
+        if Instant::now() >= deadline {
+            return Err(Refusal::Expired);
+        }
+        let (mut conn, generation) = self.connection().await?;
+        if alone {
+            let result = run_native(&mut conn, sql, method).await;
+            let pos = result.is_ok().then(|| self.pos()).flatten();
+            release(conn).await;
+            return Ok(Written::Fresh(result, pos));
+        }
+        if key.is_some() {
+            self.ensure_key_table(&mut conn, generation).await?;
+        }
+        let written = self
+            .in_transaction(&mut conn, sql, method, key, deadline)
+            .await;
+        release(conn).await;
+        written
+    }
+
+    async fn in_transaction(
+        &self,
+        conn: &mut SqliteConnection,
+        sql: &Sql,
+        method: Method,
+        key: Option<u128>,
+        deadline: Instant,
+    ) -> Result<Written, Refusal> {
+        if let Err(err) = conn.execute("BEGIN IMMEDIATE").await {
+            return Ok(Written::Fresh(Err(err), None));
+        }
+        let unavailable = |what: &str, e: sqlx::Error| Refusal::Unavailable(format!("{what}: {e}"));
+        if let Some(key) = key {
+            match dedup::lookup(conn, key).await {
+                Ok(None) => {}
+                Ok(Some(Stored::Reply(reply))) => {
+                    rollback(conn).await;
+                    tracing::info!("a forwarded write was sent again: answering its stored reply");
+                    return Ok(Written::Stored(reply, self.pos()));
+                }
+                Ok(Some(Stored::Tombstone)) => {
+                    rollback(conn).await;
+                    return Err(Refusal::Expired);
+                }
+                Err(e) => {
+                    rollback(conn).await;
+                    return Err(unavailable("cannot read the key table", e));
+                }
+            }
+        }
+        let native = match run_native(conn, sql, method).await {
+            Ok(native) => native,
+            Err(err) => {
+                rollback(conn).await;
+                return Ok(Written::Fresh(Err(err), None));
+            }
+        };
+        if let Some(key) = key {
+            let stored = match native.to_reply() {
+                Ok(reply) => dedup::store(conn, key, Some(&reply)).await,
+                Err(e) => Err(e),
+            };
+            let expired = if self
+                .keyed_writes
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(EXPIRE_EVERY)
+            {
+                dedup::expire(conn).await
+            } else {
+                Ok(())
+            };
+            if let Err(e) = stored.and(expired) {
+                rollback(conn).await;
+                return Err(unavailable("cannot store the idempotency key", e));
+            }
+        }
+        // The last moment to give up: after COMMIT the write stands.
+        if Instant::now() >= deadline {
+            rollback(conn).await;
+            return Err(Refusal::Expired);
+        }
+        if let Err(err) = conn.execute("COMMIT").await {
+            rollback(conn).await;
+            return Ok(Written::Fresh(Err(err), None));
+        }
+        Ok(Written::Fresh(Ok(native), self.pos()))
+    }
+
+    /// What became of the keyed write `key`: its stored outcome, or — if it has not committed —
+    /// a tombstone in its place, committed, so that it never will.
+    pub async fn resolve(
+        self: &Arc<Self>,
+        key: u128,
+        deadline: Instant,
+    ) -> Result<Resolution, Refusal> {
+        let writer = self.clone();
+        tokio::spawn(async move {
+            let _guard = writer.acquire(deadline).await?;
+            let (mut conn, generation) = writer.connection().await?;
+            writer.ensure_key_table(&mut conn, generation).await?;
+            let result = writer.resolve_on(&mut conn, key).await;
+            release(conn).await;
+            result
+        })
+        .await
+        .unwrap_or_else(|e| Err(Refusal::Unavailable(format!("the task failed: {e}"))))
+    }
+
+    async fn resolve_on(
+        &self,
+        conn: &mut SqliteConnection,
+        key: u128,
+    ) -> Result<Resolution, Refusal> {
+        let failed = |e: sqlx::Error| Refusal::Unavailable(format!("cannot resolve: {e}"));
+        conn.execute("BEGIN IMMEDIATE").await.map_err(failed)?;
+        let stored = match dedup::lookup(conn, key).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                rollback(conn).await;
+                return Err(failed(e));
+            }
+        };
+        let resolution = match stored {
+            Some(Stored::Reply(reply)) => Resolution::Committed(Outcome {
+                result: Ok(reply),
+                pos: self.pos(),
+            }),
+            Some(Stored::Tombstone) => Resolution::NotCommitted,
+            None => {
+                if let Err(e) = dedup::store(conn, key, None).await {
+                    rollback(conn).await;
+                    return Err(failed(e));
+                }
+                if let Err(e) = conn.execute("COMMIT").await {
+                    rollback(conn).await;
+                    return Err(failed(e));
+                }
+                return Ok(Resolution::NotCommitted);
+            }
+        };
+        rollback(conn).await;
+        Ok(resolution)
+    }
+}
+
+/// Ends whatever transaction `conn` may be in, ignoring "no transaction is active".
+pub async fn rollback(conn: &mut SqliteConnection) {
+    if in_transaction(conn).await {
+        let _ = conn.execute("ROLLBACK").await;
+    }
+}
+
+/// Whether SQLite says the connection is inside a transaction.
+pub async fn in_transaction(conn: &mut SqliteConnection) -> bool {
+    match conn.lock_handle().await {
+        // SAFETY: the handle is locked for this call.
+        Ok(mut handle) => unsafe {
+            libsqlite3_sys::sqlite3_get_autocommit(handle.as_raw_handle().as_ptr()) == 0
+        },
+        Err(_) => true,
+    }
+}
+
+/// Gives a connection back to its pool, never inside a transaction: it is rolled back, and taken
+/// out of the pool for good if even that fails (leaked rather than closed: its mount may be gone,
+/// see `pools`).
+pub async fn release(mut conn: PoolConnection<Sqlite>) {
+    rollback(&mut conn).await;
+    if in_transaction(&mut conn).await {
+        tracing::error!("a connection stayed inside a transaction after ROLLBACK: retiring it");
+        std::mem::forget(conn.detach());
+    }
+}
