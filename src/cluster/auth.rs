@@ -64,12 +64,14 @@ pub async fn client(stream: &mut TcpStream, secret: &[u8]) -> Result<(), Handsha
     let mut reply = [0u8; NONCE + MAC];
     stream.read_exact(&mut reply).await?;
     let (server_nonce, server_mac) = reply.split_at(NONCE);
-    if !verify(secret, b"server", &client_nonce, server_nonce, server_mac) {
-        return Err(HandshakeError::Rejected);
-    }
+    // Our proof goes out even when the server's failed, so that the server too learns that the
+    // secrets differ (and says so in its log) instead of seeing a connection broken off.
     stream
         .write_all(&tag(secret, b"client", &client_nonce, server_nonce))
         .await?;
+    if !verify(secret, b"server", &client_nonce, server_nonce, server_mac) {
+        return Err(HandshakeError::Rejected);
+    }
     let mut ok = [0u8; 1];
     match stream.read_exact(&mut ok).await {
         Ok(_) if ok[0] == 1 => Ok(()),

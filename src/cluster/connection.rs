@@ -137,7 +137,12 @@ impl ClusterConnection {
 
     /// Runs one SQL string from outside any transaction (see the module docs).
     async fn dispatch(&self, sql: Sql, method: Method) -> Result<Answer, DbErr> {
-        let pools = self.inner.writer.databases.current();
+        let pools = self
+            .inner
+            .writer
+            .databases
+            .pools()
+            .map_err(ClusterError::into_db_err)?;
         let kind = pools.classifier.classify(sql.text()).await;
         if let Some(why) = statement::refusal(&kind, false) {
             return Err(ClusterError::Refused(why).into_db_err());

@@ -191,6 +191,11 @@ impl Follower {
         self.reconnections.subscribe()
     }
 
+    /// Whether the `/events` stream is connected now (LiteFS is there).
+    pub fn connected(&self) -> bool {
+        self.streaming.load(Ordering::Acquire)
+    }
+
     /// Whether the database went missing since the last call: LiteFS was gone meanwhile.
     pub fn take_mount_lost(&self) -> bool {
         self.mount_lost.swap(false, Ordering::AcqRel)
@@ -325,10 +330,11 @@ impl Follower {
         if !response.status().is_success() {
             return Err(format!("GET /events answered {}", response.status()).into());
         }
+        // Connected first, then told: whoever wakes on the tick must see the new state.
+        self.streaming.store(true, Ordering::Release);
         if self.connected_before.swap(true, Ordering::AcqRel) {
             self.reconnections.send_modify(|n| *n += 1);
         }
-        self.streaming.store(true, Ordering::Release);
         self.refresh_position();
         let mut buffer = Vec::new();
         while let Some(frame) = response.body_mut().frame().await {

@@ -206,9 +206,10 @@ pub async fn start(options: &ClusterOptions) -> Result<Cluster, String> {
     let (remounted, watched) = (databases.clone(), follower.clone());
     tokio::spawn(async move {
         while reconnections.changed().await.is_ok() {
-            // Only when LiteFS really mounted anew: a dropped /events stream alone changes nothing.
-            if watched.take_mount_lost() || remounted.mount_changed() {
-                remounted.remount();
+            if watched.connected() {
+                remounted.resume(watched.take_mount_lost());
+            } else {
+                remounted.suspend();
             }
         }
     });

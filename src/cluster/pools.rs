@@ -11,16 +11,23 @@
 //!   ones are abandoned: their idle connections are taken out and leaked, never closed, and
 //!   connections still in use return to a pool that nothing will ever close.
 //!
+//! While LiteFS is away (its `/events` stream is down), the pools are suspended: every use fails
+//! at once with a clear error instead of touching a mount that may be dying. When it is back, the
+//! pools resume if the mount is the same one, or are replaced if it is new. The old pools' open
+//! files pin the old mount, so a new mount cannot reuse its device number: the comparison is sound.
+//!
 //! That leaks a few connections once per LiteFS restart, which is the price of surviving it.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use sea_orm::{DatabaseConnection, SqlxSqliteConnector};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
+use super::ClusterError;
 use super::statement::Classifier;
 
 /// Connections of the write pool: the one writer uses one at a time; a dropped transaction may
@@ -55,6 +62,8 @@ pub struct Databases {
     current: RwLock<Arc<Pools>>,
     path: PathBuf,
     options: SqliteConnectOptions,
+    /// Set while LiteFS is away: nothing may touch the pools.
+    suspended: AtomicBool,
 }
 
 impl Databases {
@@ -64,21 +73,61 @@ impl Databases {
             current: RwLock::new(Arc::new(open(path, &options, 0))),
             path: path.to_path_buf(),
             options,
+            suspended: AtomicBool::new(false),
         }
     }
 
+    /// The current pools, whether or not LiteFS is there (start-up and migrations only).
     pub fn current(&self) -> Arc<Pools> {
         self.current.read().unwrap().clone()
     }
 
+    /// The current pools, unless LiteFS is away.
+    pub fn pools(&self) -> Result<Arc<Pools>, ClusterError> {
+        if self.suspended() {
+            return Err(ClusterError::Unavailable(
+                "LiteFS is not running on this node right now (restarting?): the database is \
+                 unavailable until it is back"
+                    .into(),
+            ));
+        }
+        Ok(self.current())
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.current.read().unwrap().generation
+    }
+
+    pub fn suspended(&self) -> bool {
+        self.suspended.load(Ordering::Acquire)
+    }
+
+    /// LiteFS went away: stop using the pools.
+    pub fn suspend(&self) {
+        if !self.suspended.swap(true, Ordering::AcqRel) {
+            tracing::warn!("LiteFS is away: database access suspended");
+        }
+    }
+
+    /// LiteFS is back: replace the pools if its mount is new (or `lost` says the database
+    /// vanished meanwhile), and resume.
+    pub fn resume(&self, lost: bool) {
+        if lost || self.mount_changed() {
+            self.remount();
+        }
+        if self.suspended.swap(false, Ordering::AcqRel) {
+            tracing::info!("LiteFS is back: database access resumed");
+        }
+    }
+
     /// Whether the file is no longer the one the current pools were opened on.
-    pub fn mount_changed(&self) -> bool {
+    fn mount_changed(&self) -> bool {
         let current = self.current();
         current.identity.is_some() && identity(&self.path) != current.identity
     }
 
     /// Opens the next generation of pools and abandons the current one (see the module docs).
-    pub fn remount(&self) {
+    fn remount(&self) {
         let mut current = self.current.write().unwrap();
         let next = Arc::new(open(&self.path, &self.options, current.generation + 1));
         let abandoned = std::mem::replace(&mut *current, next);
@@ -148,9 +197,14 @@ mod tests {
             assert_eq!(pool.options().get_max_lifetime(), None);
             assert_eq!(pool.options().get_min_connections(), 0);
         }
-        assert!(!databases.mount_changed(), "same file, same identity");
-        databases.remount();
-        assert_eq!(databases.current().generation, 1);
+        databases.suspend();
+        assert!(databases.pools().is_err(), "nothing touches a suspended mount");
+        databases.resume(false);
+        assert_eq!(databases.generation(), 0, "same file, same pools");
+        assert!(databases.pools().is_ok());
+        databases.suspend();
+        databases.resume(true);
+        assert_eq!(databases.generation(), 1, "the database vanished: new pools");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

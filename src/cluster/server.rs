@@ -135,19 +135,13 @@ impl Executor {
         self.check_primary()?;
         let (sql, method) = split(request);
         let phase = phase_of(method);
-        let kind = self
-            .writer
-            .databases
-            .current()
-            .classifier
-            .classify(sql.text())
-            .await;
+        let pools = self.pools()?;
+        let kind = pools.classifier.classify(sql.text()).await;
         if let Some(why) = statement::refusal(&kind, false) {
             return Err(Refusal::Refused(why));
         }
         let written = match kind {
             Kind::Read => {
-                let pools = self.writer.databases.current();
                 let mut conn = pools
                     .ro
                     .get_sqlite_connection_pool()
@@ -205,7 +199,17 @@ impl Executor {
         Ok(id)
     }
 
+    fn pools(&self) -> Result<Arc<super::pools::Pools>, Refusal> {
+        self.writer
+            .databases
+            .pools()
+            .map_err(|e| Refusal::Unavailable(e.to_string()))
+    }
+
+    /// The session `id`, if LiteFS is here: while it is away a session's connection must not be
+    /// touched (the session stays as it is until LiteFS is back).
     fn session(&self, id: u64) -> Result<Arc<Session>, Refusal> {
+        self.pools()?;
         self.sessions
             .lock()
             .unwrap()
@@ -230,7 +234,7 @@ impl Executor {
             conn, generation, ..
         } = std::mem::replace(state, State::Ended(why))
         {
-            if generation == self.writer.databases.current().generation {
+            if generation == self.writer.databases.generation() {
                 writer::release(conn).await;
             } else {
                 std::mem::forget(conn.detach());
@@ -248,7 +252,7 @@ impl Executor {
             } => (conn, generation),
             ended => return Err(gone(id, ended)),
         };
-        if *generation != self.writer.databases.current().generation {
+        if *generation != self.writer.databases.generation() {
             tracing::warn!(session = id, "remote transaction lost to a LiteFS remount");
             self.end(&session, &mut state, "LiteFS remounted").await;
             return Err(Refusal::NoSuchSession { session: id });
@@ -278,7 +282,7 @@ impl Executor {
                 conn, generation, ..
             } => (conn, *generation),
         };
-        if generation != self.writer.databases.current().generation {
+        if generation != self.writer.databases.generation() {
             self.end(&session, &mut state, "LiteFS remounted").await;
             return Err(Refusal::NoSuchSession { session: id });
         }
@@ -315,6 +319,7 @@ impl Executor {
     }
 
     async fn rollback(&self, id: u64) -> Result<(), Refusal> {
+        self.pools()?;
         let Ok(session) = self.session(id) else {
             return Ok(()); // gone already: rolled back by its lease, or by a restart
         };
@@ -325,6 +330,9 @@ impl Executor {
 
     /// Rolls back sessions past their lease or lifetime; forgets ended ones after a while.
     async fn reap(&self) {
+        if self.writer.databases.suspended() {
+            return;
+        }
         let sessions: Vec<(u64, Arc<Session>)> = self
             .sessions
             .lock()
@@ -353,7 +361,7 @@ impl Executor {
             } else {
                 "idle past its lease"
             };
-            tracing::warn!(session = id, why, "remote transaction rolled back");
+            tracing::warn!(session = id, "remote transaction {why}: rolled back");
             self.end(&session, &mut state, why).await;
         }
     }

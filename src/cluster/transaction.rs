@@ -90,7 +90,8 @@ impl ClusterTransaction {
         let txn = cluster
             .writer
             .databases
-            .current()
+            .pools()
+            .map_err(ClusterError::into_db_err)?
             .rw
             .begin_with_options(immediate(options))
             .await?;
@@ -162,6 +163,11 @@ impl ClusterTransaction {
         match &self.kind {
             Kind::Local { .. } => {
                 let txn = self.local_txn()?;
+                self.cluster
+                    .writer
+                    .databases
+                    .pools()
+                    .map_err(ClusterError::into_db_err)?;
                 Ok(match (sql, method) {
                     (Sql::Raw(text), _) => Answer::Exec(txn.execute_unprepared(&text).await?),
                     (Sql::Sea(stmt), Method::Execute) => Answer::Exec(txn.execute_raw(stmt).await?),

@@ -199,7 +199,10 @@ impl Writer {
 
     /// A connection of the current read-write pool, and the pools' generation.
     pub async fn connection(&self) -> Result<(PoolConnection<Sqlite>, u64), Refusal> {
-        let pools = self.databases.current();
+        let pools = self
+            .databases
+            .pools()
+            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
         let conn = pools
             .rw_pool()
             .acquire()
