@@ -126,6 +126,18 @@ impl ClusterConnection {
         self.inner.node.as_ref()?.follower.position()
     }
 
+    /// How many times this node replaced its SQLite pools because LiteFS mounted anew (see
+    /// [`super::pools`]).
+    pub fn pool_generation(&self) -> u64 {
+        self.inner.writer.databases.generation()
+    }
+
+    /// Writes waiting for this node's writer right now (0 on a replica: its writes wait on the
+    /// primary).
+    pub fn writer_queue_depth(&self) -> usize {
+        self.inner.writer.queue_depth()
+    }
+
     /// How long a write may wait, and a forwarded call take.
     pub fn timeout(&self) -> Duration {
         self.inner.timeout

@@ -198,13 +198,20 @@ mod tests {
             assert_eq!(pool.options().get_min_connections(), 0);
         }
         databases.suspend();
-        assert!(databases.pools().is_err(), "nothing touches a suspended mount");
+        assert!(
+            databases.pools().is_err(),
+            "nothing touches a suspended mount"
+        );
         databases.resume(false);
         assert_eq!(databases.generation(), 0, "same file, same pools");
         assert!(databases.pools().is_ok());
         databases.suspend();
         databases.resume(true);
-        assert_eq!(databases.generation(), 1, "the database vanished: new pools");
+        assert_eq!(
+            databases.generation(),
+            1,
+            "the database vanished: new pools"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -418,9 +418,15 @@ struct ForwardServer(Arc<Executor>);
 /// The longest a caller's deadline is honoured, whatever it asks.
 const MAX_DEADLINE: Duration = Duration::from_secs(60);
 
+/// The caller's deadline, less a margin for the answer to travel back: work given up at this
+/// deadline is reported as refused before the caller stops listening.
 fn deadline_of(ctx: &Context) -> Instant {
-    let latest = Instant::now() + MAX_DEADLINE;
-    ctx.deadline.min(latest)
+    let now = Instant::now();
+    let remaining = ctx
+        .deadline
+        .saturating_duration_since(now)
+        .min(MAX_DEADLINE);
+    now + remaining - (remaining / 10).min(Duration::from_millis(200))
 }
 
 /// Runs a call's database work in its own task: tarpc drops a call's future when its deadline

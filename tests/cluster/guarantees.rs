@@ -16,7 +16,7 @@ use blog::cluster::server::Faults;
 
 /// A primary, in this process, whose replies can be lost on purpose, and a replica (also in this
 /// process) that forwards to it. The primary's handle is returned so it stays alive.
-async fn faulty_primary_and_replica(
+pub(crate) async fn faulty_primary_and_replica(
     cluster: &Cluster,
 ) -> (Arc<Faults>, blog::cluster::Cluster, ClusterConnection) {
     let faults = Arc::new(Faults::default());

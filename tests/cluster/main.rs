@@ -3,6 +3,7 @@
 
 #[path = "../support/browser.rs"]
 mod browser;
+mod defects;
 mod differential;
 mod forwarding;
 mod guarantees;
