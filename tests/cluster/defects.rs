@@ -615,3 +615,44 @@ impl CuttableProxy {
         self.accepted.load(Ordering::SeqCst)
     }
 }
+
+/// Defect 5: a session reaped by its lease while a statement for it was on its way ran that
+/// statement in autocommit mode, committing half a transaction. Statements are sent right around
+/// the lease, many times, and every transaction must end all or nothing.
+#[tokio::test]
+async fn a_statement_racing_the_lease_never_runs_outside_its_transaction() {
+    let cluster = Cluster::start(2).await;
+    let lease = Duration::from_millis(100);
+    let (primary, replica) = primary_and_replica(&cluster, |o| o.remote_tx_lease = lease).await;
+    replica
+        .execute_unprepared("CREATE TABLE d5(round INTEGER, x INTEGER)")
+        .await
+        .unwrap();
+    for round in 0..40u64 {
+        let txn = replica.begin().await.unwrap();
+        txn.execute_unprepared(&format!("INSERT INTO d5 VALUES ({round}, 1)"))
+            .await
+            .unwrap();
+        // Around the lease: 80..120 ms.
+        tokio::time::sleep(lease * 8 / 10 + Duration::from_millis(round % 5 * 10)).await;
+        let second = txn
+            .execute_unprepared(&format!("INSERT INTO d5 VALUES ({round}, 2)"))
+            .await;
+        let committed = txn.commit().await;
+        let rows = ints_via(
+            &primary.db,
+            &format!("SELECT x FROM d5 WHERE round = {round} ORDER BY x"),
+        )
+        .await;
+        match committed {
+            Ok(()) => {
+                assert!(second.is_ok(), "round {round}");
+                assert_eq!(rows, [1, 2], "round {round}: committed");
+            }
+            Err(err) => assert!(
+                rows.is_empty(),
+                "round {round}: {err}, yet {rows:?} committed"
+            ),
+        }
+    }
+}
