@@ -117,10 +117,12 @@ pub struct Config {
     pub forward_timeout_ms: u64,
 
     /// On the primary: a remote transaction idle this long (its replica vanished) is rolled back.
+    /// Keep it below the forward timeout, so that a vanished replica frees the writer before the
+    /// writes queued behind it give up.
     #[arg(
         long,
         env = "BLOG_REMOTE_TX_LEASE_MS",
-        default_value_t = 5000,
+        default_value_t = 2000,
         global = true
     )]
     pub remote_tx_lease_ms: u64,

@@ -11,10 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::Stream;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
-    Statement, StreamTrait, TransactionError, TransactionOptions, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DbErr, ExecResult, QueryResult, RuntimeErr, TransactionOptions};
 
 use super::client::{CallError, Forwarder};
 use super::litefs::{Follower, Role};
@@ -428,88 +425,85 @@ fn backstop<T>(result: &Result<T, DbErr>) {
     }
 }
 
-#[async_trait::async_trait]
-impl ConnectionTrait for ClusterConnection {
-    fn get_database_backend(&self) -> DbBackend {
-        DbBackend::Sqlite
-    }
+/// SeaORM's `ConnectionTrait` and `StreamTrait` for a handle with a `dispatch(sql, method)`: the
+/// connection and its transactions route every method the same way.
+macro_rules! connection_traits {
+    ($handle:ty) => {
+        #[async_trait::async_trait]
+        impl sea_orm::ConnectionTrait for $handle {
+            fn get_database_backend(&self) -> sea_orm::DbBackend {
+                sea_orm::DbBackend::Sqlite
+            }
 
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.dispatch(Sql::Sea(stmt), Method::Execute).await?.exec()
-    }
+            async fn execute_raw(
+                &self,
+                stmt: sea_orm::Statement,
+            ) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+                self.dispatch(Sql::Sea(stmt), Method::Execute).await?.exec()
+            }
 
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.dispatch(Sql::Raw(sql.to_owned()), Method::Execute)
-            .await?
-            .exec()
-    }
+            async fn execute_unprepared(
+                &self,
+                sql: &str,
+            ) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+                self.dispatch(Sql::Raw(sql.to_owned()), Method::Execute)
+                    .await?
+                    .exec()
+            }
 
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.dispatch(Sql::Sea(stmt), Method::QueryOne).await?.row()
-    }
+            async fn query_one_raw(
+                &self,
+                stmt: sea_orm::Statement,
+            ) -> Result<Option<sea_orm::QueryResult>, sea_orm::DbErr> {
+                self.dispatch(Sql::Sea(stmt), Method::QueryOne).await?.row()
+            }
 
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.dispatch(Sql::Sea(stmt), Method::QueryAll)
-            .await?
-            .rows()
-    }
+            async fn query_all_raw(
+                &self,
+                stmt: sea_orm::Statement,
+            ) -> Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr> {
+                self.dispatch(Sql::Sea(stmt), Method::QueryAll)
+                    .await?
+                    .rows()
+            }
+        }
+
+        /// Rows as a stream, read in full first: the wrapper keeps no statement open across
+        /// awaits of the caller.
+        impl sea_orm::StreamTrait for $handle {
+            type Stream<'a> = $crate::cluster::connection::RowStream<'a>;
+
+            fn get_database_backend(&self) -> sea_orm::DbBackend {
+                sea_orm::DbBackend::Sqlite
+            }
+
+            fn stream_raw<'a>(
+                &'a self,
+                stmt: sea_orm::Statement,
+            ) -> std::pin::Pin<
+                Box<dyn Future<Output = Result<Self::Stream<'a>, sea_orm::DbErr>> + 'a + Send>,
+            > {
+                Box::pin(async move {
+                    use sea_orm::ConnectionTrait;
+                    let rows = self.query_all_raw(stmt).await?;
+                    Ok(Box::pin(futures::stream::iter(rows.into_iter().map(Ok)))
+                        as $crate::cluster::connection::RowStream<'a>)
+                })
+            }
+        }
+    };
 }
+pub(crate) use connection_traits;
 
-/// Rows as a stream. Forwarded and local results alike are read in full first: the wrapper keeps
-/// no statement open across awaits of the caller.
+connection_traits!(ClusterConnection);
+
+/// Rows as a stream.
 pub type RowStream<'a> = Pin<Box<dyn Stream<Item = Result<QueryResult, DbErr>> + Send + 'a>>;
 
-impl StreamTrait for ClusterConnection {
-    type Stream<'a> = RowStream<'a>;
-
-    fn get_database_backend(&self) -> DbBackend {
-        DbBackend::Sqlite
-    }
-
-    fn stream_raw<'a>(
-        &'a self,
-        stmt: Statement,
-    ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
-        read_all(self, stmt)
-    }
-}
-
-/// `StreamTrait::stream_raw` for both handles: the rows, read in full, as a stream.
-pub(crate) fn read_all<'a, C: ConnectionTrait + Send>(
-    conn: &'a C,
-    stmt: Statement,
-) -> Pin<Box<dyn Future<Output = Result<RowStream<'a>, DbErr>> + 'a + Send>> {
-    Box::pin(async move {
-        let rows = conn.query_all_raw(stmt).await?;
-        Ok(Box::pin(futures::stream::iter(rows.into_iter().map(Ok))) as RowStream<'a>)
-    })
-}
-
-#[async_trait::async_trait]
-impl TransactionTrait for ClusterConnection {
-    type Transaction = ClusterTransaction;
-
-    async fn begin(&self) -> Result<ClusterTransaction, DbErr> {
-        self.begin_with_options(TransactionOptions::default()).await
-    }
-
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<sea_orm::IsolationLevel>,
-        access_mode: Option<sea_orm::AccessMode>,
-    ) -> Result<ClusterTransaction, DbErr> {
-        self.begin_with_options(TransactionOptions {
-            isolation_level,
-            access_mode,
-            ..Default::default()
-        })
-        .await
-    }
-
-    async fn begin_with_options(
-        &self,
-        options: TransactionOptions,
-    ) -> Result<ClusterTransaction, DbErr> {
+impl ClusterConnection {
+    /// Begins a transaction: a session on the primary from a replica, a local one (holding the
+    /// writer) on the primary.
+    async fn open(&self, options: TransactionOptions) -> Result<ClusterTransaction, DbErr> {
         match &self.inner.node {
             Some(_) if !self.writes_locally() => {
                 ClusterTransaction::begin_remote(self.inner.clone()).await
@@ -517,38 +511,6 @@ impl TransactionTrait for ClusterConnection {
             _ => ClusterTransaction::begin_local(self.inner.clone(), options).await,
         }
     }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c ClusterTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        let txn = self.begin().await.map_err(TransactionError::Connection)?;
-        super::transaction::run(txn, callback).await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<sea_orm::IsolationLevel>,
-        access_mode: Option<sea_orm::AccessMode>,
-    ) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c ClusterTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        let txn = self
-            .begin_with_config(isolation_level, access_mode)
-            .await
-            .map_err(TransactionError::Connection)?;
-        super::transaction::run(txn, callback).await
-    }
 }
+
+super::transaction::transaction_trait!(ClusterConnection);

@@ -70,7 +70,8 @@ pub struct ClusterOptions {
     pub secret: Option<String>,
     /// Deadline of a forwarded call, and bound of the catch-up wait after it.
     pub forward_timeout: Duration,
-    /// A remote transaction idle this long is rolled back by the primary.
+    /// A remote transaction idle this long is rolled back by the primary. Keep it below
+    /// `forward_timeout`: writes queued behind a vanished replica's session wait that long.
     pub remote_tx_lease: Duration,
     /// A remote transaction open this long is rolled back by the primary, busy or not.
     pub remote_tx_max_lifetime: Duration,
@@ -95,7 +96,7 @@ impl ClusterOptions {
             primary_rpc: "{primary}:7070".into(),
             secret: None,
             forward_timeout: Duration::from_secs(5),
-            remote_tx_lease: Duration::from_secs(5),
+            remote_tx_lease: Duration::from_secs(2),
             remote_tx_max_lifetime: Duration::from_secs(30),
             max_remote_transactions: 64,
             startup_timeout: Duration::from_secs(30),

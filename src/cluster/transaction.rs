@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
-    StreamTrait, TransactionError, TransactionOptions, TransactionSession, TransactionTrait,
+    ConnectionTrait, DatabaseTransaction, DbErr, TransactionError, TransactionOptions,
+    TransactionSession, TransactionTrait,
 };
 
 use super::client::CallError;
 use super::connection::{
-    Inner, Node, RowStream, answer_from_reply, idempotency_key, read_all, rebuild_error,
-    request_for, resolve, settle,
+    Inner, Node, answer_from_reply, connection_traits, idempotency_key, rebuild_error, request_for,
+    resolve, settle,
 };
 use super::statement;
 use super::wire::{Reply, Request};
@@ -357,47 +357,7 @@ impl Drop for ClusterTransaction {
     }
 }
 
-#[async_trait::async_trait]
-impl ConnectionTrait for ClusterTransaction {
-    fn get_database_backend(&self) -> DbBackend {
-        DbBackend::Sqlite
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.dispatch(Sql::Sea(stmt), Method::Execute).await?.exec()
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.dispatch(Sql::Raw(sql.to_owned()), Method::Execute)
-            .await?
-            .exec()
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.dispatch(Sql::Sea(stmt), Method::QueryOne).await?.row()
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.dispatch(Sql::Sea(stmt), Method::QueryAll)
-            .await?
-            .rows()
-    }
-}
-
-impl StreamTrait for ClusterTransaction {
-    type Stream<'a> = RowStream<'a>;
-
-    fn get_database_backend(&self) -> DbBackend {
-        DbBackend::Sqlite
-    }
-
-    fn stream_raw<'a>(
-        &'a self,
-        stmt: Statement,
-    ) -> Pin<Box<dyn Future<Output = Result<Self::Stream<'a>, DbErr>> + 'a + Send>> {
-        read_all(self, stmt)
-    }
-}
+connection_traits!(ClusterTransaction);
 
 #[async_trait::async_trait]
 impl TransactionSession for ClusterTransaction {
@@ -422,11 +382,9 @@ impl TransactionSession for ClusterTransaction {
     }
 }
 
-#[async_trait::async_trait]
-impl TransactionTrait for ClusterTransaction {
-    type Transaction = ClusterTransaction;
-
-    async fn begin(&self) -> Result<ClusterTransaction, DbErr> {
+impl ClusterTransaction {
+    /// A nested transaction: a savepoint (SQLite has no other kind, so options are ignored).
+    async fn open(&self, _options: TransactionOptions) -> Result<ClusterTransaction, DbErr> {
         match &self.kind {
             Kind::Local { _writer, .. } => Ok(ClusterTransaction {
                 kind: Kind::Local {
@@ -453,52 +411,83 @@ impl TransactionTrait for ClusterTransaction {
             }
         }
     }
-
-    async fn begin_with_config(
-        &self,
-        _isolation_level: Option<sea_orm::IsolationLevel>,
-        _access_mode: Option<sea_orm::AccessMode>,
-    ) -> Result<ClusterTransaction, DbErr> {
-        self.begin().await
-    }
-
-    async fn begin_with_options(
-        &self,
-        _options: TransactionOptions,
-    ) -> Result<ClusterTransaction, DbErr> {
-        self.begin().await
-    }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c ClusterTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        let txn = self.begin().await.map_err(TransactionError::Connection)?;
-        run(txn, callback).await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        _isolation_level: Option<sea_orm::IsolationLevel>,
-        _access_mode: Option<sea_orm::AccessMode>,
-    ) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c ClusterTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        self.transaction(callback).await
-    }
 }
+
+/// SeaORM's `TransactionTrait` for a handle with an `open(options)` that begins a transaction:
+/// the connection and its transactions begin, run callbacks and nest the same way.
+macro_rules! transaction_trait {
+    ($handle:ty) => {
+        #[async_trait::async_trait]
+        impl sea_orm::TransactionTrait for $handle {
+            type Transaction = ClusterTransaction;
+
+            async fn begin(&self) -> Result<ClusterTransaction, sea_orm::DbErr> {
+                self.open(sea_orm::TransactionOptions::default()).await
+            }
+
+            async fn begin_with_config(
+                &self,
+                isolation_level: Option<sea_orm::IsolationLevel>,
+                access_mode: Option<sea_orm::AccessMode>,
+            ) -> Result<ClusterTransaction, sea_orm::DbErr> {
+                self.open(sea_orm::TransactionOptions {
+                    isolation_level,
+                    access_mode,
+                    ..Default::default()
+                })
+                .await
+            }
+
+            async fn begin_with_options(
+                &self,
+                options: sea_orm::TransactionOptions,
+            ) -> Result<ClusterTransaction, sea_orm::DbErr> {
+                self.open(options).await
+            }
+
+            async fn transaction<F, T, E>(
+                &self,
+                callback: F,
+            ) -> Result<T, sea_orm::TransactionError<E>>
+            where
+                F: for<'c> FnOnce(
+                        &'c ClusterTransaction,
+                    ) -> std::pin::Pin<
+                        Box<dyn Future<Output = Result<T, E>> + Send + 'c>,
+                    > + Send,
+                T: Send,
+                E: std::fmt::Display + std::fmt::Debug + Send,
+            {
+                self.transaction_with_config(callback, None, None).await
+            }
+
+            async fn transaction_with_config<F, T, E>(
+                &self,
+                callback: F,
+                isolation_level: Option<sea_orm::IsolationLevel>,
+                access_mode: Option<sea_orm::AccessMode>,
+            ) -> Result<T, sea_orm::TransactionError<E>>
+            where
+                F: for<'c> FnOnce(
+                        &'c ClusterTransaction,
+                    ) -> std::pin::Pin<
+                        Box<dyn Future<Output = Result<T, E>> + Send + 'c>,
+                    > + Send,
+                T: Send,
+                E: std::fmt::Display + std::fmt::Debug + Send,
+            {
+                let txn = self
+                    .begin_with_config(isolation_level, access_mode)
+                    .await
+                    .map_err(sea_orm::TransactionError::Connection)?;
+                $crate::cluster::transaction::run(txn, callback).await
+            }
+        }
+    };
+}
+pub(crate) use transaction_trait;
+
+transaction_trait!(ClusterTransaction);
 
 /// Runs `callback` in `txn`: commit on `Ok`, roll back on `Err`.
 pub(crate) async fn run<F, T, E>(

@@ -17,8 +17,8 @@ pub const ADMIN_PASSWORD: &str = "cluster-test-password";
 pub const SECRET: &str = "cluster-test-secret";
 /// Forward deadline given to every app, short so that "primary down" tests answer quickly.
 pub const FORWARD_TIMEOUT_MS: u64 = 2000;
-/// Idle lease of remote transactions on the primary.
-pub const REMOTE_TX_LEASE_MS: u64 = 2000;
+/// Idle lease of remote transactions on the primary (below the forward deadline, as it must be).
+pub const REMOTE_TX_LEASE_MS: u64 = 1000;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 static SERIAL: Mutex<()> = Mutex::new(());
