@@ -49,14 +49,14 @@ pub struct ClusterConnection {
 }
 
 /// A statement's answer, in the shape SeaORM's method asked for.
-pub(crate) enum Answer {
+pub enum Answer {
     Exec(ExecResult),
     Row(Option<QueryResult>),
     Rows(Vec<QueryResult>),
 }
 
 impl Answer {
-    fn from_native(native: Native) -> Answer {
+    pub(crate) fn from_native(native: Native) -> Answer {
         match native {
             Native::Exec(result) => Answer::Exec(result.into()),
             Native::Row(row) => Answer::Row(row.map(QueryResult::from)),
@@ -503,12 +503,12 @@ pub type RowStream<'a> = Pin<Box<dyn Stream<Item = Result<QueryResult, DbErr>> +
 impl ClusterConnection {
     /// Begins a transaction: a session on the primary from a replica, a local one (holding the
     /// writer) on the primary.
-    async fn open(&self, options: TransactionOptions) -> Result<ClusterTransaction, DbErr> {
+    async fn open(&self, _options: TransactionOptions) -> Result<ClusterTransaction, DbErr> {
         match &self.inner.node {
             Some(_) if !self.writes_locally() => {
                 ClusterTransaction::begin_remote(self.inner.clone()).await
             }
-            _ => ClusterTransaction::begin_local(self.inner.clone(), options).await,
+            _ => ClusterTransaction::begin_local(self.inner.clone()).await,
         }
     }
 }

@@ -86,8 +86,22 @@ const HISTORY: usize = 4096;
 #[derive(Debug, Default)]
 struct Track {
     pos: Option<Pos>,
-    /// Positions seen since the last reset, oldest first.
+    /// Positions seen since the history began here, oldest first.
     recent: VecDeque<Pos>,
+    /// The TXID the current history began at here: 0 until LiteFS is seen to move this node
+    /// other than one TXID at a time. What came before it is not known to be this history's.
+    floor: u64,
+}
+
+/// Whether this node's database includes a position.
+#[derive(Debug, PartialEq, Eq)]
+enum Reach {
+    Yes,
+    /// Not yet, and it may come.
+    NotYet,
+    /// It cannot be told from here, whatever comes next in this history: it is older than what
+    /// this node knows of its current history.
+    Unknowable,
 }
 
 impl Track {
@@ -95,11 +109,16 @@ impl Track {
     fn move_to(&mut self, pos: Pos) -> bool {
         match self.pos {
             Some(current) if current == pos => return false,
-            Some(current) if pos.txid <= current.txid => {
-                // Backwards, or the same TXID with another checksum: a snapshot replaced this
-                // node's history with another one.
-                tracing::warn!(from = %current, to = %pos, "LiteFS reset this node's database");
+            // Backwards, the same TXID with another checksum, or a jump of more than one TXID:
+            // a snapshot may have replaced this node's history (LiteFS sends one after a
+            // failover to a primary that was behind), so what came before is no longer known
+            // to be in it.
+            Some(current) if pos.txid <= current.txid || pos.txid > current.txid + 1 => {
+                if pos.txid <= current.txid {
+                    tracing::warn!(from = %current, to = %pos, "LiteFS reset this node's database");
+                }
                 self.recent.clear();
+                self.floor = pos.txid;
             }
             _ => {}
         }
@@ -111,16 +130,27 @@ impl Track {
         true
     }
 
-    /// Whether the database here includes the commit at `target`: this very position, or a later
-    /// one whose history shows `target`'s TXID with no other checksum.
-    fn includes(&self, target: Pos) -> bool {
-        let Some(pos) = self.pos else { return false };
-        pos == target
-            || (pos.txid > target.txid
-                && !self
-                    .recent
-                    .iter()
-                    .any(|p| p.txid == target.txid && p.checksum != target.checksum))
+    /// Whether the database here includes the commit at `target`.
+    fn reach(&self, target: Pos) -> Reach {
+        let Some(pos) = self.pos else {
+            return Reach::NotYet;
+        };
+        if let Some(seen) = self.recent.iter().rev().find(|p| p.txid == target.txid) {
+            // Another checksum: another history; LiteFS may still reset this node to target's.
+            return if seen.checksum == target.checksum {
+                Reach::Yes
+            } else {
+                Reach::NotYet
+            };
+        }
+        if target.txid > pos.txid {
+            Reach::NotYet
+        } else if target.txid < self.floor {
+            Reach::Unknowable
+        } else {
+            // Older than the positions remembered, in a history seen to grow one TXID at a time.
+            Reach::Yes
+        }
     }
 }
 
@@ -206,30 +236,34 @@ impl Follower {
         self.track.lock().unwrap().pos
     }
 
-    /// Waits until this node's database includes the commit at `target`, at most `timeout`.
+    /// Waits until this node's database includes the commit at `target`, at most `timeout`. Fails
+    /// at once when that cannot be told from here (see [`Track`]): the caller then says it may
+    /// read stale, rather than risk reading stale without saying so.
     pub async fn wait_for(&self, target: Pos, timeout: Duration) -> Result<(), ClusterError> {
-        if self.track.lock().unwrap().includes(target) {
-            return Ok(());
-        }
         let started = Instant::now();
         let mut moved = self.moved.subscribe();
         let reached = tokio::time::timeout(timeout, async {
             loop {
-                if self.track.lock().unwrap().includes(target) {
-                    return;
+                match self.track.lock().unwrap().reach(target) {
+                    Reach::Yes => return true,
+                    Reach::Unknowable => return false,
+                    Reach::NotYet => {}
                 }
                 if moved.changed().await.is_err() {
                     std::future::pending::<()>().await;
                 }
             }
         })
-        .await
-        .is_ok();
+        .await;
         metrics::catch_up(started.elapsed());
-        if reached || {
-            self.refresh_position();
-            self.track.lock().unwrap().includes(target)
-        } {
+        let reached = match reached {
+            Ok(reached) => reached,
+            Err(_) => {
+                self.refresh_position();
+                self.track.lock().unwrap().reach(target) == Reach::Yes
+            }
+        };
+        if reached {
             Ok(())
         } else {
             Err(ClusterError::CatchUpTimeout {
@@ -480,9 +514,49 @@ mod tests {
         let short = Duration::from_millis(20);
         assert!(f.wait_for(pos(2, 999), short).await.is_err());
         assert!(f.wait_for(pos(2, 200), short).await.is_ok());
-        // A later position of a history never seen here (a snapshot jumped past it) counts.
         assert!(f.wait_for(pos(1, 100), short).await.is_ok());
+        // A jump past positions never seen here may be a snapshot of another history: what it
+        // jumped over, and what came before, cannot be told, and is not claimed.
         tx(&f, 9, 900);
-        assert!(f.wait_for(pos(8, 12345), short).await.is_ok());
+        let started = Instant::now();
+        assert!(
+            f.wait_for(pos(8, 12345), Duration::from_secs(5))
+                .await
+                .is_err()
+        );
+        assert!(
+            f.wait_for(pos(2, 200), Duration::from_secs(5))
+                .await
+                .is_err()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "no wait for the unknowable"
+        );
+        assert!(f.wait_for(pos(9, 900), short).await.is_ok());
+        tx(&f, 10, 1000);
+        assert!(
+            f.wait_for(pos(9, 900), short).await.is_ok(),
+            "one TXID at a time again"
+        );
+    }
+
+    /// a snapshot of another history that lands *ahead* of this node (TXID 12 after 10) is
+    /// taken as a continuation: a position of the replaced history is then "included".
+    #[tokio::test]
+    async fn a_forward_snapshot_of_another_history_is_not_a_continuation() {
+        let f = follower();
+        for txid in 1..=10 {
+            tx(&f, txid, txid * 100);
+        }
+        // A new primary that was behind at TXID 5 wrote 6..12 with other checksums; this node,
+        // which had 6..10 of the lost history, is reset with its snapshot at 12.
+        tx(&f, 12, 12_345);
+        let met = f.wait_for(pos(8, 800), Duration::from_millis(50)).await;
+        println!("position 8 of the replaced history, after a snapshot to 12 of another: {met:?}");
+        assert!(
+            met.is_err(),
+            "a write of the replaced history counted as included"
+        );
     }
 }

@@ -29,6 +29,8 @@ pub mod connection;
 pub mod consistency;
 pub mod dedup;
 mod error;
+#[cfg(test)]
+mod hardening;
 pub mod litefs;
 pub mod metrics;
 pub mod pools;

@@ -43,7 +43,7 @@ pub struct Pools {
     /// Reads, on every node, with `PRAGMA query_only=ON`: a write that gets here is refused by
     /// SQLite (and counted on a replica), never applied.
     pub ro: DatabaseConnection,
-    /// Asks SQLite (on a read connection) what a statement does.
+    /// Asks SQLite (on a read-only connection of its own) what a statement does.
     pub classifier: Classifier,
     /// Counts remounts; a remote session opened in an older generation is abandoned.
     pub generation: u64,
@@ -138,6 +138,7 @@ impl Databases {
         for pool in [
             abandoned.rw_pool(),
             abandoned.ro.get_sqlite_connection_pool(),
+            abandoned.classifier.pool(),
         ] {
             while let Some(conn) = pool.try_acquire() {
                 std::mem::forget(conn.detach());
@@ -165,8 +166,10 @@ fn open(path: &Path, options: &SqliteConnectOptions, generation: u64) -> Pools {
     };
     let rw = pool(WRITE_POOL_SIZE, options.clone());
     let ro = pool(READ_POOL_SIZE, options.clone().pragma("query_only", "ON"));
+    // The classifier's own connection: a write being classified never waits behind long reads.
+    let classifying = pool(1, options.clone().pragma("query_only", "ON"));
     Pools {
-        classifier: Classifier::new(ro.clone()),
+        classifier: Classifier::new(classifying),
         rw: SqlxSqliteConnector::from_sqlx_sqlite_pool(rw),
         ro: SqlxSqliteConnector::from_sqlx_sqlite_pool(ro),
         generation,

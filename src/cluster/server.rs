@@ -69,6 +69,8 @@ pub struct Executor {
     /// `None` on a standalone node (always primary).
     follower: Option<Arc<Follower>>,
     sessions: Mutex<HashMap<u64, Arc<Session>>>,
+    /// Begins waiting for the writer: with the open sessions, what the cap counts.
+    beginning: std::sync::atomic::AtomicUsize,
     limits: SessionLimits,
     faults: Arc<Faults>,
 }
@@ -100,6 +102,7 @@ impl Executor {
             writer,
             follower,
             sessions: Mutex::new(HashMap::new()),
+            beginning: std::sync::atomic::AtomicUsize::new(0),
             limits,
             faults,
         });
@@ -166,13 +169,21 @@ impl Executor {
 
     async fn begin(&self, deadline: Instant) -> Result<u64, Refusal> {
         self.check_primary()?;
-        let open = self.open_sessions() + self.writer.queue_depth();
-        if open >= self.limits.max_sessions {
-            return Err(Refusal::TooManyTransactions {
-                limit: self.limits.max_sessions,
-            });
+        // Counted and checked as one step, so that concurrent begins cannot all pass the check.
+        let limit = self.limits.max_sessions;
+        let open = self.open_sessions();
+        if self
+            .beginning
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+                (open + waiting < limit).then_some(waiting + 1)
+            })
+            .is_err()
+        {
+            return Err(Refusal::TooManyTransactions { limit });
         }
-        let guard = self.writer.acquire(deadline).await?;
+        let guard = self.writer.acquire(deadline).await;
+        self.beginning.fetch_sub(1, Ordering::AcqRel);
+        let guard = guard?;
         if Instant::now() >= deadline {
             return Err(Refusal::Expired);
         }
@@ -261,7 +272,10 @@ impl Executor {
         if let Some(why) = statement::refusal(&statement::classify_lexically(sql.text()), true) {
             return Err(Refusal::Refused(why));
         }
+        // A statement still running when the session's lifetime ends is interrupted.
+        let alarm = writer::Alarm::set(conn, session.created + self.limits.max_lifetime).await;
         let result = writer::run_native(conn, &sql, method).await;
+        alarm.unset();
         if !writer::in_transaction(conn).await {
             // The statement ended the transaction itself (a trigger's RAISE(ROLLBACK), INSERT OR
             // ROLLBACK): it was rolled back, and no later statement may run outside it.
@@ -553,4 +567,113 @@ pub async fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
             format!("{addr} resolves to nothing"),
         )
     })
+}
+
+#[cfg(test)]
+mod hardening_tests {
+    use super::*;
+
+    fn executor(limits: SessionLimits) -> (Arc<Executor>, Arc<Writer>) {
+        let dir = std::env::temp_dir().join(format!(
+            "review-server-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let options =
+            crate::cluster::sqlite_options(&path, Duration::from_secs(5)).create_if_missing(true);
+        let databases = Arc::new(super::super::pools::Databases::open(&path, options));
+        let writer = Arc::new(Writer::new(databases, None, 1024));
+        let executor = Executor::new(writer.clone(), None, limits, Arc::default());
+        (executor, writer)
+    }
+
+    /// a statement that runs long inside a remote session keeps the writer past the session's
+    /// lease and maximum lifetime: the reaper skips a session whose statement is in progress, and
+    /// nothing interrupts the statement.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_statement_is_interrupted_at_the_session_lifetime() {
+        let (executor, writer) = executor(SessionLimits {
+            lease: Duration::from_millis(200),
+            max_lifetime: Duration::from_millis(500),
+            max_sessions: 64,
+        });
+        let id = executor
+            .begin(Instant::now() + Duration::from_secs(2))
+            .await
+            .unwrap();
+        let running = executor.clone();
+        let started = Instant::now();
+        let statement = tokio::spawn(async move {
+            running
+                .run_in(
+                    id,
+                    Request::QueryAll(wire::Statement {
+                        sql: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                              WHERE x < 30000000) SELECT count(*) FROM c"
+                            .into(),
+                        params: vec![],
+                    }),
+                )
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let acquired = writer
+            .acquire(Instant::now() + Duration::from_secs(3))
+            .await
+            .is_ok();
+        println!(
+            "session max lifetime 500 ms; writer free for another write within 3.1 s: {acquired}; \
+             statement still running: {}",
+            !statement.is_finished()
+        );
+        let _ = statement.await;
+        println!("the statement finished after {:?}", started.elapsed());
+        assert!(
+            acquired,
+            "the writer was held past the session's maximum lifetime"
+        );
+    }
+
+    /// the cap on remote transactions counts every write waiting for the writer, so a burst of
+    /// autocommit writes refuses transactions as "too many" while none is open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn autocommit_writes_waiting_do_not_count_against_the_transaction_cap() {
+        let (executor, writer) = executor(SessionLimits {
+            lease: Duration::from_secs(5),
+            max_sessions: 4,
+            max_lifetime: Duration::from_secs(30),
+        });
+        let held = writer
+            .acquire(Instant::now() + Duration::from_secs(1))
+            .await
+            .unwrap();
+        let mut waiting = Vec::new();
+        for _ in 0..4 {
+            let w = writer.clone();
+            waiting.push(tokio::spawn(async move {
+                w.acquire(Instant::now() + Duration::from_secs(2))
+                    .await
+                    .map(drop)
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let begun = tokio::time::timeout(
+            Duration::from_millis(100),
+            executor.begin(Instant::now() + Duration::from_secs(2)),
+        )
+        .await;
+        println!(
+            "open sessions: {}; writes waiting: {}; begin: {:?}",
+            executor.open_sessions(),
+            writer.queue_depth(),
+            begun
+        );
+        drop(held);
+        assert!(
+            !matches!(begun, Ok(Err(Refusal::TooManyTransactions { .. }))),
+            "refused as too many transactions with none open"
+        );
+    }
 }

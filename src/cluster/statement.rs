@@ -83,6 +83,11 @@ impl Classifier {
         }
     }
 
+    /// The connection it prepares on.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// What `sql` is. Statements this node cannot prepare make the whole string [`Kind::Unknown`],
     /// and that answer is not cached: the schema may arrive any moment.
     pub async fn classify(&self, sql: &str) -> Kind {
@@ -129,6 +134,11 @@ pub fn classify_lexically(sql: &str) -> Kind {
 /// # Safety
 /// `db` must be null, or a valid connection that nobody else uses during the call.
 pub unsafe fn classify_on(db: *mut ffi::sqlite3, sql: &str) -> Kind {
+    if sql.contains('\0') {
+        // sqlx's statement loop never gets past a NUL (SQLite prepares nothing and does not
+        // advance): it would spin forever, holding whatever it holds.
+        return Kind::Refused("the SQL contains a NUL character");
+    }
     let bytes = sql.as_bytes();
     let mut kinds = Vec::new();
     let mut offset = skip_space(bytes, 0);
@@ -210,9 +220,32 @@ fn lead(bytes: &[u8], offset: usize) -> Lead {
         "VACUUM" => Lead::Decided(Kind::WriteAlone),
         // sqlite3_stmt_readonly calls REINDEX read-only, yet it rewrites indexes.
         "REINDEX" => Lead::Decided(Kind::Write),
-        "CREATE" if second == "TEMP" || second == "TEMPORARY" => Lead::Decided(Kind::Refused(
-            "temporary tables, views and triggers live on one pooled connection only",
-        )),
+        "CREATE"
+            if second == "TEMP" || second == "TEMPORARY" || names_temp_schema(bytes, offset) =>
+        {
+            Lead::Decided(Kind::Refused(
+                "temporary tables, views and triggers live on one pooled connection only",
+            ))
+        }
+        "EXPLAIN" => {
+            // EXPLAIN [QUERY PLAN] <statement>: a read, for ordinary statements only; the
+            // keyword-decided kinds (PRAGMAs act when prepared) are not explained here.
+            let inner = if second == "QUERY" {
+                let (plan, after_plan) = word(bytes, skip_space(bytes, after_second));
+                (plan == "PLAN").then(|| word(bytes, skip_space(bytes, after_plan)).0)
+            } else {
+                Some(second)
+            };
+            match inner.as_deref() {
+                // It shows the program and runs nothing (SQLite calls EXPLAIN INSERT a write).
+                Some("SELECT" | "WITH" | "VALUES" | "INSERT" | "UPDATE" | "DELETE" | "REPLACE") => {
+                    Lead::Decided(Kind::Read)
+                }
+                _ => Lead::Decided(Kind::Refused(
+                    "EXPLAIN is answered for SELECT, WITH, VALUES, INSERT, UPDATE, DELETE and REPLACE only",
+                )),
+            }
+        }
         "PRAGMA" => Lead::Decided(pragma(bytes, after)),
         _ => Lead::Prepare,
     }
@@ -227,8 +260,26 @@ fn pragma(bytes: &[u8], after_keyword: usize) -> Kind {
         (name, after) = word(bytes, skip_space(bytes, dot + 1));
     }
     let rest = skip_space(bytes, after);
-    let assigns = bytes.get(rest) == Some(&b'=');
     let name = name.to_ascii_lowercase();
+    // `PRAGMA x = v` and `PRAGMA x(v)` both set x, except for the PRAGMAs whose argument says what
+    // to read (a table, an index, a row limit).
+    let takes_argument = matches!(
+        name.as_str(),
+        "table_info"
+            | "table_xinfo"
+            | "index_info"
+            | "index_xinfo"
+            | "index_list"
+            | "foreign_key_list"
+            | "foreign_key_check"
+            | "integrity_check"
+            | "quick_check"
+    );
+    let assigns = match bytes.get(rest) {
+        Some(b'=') => true,
+        Some(b'(') => !takes_argument,
+        _ => false,
+    };
     match (name.as_str(), assigns) {
         // Persistent settings stored in the database file: a write like any other.
         ("user_version" | "application_id", true) => Kind::Write,
@@ -337,31 +388,51 @@ unsafe fn prepare_one(db: *mut ffi::sqlite3, statement: &[u8]) -> Kind {
     if read_only { Kind::Read } else { Kind::Write }
 }
 
+/// The names in a statement, bare or quoted (`"x"`, `[x]`, `` `x` ``), upper-cased, each with
+/// where it ends; string literals and comments are skipped.
+fn names(bytes: &[u8]) -> impl Iterator<Item = (String, usize)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let c = bytes[i];
+            if matches!(c, b'"' | b'[' | b'`') {
+                let end = skip_quoted_or_comment(bytes, i).unwrap_or(bytes.len());
+                let inner = &bytes[i + 1..end.saturating_sub(1).max(i + 1)];
+                i = end;
+                return Some((String::from_utf8_lossy(inner).to_ascii_uppercase(), end));
+            } else if let Some(end) = skip_quoted_or_comment(bytes, i) {
+                i = end;
+            } else if c.is_ascii_alphabetic() || c == b'_' {
+                let (name, end) = word(bytes, i);
+                i = end;
+                return Some((name, end));
+            } else {
+                i += 1;
+            }
+        }
+        None
+    })
+}
+
 /// Whether the statement calls a function whose answer belongs to the connection, not the
 /// statement: on a pooled connection it answers for whatever ran there last.
 fn calls_connection_local(bytes: &[u8]) -> bool {
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if let Some(end) = skip_quoted_or_comment(bytes, i) {
-            i = end;
-        } else if c.is_ascii_alphabetic() || c == b'_' {
-            let (name, end) = word(bytes, i);
-            let call = bytes.get(skip_space(bytes, end)) == Some(&b'(');
-            if call
-                && matches!(
-                    name.as_str(),
-                    "LAST_INSERT_ROWID" | "CHANGES" | "TOTAL_CHANGES"
-                )
-            {
-                return true;
-            }
-            i = end;
-        } else {
-            i += 1;
-        }
-    }
-    false
+    names(bytes).any(|(name, end)| {
+        matches!(
+            name.as_str(),
+            "LAST_INSERT_ROWID" | "CHANGES" | "TOTAL_CHANGES"
+        ) && bytes.get(skip_space(bytes, end)) == Some(&b'(')
+    })
+}
+
+/// Whether a CREATE statement names the `temp` schema (`CREATE TABLE temp.x`, `"temp".x`).
+fn names_temp_schema(bytes: &[u8], offset: usize) -> bool {
+    let end = statement_end(bytes, offset);
+    let statement = &bytes[offset..end];
+    names(statement).any(|(name, end)| {
+        matches!(name.as_str(), "TEMP" | "TEMPORARY")
+            && statement.get(skip_space(statement, end)) == Some(&b'.')
+    })
 }
 
 /// The identifier or keyword at `offset`, upper-cased, and where it ends.
@@ -515,6 +586,15 @@ mod tests {
             ("PRAGMA foreign_keys", Kind::Read),
             ("PRAGMA integrity_check", Kind::Read),
             ("PRAGMA user_version = 7", Kind::Write),
+            ("PRAGMA user_version(7)", Kind::Write),
+            ("PRAGMA table_info('t')", Kind::Read),
+            ("PRAGMA integrity_check(10)", Kind::Read),
+            ("PRAGMA hard_heap_limit", Kind::Read),
+            ("SELECT \"changes\"()", Kind::InTransaction),
+            ("SELECT [last_insert_rowid]()", Kind::InTransaction),
+            ("SELECT x AS \"changes\" FROM t", Kind::Read),
+            ("SELECT temp FROM (SELECT 1 AS temp)", Kind::Read),
+            ("EXPLAIN INSERT INTO t VALUES (1)", Kind::Read),
             ("PRAGMA defer_foreign_keys = ON", Kind::InTransaction),
             ("SELECT * FROM missing", Kind::Unknown),
             ("SELECT 1; SELECT * FROM missing", Kind::Unknown),
@@ -539,7 +619,22 @@ mod tests {
             "PRAGMA wal_checkpoint(TRUNCATE)",
             "PRAGMA no_such_pragma",
             "CREATE TEMP TABLE x(y)",
+            "CREATE TABLE temp.x(y)",
+            "CREATE TABLE \"temp\" . x(y)",
+            "CREATE VIEW [TEMP].v AS SELECT 1",
+            "CREATE TRIGGER temp.tr AFTER INSERT ON main.t BEGIN SELECT 1; END",
             "VACUUM; SELECT 1",
+            "SELECT 1\0",
+            "INSERT INTO t VALUES (1);\0 INSERT INTO t VALUES (2)",
+            "PRAGMA query_only(0)",
+            "PRAGMA main.query_only(OFF)",
+            "PRAGMA foreign_keys(OFF)",
+            "PRAGMA ignore_check_constraints(1)",
+            "PRAGMA journal_mode(DELETE)",
+            "PRAGMA hard_heap_limit(1)",
+            "EXPLAIN PRAGMA ignore_check_constraints = 1",
+            "EXPLAIN BEGIN",
+            "EXPLAIN QUERY PLAN PRAGMA foreign_keys = OFF",
         ];
         for sql in refused {
             assert!(

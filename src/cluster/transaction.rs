@@ -1,67 +1,65 @@
-//! [`ClusterTransaction`]: a local SeaORM transaction on the primary (holding the one writer), or
-//! on a replica a session on the primary (`BEGIN IMMEDIATE` there) where every statement, reads
-//! included, runs. Nesting uses savepoints. A transaction dropped without commit is rolled back,
-//! and so is a nested one: its savepoint rollback is sent before anything else the transaction
-//! does next, its commit included.
+//! [`ClusterTransaction`]: one transaction shape with two places to run. On the primary, a local
+//! session: the one writer held and a pooled connection inside `BEGIN IMMEDIATE`. On a replica, a
+//! session on the primary (`BEGIN IMMEDIATE` there) where every statement, reads included, runs.
+//! Both nest with savepoints, and behave the same way:
+//! - a transaction dropped without commit is rolled back, and so is a nested one: its savepoint
+//!   rollback is sent before anything else the transaction does next, its commit included;
+//! - a statement that ends the transaction itself (a trigger's `RAISE(ROLLBACK)`, `INSERT OR
+//!   ROLLBACK`) ends it for good: nothing after it runs outside it, and its commit fails;
+//! - the connection goes back to its pool, and the writer is released, only after the rollback.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbErr, TransactionError, TransactionOptions,
-    TransactionSession, TransactionTrait,
-};
+use std::pin::Pin;
+
+use sea_orm::{DbErr, TransactionError, TransactionOptions, TransactionSession};
+use sqlx::pool::PoolConnection;
+use sqlx::{Executor as _, Sqlite};
 
 use super::client::CallError;
 use super::connection::{
-    Inner, Node, answer_from_reply, connection_traits, idempotency_key, rebuild_error, request_for,
-    resolve, settle,
+    Answer, Inner, Node, answer_from_reply, connection_traits, idempotency_key, rebuild_error,
+    request_for, resolve, settle, sqlx_db_err,
 };
 use super::statement;
-use super::wire::{Reply, Request};
-use super::writer::{Method, Sql, WriterGuard};
+use super::wire::{ErrorPhase, Reply, Request};
+use super::writer::{self, Method, Sql, WriterGuard};
 use super::{ClusterError, consistency, metrics};
 
-/// A remote transaction's session on the primary, shared by its savepoints.
+/// The outermost transaction and its savepoints share one session.
 struct Session {
-    id: u64,
-    /// The primary that holds the session; every call of the transaction goes there.
-    addr: String,
-    /// Savepoint rollbacks of nested transactions dropped without commit, sent before the next call.
+    place: Place,
+    /// Savepoint rollbacks of nested transactions dropped without commit, run before the next
+    /// statement or the commit.
     pending: Mutex<Vec<String>>,
-    /// Set when a call's answer was lost: what ran on the primary is unknown, so the transaction
-    /// can only be rolled back.
+    /// Why the transaction can only be rolled back now (a statement ended it; a remote answer
+    /// was lost), if it can.
     broken: Mutex<Option<String>>,
 }
 
-enum Kind {
+enum Place {
+    /// On this node, the primary.
     Local {
-        /// `None` once committed or rolled back.
-        txn: Option<DatabaseTransaction>,
-        /// The writer, held by the outermost transaction and shared with its savepoints.
-        _writer: Arc<WriterGuard>,
+        /// `None` once the transaction has ended.
+        conn: tokio::sync::Mutex<Option<PoolConnection<Sqlite>>>,
+        /// The pools' generation the connection came from (see [`super::pools`]).
+        generation: u64,
+        /// Released once the transaction has ended, and not before.
+        writer: Mutex<Option<WriterGuard>>,
     },
-    Remote {
-        session: Arc<Session>,
-        depth: u32,
-        open: bool,
-    },
+    /// On the primary `addr`, session `id`.
+    Remote { id: u64, addr: String },
 }
 
 /// A transaction of a [`super::ClusterConnection`].
 pub struct ClusterTransaction {
-    kind: Kind,
+    session: Arc<Session>,
+    /// 0 for the outermost; savepoint `sp{depth}` for a nested one.
+    depth: u32,
+    /// Whether it has not been committed or rolled back yet.
+    open: bool,
     cluster: Arc<Inner>,
-}
-
-/// Options for transactions on the primary: SQLite's `BEGIN IMMEDIATE`, the same as a replica's
-/// remote transaction gets, so a transaction never fails to upgrade its read lock to a write lock.
-fn immediate(mut options: TransactionOptions) -> TransactionOptions {
-    options
-        .sqlite_transaction_mode
-        .get_or_insert(sea_orm::SqliteTransactionMode::Immediate);
-    options
 }
 
 fn finished() -> DbErr {
@@ -77,31 +75,34 @@ fn refused(sql: &str) -> Result<(), DbErr> {
 }
 
 impl ClusterTransaction {
-    pub(crate) async fn begin_local(
-        cluster: Arc<Inner>,
-        options: TransactionOptions,
-    ) -> Result<Self, DbErr> {
-        let deadline = Instant::now() + cluster.timeout;
-        let guard = cluster
-            .writer
-            .acquire(deadline)
-            .await
-            .map_err(|r| ClusterError::from_refusal("this node", r).into_db_err())?;
-        let txn = cluster
-            .writer
-            .databases
-            .pools()
-            .map_err(ClusterError::into_db_err)?
-            .rw
-            .begin_with_options(immediate(options))
-            .await?;
-        Ok(ClusterTransaction {
-            kind: Kind::Local {
-                txn: Some(txn),
-                _writer: Arc::new(guard),
-            },
+    fn outermost(session: Session, cluster: Arc<Inner>) -> Self {
+        ClusterTransaction {
+            session: Arc::new(session),
+            depth: 0,
+            open: true,
             cluster,
-        })
+        }
+    }
+
+    pub(crate) async fn begin_local(cluster: Arc<Inner>) -> Result<Self, DbErr> {
+        let deadline = Instant::now() + cluster.timeout;
+        let refusal = |r| ClusterError::from_refusal("this node", r).into_db_err();
+        let guard = cluster.writer.acquire(deadline).await.map_err(refusal)?;
+        let (mut conn, generation) = cluster.writer.connection().await.map_err(refusal)?;
+        if let Err(err) = conn.execute("BEGIN IMMEDIATE").await {
+            writer::release(conn).await;
+            return Err(sqlx_db_err(Method::Execute, err));
+        }
+        let session = Session {
+            place: Place::Local {
+                conn: tokio::sync::Mutex::new(Some(conn)),
+                generation,
+                writer: Mutex::new(Some(guard)),
+            },
+            pending: Mutex::new(Vec::new()),
+            broken: Mutex::new(None),
+        };
+        Ok(Self::outermost(session, cluster))
     }
 
     pub(crate) async fn begin_remote(cluster: Arc<Inner>) -> Result<Self, DbErr> {
@@ -126,20 +127,12 @@ impl ClusterTransaction {
                 .into_db_err(),
             })?;
         metrics::remote_transaction();
-        let session = Arc::new(Session {
-            id,
-            addr,
+        let session = Session {
+            place: Place::Remote { id, addr },
             pending: Mutex::new(Vec::new()),
             broken: Mutex::new(None),
-        });
-        Ok(ClusterTransaction {
-            kind: Kind::Remote {
-                session,
-                depth: 0,
-                open: true,
-            },
-            cluster,
-        })
+        };
+        Ok(Self::outermost(session, cluster))
     }
 
     fn node(&self) -> &Node {
@@ -149,73 +142,92 @@ impl ClusterTransaction {
             .expect("remote transactions exist only in cluster mode")
     }
 
-    fn local_txn(&self) -> Result<&DatabaseTransaction, DbErr> {
-        match &self.kind {
-            Kind::Local { txn: Some(txn), .. } => Ok(txn),
-            _ => Err(finished()),
+    /// Runs one SQL string in this transaction.
+    async fn dispatch(&self, sql: Sql, method: Method) -> Result<Answer, DbErr> {
+        if !self.open {
+            return Err(finished());
         }
+        refused(sql.text())?;
+        self.flush_pending().await?;
+        self.run(sql, method).await
     }
 
-    /// Runs one SQL string in this transaction.
-    async fn dispatch(&self, sql: Sql, method: Method) -> Result<super::connection::Answer, DbErr> {
-        use super::connection::Answer;
-        refused(sql.text())?;
-        match &self.kind {
-            Kind::Local { .. } => {
-                let txn = self.local_txn()?;
-                self.cluster
-                    .writer
-                    .databases
-                    .pools()
-                    .map_err(ClusterError::into_db_err)?;
-                Ok(match (sql, method) {
-                    (Sql::Raw(text), _) => Answer::Exec(txn.execute_unprepared(&text).await?),
-                    (Sql::Sea(stmt), Method::Execute) => Answer::Exec(txn.execute_raw(stmt).await?),
-                    (Sql::Sea(stmt), Method::QueryOne) => {
-                        Answer::Row(txn.query_one_raw(stmt).await?)
+    /// Runs one SQL string in the session, as it is.
+    async fn run(&self, sql: Sql, method: Method) -> Result<Answer, DbErr> {
+        let broken = self.session.broken.lock().unwrap().clone();
+        if let Some(why) = broken {
+            return Err(ClusterError::SessionLost(why).into_db_err());
+        }
+        match &self.session.place {
+            Place::Local {
+                conn, generation, ..
+            } => {
+                let mut guard = conn.lock().await;
+                let conn = guard.as_mut().ok_or_else(finished)?;
+                self.usable(*generation)?;
+                let result = writer::run_native(conn, &sql, method).await;
+                if !writer::in_transaction(conn).await {
+                    // The statement ended the transaction itself: it was rolled back.
+                    let why = "a statement rolled the transaction back (RAISE(ROLLBACK), INSERT OR ROLLBACK)";
+                    *self.session.broken.lock().unwrap() = Some(why.into());
+                    if let Some(conn) = guard.take() {
+                        writer::release(conn).await;
                     }
-                    (Sql::Sea(stmt), Method::QueryAll) => {
-                        Answer::Rows(txn.query_all_raw(stmt).await?)
-                    }
-                    (Sql::Wire(_), _) => unreachable!("wire statements come from replicas"),
-                })
+                    self.release_writer();
+                }
+                result
+                    .map(Answer::from_native)
+                    .map_err(|e| sqlx_db_err(method, e))
             }
-            Kind::Remote { session, .. } => {
+            Place::Remote { id, addr } => {
                 let request = request_for(self.node(), sql, method).await?;
-                let reply = self.run_remote(session, request).await?;
+                let reply = self.call_remote(*id, addr, request).await?;
                 answer_from_reply(self.node(), reply, method).await
             }
         }
     }
 
-    /// Sends the savepoint rollbacks left by dropped nested transactions.
-    async fn flush_pending(&self, session: &Session) -> Result<(), DbErr> {
-        let pending: Vec<String> = std::mem::take(&mut *session.pending.lock().unwrap());
+    /// Whether this node's pools can be touched, and the connection is of the current ones.
+    fn usable(&self, generation: u64) -> Result<(), DbErr> {
+        let databases = &self.cluster.writer.databases;
+        databases.pools().map_err(ClusterError::into_db_err)?;
+        if generation != databases.generation() {
+            return Err(
+                ClusterError::SessionLost("LiteFS remounted the database".into()).into_db_err(),
+            );
+        }
+        Ok(())
+    }
+
+    fn release_writer(&self) {
+        if let Place::Local { writer, .. } = &self.session.place {
+            writer.lock().unwrap().take();
+        }
+    }
+
+    /// Runs the savepoint rollbacks left by dropped nested transactions; kept if they fail.
+    async fn flush_pending(&self) -> Result<(), DbErr> {
+        let pending: Vec<String> = std::mem::take(&mut *self.session.pending.lock().unwrap());
         if pending.is_empty() {
             return Ok(());
         }
-        self.call_session(session, Request::ExecuteUnprepared(pending.join("; ")))
-            .await
-            .map(drop)
-    }
-
-    /// Runs one statement in the remote session, after any savepoint rollbacks left by drops.
-    async fn run_remote(&self, session: &Session, request: Request) -> Result<Reply, DbErr> {
-        self.flush_pending(session).await?;
-        self.call_session(session, request).await
-    }
-
-    async fn call_session(&self, session: &Session, request: Request) -> Result<Reply, DbErr> {
-        if let Some(why) = session.broken.lock().unwrap().clone() {
-            return Err(ClusterError::SessionLost(why).into_db_err());
+        let sql = Sql::Raw(pending.join("; "));
+        match self.run(sql, Method::Execute).await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                self.session.pending.lock().unwrap().splice(0..0, pending);
+                Err(err)
+            }
         }
+    }
+
+    async fn call_remote(&self, id: u64, addr: &str, request: Request) -> Result<Reply, DbErr> {
         let node = self.node();
-        let id = session.id;
         let phase = request.phase();
         let deadline = Instant::now() + node.forwarder.timeout;
         let answer = node
             .forwarder
-            .call(deadline, Some(&session.addr), |client, ctx| {
+            .call(deadline, Some(addr), |client, ctx| {
                 let request = request.clone();
                 async move { client.run_in(ctx, id, request).await }
             })
@@ -230,129 +242,173 @@ impl ClusterTransaction {
                 let why = format!(
                     "a statement's answer from {addr} was lost ({reason}): the transaction can only be rolled back"
                 );
-                *session.broken.lock().unwrap() = Some(why.clone());
+                *self.session.broken.lock().unwrap() = Some(why.clone());
                 Err(ClusterError::SessionLost(why).into_db_err())
             }
         }
     }
 
-    async fn finish_remote(&mut self, commit: bool) -> Result<(), DbErr> {
-        let Kind::Remote {
-            session,
-            depth,
-            open,
-        } = &mut self.kind
-        else {
-            unreachable!()
-        };
-        if !*open {
+    /// Commits (`commit`) or rolls back this transaction or savepoint.
+    async fn finish(&mut self, commit: bool) -> Result<(), DbErr> {
+        if !self.open {
             return Err(finished());
         }
-        *open = false;
-        let (session, depth) = (session.clone(), *depth);
-        if depth > 0 {
+        let depth = self.depth;
+        let result = if depth > 0 {
             let sql = if commit {
                 format!("RELEASE sp{depth}")
             } else {
                 format!("ROLLBACK TO sp{depth}; RELEASE sp{depth}")
             };
-            return self
-                .run_remote(&session, Request::ExecuteUnprepared(sql))
-                .await
-                .map(drop);
-        }
-        if commit {
-            self.commit_remote(&session).await
+            // Pending rollbacks first; if this fails, Drop queues the savepoint's rollback.
+            match self.flush_pending().await {
+                Ok(()) => self.run(Sql::Raw(sql), Method::Execute).await.map(drop),
+                Err(err) => Err(err),
+            }
+        } else if commit {
+            self.commit_outermost().await
         } else {
-            self.rollback_remote(&session).await;
+            self.rollback_outermost().await;
             Ok(())
+        };
+        if result.is_ok() || depth == 0 {
+            self.open = false;
         }
+        result
     }
 
-    async fn commit_remote(&self, session: &Session) -> Result<(), DbErr> {
+    async fn commit_outermost(&self) -> Result<(), DbErr> {
         // What nested transactions dropped must be undone before the commit, not after.
-        if let Err(err) = self.flush_pending(session).await {
-            self.rollback_remote(session).await;
+        let flushed = self.flush_pending().await;
+        let broken = self.session.broken.lock().unwrap().clone();
+        if let Some(err) = flushed
+            .err()
+            .or_else(|| broken.map(|why| ClusterError::SessionLost(why).into_db_err()))
+        {
+            self.rollback_outermost().await;
             return Err(err);
         }
-        let broken = session.broken.lock().unwrap().clone();
-        if let Some(why) = broken {
-            self.rollback_remote(session).await;
-            return Err(ClusterError::SessionLost(why).into_db_err());
+        match &self.session.place {
+            Place::Local {
+                conn, generation, ..
+            } => {
+                let mut guard = conn.lock().await;
+                if let Err(err) = self.usable(*generation) {
+                    drop(guard);
+                    self.rollback_outermost().await;
+                    return Err(err);
+                }
+                let mut conn = guard.take().ok_or_else(finished)?;
+                let committed = conn.execute("COMMIT").await;
+                writer::release(conn).await;
+                self.release_writer();
+                committed.map_err(|e| sqlx_db_err(Method::Execute, e))?;
+                if let Some(pos) = self.cluster.writer.pos() {
+                    consistency::record(pos);
+                }
+                Ok(())
+            }
+            Place::Remote { id, addr } => {
+                let node = self.node();
+                let (id, key) = (*id, idempotency_key());
+                let deadline = Instant::now() + node.forwarder.timeout;
+                let sent = node
+                    .forwarder
+                    .call(deadline, Some(addr), |client, ctx| async move {
+                        client.commit(ctx, id, key).await
+                    })
+                    .await;
+                let outcome = match sent {
+                    Ok((outcome, _)) => outcome,
+                    Err(CallError::Failed(err)) => return Err(err.into_db_err()),
+                    Err(CallError::Lost { addr, reason }) => {
+                        resolve(node, key, addr, reason).await?
+                    }
+                };
+                settle(node, outcome, ErrorPhase::Exec).await.map(drop)
+            }
         }
-        let node = self.node();
-        let (id, key) = (session.id, idempotency_key());
-        let deadline = Instant::now() + node.forwarder.timeout;
-        let sent = node
-            .forwarder
-            .call(deadline, Some(&session.addr), |client, ctx| async move {
-                client.commit(ctx, id, key).await
-            })
-            .await;
-        let outcome = match sent {
-            Ok((outcome, _)) => outcome,
-            Err(CallError::Failed(err)) => return Err(err.into_db_err()),
-            Err(CallError::Lost { addr, reason }) => resolve(node, key, addr, reason).await?,
-        };
-        settle(node, outcome, super::wire::ErrorPhase::Exec)
-            .await
-            .map(drop)
     }
 
-    /// Rolls the session back on the primary. Whatever happens, nothing of it commits: if this
-    /// call fails, the primary rolls the session back when its lease ends.
-    async fn rollback_remote(&self, session: &Session) {
-        let node = self.node();
-        let id = session.id;
-        let deadline = Instant::now() + node.forwarder.timeout;
-        if let Err(err) = node
-            .forwarder
-            .call(deadline, Some(&session.addr), |client, ctx| async move {
-                client.rollback(ctx, id).await
-            })
-            .await
-        {
-            tracing::warn!(
-                session = id,
-                ?err,
-                "rollback not confirmed: the primary's lease will end the transaction"
-            );
+    /// Rolls the whole transaction back. Whatever happens, nothing of it commits: if a remote
+    /// rollback is not confirmed, the primary rolls the session back when its lease ends.
+    async fn rollback_outermost(&self) {
+        rollback_session(&self.session, &self.cluster).await;
+    }
+}
+
+async fn rollback_session(session: &Session, cluster: &Inner) {
+    match &session.place {
+        Place::Local {
+            conn,
+            generation,
+            writer,
+        } => {
+            if let Some(conn) = conn.lock().await.take() {
+                let databases = &cluster.writer.databases;
+                if databases.suspended() || databases.generation() != *generation {
+                    // Its mount may be gone: touching the connection could kill the process
+                    // (see `pools`). Retired unclosed; SQLite's lock went with the old mount.
+                    std::mem::forget(conn.detach());
+                } else {
+                    writer::release(conn).await;
+                }
+            }
+            writer.lock().unwrap().take();
+        }
+        Place::Remote { id, addr } => {
+            let Some(node) = cluster.node.as_ref() else {
+                return;
+            };
+            let id = *id;
+            let deadline = Instant::now() + node.forwarder.timeout;
+            if let Err(err) = node
+                .forwarder
+                .call(deadline, Some(addr), |client, ctx| async move {
+                    client.rollback(ctx, id).await
+                })
+                .await
+            {
+                tracing::warn!(
+                    session = id,
+                    ?err,
+                    "rollback not confirmed: the primary's lease will end the transaction"
+                );
+            }
         }
     }
 }
 
 impl Drop for ClusterTransaction {
     fn drop(&mut self) {
-        let Kind::Remote {
-            session,
-            depth,
-            open: true,
-        } = &self.kind
-        else {
+        if !self.open {
             return;
-        };
-        if *depth > 0 {
-            session
+        }
+        if self.depth > 0 {
+            let depth = self.depth;
+            self.session
                 .pending
                 .lock()
                 .unwrap()
                 .push(format!("ROLLBACK TO sp{depth}; RELEASE sp{depth}"));
             return;
         }
-        // Outermost: roll back on the primary now. If this cannot run, the primary's lease will.
-        let (cluster, session) = (self.cluster.clone(), session.clone());
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let txn = ClusterTransaction {
-                    kind: Kind::Remote {
-                        session: session.clone(),
-                        depth: 0,
-                        open: false,
-                    },
-                    cluster,
-                };
-                txn.rollback_remote(&session).await;
-            });
+        // Outermost: roll back now, in a task (Drop cannot wait).
+        let (cluster, session) = (self.cluster.clone(), self.session.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { rollback_session(&session, &cluster).await });
+            }
+            Err(_) => {
+                // No runtime to roll back on: the connection must never go back to its pool
+                // inside a transaction, so it is retired.
+                if let Place::Local { conn, .. } = &session.place
+                    && let Ok(mut conn) = conn.try_lock()
+                    && let Some(conn) = conn.take()
+                {
+                    std::mem::forget(conn.detach());
+                }
+            }
         }
     }
 }
@@ -362,54 +418,26 @@ connection_traits!(ClusterTransaction);
 #[async_trait::async_trait]
 impl TransactionSession for ClusterTransaction {
     async fn commit(mut self) -> Result<(), DbErr> {
-        match &mut self.kind {
-            Kind::Local { txn, .. } => {
-                txn.take().ok_or_else(finished)?.commit().await?;
-                if let Some(pos) = self.cluster.writer.pos() {
-                    consistency::record(pos);
-                }
-                Ok(())
-            }
-            Kind::Remote { .. } => self.finish_remote(true).await,
-        }
+        self.finish(true).await
     }
 
     async fn rollback(mut self) -> Result<(), DbErr> {
-        match &mut self.kind {
-            Kind::Local { txn, .. } => txn.take().ok_or_else(finished)?.rollback().await,
-            Kind::Remote { .. } => self.finish_remote(false).await,
-        }
+        self.finish(false).await
     }
 }
 
 impl ClusterTransaction {
     /// A nested transaction: a savepoint (SQLite has no other kind, so options are ignored).
     async fn open(&self, _options: TransactionOptions) -> Result<ClusterTransaction, DbErr> {
-        match &self.kind {
-            Kind::Local { _writer, .. } => Ok(ClusterTransaction {
-                kind: Kind::Local {
-                    txn: Some(self.local_txn()?.begin().await?),
-                    _writer: _writer.clone(),
-                },
-                cluster: self.cluster.clone(),
-            }),
-            Kind::Remote { session, depth, .. } => {
-                let depth = depth + 1;
-                self.run_remote(
-                    session,
-                    Request::ExecuteUnprepared(format!("SAVEPOINT sp{depth}")),
-                )
-                .await?;
-                Ok(ClusterTransaction {
-                    kind: Kind::Remote {
-                        session: session.clone(),
-                        depth,
-                        open: true,
-                    },
-                    cluster: self.cluster.clone(),
-                })
-            }
-        }
+        let depth = self.depth + 1;
+        self.dispatch(Sql::Raw(format!("SAVEPOINT sp{depth}")), Method::Execute)
+            .await?;
+        Ok(ClusterTransaction {
+            session: self.session.clone(),
+            depth,
+            open: true,
+            cluster: self.cluster.clone(),
+        })
     }
 }
 

@@ -311,7 +311,10 @@ impl Writer {
                 }
             }
         }
-        let native = match run_native(conn, sql, method).await {
+        let alarm = Alarm::set(conn, deadline).await;
+        let native = run_native(conn, sql, method).await;
+        alarm.unset();
+        let native = match native {
             Ok(native) => native,
             Err(err) => {
                 rollback(conn).await;
@@ -432,5 +435,52 @@ pub async fn release(mut conn: PoolConnection<Sqlite>) {
     if in_transaction(&mut conn).await {
         tracing::error!("a connection stayed inside a transaction after ROLLBACK: retiring it");
         std::mem::forget(conn.detach());
+    }
+}
+
+/// Interrupts the statement running on a connection when a deadline passes (`sqlite3_interrupt`,
+/// which SQLite allows from any thread): a runaway statement must not hold the writer past its
+/// caller's deadline. The statement then fails with SQLITE_INTERRUPT and is rolled back.
+pub struct Alarm {
+    /// Whether the alarm may still go off; the connection stays open while it is set.
+    armed: Arc<std::sync::Mutex<bool>>,
+    timer: tokio::task::JoinHandle<()>,
+}
+
+impl Alarm {
+    pub async fn set(conn: &mut SqliteConnection, at: Instant) -> Alarm {
+        let handle = match conn.lock_handle().await {
+            Ok(mut handle) => Some(handle.as_raw_handle().as_ptr() as usize),
+            Err(_) => None,
+        };
+        let armed = Arc::new(std::sync::Mutex::new(handle.is_some()));
+        let ringing = armed.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let armed = ringing.lock().unwrap();
+            if let (true, Some(handle)) = (*armed, handle) {
+                tracing::warn!("a statement ran past its deadline: interrupting it");
+                // SAFETY: the connection is open while the alarm is armed (`unset` takes this
+                // lock before the connection can be released), and sqlite3_interrupt may be
+                // called from any thread while a statement runs on it.
+                unsafe {
+                    libsqlite3_sys::sqlite3_interrupt(handle as *mut libsqlite3_sys::sqlite3)
+                };
+            }
+        });
+        Alarm { armed, timer }
+    }
+
+    /// Disarms the alarm: once this returns, it never goes off.
+    pub fn unset(self) {
+        *self.armed.lock().unwrap() = false;
+        self.timer.abort();
+    }
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        *self.armed.lock().unwrap() = false;
+        self.timer.abort();
     }
 }

@@ -656,3 +656,34 @@ async fn a_statement_racing_the_lease_never_runs_outside_its_transaction() {
         }
     }
 }
+
+/// Found by review after the fixes: `CREATE TABLE temp.z` from a replica made a TEMP table on one
+/// of the primary's writer connections, and later writes landing there answered Ok and vanished;
+/// a PRAGMA in call form on a replica was run on its read pool.
+#[tokio::test]
+async fn temp_objects_and_pragma_settings_from_a_replica_are_refused() {
+    let cluster = Cluster::start(2).await;
+    let replica = cluster.connect(2).await;
+    replica
+        .execute_unprepared("CREATE TABLE z(x)")
+        .await
+        .unwrap();
+    for sql in [
+        "CREATE TABLE temp.z(x)",
+        "PRAGMA query_only(0); PRAGMA user_version(7)",
+    ] {
+        let err = replica.execute_unprepared(sql).await.unwrap_err();
+        assert!(
+            matches!(cluster_error(&err), ClusterError::Refused(_)),
+            "{sql}: {err}"
+        );
+    }
+    for i in 0..9 {
+        replica
+            .execute_unprepared(&format!("INSERT INTO z VALUES ({i})"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(ints(&cluster, 1, "SELECT count(*) FROM z").await, [9]);
+    assert_eq!(ints(&cluster, 1, "PRAGMA user_version").await, [0]);
+}
