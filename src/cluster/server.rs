@@ -256,6 +256,17 @@ impl Executor {
 
     async fn run_in(&self, id: u64, request: Request) -> Result<Outcome, Refusal> {
         let session = self.session(id)?;
+        self.run_in_session(id, session, request).await
+    }
+
+    /// Runs a statement in `session`, which may have ended since it was looked up: its state,
+    /// read under its lock, decides.
+    async fn run_in_session(
+        &self,
+        id: u64,
+        session: Arc<Session>,
+        request: Request,
+    ) -> Result<Outcome, Refusal> {
         let mut state = session.state.lock().await;
         let (conn, generation) = match &mut *state {
             State::Open {
@@ -572,6 +583,48 @@ pub async fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
 #[cfg(test)]
 mod hardening_tests {
     use super::*;
+
+    /// Defect 5 of the review, made deterministic: a statement whose session was looked up just
+    /// before the reaper rolled it back must not run at all (it used to run in autocommit mode).
+    #[tokio::test]
+    async fn a_statement_for_a_session_reaped_meanwhile_never_runs() {
+        let (executor, writer) = executor(SessionLimits {
+            lease: Duration::from_millis(1),
+            max_lifetime: Duration::from_secs(60),
+            max_sessions: 64,
+        });
+        let deadline = || Instant::now() + Duration::from_secs(2);
+        writer
+            .autocommit(
+                Sql::Raw("CREATE TABLE t(x)".into()),
+                Method::Execute,
+                None,
+                false,
+                deadline(),
+            )
+            .await
+            .unwrap();
+        let insert = |x: i64| {
+            Request::Execute(wire::Statement {
+                sql: "INSERT INTO t VALUES (?)".into(),
+                params: vec![wire::Value::Integer(x)],
+            })
+        };
+        let id = executor.begin(deadline()).await.unwrap();
+        executor.run_in(id, insert(1)).await.unwrap();
+        let looked_up = executor.session(id).unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await; // past the 1 ms lease
+        executor.reap().await;
+        let late = executor.run_in_session(id, looked_up, insert(2)).await;
+        assert_eq!(late, Err(Refusal::NoSuchSession { session: id }));
+        assert!(executor.commit(id, 7, deadline()).await.is_err());
+        let (mut conn, _) = writer.connection().await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "nothing of the reaped transaction committed");
+    }
 
     fn executor(limits: SessionLimits) -> (Arc<Executor>, Arc<Writer>) {
         let dir = std::env::temp_dir().join(format!(
