@@ -4,6 +4,7 @@
 #[path = "../support/browser.rs"]
 mod browser;
 mod differential;
+mod differential_prop;
 mod forwarding;
 mod guarantees;
 mod harness;
