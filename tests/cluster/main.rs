@@ -5,6 +5,7 @@
 mod browser;
 mod defects;
 mod differential;
+mod differential_prop;
 mod forwarding;
 mod guarantees;
 mod harness;
