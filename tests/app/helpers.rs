@@ -11,7 +11,7 @@ use reqwest::{Client, Response, StatusCode};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::Value;
 
-pub const PASSWORD: &str = "secret-pw";
+pub const PASSWORD: &str = "a-long-test-password";
 pub const NODE_NAME: &str = "test-node";
 
 /// A running blog and what a test needs to talk to it. Dropping it stops the server and removes
@@ -25,7 +25,8 @@ pub struct TestApp {
     pub password: String,
     /// The app's own database handle, to look behind the HTTP interface.
     pub db: ClusterConnection,
-    dir: PathBuf,
+    /// The temporary directory that holds the database (`blog.db`).
+    pub dir: PathBuf,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -57,9 +58,21 @@ pub fn cookie_client() -> Client {
 
 /// Starts the blog on 127.0.0.1:0 with a new database.
 pub async fn spawn_app() -> TestApp {
-    let dir = fresh_dir();
+    spawn_app_with(&[])
+        .await
+        .expect("the app starts on a fresh database")
+}
+
+/// Starts the blog on 127.0.0.1:0 with a new database and extra command-line arguments (later
+/// ones override earlier ones); the error is what `blog::start` said.
+pub async fn spawn_app_with(extra: &[&str]) -> Result<TestApp, String> {
+    spawn_app_in(fresh_dir(), extra).await
+}
+
+/// Starts the blog on 127.0.0.1:0 with the database `dir/blog.db` (created if missing).
+pub async fn spawn_app_in(dir: PathBuf, extra: &[&str]) -> Result<TestApp, String> {
     let database = dir.join("blog.db");
-    let cli = blog::config::Cli::try_parse_from([
+    let mut args = vec![
         "blog",
         "--listen",
         "127.0.0.1:0",
@@ -69,23 +82,27 @@ pub async fn spawn_app() -> TestApp {
         PASSWORD,
         "--node-name",
         NODE_NAME,
-    ])
-    .expect("the test's command line parses");
+    ];
+    args.extend_from_slice(extra);
+    let cli = blog::config::Cli::try_parse_from(args).map_err(|e| e.to_string())?;
     assert!(
         cli.config.litefs_dir.is_none(),
         "BLOG_LITEFS_DIR is set in the environment: these tests need a standalone node"
     );
-    let running = blog::start(cli.config)
-        .await
-        .expect("the app starts on a fresh database");
-    TestApp {
+    let running = blog::start(cli.config).await?;
+    Ok(TestApp {
         base: format!("http://{}", running.addr),
         client: cookie_client(),
         password: running.admin_password,
         db: running.db,
         dir,
         server: running.server,
-    }
+    })
+}
+
+/// A fresh, empty directory for a database, for tests that start apps with [`spawn_app_in`].
+pub fn new_dir() -> PathBuf {
+    fresh_dir()
 }
 
 impl Drop for TestApp {

@@ -5,5 +5,8 @@ mod api;
 #[path = "../support/browser.rs"]
 mod browser;
 mod browser_test;
+mod fuzz;
 mod helpers;
 mod pages;
+mod security;
+mod shutdown;
