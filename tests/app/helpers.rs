@@ -63,8 +63,8 @@ pub async fn spawn_app() -> TestApp {
         .expect("the app starts on a fresh database")
 }
 
-/// Starts the blog on 127.0.0.1:0 with a new database and extra command-line arguments (later
-/// ones override earlier ones); the error is what `blog::start` said.
+/// Starts the blog on 127.0.0.1:0 with a new database and extra command-line arguments (which
+/// replace the defaults they name); the error is what `blog::start` said.
 pub async fn spawn_app_with(extra: &[&str]) -> Result<TestApp, String> {
     spawn_app_in(fresh_dir(), extra).await
 }
@@ -72,17 +72,21 @@ pub async fn spawn_app_with(extra: &[&str]) -> Result<TestApp, String> {
 /// Starts the blog on 127.0.0.1:0 with the database `dir/blog.db` (created if missing).
 pub async fn spawn_app_in(dir: PathBuf, extra: &[&str]) -> Result<TestApp, String> {
     let database = dir.join("blog.db");
-    let mut args = vec![
-        "blog",
-        "--listen",
-        "127.0.0.1:0",
-        "--database",
-        database.to_str().expect("temp dir path is UTF-8"),
-        "--admin-password",
-        PASSWORD,
-        "--node-name",
-        NODE_NAME,
+    let defaults = [
+        ("--listen", "127.0.0.1:0"),
+        (
+            "--database",
+            database.to_str().expect("temp dir path is UTF-8"),
+        ),
+        ("--admin-password", PASSWORD),
+        ("--node-name", NODE_NAME),
     ];
+    let mut args = vec!["blog"];
+    for (flag, value) in defaults {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
     args.extend_from_slice(extra);
     let cli = blog::config::Cli::try_parse_from(args).map_err(|e| e.to_string())?;
     assert!(
