@@ -225,7 +225,6 @@ async fn edit_post(
         body: existing.post.body.clone(),
         tags: existing.tags.join(", "),
         published: existing.post.published.then(|| "on".into()),
-        ..Default::default()
     };
     Ok(post_form(
         &state,

@@ -136,6 +136,8 @@ fn request() -> impl Strategy<Value = BadRequest> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The closure's error type is proptest's `TestCaseError`, not ours to shrink.
+#[allow(clippy::result_large_err)]
 async fn fuzz_generated_bad_requests_never_get_a_5xx() {
     count_server_panics();
     let app = Arc::new(spawn_app().await);
