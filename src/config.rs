@@ -74,6 +74,12 @@ pub struct Config {
     #[arg(long, env = "BLOG_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
+    /// The header that carries the client's IP when a trusted proxy is in front (on Fly:
+    /// `fly-client-ip`). Used to throttle password guesses per client. Set it only behind a proxy
+    /// that always sets it: otherwise clients choose their own IP.
+    #[arg(long, env = "BLOG_CLIENT_IP_HEADER", global = true)]
+    pub client_ip_header: Option<String>,
+
     /// A client that has not sent a request's headers within this time is disconnected. The same
     /// bound applies to a keep-alive connection waiting idle for its next request.
     #[arg(
@@ -197,6 +203,11 @@ impl Config {
             return Err(format!(
                 "BLOG_PUBLIC_URL must start with https:// or http://: {url}"
             ));
+        }
+        if let Some(header) = &self.client_ip_header {
+            axum::http::HeaderName::try_from(header.as_str()).map_err(|e| {
+                format!("BLOG_CLIENT_IP_HEADER is not a header name ({e}): {header}")
+            })?;
         }
         Ok(())
     }

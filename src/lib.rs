@@ -185,6 +185,10 @@ pub async fn start(config: Config) -> Result<Running, String> {
         security: Arc::new(web::Security {
             secure_cookies: config.secure_cookies(),
             public_origin: config.public_origin(),
+            client_ip_header: config
+                .client_ip_header
+                .as_deref()
+                .and_then(|h| axum::http::HeaderName::try_from(h).ok()),
         }),
         database_file: Arc::new(web::health::DatabaseFile::at_start(
             &config.database,

@@ -166,23 +166,33 @@ fn quota(period: Duration, burst: u32) -> Quota {
         .allow_burst(NonZeroU32::new(burst).expect("a non-zero burst"))
 }
 
-/// The peer's address, as the server loop recorded it.
-pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+/// The client's IP: from the header a trusted proxy sets (`BLOG_CLIENT_IP_HEADER`, such as Fly's
+/// `fly-client-ip`) when configured, else the TCP peer as the server loop recorded it.
+pub fn client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+    if let Some(header) = &state.security.client_ip_header {
+        return parts
+            .headers
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+    }
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
 }
 
-/// The peer's IP address, for throttling (`None` when the request did not come through
-/// [`super::serve`]).
+/// The client's IP address, for throttling (see [`client_ip`]).
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(parts)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts, state)))
     }
 }
 
@@ -202,7 +212,7 @@ impl FromRequestParts<AppState> for ApiAdmin {
         }
         match state
             .passwords
-            .check(client_ip(parts), basic.password(), "basic")
+            .check(client_ip(parts, state), basic.password(), "basic")
             .await
         {
             Verdict::Right => Ok(ApiAdmin),

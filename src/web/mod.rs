@@ -75,6 +75,8 @@ pub struct Security {
     pub secure_cookies: bool,
     /// The only `Origin` forms are accepted from; `None`: the request's own host.
     pub public_origin: Option<String>,
+    /// The header a trusted proxy puts the client's IP in; `None`: the TCP peer is the client.
+    pub client_ip_header: Option<HeaderName>,
 }
 
 impl FromRef<AppState> for Key {

@@ -904,3 +904,31 @@ async fn f19_a_post_has_at_most_twenty_tags() {
     );
     assert_eq!(app.row_counts().await, (0, 0));
 }
+
+#[tokio::test]
+async fn f04_behind_a_proxy_the_client_ip_header_keys_the_throttle() {
+    let app = spawn_app_with(&["--client-ip-header", "x-client-ip"])
+        .await
+        .expect("starts with a client IP header");
+    let guess = |ip: &'static str, i: usize| {
+        bare_client()
+            .get(app.url("/api/posts"))
+            .header("x-client-ip", ip)
+            .basic_auth("admin", Some(format!("a-long-wrong-guess-{i}")))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(guess("10.0.0.1", i).await.unwrap().status());
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // Another client behind the same proxy is not held back by the first.
+    assert_eq!(
+        guess("10.0.0.2", 0).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

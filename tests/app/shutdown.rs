@@ -34,19 +34,22 @@ fn f13_sigterm_lets_an_in_flight_request_finish_then_exits() {
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
 
-    // A request in flight: headers and half of the body sent.
+    // A request in flight: its headers are sent with `Expect: 100-continue`, and the server's
+    // "100 Continue" says the handler has started reading the body.
     let body = br#"{"label":"drained"}"#;
     let auth = base64_basic(PASSWORD);
     let mut stream = TcpStream::connect(&addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         stream,
-        "POST /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .unwrap();
+    stream.flush().unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
     stream.write_all(&body[..5]).unwrap();
     stream.flush().unwrap();
 
