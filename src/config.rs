@@ -69,12 +69,13 @@ pub struct Config {
     )]
     pub session_secret: Option<String>,
 
-    /// The URL people use to reach the blog (`https://blog.fly.dev`). When it is https, cookies are
-    /// `Secure`; forms are accepted only from its origin (without it, from the request's host).
+    /// The URL people use to reach the blog (`https://blog.example`). When it is https (or, unset,
+    /// on Fly.io), cookies are `Secure`; forms are accepted only from its origin (without it, from
+    /// the request's host).
     #[arg(long, env = "BLOG_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
-    /// The header that carries the client's IP when a trusted proxy is in front (on Fly:
+    /// The header that carries the client's IP when a trusted proxy is in front (default on Fly:
     /// `fly-client-ip`). Used to throttle password guesses per client. Set it only behind a proxy
     /// that always sets it: otherwise clients choose their own IP.
     #[arg(long, env = "BLOG_CLIENT_IP_HEADER", global = true)]
@@ -171,6 +172,11 @@ pub struct Config {
     pub log_format: String,
 }
 
+/// Whether this process runs on a Fly.io machine.
+fn on_fly() -> bool {
+    std::env::var_os("FLY_APP_NAME").is_some_and(|v| !v.is_empty())
+}
+
 /// The shortest admin password accepted: NIST SP 800-63B (rev. 4) asks 15 characters of a password
 /// that is the only factor.
 pub const MIN_PASSWORD_CHARS: usize = 15;
@@ -212,11 +218,21 @@ impl Config {
         Ok(())
     }
 
-    /// Whether cookies must be `Secure`: the public URL is https.
+    /// Whether cookies must be `Secure`: the public URL is https, or the blog runs on Fly.io
+    /// (`FLY_APP_NAME` is set), whose proxy serves every app over https.
     pub fn secure_cookies(&self) -> bool {
-        self.public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+        match self.public_url.as_deref() {
+            Some(url) => url.starts_with("https://"),
+            None => on_fly(),
+        }
+    }
+
+    /// The header with the client's IP: as configured, or on Fly.io the `fly-client-ip` its proxy
+    /// always sets.
+    pub fn client_ip_header(&self) -> Option<String> {
+        self.client_ip_header
+            .clone()
+            .or_else(|| on_fly().then(|| "fly-client-ip".to_owned()))
     }
 
     /// The origin forms must come from (`https://host[:port]`), when the public URL is known.

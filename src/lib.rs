@@ -186,8 +186,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
             secure_cookies: config.secure_cookies(),
             public_origin: config.public_origin(),
             client_ip_header: config
-                .client_ip_header
-                .as_deref()
+                .client_ip_header()
                 .and_then(|h| axum::http::HeaderName::try_from(h).ok()),
         }),
         database_file: Arc::new(web::health::DatabaseFile::at_start(

@@ -39,7 +39,9 @@ fn f13_sigterm_lets_an_in_flight_request_finish_then_exits() {
     let body = br#"{"label":"drained"}"#;
     let auth = base64_basic(PASSWORD);
     let mut stream = TcpStream::connect(&addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     write!(
         stream,
         "POST /api/tags HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
