@@ -42,6 +42,8 @@ pub const SESSION_HOURS: i64 = 12;
 /// Password checks one client may make in a burst, then one per [`CLIENT_PERIOD`].
 const CLIENT_BURST: u32 = 10;
 const CLIENT_PERIOD: Duration = Duration::from_secs(6);
+/// Past this many clients tracked, those with full buckets are forgotten.
+const MAX_TRACKED_CLIENTS: usize = 10_000;
 /// Password checks all clients together may make in a burst, then one per [`GLOBAL_PERIOD`].
 const GLOBAL_BURST: u32 = 60;
 const GLOBAL_PERIOD: Duration = Duration::from_millis(200);
@@ -116,6 +118,11 @@ impl PasswordGate {
         // throttle cell on it.
         if password.chars().count() < crate::config::MIN_PASSWORD_CHARS {
             return self.wrong(client, via);
+        }
+        // Forget clients whose buckets are full again, so spoofed or many addresses cannot grow
+        // the map without bound.
+        if self.per_client.len() > MAX_TRACKED_CLIENTS {
+            self.per_client.retain_recent();
         }
         let now = DefaultClock::default().now();
         let throttled = match self.per_client.check_key(&client) {
