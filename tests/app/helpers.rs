@@ -3,13 +3,16 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use blog::cluster::ClusterConnection;
 use clap::Parser;
-use reqwest::header::{HeaderMap, LOCATION};
+use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 pub const PASSWORD: &str = "a-long-test-password";
 pub const NODE_NAME: &str = "test-node";
@@ -276,4 +279,73 @@ pub fn csrf_of(html: &str) -> String {
     let token = &html[start..start + len];
     assert!(!token.is_empty(), "empty csrf token");
     token.to_owned()
+}
+
+// --- For the tests of sign-in and hardening ---------------------------------------------------
+
+/// The `name=value` pairs a response sets, as a `Cookie` header would send them back.
+pub fn cookie_pairs(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A client without a cookie store, so a test can carry cookies by hand.
+pub fn bare_client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// Logs in with a client that keeps no cookies; returns the cookies of the logged-in session.
+pub async fn login_cookies(app: &TestApp) -> String {
+    let client = bare_client();
+    let page = client.get(app.url("/admin/login")).send().await.unwrap();
+    let anon = cookie_pairs(&page);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let response = client
+        .post(app.url("/admin/login"))
+        .header(COOKIE, &anon)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("password", PASSWORD),
+            ("next", "/admin"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let session = cookie_pairs(&response);
+    assert!(!session.is_empty(), "login sets a session cookie");
+    format!("{anon}; {session}")
+}
+
+pub async fn status_with_cookies(app: &TestApp, path: &str, cookies: &str) -> StatusCode {
+    bare_client()
+        .get(app.url(path))
+        .header(COOKIE, cookies)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Sends raw bytes on a new connection and reads until the server closes it (or `wait` passes).
+pub async fn raw_exchange(addr: &str, request: &[u8], wait: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn host_of(app: &TestApp) -> String {
+    app.base.trim_start_matches("http://").to_owned()
 }
