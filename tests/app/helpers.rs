@@ -349,3 +349,18 @@ pub async fn raw_exchange(addr: &str, request: &[u8], wait: Duration) -> String 
 pub fn host_of(app: &TestApp) -> String {
     app.base.trim_start_matches("http://").to_owned()
 }
+
+/// A new visitor (a client with its own cookies) who opened the login page, and the page's token.
+pub async fn new_visitor_at_login(app: &TestApp) -> (Client, String) {
+    let client = cookie_client();
+    let html = client
+        .get(app.url("/admin/login"))
+        .send()
+        .await
+        .expect("GET /admin/login")
+        .text()
+        .await
+        .expect("login page");
+    let csrf = csrf_of(&html);
+    (client, csrf)
+}

@@ -7,8 +7,8 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
 use crate::helpers::{
-    PASSWORD, bare_client, cookie_client, csrf_of, json_of, location, login_cookies, spawn_app,
-    spawn_app_with, status_with_cookies,
+    PASSWORD, bare_client, cookie_client, csrf_of, json_of, location, login_cookies,
+    new_visitor_at_login, spawn_app, spawn_app_with, status_with_cookies,
 };
 
 // --- 1: the cookie key --------------------------------------------------------------------------
@@ -143,9 +143,7 @@ async fn f04_password_guesses_are_throttled_logged_and_counted() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     // The login form is throttled for the same client too.
-    let html = cookie_client();
-    let page = html.get(app.url("/admin/login")).send().await.unwrap();
-    let csrf = csrf_of(&page.text().await.unwrap());
+    let (html, csrf) = new_visitor_at_login(&app).await;
     let response = html
         .post(app.url("/admin/login"))
         .form(&[
@@ -217,19 +215,11 @@ async fn f06_login_only_redirects_to_same_site_paths() {
         "https://evil.example/",
         "/\\/evil.example",
     ] {
-        let client = cookie_client();
-        let html = client
-            .get(app.url("/admin/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let (client, csrf) = new_visitor_at_login(&app).await;
         let response = client
             .post(app.url("/admin/login"))
             .form(&[
-                ("csrf", csrf_of(&html).as_str()),
+                ("csrf", csrf.as_str()),
                 ("password", PASSWORD),
                 ("next", next),
             ])
@@ -274,20 +264,9 @@ async fn f10_the_csrf_token_is_bound_to_the_session_and_the_origin_is_checked() 
     );
 
     // Another session's token does not fit this session.
-    let other = cookie_client();
-    let html = other
-        .get(app.url("/admin/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, foreign) = new_visitor_at_login(&app).await;
     let response = app
-        .post_form(
-            "/admin/tags",
-            &[("csrf", &csrf_of(&html)), ("label", "foreign")],
-        )
+        .post_form("/admin/tags", &[("csrf", &foreign), ("label", "foreign")])
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
