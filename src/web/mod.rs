@@ -164,13 +164,13 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            layers::refuse_writes_to_a_lost_database,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             layers::error_shapes,
         ))
         .layer(sessions)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            layers::refuse_writes_to_a_lost_database,
-        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             consistency::read_your_writes,

@@ -59,6 +59,12 @@ async fn f08_readiness_fails_and_writes_are_refused_when_the_database_file_is_go
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body["error"].as_str().is_some(), "{body}");
+    // A form gets the error page, with the reason.
+    let response = app.post_form("/admin/tags", &[("label", "lost")]).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let html = response.text().await.unwrap();
+    assert!(html.contains("deleted while the node ran"), "{html}");
 }
 
 /// Whether this process runs as root (which ignores file modes, so the test also sets the
