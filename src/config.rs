@@ -48,7 +48,8 @@ pub struct Config {
     #[arg(long, env = "BLOG_NODE_NAME", global = true)]
     pub node_name: Option<String>,
 
-    /// The admin password (user `admin`). Generated and printed at start when unset.
+    /// The admin password (user `admin`), at least [`MIN_PASSWORD_CHARS`] characters. Generated
+    /// and printed at start when unset.
     #[arg(
         long,
         env = "BLOG_ADMIN_PASSWORD",
@@ -57,8 +58,9 @@ pub struct Config {
     )]
     pub admin_password: Option<String>,
 
-    /// Key that signs session and consistency cookies. Defaults to one derived from the
-    /// cluster secret and admin password, so every node of a cluster agrees on it.
+    /// Key that signs session, CSRF and consistency cookies (at least 32 characters). Defaults to
+    /// a random key generated once at migration and kept in the replicated database, so every node
+    /// of a cluster agrees on it.
     #[arg(
         long,
         env = "BLOG_SESSION_SECRET",
@@ -66,6 +68,46 @@ pub struct Config {
         global = true
     )]
     pub session_secret: Option<String>,
+
+    /// The URL people use to reach the blog (`https://blog.example`). When it is https (or, unset,
+    /// on Fly.io), cookies are `Secure`; forms are accepted only from its origin (without it, from
+    /// the request's host).
+    #[arg(long, env = "BLOG_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// The header that carries the client's IP when a trusted proxy is in front (default on Fly:
+    /// `fly-client-ip`). Used to throttle password guesses per client. Set it only behind a proxy
+    /// that always sets it: otherwise clients choose their own IP.
+    #[arg(long, env = "BLOG_CLIENT_IP_HEADER", global = true)]
+    pub client_ip_header: Option<String>,
+
+    /// A client that has not sent a request's headers within this time is disconnected. The same
+    /// bound applies to a keep-alive connection waiting idle for its next request.
+    #[arg(
+        long,
+        env = "BLOG_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// After SIGTERM, in-flight requests get this long to finish before the process exits.
+    #[arg(
+        long,
+        env = "BLOG_SHUTDOWN_GRACE_MS",
+        default_value_t = 5_000,
+        global = true
+    )]
+    pub shutdown_grace_ms: u64,
+
+    /// Open HTTP connections served at once; beyond it a connection gets a 503 and is closed.
+    #[arg(
+        long,
+        env = "BLOG_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub max_connections: usize,
 
     /// The LiteFS FUSE mount. Setting it turns cluster mode on.
     #[arg(long, env = "BLOG_LITEFS_DIR", global = true)]
@@ -132,7 +174,77 @@ pub struct Config {
     pub log_format: String,
 }
 
+/// Whether this process runs on a Fly.io machine.
+fn on_fly() -> bool {
+    std::env::var_os("FLY_APP_NAME").is_some_and(|v| !v.is_empty())
+}
+
+/// The shortest admin password accepted: NIST SP 800-63B (rev. 4) asks 15 characters of a password
+/// that is the only factor.
+pub const MIN_PASSWORD_CHARS: usize = 15;
+
+/// The shortest `BLOG_SESSION_SECRET` accepted.
+pub const MIN_SESSION_SECRET_CHARS: usize = 32;
+
 impl Config {
+    /// Refuses settings that would make the sign-in weak, with a message that says what to do.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(password) = &self.admin_password
+            && password.chars().count() < MIN_PASSWORD_CHARS
+        {
+            return Err(format!(
+                "BLOG_ADMIN_PASSWORD must be at least {MIN_PASSWORD_CHARS} characters \
+                 (unset it to have one generated)"
+            ));
+        }
+        if let Some(secret) = &self.session_secret
+            && secret.chars().count() < MIN_SESSION_SECRET_CHARS
+        {
+            return Err(format!(
+                "BLOG_SESSION_SECRET must be at least {MIN_SESSION_SECRET_CHARS} characters \
+                 (unset it to use the key kept in the database)"
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(format!(
+                "BLOG_PUBLIC_URL must start with https:// or http://: {url}"
+            ));
+        }
+        if let Some(header) = &self.client_ip_header {
+            axum::http::HeaderName::try_from(header.as_str()).map_err(|e| {
+                format!("BLOG_CLIENT_IP_HEADER is not a header name ({e}): {header}")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether cookies must be `Secure`: the public URL is https, or the blog runs on Fly.io
+    /// (`FLY_APP_NAME` is set), whose proxy serves every app over https.
+    pub fn secure_cookies(&self) -> bool {
+        match self.public_url.as_deref() {
+            Some(url) => url.starts_with("https://"),
+            None => on_fly(),
+        }
+    }
+
+    /// The header with the client's IP: as configured, or on Fly.io the `fly-client-ip` its proxy
+    /// always sets.
+    pub fn client_ip_header(&self) -> Option<String> {
+        self.client_ip_header
+            .clone()
+            .or_else(|| on_fly().then(|| "fly-client-ip".to_owned()))
+    }
+
+    /// The origin forms must come from (`https://host[:port]`), when the public URL is known.
+    pub fn public_origin(&self) -> Option<String> {
+        let url = self.public_url.as_deref()?;
+        let (scheme, rest) = url.split_once("://")?;
+        let host = rest.split('/').next().unwrap_or_default();
+        Some(format!("{scheme}://{host}"))
+    }
+
     pub fn node_name(&self) -> String {
         self.node_name.clone().unwrap_or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -19,11 +19,12 @@ pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum_extra::extract::cookie::Key;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use migration::MigratorTrait;
-use sha2::{Digest, Sha512};
+use sea_orm::{ConnectionTrait, Statement, TransactionOptions, TransactionTrait};
 
 use cluster::{ClusterConnection, ClusterOptions};
 use config::{Cli, Command, Config};
@@ -35,7 +36,10 @@ pub struct Running {
     pub rpc_addr: Option<SocketAddr>,
     /// The admin password in force (generated when none was given).
     pub admin_password: String,
+    /// The server loop; it ends after [`Running::shutdown`] once requests have drained.
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Starts a graceful shutdown of the server.
+    pub shutdown: web::serve::ShutdownHandle,
 }
 
 /// Runs the command line.
@@ -64,13 +68,19 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     running.addr
                 );
             }
+            let mut server = running.server;
             tokio::select! {
-                result = running.server => result.map_err(|e| e.to_string())?.map_err(|e| e.to_string()),
-                _ = shutdown_signal() => {
-                    tracing::info!("shutting down");
-                    Ok(())
-                }
+                result = &mut server => return result.map_err(|e| e.to_string())?.map_err(|e| e.to_string()),
+                _ = shutdown_signal() => {}
             }
+            // Stop accepting, let in-flight requests finish (bounded by the grace period).
+            running.shutdown.shutdown();
+            server
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            tracing::info!("shut down");
+            Ok(())
         }
     }
 }
@@ -99,18 +109,63 @@ fn cluster_options(config: &Config) -> ClusterOptions {
 }
 
 /// Applies pending migrations, on a node that writes locally (replicas get the schema from LiteFS).
+/// They run in one `BEGIN IMMEDIATE` transaction: a second process migrating the same file waits
+/// for the first, then finds nothing left to do.
 async fn migrate(db: &ClusterConnection) -> Result<(), String> {
     if !db.role().writes_locally() {
         tracing::info!("replica: migrations are applied by the primary");
         return Ok(());
     }
-    migration::Migrator::up(&db.local(), None)
+    let failed = |e: sea_orm::DbErr| format!("migration failed: {e}");
+    let txn = db
+        .local()
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
         .await
-        .map_err(|e| format!("migration failed: {e}"))
+        .map_err(failed)?;
+    migration::Migrator::up(&txn, None).await.map_err(failed)?;
+    txn.commit().await.map_err(failed)
 }
 
-/// Opens the database, migrates it, and serves HTTP on `config.listen` (port 0 picks one).
+/// The key that signs cookies: from `BLOG_SESSION_SECRET` (expanded with HKDF), else the random
+/// key the primary wrote into the `settings` table at migration. A replica whose copy of the
+/// database does not have it yet waits for it to replicate, up to the forward timeout x 6.
+async fn cookie_key(config: &Config, db: &ClusterConnection) -> Result<Key, String> {
+    if let Some(secret) = &config.session_secret {
+        return Ok(Key::derive_from(secret.as_bytes()));
+    }
+    let query = Statement::from_string(
+        db.get_database_backend(),
+        "SELECT value FROM settings WHERE name = 'cookie_key'",
+    );
+    let deadline = tokio::time::Instant::now() + config.forward_timeout() * 6;
+    loop {
+        let row = db.query_one_raw(query.clone()).await;
+        if let Ok(Some(row)) = &row {
+            let hex_key: String = row.try_get("", "value").map_err(|e| e.to_string())?;
+            let bytes = hex::decode(hex_key).map_err(|e| format!("bad cookie key: {e}"))?;
+            return Key::try_from(bytes.as_slice()).map_err(|e| format!("bad cookie key: {e}"));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(match row {
+                Err(err) => format!("cannot read the cookie key: {err}"),
+                Ok(_) => "no cookie key in the database: run the primary's migrations".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Binds `config.listen` (port 0 picks one), opens and migrates the database, and serves HTTP.
+/// The bind comes first, so a taken port fails before the database is created or touched.
 pub async fn start(config: Config) -> Result<Running, String> {
+    config.check()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let cluster = cluster::start(&cluster_options(&config)).await?;
     migrate(&cluster.db).await?;
     if config.admin_password.is_none() && config.litefs_dir.is_some() {
@@ -125,16 +180,31 @@ pub async fn start(config: Config) -> Result<Running, String> {
     let state = web::AppState {
         db: cluster.db.clone(),
         node_name: config.node_name().into(),
-        credentials: Arc::new(web::auth::Credentials::new(admin_password.clone()).await),
-        cookie_key: cookie_key(&config, &admin_password),
+        passwords: Arc::new(web::auth::PasswordGate::new(admin_password.clone()).await),
+        cookie_key: cookie_key(&config, &cluster.db).await?,
+        security: Arc::new(web::Security {
+            secure_cookies: config.secure_cookies(),
+            public_origin: config.public_origin(),
+            client_ip_header: config
+                .client_ip_header()
+                .and_then(|h| axum::http::HeaderName::try_from(h).ok()),
+        }),
+        database_file: Arc::new(web::health::DatabaseFile::at_start(
+            &config.database,
+            config.litefs_dir.is_none(),
+        )?),
         metrics: metrics_handle(),
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let app = web::app(state);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (server, shutdown) = web::serve::spawn(
+        listener,
+        app,
+        web::serve::ServeOptions {
+            header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+            max_connections: config.max_connections,
+            shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+        },
+    );
     tracing::info!(%addr, role = cluster.db.role().as_str(), "serving");
     Ok(Running {
         addr,
@@ -142,29 +212,8 @@ pub async fn start(config: Config) -> Result<Running, String> {
         rpc_addr: cluster.rpc_addr,
         admin_password,
         server,
+        shutdown,
     })
-}
-
-/// The cookie-signing key: from `BLOG_SESSION_SECRET`, else derived from the cluster secret and
-/// the admin password, so every node of a cluster configured alike signs alike.
-fn cookie_key(config: &Config, admin_password: &str) -> Key {
-    let mut hasher = Sha512::new();
-    hasher.update(b"blog cookie key v1\0");
-    match &config.session_secret {
-        Some(secret) => hasher.update(secret.as_bytes()),
-        None => {
-            hasher.update(
-                config
-                    .cluster_secret
-                    .as_deref()
-                    .unwrap_or_default()
-                    .as_bytes(),
-            );
-            hasher.update(b"\0");
-            hasher.update(admin_password.as_bytes());
-        }
-    }
-    Key::from(&hasher.finalize())
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every app in the process).
@@ -172,10 +221,19 @@ fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".into()),
+                    &[
+                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ],
+                )
+                .expect("non-empty buckets")
+                .build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
             cluster::metrics::describe();
+            web::register_metrics();
             handle
         })
         .clone()

@@ -1,29 +1,62 @@
 //! Inputs validated once, so operations hold checked values.
+//!
+//! Text is normalized to Unicode NFC (so "café" typed two ways is one tag), and characters a
+//! reader cannot see or that reorder text (controls, format characters such as zero-width spaces,
+//! bidi overrides and BOMs, line and paragraph separators) are refused in labels and titles.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::{BlogError, FieldErrors};
 
 pub const MAX_LABEL_CHARS: usize = 40;
+/// Tags on one post at most.
+pub const MAX_TAGS_PER_POST: usize = 20;
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_SLUG_CHARS: usize = 100;
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
 
-/// A tag label: trimmed, 1 to 40 characters, no `/` (labels appear in URLs) and no control characters.
+/// Whether `c` is a control, format (zero-width, bidi, BOM), line/paragraph separator,
+/// private-use, surrogate or unassigned character: invisible or misleading in a label or title.
+fn is_hidden(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Surrogate
+            | GeneralCategory::Unassigned
+    )
+}
+
+/// NFC, trimmed.
+fn normalized(raw: &str) -> String {
+    raw.nfc().collect::<String>().trim().to_owned()
+}
+
+/// A tag label: NFC, trimmed, 1 to 40 characters, no `/` (labels appear in URLs), no hidden
+/// characters (see [`is_hidden`]), and not `.` or `..` (which URLs cannot name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagLabel(String);
 
 impl TagLabel {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let label = raw.trim();
+        let label = normalized(raw);
         if label.is_empty() {
             return Err("a label is required".into());
         }
         if label.chars().count() > MAX_LABEL_CHARS {
             return Err(format!("at most {MAX_LABEL_CHARS} characters"));
         }
-        if label.chars().any(|c| c == '/' || c.is_control()) {
-            return Err("no slashes or control characters".into());
+        if label.contains('/') || label.chars().any(is_hidden) {
+            return Err("no slashes, control, invisible or direction characters".into());
         }
-        Ok(TagLabel(label.to_owned()))
+        if label.chars().all(|c| c == '.') {
+            return Err("a label needs more than dots".into());
+        }
+        Ok(TagLabel(label))
     }
 
     pub fn as_str(&self) -> &str {
@@ -78,8 +111,9 @@ impl Slug {
     }
 }
 
-/// What a person sends to create or edit a post, before validation.
+/// What a person sends to create or edit a post, before validation. Unknown fields are refused.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PostDraft {
     pub title: String,
     #[serde(default)]
@@ -105,11 +139,17 @@ pub struct PostInput {
 impl PostInput {
     pub fn parse(draft: &PostDraft) -> Result<Self, BlogError> {
         let mut errors = FieldErrors::new();
-        let title = draft.title.trim();
+        let title = normalized(&draft.title);
+        let title = title.as_str();
         if title.is_empty() {
             errors.insert("title", "a title is required".into());
         } else if title.chars().count() > MAX_TITLE_CHARS {
             errors.insert("title", format!("at most {MAX_TITLE_CHARS} characters"));
+        } else if title.chars().any(is_hidden) {
+            errors.insert(
+                "title",
+                "no control, invisible or direction characters".into(),
+            );
         }
         let slug = match draft
             .slug
@@ -131,7 +171,12 @@ impl PostInput {
             errors.insert("body", format!("at most {} KiB", MAX_BODY_BYTES / 1024));
         }
         let mut tags: Vec<TagLabel> = Vec::new();
-        for raw in draft.tags.iter().filter(|t| !t.trim().is_empty()) {
+        let given: Vec<&String> = draft.tags.iter().filter(|t| !t.trim().is_empty()).collect();
+        let too_many = given.len() > MAX_TAGS_PER_POST;
+        if too_many {
+            errors.insert("tags", format!("at most {MAX_TAGS_PER_POST} tags"));
+        }
+        for raw in given.into_iter().filter(|_| !too_many) {
             match TagLabel::parse(raw) {
                 Ok(label) if !tags.contains(&label) => tags.push(label),
                 Ok(_) => {}
@@ -194,6 +239,14 @@ mod tests {
         assert!(TagLabel::parse("").is_err());
         assert!(TagLabel::parse("a/b").is_err());
         assert!(TagLabel::parse(&"x".repeat(41)).is_err());
+        assert_eq!(
+            TagLabel::parse("cafe\u{301}").unwrap(),
+            TagLabel::parse("caf\u{e9}").unwrap()
+        );
+        for hidden in ["\u{200b}", "a\u{202e}b", "\u{feff}", "\u{2028}", ".", ".."] {
+            assert!(TagLabel::parse(hidden).is_err(), "{hidden:?}");
+        }
+        assert!(TagLabel::parse("v1.2").is_ok());
     }
 
     #[test]

@@ -58,13 +58,18 @@ pub async fn list<C: ConnectionTrait>(
     let paginator = query.paginate(db, per_page);
     let counts = paginator.num_items_and_pages().await?;
     let page = std::cmp::max(page, 1);
+    let total_pages = std::cmp::max(counts.number_of_pages, 1);
+    // Past the last page there is nothing (and a huge page number would overflow the offset).
+    if page > total_pages {
+        return Err(BlogError::NotFound);
+    }
     let posts = paginator.fetch_page(page - 1).await?;
     Ok(Page {
         items: with_tags(db, posts).await?,
         page,
         per_page,
         total_items: counts.number_of_items,
-        total_pages: std::cmp::max(counts.number_of_pages, 1),
+        total_pages,
     })
 }
 

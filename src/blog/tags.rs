@@ -2,15 +2,16 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType,
-    ModelTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    ModelTrait, QueryFilter, QueryOrder, Set, Statement,
 };
 
 use super::BlogError;
 use super::input::TagLabel;
+use super::posts::Visibility;
 use crate::entity::{post_tag, tag};
 
-/// A tag with how many posts carry it (drafts included).
+/// A tag with how many posts carry it.
 #[derive(Debug, Clone, PartialEq, Eq, FromQueryResult, serde::Serialize)]
 pub struct TagWithCount {
     pub id: i32,
@@ -18,19 +19,50 @@ pub struct TagWithCount {
     pub post_count: i64,
 }
 
-/// Every tag, alphabetically, with its post count.
-pub async fn list_with_counts<C: ConnectionTrait>(db: &C) -> Result<Vec<TagWithCount>, BlogError> {
-    Ok(tag::Entity::find()
-        .select_only()
-        .column(tag::Column::Id)
-        .column(tag::Column::Label)
-        .column_as(post_tag::Column::PostId.count(), "post_count")
-        .join(JoinType::LeftJoin, tag::Relation::PostTag.def())
-        .group_by(tag::Column::Id)
-        .order_by_asc(tag::Column::Label)
-        .into_model::<TagWithCount>()
-        .all(db)
-        .await?)
+/// Tags alphabetically with their post counts. `All` (the admin): every tag, drafts counted.
+/// `PublishedOnly` (visitors): counts of published posts only, and no tag whose posts are all
+/// drafts (its label alone could give away an unpublished post); a tag on no post is listed.
+pub async fn list_with_counts<C: ConnectionTrait>(
+    db: &C,
+    visibility: Visibility,
+) -> Result<Vec<TagWithCount>, BlogError> {
+    let sql = match visibility {
+        Visibility::All => {
+            "SELECT tags.id, tags.label, count(posts_tags.post_id) AS post_count \
+             FROM tags LEFT JOIN posts_tags ON posts_tags.tag_id = tags.id \
+             GROUP BY tags.id ORDER BY tags.label"
+        }
+        Visibility::PublishedOnly => {
+            "SELECT tags.id, tags.label, count(posts.id) AS post_count \
+             FROM tags LEFT JOIN posts_tags ON posts_tags.tag_id = tags.id \
+             LEFT JOIN posts ON posts.id = posts_tags.post_id AND posts.published \
+             GROUP BY tags.id \
+             HAVING count(posts.id) > 0 OR count(posts_tags.post_id) = 0 \
+             ORDER BY tags.label"
+        }
+    };
+    Ok(
+        TagWithCount::find_by_statement(Statement::from_string(DbBackend::Sqlite, sql))
+            .all(db)
+            .await?,
+    )
+}
+
+/// A tag a visitor may see (see [`list_with_counts`]); `NotFound` for a tag only drafts carry.
+pub async fn find_public<C: ConnectionTrait>(
+    db: &C,
+    label: &TagLabel,
+) -> Result<tag::Model, BlogError> {
+    let tag = find_by_label(db, label.as_str()).await?;
+    let visible = list_with_counts(db, Visibility::PublishedOnly)
+        .await?
+        .iter()
+        .any(|t| t.id == tag.id);
+    if visible {
+        Ok(tag)
+    } else {
+        Err(BlogError::NotFound)
+    }
 }
 
 pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag::Model, BlogError> {

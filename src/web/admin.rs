@@ -1,9 +1,9 @@
 //! The admin area: login, dashboard, the post form and tag management. Forms use
-//! post-redirect-get with a flash message, keep what was typed when it is rejected, and carry a
-//! CSRF token.
+//! post-redirect-get with a flash message, keep what was typed when it is rejected, and are read
+//! only through [`CsrfForm`], which checks the CSRF token and the origin first.
 
 use axum::Router;
-use axum::extract::{Form, FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -11,30 +11,14 @@ use axum_extra::extract::cookie::SignedCookieJar;
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::{self, PageAdmin};
+use super::auth::{self, ClientIp, PageAdmin, Verdict, Visitor};
+use super::csrf::CsrfForm;
 use super::error::{Error, PageError};
 use super::pages::PageQuery;
 use super::views::{AdminTagsPage, DashboardPage, LoginPage, Pager, PostCard, PostFormPage};
 use crate::blog::input::{PostDraft, PostInput, TagLabel, split_tag_list};
 use crate::blog::posts::{self, Visibility};
 use crate::blog::{BlogError, FieldErrors, tags};
-
-/// `Form<T>` whose rejections (a body over the limit, a malformed form) are error pages.
-struct PageForm<T>(T);
-
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for PageForm<T> {
-    type Rejection = PageError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, PageError> {
-        match Form::<T>::from_request(req, state).await {
-            Ok(Form(value)) => Ok(PageForm(value)),
-            Err(rejection) => Err(PageError(Error::Request(
-                rejection.status(),
-                rejection.body_text(),
-            ))),
-        }
-    }
-}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -56,20 +40,28 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Only local paths, so the login form cannot be used to redirect elsewhere.
+/// Only same-site paths, so the login form cannot send anyone elsewhere: a `/` followed by
+/// anything but `/` or `\\` (which browsers read as another host), and only printable ASCII (no
+/// tabs or line breaks, which browsers drop and which cannot go in a header).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n[1..].starts_with(['/', '\\'])
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.to_owned()
+        }
         _ => "/admin".to_owned(),
     }
 }
 
 async fn login_form(
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     Query(q): Query<NextQuery>,
 ) -> impl IntoResponse {
-    let (jar, chrome) = state.chrome(jar, "Log in");
+    let (jar, chrome) = state.chrome(&visitor, "Log in");
     (
         jar,
         LoginPage {
@@ -83,57 +75,62 @@ async fn login_form(
 #[derive(Deserialize)]
 struct LoginForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     password: String,
     next: Option<String>,
 }
 
 async fn login(
     State(state): State<AppState>,
-    jar: SignedCookieJar,
-    PageForm(form): PageForm<LoginForm>,
+    ClientIp(client): ClientIp,
+    visitor: Visitor,
+    CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, PageError> {
-    auth::check_csrf(&jar, &form.csrf)?;
     let next = safe_next(form.next.as_deref());
-    if state.credentials.verify(&form.password).await {
-        let jar = auth::flash(auth::login(jar), "Welcome back.");
-        return Ok((jar, Redirect::to(&next)).into_response());
+    match state.passwords.check(client, &form.password, "form").await {
+        Verdict::Right => {
+            auth::start_session(&visitor.session).await?;
+            let jar = state.flash(visitor.jar, "Welcome back.");
+            Ok((jar, Redirect::to(&next)).into_response())
+        }
+        Verdict::Throttled(wait) => Err(PageError(Error::TooManyRequests(wait))),
+        Verdict::Wrong => {
+            let (jar, chrome) = state.chrome(&visitor, "Log in");
+            let view = LoginPage {
+                chrome,
+                next,
+                error: Some("That password is not right.".into()),
+            };
+            Ok((StatusCode::UNAUTHORIZED, jar, view).into_response())
+        }
     }
-    let (jar, chrome) = state.chrome(jar, "Log in");
-    let view = LoginPage {
-        chrome,
-        next,
-        error: Some("That password is not right.".into()),
-    };
-    Ok((StatusCode::UNAUTHORIZED, jar, view).into_response())
 }
 
+/// A form with nothing but its CSRF token (checked by [`CsrfForm`]).
 #[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
+struct EmptyForm {}
 
 async fn logout(
-    jar: SignedCookieJar,
-    PageForm(form): PageForm<CsrfForm>,
+    State(state): State<AppState>,
+    visitor: Visitor,
+    CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    auth::check_csrf(&jar, &form.csrf)?;
-    let jar = auth::flash(auth::logout(jar), "You are logged out.");
+    auth::end_session(&visitor.session).await?;
+    let jar = state.flash(visitor.jar, "You are logged out.");
     Ok((jar, Redirect::to("/")).into_response())
 }
 
 async fn dashboard(
     _: PageAdmin,
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     Query(q): Query<PageQuery>,
 ) -> Result<impl IntoResponse, PageError> {
     let page = posts::list(&state.db, Visibility::All, None, q.page, 20).await?;
     let drafts = posts::count_drafts(&state.db).await?;
-    let tag_count = tags::list_with_counts(&state.db).await?.len();
-    let (jar, chrome) = state.chrome(jar, "Dashboard");
+    let tag_count = tags::list_with_counts(&state.db, Visibility::All)
+        .await?
+        .len();
+    let (jar, chrome) = state.chrome(&visitor, "Dashboard");
     let view = DashboardPage {
         chrome,
         posts: page.items.iter().map(PostCard::new).collect(),
@@ -147,8 +144,6 @@ async fn dashboard(
 /// The post form as submitted: tags as one comma-separated field, the checkbox absent when off.
 #[derive(Deserialize, Default)]
 struct PostForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     title: String,
     #[serde(default)]
@@ -174,13 +169,13 @@ impl PostForm {
 
 fn post_form(
     state: &AppState,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     editing: Option<&str>,
     form: &PostForm,
     errors: FieldErrors,
 ) -> (SignedCookieJar, PostFormPage) {
     let (jar, chrome) = state.chrome(
-        jar,
+        &visitor,
         if editing.is_some() {
             "Edit post"
         } else {
@@ -206,15 +201,21 @@ fn post_form(
 async fn new_post(
     _: PageAdmin,
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
 ) -> impl IntoResponse {
-    post_form(&state, jar, None, &PostForm::default(), FieldErrors::new())
+    post_form(
+        &state,
+        visitor,
+        None,
+        &PostForm::default(),
+        FieldErrors::new(),
+    )
 }
 
 async fn edit_post(
     _: PageAdmin,
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     Path(slug): Path<String>,
 ) -> Result<impl IntoResponse, PageError> {
     let existing = posts::find_by_slug(&state.db, &slug, Visibility::All).await?;
@@ -224,11 +225,10 @@ async fn edit_post(
         body: existing.post.body.clone(),
         tags: existing.tags.join(", "),
         published: existing.post.published.then(|| "on".into()),
-        ..Default::default()
     };
     Ok(post_form(
         &state,
-        jar,
+        visitor,
         Some(&slug),
         &form,
         FieldErrors::new(),
@@ -238,7 +238,7 @@ async fn edit_post(
 /// Re-renders the form with what the user typed and what is wrong, or passes the error on.
 fn rejected_form(
     state: &AppState,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     editing: Option<&str>,
     form: &PostForm,
     err: BlogError,
@@ -259,84 +259,85 @@ fn rejected_form(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let (jar, view) = post_form(state, jar, editing, form, errors);
+    let (jar, view) = post_form(state, visitor, editing, form, errors);
     Ok((status, jar, view).into_response())
 }
 
 async fn create_post(
     _: PageAdmin,
     State(state): State<AppState>,
-    jar: SignedCookieJar,
-    PageForm(form): PageForm<PostForm>,
+    visitor: Visitor,
+    CsrfForm(form): CsrfForm<PostForm>,
 ) -> Result<Response, PageError> {
-    auth::check_csrf(&jar, &form.csrf)?;
     let created = match PostInput::parse(&form.draft()) {
         Ok(input) => posts::create(&state.db, &input).await,
         Err(err) => Err(err),
     };
     match created {
         Ok(post) => {
-            let jar = auth::flash(jar, &format!("Created \"{}\".", post.post.title));
+            let jar = state.flash(visitor.jar, &format!("Created \"{}\".", post.post.title));
             Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
         }
-        Err(err) => rejected_form(&state, jar, None, &form, err),
+        Err(err) => rejected_form(&state, visitor, None, &form, err),
     }
 }
 
 async fn update_post(
     _: PageAdmin,
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     Path(slug): Path<String>,
-    PageForm(form): PageForm<PostForm>,
+    CsrfForm(form): CsrfForm<PostForm>,
 ) -> Result<Response, PageError> {
-    auth::check_csrf(&jar, &form.csrf)?;
     let updated = match PostInput::parse(&form.draft()) {
         Ok(input) => posts::update(&state.db, &slug, &input).await,
         Err(err) => Err(err),
     };
     match updated {
         Ok(post) => {
-            let jar = auth::flash(jar, &format!("Saved \"{}\".", post.post.title));
+            let jar = state.flash(visitor.jar, &format!("Saved \"{}\".", post.post.title));
             Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
         }
-        Err(err) => rejected_form(&state, jar, Some(&slug), &form, err),
+        Err(err) => rejected_form(&state, visitor, Some(&slug), &form, err),
     }
 }
 
 async fn delete_post(
     _: PageAdmin,
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     Path(slug): Path<String>,
-    PageForm(form): PageForm<CsrfForm>,
+    CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    auth::check_csrf(&jar, &form.csrf)?;
     posts::delete(&state.db, &slug).await?;
-    Ok((auth::flash(jar, "Post deleted."), Redirect::to("/admin")).into_response())
+    Ok((
+        state.flash(visitor.jar, "Post deleted."),
+        Redirect::to("/admin"),
+    )
+        .into_response())
 }
 
 async fn tag_admin(
     _: PageAdmin,
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
 ) -> Result<impl IntoResponse, PageError> {
-    tag_page(&state, jar, String::new(), None).await
+    tag_page(&state, visitor, String::new(), None).await
 }
 
 async fn tag_page(
     state: &AppState,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     new_label: String,
     error: Option<String>,
 ) -> Result<Response, PageError> {
-    let tags = tags::list_with_counts(&state.db).await?;
+    let tags = tags::list_with_counts(&state.db, Visibility::All).await?;
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
     };
-    let (jar, chrome) = state.chrome(jar, "Manage tags");
+    let (jar, chrome) = state.chrome(&visitor, "Manage tags");
     Ok((
         status,
         jar,
@@ -353,15 +354,13 @@ async fn tag_page(
 #[derive(Deserialize)]
 struct TagForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     label: String,
 }
 
 /// A rejected tag form: the message next to the field, or the error page for anything else.
 async fn rejected_tag(
     state: &AppState,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     label: String,
     err: BlogError,
 ) -> Result<Response, PageError> {
@@ -373,7 +372,7 @@ async fn rejected_tag(
             other => return Err(PageError(other)),
         },
     };
-    tag_page(state, jar, label, Some(message)).await
+    tag_page(state, visitor, label, Some(message)).await
 }
 
 fn parse_label(raw: &str) -> Result<TagLabel, BlogError> {
@@ -383,58 +382,55 @@ fn parse_label(raw: &str) -> Result<TagLabel, BlogError> {
 async fn create_tag(
     _: PageAdmin,
     State(state): State<AppState>,
-    jar: SignedCookieJar,
-    PageForm(form): PageForm<TagForm>,
+    visitor: Visitor,
+    CsrfForm(form): CsrfForm<TagForm>,
 ) -> Result<Response, PageError> {
-    auth::check_csrf(&jar, &form.csrf)?;
     let created = match parse_label(&form.label) {
         Ok(label) => tags::create(&state.db, &label).await,
         Err(err) => Err(err),
     };
     match created {
         Ok(tag) => Ok((
-            auth::flash(jar, &format!("Created tag \"{}\".", tag.label)),
+            state.flash(visitor.jar, &format!("Created tag \"{}\".", tag.label)),
             Redirect::to("/admin/tags"),
         )
             .into_response()),
-        Err(err) => rejected_tag(&state, jar, form.label, err).await,
+        Err(err) => rejected_tag(&state, visitor, form.label, err).await,
     }
 }
 
 async fn rename_tag(
     _: PageAdmin,
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     Path(id): Path<i32>,
-    PageForm(form): PageForm<TagForm>,
+    CsrfForm(form): CsrfForm<TagForm>,
 ) -> Result<Response, PageError> {
-    auth::check_csrf(&jar, &form.csrf)?;
     let renamed = match parse_label(&form.label) {
         Ok(label) => tags::rename(&state.db, id, &label).await,
         Err(err) => Err(err),
     };
     match renamed {
         Ok(tag) => Ok((
-            auth::flash(jar, &format!("Renamed to \"{}\".", tag.label)),
+            state.flash(visitor.jar, &format!("Renamed to \"{}\".", tag.label)),
             Redirect::to("/admin/tags"),
         )
             .into_response()),
-        Err(err) => rejected_tag(&state, jar, String::new(), err).await,
+        Err(err) => rejected_tag(&state, visitor, String::new(), err).await,
     }
 }
 
 async fn delete_tag(
     _: PageAdmin,
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     Path(id): Path<i32>,
-    PageForm(form): PageForm<CsrfForm>,
+    CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    auth::check_csrf(&jar, &form.csrf)?;
     let tag = tags::find_by_id(&state.db, id).await?;
     tags::delete(&state.db, id).await?;
     Ok((
-        auth::flash(jar, &format!("Deleted tag \"{}\".", tag.label)),
+        state.flash(visitor.jar, &format!("Deleted tag \"{}\".", tag.label)),
         Redirect::to("/admin/tags"),
     )
         .into_response())

@@ -59,11 +59,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// Tags of published posts (and tags on no post), with counts of published posts.
 async fn list_tags(State(state): State<AppState>) -> Result<Json<Vec<TagWithCount>>> {
-    Ok(Json(tags::list_with_counts(&state.db).await?))
+    Ok(Json(
+        tags::list_with_counts(&state.db, Visibility::PublishedOnly).await?,
+    ))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TagBody {
     label: String,
 }
@@ -159,8 +163,9 @@ async fn create_post(
     ))
 }
 
-/// Fields left out keep their current values.
+/// Fields left out keep their current values; unknown (misspelled) fields are a 422.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PostPatch {
     title: Option<String>,
     slug: Option<String>,

@@ -1,13 +1,19 @@
 //! The web layer's one error type. API handlers answer it as JSON `{"error": ...}`; page handlers
 //! wrap it in [`PageError`], which the error-page middleware renders as HTML with the site chrome.
 
+use std::time::Duration;
+
 use axum::Json;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use sea_orm::{DbErr, RuntimeErr};
 use serde_json::json;
 
 use crate::blog::{BlogError, FieldErrors};
 use crate::cluster::ClusterError;
+
+/// What a 503 asks clients to wait before they retry, in seconds.
+const RETRY_AFTER_SECS: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -28,7 +34,10 @@ pub enum Error {
     /// 400/413/415 and friends, from request parsing.
     #[error("{1}")]
     Request(StatusCode, String),
-    /// 503: writes cannot reach the primary. Reads keep working.
+    /// 429: too many password checks; retry after the duration.
+    #[error("too many login attempts: try again in {} seconds", retry_secs(*.0))]
+    TooManyRequests(Duration),
+    /// 503 with Retry-After: writes cannot reach the primary, the database is busy or read-only.
     #[error("{0}")]
     Unavailable(String),
     /// 500: details are logged, never shown.
@@ -44,12 +53,51 @@ impl From<BlogError> for Error {
             BlogError::Validation(fields) => Error::Invalid(fields),
             BlogError::NotFound => Error::NotFound,
             BlogError::Conflict(msg) => Error::Conflict(msg),
-            BlogError::Db(db) => match ClusterError::find(&db) {
-                Some(cluster) => Error::Unavailable(format!("writes are unavailable: {cluster}")),
-                None => Error::Internal(db.to_string()),
-            },
+            BlogError::Db(db) => database_error(db),
         }
     }
+}
+
+/// SQLite's primary result codes that mean "not now" rather than "never": BUSY, LOCKED, READONLY.
+const SQLITE_BUSY: i64 = 5;
+const SQLITE_LOCKED: i64 = 6;
+const SQLITE_READONLY: i64 = 8;
+
+/// The SQLite result code inside a SeaORM error, local or forwarded (forwarded errors are rebuilt
+/// as genuine sqlx database errors).
+fn sqlite_code(err: &DbErr) -> Option<i64> {
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            let code = e.as_database_error()?.code()?;
+            code.parse::<i64>().ok().map(|extended| extended & 0xff)
+        }
+        _ => None,
+    }
+}
+
+/// A database failure: 503 with a message when retrying can help, 500 otherwise; counted.
+fn database_error(err: DbErr) -> Error {
+    if let Some(cluster) = ClusterError::find(&err) {
+        metrics::counter!("blog_db_errors_total", "kind" => "cluster").increment(1);
+        return Error::Unavailable(format!("writes are unavailable: {cluster}"));
+    }
+    let (kind, message) = match sqlite_code(&err) {
+        Some(SQLITE_BUSY | SQLITE_LOCKED) => ("busy", "the database is busy"),
+        Some(SQLITE_READONLY) => ("readonly", "the database is read-only"),
+        _ => {
+            metrics::counter!("blog_db_errors_total", "kind" => "other").increment(1);
+            return Error::Internal(err.to_string());
+        }
+    };
+    metrics::counter!("blog_db_errors_total", "kind" => kind).increment(1);
+    tracing::warn!(%err, "database unavailable");
+    Error::Unavailable(format!("{message}: nothing was saved, try again shortly"))
+}
+
+fn retry_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl From<sea_orm::DbErr> for Error {
@@ -67,6 +115,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Request(status, _) => *status,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,6 +124,29 @@ impl Error {
     /// What a person may see: never the details of a 500.
     pub fn public_message(&self) -> String {
         self.to_string()
+    }
+
+    /// Headers that go with the status: the Basic challenge, Retry-After.
+    fn decorate(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        match self {
+            Error::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"blog\", charset=\"UTF-8\""),
+                );
+            }
+            Error::TooManyRequests(wait) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_secs(*wait).max(1)),
+                );
+            }
+            Error::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            _ => {}
+        }
     }
 
     fn log(&self) {
@@ -95,12 +167,7 @@ impl IntoResponse for Error {
             other => json!({ "error": other.public_message() }),
         };
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                "Basic realm=\"blog\"".parse().unwrap(),
-            );
-        }
+        self.decorate(&mut response);
         response
     }
 }
@@ -134,9 +201,71 @@ impl IntoResponse for PageError {
             other => other.public_message(),
         };
         let mut response = status.into_response();
+        self.0.decorate(&mut response);
         response
             .extensions_mut()
             .insert(ErrorPage { status, message });
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, SqlxSqliteConnector};
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    use super::*;
+
+    async fn pool(path: &std::path::Path, read_only: bool) -> sea_orm::DatabaseConnection {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .read_only(read_only)
+            .busy_timeout(Duration::ZERO);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+    }
+
+    fn assert_503_with_retry_after(err: DbErr, expected: &str) {
+        let error = Error::from(err);
+        assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
+        assert!(error.to_string().contains(expected), "{error}");
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+
+    /// Real SQLite errors: a write while another connection holds the write lock (BUSY), and a
+    /// write on a read-only connection (READONLY).
+    #[tokio::test]
+    async fn busy_and_read_only_databases_are_503_with_retry_after() {
+        let dir = std::env::temp_dir().join(format!("blog-error-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let writer = pool(&path, false).await;
+        writer
+            .execute_unprepared("CREATE TABLE t (x)")
+            .await
+            .unwrap();
+        let holder = pool(&path, false).await;
+        holder.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+        let busy = writer
+            .execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .unwrap_err();
+        assert_503_with_retry_after(busy, "busy");
+        holder.execute_unprepared("ROLLBACK").await.unwrap();
+
+        let reader = pool(&path, true).await;
+        let read_only = reader
+            .execute_unprepared("INSERT INTO t VALUES (2)")
+            .await
+            .unwrap_err();
+        assert_503_with_retry_after(read_only, "read-only");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

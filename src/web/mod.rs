@@ -1,28 +1,38 @@
 //! HTTP: server-rendered pages, the admin area, the JSON API, health and metrics.
 //!
-//! Each area exposes `router()`; [`app`] merges them and adds the middleware: request ids,
-//! tracing, timeouts, body limit, compression, panic catching, and the `x-blog-node` /
-//! `x-blog-role` headers that say which node served a response and what LiteFS role it has.
+//! Each area exposes `router()`; [`app`] merges them and adds the middleware (see [`layers`]):
+//! request ids, tracing, metrics, security headers, timeouts, body limit, compression, panic
+//! catching, sessions, one error shape per area, and the `x-blog-node` / `x-blog-role` headers.
+//! [`serve`] runs the server loop itself (timeouts, connection cap, graceful shutdown).
+//!
+//! Sign-in: [`auth`] (passwords, sessions, the admin extractors), [`csrf`] (the only form
+//! extractor of the admin area), [`flash`] (messages), [`session_store`] (sessions in SQLite).
 
 mod admin;
 mod api;
 pub mod auth;
 pub mod consistency;
+pub mod csrf;
 pub mod error;
-mod health;
+pub mod flash;
+pub mod health;
+mod layers;
 mod pages;
+pub mod serve;
+pub mod session_store;
 pub mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRef, Request, State};
+use axum::extract::{FromRef, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Key, SignedCookieJar};
 use metrics_exporter_prometheus::PrometheusHandle;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -30,10 +40,12 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::cluster::ClusterConnection;
-use error::{ErrorPage, PageError};
-use views::{Chrome, ErrorPageView};
+use error::PageError;
+pub use layers::register_metrics;
+use views::Chrome;
 
 /// Largest request body accepted (413 beyond).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -45,10 +57,26 @@ pub struct AppState {
     pub db: ClusterConnection,
     /// Shown on pages and in `x-blog-node`.
     pub node_name: Arc<str>,
-    pub credentials: Arc<auth::Credentials>,
-    /// Signs the session, CSRF and flash cookies; the same on every node of a cluster.
+    /// The admin password's hash, with its throttles and concurrency bound.
+    pub passwords: Arc<auth::PasswordGate>,
+    /// Signs the session, CSRF and flash cookies; random, the same on every node of a cluster.
     pub cookie_key: Key,
+    /// Cookie and origin settings derived from the public URL.
+    pub security: Arc<Security>,
+    /// The database file and its identity at start, for readiness and the write guard.
+    pub database_file: Arc<health::DatabaseFile>,
     pub metrics: PrometheusHandle,
+}
+
+/// What the public URL implies for cookies and forms.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// Cookies carry `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+    /// The only `Origin` forms are accepted from; `None`: the request's own host.
+    pub public_origin: Option<String>,
+    /// The header a trusted proxy puts the client's IP in; `None`: the TCP peer is the client.
+    pub client_ip_header: Option<HeaderName>,
 }
 
 impl FromRef<AppState> for Key {
@@ -62,27 +90,59 @@ impl AppState {
     /// and lose the flash cookie.
     pub fn chrome(
         &self,
-        jar: SignedCookieJar,
+        visitor: &auth::Visitor,
         title: impl Into<String>,
     ) -> (SignedCookieJar, Chrome) {
-        let admin = auth::is_admin(&jar);
-        let (jar, flash) = auth::take_flash(jar);
-        let (jar, csrf) = auth::csrf_token(jar);
+        let (jar, flash) = flash::take(visitor.jar.clone());
+        let (jar, csrf) = csrf::token(self, visitor, jar);
         let chrome = Chrome {
             title: title.into(),
             node: self.node_name.to_string(),
             role: self.db.role().as_str(),
-            admin,
+            admin: visitor.admin,
             flash,
             csrf,
         };
         (jar, chrome)
     }
+
+    /// Leaves a one-time message for the next page.
+    pub fn flash(&self, jar: SignedCookieJar, message: &str) -> SignedCookieJar {
+        flash::set(jar, message, self.security.secure_cookies)
+    }
 }
+
+/// Characters escaped in a URL query value or path segment (`/` kept: it separates segments).
+const URL_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Percent-encodes `s` for a URL path or query value.
+pub fn urlencode(s: &str) -> String {
+    utf8_percent_encode(s, URL_ESCAPED).to_string()
+}
+
+/// The Content-Security-Policy of every response: no inline scripts or styles anywhere.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
 
 /// The whole application.
 pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let sessions =
+        SessionManagerLayer::new(session_store::SeaOrmSessionStore::new(state.db.clone()))
+            .with_name("blog_session")
+            .with_http_only(true)
+            .with_same_site(tower_sessions::cookie::SameSite::Lax)
+            .with_secure(state.security.secure_cookies)
+            .with_expiry(Expiry::OnInactivity(
+                tower_sessions::cookie::time::Duration::hours(auth::SESSION_HOURS),
+            ))
+            .with_signed(state.cookie_key.clone());
     Router::new()
         .merge(pages::router())
         .merge(admin::router())
@@ -95,12 +155,22 @@ pub fn app(state: AppState) -> Router {
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("public, max-age=3600"),
                 ))
+                .map_response(layers::static_errors_are_not_found)
                 .service(ServeDir::new(static_dir()).not_found_service(
                     axum::handler::HandlerWithoutStateExt::into_service(not_found),
                 )),
         )
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), error_pages))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::refuse_writes_to_a_lost_database,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::error_shapes,
+        ))
+        .layer(sessions)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             consistency::read_your_writes,
@@ -115,11 +185,38 @@ pub fn app(state: AppState) -> Router {
             Duration::from_secs(30),
         ))
         .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(layers::http_metrics))
         // Outside the timeout and panic layers, so their responses carry the headers too.
-        .layer(middleware::from_fn_with_state(state.clone(), node_headers))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        // Pages carry CSRF tokens and admin content: no cache keeps them (static files say
+        // otherwise for themselves).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::node_headers,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::map_request(layers::drop_malformed_request_id))
         .with_state(state)
 }
 
@@ -132,45 +229,27 @@ fn static_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static")
 }
 
+fn is_api(request: &Request) -> bool {
+    let path = request.uri().path();
+    path == "/api" || path.starts_with("/api/")
+}
+
 async fn not_found(request: Request) -> Response {
-    if request.uri().path().starts_with("/api/") {
+    if is_api(&request) {
         error::Error::NotFound.into_response()
     } else {
         PageError(error::Error::NotFound).into_response()
     }
 }
 
-/// Renders error pages (responses marked with [`ErrorPage`]) with the site chrome.
-async fn error_pages(
-    State(state): State<AppState>,
-    jar: SignedCookieJar,
-    request: Request,
-    next: Next,
-) -> Response {
-    let mut response = next.run(request).await;
-    if let Some(page) = response.extensions_mut().remove::<ErrorPage>() {
-        let (jar, chrome) = state.chrome(jar, page.status.canonical_reason().unwrap_or("Error"));
-        let view = ErrorPageView {
-            chrome,
-            status: page.status.as_u16(),
-            reason: page.status.canonical_reason().unwrap_or("Error").to_owned(),
-            message: page.message,
-        };
-        response = (page.status, jar, view).into_response();
-    }
-    response
-}
-
-/// Adds `x-blog-node` and `x-blog-role` to every response, whichever layer produced it.
-async fn node_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    if let Ok(node) = HeaderValue::from_str(&state.node_name) {
-        headers.insert("x-blog-node", node);
-    }
-    headers.insert(
-        "x-blog-role",
-        HeaderValue::from_static(state.db.role().as_str()),
+async fn method_not_allowed(request: Request) -> Response {
+    let error = error::Error::Request(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed here", request.method()),
     );
-    response
+    if is_api(&request) {
+        error.into_response()
+    } else {
+        PageError(error).into_response()
+    }
 }

@@ -4,13 +4,13 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum_extra::extract::cookie::SignedCookieJar;
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth;
+use super::auth::Visitor;
 use super::error::PageError;
 use super::views::{IndexPage, Pager, PostCard, PostPage, TagsPage};
+use crate::blog::input::TagLabel;
 use crate::blog::posts::{self, Visibility};
 use crate::blog::{markdown, tags};
 
@@ -34,7 +34,7 @@ fn first_page() -> u64 {
 
 async fn home(
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     Query(q): Query<PageQuery>,
 ) -> Result<impl IntoResponse, PageError> {
     let page = posts::list(
@@ -45,7 +45,7 @@ async fn home(
         posts::PER_PAGE,
     )
     .await?;
-    let (jar, chrome) = state.chrome(jar, "Posts");
+    let (jar, chrome) = state.chrome(&visitor, "Posts");
     let view = IndexPage {
         chrome,
         heading: "Latest posts".into(),
@@ -57,16 +57,16 @@ async fn home(
 
 async fn show_post(
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     Path(slug): Path<String>,
 ) -> Result<impl IntoResponse, PageError> {
-    let visibility = if auth::is_admin(&jar) {
+    let visibility = if visitor.admin {
         Visibility::All
     } else {
         Visibility::PublishedOnly
     };
     let post = posts::find_by_slug(&state.db, &slug, visibility).await?;
-    let (jar, chrome) = state.chrome(jar, post.post.title.clone());
+    let (jar, chrome) = state.chrome(&visitor, post.post.title.clone());
     let view = PostPage {
         chrome,
         html: markdown::render(&post.post.body),
@@ -75,22 +75,24 @@ async fn show_post(
     Ok((jar, view))
 }
 
+/// Tags of published posts (and tags on no post), with counts of published posts.
 async fn tag_index(
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
 ) -> Result<impl IntoResponse, PageError> {
-    let tags = tags::list_with_counts(&state.db).await?;
-    let (jar, chrome) = state.chrome(jar, "Tags");
+    let tags = tags::list_with_counts(&state.db, Visibility::PublishedOnly).await?;
+    let (jar, chrome) = state.chrome(&visitor, "Tags");
     Ok((jar, TagsPage { chrome, tags }))
 }
 
 async fn tag_posts(
     State(state): State<AppState>,
-    jar: SignedCookieJar,
+    visitor: Visitor,
     Path(label): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<impl IntoResponse, PageError> {
-    let tag = tags::find_by_label(&state.db, &label).await?;
+    let label = TagLabel::parse(&label).map_err(|_| PageError(super::error::Error::NotFound))?;
+    let tag = tags::find_public(&state.db, &label).await?;
     let page = posts::list(
         &state.db,
         Visibility::PublishedOnly,
@@ -99,12 +101,12 @@ async fn tag_posts(
         posts::PER_PAGE,
     )
     .await?;
-    let (jar, chrome) = state.chrome(jar, format!("#{}", tag.label));
+    let (jar, chrome) = state.chrome(&visitor, format!("#{}", tag.label));
     let view = IndexPage {
         chrome,
         heading: format!("Posts tagged #{}", tag.label),
         posts: page.items.iter().map(PostCard::new).collect(),
-        pager: Pager::new(format!("/tags/{}", auth::urlencode(&tag.label)), &page),
+        pager: Pager::new(format!("/tags/{}", super::urlencode(&tag.label)), &page),
     };
     Ok((jar, view))
 }

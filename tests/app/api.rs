@@ -562,8 +562,12 @@ async fn posts_are_paginated_newest_first() {
     assert_eq!(third["total_pages"], 3);
     assert_eq!(titles(&third), ["Post 03", "Post 02", "Post 01"]);
 
-    let (_, beyond) = app.api_get("/posts?page=4").await;
-    assert_eq!(titles(&beyond).len(), 0);
+    let (status, beyond) = app.api_get("/posts?page=4").await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "past the last page: {beyond}"
+    );
     let (_, small) = app.api_get("/posts?per_page=5&page=5").await;
     assert_eq!(small["total_pages"], 5);
     assert_eq!(titles(&small), ["Post 03", "Post 02", "Post 01"]);

@@ -3,15 +3,18 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use blog::cluster::ClusterConnection;
 use clap::Parser;
-use reqwest::header::{HeaderMap, LOCATION};
+use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
-pub const PASSWORD: &str = "secret-pw";
+pub const PASSWORD: &str = "a-long-test-password";
 pub const NODE_NAME: &str = "test-node";
 
 /// A running blog and what a test needs to talk to it. Dropping it stops the server and removes
@@ -25,7 +28,8 @@ pub struct TestApp {
     pub password: String,
     /// The app's own database handle, to look behind the HTTP interface.
     pub db: ClusterConnection,
-    dir: PathBuf,
+    /// The temporary directory that holds the database (`blog.db`).
+    pub dir: PathBuf,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -57,35 +61,55 @@ pub fn cookie_client() -> Client {
 
 /// Starts the blog on 127.0.0.1:0 with a new database.
 pub async fn spawn_app() -> TestApp {
-    let dir = fresh_dir();
+    spawn_app_with(&[])
+        .await
+        .expect("the app starts on a fresh database")
+}
+
+/// Starts the blog on 127.0.0.1:0 with a new database and extra command-line arguments (which
+/// replace the defaults they name); the error is what `blog::start` said.
+pub async fn spawn_app_with(extra: &[&str]) -> Result<TestApp, String> {
+    spawn_app_in(fresh_dir(), extra).await
+}
+
+/// Starts the blog on 127.0.0.1:0 with the database `dir/blog.db` (created if missing).
+pub async fn spawn_app_in(dir: PathBuf, extra: &[&str]) -> Result<TestApp, String> {
     let database = dir.join("blog.db");
-    let cli = blog::config::Cli::try_parse_from([
-        "blog",
-        "--listen",
-        "127.0.0.1:0",
-        "--database",
-        database.to_str().expect("temp dir path is UTF-8"),
-        "--admin-password",
-        PASSWORD,
-        "--node-name",
-        NODE_NAME,
-    ])
-    .expect("the test's command line parses");
+    let defaults = [
+        ("--listen", "127.0.0.1:0"),
+        (
+            "--database",
+            database.to_str().expect("temp dir path is UTF-8"),
+        ),
+        ("--admin-password", PASSWORD),
+        ("--node-name", NODE_NAME),
+    ];
+    let mut args = vec!["blog"];
+    for (flag, value) in defaults {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
+    args.extend_from_slice(extra);
+    let cli = blog::config::Cli::try_parse_from(args).map_err(|e| e.to_string())?;
     assert!(
         cli.config.litefs_dir.is_none(),
         "BLOG_LITEFS_DIR is set in the environment: these tests need a standalone node"
     );
-    let running = blog::start(cli.config)
-        .await
-        .expect("the app starts on a fresh database");
-    TestApp {
+    let running = blog::start(cli.config).await?;
+    Ok(TestApp {
         base: format!("http://{}", running.addr),
         client: cookie_client(),
         password: running.admin_password,
         db: running.db,
         dir,
         server: running.server,
-    }
+    })
+}
+
+/// A fresh, empty directory for a database, for tests that start apps with [`spawn_app_in`].
+pub fn new_dir() -> PathBuf {
+    fresh_dir()
 }
 
 impl Drop for TestApp {
@@ -255,4 +279,88 @@ pub fn csrf_of(html: &str) -> String {
     let token = &html[start..start + len];
     assert!(!token.is_empty(), "empty csrf token");
     token.to_owned()
+}
+
+// --- For the tests of sign-in and hardening ---------------------------------------------------
+
+/// The `name=value` pairs a response sets, as a `Cookie` header would send them back.
+pub fn cookie_pairs(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A client without a cookie store, so a test can carry cookies by hand.
+pub fn bare_client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// Logs in with a client that keeps no cookies; returns the cookies of the logged-in session.
+pub async fn login_cookies(app: &TestApp) -> String {
+    let client = bare_client();
+    let page = client.get(app.url("/admin/login")).send().await.unwrap();
+    let anon = cookie_pairs(&page);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let response = client
+        .post(app.url("/admin/login"))
+        .header(COOKIE, &anon)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("password", PASSWORD),
+            ("next", "/admin"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let session = cookie_pairs(&response);
+    assert!(!session.is_empty(), "login sets a session cookie");
+    format!("{anon}; {session}")
+}
+
+pub async fn status_with_cookies(app: &TestApp, path: &str, cookies: &str) -> StatusCode {
+    bare_client()
+        .get(app.url(path))
+        .header(COOKIE, cookies)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Sends raw bytes on a new connection and reads until the server closes it (or `wait` passes).
+pub async fn raw_exchange(addr: &str, request: &[u8], wait: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn host_of(app: &TestApp) -> String {
+    app.base.trim_start_matches("http://").to_owned()
+}
+
+/// A new visitor (a client with its own cookies) who opened the login page, and the page's token.
+pub async fn new_visitor_at_login(app: &TestApp) -> (Client, String) {
+    let client = cookie_client();
+    let html = client
+        .get(app.url("/admin/login"))
+        .send()
+        .await
+        .expect("GET /admin/login")
+        .text()
+        .await
+        .expect("login page");
+    let csrf = csrf_of(&html);
+    (client, csrf)
 }

@@ -5,5 +5,9 @@ mod api;
 #[path = "../support/browser.rs"]
 mod browser;
 mod browser_test;
+mod fuzz;
+mod hardening;
 mod helpers;
 mod pages;
+mod shutdown;
+mod signin;
