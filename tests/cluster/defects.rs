@@ -249,17 +249,28 @@ async fn a_write_refused_at_its_deadline_never_commits_later() {
         .execute_unprepared("CREATE TABLE d4(x)")
         .await
         .unwrap();
+    // A transaction that holds the writer, busy (so its lease never ends) past the deadline.
     let holder = replica.begin().await.unwrap();
     holder
         .execute_unprepared("INSERT INTO d4 VALUES (1)")
         .await
         .unwrap();
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let busy = tokio::spawn(async move {
+        while !*stopped.borrow() {
+            holder.execute_unprepared("SELECT 1").await.unwrap();
+            let _ = tokio::time::timeout(Duration::from_millis(200), stopped.changed()).await;
+        }
+        holder
+    });
     let started = Instant::now();
     let err = replica
         .execute_unprepared("INSERT INTO d4 VALUES (2)")
         .await
         .unwrap_err();
     assert!(started.elapsed() < DEADLINE + Duration::from_secs(1));
+    stop.send(true).unwrap();
+    let holder = busy.await.unwrap();
     assert!(!err.to_string().contains("unknown"), "{err}");
     holder.commit().await.unwrap();
     // Nothing may commit it later: watch the primary well past the old busy timeout.
@@ -280,7 +291,7 @@ async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller()
     let cluster = Cluster::start(2).await;
     let (primary, replica) = primary_and_replica(&cluster, |o| {
         o.max_remote_transactions = 2;
-        o.remote_tx_max_lifetime = Duration::from_millis(1500);
+        o.remote_tx_lease = Duration::from_secs(10);
     })
     .await;
     replica
@@ -327,6 +338,10 @@ async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller()
     );
 
     // A busy transaction is still rolled back at its maximum lifetime.
+    let (primary, replica) = primary_and_replica(&cluster, |o| {
+        o.remote_tx_max_lifetime = Duration::from_millis(1500);
+    })
+    .await;
     let txn = replica.begin().await.unwrap();
     let started = Instant::now();
     let err = loop {
