@@ -5,6 +5,7 @@
 //! and, through [`crate::cluster::ClusterConnection`], on a replica that forwards its writes.
 
 mod error;
+pub mod highlight;
 pub mod input;
 pub mod markdown;
 pub mod posts;
