@@ -20,8 +20,24 @@ pub struct Cli {
 pub enum Command {
     /// Serve the blog over HTTP (the default).
     Serve,
-    /// Apply pending migrations to the database and exit.
-    Migrate,
+    /// Apply, list or roll back migrations, and exit (default: apply pending ones).
+    Migrate {
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// List each migration and whether it is applied.
+    Status,
+    /// Roll back the last `steps` applied migrations.
+    Down {
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -35,14 +51,38 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
-    /// The SQLite database file. In cluster mode it lives inside the LiteFS mount.
+    /// The SQLite database file. In cluster mode it lives inside the LiteFS mount. Without it,
+    /// the path in `DATABASE_URL` (`sqlite://path`, as SeaORM's tools use), else data/blog.db.
     #[arg(
         long,
         env = "BLOG_DATABASE",
-        default_value = "data/blog.db",
+        default_value_os_t = default_database(),
         global = true
     )]
     pub database: PathBuf,
+
+    /// The site's name: page titles, the header, the feed.
+    #[arg(
+        long,
+        env = "BLOG_SITE_TITLE",
+        default_value = "LiteFS Blog",
+        global = true
+    )]
+    pub site_title: String,
+
+    /// One sentence about the site, for search engines and link previews.
+    #[arg(
+        long,
+        env = "BLOG_SITE_DESCRIPTION",
+        default_value = "A blog on SQLite, replicated by LiteFS.",
+        global = true
+    )]
+    pub site_description: String,
+
+    /// The public URL (`https://blog.example.com`) for canonical links, the feed and the
+    /// sitemap. Defaults to the request's `Host`.
+    #[arg(long, env = "BLOG_SITE_URL", global = true)]
+    pub site_url: Option<String>,
 
     /// Name shown on pages and in the `x-blog-node` header. Defaults to the host name.
     #[arg(long, env = "BLOG_NODE_NAME", global = true)]
@@ -130,6 +170,23 @@ pub struct Config {
     pub log_format: String,
 }
 
+/// The database path in `DATABASE_URL` (`sqlite://blog.db?mode=rwc`, `sqlite:blog.db`), else
+/// `data/blog.db`.
+fn default_database() -> PathBuf {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .and_then(|url| sqlite_path(&url))
+        .unwrap_or_else(|| PathBuf::from("data/blog.db"))
+}
+
+/// The file path of a `sqlite:` URL, without its query string.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
 impl Config {
     pub fn node_name(&self) -> String {
         self.node_name.clone().unwrap_or_else(|| {
@@ -143,5 +200,25 @@ impl Config {
 
     pub fn forward_timeout(&self) -> Duration {
         Duration::from_millis(self.forward_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_path;
+
+    #[test]
+    fn database_urls_name_a_file() {
+        assert_eq!(
+            sqlite_path("sqlite://data/blog.db?mode=rwc"),
+            Some("data/blog.db".into())
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///srv/blog.db"),
+            Some("/srv/blog.db".into())
+        );
+        assert_eq!(sqlite_path("sqlite:blog.db"), Some("blog.db".into()));
+        assert_eq!(sqlite_path("postgres://x/y"), None);
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
 }

@@ -11,7 +11,7 @@ pub mod markdown;
 pub mod posts;
 pub mod tags;
 
-pub use error::{BlogError, FieldErrors};
+pub use error::{BlogError, FieldErrors, Unique};
 
 /// One page of a list, with what a pager needs.
 #[derive(Debug, Clone, serde::Serialize)]

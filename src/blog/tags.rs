@@ -1,13 +1,12 @@
 //! Operations on tags.
 
-use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType,
     ModelTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set,
 };
 
-use super::BlogError;
 use super::input::TagLabel;
+use super::{BlogError, Unique};
 use crate::entity::{post_tag, tag};
 
 /// A tag with how many posts carry it (drafts included).
@@ -36,10 +35,11 @@ pub async fn list_with_counts<C: ConnectionTrait>(db: &C) -> Result<Vec<TagWithC
 pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag::Model, BlogError> {
     let tag = tag::ActiveModel {
         label: Set(label.as_str().to_owned()),
-        created_at: Set(Utc::now()),
         ..Default::default()
     };
-    Ok(tag.insert(db).await?)
+    tag.insert(db)
+        .await
+        .map_err(BlogError::unless_unique(Unique::TagLabel))
 }
 
 pub async fn rename<C: ConnectionTrait>(
@@ -53,7 +53,9 @@ pub async fn rename<C: ConnectionTrait>(
         .ok_or(BlogError::NotFound)?;
     let mut tag: tag::ActiveModel = existing.into();
     tag.label = Set(label.as_str().to_owned());
-    Ok(tag.update(db).await?)
+    tag.update(db)
+        .await
+        .map_err(BlogError::unless_unique(Unique::TagLabel))
 }
 
 /// Deletes a tag; the links to its posts go with it (the posts stay).
@@ -114,7 +116,6 @@ pub async fn ensure<C: ConnectionTrait>(
     for label in labels {
         let tag = tag::ActiveModel {
             label: Set(label.as_str().to_owned()),
-            created_at: Set(Utc::now()),
             ..Default::default()
         };
         tag::Entity::insert(tag)

@@ -4,6 +4,7 @@
 //! tracing, timeouts, body limit, compression, panic catching, and the `x-blog-node` /
 //! `x-blog-role` headers that say which node served a response and what LiteFS role it has.
 
+mod access_log;
 mod admin;
 mod api;
 pub mod auth;
@@ -11,6 +12,7 @@ pub mod consistency;
 pub mod error;
 mod health;
 mod pages;
+pub mod site;
 pub mod views;
 
 use std::sync::Arc;
@@ -29,7 +31,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::cluster::ClusterConnection;
 use error::{ErrorPage, PageError};
@@ -49,6 +50,8 @@ pub struct AppState {
     /// Signs the session, CSRF and flash cookies; the same on every node of a cluster.
     pub cookie_key: Key,
     pub metrics: PrometheusHandle,
+    /// The site's title, description and public URL, from configuration.
+    pub site: Arc<site::Site>,
 }
 
 impl FromRef<AppState> for Key {
@@ -68,6 +71,7 @@ impl AppState {
         let admin = auth::is_admin(&jar);
         let (jar, flash) = auth::take_flash(jar);
         let (jar, csrf) = auth::csrf_token(jar);
+        let page = site::current_page(&self.site);
         let chrome = Chrome {
             title: title.into(),
             node: self.node_name.to_string(),
@@ -75,6 +79,12 @@ impl AppState {
             admin,
             flash,
             csrf,
+            site_title: self.site.title.clone(),
+            description: self.site.description.clone(),
+            canonical: page.absolute(),
+            og_type: "website",
+            noindex: page.path.starts_with("/admin"),
+            search: String::new(),
         };
         (jar, chrome)
     }
@@ -103,6 +113,10 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), error_pages))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            site::remember_page_url,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             consistency::read_your_writes,
         ))
         // The body limit is enforced by the extractors, so that an API client gets its 413 as a
@@ -118,7 +132,7 @@ pub fn app(state: AppState) -> Router {
         // Outside the timeout and panic layers, so their responses carry the headers too.
         .layer(middleware::from_fn_with_state(state.clone(), node_headers))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http())
+        .layer(access_log::layer())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
 }
