@@ -5,5 +5,7 @@ mod api;
 #[path = "../support/browser.rs"]
 mod browser;
 mod browser_test;
+mod cli;
 mod helpers;
 mod pages;
+mod site;
