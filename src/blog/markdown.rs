@@ -209,7 +209,8 @@ pub fn excerpt(markdown: &str, max_chars: usize) -> String {
     // dropped, entities decoded. Plain text; the template escapes it.
     let mut text = String::new();
     let mut in_paragraph = false;
-    for event in Parser::new(markdown) {
+    // Footnotes enabled as in `render`, so a reference is an event (skipped), not text.
+    for event in Parser::new_ext(markdown, options()) {
         match event {
             Event::Start(Tag::Paragraph) => in_paragraph = true,
             Event::End(TagEnd::Paragraph) if in_paragraph => break,
@@ -254,6 +255,7 @@ mod tests {
         );
         assert_eq!(excerpt("a & b c", 3), "a &…");
         assert_eq!(excerpt("LiteFS replicates SQLite", 12), "LiteFS…");
+        assert_eq!(excerpt("Claim[^n].\n\n[^n]: Note.", 100), "Claim.");
         assert_eq!(excerpt("Supercalifragilistic", 5), "Super…");
         assert_eq!(
             excerpt("This is **bold** and `code`,\nwrapped.", 100),
