@@ -8,6 +8,7 @@ mod forwarding;
 mod guarantees;
 mod harness;
 mod litefs;
+mod search;
 
 use std::time::Duration;
 
