@@ -59,7 +59,7 @@ async fn search_on_a_replica_finds_a_post_just_written_through_another() {
         let cookie = consistency_cookie(&created);
         assert_eq!(
             search(&client, &reader, &word, &cookie).await,
-            [slug.clone()],
+            [slug.as_str()],
             "round {i}"
         );
 
