@@ -4,6 +4,25 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// How long a served binary has to print an expected line.
+const LINE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The first line from `lines` containing `needle`, waiting at most [`LINE_TIMEOUT`]: a missing
+/// line fails the test rather than hanging it.
+fn line_containing(lines: &Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("no line containing {needle:?} within {LINE_TIMEOUT:?}"),
+        }
+    }
+}
 
 fn scratch_db(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("blog-cli-{}-{name}", std::process::id()));
@@ -105,15 +124,19 @@ fn one_access_log_line_per_request() {
     .stderr(Stdio::null())
     .spawn()
     .expect("blog serves");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.strip_prefix("Blog listening on http://")
-                .map(|rest| rest.trim_end_matches('/').to_owned())
-        })
-        .expect("the listening address is printed");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = line_containing(&lines, "Blog listening on http://")
+        .trim_start_matches("Blog listening on http://")
+        .trim_end_matches('/')
+        .to_owned();
 
     let status = std::thread::spawn(move || {
         let mut stream = std::net::TcpStream::connect(&addr).unwrap();
@@ -130,12 +153,10 @@ fn one_access_log_line_per_request() {
     .unwrap();
     assert_eq!(status, "HTTP/1.1 200 OK");
 
-    let served = lines
-        .map_while(Result::ok)
-        .find(|line| line.contains("served"))
-        .expect("an access-log line");
+    let served = std::panic::catch_unwind(|| line_containing(&lines, "served"));
     let _ = child.kill();
     let _ = child.wait();
+    let served = served.expect("an access-log line");
     assert!(served.contains(" INFO "), "{served}");
     for part in [
         "method=GET",
