@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The blog on Fly.io: LiteFS mounts /litefs, then runs `blog migrate` (candidates only) and
-# `blog serve` as configured in litefs.yml. See the README, "Deploy to Fly.io".
+# `blog serve` as configured in litefs.yml. See docs/deploy.md.
 
 # --- build ---------------------------------------------------------------------------------------
 FROM rust:1-bookworm AS builder

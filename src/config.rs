@@ -20,8 +20,24 @@ pub struct Cli {
 pub enum Command {
     /// Serve the blog over HTTP (the default).
     Serve,
-    /// Apply pending migrations to the database and exit.
-    Migrate,
+    /// Apply, list or roll back migrations, and exit (default: apply pending ones).
+    Migrate {
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// List each migration and whether it is applied.
+    Status,
+    /// Roll back the last `steps` applied migrations.
+    Down {
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -35,14 +51,33 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
-    /// The SQLite database file. In cluster mode it lives inside the LiteFS mount.
+    /// The SQLite database file. In cluster mode it lives inside the LiteFS mount. Without it,
+    /// the path in `DATABASE_URL` (`sqlite://path`, as SeaORM's tools use), else data/blog.db.
     #[arg(
         long,
         env = "BLOG_DATABASE",
-        default_value = "data/blog.db",
+        default_value_os_t = default_database(),
         global = true
     )]
     pub database: PathBuf,
+
+    /// The site's name: page titles, the header, the feed.
+    #[arg(
+        long,
+        env = "BLOG_SITE_TITLE",
+        default_value = "LiteFS Blog",
+        global = true
+    )]
+    pub site_title: String,
+
+    /// One sentence about the site, for search engines and link previews.
+    #[arg(
+        long,
+        env = "BLOG_SITE_DESCRIPTION",
+        default_value = "A blog on SQLite, replicated by LiteFS.",
+        global = true
+    )]
+    pub site_description: String,
 
     /// Name shown on pages and in the `x-blog-node` header. Defaults to the host name.
     #[arg(long, env = "BLOG_NODE_NAME", global = true)]
@@ -69,9 +104,10 @@ pub struct Config {
     )]
     pub session_secret: Option<String>,
 
-    /// The URL people use to reach the blog (`https://blog.example`). When it is https (or, unset,
-    /// on Fly.io), cookies are `Secure`; forms are accepted only from its origin (without it, from
-    /// the request's host).
+    /// The URL people use to reach the blog (`https://blog.example`): the origin of canonical
+    /// links, the feed and the sitemap (without it, the request's `Host`). When it is https (or,
+    /// unset, on Fly.io), cookies are `Secure`; forms are accepted only from its origin (without
+    /// it, from the request's host).
     #[arg(long, env = "BLOG_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
@@ -185,6 +221,22 @@ pub const MIN_PASSWORD_CHARS: usize = 15;
 
 /// The shortest `BLOG_SESSION_SECRET` accepted.
 pub const MIN_SESSION_SECRET_CHARS: usize = 32;
+/// The database path in `DATABASE_URL` (`sqlite://blog.db?mode=rwc`, `sqlite:blog.db`), else
+/// `data/blog.db`.
+fn default_database() -> PathBuf {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .and_then(|url| sqlite_path(&url))
+        .unwrap_or_else(|| PathBuf::from("data/blog.db"))
+}
+
+/// The file path of a `sqlite:` URL, without its query string.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
 
 impl Config {
     /// Refuses settings that would make the sign-in weak, with a message that says what to do.
@@ -257,5 +309,25 @@ impl Config {
 
     pub fn forward_timeout(&self) -> Duration {
         Duration::from_millis(self.forward_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_path;
+
+    #[test]
+    fn database_urls_name_a_file() {
+        assert_eq!(
+            sqlite_path("sqlite://data/blog.db?mode=rwc"),
+            Some("data/blog.db".into())
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///srv/blog.db"),
+            Some("/srv/blog.db".into())
+        );
+        assert_eq!(sqlite_path("sqlite:blog.db"), Some("blog.db".into()));
+        assert_eq!(sqlite_path("postgres://x/y"), None);
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
 }

@@ -27,7 +27,7 @@ use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Statement, TransactionOptions, TransactionTrait};
 
 use cluster::{ClusterConnection, ClusterOptions};
-use config::{Cli, Command, Config};
+use config::{Cli, Command, Config, MigrateAction};
 
 /// A running blog: where it listens, and its database handle.
 pub struct Running {
@@ -46,10 +46,10 @@ pub struct Running {
 pub async fn run(cli: Cli) -> Result<(), String> {
     init_tracing(&cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => {
+        Command::Migrate { action } => {
             let cluster = cluster::start(&cluster_options(&cli.config)).await?;
-            migrate(&cluster.db).await?;
-            println!("migrations applied to {}", cli.config.database.display());
+            migrate_command(&cluster.db, action.unwrap_or(MigrateAction::Up)).await?;
+            println!("database: {}", cli.config.database.display());
             Ok(())
         }
         Command::Serve => {
@@ -158,6 +158,21 @@ async fn cookie_key(config: &Config, db: &ClusterConnection) -> Result<Key, Stri
     }
 }
 
+/// `blog migrate [up|status|down]`, with sea-orm-migration's own implementations (which print
+/// the status, and log each migration applied or rolled back).
+async fn migrate_command(db: &ClusterConnection, action: MigrateAction) -> Result<(), String> {
+    if !db.role().writes_locally() {
+        return Err("this node is a replica: run migrations on the primary".into());
+    }
+    let local = db.local();
+    let result = match action {
+        MigrateAction::Up => migration::Migrator::up(&local, None).await,
+        MigrateAction::Status => migration::Migrator::status(&local).await,
+        MigrateAction::Down { steps } => migration::Migrator::down(&local, Some(steps)).await,
+    };
+    result.map_err(|e| format!("migration failed: {e}"))
+}
+
 /// Binds `config.listen` (port 0 picks one), opens and migrates the database, and serves HTTP.
 /// The bind comes first, so a taken port fails before the database is created or touched.
 pub async fn start(config: Config) -> Result<Running, String> {
@@ -194,6 +209,11 @@ pub async fn start(config: Config) -> Result<Running, String> {
             config.litefs_dir.is_none(),
         )?),
         metrics: metrics_handle(),
+        site: Arc::new(web::site::Site {
+            title: config.site_title.clone(),
+            description: config.site_description.clone(),
+            url: config.public_url.clone(),
+        }),
     };
     let app = web::app(state);
     let (server, shutdown) = web::serve::spawn(
@@ -239,10 +259,17 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Logs to stdout at `info` (or as `RUST_LOG` says). Colours only on a terminal (and not with
+/// `NO_COLOR`), so a log file or Fly's log stream gets no escape codes. sea-orm-migration's
+/// lines ("Applying migration ...") stay visible though the rest of SeaORM is quieted.
 fn init_tracing(format: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn,tarpc=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+        .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn,sea_orm_migration=info,tarpc=warn".into());
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour);
     let _ = if format == "json" {
         builder.json().try_init()
     } else {

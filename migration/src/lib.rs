@@ -1,8 +1,11 @@
-//! Schema migrations for the blog, run by `blog migrate` and at start on the primary.
+//! Schema migrations for the blog, applied at start on the primary (or a standalone node), and
+//! by hand with `blog migrate [up|status|down]` or this crate's own command line
+//! (`cargo run -p migration -- status`, the same as `sea-orm-cli migrate status`).
 
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_tags_posts;
+mod m20261128_000001_posts_search;
 mod m20261128_000002_sessions_settings;
 
 /// Every migration, oldest first.
@@ -13,6 +16,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261126_000001_create_tags_posts::Migration),
+            Box::new(m20261128_000001_posts_search::Migration),
             Box::new(m20261128_000002_sessions_settings::Migration),
         ]
     }

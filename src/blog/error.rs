@@ -19,29 +19,58 @@ pub enum BlogError {
     Db(DbErr),
 }
 
-impl From<DbErr> for BlogError {
-    fn from(err: DbErr) -> Self {
-        match err.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(msg)) => {
-                BlogError::Conflict(conflict_message(&msg))
-            }
-            _ => BlogError::Db(err),
+/// The unique constraints a person can run into, each with a message they can act on.
+///
+/// A write says which one it can violate ([`BlogError::unless_unique`]): SQLite reports a unique
+/// violation by its error code (2067, or 1555 for a primary key), which SeaORM reads and a
+/// forwarded error keeps, but names the columns only inside its message text, which is not an
+/// interface to match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    /// `posts.slug`.
+    PostSlug,
+    /// `tags.label`.
+    TagLabel,
+}
+
+impl Unique {
+    pub fn message(self) -> &'static str {
+        match self {
+            Unique::PostSlug => "a post with this slug already exists",
+            Unique::TagLabel => "a tag with this label already exists",
         }
     }
 }
 
-fn conflict_message(sqlite_msg: &str) -> String {
-    if sqlite_msg.contains("tags.label") {
-        "a tag with this label already exists".into()
-    } else if sqlite_msg.contains("posts.slug") {
-        "a post with this slug already exists".into()
-    } else {
-        format!("this would create a duplicate ({sqlite_msg})")
+/// Any other unique violation: a write that was not expected to hit one.
+fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+impl From<DbErr> for BlogError {
+    fn from(err: DbErr) -> Self {
+        if is_unique_violation(&err) {
+            BlogError::Conflict("this would create a duplicate".into())
+        } else {
+            BlogError::Db(err)
+        }
     }
 }
 
 impl BlogError {
     pub fn field(field: &'static str, message: impl Into<String>) -> Self {
         BlogError::Validation(FieldErrors::from([(field, message.into())]))
+    }
+
+    /// For `.map_err` on a write whose only unique constraint is `unique`: a unique violation
+    /// becomes that constraint's [`BlogError::Conflict`], anything else converts as usual.
+    pub fn unless_unique(unique: Unique) -> impl FnOnce(DbErr) -> BlogError {
+        move |err| {
+            if is_unique_violation(&err) {
+                BlogError::Conflict(unique.message().into())
+            } else {
+                BlogError::from(err)
+            }
+        }
     }
 }

@@ -1,17 +1,205 @@
 //! Markdown to HTML that is safe to put in a page: pulldown-cmark renders, ammonia sanitises, so
 //! no script, event handler or `javascript:` URL survives whatever the author wrote.
+//!
+//! Raw HTML in a post can be broken or hostile, so two rules keep it from eating the rest of the
+//! post (the sanitiser drops `<script>` and `<style>` *with their content*, and an unclosed one
+//! would otherwise contain everything after it):
+//! - each top-level block (paragraph, list, raw HTML block, ...) is sanitised on its own, so
+//!   nothing one block opens reaches into the next;
+//! - a raw HTML block that starts with `<script`, `<style`, `<textarea` or `<pre` and never closes
+//!   (Markdown would make the whole rest of the post part of it) is shown as text instead.
+//!
+//! Fenced code is highlighted here (see [`super::highlight`]) before sanitising; the sanitiser
+//! keeps only the classes the highlighter and the footnotes use. Footnotes are numbered in order
+//! of first appearance and linked both ways; their ids get the sanitiser's `post-` prefix, like
+//! every id an author writes, so a post cannot clobber the page's own ids.
 
-use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, html};
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::LazyLock;
 
-pub fn render(markdown: &str) -> String {
-    let options =
-        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_FOOTNOTES;
-    let mut unsafe_html = String::with_capacity(markdown.len() * 3 / 2);
-    html::push_html(&mut unsafe_html, Parser::new_ext(markdown, options));
-    ammonia::Builder::default()
+use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd, html};
+
+use super::highlight;
+
+/// Prefix the sanitiser puts on every `id`; links to footnotes must carry it too.
+const ID_PREFIX: &str = "post-";
+
+/// Raw HTML blocks that, unclosed, run to the end of the post.
+const RAW_TEXT_OPENERS: [&str; 4] = ["script", "style", "textarea", "pre"];
+
+fn options() -> Options {
+    Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_FOOTNOTES
+}
+
+static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+    let mut builder = ammonia::Builder::default();
+    builder
         .link_rel(Some("noopener noreferrer nofollow"))
-        .clean(&unsafe_html)
-        .to_string()
+        .add_generic_attributes(["id", "class"])
+        .id_prefix(Some(ID_PREFIX))
+        .attribute_filter(|element, attribute, value| {
+            if attribute != "class" {
+                return Some(value.into());
+            }
+            let kept: Vec<&str> = value
+                .split_whitespace()
+                .filter(|class| allowed_class(element, class))
+                .collect();
+            (!kept.is_empty()).then(|| kept.join(" ").into())
+        });
+    builder
+});
+
+/// The classes that survive sanitising: the highlighter's and the footnotes'.
+fn allowed_class(element: &str, class: &str) -> bool {
+    match element {
+        "span" => class.starts_with(highlight::CLASS_PREFIX),
+        "code" => class.starts_with("language-"),
+        "pre" => class == "highlight",
+        "sup" => matches!(class, "footnote-reference" | "footnote-definition-label"),
+        "div" => class == "footnote-definition",
+        "a" => class == "footnote-backref",
+        _ => false,
+    }
+}
+
+/// The post's HTML, sanitised.
+pub fn render(markdown: &str) -> String {
+    let markdown = show_unclosed_raw_text_blocks(markdown);
+    let mut out = String::with_capacity(markdown.len() * 3 / 2);
+    let mut footnotes = Footnotes::default();
+    let mut block: Vec<Event> = Vec::new();
+    let mut depth = 0usize;
+    let mut code: Option<(String, String)> = None;
+    for event in Parser::new_ext(&markdown, options()) {
+        let event = match event {
+            Event::Start(Tag::CodeBlock(kind)) => {
+                let lang = match kind {
+                    CodeBlockKind::Fenced(info) => info.to_string(),
+                    CodeBlockKind::Indented => String::new(),
+                };
+                code = Some((lang, String::new()));
+                depth += 1;
+                continue;
+            }
+            Event::Text(text) if code.is_some() => {
+                code.as_mut()
+                    .expect("inside a code block")
+                    .1
+                    .push_str(&text);
+                continue;
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                let (lang, text) = code.take().unwrap_or_default();
+                depth -= 1;
+                Event::Html(highlight::code_block(&text, &lang).into())
+            }
+            Event::FootnoteReference(name) => Event::InlineHtml(footnotes.reference(&name).into()),
+            Event::Start(Tag::FootnoteDefinition(name)) => {
+                depth += 1;
+                block.push(Event::Html(footnotes.definition_start(&name).into()));
+                continue;
+            }
+            Event::End(TagEnd::FootnoteDefinition) => {
+                depth -= 1;
+                Event::Html(footnotes.definition_end().into())
+            }
+            Event::Start(tag) => {
+                depth += 1;
+                Event::Start(tag)
+            }
+            Event::End(tag) => {
+                depth -= 1;
+                Event::End(tag)
+            }
+            other => other,
+        };
+        block.push(event);
+        if depth == 0 {
+            let mut unsafe_html = String::new();
+            html::push_html(&mut unsafe_html, block.drain(..));
+            out.push_str(&SANITIZER.clean(&unsafe_html).to_string());
+        }
+    }
+    out
+}
+
+/// Footnote numbers, in order of first appearance (reference or definition).
+#[derive(Default)]
+struct Footnotes {
+    numbers: HashMap<String, usize>,
+    /// Notes already referenced once: only the first reference gets the id the note links back to.
+    referenced: HashSet<usize>,
+    /// The note being defined.
+    open: Option<usize>,
+}
+
+impl Footnotes {
+    fn number(&mut self, name: &str) -> usize {
+        let next = self.numbers.len() + 1;
+        *self.numbers.entry(name.to_owned()).or_insert(next)
+    }
+
+    fn reference(&mut self, name: &CowStr) -> String {
+        let n = self.number(name);
+        let id = if self.referenced.insert(n) {
+            format!(r#" id="fn-ref-{n}""#)
+        } else {
+            String::new()
+        };
+        format!(
+            r##"<sup class="footnote-reference"><a href="#{ID_PREFIX}fn-note-{n}"{id}>{n}</a></sup>"##
+        )
+    }
+
+    fn definition_start(&mut self, name: &CowStr) -> String {
+        let n = self.number(name);
+        self.open = Some(n);
+        format!(
+            r#"<div class="footnote-definition" id="fn-note-{n}"><sup class="footnote-definition-label">{n}</sup>"#
+        )
+    }
+
+    fn definition_end(&mut self) -> String {
+        match self.open.take() {
+            Some(n) if self.referenced.contains(&n) => format!(
+                r##"<a class="footnote-backref" href="#{ID_PREFIX}fn-ref-{n}" title="Back to the text">↩</a></div>"##
+            ),
+            _ => "</div>".to_owned(),
+        }
+    }
+}
+
+/// Rewrites the `<` of every raw HTML block that opens a raw-text element (`<style>`, ...) and
+/// never closes it, so that block renders as text and the Markdown after it as Markdown.
+fn show_unclosed_raw_text_blocks(markdown: &str) -> String {
+    let mut markdown = markdown.to_owned();
+    while let Some(start) = unclosed_raw_text_block(&markdown) {
+        markdown.replace_range(start..start + 1, "&lt;");
+    }
+    markdown
+}
+
+/// Where the first unclosed raw-text HTML block starts (the offset of its `<`).
+fn unclosed_raw_text_block(markdown: &str) -> Option<usize> {
+    let mut blocks = Parser::new_ext(markdown, options())
+        .into_offset_iter()
+        .filter_map(|(event, range): (Event, Range<usize>)| {
+            matches!(event, Event::Start(Tag::HtmlBlock)).then_some(range)
+        });
+    blocks.find_map(|range| {
+        let text = &markdown[range.clone()];
+        let lead = text.len() - text.trim_start().len();
+        let lower = text.trim_start().to_ascii_lowercase();
+        let name = RAW_TEXT_OPENERS.into_iter().find(|name| {
+            lower.strip_prefix('<').is_some_and(|rest| {
+                rest.starts_with(name)
+                    && rest[name.len()..].starts_with(|c: char| c == '>' || c.is_whitespace())
+            })
+        })?;
+        (!lower.contains(&format!("</{name}"))).then_some(range.start + lead)
+    })
 }
 
 /// The first paragraph's text, shortened, for lists of posts: plain text, which the templates
@@ -21,7 +209,8 @@ pub fn excerpt(markdown: &str, max_chars: usize) -> String {
     // dropped, entities decoded. Plain text; the template escapes it.
     let mut text = String::new();
     let mut in_paragraph = false;
-    for event in Parser::new(markdown) {
+    // Footnotes enabled as in `render`, so a reference is an event (skipped), not text.
+    for event in Parser::new_ext(markdown, options()) {
         match event {
             Event::Start(Tag::Paragraph) => in_paragraph = true,
             Event::End(TagEnd::Paragraph) if in_paragraph => break,
@@ -34,7 +223,13 @@ pub fn excerpt(markdown: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
         return text.to_owned();
     }
-    let cut: String = text.chars().take(max_chars).collect();
+    // Cut at the last space that fits (looking one character further, in case the cut falls
+    // just before a space), so no word is shown in half; a single overlong word is cut anyway.
+    let fitting: String = text.chars().take(max_chars + 1).collect();
+    let cut = match fitting.rfind(char::is_whitespace) {
+        Some(space) if space > 0 => fitting[..space].to_owned(),
+        _ => text.chars().take(max_chars).collect(),
+    };
     format!("{}…", cut.trim_end())
 }
 
@@ -59,9 +254,63 @@ mod tests {
             "Tom & Jerry say 1 < 2 <"
         );
         assert_eq!(excerpt("a & b c", 3), "a &…");
+        assert_eq!(excerpt("LiteFS replicates SQLite", 12), "LiteFS…");
+        assert_eq!(excerpt("Claim[^n].\n\n[^n]: Note.", 100), "Claim.");
+        assert_eq!(excerpt("Supercalifragilistic", 5), "Super…");
         assert_eq!(
             excerpt("This is **bold** and `code`,\nwrapped.", 100),
             "This is bold and code, wrapped."
+        );
+    }
+
+    /// Finding 17: raw HTML that the sanitiser drops with its content (here a `<style>` that
+    /// html5ever puts in the MathML namespace, where it swallows everything after it) must not
+    /// take the rest of the post with it.
+    #[test]
+    fn an_unclosed_element_never_swallows_the_rest_of_a_post() {
+        for opener in [
+            "<math><mtext><table><mglyph><style>",
+            "<style>",
+            "<script>",
+            "<svg><style>",
+        ] {
+            let html = render(&format!("Before.\n\n{opener}\n\nAfter, **still here**.\n"));
+            assert!(html.contains("Before."), "{opener}: {html}");
+            assert!(
+                html.contains("After, <strong>still here</strong>."),
+                "{opener} swallowed the rest: {html}"
+            );
+        }
+    }
+
+    /// Footnote references link to their notes, and the notes link back, with ids that carry the
+    /// sanitiser's prefix so they cannot clobber the page's own.
+    #[test]
+    fn footnotes_link_both_ways() {
+        let html = render("Claim[^src].\n\n[^src]: The source.\n");
+        for part in [
+            r##"href="#post-fn-note-1""##,
+            r#"id="post-fn-ref-1""#,
+            r#"id="post-fn-note-1""#,
+            r##"href="#post-fn-ref-1""##,
+        ] {
+            assert!(html.contains(part), "no {part} in {html}");
+        }
+        assert!(html.contains("The source."), "{html}");
+    }
+
+    #[test]
+    fn highlighted_code_keeps_its_token_classes_through_the_sanitiser() {
+        let html = render("- item\n\n  ```rust\n  let x = 1;\n  ```\n");
+        assert!(html.contains(r#"<code class="language-rust">"#), "{html}");
+        assert!(
+            html.contains(r#"<span class="hl-storage hl-type hl-rust">let</span>"#),
+            "{html}"
+        );
+        let forged = render(r#"<span class="flash evil hl-ok">x</span>"#);
+        assert!(
+            forged.contains(r#"<span class="hl-ok">x</span>"#),
+            "{forged}"
         );
     }
 

@@ -5,12 +5,13 @@
 //! and, through [`crate::cluster::ClusterConnection`], on a replica that forwards its writes.
 
 mod error;
+pub mod highlight;
 pub mod input;
 pub mod markdown;
 pub mod posts;
 pub mod tags;
 
-pub use error::{BlogError, FieldErrors};
+pub use error::{BlogError, FieldErrors, Unique};
 
 /// One page of a list, with what a pager needs.
 #[derive(Debug, Clone, serde::Serialize)]

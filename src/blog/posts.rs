@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ModelTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set, TransactionSession, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, Set, TransactionSession,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 
 use super::input::PostInput;
-use super::{BlogError, Page, tags};
+use super::{BlogError, Page, Unique, tags};
 use crate::entity::{post, post_tag, tag};
 
 /// A post with its tags, alphabetically.
@@ -54,6 +55,71 @@ pub async fn list<C: ConnectionTrait>(
         .order_by_desc(post::Column::PublishedAt)
         .order_by_desc(post::Column::UpdatedAt)
         .order_by_desc(post::Column::Id);
+    paginate(db, query, page, per_page).await
+}
+
+/// Longest search text accepted, and most words used from it.
+pub const MAX_SEARCH_CHARS: usize = 200;
+const MAX_SEARCH_WORDS: usize = 12;
+
+/// Posts whose title or body contain every word of `text` (full-text search with SQLite FTS5,
+/// words stemmed, so "replicating" finds "replicated"), best matches first, a title match
+/// weighing more than a body match. Text without any word finds nothing.
+pub async fn search<C: ConnectionTrait>(
+    db: &C,
+    visibility: Visibility,
+    text: &str,
+    page: u64,
+    per_page: u64,
+) -> Result<Page<PostWithTags>, BlogError> {
+    let Some(fts) = fts_query(text) else {
+        return Ok(Page {
+            items: Vec::new(),
+            page: 1,
+            per_page: per_page.clamp(1, 100),
+            total_items: 0,
+            total_pages: 1,
+        });
+    };
+    let mut query = post::Entity::find()
+        .filter(Expr::cust_with_values(
+            "posts.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)",
+            [fts.clone()],
+        ))
+        .order_by_asc(Expr::cust_with_values(
+            "(SELECT bm25(posts_fts, 5.0, 1.0) FROM posts_fts \
+              WHERE posts_fts MATCH ? AND posts_fts.rowid = posts.id)",
+            [fts],
+        ))
+        .order_by_desc(post::Column::Id);
+    if visibility == Visibility::PublishedOnly {
+        query = query.filter(post::Column::Published.eq(true));
+    }
+    paginate(db, query, page, per_page).await
+}
+
+/// A person's search text as an FTS5 query: each word quoted (so nothing in it is FTS5 syntax),
+/// all of them required. `None` when there is no word to search for.
+fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .chars()
+        .take(MAX_SEARCH_CHARS)
+        .collect::<String>()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(MAX_SEARCH_WORDS)
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// One page of the posts `query` selects, in its order, with their tags.
+async fn paginate<C: ConnectionTrait>(
+    db: &C,
+    query: Select<post::Entity>,
+    page: u64,
+    per_page: u64,
+) -> Result<Page<PostWithTags>, BlogError> {
     let per_page = per_page.clamp(1, 100);
     let paginator = query.paginate(db, per_page);
     let counts = paginator.num_items_and_pages().await?;
@@ -71,6 +137,20 @@ pub async fn list<C: ConnectionTrait>(
         total_items: counts.number_of_items,
         total_pages,
     })
+}
+
+/// The latest `limit` published posts, newest first: for the feed and the sitemap.
+pub async fn latest_published<C: ConnectionTrait>(
+    db: &C,
+    limit: u64,
+) -> Result<Vec<post::Model>, BlogError> {
+    Ok(post::Entity::find()
+        .filter(post::Column::Published.eq(true))
+        .order_by_desc(post::Column::PublishedAt)
+        .order_by_desc(post::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
 }
 
 pub async fn find_by_slug<C: ConnectionTrait>(
@@ -96,19 +176,17 @@ pub async fn create<C: TransactionTrait>(
     input: &PostInput,
 ) -> Result<PostWithTags, BlogError> {
     let txn = db.begin().await?;
-    let now = Utc::now();
     let post = post::ActiveModel {
         slug: Set(input.slug.as_str().to_owned()),
         title: Set(input.title.clone()),
         body: Set(input.body.clone()),
         published: Set(input.published),
-        published_at: Set(input.published.then_some(now)),
-        created_at: Set(now),
-        updated_at: Set(now),
+        published_at: Set(input.published.then(Utc::now)),
         ..Default::default()
     }
     .insert(&txn)
-    .await?;
+    .await
+    .map_err(BlogError::unless_unique(Unique::PostSlug))?;
     link_tags(&txn, post.id, input).await?;
     let created = with_tags(&txn, vec![post]).await?.remove(0);
     txn.commit().await?;
@@ -127,7 +205,6 @@ pub async fn update<C: TransactionTrait>(
         .one(&txn)
         .await?
         .ok_or(BlogError::NotFound)?;
-    let now = Utc::now();
     let first_publication = input.published && existing.published_at.is_none();
     let mut post: post::ActiveModel = existing.into();
     post.slug = Set(input.slug.as_str().to_owned());
@@ -135,10 +212,12 @@ pub async fn update<C: TransactionTrait>(
     post.body = Set(input.body.clone());
     post.published = Set(input.published);
     if first_publication {
-        post.published_at = Set(Some(now));
+        post.published_at = Set(Some(Utc::now()));
     }
-    post.updated_at = Set(now);
-    let post = post.update(&txn).await?;
+    let post = post
+        .update(&txn)
+        .await
+        .map_err(BlogError::unless_unique(Unique::PostSlug))?;
     post_tag::Entity::delete_many()
         .filter(post_tag::Column::PostId.eq(post.id))
         .exec(&txn)
@@ -199,4 +278,18 @@ async fn with_tags<C: ConnectionTrait>(
             post,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts_query;
+
+    #[test]
+    fn search_text_is_quoted_words() {
+        assert_eq!(
+            fts_query("  LiteFS, \"replica\" OR NEAR(x*) ").as_deref(),
+            Some(r#""LiteFS" "replica" "OR" "NEAR" "x""#)
+        );
+        assert_eq!(fts_query(" -- ** "), None);
+    }
 }

@@ -1,14 +1,13 @@
 //! Operations on tags.
 
-use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
     ModelTrait, QueryFilter, QueryOrder, Set, Statement,
 };
 
-use super::BlogError;
 use super::input::TagLabel;
 use super::posts::Visibility;
+use super::{BlogError, Unique};
 use crate::entity::{post_tag, tag};
 
 /// A tag with how many posts carry it.
@@ -68,10 +67,11 @@ pub async fn find_public<C: ConnectionTrait>(
 pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag::Model, BlogError> {
     let tag = tag::ActiveModel {
         label: Set(label.as_str().to_owned()),
-        created_at: Set(Utc::now()),
         ..Default::default()
     };
-    Ok(tag.insert(db).await?)
+    tag.insert(db)
+        .await
+        .map_err(BlogError::unless_unique(Unique::TagLabel))
 }
 
 pub async fn rename<C: ConnectionTrait>(
@@ -85,7 +85,9 @@ pub async fn rename<C: ConnectionTrait>(
         .ok_or(BlogError::NotFound)?;
     let mut tag: tag::ActiveModel = existing.into();
     tag.label = Set(label.as_str().to_owned());
-    Ok(tag.update(db).await?)
+    tag.update(db)
+        .await
+        .map_err(BlogError::unless_unique(Unique::TagLabel))
 }
 
 /// Deletes a tag; the links to its posts go with it (the posts stay).
@@ -146,7 +148,6 @@ pub async fn ensure<C: ConnectionTrait>(
     for label in labels {
         let tag = tag::ActiveModel {
             label: Set(label.as_str().to_owned()),
-            created_at: Set(Utc::now()),
             ..Default::default()
         };
         tag::Entity::insert(tag)

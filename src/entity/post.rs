@@ -1,3 +1,4 @@
+use sea_orm::ActiveValue::Set;
 use sea_orm::entity::prelude::*;
 use serde::Serialize;
 
@@ -40,4 +41,27 @@ impl Related<super::tag::Entity> for Entity {
     }
 }
 
-impl ActiveModelBehavior for ActiveModel {}
+/// Timestamps are kept here, once, rather than by every function that writes a post.
+#[async_trait::async_trait]
+impl ActiveModelBehavior for ActiveModel {
+    /// `created_at` and `updated_at` start as now, also for `Entity::insert`, which runs no hooks.
+    fn new() -> Self {
+        let now = chrono::Utc::now();
+        Self {
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..ActiveModelTrait::default()
+        }
+    }
+
+    /// Every update moves `updated_at`.
+    async fn before_save<C>(mut self, _db: &C, insert: bool) -> Result<Self, DbErr>
+    where
+        C: ConnectionTrait,
+    {
+        if !insert {
+            self.updated_at = Set(chrono::Utc::now());
+        }
+        Ok(self)
+    }
+}

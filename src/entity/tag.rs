@@ -1,3 +1,4 @@
+use sea_orm::ActiveValue::Set;
 use sea_orm::entity::prelude::*;
 use serde::Serialize;
 
@@ -33,4 +34,13 @@ impl Related<super::post::Entity> for Entity {
     }
 }
 
-impl ActiveModelBehavior for ActiveModel {}
+/// `created_at` starts as now, also for `Entity::insert` (the upsert in `blog::tags::ensure`),
+/// which runs no hooks: set once here rather than by every function that creates a tag.
+impl ActiveModelBehavior for ActiveModel {
+    fn new() -> Self {
+        Self {
+            created_at: Set(chrono::Utc::now()),
+            ..ActiveModelTrait::default()
+        }
+    }
+}

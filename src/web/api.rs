@@ -111,6 +111,8 @@ struct ListQuery {
     page: u64,
     #[serde(default = "per_page")]
     per_page: u64,
+    /// Full-text search: only posts containing every word.
+    q: Option<String>,
 }
 
 fn one() -> u64 {
@@ -120,7 +122,8 @@ fn per_page() -> u64 {
     posts::PER_PAGE
 }
 
-/// Published posts, newest first; the admin (with Basic auth) also sees drafts.
+/// Published posts, newest first (best match first with `?q=`); the admin (with Basic auth)
+/// also sees drafts.
 async fn list_posts(
     State(state): State<AppState>,
     admin: Option<ApiAdmin>,
@@ -131,9 +134,11 @@ async fn list_posts(
     } else {
         Visibility::PublishedOnly
     };
-    Ok(Json(
-        posts::list(&state.db, visibility, None, q.page, q.per_page).await?,
-    ))
+    let page = match &q.q {
+        Some(text) => posts::search(&state.db, visibility, text, q.page, q.per_page).await?,
+        None => posts::list(&state.db, visibility, None, q.page, q.per_page).await?,
+    };
+    Ok(Json(page))
 }
 
 async fn show_post(

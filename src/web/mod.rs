@@ -8,6 +8,7 @@
 //! Sign-in: [`auth`] (passwords, sessions, the admin extractors), [`csrf`] (the only form
 //! extractor of the admin area), [`flash`] (messages), [`session_store`] (sessions in SQLite).
 
+mod access_log;
 mod admin;
 mod api;
 pub mod auth;
@@ -20,6 +21,7 @@ mod layers;
 mod pages;
 pub mod serve;
 pub mod session_store;
+pub mod site;
 pub mod views;
 
 use std::sync::Arc;
@@ -39,7 +41,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::cluster::ClusterConnection;
@@ -66,6 +67,8 @@ pub struct AppState {
     /// The database file and its identity at start, for readiness and the write guard.
     pub database_file: Arc<health::DatabaseFile>,
     pub metrics: PrometheusHandle,
+    /// The site's title, description and public URL, from configuration.
+    pub site: Arc<site::Site>,
 }
 
 /// What the public URL implies for cookies and forms.
@@ -95,6 +98,7 @@ impl AppState {
     ) -> (SignedCookieJar, Chrome) {
         let (jar, flash) = flash::take(visitor.jar.clone());
         let (jar, csrf) = csrf::token(self, visitor, jar);
+        let page = site::current_page(&self.site);
         let chrome = Chrome {
             title: title.into(),
             node: self.node_name.to_string(),
@@ -102,6 +106,12 @@ impl AppState {
             admin: visitor.admin,
             flash,
             csrf,
+            site_title: self.site.title.clone(),
+            description: self.site.description.clone(),
+            canonical: page.absolute(),
+            og_type: "website",
+            noindex: page.path.starts_with("/admin"),
+            search: String::new(),
         };
         (jar, chrome)
     }
@@ -173,6 +183,10 @@ pub fn app(state: AppState) -> Router {
         .layer(sessions)
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            site::remember_page_url,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             consistency::read_your_writes,
         ))
         // The body limit is enforced by the extractors, so that an API client gets its 413 as a
@@ -214,7 +228,7 @@ pub fn app(state: AppState) -> Router {
             layers::node_headers,
         ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http())
+        .layer(access_log::layer())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(middleware::map_request(layers::drop_malformed_request_id))
         .with_state(state)

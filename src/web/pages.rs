@@ -1,15 +1,20 @@
-//! Public pages: the home page, a post, the tag index and a tag's posts.
+//! Public pages: the home page, a post, the tag index, a tag's posts and search; and what
+//! machines read: the Atom feed, the sitemap and robots.txt.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
 use super::AppState;
 use super::auth::Visitor;
+use super::error::Error;
 use super::error::PageError;
-use super::views::{IndexPage, Pager, PostCard, PostPage, TagsPage};
+use super::views::{
+    FeedEntry, FeedXml, IndexPage, Pager, PostCard, PostPage, SearchPage, SitemapXml, TagsPage,
+};
 use crate::blog::input::TagLabel;
 use crate::blog::posts::{self, Visibility};
 use crate::blog::{markdown, tags};
@@ -20,7 +25,16 @@ pub fn router() -> Router<AppState> {
         .route("/posts/{slug}", get(show_post))
         .route("/tags", get(tag_index))
         .route("/tags/{label}", get(tag_posts))
+        .route("/search", get(search))
+        .route("/feed.xml", get(feed))
+        .route("/sitemap.xml", get(sitemap))
+        .route("/robots.txt", get(robots))
 }
+
+/// Posts in the feed.
+const FEED_ENTRIES: u64 = 20;
+/// Posts in the sitemap (the format allows 50,000 URLs a file).
+const SITEMAP_POSTS: u64 = 10_000;
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -49,6 +63,7 @@ async fn home(
     let view = IndexPage {
         chrome,
         heading: "Latest posts".into(),
+        home: true,
         posts: page.items.iter().map(PostCard::new).collect(),
         pager: Pager::new("/", &page),
     };
@@ -66,7 +81,9 @@ async fn show_post(
         Visibility::PublishedOnly
     };
     let post = posts::find_by_slug(&state.db, &slug, visibility).await?;
-    let (jar, chrome) = state.chrome(&visitor, post.post.title.clone());
+    let (jar, mut chrome) = state.chrome(&visitor, post.post.title.clone());
+    chrome.description = markdown::excerpt(&post.post.body, 160);
+    chrome.og_type = "article";
     let view = PostPage {
         chrome,
         html: markdown::render(&post.post.body),
@@ -105,8 +122,105 @@ async fn tag_posts(
     let view = IndexPage {
         chrome,
         heading: format!("Posts tagged #{}", tag.label),
+        home: false,
         posts: page.items.iter().map(PostCard::new).collect(),
         pager: Pager::new(format!("/tags/{}", super::urlencode(&tag.label)), &page),
     };
     Ok((jar, view))
+}
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default = "first_page")]
+    page: u64,
+}
+
+async fn search(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Query(q): Query<SearchQuery>,
+) -> Result<impl IntoResponse, PageError> {
+    let text = q.q.trim();
+    let page = posts::search(
+        &state.db,
+        Visibility::PublishedOnly,
+        text,
+        q.page,
+        posts::PER_PAGE,
+    )
+    .await?;
+    let title = if text.is_empty() {
+        "Search".to_owned()
+    } else {
+        format!("Search: {text}")
+    };
+    let (jar, mut chrome) = state.chrome(&visitor, title);
+    chrome.search = text.to_owned();
+    let view = SearchPage {
+        chrome,
+        query: text.to_owned(),
+        total: page.total_items,
+        posts: page.items.iter().map(PostCard::new).collect(),
+        pager: Pager::new(format!("/search?q={}", super::urlencode(text)), &page),
+    };
+    Ok((jar, view))
+}
+
+/// The Atom feed of the latest published posts, full content included.
+async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+    let origin = state.site.origin(&headers);
+    let latest = posts::latest_published(&state.db, FEED_ENTRIES).await?;
+    let entries: Vec<FeedEntry> = latest.iter().map(|p| FeedEntry::new(&origin, p)).collect();
+    let updated = entries
+        .iter()
+        .map(|e| e.updated.clone())
+        .max()
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
+    let xml = FeedXml {
+        site_title: state.site.title.clone(),
+        description: state.site.description.clone(),
+        origin,
+        updated,
+        entries,
+    };
+    xml_response("application/atom+xml; charset=utf-8", &xml)
+}
+
+async fn sitemap(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+    let origin = state.site.origin(&headers);
+    let posts = posts::latest_published(&state.db, SITEMAP_POSTS).await?;
+    let xml = SitemapXml {
+        posts: posts
+            .iter()
+            .map(|p| {
+                let url = format!("{origin}/posts/{}", p.slug);
+                (url, p.updated_at.format("%Y-%m-%d").to_string())
+            })
+            .collect(),
+        origin,
+    };
+    xml_response("application/xml; charset=utf-8", &xml)
+}
+
+fn xml_response(
+    content_type: &'static str,
+    xml: &impl askama::Template,
+) -> Result<Response, Error> {
+    let body = xml
+        .render()
+        .map_err(|e| Error::Internal(format!("rendering XML: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// Crawlers may read everything public; the admin area and the API are not for them.
+async fn robots(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    let origin = state.site.origin(&headers);
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!(
+            "User-agent: *\nDisallow: /admin\nDisallow: /api/\n\nSitemap: {origin}/sitemap.xml\n"
+        ),
+    )
 }

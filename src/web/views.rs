@@ -19,6 +19,29 @@ pub struct Chrome {
     pub flash: Option<String>,
     /// The token every form on the page carries.
     pub csrf: String,
+    /// The site's name, from configuration.
+    pub site_title: String,
+    /// `<meta name=description>` and `og:description`: the site's, or a post's excerpt.
+    pub description: String,
+    /// This page's absolute URL: `<link rel=canonical>` and `og:url`.
+    pub canonical: String,
+    /// `og:type`: `article` on a post, `website` elsewhere.
+    pub og_type: &'static str,
+    /// Admin pages ask search engines not to index them.
+    pub noindex: bool,
+    /// What the search box holds: the query, on the search page.
+    pub search: String,
+}
+
+impl Chrome {
+    /// What the footer says about where writes go, true to this node's role.
+    pub fn replication(&self) -> &'static str {
+        match self.role {
+            "primary" => "SQLite on LiteFS: this node writes, replicas follow",
+            "replica" => "SQLite on LiteFS: writes forwarded to the primary",
+            _ => "SQLite, one standalone node",
+        }
+    }
 }
 
 /// A post as lists show it.
@@ -26,30 +49,30 @@ pub struct PostCard {
     pub slug: String,
     pub title: String,
     pub excerpt: String,
+    /// As people read it ("November 28, 2026").
     pub date: String,
+    /// The same moment for `<time datetime>`, RFC 3339.
+    pub datetime: String,
     pub published: bool,
     pub tags: Vec<String>,
 }
 
 impl PostCard {
     pub fn new(p: &PostWithTags) -> Self {
+        let when = p.post.published_at.unwrap_or(p.post.updated_at);
         PostCard {
             slug: p.post.slug.clone(),
             title: p.post.title.clone(),
             excerpt: crate::blog::markdown::excerpt(&p.post.body, 220),
-            date: p
-                .post
-                .published_at
-                .unwrap_or(p.post.updated_at)
-                .format("%B %-d, %Y")
-                .to_string(),
+            date: when.format("%B %-d, %Y").to_string(),
+            datetime: when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             published: p.post.published,
             tags: p.tags.clone(),
         }
     }
 }
 
-/// Pager links; `base` is the path the `?page=` goes on.
+/// Pager links; `base` is the URL the `page=` parameter goes on (it may have a query already).
 pub struct Pager {
     pub base: String,
     pub page: u64,
@@ -59,6 +82,12 @@ pub struct Pager {
 }
 
 impl Pager {
+    /// The link to page `n`.
+    pub fn href(&self, n: &u64) -> String {
+        let separator = if self.base.contains('?') { '&' } else { '?' };
+        format!("{}{separator}page={n}", self.base)
+    }
+
     pub fn new<T>(base: impl Into<String>, page: &Page<T>) -> Self {
         Pager {
             base: base.into(),
@@ -75,6 +104,8 @@ impl Pager {
 pub struct IndexPage {
     pub chrome: Chrome,
     pub heading: String,
+    /// The home page: when empty, it says how to write the first post.
+    pub home: bool,
     pub posts: Vec<PostCard>,
     pub pager: Pager,
 }
@@ -85,6 +116,72 @@ pub struct PostPage {
     pub chrome: Chrome,
     pub post: PostCard,
     pub html: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "search.html")]
+pub struct SearchPage {
+    pub chrome: Chrome,
+    pub query: String,
+    pub total: u64,
+    pub posts: Vec<PostCard>,
+    pub pager: Pager,
+}
+
+/// A published post as the feed and the sitemap list it.
+pub struct FeedEntry {
+    /// The post's absolute URL.
+    pub url: String,
+    /// A permanent id (a `tag:` URI of the host, the creation date and the row id), so that
+    /// renaming a post's slug does not make feed readers show it again as new.
+    pub id: String,
+    pub title: String,
+    pub summary: String,
+    /// The sanitised HTML; the template escapes it once more, as Atom's `type="html"` wants.
+    pub html: String,
+    /// RFC 3339.
+    pub published: String,
+    pub updated: String,
+}
+
+impl FeedEntry {
+    pub fn new(origin: &str, post: &crate::entity::post::Model) -> Self {
+        let rfc3339 =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let host = origin.split("://").nth(1).unwrap_or(origin);
+        let host = host.split(':').next().unwrap_or(host);
+        FeedEntry {
+            url: format!("{origin}/posts/{}", post.slug),
+            id: format!(
+                "tag:{host},{}:post-{}",
+                post.created_at.format("%Y-%m-%d"),
+                post.id
+            ),
+            title: post.title.clone(),
+            summary: crate::blog::markdown::excerpt(&post.body, 300),
+            html: crate::blog::markdown::render(&post.body),
+            published: rfc3339(post.published_at.unwrap_or(post.created_at)),
+            updated: rfc3339(post.updated_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "feed.xml")]
+pub struct FeedXml {
+    pub site_title: String,
+    pub description: String,
+    pub origin: String,
+    pub updated: String,
+    pub entries: Vec<FeedEntry>,
+}
+
+#[derive(Template)]
+#[template(path = "sitemap.xml")]
+pub struct SitemapXml {
+    pub origin: String,
+    /// Each published post's absolute URL and last change (`YYYY-MM-DD`).
+    pub posts: Vec<(String, String)>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -131,6 +228,16 @@ pub struct PostFormPage {
 impl PostFormPage {
     pub fn error(&self, field: &str) -> Option<&str> {
         self.errors.get(field).map(String::as_str)
+    }
+
+    /// The attributes that tie an invalid field to its message (`<p id="{field}-error">`), for
+    /// screen readers; empty when the field is fine. `field` is one of the form's own names.
+    pub fn invalid(&self, field: &str) -> String {
+        if self.errors.contains_key(field) {
+            format!(r#" aria-invalid="true" aria-describedby="{field}-error""#)
+        } else {
+            String::new()
+        }
     }
 }
 

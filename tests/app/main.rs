@@ -5,9 +5,11 @@ mod api;
 #[path = "../support/browser.rs"]
 mod browser;
 mod browser_test;
+mod cli;
 mod fuzz;
 mod hardening;
 mod helpers;
 mod pages;
 mod shutdown;
 mod signin;
+mod site;

@@ -230,8 +230,12 @@ async fn admin_writes_a_post_through_the_form() {
     );
     let title_input = html.find(r#"name="title""#).expect("the title field");
     let title_error = html
-        .find(r#"<p class="error" data-field="title">"#)
+        .find(r#"<p class="error" id="title-error" data-field="title">"#)
         .expect("an error for the title");
+    assert!(
+        html.contains(r#"name="title" value="   " required aria-invalid="true" aria-describedby="title-error">"#),
+        "the title field points at its error: {html}"
+    );
     let slug_input = html.find(r#"name="slug""#).expect("the slug field");
     assert!(
         title_input < title_error && title_error < slug_input,
@@ -302,7 +306,7 @@ async fn admin_writes_a_post_through_the_form() {
     let html = response.text().await.unwrap();
     assert!(
         html.contains(
-            r#"<p class="error" data-field="slug">a post with this slug already exists</p>"#
+            r#"<p class="error" id="slug-error" data-field="slug">a post with this slug already exists</p>"#
         ),
         "{html}"
     );
@@ -390,9 +394,13 @@ async fn admin_manages_tags_through_the_forms() {
         let html = response.text().await.unwrap();
         assert!(
             html.contains(&format!(
-                r#"<p class="error" role="alert" data-field="label">{message}</p>"#
+                r#"<p class="error" role="alert" id="label-error" data-field="label">{message}</p>"#
             )),
             "{label}: {html}"
+        );
+        assert!(
+            html.contains(r#"required aria-invalid="true" aria-describedby="label-error">"#),
+            "{label}: the field points at its error: {html}"
         );
         assert!(
             html.contains(&format!(r#"name="label" value="{label}" required"#)),

@@ -10,6 +10,7 @@ mod forwarding;
 mod guarantees;
 mod harness;
 mod litefs;
+mod search;
 
 use std::time::Duration;
 

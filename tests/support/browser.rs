@@ -7,6 +7,9 @@
 //! Missing chromedriver or chromium makes the test fail with a message naming the installer
 //! (`scripts/install-test-deps`); it never skips.
 
+// Two test binaries include this file and each uses a part of it.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -100,7 +103,13 @@ impl Chromedriver {
 
     /// A new headless Chromium session with a fresh profile.
     pub async fn session(&self) -> Client {
-        let profile = self.dir.join("profile");
+        self.session_at(1280).await
+    }
+
+    /// A session whose viewport is `width` CSS pixels wide (a phone at 390), keeping the
+    /// browser's console log for [`console_errors`].
+    pub async fn session_at(&self, width: u32) -> Client {
+        let profile = self.dir.join(format!("profile-{width}"));
         let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -116,9 +125,14 @@ impl Chromedriver {
                     "--disable-component-update",
                     "--disable-sync",
                     "--window-size=1280,1024",
+                    "--hide-scrollbars",
                     format!("--user-data-dir={}", profile.display()),
                 ],
+                "mobileEmulation": {
+                    "deviceMetrics": { "width": width, "height": 900, "pixelRatio": 1.0 },
+                },
             },
+            "goog:loggingPrefs": { "browser": "ALL" },
         });
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object")
@@ -196,7 +210,12 @@ async fn flow(
     tag: &str,
     title: &str,
 ) -> Result<(), String> {
-    // Log in through the form.
+    log_in(browser, base, password).await?;
+    create_tag_and_post(browser, base, tag, title).await
+}
+
+/// Logs in through the form and waits for the dashboard.
+pub async fn log_in(browser: &Client, base: &str, password: &str) -> Result<(), String> {
     goto(browser, &format!("{base}/admin/login")).await?;
     type_into(
         &wait_for(browser, Locator::Css("input[name='password']")).await?,
@@ -213,7 +232,15 @@ async fn flow(
         Locator::XPath("//h1[normalize-space()='Dashboard']"),
     )
     .await?;
+    Ok(())
+}
 
+async fn create_tag_and_post(
+    browser: &Client,
+    base: &str,
+    tag: &str,
+    title: &str,
+) -> Result<(), String> {
     // Create the tag.
     goto(browser, &format!("{base}/admin/tags")).await?;
     type_into(
@@ -304,7 +331,7 @@ async fn flow(
     Ok(())
 }
 
-async fn goto(browser: &Client, url: &str) -> Result<(), String> {
+pub async fn goto(browser: &Client, url: &str) -> Result<(), String> {
     browser
         .goto(url)
         .await
@@ -312,7 +339,7 @@ async fn goto(browser: &Client, url: &str) -> Result<(), String> {
 }
 
 /// Waits (bounded) for an element to be present.
-async fn wait_for(browser: &Client, locator: Locator<'_>) -> Result<Element, String> {
+pub async fn wait_for(browser: &Client, locator: Locator<'_>) -> Result<Element, String> {
     let what = format!("{locator:?}");
     browser
         .wait()
@@ -330,7 +357,7 @@ async fn find(browser: &Client, locator: Locator<'_>) -> Result<Element, String>
         .map_err(|e| format!("finding {what}: {e}"))
 }
 
-async fn click(browser: &Client, locator: Locator<'_>) -> Result<(), String> {
+pub async fn click(browser: &Client, locator: Locator<'_>) -> Result<(), String> {
     let what = format!("{locator:?}");
     find(browser, locator)
         .await?
@@ -369,4 +396,74 @@ fn percent_encode(segment: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A Chromium-specific WebDriver command (`POST /session/{id}/{path}`): the console log, and
+/// DevTools commands such as emulating the dark colour scheme.
+#[derive(Debug)]
+struct ChromeCommand {
+    path: &'static str,
+    body: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for ChromeCommand {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
+        ))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(self.body.to_string()))
+    }
+}
+
+/// The console messages at level SEVERE since the last call (JavaScript errors, resources that
+/// failed to load, Content-Security-Policy violations).
+pub async fn console_errors(browser: &Client) -> Result<Vec<String>, String> {
+    let log = browser
+        .issue_cmd(ChromeCommand {
+            path: "se/log",
+            body: json!({ "type": "browser" }),
+        })
+        .await
+        .map_err(|e| format!("reading the console log: {e}"))?;
+    Ok(log
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
+        .collect())
+}
+
+/// Makes the page report `prefers-color-scheme: dark` (or light again).
+pub async fn emulate_dark_scheme(browser: &Client, dark: bool) -> Result<(), String> {
+    browser
+        .issue_cmd(ChromeCommand {
+            path: "goog/cdp/execute",
+            body: json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": { "features": [
+                    { "name": "prefers-color-scheme", "value": if dark { "dark" } else { "light" } }
+                ] },
+            }),
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("emulating the colour scheme: {e}"))
+}
+
+/// Runs `script` (its `return` value, awaited if a promise) in the page.
+pub async fn script(browser: &Client, script: &str) -> Result<serde_json::Value, String> {
+    browser
+        .execute(script, Vec::new())
+        .await
+        .map_err(|e| format!("running {script:?}: {e}"))
 }

@@ -1,0 +1,173 @@
+//! The `blog` binary as an operator runs it, output piped (not a terminal): `blog migrate`
+//! and its `status` / `down`, `DATABASE_URL`, and the logs (migrations visible at info, one
+//! access-log line per request, no colour codes).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// How long a served binary has to print an expected line.
+const LINE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The first line from `lines` containing `needle`, waiting at most [`LINE_TIMEOUT`]: a missing
+/// line fails the test rather than hanging it.
+fn line_containing(lines: &Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("no line containing {needle:?} within {LINE_TIMEOUT:?}"),
+        }
+    }
+}
+
+fn scratch_db(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("blog-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("blog.db")
+}
+
+/// `blog` with a clean environment for what it reads, and the given variables.
+fn blog(env: &[(&str, String)], args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_blog"));
+    command.args(args);
+    for name in [
+        "DATABASE_URL",
+        "BLOG_DATABASE",
+        "RUST_LOG",
+        "BLOG_LITEFS_DIR",
+        "NO_COLOR",
+    ] {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+fn run(env: &[(&str, String)], args: &[&str]) -> String {
+    let output = blog(env, args).output().expect("blog runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "blog {args:?}: {text}");
+    text
+}
+
+#[test]
+fn migrate_up_status_down_with_logs_at_info_and_no_colours() {
+    let db = scratch_db("migrate");
+    let env = [("BLOG_DATABASE", db.display().to_string())];
+    let up = run(&env, &["migrate"]);
+    assert!(
+        up.contains("Applying migration 'm20261126_000001_create_tags_posts'"),
+        "{up}"
+    );
+    assert!(
+        up.contains("Applying migration 'm20261128_000001_posts_search'"),
+        "{up}"
+    );
+    assert!(
+        !up.contains('\u{1b}'),
+        "no ANSI escape codes off a terminal: {up:?}"
+    );
+
+    let status = run(&env, &["migrate", "status"]);
+    assert!(status.contains("m20261128_000001_posts_search"), "{status}");
+    assert!(
+        status.contains("Applied") && !status.contains("Pending"),
+        "{status}"
+    );
+
+    let down = run(&env, &["migrate", "down"]);
+    assert!(
+        down.contains("Rolling back migration 'm20261128_000001_posts_search'"),
+        "{down}"
+    );
+    let status = run(&env, &["migrate", "status"]);
+    assert!(status.contains("Pending"), "{status}");
+    let _ = std::fs::remove_dir_all(db.parent().unwrap());
+}
+
+#[test]
+fn database_url_names_the_database() {
+    let db = scratch_db("database-url");
+    let env = [(
+        "DATABASE_URL",
+        format!("sqlite://{}?mode=rwc", db.display()),
+    )];
+    let up = run(&env, &["migrate"]);
+    assert!(up.contains(&format!("database: {}", db.display())), "{up}");
+    assert!(db.exists(), "the file in DATABASE_URL was created");
+    let _ = std::fs::remove_dir_all(db.parent().unwrap());
+}
+
+/// The served binary writes one `served` line per request, with everything an operator greps for.
+#[test]
+fn one_access_log_line_per_request() {
+    let db = scratch_db("access-log");
+    let mut child = blog(
+        &[
+            ("BLOG_DATABASE", db.display().to_string()),
+            ("BLOG_ADMIN_PASSWORD", "pw".into()),
+        ],
+        &["--listen", "127.0.0.1:0"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("blog serves");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = line_containing(&lines, "Blog listening on http://")
+        .trim_start_matches("Blog listening on http://")
+        .trim_end_matches('/')
+        .to_owned();
+
+    let status = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        std::io::Write::write_all(
+            &mut stream,
+            b"GET /tags?x=1 HTTP/1.1\r\nHost: blog\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut response = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+        response.lines().next().unwrap_or_default().to_owned()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+
+    let served = std::panic::catch_unwind(|| line_containing(&lines, "served"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let served = served.expect("an access-log line");
+    assert!(served.contains(" INFO "), "{served}");
+    for part in [
+        "method=GET",
+        "path=/tags",
+        "status=200",
+        "latency_ms=",
+        "request_id=",
+    ] {
+        assert!(served.contains(part), "no {part} in {served:?}");
+    }
+    assert!(!served.contains("x=1"), "no query string: {served}");
+    assert!(!served.contains('\u{1b}'), "no colours: {served:?}");
+    let _ = std::fs::remove_dir_all(db.parent().unwrap());
+}

@@ -1,0 +1,282 @@
+//! What readers and machines expect of a blog: search, the Atom feed, the sitemap, robots.txt,
+//! meta tags, `<time>`, the empty home page, the footer, timestamps.
+
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn get_typed(app: &TestApp, path: &str) -> (String, String) {
+    let response = app.get(path).await;
+    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+    let content_type = response.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (content_type, response.text().await.unwrap())
+}
+
+async fn three_posts(app: &TestApp) {
+    app.create_post(json!({
+        "title": "Replication notes",
+        "body": "LiteFS replicates the **database** file.\n\n```rust\nfn main() {}\n```\n",
+        "tags": ["litefs"],
+        "published": true
+    }))
+    .await;
+    app.create_post(json!({
+        "title": "Gardening",
+        "body": "Tomatoes & basil, < 3 of each.",
+        "published": true
+    }))
+    .await;
+    app.create_post(json!({
+        "title": "Secret draft",
+        "body": "Tomatoes nobody may see yet.",
+        "published": false
+    }))
+    .await;
+}
+
+#[tokio::test]
+async fn search_finds_posts_by_words_in_their_body() {
+    let app = spawn_app().await;
+    three_posts(&app).await;
+
+    let (status, page) = app.api_get("/posts?q=tomatoes").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["total_items"], 1, "drafts stay hidden: {page}");
+    assert_eq!(page["items"][0]["slug"], "gardening");
+    // Stemmed: "replicating" finds "replicates"; every word must match.
+    let (_, page) = app.api_get("/posts?q=replicating%20database").await;
+    assert_eq!(page["items"][0]["slug"], "replication-notes", "{page}");
+    let (_, page) = app.api_get("/posts?q=replicating%20basil").await;
+    assert_eq!(page["total_items"], 0, "{page}");
+    // FTS5 syntax in the text is just words, never an error.
+    let (status, page) = app.api_get("/posts?q=%22NEAR(%20*%20OR").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+
+    // The admin sees drafts too.
+    let (_, page) = app
+        .api_call(reqwest::Method::GET, "/posts?q=tomatoes", None)
+        .await;
+    assert_eq!(page["total_items"], 2, "{page}");
+
+    // An edit is searchable at once (the triggers keep the index in step), a delete drops out.
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::PATCH,
+            "/posts/gardening",
+            Some(
+                &json!({"title": "Gardening", "body": "Now about courgettes.", "published": true}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, page) = app.api_get("/posts?q=tomatoes").await;
+    assert_eq!(page["total_items"], 0, "{page}");
+    let (_, page) = app.api_get("/posts?q=courgettes").await;
+    assert_eq!(page["total_items"], 1, "{page}");
+
+    let (status, html) = app.get_text("/search?q=courgettes").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(r#"<a href="/posts/gardening">Gardening</a>"#),
+        "{html}"
+    );
+    assert!(html.contains("1 post(s) contain “courgettes”"), "{html}");
+    assert!(
+        html.contains(r#"value="courgettes""#),
+        "the query stays in the box"
+    );
+    let (_, html) = app.get_text("/search?q=zucchini").await;
+    assert!(html.contains("Nothing found"), "{html}");
+}
+
+#[tokio::test]
+async fn the_feed_is_atom_with_the_published_posts() {
+    let app = spawn_app().await;
+    three_posts(&app).await;
+    let (content_type, xml) = get_typed(&app, "/feed.xml").await;
+    assert_eq!(content_type, "application/atom+xml; charset=utf-8");
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+    let feed = doc.root_element();
+    assert_eq!(
+        feed.tag_name().namespace(),
+        Some("http://www.w3.org/2005/Atom")
+    );
+    assert_eq!(feed.tag_name().name(), "feed");
+    let child = |node: roxmltree::Node, name: &str| {
+        node.children()
+            .find(|c| c.has_tag_name(name))
+            .unwrap_or_else(|| panic!("no <{name}> in {xml}"))
+            .text()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(child(feed, "title"), "LiteFS Blog");
+    assert!(!child(feed, "updated").starts_with("1970"));
+    let entries: Vec<_> = feed
+        .children()
+        .filter(|c| c.has_tag_name("entry"))
+        .collect();
+    assert_eq!(entries.len(), 2, "drafts are not in the feed: {xml}");
+    let titles: Vec<String> = entries.iter().map(|e| child(*e, "title")).collect();
+    assert!(titles.contains(&"Gardening".to_owned()));
+    let gardening = entries
+        .iter()
+        .find(|e| child(**e, "title") == "Gardening")
+        .unwrap();
+    assert_eq!(
+        child(*gardening, "content"),
+        "<p>Tomatoes &amp; basil, &lt; 3 of each.</p>\n",
+        "the content is the rendered HTML, escaped once for XML"
+    );
+    assert!(child(*gardening, "id").starts_with("tag:127.0.0.1,"));
+    let link = gardening
+        .children()
+        .find(|c| c.has_tag_name("link"))
+        .unwrap();
+    assert!(
+        link.attribute("href")
+            .unwrap()
+            .ends_with("/posts/gardening")
+    );
+
+    // Linked from every page's head.
+    let (_, home) = app.get_text("/").await;
+    assert!(home.contains(
+        r#"<link rel="alternate" type="application/atom+xml" title="LiteFS Blog" href="/feed.xml">"#
+    ));
+}
+
+#[tokio::test]
+async fn sitemap_and_robots() {
+    let app = spawn_app().await;
+    three_posts(&app).await;
+    let (content_type, xml) = get_typed(&app, "/sitemap.xml").await;
+    assert_eq!(content_type, "application/xml; charset=utf-8");
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+    let locs: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("loc"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(
+        locs.contains(&app.url("/posts/gardening").as_str()),
+        "{xml}"
+    );
+    assert!(locs.contains(&app.url("/").as_str()), "{xml}");
+    assert!(!xml.contains("secret-draft"), "no drafts: {xml}");
+
+    let (content_type, robots) = get_typed(&app, "/robots.txt").await;
+    assert!(content_type.starts_with("text/plain"));
+    assert!(robots.contains("Disallow: /admin\n"), "{robots}");
+    assert!(
+        robots.contains(&format!("Sitemap: {}/sitemap.xml", app.base)),
+        "{robots}"
+    );
+}
+
+#[tokio::test]
+async fn pages_carry_meta_tags_and_times() {
+    let app = spawn_app().await;
+    three_posts(&app).await;
+    let (_, post) = app.get_text("/posts/gardening").await;
+    for tag in [
+        r#"<meta name="description" content="Tomatoes &#38; basil, &#60; 3 of each.">"#,
+        r#"<meta property="og:type" content="article">"#,
+        r#"<meta property="og:title" content="Gardening">"#,
+        r#"<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">"#,
+        r##"<a class="skip-link" href="#content">"##,
+    ] {
+        assert!(post.contains(tag), "no {tag} in {post}");
+    }
+    assert!(
+        post.contains(&format!(
+            r#"<link rel="canonical" href="{}/posts/gardening">"#,
+            app.base
+        )),
+        "{post}"
+    );
+    assert!(post.contains(r#"<time datetime="20"#), "{post}");
+    // Highlighted code on a post page: token spans with classes.
+    let (_, notes) = app.get_text("/posts/replication-notes").await;
+    assert!(
+        notes.contains(r#"<code class="language-rust"><span class="hl-source hl-rust">"#),
+        "{notes}"
+    );
+
+    for path in ["/", "/tags", "/search?q=x", "/admin/login", "/nope"] {
+        let (_, html) = app.get_text(path).await;
+        assert!(
+            html.contains(
+                r#"<meta name="description" content="A blog on SQLite, replicated by LiteFS.">"#
+            ),
+            "{path}"
+        );
+        assert!(
+            html.contains(r#"<meta property="og:url" content="http://127.0.0.1:"#),
+            "{path}"
+        );
+        assert!(
+            html.contains(r#"<link rel="canonical" href="http://127.0.0.1:"#),
+            "{path}"
+        );
+    }
+    let (_, login) = app.get_text("/admin/login").await;
+    assert!(login.contains(r#"<meta name="robots" content="noindex">"#));
+    assert!(!post.contains("noindex"));
+}
+
+#[tokio::test]
+async fn the_empty_home_page_says_how_to_start_and_the_footer_tells_the_truth() {
+    let app = spawn_app().await;
+    let (_, html) = app.get_text("/").await;
+    assert!(
+        html.contains(r#"<a href="/admin/login">Log in</a> with the admin password"#),
+        "{html}"
+    );
+    assert!(html.contains("SQLite, one standalone node"), "{html}");
+    assert!(
+        !html.contains("forwarded"),
+        "a standalone node forwards nothing: {html}"
+    );
+    app.login().await;
+    let (_, html) = app.get_text("/").await;
+    assert!(
+        html.contains(r#"<a class="button" href="/admin/posts/new">Write your first post</a>"#),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn timestamps_are_kept_by_the_entities() {
+    let app = spawn_app().await;
+    let created = app
+        .create_post(json!({"title": "Stamped", "body": "b", "published": false}))
+        .await;
+    let created_at = created["created_at"].as_str().unwrap().to_owned();
+    assert_eq!(created["updated_at"].as_str().unwrap(), created_at);
+    assert!(created["published_at"].is_null());
+    let (status, updated) = app
+        .api_call(
+            reqwest::Method::PATCH,
+            "/posts/stamped",
+            Some(&json!({"title": "Stamped", "body": "b2", "published": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["created_at"].as_str().unwrap(), created_at);
+    assert!(
+        updated["updated_at"].as_str().unwrap() > created_at.as_str(),
+        "{updated}"
+    );
+    assert!(updated["published_at"].is_string());
+    // Tags made by the post form's upsert (`Entity::insert`, no hooks) get `created_at` too.
+    let (status, tags) = app.api_get("/tags").await;
+    assert_eq!(status, StatusCode::OK, "{tags}");
+    let tag = app.create_tag("stamped").await;
+    assert!(tag["created_at"].is_string(), "{tag}");
+}
