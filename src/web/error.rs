@@ -38,8 +38,13 @@ pub enum Error {
     #[error("too many login attempts: try again in {} seconds", retry_secs(*.0))]
     TooManyRequests(Duration),
     /// 503 with Retry-After: writes cannot reach the primary, the database is busy or read-only.
+    /// Nothing was saved.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 whose JSON says `"outcome": "unknown"`: the write may or may not have been saved (its
+    /// answer was lost and the primary could not be asked). No Retry-After: look before retrying.
+    #[error("{0}")]
+    OutcomeUnknown(String),
     /// 500: details are logged, never shown.
     #[error("internal error")]
     Internal(String),
@@ -62,6 +67,7 @@ impl From<BlogError> for Error {
 const SQLITE_BUSY: i64 = 5;
 const SQLITE_LOCKED: i64 = 6;
 const SQLITE_READONLY: i64 = 8;
+const SQLITE_INTERRUPT: i64 = 9;
 
 /// The SQLite result code inside a SeaORM error, local or forwarded (forwarded errors are rebuilt
 /// as genuine sqlx database errors).
@@ -81,11 +87,21 @@ fn sqlite_code(err: &DbErr) -> Option<i64> {
 fn database_error(err: DbErr) -> Error {
     if let Some(cluster) = ClusterError::find(&err) {
         metrics::counter!("blog_db_errors_total", "kind" => "cluster").increment(1);
-        return Error::Unavailable(format!("writes are unavailable: {cluster}"));
+        return if cluster.outcome_unknown() {
+            Error::OutcomeUnknown(format!(
+                "{cluster}. Check whether it was saved before trying again."
+            ))
+        } else if cluster.is_transient() {
+            Error::Unavailable(format!("writes are unavailable: {cluster}"))
+        } else {
+            // A statement the cluster layer refuses: a bug in the app, not the request.
+            Error::Internal(cluster.to_string())
+        };
     }
     let (kind, message) = match sqlite_code(&err) {
         Some(SQLITE_BUSY | SQLITE_LOCKED) => ("busy", "the database is busy"),
         Some(SQLITE_READONLY) => ("readonly", "the database is read-only"),
+        Some(SQLITE_INTERRUPT) => ("interrupted", "the write took too long and was stopped"),
         _ => {
             metrics::counter!("blog_db_errors_total", "kind" => "other").increment(1);
             return Error::Internal(err.to_string());
@@ -116,7 +132,7 @@ impl Error {
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Request(status, _) => *status,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::OutcomeUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -153,6 +169,7 @@ impl Error {
         match self {
             Error::Internal(details) => tracing::error!(%details, "request failed"),
             Error::Unavailable(msg) => tracing::warn!(%msg, "write unavailable"),
+            Error::OutcomeUnknown(msg) => tracing::error!(%msg, "write outcome unknown"),
             _ => {}
         }
     }
@@ -164,6 +181,7 @@ impl IntoResponse for Error {
         let status = self.status();
         let body = match &self {
             Error::Invalid(fields) => json!({ "error": "invalid input", "fields": fields }),
+            Error::OutcomeUnknown(msg) => json!({ "error": msg, "outcome": "unknown" }),
             other => json!({ "error": other.public_message() }),
         };
         let mut response = (status, Json(body)).into_response();
@@ -267,5 +285,33 @@ mod tests {
             .unwrap_err();
         assert_503_with_retry_after(read_only, "read-only");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The cluster layer's three outcomes, as HTTP: failed and transient is a 503 that invites a
+    /// retry; unknown is a 503 that says so and does not; a refused statement is the app's bug.
+    #[tokio::test]
+    async fn cluster_errors_say_failed_or_unknown() {
+        let failed = ClusterError::Busy { waited_ms: 5000 }.into_db_err();
+        assert_503_with_retry_after(failed, "busy");
+
+        let unknown = Error::from(
+            ClusterError::OutcomeUnknown {
+                addr: "primary:7070".into(),
+                reason: "no answer".into(),
+            }
+            .into_db_err(),
+        );
+        let response = unknown.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["outcome"], "unknown", "{body}");
+
+        let refused =
+            Error::from(ClusterError::Refused("statement refused: BEGIN".into()).into_db_err());
+        assert!(matches!(refused, Error::Internal(_)), "{refused:?}");
     }
 }
