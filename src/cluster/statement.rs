@@ -160,10 +160,18 @@ pub unsafe fn classify_on(db: *mut ffi::sqlite3, sql: &str) -> Kind {
                     // SAFETY: forwarded from the caller; the range is within `bytes`.
                     unsafe { prepare_one(db, &bytes[offset..end]) }
                 };
+                // After a write of the same string (which runs on one connection, atomically),
+                // last_insert_rowid() and changes() answer for that write: well defined.
+                let wrote_before = kinds
+                    .iter()
+                    .any(|k| matches!(k, Kind::Write | Kind::Unknown));
                 let kind = match kind {
-                    Kind::Read | Kind::Write if calls_connection_local(&bytes[offset..end]) => {
+                    Kind::Read | Kind::Write
+                        if !wrote_before && calls_connection_local(&bytes[offset..end]) =>
+                    {
                         Kind::InTransaction
                     }
+                    Kind::Read if wrote_before => Kind::Write,
                     kind => kind,
                 };
                 kinds.push(kind);
@@ -575,6 +583,12 @@ mod tests {
             ("SELECT last_insert_rowid()", Kind::InTransaction),
             ("SELECT changes ( )", Kind::InTransaction),
             ("SELECT 'last_insert_rowid()'", Kind::Read),
+            (
+                "INSERT INTO t VALUES (1); INSERT INTO t VALUES (last_insert_rowid())",
+                Kind::Write,
+            ),
+            ("INSERT INTO t VALUES (1); SELECT changes()", Kind::Write),
+            ("SELECT 1; SELECT changes()", Kind::InTransaction),
             (
                 "INSERT INTO t VALUES (total_changes())",
                 Kind::InTransaction,

@@ -88,7 +88,7 @@ fn migrate_up_status_down_with_logs_at_info_and_no_colours() {
 
     let down = run(&env, &["migrate", "down"]);
     assert!(
-        down.contains("Rolling back migration 'm20261128_000001_posts_search'"),
+        down.contains("Rolling back migration 'm20261128_000002_sessions_settings'"),
         "{down}"
     );
     let status = run(&env, &["migrate", "status"]);
@@ -116,7 +116,7 @@ fn one_access_log_line_per_request() {
     let mut child = blog(
         &[
             ("BLOG_DATABASE", db.display().to_string()),
-            ("BLOG_ADMIN_PASSWORD", "pw".into()),
+            ("BLOG_ADMIN_PASSWORD", "a-long-enough-admin-password".into()),
         ],
         &["--listen", "127.0.0.1:0"],
     )
