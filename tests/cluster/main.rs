@@ -7,7 +7,9 @@ mod differential;
 mod forwarding;
 mod guarantees;
 mod harness;
+mod lab;
 mod litefs;
+mod toxiproxy;
 
 use std::time::Duration;
 

@@ -1,0 +1,313 @@
+//! The scenarios, and the lab that runs them one after another on one 3-node cluster.
+//!
+//! A scenario is a load phase with one fault in it, repeated in cycles while the load lasts:
+//! steady load, the fault (injected, held, healed), steady load again. Then the load stops, the
+//! links heal, the lab waits until every app is ready and every node has the primary's TXID, and
+//! the checker reads every node's database.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::checker::{self, Report};
+use super::history::{History, Kind, Outcome};
+use super::workload::{self, Load};
+use crate::harness::{Cluster, SECRET, wait_until};
+use crate::toxiproxy::{Link, Toxic};
+use blog::cluster::ClusterConnection;
+
+/// Which of a node's links a network fault acts on.
+#[derive(Debug, Clone, Copy)]
+pub enum Links {
+    Rpc,
+    Replication,
+    Both,
+}
+
+impl Links {
+    fn each(self) -> &'static [Link] {
+        match self {
+            Links::Rpc => &[Link::Rpc],
+            Links::Replication => &[Link::Replication],
+            Links::Both => &[Link::Rpc, Link::Replication],
+        }
+    }
+}
+
+/// The fault of a scenario.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// A toxic on every replica's links to the primary.
+    Network(Links, Toxic),
+    /// kill -9 of the primary's app, then a restart.
+    KillPrimaryApp,
+    /// kill -9 of the primary's LiteFS, then a restart.
+    KillPrimaryLitefs,
+    /// kill -9 of a process holding a transaction open from one replica, and of the other
+    /// replica's app with requests in flight; the app is restarted.
+    KillReplicaMidTransaction,
+    /// SIGSTOP of the primary's app, SIGCONT after the hold.
+    PausePrimaryApp,
+    /// Every LiteFS restarted with the next node as primary (static lease), once the others have
+    /// everything the old primary acknowledged.
+    Failover,
+}
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub fault: Fault,
+    /// How long a held fault lasts.
+    pub hold: Duration,
+}
+
+/// Every scenario of the lab, in the order they run (the failover last: it moves the primary).
+pub fn all() -> Vec<Scenario> {
+    let s3 = Duration::from_secs(3);
+    let scenario = |name, fault| Scenario {
+        name,
+        fault,
+        hold: s3,
+    };
+    vec![
+        scenario(
+            "latency",
+            Fault::Network(
+                Links::Both,
+                Toxic::Latency {
+                    ms: 50,
+                    jitter_ms: 10,
+                },
+            ),
+        ),
+        scenario(
+            "bandwidth",
+            Fault::Network(Links::Both, Toxic::Bandwidth { kb_per_s: 64 }),
+        ),
+        scenario(
+            "rpc-black-hole",
+            Fault::Network(Links::Rpc, Toxic::BlackHole),
+        ),
+        scenario(
+            "replication-partition",
+            Fault::Network(Links::Replication, Toxic::Partition),
+        ),
+        scenario(
+            "rpc-reset-peer",
+            Fault::Network(Links::Rpc, Toxic::ResetPeer { after_ms: 200 }),
+        ),
+        scenario("kill-primary-app", Fault::KillPrimaryApp),
+        scenario("kill-primary-litefs", Fault::KillPrimaryLitefs),
+        scenario("kill-replica-mid-tx", Fault::KillReplicaMidTransaction),
+        scenario("pause-primary-app", Fault::PausePrimaryApp),
+        scenario("failover", Fault::Failover),
+    ]
+}
+
+/// Steady load before each fault, and after each heal.
+const STEADY: Duration = Duration::from_secs(1);
+const AFTER_HEAL: Duration = Duration::from_secs(2);
+
+/// A 3-node cluster with Toxiproxy links, and a SeaORM connection on every node.
+pub struct Lab {
+    pub cluster: Cluster,
+    dbs: Vec<ClusterConnection>,
+    /// Where each scenario's history is written (`<scenario>.jsonl`).
+    pub out: PathBuf,
+}
+
+impl Lab {
+    pub async fn start(out: PathBuf) -> Lab {
+        std::fs::create_dir_all(&out).unwrap();
+        let cluster = Cluster::start_with_links(3).await;
+        let mut dbs = Vec::new();
+        for k in 1..=3 {
+            dbs.push(workload::connect(&cluster, k).await);
+        }
+        Lab { cluster, dbs, out }
+    }
+
+    /// Runs `scenario` with load for at least `load` (one fault cycle at least), and checks it.
+    pub async fn run(&mut self, scenario: &Scenario, load: Duration) -> Report {
+        let primary = self.cluster.primary;
+        workload::set_up(&self.dbs[primary - 1], scenario.name).await;
+        self.wait_until_replicated().await;
+        let load_state = Load {
+            scenario: scenario.name.to_owned(),
+            history: Arc::new(History::new()),
+            stop: Arc::new(AtomicBool::new(false)),
+            gate: Arc::default(),
+        };
+        let clients = workload::spawn_clients(&load_state, &self.cluster, &self.dbs);
+        let history = load_state.history.clone();
+        loop {
+            tokio::time::sleep(STEADY).await;
+            self.fault_cycle(scenario, &load_state).await;
+            tokio::time::sleep(AFTER_HEAL).await;
+            if history.now() >= load.as_secs_f64() {
+                break;
+            }
+        }
+        load_state.stop.store(true, Ordering::SeqCst);
+        for client in clients {
+            client.await.expect("a client panicked");
+        }
+        self.settle().await;
+        let mut nodes = Vec::new();
+        let primary = self.cluster.primary;
+        for k in std::iter::once(primary).chain(self.cluster.replicas()) {
+            nodes.push(workload::read_node(self.cluster.node(k), scenario.name).await);
+        }
+        std::fs::write(
+            self.out.join(format!("{}.jsonl", scenario.name)),
+            history.to_json_lines(),
+        )
+        .unwrap();
+        checker::check(scenario.name, &history.ops(), &history.events(), &nodes)
+    }
+
+    /// One fault: injected (recorded), held, healed (recorded once the heal is complete).
+    async fn fault_cycle(&mut self, scenario: &Scenario, load: &Load) {
+        let history = &load.history;
+        let primary = self.cluster.primary;
+        match scenario.fault {
+            Fault::Network(links, toxic) => {
+                let proxies = self.cluster.links.as_ref().unwrap();
+                for k in self.cluster.replicas() {
+                    for link in links.each() {
+                        proxies.inject(k, *link, toxic).await;
+                    }
+                }
+                history.event(false, format!("{toxic:?} on {links:?} of every replica"));
+                tokio::time::sleep(scenario.hold).await;
+                self.heal_links().await;
+                history.event(true, format!("{links:?} healed"));
+            }
+            Fault::KillPrimaryApp => {
+                self.cluster.kill_app(primary);
+                history.event(false, format!("kill -9 node {primary}'s app"));
+                self.cluster.start_app(primary).await;
+                history.event(true, format!("node {primary}'s app restarted and ready"));
+            }
+            Fault::KillPrimaryLitefs => {
+                self.cluster.kill_litefs(primary);
+                history.event(false, format!("kill -9 node {primary}'s LiteFS"));
+                self.cluster.start_litefs(primary).await;
+                self.wait_until_ready().await;
+                history.event(
+                    true,
+                    format!("node {primary}'s LiteFS restarted, apps ready"),
+                );
+            }
+            Fault::KillReplicaMidTransaction => {
+                let replicas = self.cluster.replicas();
+                let (holder_node, killed) = (replicas[0], replicas[1]);
+                let label = format!(
+                    "lab-{}-n{holder_node}-held-{}",
+                    scenario.name,
+                    history.ops().len()
+                );
+                let pending = history.invoke("remote-transaction", holder_node);
+                let mut holder = self.hold_transaction(holder_node, &label);
+                self.cluster.kill_app(killed);
+                holder.kill().unwrap();
+                holder.wait().unwrap();
+                history.event(
+                    false,
+                    format!("kill -9 of a transaction holder on node {holder_node} and of node {killed}'s app"),
+                );
+                // It never sent COMMIT: the write must never appear.
+                pending.complete(
+                    Kind::Abandoned { label },
+                    Outcome::Fail,
+                    false,
+                    "killed before commit",
+                );
+                tokio::time::sleep(scenario.hold).await;
+                self.cluster.start_app(killed).await;
+                history.event(true, format!("node {killed}'s app restarted and ready"));
+            }
+            Fault::PausePrimaryApp => {
+                self.cluster.pause_app(primary, true);
+                history.event(false, format!("SIGSTOP node {primary}'s app"));
+                tokio::time::sleep(scenario.hold).await;
+                self.cluster.pause_app(primary, false);
+                history.event(true, format!("SIGCONT node {primary}'s app"));
+            }
+            Fault::Failover => {
+                let next = primary % self.cluster.nodes.len() + 1;
+                // Quiesce the writers so the new primary has every acknowledged write: this
+                // process's through the gate, the apps' by stopping the primary's app.
+                let gate = load.gate.clone();
+                let closed = gate.write().await;
+                self.cluster.pause_app(primary, true);
+                self.wait_until_replicated().await;
+                history.event(false, format!("restart with node {next} as primary"));
+                self.cluster.restart_litefs_with_primary(next).await;
+                self.cluster.pause_app(primary, false);
+                drop(closed);
+                self.cluster.wait_for_roles().await;
+                history.event(true, format!("node {next} is primary, every app follows"));
+            }
+        }
+    }
+
+    /// Starts the example that opens a transaction on node `k`, inserts `label` and waits; returns
+    /// once the insert is done.
+    fn hold_transaction(&self, k: usize, label: &str) -> std::process::Child {
+        let node = self.cluster.node(k);
+        let mut holder = Command::new(crate::guarantees::remote_transaction_example())
+            .arg(node.mnt())
+            .arg(node.litefs_api())
+            .arg(label)
+            .env("BLOG_CLUSTER_SECRET", SECRET)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("inserted"), "the holder's insert: {line}");
+        holder
+    }
+
+    async fn heal_links(&self) {
+        let proxies = self.cluster.links.as_ref().unwrap();
+        for k in 1..=self.cluster.nodes.len() {
+            for link in [Link::Rpc, Link::Replication] {
+                proxies.heal(k, link).await;
+            }
+        }
+    }
+
+    /// Every app answers `/readyz` with its node's role.
+    async fn wait_until_ready(&self) {
+        self.cluster.wait_for_roles().await;
+    }
+
+    /// Every node has the primary's TXID.
+    async fn wait_until_replicated(&self) {
+        let cluster = &self.cluster;
+        wait_until("every node at the primary's TXID", || async {
+            let target = cluster.node(cluster.primary).txid();
+            cluster
+                .nodes
+                .iter()
+                .all(|n| n.txid() == target)
+                .then_some(())
+        })
+        .await;
+    }
+
+    /// After the load: links healed, every app ready, every node replicated.
+    async fn settle(&self) {
+        self.heal_links().await;
+        self.wait_until_ready().await;
+        self.wait_until_replicated().await;
+    }
+}
