@@ -362,6 +362,14 @@ impl Cluster {
         }
     }
 
+    /// How node `k`'s app exited, if it did (it is then forgotten, so it can be started again).
+    pub fn app_exit(&mut self, k: usize) -> Option<std::process::ExitStatus> {
+        let app = self.nodes[k - 1].app.as_mut()?;
+        let status = app.try_wait().ok()??;
+        self.nodes[k - 1].app = None;
+        Some(status)
+    }
+
     /// kill -9 of node `k`'s app: no shutdown, requests in flight are cut. [`Cluster::start_app`]
     /// brings it back.
     pub fn kill_app(&mut self, k: usize) {

@@ -63,6 +63,8 @@ pub struct Report {
     pub stale_unflagged: usize,
     /// Heals after which no write succeeded.
     pub no_write_after_heal: usize,
+    /// Apps that died on their own (not killed by the lab): each is a crash, e.g. a SIGBUS.
+    pub crashed: usize,
     /// Longest time from a fault to a failed or unknown answer, ms.
     pub fault_to_error_ms: Option<u64>,
     /// Longest time from a heal to the next successful write, ms.
@@ -83,6 +85,7 @@ impl Report {
             && self.bank_bad == 0
             && self.stale_unflagged == 0
             && self.no_write_after_heal == 0
+            && self.crashed == 0
             && self.identical
     }
 }
@@ -349,7 +352,7 @@ pub fn table(reports: &[Report]) -> String {
     for r in reports {
         let _ = writeln!(
             out,
-            "{:<22} {:>5} {:>5} {:>5} | {:>4} {:>4} {:>6} {:>6} {:>4} {:>6} {:>6} | {:>9} {:>9} {:>9}",
+            "{:<22} {:>5} {:>5} {:>5} | {:>4} {:>4} {:>6} {:>6} {:>4} {:>5} {:>6} {:>5} | {:>9} {:>9} {:>9}",
             r.scenario,
             r.ok,
             r.failed,
@@ -361,6 +364,7 @@ pub fn table(reports: &[Report]) -> String {
             r.bank_bad,
             r.stale_unflagged,
             r.no_write_after_heal,
+            r.crashed,
             opt(r.fault_to_error_ms),
             opt(r.heal_to_write_ms),
             if r.identical { "yes" } else { "NO" },

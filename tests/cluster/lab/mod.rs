@@ -10,7 +10,7 @@
 //!
 //! `scripts/test` runs every scenario in a short form (one fault cycle each); `scripts/soak`
 //! runs them longer through the environment variables read by [`every_scenario_keeps_every_write`]:
-//! `FAULTLAB_LOAD_SECS` (load per scenario), `FAULTLAB_SCENARIO` (one scenario by name) and
+//! `FAULTLAB_LOAD_SECS` (seconds of load in all, shared by the scenarios that run), `FAULTLAB_SCENARIO` (one scenario by name) and
 //! `FAULTLAB_OUT` (where the histories and the table go).
 
 mod checker;
@@ -154,6 +154,7 @@ fn the_checker_reports_misreported_writes_a_leaking_bank_and_diverged_nodes() {
 
 /// Scenario settings from the environment (see the module docs).
 struct Settings {
+    /// Load of all the scenarios together; each runs at least one fault cycle.
     load: Duration,
     only: Option<String>,
     out: std::path::PathBuf,
@@ -194,11 +195,12 @@ async fn every_scenario_keeps_every_write() {
         "no scenario is named {:?}",
         settings.only
     );
+    let load = settings.load / chosen.len() as u32;
     let mut lab = scenarios::Lab::start(settings.out.clone()).await;
     let mut reports = Vec::new();
     for scenario in &chosen {
         eprintln!("lab: scenario {}", scenario.name);
-        let report = lab.run(scenario, settings.load).await;
+        let report = lab.run(scenario, load).await;
         eprint!("{}", checker::table(std::slice::from_ref(&report)));
         reports.push(report);
     }

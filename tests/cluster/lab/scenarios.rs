@@ -116,6 +116,17 @@ pub struct Lab {
     dbs: Vec<ClusterConnection>,
     /// Where each scenario's history is written (`<scenario>.jsonl`).
     pub out: PathBuf,
+    /// Apps found dead that the lab did not kill, in the scenario under way.
+    crashes: Vec<String>,
+}
+
+impl Drop for Lab {
+    /// The SeaORM connections of this process are leaked, never closed: closing a SQLite
+    /// connection touches its `-shm` mapping in the LiteFS mount, which the cluster is about to
+    /// unmount, and that kills this process with SIGBUS (as `blog::cluster::pools` explains).
+    fn drop(&mut self) {
+        std::mem::forget(std::mem::take(&mut self.dbs));
+    }
 }
 
 impl Lab {
@@ -126,7 +137,12 @@ impl Lab {
         for k in 1..=3 {
             dbs.push(workload::connect(&cluster, k).await);
         }
-        Lab { cluster, dbs, out }
+        Lab {
+            cluster,
+            dbs,
+            out,
+            crashes: Vec::new(),
+        }
     }
 
     /// Runs `scenario` with load for at least `load` (one fault cycle at least), and checks it.
@@ -165,7 +181,24 @@ impl Lab {
             history.to_json_lines(),
         )
         .unwrap();
-        checker::check(scenario.name, &history.ops(), &history.events(), &nodes)
+        let mut report = checker::check(scenario.name, &history.ops(), &history.events(), &nodes);
+        report.crashed = self.crashes.len();
+        report.findings.append(&mut self.crashes);
+        report
+    }
+
+    /// Restarts every app that died on its own, and records each death as a crash.
+    async fn revive_crashed_apps(&mut self) {
+        for k in 1..=self.cluster.nodes.len() {
+            if let Some(status) = self.cluster.app_exit(k) {
+                let log = self.cluster.node(k).app_log();
+                self.crashes.push(format!(
+                    "node {k}'s app died ({status}): see {}",
+                    log.display()
+                ));
+                self.cluster.start_app(k).await;
+            }
+        }
     }
 
     /// One fault: injected (recorded), held, healed (recorded once the heal is complete).
@@ -195,6 +228,7 @@ impl Lab {
                 self.cluster.kill_litefs(primary);
                 history.event(false, format!("kill -9 node {primary}'s LiteFS"));
                 self.cluster.start_litefs(primary).await;
+                self.revive_crashed_apps().await;
                 self.wait_until_ready().await;
                 history.event(
                     true,
@@ -305,8 +339,9 @@ impl Lab {
     }
 
     /// After the load: links healed, every app ready, every node replicated.
-    async fn settle(&self) {
+    async fn settle(&mut self) {
         self.heal_links().await;
+        self.revive_crashed_apps().await;
         self.wait_until_ready().await;
         self.wait_until_replicated().await;
     }
