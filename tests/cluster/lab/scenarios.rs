@@ -191,10 +191,13 @@ impl Lab {
     async fn revive_crashed_apps(&mut self) {
         for k in 1..=self.cluster.nodes.len() {
             if let Some(status) = self.cluster.app_exit(k) {
-                let log = self.cluster.node(k).app_log();
+                let kept = self
+                    .out
+                    .join(format!("crash-{}-node{k}-app.log", self.crashes.len()));
+                let _ = std::fs::copy(self.cluster.node(k).app_log(), &kept);
                 self.crashes.push(format!(
-                    "node {k}'s app died ({status}): see {}",
-                    log.display()
+                    "node {k}'s app died ({status}): its log is {}",
+                    kept.display()
                 ));
                 self.cluster.start_app(k).await;
             }
