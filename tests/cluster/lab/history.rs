@@ -143,6 +143,21 @@ impl History {
         self.events.lock().unwrap().clone()
     }
 
+    /// Whether a write invoked at `since` or later has succeeded.
+    pub fn ok_write_since(&self, since: f64) -> bool {
+        self.ops
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|o| o.kind.is_write() && o.outcome == Outcome::Ok && o.invoked >= since)
+    }
+
+    /// When the last heal happened.
+    pub fn last_heal(&self) -> Option<f64> {
+        let events = self.events.lock().unwrap();
+        events.iter().rev().find(|e| e.heal).map(|e| e.at)
+    }
+
     /// Adds a completed operation as is (the negative control builds histories this way).
     pub fn push(&self, op: Op) {
         self.ops.lock().unwrap().push(op);

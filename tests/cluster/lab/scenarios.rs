@@ -106,9 +106,22 @@ pub fn all() -> Vec<Scenario> {
     ]
 }
 
-/// Steady load before each fault, and after each heal.
+/// Steady load before each fault, and after the first write that succeeds after a heal.
 const STEADY: Duration = Duration::from_secs(1);
-const AFTER_HEAL: Duration = Duration::from_secs(2);
+const AFTER_HEAL: Duration = Duration::from_secs(1);
+/// How long the load goes on after a heal waiting for a write to succeed; past it, the checker
+/// counts the heal in `noheal`.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
+
+/// Keeps the load running until a write invoked after the last heal succeeds, or the limit.
+async fn wait_for_recovery(history: &History) {
+    let healed = history.last_heal().unwrap_or(0.0);
+    let deadline = tokio::time::Instant::now() + RECOVERY_LIMIT;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    while tokio::time::Instant::now() < deadline && !history.ok_write_since(healed) {
+        tick.tick().await;
+    }
+}
 
 /// A 3-node cluster with Toxiproxy links, and a SeaORM connection on every node.
 pub struct Lab {
@@ -161,6 +174,7 @@ impl Lab {
         loop {
             tokio::time::sleep(STEADY).await;
             self.fault_cycle(scenario, &load_state).await;
+            wait_for_recovery(&history).await;
             tokio::time::sleep(AFTER_HEAL).await;
             if history.now() >= load.as_secs_f64() {
                 break;
