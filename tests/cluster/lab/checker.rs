@@ -200,8 +200,15 @@ fn check_counters(report: &mut Report, increments: &BTreeMap<i64, [usize; 3]>, t
         } else {
             continue;
         }
+        let why = if value > ok + failed + unknown {
+            "some increment ran more than once"
+        } else if value > ok + unknown {
+            "increments reported failed were applied"
+        } else {
+            "acknowledged increments are missing"
+        };
         report.findings.push(format!(
-            "counter {counter} is {value} after {ok} ok, {failed} failed, {unknown} unknown increments"
+            "counter {counter} is {value} after {ok} ok, {failed} failed, {unknown} unknown increments: {why}"
         ));
     }
 }
