@@ -363,8 +363,8 @@ pub async fn read_node(node: &Node, scenario: &str) -> NodeState {
     let lab = format!("lab-{scenario}-n%");
     let ours = format!("{scenario}-n%");
     let mut rows = Rows::default();
-    let counts = |sql: &'static str, pattern: String| sqlx::query(sql).bind(pattern);
-    for row in counts(
+    let query = |sql: &'static str, bind: String| sqlx::query(sql).bind(bind);
+    for row in query(
         "SELECT slug, count(*) FROM posts WHERE slug LIKE ? GROUP BY slug",
         lab.clone(),
     )
@@ -374,7 +374,7 @@ pub async fn read_node(node: &Node, scenario: &str) -> NodeState {
     {
         rows.posts.insert(row.get(0), row.get(1));
     }
-    for row in counts(
+    for row in query(
         "SELECT label, count(*) FROM tags WHERE label LIKE ? GROUP BY label",
         lab,
     )
@@ -384,7 +384,7 @@ pub async fn read_node(node: &Node, scenario: &str) -> NodeState {
     {
         rows.tags.insert(row.get(0), row.get(1));
     }
-    for row in counts(
+    for row in query(
         "SELECT key, count(*) FROM lab_set WHERE key LIKE ? GROUP BY key",
         ours,
     )
@@ -394,7 +394,7 @@ pub async fn read_node(node: &Node, scenario: &str) -> NodeState {
     {
         rows.keys.insert(row.get(0), row.get(1));
     }
-    for row in counts(
+    for row in query(
         "SELECT id, value FROM lab_counter WHERE scenario = ?",
         scenario.into(),
     )
@@ -404,7 +404,7 @@ pub async fn read_node(node: &Node, scenario: &str) -> NodeState {
     {
         rows.counters.insert(row.get(0), row.get(1));
     }
-    for row in counts(
+    for row in query(
         "SELECT id, balance FROM lab_account WHERE scenario = ?",
         scenario.into(),
     )
@@ -416,7 +416,7 @@ pub async fn read_node(node: &Node, scenario: &str) -> NodeState {
     }
     let transfers = "SELECT key, count(*), min(src), min(dst), min(amount) FROM lab_transfer \
                      WHERE scenario = ? GROUP BY key";
-    for row in counts(transfers, scenario.into())
+    for row in query(transfers, scenario.into())
         .fetch_all(&mut db)
         .await
         .unwrap()
