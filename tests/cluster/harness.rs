@@ -255,7 +255,7 @@ impl Cluster {
             .append(true)
             .open(self.node(k).dir.join("litefs.log"))
             .unwrap();
-        let child = Command::new(&self.litefs)
+        let child = tied_to_this_process(&self.litefs)
             .args(["mount", "-config"])
             .arg(&config)
             .stdin(Stdio::null())
@@ -304,7 +304,7 @@ impl Cluster {
             .append(true)
             .open(node.app_log())
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_blog"))
+        let child = tied_to_this_process(env!("CARGO_BIN_EXE_blog"))
             .arg("serve")
             .args(["--listen", &format!("{}:8080", node.ip)])
             .arg("--database")
@@ -468,6 +468,15 @@ impl Drop for Cluster {
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// A command for `program` that gets SIGTERM if this test process dies first (`setpriv
+/// --pdeathsig`, which then execs it, so the child's pid is the program's): a test killed by a
+/// signal, which runs no `Drop`, leaves no LiteFS, app or proxy holding the cluster's addresses.
+pub fn tied_to_this_process(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args(["--pdeathsig", "TERM", "--"]).arg(program);
+    command
 }
 
 fn terminate(mut child: Child) {

@@ -133,7 +133,7 @@ impl Toxiproxy {
     pub async fn start(dir: &Path) -> Toxiproxy {
         let log = std::fs::File::create(dir.join("toxiproxy.log")).unwrap();
         let (host, port) = API.split_once(':').unwrap();
-        let child = Command::new(server_bin())
+        let child = super::harness::tied_to_this_process(server_bin())
             .args(["-host", host, "-port", port])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

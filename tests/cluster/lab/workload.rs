@@ -50,10 +50,15 @@ pub async fn connect(cluster: &Cluster, k: usize) -> ClusterConnection {
         primary_rpc: crate::toxiproxy::rpc_listen(k),
         ..cluster.options(k)
     };
-    blog::cluster::start(&options)
+    let db = blog::cluster::start(&options)
         .await
         .expect("joins the cluster")
-        .db
+        .db;
+    // Never closed, whatever is dropped first: closing a SQLite connection touches its `-shm`
+    // mapping in the LiteFS mount, and once the cluster has unmounted it that kills this process
+    // with SIGBUS (as `blog::cluster::pools` explains).
+    std::mem::forget(db.clone());
+    db
 }
 
 /// Creates the lab's tables, and the scenario's counters and bank, on the primary.
