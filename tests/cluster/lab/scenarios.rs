@@ -127,7 +127,8 @@ async fn wait_for_recovery(history: &History) {
 pub struct Lab {
     pub cluster: Cluster,
     dbs: Vec<ClusterConnection>,
-    /// Where each scenario's history is written (`<scenario>.jsonl`).
+    /// Where each scenario's history (`<scenario>.jsonl`) and findings (`<scenario>.findings.txt`)
+    /// are written.
     pub out: PathBuf,
     /// Apps found dead that the lab did not kill, in the scenario under way.
     crashes: Vec<String>,
@@ -189,6 +190,8 @@ impl Lab {
         let mut report = checker::check(scenario.name, &history.ops(), &history.events(), &nodes);
         report.crashed = self.crashes.len();
         report.findings.append(&mut self.crashes);
+        let findings = self.out.join(format!("{}.findings.txt", scenario.name));
+        std::fs::write(findings, report.findings.join("\n")).unwrap();
         report
     }
 
