@@ -339,7 +339,7 @@ fn check_times(report: &mut Report, ops: &[Op], events: &[Event]) {
 /// The table: a header, then one row per report.
 pub fn table(reports: &[Report]) -> String {
     let mut out = format!(
-        "{:<22} {:>5} {:>5} {:>5} | {:>4} {:>4} {:>6} {:>6} {:>4} {:>6} {:>6} | {:>9} {:>9} {:>9}\n",
+        "{:<22} {:>5} {:>5} {:>5} | {:>4} {:>4} {:>6} {:>6} {:>4} {:>5} {:>6} {:>5} | {:>9} {:>9} {:>9}\n",
         "scenario",
         "ok",
         "fail",
@@ -351,6 +351,7 @@ pub fn table(reports: &[Report]) -> String {
         "bank",
         "stale",
         "noheal",
+        "crash",
         "fault→err",
         "heal→ok",
         "identical"

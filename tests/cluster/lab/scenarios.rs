@@ -239,7 +239,6 @@ impl Lab {
                 self.cluster.kill_litefs(primary);
                 history.event(false, format!("kill -9 node {primary}'s LiteFS"));
                 self.cluster.start_litefs(primary).await;
-                self.revive_crashed_apps().await;
                 self.wait_until_ready().await;
                 history.event(
                     true,
@@ -291,7 +290,7 @@ impl Lab {
                 self.cluster.restart_litefs_with_primary(next).await;
                 self.cluster.pause_app(primary, false);
                 drop(closed);
-                self.cluster.wait_for_roles().await;
+                self.wait_until_ready().await;
                 history.event(true, format!("node {next} is primary, every app follows"));
             }
         }
@@ -331,9 +330,39 @@ impl Lab {
         }
     }
 
-    /// Every app answers `/readyz` with its node's role.
-    async fn wait_until_ready(&self) {
-        self.cluster.wait_for_roles().await;
+    /// Every app answers `/readyz` with its node's role; an app that dies meanwhile is recorded
+    /// as a crash and started again.
+    async fn wait_until_ready(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            self.revive_crashed_apps().await;
+            if self.every_app_reports_its_role().await {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the apps did not all report their roles within 60 s"
+            );
+        }
+    }
+
+    async fn every_app_reports_its_role(&self) -> bool {
+        for k in 1..=self.cluster.nodes.len() {
+            let expected = if k == self.cluster.primary {
+                "primary"
+            } else {
+                "replica"
+            };
+            let ready = reqwest::get(format!("{}/readyz", self.cluster.url(k)))
+                .await
+                .is_ok_and(|r| r.status().is_success() && r.headers()["x-blog-role"] == expected);
+            if !ready {
+                return false;
+            }
+        }
+        true
     }
 
     /// Every node has the primary's TXID.
