@@ -9,6 +9,9 @@
 #[allow(dead_code)]
 #[path = "../tests/cluster/harness.rs"]
 mod harness;
+#[allow(dead_code)]
+#[path = "../tests/cluster/toxiproxy.rs"]
+mod toxiproxy;
 
 use std::time::{Duration, Instant};
 

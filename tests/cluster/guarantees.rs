@@ -89,7 +89,7 @@ async fn a_lost_commit_reply_is_sent_again_and_the_transaction_commits_once() {
 }
 
 /// The example that holds a transaction open from a replica (built by `cargo test`).
-fn remote_transaction_example() -> std::path::PathBuf {
+pub(crate) fn remote_transaction_example() -> std::path::PathBuf {
     let deps = std::env::current_exe().unwrap();
     let path = deps
         .parent()

@@ -7,6 +7,12 @@
 //! app's `/readyz`), never slept for. Dropping the cluster, also while a test panics, kills every
 //! process and unmounts every FUSE mount. Tests that use it take a process-wide lock, so they run
 //! one after another in one `cargo test`.
+//!
+//! With [`Cluster::start_with_links`], every node's links to the primary go through Toxiproxy
+//! (see [`toxiproxy`](super::toxiproxy)): its forwarding RPC (`--primary-rpc`) and its LiteFS
+//! replication stream (its `lease.advertise-url`), so tests can slow, cut or reset each link.
+//! Process faults ([`Cluster::kill_app`], [`Cluster::kill_litefs`], [`Cluster::pause_app`]) act on
+//! the real processes with real signals.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -92,6 +98,8 @@ pub struct Cluster {
     litefs: PathBuf,
     /// A node whose replication stream from the primary goes through [`lagging_proxy`].
     lagged: Option<usize>,
+    /// Toxiproxy between every node and the primary, when started with links.
+    pub links: Option<super::toxiproxy::Toxiproxy>,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -115,7 +123,17 @@ impl Cluster {
         Self::start_lagged(n, Some((node, lag))).await
     }
 
+    /// Like [`Cluster::start`], but every node reaches the primary (RPC and replication) through
+    /// its own Toxiproxy links, healthy until a test adds toxics.
+    pub async fn start_with_links(n: usize) -> Cluster {
+        Self::start_inner(n, None, true).await
+    }
+
     async fn start_lagged(n: usize, lag: Option<(usize, Duration)>) -> Cluster {
+        Self::start_inner(n, lag, false).await
+    }
+
+    async fn start_inner(n: usize, lag: Option<(usize, Duration)>, links: bool) -> Cluster {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -141,8 +159,16 @@ impl Cluster {
             root,
             litefs: litefs_bin(),
             lagged: lag.map(|(k, _)| k),
+            links: None,
             _serial: serial,
         };
+        if links {
+            let proxies = super::toxiproxy::Toxiproxy::start(&cluster.root).await;
+            for k in 1..=n {
+                proxies.add_links(k, &ip(cluster.primary)).await;
+            }
+            cluster.links = Some(proxies);
+        }
         if let Some((k, delay)) = lag {
             let listen = format!("{}:{LAG_PROXY_PORT}", ip(k));
             tokio::spawn(lagging_proxy(listen, format!("{}:20202", ip(1)), delay));
@@ -204,8 +230,9 @@ impl Cluster {
     fn write_litefs_config(&self, k: usize) -> PathBuf {
         let node = self.node(k);
         let primary_ip = ip(self.primary);
-        let advertise = match self.lagged {
-            Some(lagged) if lagged == k => format!("{}:{LAG_PROXY_PORT}", ip(k)),
+        let advertise = match (self.lagged, &self.links) {
+            (Some(lagged), _) if lagged == k => format!("{}:{LAG_PROXY_PORT}", ip(k)),
+            (_, Some(_)) if k != self.primary => super::toxiproxy::replication_listen(k),
             _ => format!("{primary_ip}:20202"),
         };
         let config = format!(
@@ -228,7 +255,7 @@ impl Cluster {
             .append(true)
             .open(self.node(k).dir.join("litefs.log"))
             .unwrap();
-        let child = Command::new(&self.litefs)
+        let child = tied_to_this_process(&self.litefs)
             .args(["mount", "-config"])
             .arg(&config)
             .stdin(Stdio::null())
@@ -268,12 +295,16 @@ impl Cluster {
     /// Starts node `k`'s app and waits for its `/readyz`.
     pub async fn start_app(&mut self, k: usize) {
         let node = self.node(k);
+        let primary_rpc = match self.links {
+            Some(_) => super::toxiproxy::rpc_listen(k),
+            None => "{primary}:7070".to_owned(),
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(node.app_log())
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_blog"))
+        let child = tied_to_this_process(env!("CARGO_BIN_EXE_blog"))
             .arg("serve")
             .args(["--listen", &format!("{}:8080", node.ip)])
             .arg("--database")
@@ -282,7 +313,7 @@ impl Cluster {
             .arg(node.mnt())
             .args(["--litefs-api", &node.litefs_api()])
             .args(["--rpc-listen", &format!("{}:7070", node.ip)])
-            .args(["--primary-rpc", "{primary}:7070"])
+            .args(["--primary-rpc", &primary_rpc])
             .args(["--node-name", &format!("node{k}")])
             .env("BLOG_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("BLOG_CLUSTER_SECRET", SECRET)
@@ -331,20 +362,79 @@ impl Cluster {
         }
     }
 
+    /// How node `k`'s app exited, if it did (it is then forgotten, so it can be started again).
+    pub fn app_exit(&mut self, k: usize) -> Option<std::process::ExitStatus> {
+        let app = self.nodes[k - 1].app.as_mut()?;
+        let status = app.try_wait().ok()??;
+        self.nodes[k - 1].app = None;
+        Some(status)
+    }
+
+    /// kill -9 of node `k`'s app: no shutdown, requests in flight are cut. [`Cluster::start_app`]
+    /// brings it back.
+    pub fn kill_app(&mut self, k: usize) {
+        self.stop_app(k);
+    }
+
+    /// kill -9 of node `k`'s LiteFS, then its FUSE mount is detached (lazily: the app may still
+    /// hold files in it). [`Cluster::start_litefs`] mounts a fresh LiteFS at the same place.
+    pub fn kill_litefs(&mut self, k: usize) {
+        if let Some(mut child) = self.nodes[k - 1].litefs.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mnt = self.node(k).mnt();
+        if is_mounted(&mnt) {
+            let _ = Command::new("fusermount3").arg("-uz").arg(&mnt).status();
+        }
+    }
+
+    /// SIGSTOP (`paused`) or SIGCONT (`!paused`) to node `k`'s app.
+    pub fn pause_app(&self, k: usize, paused: bool) {
+        let child = self.nodes[k - 1].app.as_ref().expect("the app is running");
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} of node {k}'s app");
+    }
+
     /// Restarts every LiteFS with node `k` as primary, keeping every data dir. The apps keep
     /// running, untouched: they follow the new primary through LiteFS. Returns once every app
     /// reports its new role.
     pub async fn restart_with_primary(&mut self, k: usize) {
+        self.restart_litefs_with_primary(k).await;
+        self.wait_for_roles().await;
+    }
+
+    /// The first half of [`Cluster::restart_with_primary`]: every LiteFS restarted with node `k`
+    /// as primary (and every Toxiproxy link pointed at it), the apps not waited for.
+    pub async fn restart_litefs_with_primary(&mut self, k: usize) {
         for i in 1..=self.nodes.len() {
             self.stop_litefs(i);
         }
         self.primary = k;
+        if let Some(links) = &self.links {
+            for i in 1..=self.nodes.len() {
+                links.point_links_at(i, &ip(k)).await;
+            }
+        }
         let order: Vec<usize> = std::iter::once(k).chain(self.replicas()).collect();
         for &i in &order {
             self.start_litefs(i).await;
         }
+    }
+
+    /// Waits until every app reports the role LiteFS gives its node.
+    pub async fn wait_for_roles(&self) {
         for i in 1..=self.nodes.len() {
-            let expected = if i == k { "primary" } else { "replica" };
+            let expected = if i == self.primary {
+                "primary"
+            } else {
+                "replica"
+            };
             let url = format!("{}/readyz", self.url(i));
             wait_until(&format!("node {i}'s app reporting {expected}"), || async {
                 let response = reqwest::get(&url).await.ok()?;
@@ -378,6 +468,15 @@ impl Drop for Cluster {
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// A command for `program` that gets SIGTERM if this test process dies first (`setpriv
+/// --pdeathsig`, which then execs it, so the child's pid is the program's): a test killed by a
+/// signal, which runs no `Drop`, leaves no LiteFS, app or proxy holding the cluster's addresses.
+pub fn tied_to_this_process(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args(["--pdeathsig", "TERM", "--"]).arg(program);
+    command
 }
 
 fn terminate(mut child: Child) {

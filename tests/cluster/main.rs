@@ -9,8 +9,10 @@ mod differential_prop;
 mod forwarding;
 mod guarantees;
 mod harness;
+mod lab;
 mod litefs;
 mod search;
+mod toxiproxy;
 
 use std::time::Duration;
 
