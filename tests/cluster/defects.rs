@@ -61,6 +61,15 @@ async fn primary_and_replica(
     (primary, replica)
 }
 
+/// What `sql` (its `{}` replaced by the side) reads on the primary's file for the statements run
+/// on the primary and for those forwarded from a replica: as expected, and the same.
+async fn assert_forwarded_equals_local(cluster: &Cluster, sql: &str, expected: &[i64]) {
+    let local = ints(cluster, 1, &sql.replace("{}", "primary")).await;
+    let forwarded = ints(cluster, 1, &sql.replace("{}", "replica")).await;
+    assert_eq!(local, expected);
+    assert_eq!(forwarded, local, "forwarded == local");
+}
+
 /// Defect 1: raw SQL that opened a transaction left a pooled connection inside it.
 #[tokio::test]
 async fn raw_transaction_control_is_refused_and_raw_strings_run_atomically() {
@@ -173,10 +182,7 @@ async fn dropped_nested_transactions_roll_back_on_a_replica_as_on_the_primary() 
         outer.commit().await.unwrap();
     }
     let sql = "SELECT x FROM d3 WHERE side = '{}' ORDER BY rowid";
-    let local = ints(&cluster, 1, &sql.replace("{}", "primary")).await;
-    let forwarded = ints(&cluster, 1, &sql.replace("{}", "replica")).await;
-    assert_eq!(local, [1, 3, 6]);
-    assert_eq!(forwarded, local, "forwarded == local");
+    assert_forwarded_equals_local(&cluster, sql, &[1, 3, 6]).await;
 }
 
 /// Defect 3, at its sharpest: nested transactions dropped right before the outer commit, with
@@ -213,10 +219,7 @@ async fn nested_transactions_dropped_right_before_the_outer_commit_are_rolled_ba
         }
     }
     let sql = "SELECT depth * 10 + x FROM p3 WHERE side = '{}' ORDER BY rowid";
-    let local = ints(&cluster, 1, &sql.replace("{}", "primary")).await;
-    let forwarded = ints(&cluster, 1, &sql.replace("{}", "replica")).await;
-    assert_eq!(local, [10, 20, 30]);
-    assert_eq!(forwarded, local, "forwarded == local");
+    assert_forwarded_equals_local(&cluster, sql, &[10, 20, 30]).await;
 }
 
 /// Defect 4a: a committed write was reported as a 503 when this replica lagged.
