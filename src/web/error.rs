@@ -68,6 +68,8 @@ const SQLITE_BUSY: i64 = 5;
 const SQLITE_LOCKED: i64 = 6;
 const SQLITE_READONLY: i64 = 8;
 const SQLITE_INTERRUPT: i64 = 9;
+/// LiteFS answers a write on a node that is not (or no longer) the primary with an I/O error.
+const SQLITE_IOERR: i64 = 10;
 
 /// The SQLite result code inside a SeaORM error, local or forwarded (forwarded errors are rebuilt
 /// as genuine sqlx database errors).
@@ -98,10 +100,16 @@ fn database_error(err: DbErr) -> Error {
             Error::Internal(cluster.to_string())
         };
     }
+    // Each of these stops a write before it commits: SQLite rolls the transaction back.
     let (kind, message) = match sqlite_code(&err) {
         Some(SQLITE_BUSY | SQLITE_LOCKED) => ("busy", "the database is busy"),
         Some(SQLITE_READONLY) => ("readonly", "the database is read-only"),
         Some(SQLITE_INTERRUPT) => ("interrupted", "the write took too long and was stopped"),
+        // LiteFS refuses the write itself (the WAL write), before anything commits.
+        Some(SQLITE_IOERR) => (
+            "io",
+            "the database cannot be written here right now (LiteFS may be moving the primary)",
+        ),
         _ => {
             metrics::counter!("blog_db_errors_total", "kind" => "other").increment(1);
             return Error::Internal(err.to_string());
@@ -313,5 +321,15 @@ mod tests {
         let refused =
             Error::from(ClusterError::Refused("statement refused: BEGIN".into()).into_db_err());
         assert!(matches!(refused, Error::Internal(_)), "{refused:?}");
+    }
+
+    /// LiteFS refusing a write (the primary moved mid-request) is a 503, not a 500: seen by the
+    /// fault lab as a 500 during a failover.
+    #[tokio::test]
+    async fn an_io_error_from_litefs_is_503() {
+        let scratch = crate::cluster::sqlite::Scratch::open().await.unwrap();
+        let io = scratch.error(778, "disk I/O error").await;
+        let err = DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(io)));
+        assert_503_with_retry_after(err, "LiteFS may be moving the primary");
     }
 }
