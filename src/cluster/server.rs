@@ -43,7 +43,7 @@ struct Session {
     /// Last time a call finished with the session; read by the reaper without waiting for a
     /// statement in progress.
     last_used: Mutex<Instant>,
-    /// When the session ended; it is kept a while so that a commit sent again gets its outcome.
+    /// When the session ended; it is kept a while, so that a late call learns what became of it.
     ended: Mutex<Option<Instant>>,
 }
 
@@ -54,13 +54,13 @@ enum State {
         generation: u64,
         _writer: WriterGuard,
     },
-    /// Committed (or its COMMIT failed): what the commit answered, for a commit sent again.
+    /// Committed (or its COMMIT failed): what the commit answered, for a commit that arrives twice.
     Committed(Outcome),
     /// Rolled back; says why.
     Ended(&'static str),
 }
 
-/// How long an ended session is remembered, for commits sent again after a lost answer.
+/// How long an ended session is remembered.
 const ENDED_KEPT: Duration = Duration::from_secs(60);
 
 /// Runs what replicas forward. Shared by every RPC connection.

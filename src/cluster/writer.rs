@@ -298,7 +298,7 @@ impl Writer {
                 Ok(None) => {}
                 Ok(Some(Stored::Reply(reply))) => {
                     rollback(conn).await;
-                    tracing::info!("a forwarded write was sent again: answering its stored reply");
+                    tracing::info!("a keyed write arrived again: answering its stored reply");
                     return Ok(Written::Stored(reply, self.pos()));
                 }
                 Ok(Some(Stored::Tombstone)) => {
