@@ -354,10 +354,10 @@ async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller()
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(
-        matches!(cluster_error(&err), ClusterError::SessionLost(_)),
-        "{err}"
-    );
+    // Rolled back by the reaper (the session is gone), or, when a statement was running at that
+    // moment, that statement was interrupted, which rolls the transaction back too.
+    let lost = matches!(ClusterError::find(&err), Some(ClusterError::SessionLost(_)));
+    assert!(lost || err.to_string().contains("interrupted"), "{err}");
     assert!(txn.commit().await.is_err());
     assert_eq!(ints_via(&primary.db, "SELECT x FROM d6").await, [0]);
 }
