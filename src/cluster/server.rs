@@ -353,11 +353,24 @@ impl Executor {
         Ok(())
     }
 
+    /// Forgets sessions that ended more than `kept` ago. Locks are always taken in this order:
+    /// the table, then a session's `ended` (a reaper that held `ended` while taking the table
+    /// deadlocked against `open_sessions`, found by the fault lab's soak).
+    fn forget_ended(&self, kept: Duration) {
+        self.sessions.lock().unwrap().retain(|_, s| {
+            s.ended
+                .lock()
+                .unwrap()
+                .is_none_or(|at| at.elapsed() <= kept)
+        });
+    }
+
     /// Rolls back sessions past their lease or lifetime; forgets ended ones after a while.
     async fn reap(&self) {
         if self.writer.databases.suspended() {
             return;
         }
+        self.forget_ended(ENDED_KEPT);
         let sessions: Vec<(u64, Arc<Session>)> = self
             .sessions
             .lock()
@@ -366,10 +379,8 @@ impl Executor {
             .map(|(id, s)| (*id, s.clone()))
             .collect();
         for (id, session) in sessions {
-            if let Some(ended) = *session.ended.lock().unwrap() {
-                if ended.elapsed() > ENDED_KEPT {
-                    self.sessions.lock().unwrap().remove(&id);
-                }
+            let ended = session.ended.lock().unwrap().is_some();
+            if ended {
                 continue;
             }
             let idle = session.last_used.lock().unwrap().elapsed() > self.limits.lease;
@@ -583,6 +594,58 @@ pub async fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
 #[cfg(test)]
 mod hardening_tests {
     use super::*;
+
+    /// The reaper forgetting ended sessions while begins count the open ones, on two threads at
+    /// once: both take the table's lock and a session's lock, in the same order, so neither waits
+    /// forever (an inverted order once hung a primary for good).
+    #[test]
+    fn forgetting_ended_sessions_never_deadlocks_with_counting_open_ones() {
+        // A runtime only to build the executor: it is not driven while the threads run (its
+        // reaper sleeps), and it is leaked on failure, so a deadlock fails the test, not hang it.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let executor = runtime.block_on(async {
+            let (executor, _writer) = executor(SessionLimits {
+                lease: Duration::from_secs(60),
+                max_lifetime: Duration::from_secs(60),
+                max_sessions: 64,
+            });
+            executor
+        });
+        // Plain threads: if they deadlock, the test fails at the timeout instead of hanging.
+        let (done, finished) = std::sync::mpsc::channel();
+        let counting = executor.clone();
+        let counted = done.clone();
+        std::thread::spawn(move || {
+            for _ in 0..200_000 {
+                counting.open_sessions();
+            }
+            let _ = counted.send(());
+        });
+        let forgetting = executor.clone();
+        std::thread::spawn(move || {
+            for _ in 0..200_000 {
+                let session = Arc::new(Session {
+                    state: tokio::sync::Mutex::new(State::Ended("test")),
+                    created: Instant::now(),
+                    last_used: Mutex::new(Instant::now()),
+                    ended: Mutex::new(Some(Instant::now())),
+                });
+                let id = rand::random::<u64>();
+                forgetting.sessions.lock().unwrap().insert(id, session);
+                forgetting.forget_ended(Duration::ZERO);
+            }
+            let _ = done.send(());
+        });
+        for _ in 0..2 {
+            if finished.recv_timeout(Duration::from_secs(30)).is_err() {
+                std::mem::forget(runtime);
+                panic!("the threads did not finish: a deadlock");
+            }
+        }
+    }
 
     /// Defect 5 of the review, made deterministic: a statement whose session was looked up just
     /// before the reaper rolled it back must not run at all (it used to run in autocommit mode).
