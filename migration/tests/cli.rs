@@ -47,7 +47,7 @@ fn status_up_and_down_on_blog_database() {
     assert!(!after.contains("Pending"), "{after}");
     let down = migration(env(), &["down"]);
     assert!(
-        down.contains("Rolling back migration 'm20261128_000001_posts_search'"),
+        down.contains("Rolling back migration 'm20261128_000002_sessions_settings'"),
         "{down}"
     );
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
