@@ -219,23 +219,22 @@ async fn http_client(load: Load, k: usize, writer: String, reader: String) {
     }
 }
 
-/// A SeaORM error's outcome: "outcome unknown" in its words makes it unknown, anything else is a
-/// definite failure.
+/// A SeaORM error's outcome: the cluster layer's typed "outcome unknown" makes it unknown,
+/// anything else is a definite failure.
 fn orm_outcome(
     result: Result<Result<(), DbErr>, tokio::time::error::Elapsed>,
 ) -> (Outcome, String) {
     match result {
         Ok(Ok(())) => (Outcome::Ok, String::new()),
         Ok(Err(err)) => {
-            let text = err.to_string();
-            let outcome = if text.to_lowercase().contains("outcome unknown")
-                || text.to_lowercase().contains("outcome is unknown")
-            {
+            let unknown = blog::cluster::ClusterError::find(&err)
+                .is_some_and(blog::cluster::ClusterError::outcome_unknown);
+            let outcome = if unknown {
                 Outcome::Unknown
             } else {
                 Outcome::Fail
             };
-            (outcome, text)
+            (outcome, err.to_string())
         }
         Err(_) => (Outcome::Unknown, format!("no answer within {OP_TIMEOUT:?}")),
     }
