@@ -734,7 +734,11 @@ mod hardening_tests {
                 )
                 .await
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Wait until the statement runs: it holds its session's state.
+        let session = executor.session(id).unwrap();
+        while session.state.try_lock().is_ok() {
+            tokio::task::yield_now().await;
+        }
         let acquired = writer
             .acquire(Instant::now() + Duration::from_secs(3))
             .await
@@ -774,7 +778,10 @@ mod hardening_tests {
                     .map(drop)
             }));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Wait until the four are queued for the writer.
+        while writer.queue_depth() < 4 {
+            tokio::task::yield_now().await;
+        }
         let begun = tokio::time::timeout(
             Duration::from_millis(100),
             executor.begin(Instant::now() + Duration::from_secs(2)),
