@@ -10,25 +10,28 @@ WORKDIR /app
 # Cargo.lock changes, not on every source edit.
 COPY Cargo.toml Cargo.lock ./
 COPY migration/Cargo.toml migration/Cargo.toml
+COPY crates/sea-orm-litefs/Cargo.toml crates/sea-orm-litefs/Cargo.toml
 # (Cargo.toml names a bench target, so its file must exist too; it is never built here.)
-RUN mkdir -p src migration/src benches \
+RUN mkdir -p src migration/src crates/sea-orm-litefs/src benches \
  && echo 'fn main() {}' > src/main.rs \
  && echo 'fn main() {}' > benches/forwarding.rs \
- && touch src/lib.rs migration/src/lib.rs \
+ && touch src/lib.rs migration/src/lib.rs crates/sea-orm-litefs/src/lib.rs \
  && cargo build --release --locked --bin blog \
- && rm -rf src migration/src \
+ && rm -rf src migration/src crates/sea-orm-litefs/src \
       target/release/blog target/release/deps/blog-* target/release/deps/libblog-* \
       target/release/.fingerprint/blog-* \
-      target/release/deps/libmigration-* target/release/.fingerprint/migration-*
+      target/release/deps/libmigration-* target/release/.fingerprint/migration-* \
+      target/release/deps/libsea_orm_litefs-* target/release/.fingerprint/sea-orm-litefs-*
 
 # The real sources. askama compiles templates/ into the binary.
 COPY src src
 COPY migration/src migration/src
+COPY crates/sea-orm-litefs/src crates/sea-orm-litefs/src
 COPY templates templates
 COPY static static
 # COPY keeps the files' own mtimes, which can be older than the placeholders': make sure cargo
 # sees them as changed.
-RUN find src migration/src templates -type f -exec touch {} + \
+RUN find src migration/src crates/sea-orm-litefs/src templates -type f -exec touch {} + \
  && cargo build --release --locked --bin blog
 
 # --- run -----------------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ mod toxiproxy;
 
 use std::time::{Duration, Instant};
 
-use blog::cluster::{ClusterConnection, ClusterOptions};
 use harness::{ADMIN_PASSWORD, Cluster};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionSession, TransactionTrait};
+use sea_orm_litefs::{ClusterConnection, ClusterOptions};
 
 /// Single-row inserts: warm-up per case, then `ROUNDS` rounds of `PER_ROUND` samples per case.
 const WARMUP: usize = 30;
@@ -43,7 +43,7 @@ async fn connect(cluster: &Cluster, k: usize, catch_up: bool) -> ClusterConnecti
         catch_up,
         ..cluster.options(k)
     };
-    blog::cluster::start(&options)
+    sea_orm_litefs::start(&options)
         .await
         .expect("joins the cluster")
         .db

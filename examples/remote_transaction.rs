@@ -10,9 +10,9 @@
 
 use std::path::PathBuf;
 
-use blog::cluster::{ClusterOptions, start};
 use blog::entity::tag;
 use sea_orm::{ActiveModelTrait, Set, TransactionSession, TransactionTrait};
+use sea_orm_litefs::{ClusterOptions, start};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

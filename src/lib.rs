@@ -2,9 +2,6 @@
 //! write on a replica forwarded to the primary at the database layer.
 //!
 //! - [`config`]: the one configuration struct, from flags and environment.
-//! - [`cluster`]: knows nothing of blogs. [`cluster::ClusterConnection`] implements SeaORM's
-//!   connection traits; on a replica it sends writes to the primary over tarpc, returns the
-//!   primary's result, and never attempts the write locally.
 //! - [`entity`]: SeaORM entities; the schema itself is in the `migration` crate.
 //! - [`blog`]: domain operations on tags and posts, generic over any SeaORM connection.
 //! - [`web`]: axum routes (pages, admin, JSON API, health), one error type, templates' structs.
@@ -12,7 +9,6 @@
 //! `main.rs` only parses the command line and calls [`run`]; tests call [`start`].
 
 pub mod blog;
-pub mod cluster;
 pub mod config;
 pub mod entity;
 pub mod web;
@@ -26,8 +22,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Statement, TransactionOptions, TransactionTrait};
 
-use cluster::{ClusterConnection, ClusterOptions};
 use config::{Cli, Command, Config, MigrateAction};
+use sea_orm_litefs::{ClusterConnection, ClusterOptions};
 
 /// A running blog: where it listens, and its database handle.
 pub struct Running {
@@ -47,7 +43,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     init_tracing(&cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate { action } => {
-            let cluster = cluster::start(&cluster_options(&cli.config)).await?;
+            let cluster = sea_orm_litefs::start(&cluster_options(&cli.config)).await?;
             migrate_command(&cluster.db, action.unwrap_or(MigrateAction::Up)).await?;
             println!("database: {}", cli.config.database.display());
             Ok(())
@@ -181,7 +177,7 @@ pub async fn start(config: Config) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let cluster = cluster::start(&cluster_options(&config)).await?;
+    let cluster = sea_orm_litefs::start(&cluster_options(&config)).await?;
     migrate(&cluster.db).await?;
     if config.admin_password.is_none() && config.litefs_dir.is_some() {
         tracing::warn!(
@@ -252,7 +248,7 @@ fn metrics_handle() -> PrometheusHandle {
                 .build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
-            cluster::metrics::describe();
+            sea_orm_litefs::metrics::describe();
             web::register_metrics();
             handle
         })

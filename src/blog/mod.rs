@@ -2,7 +2,7 @@
 //!
 //! Every operation takes any SeaORM connection (`C: ConnectionTrait`, or `TransactionTrait` where it
 //! needs a transaction), so the same code runs on a plain SQLite connection, on the LiteFS primary
-//! and, through [`crate::cluster::ClusterConnection`], on a replica that forwards its writes.
+//! and, through [`sea_orm_litefs::ClusterConnection`], on a replica that forwards its writes.
 
 mod error;
 pub mod highlight;

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, SameSite, SignedCookieJar};
 
 use super::AppState;
-use crate::cluster::consistency::track_writes;
-use crate::cluster::wire::Pos;
+use sea_orm_litefs::consistency::track_writes;
+use sea_orm_litefs::wire::Pos;
 
 pub const COOKIE: &str = "blog_txid";
 /// Long enough for any replica to catch up; after that the cookie has nothing left to say.

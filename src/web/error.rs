@@ -10,7 +10,7 @@ use sea_orm::{DbErr, RuntimeErr};
 use serde_json::json;
 
 use crate::blog::{BlogError, FieldErrors};
-use crate::cluster::ClusterError;
+use sea_orm_litefs::ClusterError;
 
 /// What a 503 asks clients to wait before they retry, in seconds.
 const RETRY_AFTER_SECS: u64 = 2;
@@ -327,7 +327,7 @@ mod tests {
     /// fault lab as a 500 during a failover.
     #[tokio::test]
     async fn an_io_error_from_litefs_is_503() {
-        let scratch = crate::cluster::sqlite::Scratch::open().await.unwrap();
+        let scratch = sea_orm_litefs::sqlite::Scratch::open().await.unwrap();
         let io = scratch.error(778, "disk I/O error").await;
         let err = DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(io)));
         assert_503_with_retry_after(err, "LiteFS may be moving the primary");

@@ -15,7 +15,7 @@ use axum::routing::get;
 use sea_orm::{ConnectionTrait, Statement};
 
 use super::AppState;
-use crate::cluster::Role;
+use sea_orm_litefs::Role;
 
 pub fn router() -> Router<AppState> {
     Router::new()

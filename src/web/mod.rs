@@ -43,9 +43,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::cluster::ClusterConnection;
 use error::PageError;
 pub use layers::register_metrics;
+use sea_orm_litefs::ClusterConnection;
 use views::Chrome;
 
 /// Largest request body accepted (413 beyond).

@@ -11,7 +11,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, 
 use crate::guarantees::faulty_primary_and_replica;
 use crate::harness::{Cluster, FORWARD_TIMEOUT_MS, ip};
 use crate::{create_tag, http, open_db};
-use blog::cluster::{ClusterConnection, ClusterError, ClusterOptions, Role};
+use sea_orm_litefs::{ClusterConnection, ClusterError, ClusterOptions, Role};
 
 const DEADLINE: Duration = Duration::from_millis(FORWARD_TIMEOUT_MS);
 
@@ -46,12 +46,12 @@ fn cluster_error(err: &DbErr) -> &ClusterError {
 async fn primary_and_replica(
     cluster: &Cluster,
     change: impl FnOnce(&mut ClusterOptions),
-) -> (blog::cluster::Cluster, ClusterConnection) {
+) -> (sea_orm_litefs::Cluster, ClusterConnection) {
     let mut options = cluster.options(1);
     change(&mut options);
-    let primary = blog::cluster::start(&options).await.unwrap();
+    let primary = sea_orm_litefs::start(&options).await.unwrap();
     let port = primary.rpc_addr.unwrap().port();
-    let replica = blog::cluster::start(&ClusterOptions {
+    let replica = sea_orm_litefs::start(&ClusterOptions {
         primary_rpc: format!("{{primary}}:{port}"),
         ..cluster.options(2)
     })
@@ -541,7 +541,7 @@ async fn a_cookie_from_a_lost_history_costs_one_request_at_most() {
 async fn a_cluster_node_needs_a_secret_and_idle_handshakes_are_bounded() {
     let cluster = Cluster::start(2).await;
     for secret in [None, Some(String::new())] {
-        let err = blog::cluster::start(&ClusterOptions {
+        let err = sea_orm_litefs::start(&ClusterOptions {
             secret,
             ..cluster.options(2)
         })
@@ -634,7 +634,7 @@ async fn a_lost_reply_with_an_infinite_real_is_answered_exactly() {
 async fn a_dropped_event_stream_keeps_the_pools_and_a_litefs_restart_replaces_them() {
     let mut cluster = Cluster::start(2).await;
     let proxy = Arc::new(CuttableProxy::start(&format!("{}:20202", ip(2))).await);
-    let replica = blog::cluster::start(&ClusterOptions {
+    let replica = sea_orm_litefs::start(&ClusterOptions {
         litefs_api: format!("http://{}", proxy.addr),
         ..cluster.options(2)
     })

@@ -2,7 +2,7 @@
 //! the same results, the same errors and the same final tables on three equal databases:
 //!
 //! - (a) the reference: plain SeaORM on a plain SQLite file (WAL, foreign keys on), no cluster;
-//! - (b) a [`blog::cluster::ClusterConnection`] on the LiteFS primary (the local path);
+//! - (b) a [`sea_orm_litefs::ClusterConnection`] on the LiteFS primary (the local path);
 //! - (c) a `ClusterConnection` on a LiteFS replica (every write forwarded to the primary).
 //!
 //! (b) and (c) share the primary's database, so they run one after the other, each on freshly

@@ -17,7 +17,7 @@ use super::history::{History, Kind, Outcome};
 use super::workload::{self, Load};
 use crate::harness::{Cluster, SECRET, wait_until};
 use crate::toxiproxy::{Link, Toxic};
-use blog::cluster::ClusterConnection;
+use sea_orm_litefs::ClusterConnection;
 
 /// Which of a node's links a network fault acts on.
 #[derive(Debug, Clone, Copy)]

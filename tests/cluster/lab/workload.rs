@@ -23,7 +23,7 @@ use sqlx::Row;
 use super::checker::{ACCOUNTS, COUNTERS, NodeState, OPENING_BALANCE, Rows};
 use super::history::{History, Kind, Outcome};
 use crate::harness::{ADMIN_PASSWORD, Cluster, Node};
-use blog::cluster::ClusterConnection;
+use sea_orm_litefs::ClusterConnection;
 
 /// A client that has no answer after this long records the operation as unknown.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,17 +46,17 @@ fn stmt(sql: &str, values: Vec<Value>) -> Statement {
 
 /// A SeaORM connection on node `k`, forwarding through the node's RPC link as its app does.
 pub async fn connect(cluster: &Cluster, k: usize) -> ClusterConnection {
-    let options = blog::cluster::ClusterOptions {
+    let options = sea_orm_litefs::ClusterOptions {
         primary_rpc: crate::toxiproxy::rpc_listen(k),
         ..cluster.options(k)
     };
-    let db = blog::cluster::start(&options)
+    let db = sea_orm_litefs::start(&options)
         .await
         .expect("joins the cluster")
         .db;
     // Never closed, whatever is dropped first: closing a SQLite connection touches its `-shm`
     // mapping in the LiteFS mount, and once the cluster has unmounted it that kills this process
-    // with SIGBUS (as `blog::cluster::pools` explains).
+    // with SIGBUS (as `sea_orm_litefs::pools` explains).
     std::mem::forget(db.clone());
     db
 }
@@ -227,8 +227,8 @@ fn orm_outcome(
     match result {
         Ok(Ok(())) => (Outcome::Ok, String::new()),
         Ok(Err(err)) => {
-            let unknown = blog::cluster::ClusterError::find(&err)
-                .is_some_and(blog::cluster::ClusterError::outcome_unknown);
+            let unknown = sea_orm_litefs::ClusterError::find(&err)
+                .is_some_and(sea_orm_litefs::ClusterError::outcome_unknown);
             let outcome = if unknown {
                 Outcome::Unknown
             } else {

@@ -508,7 +508,7 @@ macro_rules! transaction_trait {
                     .begin_with_config(isolation_level, access_mode)
                     .await
                     .map_err(sea_orm::TransactionError::Connection)?;
-                $crate::cluster::transaction::run(txn, callback).await
+                $crate::transaction::run(txn, callback).await
             }
         }
     };

@@ -93,9 +93,9 @@ mod tests {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let fresh = (u128::from(now.as_nanos() as u64) << 64) | 7;
         let old = (u128::from((now - KEEP * 2).as_nanos() as u64) << 64) | 7;
-        let reply = Reply::Rows(super::super::wire::Rows {
+        let reply = Reply::Rows(crate::wire::Rows {
             columns: vec!["x".into()],
-            rows: vec![vec![super::super::wire::Value::Real(f64::INFINITY)]],
+            rows: vec![vec![crate::wire::Value::Real(f64::INFINITY)]],
         });
         store(&mut conn, fresh, Some(&reply)).await.unwrap();
         store(&mut conn, old, None).await.unwrap();

@@ -471,7 +471,7 @@ macro_rules! connection_traits {
         /// Rows as a stream, read in full first: the wrapper keeps no statement open across
         /// awaits of the caller.
         impl sea_orm::StreamTrait for $handle {
-            type Stream<'a> = $crate::cluster::connection::RowStream<'a>;
+            type Stream<'a> = $crate::connection::RowStream<'a>;
 
             fn get_database_backend(&self) -> sea_orm::DbBackend {
                 sea_orm::DbBackend::Sqlite
@@ -487,7 +487,7 @@ macro_rules! connection_traits {
                     use sea_orm::ConnectionTrait;
                     let rows = self.query_all_raw(stmt).await?;
                     Ok(Box::pin(futures::stream::iter(rows.into_iter().map(Ok)))
-                        as $crate::cluster::connection::RowStream<'a>)
+                        as $crate::connection::RowStream<'a>)
                 })
             }
         }
