@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     /// How long a write may wait for the writer, a forwarded call for its answer, and a forwarded
     /// write for this node to catch up.
     pub timeout: Duration,
+    /// Where this node's RPC listens (cluster mode only).
+    pub rpc_addr: Option<std::net::SocketAddr>,
 }
 
 /// A SeaORM connection that forwards writes from LiteFS replicas to the primary. Cheap to clone.
@@ -95,6 +97,12 @@ impl Answer {
 }
 
 impl ClusterConnection {
+    pub(crate) fn new(inner: Inner) -> Self {
+        ClusterConnection {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// This node's role right now.
     pub fn role(&self) -> Role {
         self.inner
