@@ -131,8 +131,9 @@ impl ClusterConnection {
         self.inner.node.as_ref()?.follower.position()
     }
 
-    /// How many times this node replaced its SQLite pools because LiteFS mounted anew (see
-    /// [`super::pools`]).
+    /// How many times this node replaced its SQLite pools because LiteFS mounted anew: SQLite
+    /// maps the WAL index from the mount, so connections to an old mount are abandoned, never
+    /// touched again.
     pub fn pool_generation(&self) -> u64 {
         self.inner.writer.databases.generation()
     }

@@ -38,7 +38,7 @@ pub enum Role {
 }
 
 impl Role {
-    /// The word used in the `x-blog-role` header and on pages.
+    /// The role as one lowercase word, for headers, logs and pages.
     pub fn as_str(&self) -> &'static str {
         match self {
             Role::Standalone => "standalone",
