@@ -146,22 +146,60 @@ fn cluster_builder(config: &Config) -> Builder {
 /// Applies pending migrations, on a node that writes locally (replicas get the schema from LiteFS).
 /// They run in one `BEGIN IMMEDIATE` transaction: a second process migrating the same file waits
 /// for the first, then finds nothing left to do.
+///
+/// A primary restarted under load finds the write lock taken most of the time (replicas' writes
+/// reach its RPC server as soon as it listens; other processes write the same file), and LiteFS's
+/// locks are try-locks, so SQLite's busy handler can give up: a busy database is tried again
+/// until [`MIGRATION_BUSY_LIMIT`], not a failed start.
 async fn migrate(db: &ClusterConnection) -> Result<(), StartError> {
     if !db.role().writes_locally() {
         tracing::info!("replica: migrations are applied by the primary");
         return Ok(());
     }
-    let failed = StartError::Migration;
+    let deadline = tokio::time::Instant::now() + MIGRATION_BUSY_LIMIT;
+    loop {
+        match migrate_once(db).await {
+            Err(e) if is_busy(&e) && tokio::time::Instant::now() < deadline => {
+                tracing::info!(%e, "migrations: the database is busy, trying again");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            result => return result.map_err(StartError::Migration),
+        }
+    }
+}
+
+/// How long start-up keeps trying migrations while the database is busy.
+const MIGRATION_BUSY_LIMIT: Duration = Duration::from_secs(30);
+
+async fn migrate_once(db: &ClusterConnection) -> Result<(), sea_orm::DbErr> {
     let txn = db
         .local()
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
             ..Default::default()
         })
-        .await
-        .map_err(failed)?;
-    migration::Migrator::up(&txn, None).await.map_err(failed)?;
-    txn.commit().await.map_err(failed)
+        .await?;
+    if let Err(e) = migration::Migrator::up(&txn, None).await {
+        let _ = txn.rollback().await;
+        return Err(e);
+    }
+    txn.commit().await
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED (extended codes included) from sqlx, under any SeaORM wrapper.
+fn is_busy(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    let (DbErr::Conn(RuntimeErr::SqlxError(e))
+    | DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    let code = e.as_database_error().and_then(|d| d.code());
+    matches!(
+        code.and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff),
+        Some(5 | 6)
+    )
 }
 
 /// The key that signs cookies: from `BLOG_SESSION_SECRET` (expanded with HKDF), else the random

@@ -106,6 +106,15 @@ pub struct Cluster {
 /// Where a lagged node's LiteFS connects to reach the primary.
 const LAG_PROXY_PORT: u16 = 20299;
 
+/// `BLOG_CLUSTER_TRACE_DIR`, for investigating a failure: every LiteFS writes its trace log
+/// (each lock, WAL write and commit) there, and the cluster copies every node's LiteFS and app log
+/// there before it removes its directory.
+fn trace_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("BLOG_CLUSTER_TRACE_DIR")?);
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
+
 pub fn ip(k: usize) -> String {
     format!("127.0.0.{}", 10 + k)
 }
@@ -236,6 +245,13 @@ impl Cluster {
             ip = node.ip,
             candidate = k == self.primary,
         );
+        let config = match trace_dir() {
+            Some(dir) => format!(
+                "{config}tracing:\n  enabled: true\n  path: \"{}\"\n  max-size: 512\n  compress: false\n",
+                dir.join(format!("node{k}-litefs-trace.log")).display()
+            ),
+            None => config,
+        };
         let path = node.dir.join("litefs.yml");
         std::fs::write(&path, config).unwrap();
         path
@@ -459,6 +475,14 @@ impl Drop for Cluster {
         }
         for k in 1..=self.nodes.len() {
             self.stop_litefs(k);
+        }
+        if let Some(dir) = trace_dir() {
+            for node in &self.nodes {
+                for log in ["litefs.log", "app.log"] {
+                    let kept = dir.join(format!("node{}-{log}", node.k));
+                    let _ = std::fs::copy(node.dir.join(log), kept);
+                }
+            }
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }

@@ -211,6 +211,11 @@ impl ClusterConnection {
                 _ => Err(sqlx_db_err(method, err)),
             },
             Written::Stored(..) => unreachable!("local writes carry no key"),
+            Written::Unconfirmed(reason) => Err(ClusterError::OutcomeUnknown {
+                addr: "this node, LiteFS".into(),
+                reason,
+            }
+            .into_db_err()),
         }
     }
 

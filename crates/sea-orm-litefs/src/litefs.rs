@@ -76,6 +76,11 @@ impl Mount {
     pub fn db_path(&self) -> PathBuf {
         self.dir.join(&self.db_name)
     }
+
+    /// SQLite's WAL index of the database (`<db>-shm`), which LiteFS passes through.
+    pub fn shm_path(&self) -> PathBuf {
+        self.dir.join(format!("{}-shm", self.db_name))
+    }
 }
 
 /// How many positions of the current history are remembered, to tell whether a later position

@@ -22,7 +22,7 @@ use super::litefs::{Follower, Role};
 use super::rpc::{Forward, MAX_FRAME_BYTES, Refusal, Resolution};
 use super::statement::{self, Kind};
 use super::wire::{self, Outcome, Reply, Request};
-use super::writer::{self, Method, Native, Sql, Writer, WriterGuard, Written};
+use super::writer::{self, Commit, Method, Native, Sql, Writer, WriterGuard, Written};
 use super::{auth, dedup};
 
 /// Limits on remote transactions.
@@ -164,6 +164,9 @@ impl Executor {
                     .await?
             }
         };
+        if let Written::Unconfirmed(why) = &written {
+            return withhold_answer(why).await;
+        }
         Ok(outcome(written, phase))
     }
 
@@ -330,13 +333,21 @@ impl Executor {
                 .await;
             return Err(Refusal::Unavailable(format!("cannot store the key: {e}")));
         }
-        let result = match conn.execute("COMMIT").await {
-            Ok(_) => Ok(done),
-            Err(err) => Err(wire::failure_from_sqlx(wire::ErrorPhase::Exec, &err)),
-        };
-        let outcome = Outcome {
-            pos: result.is_ok().then(|| self.writer.pos()).flatten(),
-            result,
+        let outcome = match self.writer.commit(conn).await {
+            Commit::Done(pos) => Outcome {
+                result: Ok(done),
+                pos,
+            },
+            Commit::Failed(err) => Outcome {
+                result: Err(wire::failure_from_sqlx(wire::ErrorPhase::Exec, &err)),
+                pos: None,
+            },
+            Commit::Unconfirmed(why) => {
+                self.end(&session, &mut state, "committed, unconfirmed by LiteFS")
+                    .await;
+                drop(state);
+                return withhold_answer(&why).await;
+            }
         };
         self.end(&session, &mut state, "committed").await;
         *state = State::Committed(outcome.clone());
@@ -429,6 +440,17 @@ fn phase_of(method: Method) -> wire::ErrorPhase {
     }
 }
 
+/// Never answers a call whose write's outcome is unknown here (LiteFS stopped as it committed,
+/// see `Writer::commit`): no answer is the one true thing to say. The replica's deadline passes,
+/// and it asks about the write's key (`resolve`) once LiteFS is back, which is definite, or
+/// reports the outcome unknown. The task ends after [`MAX_DEADLINE`], when no caller is listening
+/// any more: what it returns then is never read.
+async fn withhold_answer(why: &str) -> Result<Outcome, Refusal> {
+    tracing::warn!(%why, "withholding the answer to a write whose outcome is unknown");
+    tokio::time::sleep(MAX_DEADLINE).await;
+    Err(Refusal::Unavailable(format!("unanswered: {why}")))
+}
+
 /// The wire form of a write's result.
 fn outcome(written: Written, phase: wire::ErrorPhase) -> Outcome {
     let fail = |e: &sqlx::Error| wire::failure_from_sqlx(phase, e);
@@ -445,6 +467,7 @@ fn outcome(written: Written, phase: wire::ErrorPhase) -> Outcome {
             result: Ok(reply),
             pos,
         },
+        Written::Unconfirmed(_) => unreachable!("an unconfirmed write is never answered"),
     }
 }
 

@@ -299,14 +299,23 @@ impl ClusterTransaction {
                     return Err(err);
                 }
                 let mut conn = guard.take().ok_or_else(finished)?;
-                let committed = conn.execute("COMMIT").await;
+                let committed = self.cluster.writer.commit(&mut conn).await;
                 writer::release(conn).await;
                 self.release_writer();
-                committed.map_err(|e| sqlx_db_err(Method::Execute, e))?;
-                if let Some(pos) = self.cluster.writer.pos() {
-                    consistency::record(pos);
+                match committed {
+                    writer::Commit::Done(pos) => {
+                        if let Some(pos) = pos {
+                            consistency::record(pos);
+                        }
+                        Ok(())
+                    }
+                    writer::Commit::Failed(e) => Err(sqlx_db_err(Method::Execute, e)),
+                    writer::Commit::Unconfirmed(reason) => Err(ClusterError::OutcomeUnknown {
+                        addr: "this node, LiteFS".into(),
+                        reason,
+                    }
+                    .into_db_err()),
                 }
-                Ok(())
             }
             Place::Remote { id, addr } => {
                 let node = self.node();

@@ -134,6 +134,20 @@ pub enum Written {
     Fresh(Result<Native, sqlx::Error>, Option<Pos>),
     /// Its key had committed before: the stored reply.
     Stored(Reply, Option<Pos>),
+    /// SQLite's COMMIT returned, but LiteFS stopped before it said it recorded the transaction
+    /// (see [`Commit::Unconfirmed`]): it may or may not stand.
+    Unconfirmed(String),
+}
+
+/// What a COMMIT came to on this node (see [`Writer::commit`]).
+pub enum Commit {
+    /// Committed; with LiteFS, recorded at this position (it includes the commit).
+    Done(Option<Pos>),
+    /// SQLite refused it: nothing committed.
+    Failed(sqlx::Error),
+    /// SQLite says committed, LiteFS did not confirm it: the outcome is unknown until LiteFS is
+    /// back (a keyed write can then be resolved by its key).
+    Unconfirmed(String),
 }
 
 /// The one writer of a primary (see the module docs). Shared by the connection and the RPC server.
@@ -195,6 +209,38 @@ impl Writer {
     /// COMMIT returns).
     pub fn pos(&self) -> Option<Pos> {
         self.follower.as_ref().and_then(|f| f.mount.position().ok())
+    }
+
+    /// Runs COMMIT on `conn`, inside a transaction that holds SQLite's write lock, and says
+    /// whether the commit stands.
+    ///
+    /// In WAL mode LiteFS records a transaction (its LTX file) when SQLite releases the WAL write
+    /// lock, inside that unlock call (`DB.Unlock` → `DB.CommitWAL` in LiteFS's `db.go`), and
+    /// SQLite ignores a failed unlock (`walUnlockExclusive` discards the result). If LiteFS dies
+    /// then, COMMIT still returns OK, and the restarted LiteFS truncates the WAL back to its last
+    /// LTX file (`DB.syncWALToLTX`): the transaction is gone. So a commit stands only once the
+    /// same LiteFS answers for its position afterwards: CommitWAL runs before the unlock's reply,
+    /// and LiteFS exits on a CommitWAL error, so a LiteFS that still answers has recorded it. A
+    /// dead mount answers ENOTCONN (or ENOENT once unmounted); a restarted LiteFS takes far longer
+    /// to mount than this read takes to follow COMMIT.
+    pub async fn commit(&self, conn: &mut SqliteConnection) -> Commit {
+        if let Err(err) = conn.execute("COMMIT").await {
+            self.repair_after(&err);
+            return Commit::Failed(err);
+        }
+        let Some(follower) = &self.follower else {
+            return Commit::Done(None);
+        };
+        match follower.mount.position() {
+            Ok(pos) => Commit::Done(Some(pos)),
+            Err(e) => {
+                tracing::error!(error = %e, "LiteFS did not confirm a commit: its outcome is unknown");
+                Commit::Unconfirmed(format!(
+                    "SQLite committed, but LiteFS did not confirm that it recorded the \
+                     transaction ({e}); it may have stopped before it did"
+                ))
+            }
+        }
     }
 
     /// A connection of the current read-write pool, and the pools' generation.
@@ -317,6 +363,7 @@ impl Writer {
         let native = match native {
             Ok(native) => native,
             Err(err) => {
+                self.repair_after(&err);
                 rollback(conn).await;
                 return Ok(Written::Fresh(Err(err), None));
             }
@@ -345,11 +392,56 @@ impl Writer {
             rollback(conn).await;
             return Err(Refusal::Expired);
         }
-        if let Err(err) = conn.execute("COMMIT").await {
-            rollback(conn).await;
-            return Ok(Written::Fresh(Err(err), None));
+        match self.commit(conn).await {
+            Commit::Done(pos) => Ok(Written::Fresh(Ok(native), pos)),
+            Commit::Failed(err) => {
+                rollback(conn).await;
+                Ok(Written::Fresh(Err(err), None))
+            }
+            Commit::Unconfirmed(why) => Ok(Written::Unconfirmed(why)),
         }
-        Ok(Written::Fresh(Ok(native), self.pos()))
+    }
+
+    /// After a write that failed with SQLITE_IOERR_WRITE on the primary, while this connection
+    /// still holds SQLite's write lock: makes SQLite rebuild its WAL index, so the next write
+    /// appends where LiteFS expects it. The write itself has failed and committed nothing.
+    ///
+    /// Why: a process killed after it wrote a transaction's commit frame to the WAL, but before it
+    /// published the frame in the WAL index (`-shm`), leaves a transaction that SQLite's other
+    /// connections do not see, yet LiteFS recorded and replicated it: LiteFS commits whatever the
+    /// WAL holds when the dead process's WAL write lock is released (`SHMHandle.Flush` →
+    /// `DB.UnlockSHM` → `DB.CommitWAL` in LiteFS). Any process that still has the database open
+    /// keeps the stale index (no SQLite recovery runs while one does), writes its next frames over
+    /// those, and LiteFS refuses every such write ("cannot write wal frame header @N before current
+    /// WAL position", an EIO): no write succeeds on the primary again, and this node's reads lack
+    /// a transaction the replicas have. An invalid index header (`isInit` 0 in both copies) makes
+    /// the next transaction run SQLite's own recovery, which reads the index back from the WAL:
+    /// the dead process's transaction included, as LiteFS has it.
+    fn repair_after(&self, err: &sqlx::Error) {
+        const SQLITE_IOERR_WRITE: i32 = 778;
+        let Some(follower) = &self.follower else {
+            return;
+        };
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .and_then(|c| c.parse::<i32>().ok());
+        if code != Some(SQLITE_IOERR_WRITE) || follower.role() != super::Role::Primary {
+            return;
+        }
+        let shm = follower.mount.shm_path();
+        let reset = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&shm)
+            .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, &[0u8; 96], 0));
+        match reset {
+            Ok(()) => tracing::warn!(
+                error = %err,
+                "LiteFS refused a WAL write on the primary: SQLite's WAL index is reset, so it \
+                 is rebuilt from the WAL (a process may have died inside a commit)"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot reset the WAL index {}", shm.display()),
+        }
     }
 
     /// What became of the keyed write `key`: its stored outcome, or — if it has not committed —
