@@ -9,7 +9,8 @@
 //! - [`statement`]: what a SQL string does (read, write, transaction control, PRAGMA classes...),
 //!   decided before it runs anywhere.
 //! - [`writer`]: the primary's one writer: a FIFO lock every write takes, autocommit writes run
-//!   atomically with their idempotency key, connections never returned inside a transaction.
+//!   atomically with their idempotency key, connections never returned inside a transaction;
+//!   with group commit, autocommit writes waiting together share one transaction (`group`).
 //! - [`sqlite`]: the scratch connection that rebuilds forwarded rows, results and errors as
 //!   genuine sqlx values. [`wire`]: what crosses the network (storage classes, positions).
 //! - [`rpc`], [`server`], [`client`], [`auth`], [`dedup`]: the tarpc service, the primary's
@@ -29,6 +30,7 @@ pub mod connection;
 pub mod consistency;
 pub mod dedup;
 mod error;
+mod group;
 #[cfg(test)]
 mod hardening;
 pub mod litefs;
@@ -84,6 +86,10 @@ pub struct ClusterOptions {
     /// Whether a forwarded write waits until this node has replicated its commit (read your
     /// writes). Only benchmarks turn it off, to measure what it costs.
     pub catch_up: bool,
+    /// Whether the primary's autocommit writes that wait together share one transaction (group
+    /// commit: one commit, one LTX file, for many writes). Off, each write commits alone: the
+    /// benchmark's baseline.
+    pub group_commit: bool,
     /// Failures to inject on this node's primary side; tests only.
     pub faults: Arc<server::Faults>,
 }
@@ -103,6 +109,7 @@ impl ClusterOptions {
             max_remote_transactions: 64,
             startup_timeout: Duration::from_secs(30),
             catch_up: true,
+            group_commit: true,
             faults: Arc::default(),
         }
     }
@@ -160,7 +167,12 @@ pub async fn start(options: &ClusterOptions) -> Result<Cluster, String> {
             sqlite_options(&options.database, timeout),
         ));
         let inner = connection::Inner {
-            writer: Arc::new(writer::Writer::new(databases, None, MAX_WRITE_QUEUE)),
+            writer: Arc::new(writer::Writer::new(
+                databases,
+                None,
+                MAX_WRITE_QUEUE,
+                options.group_commit,
+            )),
             node: None,
             timeout,
         };
@@ -228,6 +240,7 @@ pub async fn start(options: &ClusterOptions) -> Result<Cluster, String> {
         databases,
         Some(follower.clone()),
         MAX_WRITE_QUEUE,
+        options.group_commit,
     ));
     let executor = server::Executor::new(
         writer.clone(),

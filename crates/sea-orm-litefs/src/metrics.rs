@@ -9,6 +9,9 @@ pub const REMOTE_TRANSACTIONS: &str = "blog_remote_transactions_total";
 pub const RPC_ERRORS: &str = "blog_rpc_errors_total";
 pub const STALE_ANSWERS: &str = "blog_forwarded_stale_answers_total";
 pub const WRITER_WAIT: &str = "blog_writer_wait_seconds";
+pub const WRITER_QUEUE_DEPTH: &str = "blog_writer_queue_depth";
+pub const WRITER_BATCH_SIZE: &str = "blog_writer_batch_size";
+pub const WRITER_BATCH_RERUNS: &str = "blog_writer_batch_reruns_total";
 /// The backstop: a write that reached a replica's `query_only` connection. Must stay 0.
 pub const REPLICA_LOCAL_WRITE_ATTEMPTS: &str = "blog_replica_local_write_attempts_total";
 
@@ -49,7 +52,21 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Time a write waited for the primary's one writer"
     );
+    metrics::describe_gauge!(
+        WRITER_QUEUE_DEPTH,
+        "Writes and transactions waiting for the primary's one writer"
+    );
+    metrics::describe_histogram!(
+        WRITER_BATCH_SIZE,
+        "Autocommit writes committed together by one group commit (1: a write alone)"
+    );
+    metrics::describe_counter!(
+        WRITER_BATCH_RERUNS,
+        "Group-commit members run again because a neighbour ended or expired their transaction"
+    );
+    metrics::gauge!(WRITER_QUEUE_DEPTH).set(0.0);
     for counter in [
+        WRITER_BATCH_RERUNS,
         STALE_ANSWERS,
         FORWARDED_WRITES,
         REMOTE_TRANSACTIONS,
@@ -87,4 +104,16 @@ pub fn stale_answer() {
 
 pub fn writer_wait(elapsed: Duration) {
     metrics::histogram!(WRITER_WAIT).record(elapsed.as_secs_f64());
+}
+
+pub fn writer_queue_depth(depth: usize) {
+    metrics::gauge!(WRITER_QUEUE_DEPTH).set(depth as f64);
+}
+
+pub fn writer_batch(size: usize) {
+    metrics::histogram!(WRITER_BATCH_SIZE).record(size as f64);
+}
+
+pub fn writer_batch_rerun(members: usize) {
+    metrics::counter!(WRITER_BATCH_RERUNS).increment(members as u64);
 }
