@@ -3,9 +3,12 @@
 //! Run with `scripts/bench`. Every number is a ratio against a baseline measured in the same run,
 //! cases interleaved in rounds so that the machine's noise falls on all of them alike. Nothing here
 //! asserts on timings: the table says which targets were met, and the exit status is 0 whatever
-//! the numbers. The one assertion is about the Option 1 baseline itself: its local attempt on the
+//! the numbers. Group commit's cases (on against off, and a long run of 64 writers on 3 nodes,
+//! `BLOG_BENCH_SOAK_SECS` seconds, 60 by default) are in `forwarding/group_commit.rs`. The one assertion is about the Option 1 baseline itself: its local attempt on the
 //! replica must really fail, or that baseline would not be what it claims to be.
 
+#[path = "forwarding/group_commit.rs"]
+mod group_commit;
 #[allow(dead_code)]
 #[path = "../tests/cluster/harness.rs"]
 mod harness;
@@ -648,7 +651,10 @@ async fn run() -> Cluster {
     let tp_rows = (2 * THROUGHPUT_ROWS) as f64;
     let tp_rate = tp_time.map(|t| tp_rows / t.as_secs_f64());
 
-    // 4. Page reads: the home page with a few posts, on the replica and on the primary.
+    // 4. Group commit on against off, same cluster.
+    let group_rows = group_commit::run(&cluster, &handle).await;
+
+    // 5. Page reads: the home page with a few posts, on the replica and on the primary.
     eprintln!(
         "bench: {POSTS} posts, then {CONCURRENCY} readers of /, {} GETs per node",
         READ_ROUNDS * READS
@@ -772,6 +778,7 @@ async fn run() -> Cluster {
             Some(0.95),
         ),
     ];
+    let rows: Vec<Row> = rows.into_iter().chain(group_rows).collect();
     println!();
     println!(
         "write forwarding on LiteFS: 2 nodes, {} single-row samples per case, {} transactions per case",
@@ -891,6 +898,15 @@ fn main() {
     let cluster = runtime.block_on(run());
     // The runtime's tasks (RPC servers, followers) hold the in-process pools: end them and let
     // sqlx close its files in the mounts before the harness unmounts them.
+    drop(runtime);
+    wait_for_mount_files_closed(&cluster);
+    drop(cluster);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let cluster = runtime.block_on(group_commit::soak());
     drop(runtime);
     wait_for_mount_files_closed(&cluster);
     drop(cluster);

@@ -14,6 +14,13 @@
 //! differential_prop -- --nocapture`. A failure is shrunk by proptest and printed as the minimal
 //! sequence with the three sides' results step by step.
 //!
+//! A second test runs concurrent batches through group commit: a case is 2 to 12 autocommit writes
+//! queued one after another behind a held transaction, so that the primary's writer runs them all
+//! as one batch, in that order, on (b) and through (c); the results and the final tables must be
+//! those of (a), the same writes run one at a time in that order. Some batches include an
+//! `INSERT OR ROLLBACK`, which ends the shared transaction when it conflicts: its neighbours must
+//! still commit exactly once. `DIFF_BATCH_CASES` cases (default [`DEFAULT_BATCH_CASES`]).
+//!
 //! Not compared, because SQLite ties them to the pooled connection rather than to the statement:
 //! the `last_insert_id` of a statement that inserted no row (UPDATE, DELETE, an ignored INSERT: it
 //! is whatever that connection inserted last) and the `rows_affected` of DDL (whatever the
@@ -44,6 +51,8 @@ use crate::harness::{Cluster, wait_until};
 /// transaction end at every depth (checked at the end).
 const DEFAULT_CASES: u32 = 200;
 const DEFAULT_SEED: u64 = 0x5eed_0009;
+/// Concurrent batches CI runs: about 10 s on a loaded 2-core machine.
+const DEFAULT_BATCH_CASES: u32 = 96;
 /// Deepest transaction nesting generated.
 const MAX_DEPTH: u32 = 3;
 const MAX_OPS: usize = 12;
@@ -183,6 +192,11 @@ enum Script {
     /// Two DELETEs: a parent's children, then the parent.
     DeleteFamily {
         id: i64,
+    },
+    /// `INSERT OR ROLLBACK`: a conflict ends the whole transaction (generated for batches only).
+    InsertOrRollback {
+        name: &'static str,
+        score: i64,
     },
 }
 
@@ -352,17 +366,28 @@ impl Script {
             Script::DeleteFamily { id } => format!(
                 "DELETE FROM pt_child WHERE parent_id = {id}; DELETE FROM pt_parent WHERE id = {id}"
             ),
+            Script::InsertOrRollback { name, score } => format!(
+                "INSERT OR ROLLBACK INTO pt_parent(name, score) VALUES ({}, {score})",
+                literal(name)
+            ),
         }
     }
     fn ends_in_insert(&self) -> bool {
         matches!(
             self,
-            Script::InsertParent { .. } | Script::ParentAndChild { .. }
+            Script::InsertParent { .. }
+                | Script::ParentAndChild { .. }
+                | Script::InsertOrRollback { .. }
         )
     }
 }
 
 impl Op {
+    /// Whether it queues for the primary's writer (reads run at once on the read pool).
+    fn is_write(&self) -> bool {
+        !matches!(self, Op::FindAll | Op::FindByName(_) | Op::CountChildren)
+    }
+
     /// The variant's name, for the coverage check.
     fn kind(&self) -> String {
         let debug = format!("{self:?}");
@@ -703,10 +728,13 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-#[test]
-fn differential_prop_forwarded_and_local_equal_plain_seaorm() {
-    let cases = env_or("DIFF_CASES", DEFAULT_CASES);
-    let seed = env_or("DIFF_SEED", DEFAULT_SEED);
+/// A runtime, a 2-node cluster, and a connection on each node (primary, replica).
+fn two_nodes() -> (
+    tokio::runtime::Runtime,
+    Cluster,
+    sea_orm_litefs::ClusterConnection,
+    sea_orm_litefs::ClusterConnection,
+) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -715,6 +743,70 @@ fn differential_prop_forwarded_and_local_equal_plain_seaorm() {
     let cluster = runtime.block_on(Cluster::start(2));
     let (primary, replica) =
         runtime.block_on(async { (cluster.connect(1).await, cluster.connect(2).await) });
+    (runtime, cluster, primary, replica)
+}
+
+/// `cases` cases from `seed`, never persisted.
+fn runner(cases: u32, seed: u64) -> TestRunner {
+    TestRunner::new(Config {
+        cases,
+        rng_seed: RngSeed::Fixed(seed),
+        failure_persistence: None,
+        // Each shrink step reruns three sides; bound the time a failure takes to report.
+        max_shrink_iters: 400,
+        max_shrink_time: 240_000,
+        ..Config::default()
+    })
+}
+
+/// Runs `steps` on a fresh reference database `scratch/<name>.db`, removed afterwards.
+async fn reference_side(
+    scratch: &Path,
+    name: &str,
+    steps: &[Step],
+) -> Result<Outcome, TestCaseError> {
+    let file = scratch.join(format!("{name}.db"));
+    let reference_conn = reference_db(&file).await;
+    reference_conn.execute_unprepared(SCHEMA).await.unwrap();
+    let reference = run_side(&reference_conn, steps, &file).await;
+    reference_conn.close().await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    reference.map_err(TestCaseError::fail)
+}
+
+/// Recreates the test's tables through the primary, and waits until the replica has them.
+async fn fresh_tables_on_both(primary: &sea_orm_litefs::ClusterConnection, cluster: &Cluster) {
+    primary.execute_unprepared(SCHEMA).await.unwrap();
+    let (primary_node, replica_node) = (cluster.node(1), cluster.node(2));
+    wait_until("the replica has the fresh tables", || async {
+        (replica_node.txid() >= primary_node.txid()).then_some(())
+    })
+    .await;
+}
+
+/// Passes when the primary's and the replica's outcomes both equal the reference's.
+fn compare(
+    steps: &[Step],
+    reference: (&str, &Outcome),
+    local: &Outcome,
+    forwarded: &Outcome,
+) -> Result<(), TestCaseError> {
+    if *local == *reference.1 && *forwarded == *reference.1 {
+        return Ok(());
+    }
+    Err(TestCaseError::fail(report(
+        steps,
+        &[reference, ("primary", local), ("replica", forwarded)],
+    )))
+}
+
+#[test]
+fn differential_prop_forwarded_and_local_equal_plain_seaorm() {
+    let cases = env_or("DIFF_CASES", DEFAULT_CASES);
+    let seed = env_or("DIFF_SEED", DEFAULT_SEED);
+    let (runtime, cluster, primary, replica) = two_nodes();
     assert_eq!(
         (primary.role().as_str(), replica.role().as_str()),
         ("primary", "replica")
@@ -731,56 +823,24 @@ fn differential_prop_forwarded_and_local_equal_plain_seaorm() {
             *n
         };
         runtime.block_on(async {
-            let file = scratch.join(format!("reference-{n}.db"));
-            let reference_conn = reference_db(&file).await;
-            reference_conn.execute_unprepared(SCHEMA).await.unwrap();
-            let reference = run_side(&reference_conn, &steps, &file).await;
-            reference_conn.close().await.unwrap();
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-            }
-            let reference = reference.map_err(TestCaseError::fail)?;
+            let reference = reference_side(&scratch, &format!("reference-{n}"), &steps).await?;
 
             primary.execute_unprepared(SCHEMA).await.unwrap();
             let local = run_side(&primary, &steps, &shared)
                 .await
                 .map_err(|e| TestCaseError::fail(format!("primary: {e}")))?;
 
-            primary.execute_unprepared(SCHEMA).await.unwrap();
-            let (primary_node, replica_node) = (cluster.node(1), cluster.node(2));
-            wait_until("the replica has the fresh tables", || async {
-                (replica_node.txid() >= primary_node.txid()).then_some(())
-            })
-            .await;
+            fresh_tables_on_both(&primary, &cluster).await;
             let forwarded = run_side(&replica, &steps, &shared)
                 .await
                 .map_err(|e| TestCaseError::fail(format!("replica: {e}")))?;
 
             coverage(&steps, &reference, &mut seen.lock().unwrap());
-            if local == reference && forwarded == reference {
-                Ok(())
-            } else {
-                Err(TestCaseError::fail(report(
-                    &steps,
-                    &[
-                        ("reference", &reference),
-                        ("primary", &local),
-                        ("replica", &forwarded),
-                    ],
-                )))
-            }
+            compare(&steps, ("reference", &reference), &local, &forwarded)
         })
     };
 
-    let mut runner = TestRunner::new(Config {
-        cases,
-        rng_seed: RngSeed::Fixed(seed),
-        failure_persistence: None,
-        // Each shrink step reruns three sides; bound the time a failure takes to report.
-        max_shrink_iters: 400,
-        max_shrink_time: 240_000,
-        ..Config::default()
-    });
+    let mut runner = runner(cases, seed);
     let started = Instant::now();
     let result = runner.run(&program(), run_case);
     let elapsed = started.elapsed();
@@ -845,4 +905,146 @@ fn tempdir() -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A write of a concurrent batch: any generated write, or an `INSERT OR ROLLBACK`.
+fn batch_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => op().prop_filter("writes: reads do not queue for the writer", Op::is_write),
+        1 => (name(), score())
+            .prop_map(|(name, score)| Op::Unprepared(Script::InsertOrRollback { name, score })),
+    ]
+}
+
+/// Where a side's writes queue, to wait until each has joined the queue before the next.
+enum Queue<'a> {
+    /// The in-process connection's own writer (on the primary).
+    Here(&'a sea_orm_litefs::ClusterConnection),
+    /// The writer of the node app at this URL (the primary that a replica forwards to), read from
+    /// its `/metrics`.
+    App(String),
+}
+
+impl Queue<'_> {
+    async fn depth(&self) -> usize {
+        match self {
+            Queue::Here(db) => db.writer_queue_depth(),
+            Queue::App(url) => {
+                let text = reqwest::get(format!("{url}/metrics"))
+                    .await
+                    .expect("the app answers")
+                    .text()
+                    .await
+                    .expect("its metrics");
+                // The blog names the crate's metrics with the prefix `blog`.
+                let name = "blog_writer_queue_depth";
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .map_or(0, |v| v as usize)
+            }
+        }
+    }
+}
+
+/// Runs `ops` on `db` as one group-commit batch: a transaction holds the writer while the writes
+/// queue one after another (each waited for), then ends, and the writer runs them in that order.
+async fn run_batch(
+    db: &sea_orm_litefs::ClusterConnection,
+    queue: Queue<'_>,
+    ops: &[Op],
+    file: &Path,
+) -> Result<Outcome, String> {
+    let run = async {
+        let holder = db.begin().await.expect("a transaction holds the writer");
+        let mut writes = Vec::new();
+        for (n, op) in ops.iter().enumerate() {
+            let (db, op) = (db.clone(), op.clone());
+            writes.push(tokio::spawn(async move { op.apply(&db).await }));
+            wait_until("the write to queue", || async {
+                (queue.depth().await > n).then_some(())
+            })
+            .await;
+        }
+        holder.commit().await.expect("the holder commits");
+        let mut trace = Vec::new();
+        for write in writes {
+            trace.push(write.await.expect("a write"));
+        }
+        trace
+    };
+    let trace = tokio::time::timeout(SIDE_TIMEOUT, run)
+        .await
+        .map_err(|_| format!("hung for {SIDE_TIMEOUT:?}"))?;
+    Ok(Outcome {
+        trace,
+        contents: contents(file).await,
+    })
+}
+
+#[test]
+fn differential_prop_concurrent_batches_equal_the_writes_run_alone() {
+    let cases = env_or("DIFF_BATCH_CASES", DEFAULT_BATCH_CASES);
+    let seed = env_or("DIFF_SEED", DEFAULT_SEED);
+    let (runtime, cluster, primary, replica) = two_nodes();
+    let shared = cluster.node(1).db_path();
+    let scratch = tempdir();
+    let case_number = Mutex::new(0u32);
+    // Cases where an INSERT OR ROLLBACK ended the batch's transaction while a neighbour committed.
+    let ended_with_neighbours = Mutex::new(0u32);
+
+    let run_case = |ops: Vec<Op>| -> Result<(), TestCaseError> {
+        let n = {
+            let mut n = case_number.lock().unwrap();
+            *n += 1;
+            *n
+        };
+        runtime.block_on(async {
+            let steps: Vec<Step> = ops.iter().cloned().map(Step::Op).collect();
+            let reference = reference_side(&scratch, &format!("batch-{n}"), &steps).await?;
+
+            primary.execute_unprepared(SCHEMA).await.unwrap();
+            let local = run_batch(&primary, Queue::Here(&primary), &ops, &shared)
+                .await
+                .map_err(|e| TestCaseError::fail(format!("primary: {e}")))?;
+
+            fresh_tables_on_both(&primary, &cluster).await;
+            let forwarded = run_batch(&replica, Queue::App(cluster.url(1)), &ops, &shared)
+                .await
+                .map_err(|e| TestCaseError::fail(format!("replica: {e}")))?;
+
+            let ended = ops.iter().zip(&reference.trace).any(|(op, result)| {
+                matches!(op, Op::Unprepared(Script::InsertOrRollback { .. }))
+                    && result.contains("constraint failed")
+            });
+            let committed = reference.trace.iter().any(|r| r.starts_with("ok"));
+            if ended && committed {
+                *ended_with_neighbours.lock().unwrap() += 1;
+            }
+            compare(&steps, ("alone", &reference), &local, &forwarded)
+        })
+    };
+
+    let mut runner = runner(cases, seed);
+    let started = Instant::now();
+    match runner.run(&vec(batch_op(), 2..=12), run_case) {
+        Ok(()) => {}
+        Err(TestError::Fail(reason, _minimal)) => panic!(
+            "a concurrent batch differs from its writes run alone (seed {seed}, {cases} cases); \
+             the minimal failing {reason}"
+        ),
+        Err(TestError::Abort(reason)) => panic!("proptest aborted: {reason}"),
+    }
+    let ended = ended_with_neighbours.into_inner().unwrap();
+    eprintln!(
+        "differential_prop batches: {cases} cases from seed {seed} passed in {:?}; {ended} \
+         with a write ending the shared transaction",
+        started.elapsed()
+    );
+    assert!(
+        ended > 0,
+        "no batch had an INSERT OR ROLLBACK end its transaction beside a committed write: raise \
+         DIFF_BATCH_CASES"
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
 }

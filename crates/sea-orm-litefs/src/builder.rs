@@ -50,6 +50,7 @@ pub struct Builder {
     max_remote_transactions: usize,
     startup_timeout: Duration,
     metric_prefix: String,
+    group_commit: bool,
     /// Only tests and benchmarks change these (the `testing` feature).
     pub(crate) catch_up: bool,
     pub(crate) faults: Arc<server::Faults>,
@@ -72,6 +73,7 @@ impl Builder {
             max_remote_transactions: 64,
             startup_timeout: Duration::from_secs(30),
             metric_prefix: metrics::DEFAULT_PREFIX.into(),
+            group_commit: true,
             litefs: None,
             catch_up: true,
             faults: Arc::default(),
@@ -161,6 +163,15 @@ impl Builder {
         self
     }
 
+    /// Whether the primary's autocommit writes that wait together share one transaction, each in
+    /// its own savepoint (group commit, on by default): one commit, one LiteFS LTX file, for many
+    /// writes, with each caller's result exactly what it would be alone. Off, every write commits
+    /// alone.
+    pub fn group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
+        self
+    }
+
     /// The SQLite file this node opens.
     pub fn database(&self) -> &Path {
         &self.database
@@ -192,7 +203,12 @@ impl Builder {
             let sqlite = self.sqlite_options();
             create_wal(&sqlite).await?;
             let databases = Arc::new(pools::Databases::open(&database, sqlite));
-            let writer = Arc::new(writer::Writer::new(databases, None, MAX_WRITE_QUEUE));
+            let writer = Arc::new(writer::Writer::new(
+                databases,
+                None,
+                MAX_WRITE_QUEUE,
+                self.group_commit,
+            ));
             return Ok(ClusterConnection::new(Inner {
                 writer,
                 node: None,
@@ -253,6 +269,7 @@ impl Builder {
             databases,
             Some(follower.clone()),
             MAX_WRITE_QUEUE,
+            self.group_commit,
         ));
         let executor = server::Executor::new(
             writer.clone(),

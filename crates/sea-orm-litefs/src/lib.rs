@@ -6,7 +6,8 @@
 // - `statement`: what a SQL string does (read, write, transaction control, PRAGMA classes...),
 //   decided before it runs anywhere.
 // - `writer`: the primary's one writer: a FIFO lock every write takes, autocommit writes run
-//   atomically with their idempotency key, connections never returned inside a transaction.
+//   atomically with their idempotency key, connections never returned inside a transaction;
+//   with group commit, autocommit writes waiting together share one transaction (`group`).
 // - `sqlite`: the scratch connection that rebuilds forwarded rows, results and errors as
 //   genuine sqlx values. `wire`: what crosses the network (storage classes, positions).
 // - `rpc`, `server`, `client`, `auth`, `dedup`: the tarpc service, the primary's
@@ -29,6 +30,7 @@ mod connection;
 mod consistency;
 mod dedup;
 mod error;
+mod group;
 #[cfg(test)]
 mod hardening;
 mod litefs;

@@ -19,11 +19,25 @@ enum Series {
     RpcErrors,
     StaleAnswers,
     WriterWait,
+    WriterQueueDepth,
+    WriterBatchSize,
+    WriterBatchReruns,
     ReplicaLocalWriteAttempts,
 }
 
+/// What kind of series, as the facade describes it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    /// A histogram of seconds.
+    Seconds,
+    /// A histogram of counts.
+    Histogram,
+}
+
 impl Series {
-    const ALL: [Series; 8] = [
+    const ALL: [Series; 11] = [
         Series::ForwardedWrites,
         Series::ForwardDuration,
         Series::CatchUpDuration,
@@ -31,50 +45,68 @@ impl Series {
         Series::RpcErrors,
         Series::StaleAnswers,
         Series::WriterWait,
+        Series::WriterQueueDepth,
+        Series::WriterBatchSize,
+        Series::WriterBatchReruns,
         Series::ReplicaLocalWriteAttempts,
     ];
 
-    /// The name after the prefix, whether it is a histogram of seconds, and its help text.
-    fn describe(self) -> (&'static str, bool, &'static str) {
+    /// The name after the prefix, its kind, and its help text.
+    fn describe(self) -> (&'static str, Kind, &'static str) {
         match self {
             Series::ForwardedWrites => (
                 "forwarded_writes_total",
-                false,
+                Kind::Counter,
                 "Statements forwarded from this replica to the primary",
             ),
             Series::ForwardDuration => (
                 "forward_duration_seconds",
-                true,
+                Kind::Seconds,
                 "Round trip of a forwarded call, catch-up included",
             ),
             Series::CatchUpDuration => (
                 "catchup_duration_seconds",
-                true,
+                Kind::Seconds,
                 "Time waiting for LiteFS to replicate a forwarded commit here",
             ),
             Series::RemoteTransactions => (
                 "remote_transactions_total",
-                false,
+                Kind::Counter,
                 "Transactions run as sessions on the primary",
             ),
             Series::RpcErrors => (
                 "rpc_errors_total",
-                false,
+                Kind::Counter,
                 "Forwarded calls that failed for a reason other than SQL",
             ),
             Series::StaleAnswers => (
                 "forwarded_stale_answers_total",
-                false,
+                Kind::Counter,
                 "Forwarded writes that committed but had not reached this node when answered",
             ),
             Series::WriterWait => (
                 "writer_wait_seconds",
-                true,
+                Kind::Seconds,
                 "Time a write waited for the primary's one writer",
+            ),
+            Series::WriterQueueDepth => (
+                "writer_queue_depth",
+                Kind::Gauge,
+                "Writes and transactions waiting for the primary's one writer",
+            ),
+            Series::WriterBatchSize => (
+                "writer_batch_size",
+                Kind::Histogram,
+                "Autocommit writes committed together by one group commit (1: a write alone)",
+            ),
+            Series::WriterBatchReruns => (
+                "writer_batch_reruns_total",
+                Kind::Counter,
+                "Group-commit members run again because a neighbour ended or expired their transaction",
             ),
             Series::ReplicaLocalWriteAttempts => (
                 "replica_local_write_attempts_total",
-                false,
+                Kind::Counter,
                 "Writes that reached a replica's read-only connection (a bug: must stay 0)",
             ),
         }
@@ -140,13 +172,19 @@ fn name(series: Series) -> &'static str {
 /// the first event. Call it again after installing a recorder installed after start-up.
 pub fn describe() {
     for series in Series::ALL {
-        let (_, seconds, help) = series.describe();
+        let (_, kind, help) = series.describe();
         let name = name(series);
-        if seconds {
-            metrics::describe_histogram!(name, metrics::Unit::Seconds, help);
-        } else {
-            metrics::describe_counter!(name, help);
-            metrics::counter!(name).increment(0);
+        match kind {
+            Kind::Counter => {
+                metrics::describe_counter!(name, help);
+                metrics::counter!(name).increment(0);
+            }
+            Kind::Gauge => {
+                metrics::describe_gauge!(name, help);
+                metrics::gauge!(name).set(0.0);
+            }
+            Kind::Seconds => metrics::describe_histogram!(name, metrics::Unit::Seconds, help),
+            Kind::Histogram => metrics::describe_histogram!(name, help),
         }
     }
 }
@@ -178,6 +216,18 @@ pub fn writer_wait(elapsed: Duration) {
 
 pub fn backstop_hit() {
     metrics::counter!(name(Series::ReplicaLocalWriteAttempts)).increment(1);
+}
+
+pub fn writer_queue_depth(depth: usize) {
+    metrics::gauge!(name(Series::WriterQueueDepth)).set(depth as f64);
+}
+
+pub fn writer_batch(size: usize) {
+    metrics::histogram!(name(Series::WriterBatchSize)).record(size as f64);
+}
+
+pub fn writer_batch_rerun(members: usize) {
+    metrics::counter!(name(Series::WriterBatchReruns)).increment(members as u64);
 }
 
 #[cfg(test)]

@@ -713,18 +713,7 @@ mod hardening_tests {
     }
 
     fn executor(limits: SessionLimits) -> (Arc<Executor>, Arc<Writer>) {
-        let dir = std::env::temp_dir().join(format!(
-            "review-server-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.db");
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let databases = Arc::new(crate::pools::Databases::open(&path, options));
-        let writer = Arc::new(Writer::new(databases, None, 1024));
+        let writer = Writer::on_temp_file("review-server", true);
         let executor = Executor::new(writer.clone(), None, limits, Arc::default());
         (executor, writer)
     }

@@ -7,7 +7,11 @@
 //! statements commits together or not at all, its idempotency key commits with it, and the write
 //! can still be rolled back when the caller's deadline has passed before COMMIT. The connection is
 //! checked before it goes back to the pool: it is never returned inside a transaction.
+//!
+//! With group commit on (the default), autocommit writes waiting together share one such
+//! transaction, each in its own savepoint: see `group`. Off, each write is its own transaction.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -18,6 +22,7 @@ use sqlx::{AssertSqlSafe, Executor as _, Sqlite, SqliteConnection};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::dedup::{self, Stored};
+use super::group::Job;
 use super::litefs::Follower;
 use super::pools::Databases;
 use super::rpc::{Refusal, Resolution};
@@ -152,10 +157,18 @@ pub enum Commit {
 
 /// The one writer of a primary (see the module docs). Shared by the connection and the RPC server.
 pub struct Writer {
-    lock: Arc<Mutex<()>>,
-    /// Callers queued for the lock, bounded by `max_waiting`.
-    waiting: AtomicUsize,
-    max_waiting: usize,
+    pub(crate) lock: Arc<Mutex<()>>,
+    /// Callers queued for the lock or in the group-commit queue, bounded by `max_waiting`.
+    pub(crate) waiting: AtomicUsize,
+    pub(crate) max_waiting: usize,
+    /// Whether autocommit writes waiting together share a transaction (see `group`).
+    group_commit: bool,
+    /// Autocommit writes waiting for a batch, oldest first.
+    pub(crate) queue: std::sync::Mutex<VecDeque<Job>>,
+    pub(crate) next_job: AtomicU64,
+    /// Batches run so far, and the writes in them: what a batch holds, for tests and metrics.
+    pub(crate) batches: AtomicU64,
+    pub(crate) batched_writes: AtomicU64,
     pub databases: Arc<Databases>,
     /// `None` on a standalone node: no positions.
     follower: Option<Arc<Follower>>,
@@ -173,16 +186,41 @@ impl Writer {
         databases: Arc<Databases>,
         follower: Option<Arc<Follower>>,
         max_waiting: usize,
+        group_commit: bool,
     ) -> Self {
         Writer {
             lock: Arc::new(Mutex::new(())),
             waiting: AtomicUsize::new(0),
             max_waiting,
+            group_commit,
+            queue: std::sync::Mutex::new(VecDeque::new()),
+            next_job: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            batched_writes: AtomicU64::new(0),
             databases,
             follower,
             keys_ready: AtomicU64::new(0),
             keyed_writes: AtomicU64::new(0),
         }
+    }
+
+    /// A standalone writer on a fresh SQLite file in the temporary directory (unit tests).
+    #[cfg(test)]
+    pub fn on_temp_file(name: &str, group_commit: bool) -> Arc<Writer> {
+        let dir = std::env::temp_dir().join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .busy_timeout(std::time::Duration::from_millis(2500))
+            .foreign_keys(true)
+            .create_if_missing(true);
+        let databases = Arc::new(Databases::open(&path, options));
+        Arc::new(Writer::new(databases, None, 1024, group_commit))
     }
 
     /// Takes the writer's lock in arrival order, or says "busy" when `deadline` passes first.
@@ -192,8 +230,10 @@ impl Writer {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Busy { waited_ms: 0 });
         }
+        super::metrics::writer_queue_depth(self.queue_depth());
         let guard = tokio::time::timeout_at(deadline.into(), self.lock.clone().lock_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
+        super::metrics::writer_queue_depth(self.queue_depth());
         super::metrics::writer_wait(started.elapsed());
         guard.map_err(|_| Refusal::Busy {
             waited_ms: started.elapsed().as_millis() as u64,
@@ -203,6 +243,15 @@ impl Writer {
     /// Callers waiting for the writer right now.
     pub fn queue_depth(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Group-commit batches run so far, and the writes they held.
+    #[cfg(test)]
+    pub fn batch_counts(&self) -> (u64, u64) {
+        (
+            self.batches.load(Ordering::Relaxed),
+            self.batched_writes.load(Ordering::Relaxed),
+        )
     }
 
     /// The position that includes every commit returned so far (LiteFS updates `-pos` before
@@ -286,6 +335,9 @@ impl Writer {
     ) -> Result<Written, Refusal> {
         let writer = self.clone();
         tokio::spawn(async move {
+            if writer.group_commit && !alone {
+                return writer.group_write(sql, method, key, deadline).await;
+            }
             writer
                 .autocommit_here(&sql, method, key, alone, deadline)
                 .await
@@ -327,7 +379,7 @@ impl Writer {
         written
     }
 
-    async fn in_transaction(
+    pub(crate) async fn in_transaction(
         &self,
         conn: &mut SqliteConnection,
         sql: &Sql,
@@ -368,24 +420,11 @@ impl Writer {
                 return Ok(Written::Fresh(Err(err), None));
             }
         };
-        if let Some(key) = key {
-            let stored = match native.to_reply() {
-                Ok(reply) => dedup::store(conn, key, Some(&reply)).await,
-                Err(e) => Err(e),
-            };
-            let expired = if self
-                .keyed_writes
-                .fetch_add(1, Ordering::Relaxed)
-                .is_multiple_of(EXPIRE_EVERY)
-            {
-                dedup::expire(conn).await
-            } else {
-                Ok(())
-            };
-            if let Err(e) = stored.and(expired) {
-                rollback(conn).await;
-                return Err(unavailable("cannot store the idempotency key", e));
-            }
+        if let Some(key) = key
+            && let Err(e) = self.store_key(conn, key, &native).await
+        {
+            rollback(conn).await;
+            return Err(unavailable("cannot store the idempotency key", e));
         }
         // The last moment to give up: after COMMIT the write stands.
         if Instant::now() >= deadline {
@@ -417,7 +456,7 @@ impl Writer {
     /// a transaction the replicas have. An invalid index header (`isInit` 0 in both copies) makes
     /// the next transaction run SQLite's own recovery, which reads the index back from the WAL:
     /// the dead process's transaction included, as LiteFS has it.
-    fn repair_after(&self, err: &sqlx::Error) {
+    pub(super) fn repair_after(&self, err: &sqlx::Error) {
         const SQLITE_IOERR_WRITE: i32 = 778;
         let Some(follower) = &self.follower else {
             return;
@@ -442,6 +481,26 @@ impl Writer {
             ),
             Err(e) => tracing::error!(error = %e, "cannot reset the WAL index {}", shm.display()),
         }
+    }
+
+    /// Stores `key` with `native`'s reply inside the open transaction, and expires old keys
+    /// every [`EXPIRE_EVERY`] keyed writes.
+    pub(crate) async fn store_key(
+        &self,
+        conn: &mut SqliteConnection,
+        key: u128,
+        native: &Native,
+    ) -> Result<(), sqlx::Error> {
+        let reply = native.to_reply()?;
+        dedup::store(conn, key, Some(&reply)).await?;
+        if self
+            .keyed_writes
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(EXPIRE_EVERY)
+        {
+            dedup::expire(conn).await?;
+        }
+        Ok(())
     }
 
     /// What became of the keyed write `key`: its stored outcome, or — if it has not committed —
@@ -489,11 +548,15 @@ impl Writer {
                     rollback(conn).await;
                     return Err(failed(e));
                 }
-                if let Err(e) = conn.execute("COMMIT").await {
-                    rollback(conn).await;
-                    return Err(failed(e));
-                }
-                return Ok(Resolution::NotCommitted);
+                return match self.commit(conn).await {
+                    Commit::Done(_) => Ok(Resolution::NotCommitted),
+                    Commit::Failed(e) => {
+                        rollback(conn).await;
+                        Err(failed(e))
+                    }
+                    // The tombstone may be lost with the restarted LiteFS: ask again later.
+                    Commit::Unconfirmed(why) => Err(Refusal::Unavailable(why)),
+                };
             }
         };
         rollback(conn).await;

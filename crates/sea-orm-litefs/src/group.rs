@@ -1,0 +1,731 @@
+//! Group commit: the primary's autocommit writes share transactions, so that many writes cost one
+//! commit (on LiteFS, one LTX file: the expensive part of a write).
+//!
+//! A write joins the writer's queue, then waits for its answer or for the writer's lock, whichever
+//! comes first. The caller that gets the lock leads: it takes every write waiting (up to
+//! [`MAX_BATCH_WRITES`] and [`MAX_BATCH_BYTES`]), runs them in one `BEGIN IMMEDIATE` transaction,
+//! each in its own `SAVEPOINT`, COMMITs once, and answers each caller with its own result and the
+//! shared position. Nothing waits for company: a lone write is a batch of one, run at once exactly
+//! as without group commit. Transactions take the same lock, so they keep their place in the queue.
+//!
+//! Each member's result is what it would be alone:
+//! - its answer (`rows_affected`, `last_insert_rowid`, RETURNING rows) is read by sqlx right after
+//!   its statement, on the one connection, before the next member runs;
+//! - a member that fails is rolled back to its savepoint and gets its own error; the others go on;
+//! - a member that ends the whole transaction (`RAISE(ROLLBACK)`, `INSERT OR ROLLBACK`, an
+//!   interrupt at its deadline: SQLite then leaves the transaction) gets its error, and the members
+//!   that were rolled back with it run again in a new transaction: none is lost or run twice;
+//! - a member whose deadline passes before COMMIT is answered [`Refusal::Expired`] and never
+//!   commits (the transaction is rolled back and the others run again);
+//! - when BEGIN or COMMIT itself fails, nothing committed (as for a write alone), and each member
+//!   runs again alone, so that each gets its own answer.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use sqlx::{Executor as _, SqliteConnection};
+use tokio::sync::oneshot;
+
+use super::rpc::Refusal;
+use super::writer::{
+    Alarm, Commit, Method, Native, Sql, WriterGuard, Written, in_transaction, rollback,
+};
+use super::writer::{Writer, release, run_native};
+use super::{dedup, metrics};
+
+/// Most writes in one transaction. Past 64 single-row inserts per commit the gain flattens (the
+/// commit is no longer the cost) while a failure's rerun grows.
+pub const MAX_BATCH_WRITES: usize = 128;
+/// Most SQL and parameter bytes in one transaction, so that one batch stays a small LTX file.
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// One autocommit write waiting in the queue, with the way back to its caller.
+pub struct Job {
+    pub id: u64,
+    pub sql: Sql,
+    pub method: Method,
+    pub key: Option<u128>,
+    pub deadline: Instant,
+    pub enqueued: Instant,
+    /// Bytes of SQL and parameters, for [`MAX_BATCH_BYTES`].
+    pub weight: usize,
+    pub reply: oneshot::Sender<Result<Written, Refusal>>,
+}
+
+impl Job {
+    fn answer(self, result: Result<Written, Refusal>) {
+        // The caller never goes away first: it runs in its own task and withdraws only a job
+        // still queued.
+        let _ = self.reply.send(result);
+    }
+
+    fn expired(&self, now: Instant) -> bool {
+        now >= self.deadline
+    }
+}
+
+/// Bytes of SQL text and parameter values of a write (fixed-size values count 8).
+pub fn weight(sql: &Sql) -> usize {
+    let params = match sql {
+        Sql::Sea(stmt) => stmt.values.as_ref().map_or(0, |values| {
+            values
+                .0
+                .iter()
+                .map(|v| match v {
+                    sea_orm::Value::String(Some(s)) => s.len(),
+                    sea_orm::Value::Bytes(Some(b)) => b.len(),
+                    _ => 8,
+                })
+                .sum()
+        }),
+        Sql::Wire(stmt) => stmt
+            .params
+            .iter()
+            .map(|v| match v {
+                super::wire::Value::Text(s) => s.len(),
+                super::wire::Value::Blob(b) => b.len(),
+                _ => 8,
+            })
+            .sum(),
+        Sql::Raw(_) => 0,
+    };
+    sql.text().len() + params
+}
+
+/// What became of one member inside the shared transaction.
+enum Step {
+    /// It ran and its work is in the transaction, waiting for COMMIT.
+    Ran(Native),
+    /// It is settled without anything of it in the transaction (failed and rolled back to its
+    /// savepoint, or its key had committed before): answer it now.
+    Settled(Result<Written, Refusal>),
+    /// It ended the whole transaction: answer it with this, and run the others again.
+    Ended(Result<Written, Refusal>),
+}
+
+const SAVEPOINT: &str = "SAVEPOINT litefs_group_write";
+const ROLLBACK_TO: &str = "ROLLBACK TO litefs_group_write";
+const RELEASE: &str = "RELEASE litefs_group_write";
+
+impl Writer {
+    /// Queues an autocommit write and waits for its answer, leading a batch whenever this caller
+    /// gets the writer's lock first (see the module docs).
+    pub(crate) async fn group_write(
+        &self,
+        sql: Sql,
+        method: Method,
+        key: Option<u128>,
+        deadline: Instant,
+    ) -> Result<Written, Refusal> {
+        let started = Instant::now();
+        let (reply, mut answer) = oneshot::channel();
+        let id = self.enqueue(Job {
+            id: 0,
+            weight: weight(&sql),
+            sql,
+            method,
+            key,
+            deadline,
+            enqueued: started,
+            reply,
+        })?;
+        let lost = |_| {
+            Err(Refusal::Unavailable(
+                "the writer failed before answering".into(),
+            ))
+        };
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut answer => return result.unwrap_or_else(lost),
+                guard = tokio::time::timeout_at(deadline.into(), self.lock.clone().lock_owned()) => {
+                    match guard {
+                        Ok(guard) => self.lead(guard).await,
+                        Err(_) if self.withdraw(id) => {
+                            metrics::writer_wait(started.elapsed());
+                            return Err(Refusal::Busy {
+                                waited_ms: started.elapsed().as_millis() as u64,
+                            });
+                        }
+                        // Taken into a batch already: its leader answers, whatever the deadline.
+                        Err(_) => return answer.await.unwrap_or_else(lost),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `job` to the queue, or refuses it as busy when the queue is full; returns its id.
+    fn enqueue(&self, mut job: Job) -> Result<u64, Refusal> {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::Busy { waited_ms: 0 });
+        }
+        job.id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        let id = job.id;
+        let mut queue = self.queue.lock().unwrap();
+        queue.push_back(job);
+        metrics::writer_queue_depth(self.waiting.load(Ordering::Acquire));
+        drop(queue);
+        Ok(id)
+    }
+
+    /// Takes job `id` out of the queue if it is still there (nothing of it ran).
+    fn withdraw(&self, id: u64) -> bool {
+        let mut queue = self.queue.lock().unwrap();
+        let Some(at) = queue.iter().position(|job| job.id == id) else {
+            return false;
+        };
+        queue.remove(at);
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        metrics::writer_queue_depth(self.waiting.load(Ordering::Acquire));
+        true
+    }
+
+    /// Writes queued right now (not yet taken into a batch).
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.queue.lock().unwrap().len()
+    }
+
+    /// The writes waiting, oldest first, up to the batch bounds.
+    fn take_batch(&self) -> Vec<Job> {
+        let mut queue = self.queue.lock().unwrap();
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        while let Some(job) = queue.front() {
+            let full = batch.len() >= MAX_BATCH_WRITES || bytes + job.weight > MAX_BATCH_BYTES;
+            if full && !batch.is_empty() {
+                break;
+            }
+            bytes += job.weight;
+            batch.extend(queue.pop_front());
+        }
+        self.waiting.fetch_sub(batch.len(), Ordering::AcqRel);
+        metrics::writer_queue_depth(self.waiting.load(Ordering::Acquire));
+        batch
+    }
+
+    /// Runs one batch of whatever is waiting, holding the writer's lock.
+    async fn lead(&self, guard: WriterGuard) {
+        let batch = self.take_batch();
+        if batch.is_empty() {
+            return;
+        }
+        for job in &batch {
+            metrics::writer_wait(job.enqueued.elapsed());
+        }
+        metrics::writer_batch(batch.len());
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_writes
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.run_batch(batch).await;
+        drop(guard);
+    }
+
+    async fn run_batch(&self, jobs: Vec<Job>) {
+        let (mut conn, generation) = match self.connection().await {
+            Ok(found) => found,
+            Err(refusal) => {
+                return jobs
+                    .into_iter()
+                    .for_each(|j| j.answer(Err(refusal.clone())));
+            }
+        };
+        if jobs.iter().any(|job| job.key.is_some())
+            && let Err(refusal) = self.ensure_key_table(&mut conn, generation).await
+        {
+            release(conn).await;
+            return jobs
+                .into_iter()
+                .for_each(|j| j.answer(Err(refusal.clone())));
+        }
+        let mut pending = jobs;
+        while !pending.is_empty() {
+            let rerun = self.one_transaction(&mut conn, pending).await;
+            if !rerun.is_empty() {
+                metrics::writer_batch_rerun(rerun.len());
+            }
+            pending = rerun;
+        }
+        release(conn).await;
+    }
+
+    /// Runs `jobs` in one transaction and answers them; returns those to run again.
+    async fn one_transaction(&self, conn: &mut SqliteConnection, jobs: Vec<Job>) -> Vec<Job> {
+        let now = Instant::now();
+        let (mut members, mut rerun, mut keys) = (Vec::new(), Vec::new(), HashSet::new());
+        for job in jobs {
+            if job.expired(now) {
+                job.answer(Err(Refusal::Expired));
+            } else if job.key.is_some_and(|key| !keys.insert(key)) {
+                // The same key twice (a retry racing its first attempt): the second must see the
+                // first committed, not merely stored in this open transaction.
+                rerun.push(job);
+            } else {
+                members.push(job);
+            }
+        }
+        if members.len() == 1 {
+            let job = members.pop().expect("one member");
+            let result = self
+                .in_transaction(conn, &job.sql, job.method, job.key, job.deadline)
+                .await;
+            job.answer(result);
+            return rerun;
+        }
+        if members.is_empty() {
+            return rerun;
+        }
+        if conn.execute("BEGIN IMMEDIATE").await.is_err() {
+            self.each_alone(conn, members).await;
+            return rerun;
+        }
+        let mut ran = Vec::with_capacity(members.len());
+        let mut members = members.into_iter();
+        while let Some(job) = members.next() {
+            match self.member(conn, &job).await {
+                Step::Ran(native) => ran.push((job, native)),
+                Step::Settled(result) => job.answer(result),
+                Step::Ended(result) => {
+                    job.answer(result);
+                    rollback(conn).await;
+                    rerun.extend(ran.into_iter().map(|(job, _)| job));
+                    rerun.extend(members);
+                    return rerun;
+                }
+            }
+        }
+        // The last moment to give up on a member: after COMMIT it stands.
+        let now = Instant::now();
+        if ran.iter().any(|(job, _)| job.expired(now)) {
+            rollback(conn).await;
+            for (job, _) in ran {
+                if job.expired(now) {
+                    job.answer(Err(Refusal::Expired));
+                } else {
+                    rerun.push(job);
+                }
+            }
+            return rerun;
+        }
+        match self.commit(conn).await {
+            Commit::Done(pos) => {
+                for (job, native) in ran {
+                    job.answer(Ok(Written::Fresh(Ok(native), pos)));
+                }
+            }
+            Commit::Failed(_) => {
+                rollback(conn).await;
+                self.each_alone(conn, ran.into_iter().map(|(job, _)| job).collect())
+                    .await;
+            }
+            // The whole batch stands or falls with the one commit LiteFS did not confirm.
+            Commit::Unconfirmed(why) => {
+                for (job, _) in ran {
+                    job.answer(Ok(Written::Unconfirmed(why.clone())));
+                }
+            }
+        }
+        rerun
+    }
+
+    /// Runs one member inside the open transaction, in its own savepoint.
+    async fn member(&self, conn: &mut SqliteConnection, job: &Job) -> Step {
+        let unavailable = |what: &str, e: sqlx::Error| Refusal::Unavailable(format!("{what}: {e}"));
+        if let Err(e) = conn.execute(SAVEPOINT).await {
+            return Step::Ended(Err(unavailable("cannot open a savepoint", e)));
+        }
+        if let Some(key) = job.key {
+            let settled = match dedup::lookup(conn, key).await {
+                Ok(None) => None,
+                Ok(Some(dedup::Stored::Reply(reply))) => {
+                    tracing::info!("a keyed write arrived again: answering its stored reply");
+                    Some(Ok(Written::Stored(reply, self.pos())))
+                }
+                Ok(Some(dedup::Stored::Tombstone)) => Some(Err(Refusal::Expired)),
+                Err(e) => Some(Err(unavailable("cannot read the key table", e))),
+            };
+            if let Some(result) = settled {
+                return self.undo_member(conn, result).await;
+            }
+        }
+        let alarm = Alarm::set(conn, job.deadline).await;
+        let native = run_native(conn, &job.sql, job.method).await;
+        alarm.unset();
+        let native = match native {
+            Ok(native) => native,
+            Err(err) => {
+                self.repair_after(&err);
+                return self
+                    .undo_member(conn, Ok(Written::Fresh(Err(err), None)))
+                    .await;
+            }
+        };
+        if let Some(key) = job.key
+            && let Err(e) = self.store_key(conn, key, &native).await
+        {
+            let refusal = unavailable("cannot store the idempotency key", e);
+            return self.undo_member(conn, Err(refusal)).await;
+        }
+        if !in_transaction(conn).await {
+            // Cannot happen for what the classifier lets through (transaction control is
+            // refused); if it did, what the member did is unknown to us: say so.
+            return Step::Ended(Err(Refusal::Unavailable(
+                "a write ended the shared transaction while succeeding".into(),
+            )));
+        }
+        match conn.execute(RELEASE).await {
+            Ok(_) => Step::Ran(native),
+            Err(e) => Step::Ended(Err(unavailable("cannot release a savepoint", e))),
+        }
+    }
+
+    /// Undoes a member that is settled with `result`: back to its savepoint, which is released.
+    /// When the transaction is gone (the member ended it), the others must run again.
+    async fn undo_member(
+        &self,
+        conn: &mut SqliteConnection,
+        result: Result<Written, Refusal>,
+    ) -> Step {
+        if !in_transaction(conn).await {
+            return Step::Ended(result);
+        }
+        let undone = match conn.execute(ROLLBACK_TO).await {
+            Ok(_) => conn.execute(RELEASE).await,
+            Err(e) => Err(e),
+        };
+        match undone {
+            Ok(_) => Step::Settled(result),
+            Err(_) => Step::Ended(result),
+        }
+    }
+
+    /// Runs each job in its own transaction, as without group commit.
+    async fn each_alone(&self, conn: &mut SqliteConnection, jobs: Vec<Job>) {
+        for job in jobs {
+            let result = if job.expired(Instant::now()) {
+                Err(Refusal::Expired)
+            } else {
+                self.in_transaction(conn, &job.sql, job.method, job.key, job.deadline)
+                    .await
+            };
+            job.answer(result);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Batches are made deterministic by holding the writer's lock (as a transaction would) while
+    //! the writes queue one after another, then letting go: the first caller leads them all.
+
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::wire::{Reply, Value};
+
+    fn writer(name: &str, group_commit: bool) -> Arc<Writer> {
+        Writer::on_temp_file(&format!("group-{name}"), group_commit)
+    }
+
+    fn later(ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
+    fn sql(text: &str, params: Vec<Value>) -> Sql {
+        Sql::Wire(crate::wire::Statement {
+            sql: text.into(),
+            params,
+        })
+    }
+
+    /// One write to queue: what, how, its key and its deadline.
+    struct Write(Sql, Method, Option<u128>, Instant);
+
+    fn insert(x: i64) -> Write {
+        Write(
+            sql("INSERT INTO t(x) VALUES (?)", vec![Value::Integer(x)]),
+            Method::Execute,
+            None,
+            later(10_000),
+        )
+    }
+
+    async fn until(what: &str, condition: impl Fn() -> bool) {
+        let deadline = later(10_000);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Queues `writes` in this order behind the held lock, lets go, and returns each answer.
+    async fn batch(writer: &Arc<Writer>, writes: Vec<Write>) -> Vec<Result<Written, Refusal>> {
+        let guard = writer.acquire(later(10_000)).await.unwrap();
+        let mut calls = Vec::new();
+        for (n, Write(sql, method, key, deadline)) in writes.into_iter().enumerate() {
+            let w = writer.clone();
+            calls.push(tokio::spawn(async move {
+                w.autocommit(sql, method, key, false, deadline).await
+            }));
+            until("the write to queue", || writer.queued() == n + 1).await;
+        }
+        drop(guard);
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        answers
+    }
+
+    async fn run(writer: &Arc<Writer>, text: &str) {
+        let written = writer
+            .autocommit(
+                sql(text, vec![]),
+                Method::Execute,
+                None,
+                false,
+                later(10_000),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(written, Written::Fresh(Ok(_), _)), "{text}");
+    }
+
+    async fn column(writer: &Writer, query: &str) -> Vec<i64> {
+        let (mut conn, _) = writer.connection().await.unwrap();
+        let found = sqlx::query_scalar(sqlx::AssertSqlSafe(query))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        release(conn).await;
+        found
+    }
+
+    /// `(rows_affected, last_insert_rowid)` of a fresh execute, or the error's text.
+    fn exec(answer: &Result<Written, Refusal>) -> Result<(u64, i64), String> {
+        match answer {
+            Ok(Written::Fresh(Ok(native), _)) => match native.to_reply().unwrap() {
+                Reply::Exec {
+                    rows_affected,
+                    last_insert_rowid,
+                } => Ok((rows_affected, last_insert_rowid)),
+                Reply::Rows(rows) => Err(format!("rows: {rows:?}")),
+            },
+            Ok(Written::Fresh(Err(err), _)) => Err(err.to_string()),
+            Ok(Written::Stored(..)) => Err("stored".into()),
+            Ok(Written::Unconfirmed(why)) => Err(format!("unconfirmed: {why}")),
+            Err(refusal) => Err(format!("{refusal:?}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lone_write_is_a_batch_of_one_committed_at_once() {
+        let writer = writer("lone", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        assert_eq!(writer.batch_counts(), (1, 1));
+        // Nobody else writes: had the writer waited for company, this would never return.
+        let answer = writer
+            .autocommit(insert(1).0, Method::Execute, None, false, later(10_000))
+            .await;
+        assert_eq!(exec(&answer), Ok((1, 1)));
+        assert_eq!(
+            writer.batch_counts(),
+            (2, 2),
+            "a batch of one, led by itself"
+        );
+        assert_eq!(writer.queued(), 0);
+        assert_eq!(column(&writer, "SELECT x FROM t").await, [1]);
+    }
+
+    #[tokio::test]
+    async fn waiting_writes_commit_together_and_a_failing_one_gets_its_own_error() {
+        let writer = writer("constraint", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        let before = writer.batch_counts();
+        let answers = batch(&writer, vec![insert(1), insert(1), insert(2)]).await;
+        assert_eq!(exec(&answers[0]), Ok((1, 1)));
+        let err = exec(&answers[1]).unwrap_err();
+        assert!(err.contains("UNIQUE constraint failed"), "{err}");
+        assert_eq!(exec(&answers[2]), Ok((1, 2)));
+        let after = writer.batch_counts();
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (1, 3),
+            "one batch of three"
+        );
+        assert_eq!(column(&writer, "SELECT x FROM t ORDER BY x").await, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_ends_the_transaction_does_not_take_its_neighbours_with_it() {
+        let writer = writer("rollback", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        run(
+            &writer,
+            "CREATE TRIGGER no666 BEFORE INSERT ON t WHEN NEW.x = 666 \
+             BEGIN SELECT RAISE(ROLLBACK, 'no 666 here'); END",
+        )
+        .await;
+        let or_rollback = Write(
+            sql(
+                "INSERT OR ROLLBACK INTO t(x) VALUES (?)",
+                vec![Value::Integer(4)],
+            ),
+            Method::Execute,
+            None,
+            later(10_000),
+        );
+        let answers = batch(
+            &writer,
+            vec![
+                insert(1),
+                insert(666),
+                insert(3),
+                insert(4),
+                or_rollback,
+                insert(5),
+            ],
+        )
+        .await;
+        assert_eq!(exec(&answers[0]), Ok((1, 1)));
+        let err = exec(&answers[1]).unwrap_err();
+        assert!(err.contains("no 666 here"), "{err}");
+        assert!(exec(&answers[2]).is_ok());
+        assert!(exec(&answers[3]).is_ok());
+        let err = exec(&answers[4]).unwrap_err();
+        assert!(err.contains("UNIQUE constraint failed"), "{err}");
+        assert!(exec(&answers[5]).is_ok());
+        assert_eq!(
+            column(&writer, "SELECT x FROM t ORDER BY x").await,
+            [1, 3, 4, 5],
+            "every neighbour committed exactly once"
+        );
+        // What each reported is what committed: the row ids answered are the rows' ids.
+        for (answer, x) in [
+            (&answers[0], 1),
+            (&answers[2], 3),
+            (&answers[3], 4),
+            (&answers[5], 5),
+        ] {
+            let (_, id) = exec(answer).unwrap();
+            let query = format!("SELECT x FROM t WHERE rowid = {id}");
+            assert_eq!(column(&writer, &query).await, [x]);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadline_passing_mid_batch_rolls_that_write_back_and_only_it() {
+        let writer = writer("deadline", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        // Runs until interrupted at its deadline: whatever the machine's speed, the first write's
+        // deadline has passed before COMMIT.
+        let endless = Write(
+            sql(
+                "INSERT INTO t(x) SELECT x FROM (WITH RECURSIVE c(x) AS \
+                 (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c) WHERE x < 0",
+                vec![],
+            ),
+            Method::Execute,
+            None,
+            later(1500),
+        );
+        let short = Write(insert(1).0, Method::Execute, None, later(500));
+        let answers = batch(&writer, vec![short, endless, insert(3)]).await;
+        assert!(
+            matches!(answers[0], Err(Refusal::Expired)),
+            "{:?}",
+            exec(&answers[0])
+        );
+        let err = exec(&answers[1]).unwrap_err();
+        assert!(err.contains("interrupt"), "{err}");
+        assert_eq!(exec(&answers[2]).map(|(n, _)| n), Ok(1));
+        assert_eq!(column(&writer, "SELECT x FROM t").await, [3]);
+    }
+
+    #[tokio::test]
+    async fn each_member_gets_its_own_ids_counts_and_returning_rows() {
+        let writer = writer("results", true);
+        run(&writer, "CREATE TABLE t(id INTEGER PRIMARY KEY, x INTEGER)").await;
+        run(&writer, "INSERT INTO t(x) VALUES (10), (10)").await;
+        let returning = Write(
+            sql(
+                "INSERT INTO t(x) VALUES (?) RETURNING id, x",
+                vec![Value::Integer(7)],
+            ),
+            Method::QueryAll,
+            None,
+            later(10_000),
+        );
+        let update = Write(
+            sql("UPDATE t SET x = 11 WHERE x = 10", vec![]),
+            Method::Execute,
+            None,
+            later(10_000),
+        );
+        let answers = batch(&writer, vec![insert(5), returning, update, insert(6)]).await;
+        assert_eq!(exec(&answers[0]), Ok((1, 3)));
+        match &answers[1] {
+            Ok(Written::Fresh(Ok(native), _)) => match native.to_reply().unwrap() {
+                Reply::Rows(rows) => {
+                    assert_eq!(rows.rows, [vec![Value::Integer(4), Value::Integer(7)]])
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{:?}", exec(other)),
+        }
+        // An UPDATE leaves last_insert_rowid as the connection had it: the previous member's.
+        assert_eq!(exec(&answers[2]), Ok((2, 4)));
+        assert_eq!(exec(&answers[3]), Ok((1, 5)));
+    }
+
+    #[tokio::test]
+    async fn a_key_twice_in_one_batch_runs_once_and_answers_the_stored_reply() {
+        let writer = writer("keys", true);
+        run(&writer, "CREATE TABLE t(x INTEGER)").await;
+        let keyed = |key| Write(insert(1).0, Method::Execute, Some(key), later(10_000));
+        let (first, second) = (
+            crate::connection::idempotency_key(),
+            crate::connection::idempotency_key(),
+        );
+        let answers = batch(&writer, vec![keyed(first), keyed(first), keyed(second)]).await;
+        assert_eq!(exec(&answers[0]), Ok((1, 1)));
+        match &answers[1] {
+            Ok(Written::Stored(reply, _)) => assert_eq!(
+                reply,
+                &Reply::Exec {
+                    rows_affected: 1,
+                    last_insert_rowid: 1
+                }
+            ),
+            other => panic!("{:?}", exec(other)),
+        }
+        assert_eq!(exec(&answers[2]), Ok((1, 2)));
+        assert_eq!(column(&writer, "SELECT count(*) FROM t").await, [2]);
+    }
+
+    #[tokio::test]
+    async fn with_group_commit_off_each_write_is_its_own_transaction() {
+        let writer = writer("off", false);
+        run(&writer, "CREATE TABLE t(x INTEGER)").await;
+        let guard = writer.acquire(later(10_000)).await.unwrap();
+        let calls: Vec<_> = (0..3)
+            .map(|x| {
+                let w = writer.clone();
+                tokio::spawn(async move {
+                    w.autocommit(insert(x).0, Method::Execute, None, false, later(10_000))
+                        .await
+                })
+            })
+            .collect();
+        until("three writers to wait", || writer.queue_depth() == 3).await;
+        drop(guard);
+        for call in calls {
+            assert!(exec(&call.await.unwrap()).is_ok());
+        }
+        assert_eq!(writer.batch_counts(), (0, 0), "no batch ever ran");
+        assert_eq!(writer.queued(), 0);
+    }
+}
