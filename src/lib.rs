@@ -100,6 +100,7 @@ fn cluster_options(config: &Config) -> ClusterOptions {
         secret: config.cluster_secret.clone(),
         forward_timeout: config.forward_timeout(),
         remote_tx_lease: std::time::Duration::from_millis(config.remote_tx_lease_ms),
+        procedures: Arc::new(blog::procedures::registry()),
         ..ClusterOptions::standalone(config.database.clone())
     }
 }

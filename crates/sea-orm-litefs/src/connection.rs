@@ -123,6 +123,12 @@ impl ClusterConnection {
         self.inner.node.as_ref()?.follower.position()
     }
 
+    /// Runs the write procedure `P` in one transaction: here on the primary; from a replica in
+    /// one round trip to the primary, which must have `P` registered (see [`crate::procedure`]).
+    pub async fn call<P: crate::Procedure>(&self, args: P::Args) -> Result<P::Output, P::Error> {
+        crate::procedure::call::<P>(self, args).await
+    }
+
     /// How many times this node replaced its SQLite pools because LiteFS mounted anew (see
     /// [`super::pools`]).
     pub fn pool_generation(&self) -> u64 {

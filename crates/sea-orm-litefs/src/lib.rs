@@ -34,6 +34,7 @@ mod hardening;
 pub mod litefs;
 pub mod metrics;
 pub mod pools;
+pub mod procedure;
 pub mod rpc;
 pub mod server;
 pub mod sqlite;
@@ -53,6 +54,7 @@ use sqlx::{ConnectOptions, Connection};
 pub use connection::ClusterConnection;
 pub use error::ClusterError;
 pub use litefs::Role;
+pub use procedure::{Failure, Procedure, ProcedureError, Procedures};
 pub use transaction::ClusterTransaction;
 
 /// How to open the database and, in cluster mode, join the cluster.
@@ -86,6 +88,8 @@ pub struct ClusterOptions {
     pub catch_up: bool,
     /// Failures to inject on this node's primary side; tests only.
     pub faults: Arc<server::Faults>,
+    /// The write procedures this node runs when it is primary (every node registers the same).
+    pub procedures: Arc<Procedures>,
 }
 
 impl ClusterOptions {
@@ -104,6 +108,7 @@ impl ClusterOptions {
             startup_timeout: Duration::from_secs(30),
             catch_up: true,
             faults: Arc::default(),
+            procedures: Arc::default(),
         }
     }
 }
@@ -238,6 +243,7 @@ pub async fn start(options: &ClusterOptions) -> Result<Cluster, String> {
             max_sessions: options.max_remote_transactions,
         },
         options.faults.clone(),
+        options.procedures.clone(),
     );
     tokio::spawn(server::serve(listener, executor, secret.clone()));
 

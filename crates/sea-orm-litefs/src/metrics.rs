@@ -9,6 +9,10 @@ pub const REMOTE_TRANSACTIONS: &str = "blog_remote_transactions_total";
 pub const RPC_ERRORS: &str = "blog_rpc_errors_total";
 pub const STALE_ANSWERS: &str = "blog_forwarded_stale_answers_total";
 pub const WRITER_WAIT: &str = "blog_writer_wait_seconds";
+/// Write procedures sent from this replica to the primary (one round trip each).
+pub const PROCEDURE_CALLS: &str = "blog_procedure_calls_total";
+/// Procedures the primary did not know in this version, run as interactive transactions instead.
+pub const PROCEDURE_FALLBACKS: &str = "blog_procedure_fallbacks_total";
 /// The backstop: a write that reached a replica's `query_only` connection. Must stay 0.
 pub const REPLICA_LOCAL_WRITE_ATTEMPTS: &str = "blog_replica_local_write_attempts_total";
 
@@ -49,7 +53,17 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Time a write waited for the primary's one writer"
     );
+    metrics::describe_counter!(
+        PROCEDURE_CALLS,
+        "Write procedures sent from this replica to the primary"
+    );
+    metrics::describe_counter!(
+        PROCEDURE_FALLBACKS,
+        "Write procedures the primary did not know, run as interactive transactions instead"
+    );
     for counter in [
+        PROCEDURE_CALLS,
+        PROCEDURE_FALLBACKS,
         STALE_ANSWERS,
         FORWARDED_WRITES,
         REMOTE_TRANSACTIONS,
@@ -87,4 +101,14 @@ pub fn stale_answer() {
 
 pub fn writer_wait(elapsed: Duration) {
     metrics::histogram!(WRITER_WAIT).record(elapsed.as_secs_f64());
+}
+
+/// A procedure answered by the primary; `elapsed` includes the catch-up, as for statements.
+pub fn procedure_call(elapsed: Duration) {
+    metrics::counter!(PROCEDURE_CALLS).increment(1);
+    metrics::histogram!(FORWARD_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn procedure_fallback() {
+    metrics::counter!(PROCEDURE_FALLBACKS).increment(1);
 }
