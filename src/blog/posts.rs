@@ -195,7 +195,7 @@ pub async fn delete(db: &ClusterConnection, slug: &str) -> Result<(), BlogError>
 
 /// A post with its tags as a procedure returns it ([`PostWithTags`] flattens the post for JSON,
 /// which bincode cannot encode).
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Saved(post::Model, Vec<String>);
 
 impl From<Saved> for PostWithTags {
