@@ -57,7 +57,10 @@ pub(crate) async fn run(
     let txn = ClusterTransaction::begin_local(cluster)
         .await
         .map_err(refusal)?;
-    let expire = procedures.runs.fetch_add(1, Ordering::Relaxed) % EXPIRE_EVERY == 0;
+    let expire = procedures
+        .runs
+        .fetch_add(1, Ordering::Relaxed)
+        .is_multiple_of(EXPIRE_EVERY);
     match stored(&txn, key, expire).await {
         Ok(None) => {}
         Ok(Some(Stored::Reply(Reply::Output(output)))) => {
