@@ -224,3 +224,79 @@ pub enum WireFailure {
     /// run the body itself as an interactive transaction.
     Unknown(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo;
+    impl Procedure for Echo {
+        const NAME: &'static str = "echo";
+        const VERSION: u32 = 1;
+        type Args = String;
+        type Output = String;
+        type Error = DbErr;
+        async fn run(_: &ClusterTransaction, args: String) -> Result<String, DbErr> {
+            Ok(args)
+        }
+    }
+
+    /// The same name in a later version.
+    struct EchoV2;
+    impl Procedure for EchoV2 {
+        const NAME: &'static str = "echo";
+        const VERSION: u32 = 2;
+        type Args = String;
+        type Output = String;
+        type Error = DbErr;
+        async fn run(_: &ClusterTransaction, args: String) -> Result<String, DbErr> {
+            Ok(args)
+        }
+    }
+
+    /// The same name and version, another argument type.
+    struct EchoBytes;
+    impl Procedure for EchoBytes {
+        const NAME: &'static str = "echo";
+        const VERSION: u32 = 1;
+        type Args = Vec<u8>;
+        type Output = String;
+        type Error = DbErr;
+        async fn run(_: &ClusterTransaction, _: Vec<u8>) -> Result<String, DbErr> {
+            Ok(String::new())
+        }
+    }
+
+    #[test]
+    fn a_fingerprint_changes_with_the_version_and_the_types() {
+        assert_eq!(fingerprint::<Echo>(), fingerprint::<Echo>());
+        assert_ne!(fingerprint::<Echo>(), fingerprint::<EchoV2>());
+        assert_ne!(fingerprint::<Echo>(), fingerprint::<EchoBytes>());
+    }
+
+    #[test]
+    #[should_panic(expected = "two write procedures are named echo")]
+    fn two_procedures_of_one_name_are_refused_at_start_up() {
+        let _ = Procedures::new().register::<Echo>().register::<EchoV2>();
+    }
+
+    #[test]
+    fn database_errors_keep_their_kind_on_the_wire() {
+        let busy = crate::ClusterError::Busy { waited_ms: 7 };
+        assert_eq!(
+            WireDbErr::from_db_err(&busy.clone().into_db_err()),
+            WireDbErr::Cluster(busy)
+        );
+        assert_eq!(
+            WireDbErr::from_db_err(&DbErr::RecordNotUpdated),
+            WireDbErr::RecordNotUpdated
+        );
+        let WireDbErr::Sql(failure) =
+            WireDbErr::from_db_err(&DbErr::Query(sea_orm::RuntimeErr::Internal("odd".into())))
+        else {
+            panic!("a statement's error")
+        };
+        assert_eq!(failure.phase, crate::wire::ErrorPhase::Query);
+        assert_eq!(failure.message, "odd");
+    }
+}

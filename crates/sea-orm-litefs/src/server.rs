@@ -81,8 +81,8 @@ pub struct Executor {
 /// Failures a test can inject on the primary's side.
 #[derive(Debug, Default)]
 pub struct Faults {
-    /// The next this many forwarded writes or remote commits commit, but their reply is never
-    /// sent, as if the network had lost it.
+    /// The next this many forwarded writes, remote commits or procedure calls commit, but their
+    /// reply is never sent, as if the network had lost it.
     pub lose_replies: std::sync::atomic::AtomicUsize,
     /// RPC calls received so far, every method counted: the tests count round trips with it.
     pub calls_received: std::sync::atomic::AtomicUsize,
