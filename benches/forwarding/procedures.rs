@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionSession, TransactionTrait};
+use sea_orm_litefs::wire::Pos;
 use sea_orm_litefs::{ClusterConnection, ClusterOptions};
 use serde_json::json;
 
@@ -26,7 +27,7 @@ use blog::blog::posts;
 /// Added round-trip times, in ms.
 const RTTS: [u64; 3] = [0, 20, 80];
 /// Samples per case and round-trip time, after one warm-up round.
-const SAMPLES: usize = 9;
+const SAMPLES: usize = 15;
 /// Where the replica's HTTP link to the primary listens (Toxiproxy), and its proxy's name.
 const HTTP_LINK_PORT: u16 = 18080;
 const HTTP_LINK: &str = "http-2";
@@ -42,18 +43,22 @@ enum Case {
     PostInteractive,
     HttpOnPrimary,
     HttpReplay,
+    /// The replay, then until the replica has the write (what LiteFS's proxy makes the next
+    /// request wait for): the same promise as a procedure with its catch-up.
+    HttpReplayCaughtUp,
     InsertOnPrimary,
     InsertForwarded,
     InsertNoCatchUp,
 }
 
-const CASES: [Case; 9] = [
+const CASES: [Case; 10] = [
     Case::PostOnPrimary,
     Case::PostProcedure,
     Case::PostProcedureNoCatchUp,
     Case::PostInteractive,
     Case::HttpOnPrimary,
     Case::HttpReplay,
+    Case::HttpReplayCaughtUp,
     Case::InsertOnPrimary,
     Case::InsertForwarded,
     Case::InsertNoCatchUp,
@@ -68,6 +73,8 @@ struct Nodes {
     /// The primary's HTTP, direct and through the latency link.
     primary_url: String,
     replay_url: String,
+    /// The primary's LiteFS position file.
+    primary_pos: std::path::PathBuf,
 }
 
 fn draft(slug: &str) -> serde_json::Value {
@@ -100,7 +107,7 @@ impl Nodes {
                 posts::create_in(&txn, &input(n)).await.unwrap();
                 txn.commit().await.unwrap();
             }
-            Case::HttpOnPrimary | Case::HttpReplay => {
+            Case::HttpOnPrimary | Case::HttpReplay | Case::HttpReplayCaughtUp => {
                 let base = match case {
                     Case::HttpOnPrimary => &self.primary_url,
                     _ => &self.replay_url,
@@ -114,6 +121,13 @@ impl Nodes {
                     .await
                     .expect("the primary answers");
                 assert_eq!(response.status(), 201, "POST /api/posts");
+                if case == Case::HttpReplayCaughtUp {
+                    // The primary's own `-pos`, which LiteFS updates before COMMIT returns.
+                    let text = std::fs::read_to_string(&self.primary_pos).expect("-pos");
+                    let pos = Pos::parse(&text).expect("a LiteFS position");
+                    let caught_up = self.replica.wait_for(pos, Duration::from_secs(5)).await;
+                    caught_up.expect("the replica catches up");
+                }
             }
             Case::InsertOnPrimary => insert(&self.primary, n).await,
             Case::InsertForwarded => insert(&self.replica, n).await,
@@ -221,6 +235,7 @@ pub async fn run() -> Cluster {
         no_catch_up,
         client: http(),
         replay_url: format!("http://{listen}"),
+        primary_pos: cluster.node(1).mnt().join("blog.db-pos"),
         primary_url,
     };
 
@@ -296,6 +311,12 @@ fn rows_for(rtt_ms: u64, median: impl Fn(Case) -> Duration) -> Vec<Row> {
         ),
         // The replay's answer does not wait for the write to reach the replica: this is the same
         // promise.
+        latency_row(
+            &case("... procedure vs HTTP replay + catch-up"),
+            procedure,
+            median(Case::HttpReplayCaughtUp),
+            None,
+        ),
         latency_row(
             &case("... procedure, no catch-up vs HTTP replay"),
             median(Case::PostProcedureNoCatchUp),
