@@ -10,6 +10,7 @@ use sea_orm::{ActiveModelTrait, DbErr, SqlErr, TransactionSession, TransactionTr
 
 use blog::blog::input::{PostDraft, PostInput};
 use blog::blog::posts::{self, CreatePost, UpdatePost, Visibility};
+use blog::blog::tags;
 use blog::blog::{BlogError, procedures};
 use sea_orm_litefs::server::Faults;
 use sea_orm_litefs::{ClusterConnection, ClusterTransaction, Procedure, Procedures};
@@ -226,4 +227,41 @@ async fn an_unknown_version_runs_as_an_interactive_transaction() {
         .await
         .expect("the fallback commits");
     assert_eq!(rows_on_primary(&cluster, "unregistered").await, 1);
+}
+
+/// The blog's deletes from a replica: a post (its tag links go with it) and a tag, each one
+/// procedure; deleting what is gone is the blog's not-found, as on the primary.
+#[tokio::test]
+async fn a_replica_deletes_posts_and_tags_with_procedures() {
+    let cluster = Cluster::start(2).await;
+    let (faults, _primary, replica) = nodes(&cluster, blog_procedures()).await;
+    replica.call::<CreatePost>(post("doomed", 2)).await.unwrap();
+    let tag = tags::find_by_label(&replica, "doomed-tag0").await.unwrap();
+
+    let before = calls(&faults);
+    posts::delete(&replica, "doomed").await.expect("deleted");
+    tags::delete(&replica, tag.id).await.expect("deleted");
+    assert_eq!(calls(&faults) - before, 2, "one RPC each");
+
+    let on_primary = |sql| primary_i64(&cluster, sql, "doomed");
+    assert_eq!(
+        on_primary("SELECT count(*) FROM posts WHERE slug = ?").await,
+        0
+    );
+    let links = "SELECT count(*) FROM posts_tags WHERE ? IS NOT NULL AND post_id NOT IN (SELECT id FROM posts)";
+    assert_eq!(on_primary(links).await, 0, "no link outlives its post");
+    assert_eq!(rows_on_primary(&cluster, "doomed-tag0").await, 0);
+    assert_eq!(
+        rows_on_primary(&cluster, "doomed-tag1").await,
+        1,
+        "the other tag stays"
+    );
+    assert!(matches!(
+        posts::delete(&replica, "doomed").await,
+        Err(BlogError::NotFound)
+    ));
+    assert!(matches!(
+        tags::delete(&replica, tag.id).await,
+        Err(BlogError::NotFound)
+    ));
 }

@@ -89,9 +89,15 @@ async fn forward<P: Procedure>(
     let reply = settle(node, outcome, ErrorPhase::Exec).await?;
     metrics::procedure_call(started.elapsed());
     match reply {
-        Reply::Output(bytes) => {
-            bincode::deserialize(&bytes).map_err(|e| encoding::<P>("output", e).into())
-        }
+        // It committed: say so, so that this is never taken for a failed write.
+        Reply::Output(bytes) => bincode::deserialize(&bytes).map_err(|e| {
+            DbErr::Custom(format!(
+                "{} committed on the primary, but its output does not decode here ({e}): the \
+                 nodes run different versions of it (bump its VERSION when its types change)",
+                P::NAME
+            ))
+            .into()
+        }),
         _ => Err(DbErr::Custom(format!(
             "the primary's answer to {} is not a procedure's output",
             P::NAME
