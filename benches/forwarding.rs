@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use harness::{ADMIN_PASSWORD, Cluster};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionSession, TransactionTrait};
-use sea_orm_litefs::{ClusterConnection, ClusterOptions};
+use sea_orm_litefs::ClusterConnection;
 
 /// Single-row inserts: warm-up per case, then `ROUNDS` rounds of `PER_ROUND` samples per case.
 const WARMUP: usize = 30;
@@ -41,14 +41,12 @@ const POSTS: usize = 10;
 
 /// A SeaORM connection on node `k` in this process, with or without the catch-up wait.
 async fn connect(cluster: &Cluster, k: usize, catch_up: bool) -> ClusterConnection {
-    let options = ClusterOptions {
-        catch_up,
-        ..cluster.options(k)
-    };
-    sea_orm_litefs::start(&options)
+    cluster
+        .options(k)
+        .catch_up(catch_up)
+        .start()
         .await
         .expect("joins the cluster")
-        .db
 }
 
 fn insert(tag: &str, i: usize) -> Statement {

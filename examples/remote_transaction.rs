@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use blog::entity::tag;
 use sea_orm::{ActiveModelTrait, Set, TransactionSession, TransactionTrait};
-use sea_orm_litefs::{ClusterOptions, start};
+use sea_orm_litefs::Builder;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,14 +21,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: remote_transaction <litefs mount> <litefs api> <label>".into());
     };
     let mount = PathBuf::from(mount);
-    let options = ClusterOptions {
-        litefs_dir: Some(mount.clone()),
-        litefs_api: api,
-        rpc_listen: "127.0.0.1:0".into(),
-        secret: std::env::var("BLOG_CLUSTER_SECRET").ok(),
-        ..ClusterOptions::standalone(mount.join("blog.db"))
-    };
-    let db = start(&options).await?.db;
+    let db = Builder::new(mount.join("blog.db"))
+        .litefs(mount, api)
+        .rpc_listen("127.0.0.1:0")
+        .secret(std::env::var("BLOG_CLUSTER_SECRET").unwrap_or_default())
+        .start()
+        .await?;
     let txn = db.begin().await?;
     let tag = tag::ActiveModel {
         label: Set(label),

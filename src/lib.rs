@@ -23,7 +23,7 @@ use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Statement, TransactionOptions, TransactionTrait};
 
 use config::{Cli, Command, Config, MigrateAction};
-use sea_orm_litefs::{ClusterConnection, ClusterOptions};
+use sea_orm_litefs::{Builder, ClusterConnection};
 
 /// A running blog: where it listens, and its database handle.
 pub struct Running {
@@ -43,8 +43,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     init_tracing(&cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate { action } => {
-            let cluster = sea_orm_litefs::start(&cluster_options(&cli.config)).await?;
-            migrate_command(&cluster.db, action.unwrap_or(MigrateAction::Up)).await?;
+            let db = cluster_builder(&cli.config)
+                .start()
+                .await
+                .map_err(|e| e.to_string())?;
+            migrate_command(&db, action.unwrap_or(MigrateAction::Up)).await?;
             println!("database: {}", cli.config.database.display());
             Ok(())
         }
@@ -91,18 +94,23 @@ async fn shutdown_signal() {
     }
 }
 
-fn cluster_options(config: &Config) -> ClusterOptions {
-    ClusterOptions {
-        litefs_dir: config.litefs_dir.clone(),
-        litefs_api: config.litefs_api.clone(),
-        rpc_listen: config.rpc_listen.clone(),
-        primary_rpc: config.primary_rpc.clone(),
-        secret: config.cluster_secret.clone(),
-        forward_timeout: config.forward_timeout(),
-        remote_tx_lease: std::time::Duration::from_millis(config.remote_tx_lease_ms),
-        procedures: Arc::new(blog::procedures::registry()),
-        ..ClusterOptions::standalone(config.database.clone())
+/// The cluster crate's settings from the blog's configuration; its metrics keep the `blog_`
+/// prefix.
+fn cluster_builder(config: &Config) -> Builder {
+    let mut builder = Builder::new(config.database.clone())
+        .rpc_listen(config.rpc_listen.clone())
+        .primary_rpc(config.primary_rpc.clone())
+        .forward_timeout(config.forward_timeout())
+        .remote_transaction_lease(Duration::from_millis(config.remote_tx_lease_ms))
+        .procedures(blog::procedures::registry())
+        .metric_prefix("blog");
+    if let Some(mount) = &config.litefs_dir {
+        builder = builder.litefs(mount.clone(), config.litefs_api.clone());
     }
+    if let Some(secret) = &config.cluster_secret {
+        builder = builder.secret(secret.clone());
+    }
+    builder
 }
 
 /// Applies pending migrations, on a node that writes locally (replicas get the schema from LiteFS).
@@ -178,8 +186,11 @@ pub async fn start(config: Config) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let cluster = sea_orm_litefs::start(&cluster_options(&config)).await?;
-    migrate(&cluster.db).await?;
+    let db = cluster_builder(&config)
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
+    migrate(&db).await?;
     if config.admin_password.is_none() && config.litefs_dir.is_some() {
         tracing::warn!(
             "BLOG_ADMIN_PASSWORD is unset: this node generated its own; set the same one on every node"
@@ -190,10 +201,10 @@ pub async fn start(config: Config) -> Result<Running, String> {
         .clone()
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 9]>()));
     let state = web::AppState {
-        db: cluster.db.clone(),
+        db: db.clone(),
         node_name: config.node_name().into(),
         passwords: Arc::new(web::auth::PasswordGate::new(admin_password.clone()).await),
-        cookie_key: cookie_key(&config, &cluster.db).await?,
+        cookie_key: cookie_key(&config, &db).await?,
         security: Arc::new(web::Security {
             secure_cookies: config.secure_cookies(),
             public_origin: config.public_origin(),
@@ -222,11 +233,11 @@ pub async fn start(config: Config) -> Result<Running, String> {
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
         },
     );
-    tracing::info!(%addr, role = cluster.db.role().as_str(), "serving");
+    tracing::info!(%addr, role = db.role().as_str(), "serving");
     Ok(Running {
         addr,
-        db: cluster.db,
-        rpc_addr: cluster.rpc_addr,
+        rpc_addr: db.rpc_addr(),
+        db,
         admin_password,
         server,
         shutdown,
@@ -249,7 +260,7 @@ fn metrics_handle() -> PrometheusHandle {
                 .build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
-            sea_orm_litefs::metrics::describe();
+            sea_orm_litefs::describe_metrics();
             web::register_metrics();
             handle
         })

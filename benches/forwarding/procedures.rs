@@ -10,12 +10,10 @@
 //! Cases run interleaved, one sample each per round, so the machine's noise falls on all alike;
 //! every value is a median. Run alone with `scripts/bench procedures`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionSession, TransactionTrait};
-use sea_orm_litefs::wire::Pos;
-use sea_orm_litefs::{ClusterConnection, ClusterOptions};
+use sea_orm_litefs::{Builder, ClusterConnection, Pos};
 use serde_json::json;
 
 use super::harness::{self, ADMIN_PASSWORD, Cluster};
@@ -194,29 +192,14 @@ async fn set_rtt(cluster: &Cluster, rtt_ms: u64) {
 pub async fn run() -> Cluster {
     eprintln!("bench: write procedures: a 2-node LiteFS cluster with Toxiproxy links");
     let cluster = Cluster::start_with_links(2).await;
-    let registry = || Arc::new(blog::blog::procedures::registry());
-    let start = |options: ClusterOptions| async move {
-        sea_orm_litefs::start(&options)
-            .await
-            .expect("joins the cluster")
-            .db
+    let start = |builder: Builder| async move {
+        let builder = builder.procedures(blog::blog::procedures::registry());
+        builder.start().await.expect("joins the cluster")
     };
-    let primary = start(ClusterOptions {
-        procedures: registry(),
-        ..cluster.options(1)
-    })
-    .await;
-    let replica_options = ClusterOptions {
-        primary_rpc: toxiproxy::rpc_listen(2),
-        procedures: registry(),
-        ..cluster.options(2)
-    };
-    let no_catch_up = start(ClusterOptions {
-        catch_up: false,
-        ..replica_options.clone()
-    })
-    .await;
-    let replica = start(replica_options).await;
+    let primary = start(cluster.options(1)).await;
+    let replica_builder = cluster.options(2).primary_rpc(toxiproxy::rpc_listen(2));
+    let no_catch_up = start(replica_builder.clone().catch_up(false)).await;
+    let replica = start(replica_builder).await;
     assert_eq!(primary.role().as_str(), "primary");
     assert_eq!(replica.role().as_str(), "replica");
     primary

@@ -327,8 +327,7 @@ mod tests {
     /// fault lab as a 500 during a failover.
     #[tokio::test]
     async fn an_io_error_from_litefs_is_503() {
-        let scratch = sea_orm_litefs::sqlite::Scratch::open().await.unwrap();
-        let io = scratch.error(778, "disk I/O error").await;
+        let io = sea_orm_litefs::testing::sqlite_error(778, "disk I/O error").await;
         let err = DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(io)));
         assert_503_with_retry_after(err, "LiteFS may be moving the primary");
     }

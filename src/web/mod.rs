@@ -185,10 +185,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             site::remember_page_url,
         ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            consistency::read_your_writes,
-        ))
+        .layer(consistency::read_your_writes(&state))
         // The body limit is enforced by the extractors, so that an API client gets its 413 as a
         // JSON error (see `api::ApiJson`); tower-http's `RequestBodyLimitLayer` would answer a
         // too-large `Content-Length` itself, in plain text.

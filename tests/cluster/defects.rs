@@ -11,7 +11,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, 
 use crate::guarantees::faulty_primary_and_replica;
 use crate::harness::{Cluster, FORWARD_TIMEOUT_MS, ip};
 use crate::{create_tag, http, open_db};
-use sea_orm_litefs::{ClusterConnection, ClusterError, ClusterOptions, Role};
+use sea_orm_litefs::{Builder, ClusterConnection, ClusterError, Role, StartError};
 
 const DEADLINE: Duration = Duration::from_millis(FORWARD_TIMEOUT_MS);
 
@@ -45,19 +45,16 @@ fn cluster_error(err: &DbErr) -> &ClusterError {
 /// forwards to it. Both handles are returned so they stay alive.
 async fn primary_and_replica(
     cluster: &Cluster,
-    change: impl FnOnce(&mut ClusterOptions),
-) -> (sea_orm_litefs::Cluster, ClusterConnection) {
-    let mut options = cluster.options(1);
-    change(&mut options);
-    let primary = sea_orm_litefs::start(&options).await.unwrap();
-    let port = primary.rpc_addr.unwrap().port();
-    let replica = sea_orm_litefs::start(&ClusterOptions {
-        primary_rpc: format!("{{primary}}:{port}"),
-        ..cluster.options(2)
-    })
-    .await
-    .unwrap()
-    .db;
+    change: impl FnOnce(Builder) -> Builder,
+) -> (ClusterConnection, ClusterConnection) {
+    let primary = change(cluster.options(1)).start().await.unwrap();
+    let port = primary.rpc_addr().unwrap().port();
+    let replica = cluster
+        .options(2)
+        .primary_rpc(format!("{{primary}}:{port}"))
+        .start()
+        .await
+        .unwrap();
     (primary, replica)
 }
 
@@ -293,8 +290,8 @@ async fn a_write_refused_at_its_deadline_never_commits_later() {
 async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller() {
     let cluster = Cluster::start(2).await;
     let (primary, replica) = primary_and_replica(&cluster, |o| {
-        o.max_remote_transactions = 2;
-        o.remote_tx_lease = Duration::from_secs(10);
+        o.max_remote_transactions(2)
+            .remote_transaction_lease(Duration::from_secs(10))
     })
     .await;
     replica
@@ -312,7 +309,7 @@ async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller()
         })
     };
     crate::harness::wait_until("a begin queued for the writer", || async {
-        (primary.db.writer_queue_depth() == 1).then_some(())
+        (primary.writer_queue_depth() == 1).then_some(())
     })
     .await;
     let started = Instant::now();
@@ -330,7 +327,6 @@ async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller()
     first.rollback().await.unwrap();
     let started = Instant::now();
     primary
-        .db
         .execute_unprepared("INSERT INTO d6 VALUES (0)")
         .await
         .unwrap();
@@ -342,7 +338,7 @@ async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller()
 
     // A busy transaction is still rolled back at its maximum lifetime.
     let (primary, replica) = primary_and_replica(&cluster, |o| {
-        o.remote_tx_max_lifetime = Duration::from_millis(1500);
+        o.remote_transaction_max_lifetime(Duration::from_millis(1500))
     })
     .await;
     let txn = replica.begin().await.unwrap();
@@ -359,7 +355,7 @@ async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller()
     let lost = matches!(ClusterError::find(&err), Some(ClusterError::SessionLost(_)));
     assert!(lost || err.to_string().contains("interrupted"), "{err}");
     assert!(txn.commit().await.is_err());
-    assert_eq!(ints_via(&primary.db, "SELECT x FROM d6").await, [0]);
+    assert_eq!(ints_via(&primary, "SELECT x FROM d6").await, [0]);
 }
 
 /// Defect 8: every kind of statement does what the README's table says, on a replica.
@@ -540,15 +536,16 @@ async fn a_cookie_from_a_lost_history_costs_one_request_at_most() {
 #[tokio::test]
 async fn a_cluster_node_needs_a_secret_and_idle_handshakes_are_bounded() {
     let cluster = Cluster::start(2).await;
-    for secret in [None, Some(String::new())] {
-        let err = sea_orm_litefs::start(&ClusterOptions {
-            secret,
-            ..cluster.options(2)
-        })
-        .await
-        .err()
-        .expect("refused without a secret");
-        assert!(err.contains("secret"), "{err}");
+    let node = cluster.node(2);
+    let without_secret = Builder::new(node.db_path()).litefs(node.mnt(), node.litefs_api());
+    for builder in [without_secret.clone(), without_secret.secret("")] {
+        let err = builder
+            .start()
+            .await
+            .err()
+            .expect("refused without a secret");
+        assert!(matches!(err, StartError::NoSecret), "{err}");
+        assert!(err.to_string().contains("secret"), "{err}");
     }
     // Connections that never finish the handshake: past the bound, new ones are closed at once.
     use tokio::io::AsyncReadExt;
@@ -607,7 +604,6 @@ async fn a_lost_reply_with_an_infinite_real_is_answered_exactly() {
     let cluster = Cluster::start(2).await;
     let (faults, primary, replica) = faulty_primary_and_replica(&cluster).await;
     primary
-        .db
         .execute_unprepared("CREATE TABLE d12(x REAL)")
         .await
         .unwrap();
@@ -626,7 +622,7 @@ async fn a_lost_reply_with_an_infinite_real_is_answered_exactly() {
     );
     let x: f64 = rows[0].try_get_by_index(0).unwrap();
     assert_eq!(x, f64::INFINITY);
-    assert_eq!(ints_via(&primary.db, "SELECT count(*) FROM d12").await, [1]);
+    assert_eq!(ints_via(&primary, "SELECT count(*) FROM d12").await, [1]);
 }
 
 /// Defect 7: every /events disconnect remounted (leaking pools); a real LiteFS restart must.
@@ -634,13 +630,13 @@ async fn a_lost_reply_with_an_infinite_real_is_answered_exactly() {
 async fn a_dropped_event_stream_keeps_the_pools_and_a_litefs_restart_replaces_them() {
     let mut cluster = Cluster::start(2).await;
     let proxy = Arc::new(CuttableProxy::start(&format!("{}:20202", ip(2))).await);
-    let replica = sea_orm_litefs::start(&ClusterOptions {
-        litefs_api: format!("http://{}", proxy.addr),
-        ..cluster.options(2)
-    })
-    .await
-    .unwrap()
-    .db;
+    let node = cluster.node(2);
+    let replica = cluster
+        .options(2)
+        .litefs(node.mnt(), format!("http://{}", proxy.addr))
+        .start()
+        .await
+        .unwrap();
     replica
         .execute_unprepared("CREATE TABLE d7(x)")
         .await
@@ -744,7 +740,8 @@ impl CuttableProxy {
 async fn a_statement_racing_the_lease_never_runs_outside_its_transaction() {
     let cluster = Cluster::start(2).await;
     let lease = Duration::from_millis(100);
-    let (primary, replica) = primary_and_replica(&cluster, |o| o.remote_tx_lease = lease).await;
+    let (primary, replica) =
+        primary_and_replica(&cluster, |o| o.remote_transaction_lease(lease)).await;
     replica
         .execute_unprepared("CREATE TABLE d5(round INTEGER, x INTEGER)")
         .await
@@ -761,7 +758,7 @@ async fn a_statement_racing_the_lease_never_runs_outside_its_transaction() {
             .await;
         let committed = txn.commit().await;
         let rows = ints_via(
-            &primary.db,
+            &primary,
             &format!("SELECT x FROM d5 WHERE round = {round} ORDER BY x"),
         )
         .await;

@@ -12,28 +12,27 @@ use sea_orm::{ActiveModelTrait, TransactionSession, TransactionTrait};
 use crate::harness::{Cluster, REMOTE_TX_LEASE_MS, SECRET};
 use crate::{create_tag, http, new_tag, primary_i64, rows_on_primary};
 use sea_orm_litefs::ClusterConnection;
-use sea_orm_litefs::server::Faults;
+use sea_orm_litefs::testing::Faults;
 
 /// A primary, in this process, whose replies can be lost on purpose, and a replica (also in this
 /// process) that forwards to it. The primary's handle is returned so it stays alive.
 pub(crate) async fn faulty_primary_and_replica(
     cluster: &Cluster,
-) -> (Arc<Faults>, sea_orm_litefs::Cluster, ClusterConnection) {
+) -> (Arc<Faults>, ClusterConnection, ClusterConnection) {
     let faults = Arc::new(Faults::default());
-    let primary = sea_orm_litefs::start(&sea_orm_litefs::ClusterOptions {
-        faults: faults.clone(),
-        ..cluster.options(1)
-    })
-    .await
-    .unwrap();
-    let port = primary.rpc_addr.unwrap().port();
-    let replica = sea_orm_litefs::start(&sea_orm_litefs::ClusterOptions {
-        primary_rpc: format!("{{primary}}:{port}"),
-        ..cluster.options(2)
-    })
-    .await
-    .unwrap()
-    .db;
+    let primary = cluster
+        .options(1)
+        .faults(faults.clone())
+        .start()
+        .await
+        .unwrap();
+    let port = primary.rpc_addr().unwrap().port();
+    let replica = cluster
+        .options(2)
+        .primary_rpc(format!("{{primary}}:{port}"))
+        .start()
+        .await
+        .unwrap();
     (faults, primary, replica)
 }
 
@@ -227,13 +226,12 @@ async fn a_tampered_consistency_cookie_is_ignored() {
 #[tokio::test]
 async fn a_peer_without_the_secret_gets_nothing_executed() {
     let cluster = Cluster::start(2).await;
-    let intruder = sea_orm_litefs::start(&sea_orm_litefs::ClusterOptions {
-        secret: Some("not-the-cluster-secret".into()),
-        ..cluster.options(2)
-    })
-    .await
-    .unwrap()
-    .db;
+    let intruder = cluster
+        .options(2)
+        .secret("not-the-cluster-secret")
+        .start()
+        .await
+        .unwrap();
     let err = new_tag("intrusion").insert(&intruder).await.unwrap_err();
     let cluster_err = sea_orm_litefs::ClusterError::find(&err).expect("a cluster error, not SQL");
     assert!(

@@ -187,25 +187,19 @@ impl Cluster {
 
     /// Options for joining node `k` from this process, as another app would (its RPC on a free
     /// port of the node's address).
-    pub fn options(&self, k: usize) -> sea_orm_litefs::ClusterOptions {
+    pub fn options(&self, k: usize) -> sea_orm_litefs::Builder {
         let node = self.node(k);
-        sea_orm_litefs::ClusterOptions {
-            litefs_dir: Some(node.mnt()),
-            litefs_api: node.litefs_api(),
-            rpc_listen: format!("{}:0", node.ip),
-            primary_rpc: "{primary}:7070".into(),
-            secret: Some(SECRET.into()),
-            forward_timeout: Duration::from_millis(FORWARD_TIMEOUT_MS),
-            ..sea_orm_litefs::ClusterOptions::standalone(node.db_path())
-        }
+        sea_orm_litefs::Builder::new(node.db_path())
+            .litefs(node.mnt(), node.litefs_api())
+            .rpc_listen(format!("{}:0", node.ip))
+            .primary_rpc("{primary}:7070")
+            .secret(SECRET)
+            .forward_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS))
     }
 
     /// A SeaORM connection on node `k`, opened in this process.
     pub async fn connect(&self, k: usize) -> sea_orm_litefs::ClusterConnection {
-        sea_orm_litefs::start(&self.options(k))
-            .await
-            .expect("joins the cluster")
-            .db
+        self.options(k).start().await.expect("joins the cluster")
     }
 
     /// The replicas' indexes.

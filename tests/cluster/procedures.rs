@@ -12,7 +12,7 @@ use blog::blog::input::{PostDraft, PostInput};
 use blog::blog::posts::{self, CreatePost, UpdatePost, Visibility};
 use blog::blog::tags;
 use blog::blog::{BlogError, procedures};
-use sea_orm_litefs::server::Faults;
+use sea_orm_litefs::testing::Faults;
 use sea_orm_litefs::{ClusterConnection, ClusterTransaction, Procedure, Procedures};
 
 use crate::harness::Cluster;
@@ -58,23 +58,22 @@ impl Procedure for InsertTagsV2 {
 async fn nodes(
     cluster: &Cluster,
     procedures: Procedures,
-) -> (Arc<Faults>, sea_orm_litefs::Cluster, ClusterConnection) {
+) -> (Arc<Faults>, ClusterConnection, ClusterConnection) {
     let faults = Arc::new(Faults::default());
-    let primary = sea_orm_litefs::start(&sea_orm_litefs::ClusterOptions {
-        faults: faults.clone(),
-        procedures: Arc::new(procedures),
-        ..cluster.options(1)
-    })
-    .await
-    .unwrap();
-    let port = primary.rpc_addr.unwrap().port();
-    let replica = sea_orm_litefs::start(&sea_orm_litefs::ClusterOptions {
-        primary_rpc: format!("{{primary}}:{port}"),
-        ..cluster.options(2)
-    })
-    .await
-    .unwrap()
-    .db;
+    let primary = cluster
+        .options(1)
+        .faults(faults.clone())
+        .procedures(procedures)
+        .start()
+        .await
+        .unwrap();
+    let port = primary.rpc_addr().unwrap().port();
+    let replica = cluster
+        .options(2)
+        .primary_rpc(format!("{{primary}}:{port}"))
+        .start()
+        .await
+        .unwrap();
     (faults, primary, replica)
 }
 

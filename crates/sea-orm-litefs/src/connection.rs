@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     /// How long a write may wait for the writer, a forwarded call for its answer, and a forwarded
     /// write for this node to catch up.
     pub timeout: Duration,
+    /// Where this node's RPC listens (cluster mode only).
+    pub rpc_addr: Option<std::net::SocketAddr>,
 }
 
 /// A SeaORM connection that forwards writes from LiteFS replicas to the primary. Cheap to clone.
@@ -95,6 +97,12 @@ impl Answer {
 }
 
 impl ClusterConnection {
+    pub(crate) fn new(inner: Inner) -> Self {
+        ClusterConnection {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// This node's role right now.
     pub fn role(&self) -> Role {
         self.inner
@@ -124,13 +132,14 @@ impl ClusterConnection {
     }
 
     /// Runs the write procedure `P` in one transaction: here on the primary; from a replica in
-    /// one round trip to the primary, which must have `P` registered (see [`crate::procedure`]).
+    /// one round trip to the primary, which must have `P` registered (see [`crate::Procedure`]).
     pub async fn call<P: crate::Procedure>(&self, args: P::Args) -> Result<P::Output, P::Error> {
         crate::procedure::call::<P>(self, args).await
     }
 
-    /// How many times this node replaced its SQLite pools because LiteFS mounted anew (see
-    /// [`super::pools`]).
+    /// How many times this node replaced its SQLite pools because LiteFS mounted anew: SQLite
+    /// maps the WAL index from the mount, so connections to an old mount are abandoned, never
+    /// touched again.
     pub fn pool_generation(&self) -> u64 {
         self.inner.writer.databases.generation()
     }

@@ -3,7 +3,7 @@
 //! a forwarded write that committed but did not reach this node within the catch-up bound marks
 //! the request stale. The web layer hands the position to the client in a signed cookie (any node
 //! that later gets it waits, bounded, until its own database includes it), and says
-//! `x-blog-stale` when the node may not show the request's own write yet.
+//! a stale header when the node may not show the request's own write yet (see the `axum` layer).
 
 use std::cell::Cell;
 

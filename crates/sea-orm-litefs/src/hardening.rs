@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionSession, Transac
 use sqlx::Connection;
 
 use super::statement::{Classifier, Kind};
-use super::{ClusterConnection, ClusterOptions};
+use super::{Builder, ClusterConnection};
 
 fn temp_db(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -22,10 +22,8 @@ fn temp_db(name: &str) -> PathBuf {
 
 async fn standalone(name: &str) -> (ClusterConnection, PathBuf) {
     let path = temp_db(name);
-    let cluster = super::start(&ClusterOptions::standalone(path.clone()))
-        .await
-        .unwrap();
-    (cluster.db, path)
+    let db = Builder::new(path.clone()).start().await.unwrap();
+    (db, path)
 }
 
 /// What a fresh connection (not one of the app's pools) sees.

@@ -38,7 +38,7 @@ pub enum Role {
 }
 
 impl Role {
-    /// The word used in the `x-blog-role` header and on pages.
+    /// The role as one lowercase word, for headers, logs and pages.
     pub fn as_str(&self) -> &'static str {
         match self {
             Role::Standalone => "standalone",
@@ -175,11 +175,7 @@ pub struct Follower {
 impl Follower {
     /// Starts following `api` (LiteFS's HTTP address). Waits, up to `startup`, for LiteFS to say
     /// who is primary.
-    pub async fn start(
-        mount: Mount,
-        api: &str,
-        startup: Duration,
-    ) -> Result<std::sync::Arc<Self>, String> {
+    pub async fn start(mount: Mount, api: &str, startup: Duration) -> Option<std::sync::Arc<Self>> {
         let authority = api
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -189,12 +185,7 @@ impl Follower {
         let (ready_tx, mut ready_rx) = watch::channel(false);
         tokio::spawn(async move { task_follower.follow_events(authority, ready_tx).await });
         let ready = tokio::time::timeout(startup, ready_rx.wait_for(|r| *r)).await;
-        if ready.is_err() {
-            return Err(format!(
-                "LiteFS at {api} did not answer /events within {startup:?}"
-            ));
-        }
-        Ok(follower)
+        ready.is_ok().then_some(follower)
     }
 
     fn new(mount: Mount) -> Self {
@@ -429,23 +420,13 @@ struct RoleData {
     hostname: String,
 }
 
-/// Splits a database path inside a LiteFS mount into the mount and the file name.
-pub fn mount_for(litefs_dir: &Path, database: &Path) -> Result<Mount, String> {
-    let db_name = database
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| format!("{} has no file name", database.display()))?
-        .to_owned();
+/// Splits a database path inside a LiteFS mount into the mount and the file name (`None` when it
+/// is not directly inside the mount).
+pub fn mount_for(litefs_dir: &Path, database: &Path) -> Option<Mount> {
+    let db_name = database.file_name()?.to_str()?.to_owned();
     let parent = database.parent().unwrap_or(Path::new(""));
     let same = |a: &Path, b: &Path| a.canonicalize().ok() == b.canonicalize().ok() || a == b;
-    if !same(parent, litefs_dir) {
-        return Err(format!(
-            "the database {} must be directly inside the LiteFS mount {}",
-            database.display(),
-            litefs_dir.display()
-        ));
-    }
-    Ok(Mount {
+    same(parent, litefs_dir).then(|| Mount {
         dir: litefs_dir.to_path_buf(),
         db_name,
     })

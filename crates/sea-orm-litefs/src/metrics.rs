@@ -1,114 +1,224 @@
-//! The cluster layer's Prometheus metrics. Names are part of the interface (see the README).
+//! The Prometheus metrics this crate records, through the `metrics` facade (the app installs the
+//! recorder). Names are `<prefix>_<name>`; the prefix is set by [`crate::Builder::metric_prefix`]
+//! and is the same for every node in a process, since a recorder is process-wide.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-pub const FORWARDED_WRITES: &str = "blog_forwarded_writes_total";
-pub const FORWARD_DURATION: &str = "blog_forward_duration_seconds";
-pub const CATCHUP_DURATION: &str = "blog_catchup_duration_seconds";
-pub const REMOTE_TRANSACTIONS: &str = "blog_remote_transactions_total";
-pub const RPC_ERRORS: &str = "blog_rpc_errors_total";
-pub const STALE_ANSWERS: &str = "blog_forwarded_stale_answers_total";
-pub const WRITER_WAIT: &str = "blog_writer_wait_seconds";
-/// Write procedures sent from this replica to the primary (one round trip each).
-pub const PROCEDURE_CALLS: &str = "blog_procedure_calls_total";
-/// Procedures the primary did not know in this version, run as interactive transactions instead.
-pub const PROCEDURE_FALLBACKS: &str = "blog_procedure_fallbacks_total";
-/// The backstop: a write that reached a replica's `query_only` connection. Must stay 0.
-pub const REPLICA_LOCAL_WRITE_ATTEMPTS: &str = "blog_replica_local_write_attempts_total";
+use crate::StartError;
 
-/// Registers every series at zero, so that `/metrics` shows them before the first event.
+pub const DEFAULT_PREFIX: &str = "litefs";
+
+/// Every series this crate records.
+#[derive(Clone, Copy)]
+enum Series {
+    ForwardedWrites,
+    ForwardDuration,
+    CatchUpDuration,
+    RemoteTransactions,
+    RpcErrors,
+    StaleAnswers,
+    WriterWait,
+    ReplicaLocalWriteAttempts,
+    ProcedureCalls,
+    ProcedureFallbacks,
+}
+
+impl Series {
+    const ALL: [Series; 10] = [
+        Series::ForwardedWrites,
+        Series::ForwardDuration,
+        Series::CatchUpDuration,
+        Series::RemoteTransactions,
+        Series::RpcErrors,
+        Series::StaleAnswers,
+        Series::WriterWait,
+        Series::ReplicaLocalWriteAttempts,
+        Series::ProcedureCalls,
+        Series::ProcedureFallbacks,
+    ];
+
+    /// The name after the prefix, whether it is a histogram of seconds, and its help text.
+    fn describe(self) -> (&'static str, bool, &'static str) {
+        match self {
+            Series::ForwardedWrites => (
+                "forwarded_writes_total",
+                false,
+                "Statements forwarded from this replica to the primary",
+            ),
+            Series::ForwardDuration => (
+                "forward_duration_seconds",
+                true,
+                "Round trip of a forwarded call, catch-up included",
+            ),
+            Series::CatchUpDuration => (
+                "catchup_duration_seconds",
+                true,
+                "Time waiting for LiteFS to replicate a forwarded commit here",
+            ),
+            Series::RemoteTransactions => (
+                "remote_transactions_total",
+                false,
+                "Transactions run as sessions on the primary",
+            ),
+            Series::RpcErrors => (
+                "rpc_errors_total",
+                false,
+                "Forwarded calls that failed for a reason other than SQL",
+            ),
+            Series::StaleAnswers => (
+                "forwarded_stale_answers_total",
+                false,
+                "Forwarded writes that committed but had not reached this node when answered",
+            ),
+            Series::WriterWait => (
+                "writer_wait_seconds",
+                true,
+                "Time a write waited for the primary's one writer",
+            ),
+            Series::ReplicaLocalWriteAttempts => (
+                "replica_local_write_attempts_total",
+                false,
+                "Writes that reached a replica's read-only connection (a bug: must stay 0)",
+            ),
+            Series::ProcedureCalls => (
+                "procedure_calls_total",
+                false,
+                "Write procedures sent from this replica to the primary (one round trip each)",
+            ),
+            Series::ProcedureFallbacks => (
+                "procedure_fallbacks_total",
+                false,
+                "Write procedures the primary did not know, run as interactive transactions instead",
+            ),
+        }
+    }
+}
+
+/// The full names, in the order of [`Series::ALL`].
+struct Names {
+    prefix: String,
+    full: Vec<&'static str>,
+}
+
+static NAMES: OnceLock<Names> = OnceLock::new();
+
+fn names_for(prefix: &str) -> Names {
+    Names {
+        prefix: prefix.to_owned(),
+        // Built once per process; `'static` names are what the facade records cheapest.
+        full: Series::ALL
+            .iter()
+            .map(|series| {
+                let name = series.describe().0;
+                &*Box::leak(format!("{prefix}_{name}").into_boxed_str())
+            })
+            .collect(),
+    }
+}
+
+/// Fixes the prefix for this process; a second, different prefix is an error.
+pub(crate) fn use_prefix(prefix: &str) -> Result<(), StartError> {
+    let refuse = |why: String| StartError::MetricPrefix {
+        wanted: prefix.to_owned(),
+        why,
+    };
+    let valid = prefix
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(refuse(
+            "a Prometheus name starts with a letter or `_` and has only letters, digits and `_`"
+                .into(),
+        ));
+    }
+    let names = NAMES.get_or_init(|| names_for(prefix));
+    if names.prefix != prefix {
+        return Err(refuse(format!(
+            "this process already records its metrics as {}_*",
+            names.prefix
+        )));
+    }
+    Ok(())
+}
+
+fn name(series: Series) -> &'static str {
+    NAMES.get_or_init(|| names_for(DEFAULT_PREFIX)).full[series as usize]
+}
+
+/// Describes every series and registers the counters at zero, so that a scrape shows them before
+/// the first event. Call it again after installing a recorder installed after start-up.
 pub fn describe() {
-    metrics::describe_counter!(
-        FORWARDED_WRITES,
-        "Statements forwarded from this replica to the primary"
-    );
-    metrics::describe_histogram!(
-        FORWARD_DURATION,
-        metrics::Unit::Seconds,
-        "Round trip of a forwarded call, catch-up included"
-    );
-    metrics::describe_histogram!(
-        CATCHUP_DURATION,
-        metrics::Unit::Seconds,
-        "Time waiting for LiteFS to replicate a forwarded commit here"
-    );
-    metrics::describe_counter!(
-        REMOTE_TRANSACTIONS,
-        "Transactions run as sessions on the primary"
-    );
-    metrics::describe_counter!(
-        RPC_ERRORS,
-        "Forwarded calls that failed for a reason other than SQL"
-    );
-    metrics::describe_counter!(
-        REPLICA_LOCAL_WRITE_ATTEMPTS,
-        "Writes that reached a replica's read-only connection (a bug)"
-    );
-    metrics::describe_counter!(
-        STALE_ANSWERS,
-        "Forwarded writes that committed but had not reached this node when answered"
-    );
-    metrics::describe_histogram!(
-        WRITER_WAIT,
-        metrics::Unit::Seconds,
-        "Time a write waited for the primary's one writer"
-    );
-    metrics::describe_counter!(
-        PROCEDURE_CALLS,
-        "Write procedures sent from this replica to the primary"
-    );
-    metrics::describe_counter!(
-        PROCEDURE_FALLBACKS,
-        "Write procedures the primary did not know, run as interactive transactions instead"
-    );
-    for counter in [
-        PROCEDURE_CALLS,
-        PROCEDURE_FALLBACKS,
-        STALE_ANSWERS,
-        FORWARDED_WRITES,
-        REMOTE_TRANSACTIONS,
-        RPC_ERRORS,
-        REPLICA_LOCAL_WRITE_ATTEMPTS,
-    ] {
-        metrics::counter!(counter).increment(0);
+    for series in Series::ALL {
+        let (_, seconds, help) = series.describe();
+        let name = name(series);
+        if seconds {
+            metrics::describe_histogram!(name, metrics::Unit::Seconds, help);
+        } else {
+            metrics::describe_counter!(name, help);
+            metrics::counter!(name).increment(0);
+        }
     }
 }
 
 pub fn forwarded(elapsed: Duration) {
-    metrics::counter!(FORWARDED_WRITES).increment(1);
-    metrics::histogram!(FORWARD_DURATION).record(elapsed.as_secs_f64());
+    metrics::counter!(name(Series::ForwardedWrites)).increment(1);
+    metrics::histogram!(name(Series::ForwardDuration)).record(elapsed.as_secs_f64());
 }
 
 pub fn catch_up(elapsed: Duration) {
-    metrics::histogram!(CATCHUP_DURATION).record(elapsed.as_secs_f64());
+    metrics::histogram!(name(Series::CatchUpDuration)).record(elapsed.as_secs_f64());
 }
 
 pub fn remote_transaction() {
-    metrics::counter!(REMOTE_TRANSACTIONS).increment(1);
+    metrics::counter!(name(Series::RemoteTransactions)).increment(1);
 }
 
 pub fn rpc_error(kind: &'static str) {
-    metrics::counter!(RPC_ERRORS, "kind" => kind).increment(1);
-}
-
-pub fn backstop_hit() {
-    metrics::counter!(REPLICA_LOCAL_WRITE_ATTEMPTS).increment(1);
+    metrics::counter!(name(Series::RpcErrors), "kind" => kind).increment(1);
 }
 
 pub fn stale_answer() {
-    metrics::counter!(STALE_ANSWERS).increment(1);
+    metrics::counter!(name(Series::StaleAnswers)).increment(1);
 }
 
 pub fn writer_wait(elapsed: Duration) {
-    metrics::histogram!(WRITER_WAIT).record(elapsed.as_secs_f64());
+    metrics::histogram!(name(Series::WriterWait)).record(elapsed.as_secs_f64());
 }
 
 /// A procedure answered by the primary; `elapsed` includes the catch-up, as for statements.
 pub fn procedure_call(elapsed: Duration) {
-    metrics::counter!(PROCEDURE_CALLS).increment(1);
-    metrics::histogram!(FORWARD_DURATION).record(elapsed.as_secs_f64());
+    metrics::counter!(name(Series::ProcedureCalls)).increment(1);
+    metrics::histogram!(name(Series::ForwardDuration)).record(elapsed.as_secs_f64());
 }
 
 pub fn procedure_fallback() {
-    metrics::counter!(PROCEDURE_FALLBACKS).increment(1);
+    metrics::counter!(name(Series::ProcedureFallbacks)).increment(1);
+}
+
+pub fn backstop_hit() {
+    metrics::counter!(name(Series::ReplicaLocalWriteAttempts)).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_must_be_a_prometheus_name_and_one_per_process() {
+        for bad in ["", "1x", "a-b", "a b"] {
+            assert!(
+                matches!(use_prefix(bad), Err(StartError::MetricPrefix { .. })),
+                "{bad:?}"
+            );
+        }
+        let first = NAMES.get_or_init(|| names_for("first")).prefix.clone();
+        assert!(use_prefix(&first).is_ok());
+        assert!(use_prefix(&format!("{first}_other")).is_err());
+        assert!(name(Series::ForwardedWrites).starts_with(&format!("{first}_")));
+    }
 }

@@ -725,7 +725,9 @@ mod hardening_tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.db");
-        let options = crate::sqlite_options(&path, Duration::from_secs(5)).create_if_missing(true);
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
         let databases = Arc::new(crate::pools::Databases::open(&path, options));
         let writer = Arc::new(Writer::new(databases, None, 1024));
         let executor = Executor::new(writer.clone(), None, limits, Arc::default(), Arc::default());

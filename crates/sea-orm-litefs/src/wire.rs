@@ -33,13 +33,6 @@ pub enum Request {
 }
 
 impl Request {
-    pub fn sql(&self) -> &str {
-        match self {
-            Request::Execute(s) | Request::QueryOne(s) | Request::QueryAll(s) => &s.sql,
-            Request::ExecuteUnprepared(sql) => sql,
-        }
-    }
-
     /// Which `DbErr` variant a failure of this request is, as SeaORM does it locally.
     pub fn phase(&self) -> ErrorPhase {
         match self {

@@ -46,14 +46,12 @@ fn stmt(sql: &str, values: Vec<Value>) -> Statement {
 
 /// A SeaORM connection on node `k`, forwarding through the node's RPC link as its app does.
 pub async fn connect(cluster: &Cluster, k: usize) -> ClusterConnection {
-    let options = sea_orm_litefs::ClusterOptions {
-        primary_rpc: crate::toxiproxy::rpc_listen(k),
-        ..cluster.options(k)
-    };
-    let db = sea_orm_litefs::start(&options)
+    let db = cluster
+        .options(k)
+        .primary_rpc(crate::toxiproxy::rpc_listen(k))
+        .start()
         .await
-        .expect("joins the cluster")
-        .db;
+        .expect("joins the cluster");
     // Never closed, whatever is dropped first: closing a SQLite connection touches its `-shm`
     // mapping in the LiteFS mount, and once the cluster has unmounted it that kills this process
     // with SIGBUS (as `sea_orm_litefs::pools` explains).

@@ -53,6 +53,7 @@ pub(crate) async fn run(
         writer: writer.clone(),
         node: None,
         timeout: deadline.saturating_duration_since(Instant::now()),
+        rpc_addr: None,
     });
     let txn = ClusterTransaction::begin_local(cluster)
         .await

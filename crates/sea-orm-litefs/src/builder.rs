@@ -1,0 +1,374 @@
+//! Starting a node: [`Builder`] collects the settings, [`Builder::start`] opens the database,
+//! joins the LiteFS cluster (when a mount is given) and returns the [`ClusterConnection`], or a
+//! [`StartError`] that says which step failed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::connection::{ClusterConnection, Inner, Node};
+use crate::{Procedures, client, litefs, metrics, pools, server, sqlite, writer};
+
+/// How many writes may queue for the primary's writer before new ones are refused as busy.
+const MAX_WRITE_QUEUE: usize = 1024;
+
+/// The settings of one node. Every setting has a default; a node in a LiteFS cluster needs at
+/// least [`Builder::litefs`] and [`Builder::secret`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), sea_orm_litefs::StartError> {
+/// use std::time::Duration;
+///
+/// let db = sea_orm_litefs::Builder::new("/litefs/app.db")
+///     .litefs("/litefs", "http://127.0.0.1:20202")
+///     .rpc_listen("0.0.0.0:7070")
+///     .primary_rpc("{primary}.vm.my-app.internal:7070")
+///     .secret(std::env::var("CLUSTER_SECRET").unwrap_or_default())
+///     .forward_timeout(Duration::from_secs(5))
+///     .start()
+///     .await?;
+/// # let _ = db;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    database: PathBuf,
+    /// The app's own options, if it gave them; else this crate's defaults for `database`.
+    sqlite: Option<SqliteConnectOptions>,
+    litefs: Option<(PathBuf, String)>,
+    rpc_listen: String,
+    primary_rpc: String,
+    secret: Option<String>,
+    forward_timeout: Duration,
+    remote_tx_lease: Duration,
+    remote_tx_max_lifetime: Duration,
+    max_remote_transactions: usize,
+    startup_timeout: Duration,
+    metric_prefix: String,
+    /// The write procedures this node runs for replicas when it is primary.
+    procedures: Arc<Procedures>,
+    /// Only tests and benchmarks change these (the `testing` feature).
+    pub(crate) catch_up: bool,
+    pub(crate) faults: Arc<server::Faults>,
+}
+
+impl Builder {
+    /// A node whose SQLite file is `database`, opened with this crate's defaults: foreign keys on,
+    /// `synchronous = NORMAL` (durable in WAL mode once LiteFS has the commit), and a busy timeout
+    /// of half the forward timeout (it only matters for other processes writing the file).
+    pub fn new(database: impl Into<PathBuf>) -> Self {
+        Builder {
+            database: database.into(),
+            sqlite: None,
+            rpc_listen: "127.0.0.1:7070".into(),
+            primary_rpc: "{primary}:7070".into(),
+            secret: None,
+            forward_timeout: Duration::from_secs(5),
+            remote_tx_lease: Duration::from_secs(2),
+            remote_tx_max_lifetime: Duration::from_secs(30),
+            max_remote_transactions: 64,
+            startup_timeout: Duration::from_secs(30),
+            metric_prefix: metrics::DEFAULT_PREFIX.into(),
+            procedures: Arc::default(),
+            litefs: None,
+            catch_up: true,
+            faults: Arc::default(),
+        }
+    }
+
+    /// A node that opens its database with the app's own SQLite options (file name, pragmas,
+    /// busy timeout...). Leave the journal mode alone: the file is created in WAL mode, which
+    /// LiteFS replicates, and a replica may not change it.
+    pub fn with_sqlite(options: SqliteConnectOptions) -> Self {
+        Builder {
+            sqlite: Some(options.clone()),
+            ..Builder::new(options.get_filename())
+        }
+    }
+
+    /// Joins a LiteFS cluster: `mount` is LiteFS's FUSE directory (the database must be directly
+    /// inside it) and `api` its HTTP address (`http://127.0.0.1:20202`). Without this the node
+    /// is standalone: one SQLite file, no forwarding.
+    pub fn litefs(mut self, mount: impl Into<PathBuf>, api: impl Into<String>) -> Self {
+        self.litefs = Some((mount.into(), api.into()));
+        self
+    }
+
+    /// Where this node's forwarding RPC listens (`host:port`; port 0 picks one, see
+    /// [`ClusterConnection::rpc_addr`]). Default `127.0.0.1:7070`.
+    pub fn rpc_listen(mut self, addr: impl Into<String>) -> Self {
+        self.rpc_listen = addr.into();
+        self
+    }
+
+    /// How a replica reaches the primary's RPC: `{primary}` is replaced by the hostname the
+    /// primary advertises in its LiteFS lease. Default `{primary}:7070`.
+    pub fn primary_rpc(mut self, template: impl Into<String>) -> Self {
+        self.primary_rpc = template.into();
+        self
+    }
+
+    /// The cluster's shared secret: every node must prove it before the primary runs its SQL.
+    /// Required with [`Builder::litefs`]; [`Builder::start`] refuses to join without one.
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// The deadline of a write: waiting for the primary's writer, a forwarded call's answer, and
+    /// the wait for this node to replicate the commit after it. Default 5 s.
+    pub fn forward_timeout(mut self, timeout: Duration) -> Self {
+        self.forward_timeout = timeout;
+        self
+    }
+
+    /// A remote transaction idle this long is rolled back by the primary (default 2 s). Keep it
+    /// below the forward timeout: writes queued behind a vanished replica's transaction wait
+    /// this long.
+    pub fn remote_transaction_lease(mut self, lease: Duration) -> Self {
+        self.remote_tx_lease = lease;
+        self
+    }
+
+    /// A remote transaction open this long is rolled back by the primary, busy or not
+    /// (default 30 s).
+    pub fn remote_transaction_max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.remote_tx_max_lifetime = lifetime;
+        self
+    }
+
+    /// Remote transactions open or waiting on the primary at once (default 64); more are refused
+    /// as busy.
+    pub fn max_remote_transactions(mut self, max: usize) -> Self {
+        self.max_remote_transactions = max;
+        self
+    }
+
+    /// How long start-up waits for LiteFS to name a primary and, on a replica, to replicate the
+    /// database (default 30 s).
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// The prefix of the Prometheus metrics this crate records (default `litefs`, giving
+    /// `litefs_forwarded_writes_total` and so on). Metrics are process-wide: every node started
+    /// in one process must use the same prefix.
+    pub fn metric_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.metric_prefix = prefix.into();
+        self
+    }
+
+    /// The write procedures this node runs for replicas while it is primary (see
+    /// [`Procedure`](crate::Procedure)). Register the same ones on every node: any may become
+    /// primary. A replica calls a procedure the primary does not have as an interactive
+    /// transaction instead.
+    pub fn procedures(mut self, procedures: Procedures) -> Self {
+        self.procedures = Arc::new(procedures);
+        self
+    }
+
+    /// The SQLite file this node opens.
+    pub fn database(&self) -> &Path {
+        &self.database
+    }
+
+    fn sqlite_options(&self) -> SqliteConnectOptions {
+        self.sqlite.clone().unwrap_or_else(|| {
+            SqliteConnectOptions::new()
+                .filename(&self.database)
+                .busy_timeout(self.forward_timeout / 2)
+                .foreign_keys(true)
+                .synchronous(SqliteSynchronous::Normal)
+        })
+    }
+
+    /// Opens the database and, with a LiteFS mount, follows LiteFS and starts the RPC server.
+    pub async fn start(self) -> Result<ClusterConnection, StartError> {
+        metrics::use_prefix(&self.metric_prefix)?;
+        metrics::describe();
+        let timeout = self.forward_timeout;
+        let database = self.database.clone();
+        let Some((mount_dir, api)) = &self.litefs else {
+            if let Some(parent) = database.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| StartError::CreateDir {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            let sqlite = self.sqlite_options();
+            create_wal(&sqlite).await?;
+            let databases = Arc::new(pools::Databases::open(&database, sqlite));
+            let writer = Arc::new(writer::Writer::new(databases, None, MAX_WRITE_QUEUE));
+            return Ok(ClusterConnection::new(Inner {
+                writer,
+                node: None,
+                timeout,
+                rpc_addr: None,
+            }));
+        };
+
+        let secret = match &self.secret {
+            Some(secret) if !secret.is_empty() => Arc::new(secret.as_bytes().to_vec()),
+            _ => return Err(StartError::NoSecret),
+        };
+        let mount =
+            litefs::mount_for(mount_dir, &database).ok_or_else(|| StartError::NotInMount {
+                database: database.clone(),
+                mount: mount_dir.clone(),
+            })?;
+        let db_path = mount.db_path();
+        let follower = litefs::Follower::start(mount, api, self.startup_timeout)
+            .await
+            .ok_or_else(|| StartError::LiteFsSilent {
+                api: api.clone(),
+                waited: self.startup_timeout,
+            })?;
+        let role = follower.role();
+        tracing::info!(?role, "joined the LiteFS cluster");
+        let sqlite = self.sqlite_options().filename(&db_path);
+        if role.writes_locally() {
+            create_wal(&sqlite).await?;
+        } else if !follower.wait_for_database(self.startup_timeout).await {
+            return Err(StartError::NotReplicated {
+                database: db_path,
+                waited: self.startup_timeout,
+            });
+        }
+
+        let databases = Arc::new(pools::Databases::open(&db_path, sqlite));
+        let mut reconnections = follower.subscribe_reconnections();
+        let (remounted, watched) = (databases.clone(), follower.clone());
+        tokio::spawn(async move {
+            while reconnections.changed().await.is_ok() {
+                if watched.connected() {
+                    remounted.resume(watched.take_mount_lost());
+                } else {
+                    remounted.suspend();
+                }
+            }
+        });
+
+        let rpc = |source| StartError::Rpc {
+            addr: self.rpc_listen.clone(),
+            source,
+        };
+        let rpc_addr = server::resolve(&self.rpc_listen).await.map_err(rpc)?;
+        let listener = tokio::net::TcpListener::bind(rpc_addr).await.map_err(rpc)?;
+        let rpc_addr = listener.local_addr().map_err(rpc)?;
+        let writer = Arc::new(writer::Writer::new(
+            databases,
+            Some(follower.clone()),
+            MAX_WRITE_QUEUE,
+        ));
+        let executor = server::Executor::new(
+            writer.clone(),
+            Some(follower.clone()),
+            server::SessionLimits {
+                lease: self.remote_tx_lease,
+                max_lifetime: self.remote_tx_max_lifetime,
+                max_sessions: self.max_remote_transactions,
+            },
+            self.faults.clone(),
+            self.procedures.clone(),
+        );
+        tokio::spawn(server::serve(listener, executor, secret.clone()));
+
+        let scratch = sqlite::Scratch::open().await.map_err(StartError::Scratch)?;
+        let node = Node {
+            forwarder: client::Forwarder::new(
+                follower.clone(),
+                self.primary_rpc.clone(),
+                secret,
+                self.forward_timeout,
+            ),
+            scratch,
+            follower,
+            catch_up: self.catch_up,
+        };
+        Ok(ClusterConnection::new(Inner {
+            writer,
+            node: Some(node),
+            timeout,
+            rpc_addr: Some(rpc_addr),
+        }))
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A LiteFS mount was given without a secret (or with an empty one).
+    #[error(
+        "refusing to join a LiteFS cluster without a cluster secret: the write-forwarding RPC \
+         runs SQL on the primary, so every node must prove it knows the secret. Set the same \
+         secret on every node (on Fly: fly secrets set)"
+    )]
+    NoSecret,
+    /// LiteFS replicates the files directly inside its mount only.
+    #[error("the database {database} must be directly inside the LiteFS mount {mount}")]
+    NotInMount { database: PathBuf, mount: PathBuf },
+    /// LiteFS's `/events` stream did not name a primary in time.
+    #[error("LiteFS at {api} did not answer /events within {waited:?}")]
+    LiteFsSilent { api: String, waited: Duration },
+    /// A replica's copy of the database did not appear in time.
+    #[error("the database {database} did not replicate here within {waited:?}")]
+    NotReplicated { database: PathBuf, waited: Duration },
+    /// The standalone database's folder could not be created.
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// SQLite could not open or create the database.
+    #[error("cannot open {database}: {source}")]
+    Open {
+        database: PathBuf,
+        source: sqlx::Error,
+    },
+    /// The RPC address does not resolve, or cannot be bound.
+    #[error("cannot listen for forwarded writes on {addr}: {source}")]
+    Rpc {
+        addr: String,
+        source: std::io::Error,
+    },
+    /// The in-memory SQLite connection that rebuilds forwarded results could not open.
+    #[error("cannot open the scratch database: {0}")]
+    Scratch(sqlx::Error),
+    /// The metric prefix is not a Prometheus name, or differs from the one already in use in
+    /// this process.
+    #[error("metric prefix {wanted:?}: {why}")]
+    MetricPrefix { wanted: String, why: String },
+}
+
+/// Creates the database file in WAL mode if it does not exist (WAL is a property of the file: the
+/// primary sets it once, replicas inherit it).
+async fn create_wal(options: &SqliteConnectOptions) -> Result<(), StartError> {
+    let open = |source| StartError::Open {
+        database: options.get_filename().to_path_buf(),
+        source,
+    };
+    options
+        .clone()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .connect()
+        .await
+        .map_err(open)?
+        .close()
+        .await
+        .map_err(open)
+}
+
+impl ClusterConnection {
+    /// Where this node's forwarding RPC listens (`None` standalone).
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.inner.rpc_addr
+    }
+}
