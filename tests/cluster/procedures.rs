@@ -264,3 +264,32 @@ async fn a_replica_deletes_posts_and_tags_with_procedures() {
         Err(BlogError::NotFound)
     ));
 }
+
+/// A procedure that committed but has not reached this replica within the bound is a success
+/// marked stale, not an error: a post created through a replica whose replication lags past the
+/// forward timeout answers 201 with `x-blog-stale: 1`, through one procedure call.
+#[tokio::test]
+async fn a_committed_procedure_this_node_lags_behind_is_a_success_marked_stale() {
+    let lag = Duration::from_millis(crate::harness::FORWARD_TIMEOUT_MS + 700);
+    let cluster = Cluster::start_with_lag(2, 2, lag).await;
+    let replica = cluster.url(2);
+    let response = crate::http()
+        .post(format!("{replica}/api/posts"))
+        .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
+        .json(&serde_json::json!({"title": "Lagging", "tags": ["slow"], "published": true}))
+        .send()
+        .await
+        .unwrap();
+    let stale = response.headers().get("x-blog-stale").cloned();
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    assert_eq!(stale.as_ref().map(|v| v.to_str().unwrap()), Some("1"));
+    let on_primary = primary_i64(
+        &cluster,
+        "SELECT count(*) FROM posts WHERE slug = ?",
+        "lagging",
+    );
+    assert_eq!(on_primary.await, 1);
+    let counter = |name| crate::counter(&replica, name);
+    assert_eq!(counter("blog_procedure_calls_total").await, 1.0);
+    assert_eq!(counter("blog_forwarded_stale_answers_total").await, 1.0);
+}
