@@ -3,36 +3,23 @@
 # `blog serve` as configured in litefs.yml. See docs/deploy.md.
 
 # --- build ---------------------------------------------------------------------------------------
-FROM rust:1-bookworm AS builder
+# cargo-chef caches the dependencies: `prepare` reduces the workspace to a recipe (manifests and
+# lock file), `cook` builds only the dependencies from it. That layer is rebuilt only when the
+# recipe changes, not on every source edit.
+FROM rust:1-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /app
 
-# Dependencies first, against placeholder sources: this layer is rebuilt only when a manifest or
-# Cargo.lock changes, not on every source edit.
-COPY Cargo.toml Cargo.lock ./
-COPY migration/Cargo.toml migration/Cargo.toml
-COPY crates/sea-orm-litefs/Cargo.toml crates/sea-orm-litefs/Cargo.toml
-# (Cargo.toml names a bench target, so its file must exist too; it is never built here.)
-RUN mkdir -p src migration/src crates/sea-orm-litefs/src benches \
- && echo 'fn main() {}' > src/main.rs \
- && echo 'fn main() {}' > benches/forwarding.rs \
- && touch src/lib.rs migration/src/lib.rs crates/sea-orm-litefs/src/lib.rs \
- && cargo build --release --locked --bin blog \
- && rm -rf src migration/src crates/sea-orm-litefs/src \
-      target/release/blog target/release/deps/blog-* target/release/deps/libblog-* \
-      target/release/.fingerprint/blog-* \
-      target/release/deps/libmigration-* target/release/.fingerprint/migration-* \
-      target/release/deps/libsea_orm_litefs-* target/release/.fingerprint/sea-orm-litefs-*
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
 
-# The real sources. askama compiles templates/ into the binary.
-COPY src src
-COPY migration/src migration/src
-COPY crates/sea-orm-litefs/src crates/sea-orm-litefs/src
-COPY templates templates
-COPY static static
-# COPY keeps the files' own mtimes, which can be older than the placeholders': make sure cargo
-# sees them as changed.
-RUN find src migration/src crates/sea-orm-litefs/src templates -type f -exec touch {} + \
- && cargo build --release --locked --bin blog
+FROM chef AS builder
+COPY --from=planner /app/recipe.json recipe.json
+RUN cargo chef cook --release --locked --bin blog --recipe-path recipe.json
+# The real sources (askama compiles templates/ into the binary).
+COPY . .
+RUN cargo build --release --locked --bin blog
 
 # --- run -----------------------------------------------------------------------------------------
 FROM debian:bookworm-slim

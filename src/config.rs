@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The blog: Tags and Posts on SQLite, replicated by LiteFS, writes forwarded to the primary.
 #[derive(Debug, Parser)]
@@ -120,21 +120,25 @@ pub struct Config {
     /// A client that has not sent a request's headers within this time is disconnected. The same
     /// bound applies to a keep-alive connection waiting idle for its next request.
     #[arg(
-        long,
+        long = "header-read-timeout-ms",
         env = "BLOG_HEADER_READ_TIMEOUT_MS",
-        default_value_t = 10_000,
+        value_name = "MS",
+        default_value = "10000",
+        value_parser = millis,
         global = true
     )]
-    pub header_read_timeout_ms: u64,
+    pub header_read_timeout: Duration,
 
     /// After SIGTERM, in-flight requests get this long to finish before the process exits.
     #[arg(
-        long,
+        long = "shutdown-grace-ms",
         env = "BLOG_SHUTDOWN_GRACE_MS",
-        default_value_t = 5_000,
+        value_name = "MS",
+        default_value = "5000",
+        value_parser = millis,
         global = true
     )]
-    pub shutdown_grace_ms: u64,
+    pub shutdown_grace: Duration,
 
     /// Open HTTP connections served at once; beyond it a connection gets a 503 and is closed.
     #[arg(
@@ -185,29 +189,57 @@ pub struct Config {
     )]
     pub cluster_secret: Option<String>,
 
-    /// Deadline of one forwarded call, in milliseconds.
+    /// Deadline of a write, in milliseconds: waiting for the primary's writer, one forwarded
+    /// call, and the wait for this node to replicate its commit.
     #[arg(
-        long,
+        long = "forward-timeout-ms",
         env = "BLOG_FORWARD_TIMEOUT_MS",
-        default_value_t = 5000,
+        value_name = "MS",
+        default_value = "5000",
+        value_parser = millis,
         global = true
     )]
-    pub forward_timeout_ms: u64,
+    pub forward_timeout: Duration,
 
     /// On the primary: a remote transaction idle this long (its replica vanished) is rolled back.
     /// Keep it below the forward timeout, so that a vanished replica frees the writer before the
     /// writes queued behind it give up.
     #[arg(
-        long,
+        long = "remote-tx-lease-ms",
         env = "BLOG_REMOTE_TX_LEASE_MS",
-        default_value_t = 2000,
+        value_name = "MS",
+        default_value = "2000",
+        value_parser = millis,
         global = true
     )]
-    pub remote_tx_lease_ms: u64,
+    pub remote_tx_lease: Duration,
 
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "BLOG_LOG_FORMAT", default_value = "text", global = true)]
-    pub log_format: String,
+    /// Log format.
+    #[arg(
+        long,
+        env = "BLOG_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line per event (coloured on a terminal).
+    Text,
+    /// For log collectors (Fly's log shipping): one JSON object per line.
+    Json,
+}
+
+/// A duration given in whole milliseconds (the unit of every `*_MS` setting).
+fn millis(value: &str) -> Result<Duration, String> {
+    value
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("expected whole milliseconds, got {value:?}"))
 }
 
 /// Whether this process runs on a Fly.io machine.
@@ -305,10 +337,6 @@ impl Config {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "localhost".into())
         })
-    }
-
-    pub fn forward_timeout(&self) -> Duration {
-        Duration::from_millis(self.forward_timeout_ms)
     }
 }
 

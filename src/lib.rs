@@ -22,7 +22,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Statement, TransactionOptions, TransactionTrait};
 
-use config::{Cli, Command, Config, MigrateAction};
+use config::{Cli, Command, Config, LogFormat, MigrateAction};
 use sea_orm_litefs::{Builder, ClusterConnection};
 
 /// A running blog: where it listens, and its database handle.
@@ -38,15 +38,40 @@ pub struct Running {
     pub shutdown: web::serve::ShutdownHandle,
 }
 
+/// Why the blog could not start or run, one variant per step.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting that would make the blog unsafe or cannot work (the message says which).
+    #[error("{0}")]
+    Settings(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The database or the LiteFS cluster (see `sea_orm_litefs::StartError`).
+    #[error(transparent)]
+    Database(#[from] sea_orm_litefs::StartError),
+    #[error("migration failed: {0}")]
+    Migration(sea_orm::DbErr),
+    #[error("this node is a replica: run migrations on the primary")]
+    MigrateOnReplica,
+    /// The key that signs cookies could not be read.
+    #[error("{0}")]
+    CookieKey(String),
+    #[error("{0}")]
+    DatabaseFile(String),
+    /// The HTTP server stopped with an error.
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+}
+
 /// Runs the command line.
-pub async fn run(cli: Cli) -> Result<(), String> {
-    init_tracing(&cli.config.log_format);
+pub async fn run(cli: Cli) -> Result<(), StartError> {
+    init_tracing(cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate { action } => {
-            let db = cluster_builder(&cli.config)
-                .start()
-                .await
-                .map_err(|e| e.to_string())?;
+            let db = cluster_builder(&cli.config).start().await?;
             migrate_command(&db, action.unwrap_or(MigrateAction::Up)).await?;
             println!("database: {}", cli.config.database.display());
             Ok(())
@@ -69,19 +94,25 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             let mut server = running.server;
             tokio::select! {
-                result = &mut server => return result.map_err(|e| e.to_string())?.map_err(|e| e.to_string()),
+                result = &mut server => return server_ended(result),
                 _ = shutdown_signal() => {}
             }
             // Stop accepting, let in-flight requests finish (bounded by the grace period).
             running.shutdown.shutdown();
-            server
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            server_ended(server.await)?;
             tracing::info!("shut down");
             Ok(())
         }
     }
+}
+
+/// The server task's end: its own error, or a panic turned into one.
+fn server_ended(
+    ended: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> Result<(), StartError> {
+    ended
+        .map_err(|e| StartError::Serve(std::io::Error::other(e)))?
+        .map_err(StartError::Serve)
 }
 
 /// Ctrl-C, or SIGTERM (what `litefs mount` and Fly send to stop the app).
@@ -100,8 +131,8 @@ fn cluster_builder(config: &Config) -> Builder {
     let mut builder = Builder::new(config.database.clone())
         .rpc_listen(config.rpc_listen.clone())
         .primary_rpc(config.primary_rpc.clone())
-        .forward_timeout(config.forward_timeout())
-        .remote_transaction_lease(Duration::from_millis(config.remote_tx_lease_ms))
+        .forward_timeout(config.forward_timeout)
+        .remote_transaction_lease(config.remote_tx_lease)
         .procedures(blog::procedures::registry())
         .metric_prefix("blog");
     if let Some(mount) = &config.litefs_dir {
@@ -116,12 +147,12 @@ fn cluster_builder(config: &Config) -> Builder {
 /// Applies pending migrations, on a node that writes locally (replicas get the schema from LiteFS).
 /// They run in one `BEGIN IMMEDIATE` transaction: a second process migrating the same file waits
 /// for the first, then finds nothing left to do.
-async fn migrate(db: &ClusterConnection) -> Result<(), String> {
+async fn migrate(db: &ClusterConnection) -> Result<(), StartError> {
     if !db.role().writes_locally() {
         tracing::info!("replica: migrations are applied by the primary");
         return Ok(());
     }
-    let failed = |e: sea_orm::DbErr| format!("migration failed: {e}");
+    let failed = StartError::Migration;
     let txn = db
         .local()
         .begin_with_options(TransactionOptions {
@@ -137,7 +168,7 @@ async fn migrate(db: &ClusterConnection) -> Result<(), String> {
 /// The key that signs cookies: from `BLOG_SESSION_SECRET` (expanded with HKDF), else the random
 /// key the primary wrote into the `settings` table at migration. A replica whose copy of the
 /// database does not have it yet waits for it to replicate, up to the forward timeout x 6.
-async fn cookie_key(config: &Config, db: &ClusterConnection) -> Result<Key, String> {
+async fn cookie_key(config: &Config, db: &ClusterConnection) -> Result<Key, StartError> {
     if let Some(secret) = &config.session_secret {
         return Ok(Key::derive_from(secret.as_bytes()));
     }
@@ -145,19 +176,20 @@ async fn cookie_key(config: &Config, db: &ClusterConnection) -> Result<Key, Stri
         db.get_database_backend(),
         "SELECT value FROM settings WHERE name = 'cookie_key'",
     );
-    let deadline = tokio::time::Instant::now() + config.forward_timeout() * 6;
+    let deadline = tokio::time::Instant::now() + config.forward_timeout * 6;
+    let bad = |e: String| StartError::CookieKey(format!("bad cookie key: {e}"));
     loop {
         let row = db.query_one_raw(query.clone()).await;
         if let Ok(Some(row)) = &row {
-            let hex_key: String = row.try_get("", "value").map_err(|e| e.to_string())?;
-            let bytes = hex::decode(hex_key).map_err(|e| format!("bad cookie key: {e}"))?;
-            return Key::try_from(bytes.as_slice()).map_err(|e| format!("bad cookie key: {e}"));
+            let hex_key: String = row.try_get("", "value").map_err(|e| bad(e.to_string()))?;
+            let bytes = hex::decode(hex_key).map_err(|e| bad(e.to_string()))?;
+            return Key::try_from(bytes.as_slice()).map_err(|e| bad(e.to_string()));
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(match row {
+            return Err(StartError::CookieKey(match row {
                 Err(err) => format!("cannot read the cookie key: {err}"),
                 Ok(_) => "no cookie key in the database: run the primary's migrations".into(),
-            });
+            }));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -165,9 +197,9 @@ async fn cookie_key(config: &Config, db: &ClusterConnection) -> Result<Key, Stri
 
 /// `blog migrate [up|status|down]`, with sea-orm-migration's own implementations (which print
 /// the status, and log each migration applied or rolled back).
-async fn migrate_command(db: &ClusterConnection, action: MigrateAction) -> Result<(), String> {
+async fn migrate_command(db: &ClusterConnection, action: MigrateAction) -> Result<(), StartError> {
     if !db.role().writes_locally() {
-        return Err("this node is a replica: run migrations on the primary".into());
+        return Err(StartError::MigrateOnReplica);
     }
     let local = db.local();
     let result = match action {
@@ -175,21 +207,22 @@ async fn migrate_command(db: &ClusterConnection, action: MigrateAction) -> Resul
         MigrateAction::Status => migration::Migrator::status(&local).await,
         MigrateAction::Down { steps } => migration::Migrator::down(&local, Some(steps)).await,
     };
-    result.map_err(|e| format!("migration failed: {e}"))
+    result.map_err(StartError::Migration)
 }
 
 /// Binds `config.listen` (port 0 picks one), opens and migrates the database, and serves HTTP.
 /// The bind comes first, so a taken port fails before the database is created or touched.
-pub async fn start(config: Config) -> Result<Running, String> {
-    config.check()?;
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    config.check().map_err(StartError::Settings)?;
+    let listen = |source| StartError::Listen {
+        addr: config.listen,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let db = cluster_builder(&config)
-        .start()
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(listen)?;
+    let addr = listener.local_addr().map_err(listen)?;
+    let db = cluster_builder(&config).start().await?;
     migrate(&db).await?;
     if config.admin_password.is_none() && config.litefs_dir.is_some() {
         tracing::warn!(
@@ -212,10 +245,10 @@ pub async fn start(config: Config) -> Result<Running, String> {
                 .client_ip_header()
                 .and_then(|h| axum::http::HeaderName::try_from(h).ok()),
         }),
-        database_file: Arc::new(web::health::DatabaseFile::at_start(
-            &config.database,
-            config.litefs_dir.is_none(),
-        )?),
+        database_file: Arc::new(
+            web::health::DatabaseFile::at_start(&config.database, config.litefs_dir.is_none())
+                .map_err(StartError::DatabaseFile)?,
+        ),
         metrics: metrics_handle(),
         site: Arc::new(web::site::Site {
             title: config.site_title.clone(),
@@ -228,9 +261,9 @@ pub async fn start(config: Config) -> Result<Running, String> {
         listener,
         app,
         web::serve::ServeOptions {
-            header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+            header_read_timeout: config.header_read_timeout,
             max_connections: config.max_connections,
-            shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+            shutdown_grace: config.shutdown_grace,
         },
     );
     tracing::info!(%addr, role = db.role().as_str(), "serving");
@@ -270,7 +303,7 @@ fn metrics_handle() -> PrometheusHandle {
 /// Logs to stdout at `info` (or as `RUST_LOG` says). Colours only on a terminal (and not with
 /// `NO_COLOR`), so a log file or Fly's log stream gets no escape codes. sea-orm-migration's
 /// lines ("Applying migration ...") stay visible though the rest of SeaORM is quieted.
-fn init_tracing(format: &str) {
+fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn,sea_orm_migration=info,tarpc=warn".into());
@@ -278,7 +311,7 @@ fn init_tracing(format: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour);
-    let _ = if format == "json" {
+    let _ = if format == LogFormat::Json {
         builder.json().try_init()
     } else {
         builder.try_init()

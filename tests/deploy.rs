@@ -1,10 +1,9 @@
 //! The Fly.io deploy files (fly.toml, litefs.yml, Dockerfile) agree with each other and with the
 //! `blog` binary, and the real LiteFS v0.5.14 accepts litefs.yml.
 //!
-//! The files are read with small line-based parsers written for their shapes here (no YAML or TOML
-//! crate): enough to find keys and values, not general parsers.
+//! fly.toml is read with the `toml` crate and litefs.yml with `yaml-rust2`; the Dockerfile, which
+//! has no such parser, with a small one for its instructions.
 
-use std::collections::HashMap;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -18,130 +17,126 @@ fn repo_file(name: &str) -> String {
 
 // --- fly.toml ------------------------------------------------------------------------------------
 
-/// `(table, key, value)` for each `key = value` line; `table` is the name inside `[...]`/`[[...]]`
-/// ("" before the first header). String values are unquoted.
-fn parse_toml(text: &str) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    let mut table = String::new();
-    for raw in text.lines() {
-        let line = strip_comment(raw).trim().to_string();
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(inner) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
-            table = inner.trim().to_string();
-        } else if let Some(inner) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            table = inner.trim().to_string();
-        } else if let Some((k, v)) = line.split_once('=') {
-            out.push((table.clone(), k.trim().to_string(), unquote(v.trim())));
-        }
+/// fly.toml, read by the `toml` crate.
+struct FlyToml(toml::Table);
+
+/// A scalar as text (strings unquoted), the way the checks compare them.
+fn toml_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        _ => None,
     }
-    out
 }
 
-struct FlyToml(Vec<(String, String, String)>);
-
 impl FlyToml {
-    fn load() -> Self {
-        FlyToml(parse_toml(&repo_file("fly.toml")))
+    fn parse(text: &str) -> Self {
+        FlyToml(text.parse().unwrap_or_else(|e| panic!("fly.toml: {e}")))
     }
 
+    fn load() -> Self {
+        Self::parse(&repo_file("fly.toml"))
+    }
+
+    /// `key` in the table at the dotted `table` path ("" for the top level). An array of tables
+    /// on the way must have exactly one entry (`[[mounts]]`, `[[http_service.checks]]`).
     fn get(&self, table: &str, key: &str) -> String {
-        let found: Vec<_> = self
-            .0
-            .iter()
-            .filter(|(t, k, _)| t == table && k == key)
-            .map(|(_, _, v)| v)
-            .collect();
-        assert_eq!(
-            found.len(),
-            1,
-            "fly.toml: expected one `{key}` in [{table}], found {found:?}"
-        );
-        found[0].clone()
+        let mut here = &self.0;
+        for part in table.split('.').filter(|p| !p.is_empty()) {
+            here = match here.get(part) {
+                Some(toml::Value::Table(t)) => t,
+                Some(toml::Value::Array(items)) if items.len() == 1 => items[0]
+                    .as_table()
+                    .unwrap_or_else(|| panic!("fly.toml: [{part}] is not a table")),
+                other => panic!("fly.toml: expected one [{table}], found {other:?}"),
+            };
+        }
+        here.get(key)
+            .and_then(toml_text)
+            .unwrap_or_else(|| panic!("fly.toml: no `{key}` in [{table}]"))
     }
 
     fn env(&self, key: &str) -> String {
         self.get("env", key)
     }
 
+    /// The tables of an array of tables (`[[services]]`), none if absent.
+    fn tables<'a>(table: &'a toml::Table, key: &str) -> Vec<&'a toml::Table> {
+        match table.get(key) {
+            Some(toml::Value::Array(items)) => items.iter().filter_map(|i| i.as_table()).collect(),
+            Some(toml::Value::Table(t)) => vec![t],
+            _ => Vec::new(),
+        }
+    }
+
     /// Every port that Fly's proxy exposes: internal ports of [http_service] and [[services]], and
     /// the public ports of [[services.ports]].
     fn exposed_ports(&self) -> Vec<u16> {
-        self.0
-            .iter()
-            .filter(|(t, k, _)| {
-                ((t == "http_service" || t == "services") && k == "internal_port")
-                    || (t == "services.ports" && k == "port")
+        let port = |t: &toml::Table, key: &str| {
+            t.get(key).map(|v| {
+                v.as_integer()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .unwrap_or_else(|| panic!("fly.toml: bad port {v:?}"))
             })
-            .map(|(_, _, v)| {
-                v.parse()
-                    .unwrap_or_else(|_| panic!("fly.toml: bad port {v:?}"))
-            })
-            .collect()
+        };
+        let mut ports = Vec::new();
+        for service in Self::tables(&self.0, "http_service") {
+            ports.extend(port(service, "internal_port"));
+        }
+        for service in Self::tables(&self.0, "services") {
+            ports.extend(port(service, "internal_port"));
+            for public in Self::tables(service, "ports") {
+                ports.extend(port(public, "port"));
+            }
+        }
+        ports
+    }
+
+    /// Whether `key` is a key anywhere in the file, at any depth.
+    fn has_key_anywhere(&self, key: &str) -> bool {
+        fn walk(value: &toml::Value, key: &str) -> bool {
+            match value {
+                toml::Value::Table(t) => t.iter().any(|(k, v)| k == key || walk(v, key)),
+                toml::Value::Array(items) => items.iter().any(|v| walk(v, key)),
+                _ => false,
+            }
+        }
+        walk(&toml::Value::Table(self.0.clone()), key)
     }
 }
 
 // --- litefs.yml ----------------------------------------------------------------------------------
 
-/// Scalars of a block-style YAML file as dotted paths: `fuse.dir`, `lease.consul.url`, and list
-/// items by index: `exec.0.cmd`. Top-level keys with a nested block are listed with an empty value.
-fn parse_yaml(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut stack: Vec<(usize, String)> = Vec::new();
-    let mut counters: HashMap<String, usize> = HashMap::new();
-    let path = |stack: &[(usize, String)], key: &str| {
-        let mut parts: Vec<&str> = stack.iter().map(|(_, k)| k.as_str()).collect();
-        parts.push(key);
-        parts.join(".")
-    };
-    for raw in text.lines() {
-        let line = strip_comment(raw);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut indent = line.len() - line.trim_start().len();
-        let mut rest = line.trim().to_string();
-        while stack.last().is_some_and(|(i, _)| *i >= indent) {
-            stack.pop();
-        }
-        if let Some(item) = rest.strip_prefix("- ").map(str::to_string) {
-            let parent = path(&stack, "");
-            let n = counters.entry(parent).or_insert(0);
-            let name = n.to_string();
-            *n += 1;
-            stack.push((indent, name));
-            indent += 2;
-            rest = item.trim().to_string();
-            if !rest.contains(": ") && !rest.ends_with(':') {
-                let p = stack
-                    .iter()
-                    .map(|(_, k)| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(".");
-                out.push((p, unquote(&rest)));
-                continue;
-            }
-        }
-        let (k, v) = rest
-            .split_once(':')
-            .unwrap_or_else(|| panic!("litefs.yml: cannot read line {raw:?}"));
-        let (k, v) = (k.trim(), v.trim());
-        if v.is_empty() {
-            out.push((path(&stack, k), String::new()));
-            stack.push((indent, k.to_string()));
-        } else {
-            out.push((path(&stack, k), unquote(v)));
-        }
+/// litefs.yml, read by `yaml-rust2` (a maintained YAML 1.2 parser; `serde_yaml` is unmaintained).
+struct LitefsYml(yaml_rust2::Yaml);
+
+/// A scalar as text, the way the checks compare them.
+fn yaml_text(value: &yaml_rust2::Yaml) -> Option<String> {
+    use yaml_rust2::Yaml;
+    match value {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(n) => Some(n.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
     }
-    out
 }
 
-struct LitefsYml(Vec<(String, String)>);
-
 impl LitefsYml {
+    fn parse(text: &str) -> Self {
+        let mut docs = yaml_rust2::YamlLoader::load_from_str(text)
+            .unwrap_or_else(|e| panic!("litefs.yml: {e}"));
+        assert_eq!(docs.len(), 1, "litefs.yml: one document");
+        LitefsYml(docs.remove(0))
+    }
+
     fn load() -> Self {
-        LitefsYml(parse_yaml(&repo_file("litefs.yml")))
+        Self::parse(&repo_file("litefs.yml"))
+    }
+
+    fn node(&self, key: &str) -> &yaml_rust2::Yaml {
+        key.split('.').fold(&self.0, |here, part| &here[part])
     }
 
     fn get(&self, key: &str) -> String {
@@ -150,33 +145,22 @@ impl LitefsYml {
     }
 
     fn try_get(&self, key: &str) -> Option<String> {
-        let found: Vec<_> = self
-            .0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .collect();
-        assert!(
-            found.len() <= 1,
-            "litefs.yml: `{key}` appears {} times",
-            found.len()
-        );
-        found.first().map(|v| v.to_string())
+        yaml_text(self.node(key))
     }
 
     fn has_top_level(&self, key: &str) -> bool {
-        self.0
-            .iter()
-            .any(|(k, _)| k == key || k.starts_with(&format!("{key}.")))
+        !self.0[key].is_badvalue()
     }
 
     /// `(cmd, if-candidate)` of each `exec` entry, in order.
     fn exec(&self) -> Vec<(String, bool)> {
-        (0..)
-            .map_while(|i| {
-                let cmd = self.try_get(&format!("exec.{i}.cmd"))?;
-                let if_candidate = self.try_get(&format!("exec.{i}.if-candidate"));
-                Some((cmd, if_candidate.as_deref() == Some("true")))
+        self.0["exec"]
+            .as_vec()
+            .expect("litefs.yml: exec is a list")
+            .iter()
+            .map(|entry| {
+                let cmd = yaml_text(&entry["cmd"]).expect("litefs.yml: exec entry without cmd");
+                (cmd, entry["if-candidate"].as_bool() == Some(true))
             })
             .collect()
     }
@@ -240,33 +224,6 @@ fn copies(stage: &[(String, String)]) -> Vec<(Vec<String>, String, Option<String
 }
 
 // --- helpers -------------------------------------------------------------------------------------
-
-/// Drops a `#` comment that starts the line or follows whitespace, outside quotes.
-fn strip_comment(line: &str) -> &str {
-    let mut quote: Option<char> = None;
-    let mut prev = ' ';
-    for (i, c) in line.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == '#' && prev.is_whitespace() => return &line[..i],
-            None => {}
-        }
-        prev = c;
-    }
-    line
-}
-
-fn unquote(v: &str) -> String {
-    let v = v.trim();
-    for q in ['"', '\''] {
-        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
-            return v[1..v.len() - 1].to_string();
-        }
-    }
-    v.to_string()
-}
 
 /// The port of `host:port`, `[v6]:port`, `:port` or `http://host:port/...`.
 fn port_of(addr: &str) -> u16 {
@@ -408,7 +365,7 @@ fn deploy_files_agree_with_each_other_and_with_the_binary() {
     // Secrets are never in fly.toml.
     for secret in ["BLOG_CLUSTER_SECRET", "BLOG_ADMIN_PASSWORD"] {
         assert!(
-            !fly.0.iter().any(|(_, k, _)| k == secret),
+            !fly.has_key_anywhere(secret),
             "{secret} belongs in `fly secrets`"
         );
     }
@@ -723,28 +680,28 @@ fn litefs_accepts_the_shipped_config() {
     let _ = fs::remove_dir_all(&dir);
 }
 
-// --- the parsers themselves ----------------------------------------------------------------------
+// --- the readers themselves ---------------------------------------------------------------------
 
 #[test]
-fn line_parsers_read_the_shapes_used_here() {
-    let yaml = "# c\nfuse:\n  dir: \"/litefs\" # mount\nlease:\n  type: consul\n  consul:\n    url: \"${X}\"\n\
-                exec:\n  - cmd: \"a b\"\n    if-candidate: true\n  - cmd: c\nlog:\n  format: text\n";
-    let y = parse_yaml(yaml);
-    let get = |k: &str| y.iter().find(|(p, _)| p == k).map(|(_, v)| v.as_str());
-    assert_eq!(get("fuse.dir"), Some("/litefs"));
-    assert_eq!(get("lease.consul.url"), Some("${X}"));
-    assert_eq!(get("exec.0.cmd"), Some("a b"));
-    assert_eq!(get("exec.0.if-candidate"), Some("true"));
-    assert_eq!(get("exec.1.cmd"), Some("c"));
-    assert_eq!(get("exec.1.if-candidate"), None);
-    assert_eq!(get("log.format"), Some("text"));
+fn the_readers_find_the_shapes_used_here() {
+    let yaml = "# c\nfuse:\n  dir: \"/litefs\" # mount\nlease:\n  type: consul\n  candidate: ${A == B}\n  \
+                consul:\n    url: \"${X}\"\nexec:\n  - cmd: \"a b\"\n    if-candidate: true\n  - cmd: c\n";
+    let y = LitefsYml::parse(yaml);
+    assert_eq!(y.get("fuse.dir"), "/litefs");
+    assert_eq!(y.get("lease.candidate"), "${A == B}");
+    assert_eq!(y.get("lease.consul.url"), "${X}");
+    assert_eq!(y.try_get("lease.nothing"), None);
+    assert!(y.has_top_level("lease") && !y.has_top_level("proxy"));
+    assert_eq!(y.exec(), vec![("a b".into(), true), ("c".into(), false)]);
 
-    let toml = "app = \"x\" # name\n[env]\n  A = \"1#2\"\n[[services]]\n  internal_port = 9\n\
-                [[services.ports]]\n  port = 443\n";
-    let t = parse_toml(toml);
-    assert!(t.contains(&("".into(), "app".into(), "x".into())));
-    assert!(t.contains(&("env".into(), "A".into(), "1#2".into())));
-    assert_eq!(FlyToml(t).exposed_ports(), vec![9, 443]);
+    let toml = "app = \"x\" # name\n[env]\n  A = \"1#2\"\n[http_service]\n  internal_port = 8\n\
+                [[services]]\n  internal_port = 9\n  [[services.ports]]\n    port = 443\n\
+                  [[services.ports]]\n    port = 80\n";
+    let t = FlyToml::parse(toml);
+    assert_eq!(t.get("", "app"), "x");
+    assert_eq!(t.env("A"), "1#2");
+    assert_eq!(t.exposed_ports(), vec![8, 9, 443, 80]);
+    assert!(t.has_key_anywhere("port") && !t.has_key_anywhere("SECRET"));
 
     let docker = "FROM a AS b\nCOPY x /y\nFROM c\nRUN a \\\n  b\nCOPY --from=b /o/blog /usr/local/bin/blog\n";
     let stage = final_stage(docker);
@@ -764,36 +721,64 @@ fn line_parsers_read_the_shapes_used_here() {
     assert_eq!(host_of("fly-local-6pn:7070"), "fly-local-6pn");
 }
 
-/// The Dockerfile's dependency layer builds against placeholder sources. Cargo refuses a manifest
-/// whose declared targets have no file, so every `[[bench]]`, `[[bin]]` and `[[example]]` named in
-/// Cargo.toml must get a placeholder there.
+/// The Dockerfile caches dependencies with cargo-chef: the planner reduces the whole workspace to
+/// a recipe, the builder cooks the dependencies of the same binary it then builds, and the build
+/// context (what `.dockerignore` keeps) holds every workspace member.
 #[test]
-fn the_dockerfile_dependency_layer_has_every_declared_target() {
-    let manifest = repo_file("Cargo.toml");
+fn the_dockerfile_cooks_what_it_builds_from_the_whole_workspace() {
     let dockerfile = repo_file("Dockerfile");
-    let mut declared = Vec::new();
-    let mut section = String::new();
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            section = line.to_owned();
-        } else if let Some(name) = line.strip_prefix("name = ") {
-            let dir = match section.as_str() {
-                "[[bench]]" => "benches",
-                "[[example]]" => "examples",
-                "[[bin]]" => "src/bin",
-                _ => continue,
-            };
-            declared.push(format!("{dir}/{}.rs", name.trim_matches('"')));
-        }
-    }
+    let runs: Vec<String> = dockerfile
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("RUN "))
+        .map(str::to_owned)
+        .collect();
+    let has = |words: &[&str]| runs.iter().any(|r| words.iter().all(|w| r.contains(w)));
+    assert!(has(&["cargo install cargo-chef", "--locked"]), "{runs:?}");
     assert!(
-        declared.contains(&"benches/forwarding.rs".to_owned()),
-        "{declared:?}"
+        has(&["cargo chef prepare", "--recipe-path recipe.json"]),
+        "{runs:?}"
     );
-    for path in declared {
+    assert!(
+        has(&[
+            "cargo chef cook",
+            "--release",
+            "--bin blog",
+            "--recipe-path recipe.json"
+        ]),
+        "the cook step must build the dependencies of the release binary: {runs:?}"
+    );
+    assert!(
+        has(&["cargo build", "--release", "--locked", "--bin blog"]),
+        "{runs:?}"
+    );
+    let cook = dockerfile.find("cargo chef cook").unwrap();
+    let build = dockerfile.find("cargo build --release").unwrap();
+    let sources = dockerfile[cook..build].contains("COPY . .");
+    assert!(
+        sources,
+        "the sources come in after the cook step, before the build"
+    );
+
+    let manifest: toml::Table = repo_file("Cargo.toml").parse().unwrap();
+    let members = manifest["workspace"]["members"].as_array().unwrap();
+    let ignored: Vec<String> = repo_file(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_start_matches('/').to_owned())
+        .collect();
+    assert!(ignored.iter().any(|i| i == "target"), "{ignored:?}");
+    for member in members.iter().filter_map(|m| m.as_str()) {
+        let member = member.trim_start_matches("./");
         assert!(
-            dockerfile.contains(&format!("> {path}")),
-            "the Dockerfile's dependency layer must create {path}"
+            member == "." || !ignored.iter().any(|i| member.starts_with(i.as_str())),
+            "{member} is a workspace member but .dockerignore leaves it out"
+        );
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(member)
+                .join("Cargo.toml")
+                .exists()
         );
     }
 }

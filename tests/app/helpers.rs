@@ -96,7 +96,7 @@ pub async fn spawn_app_in(dir: PathBuf, extra: &[&str]) -> Result<TestApp, Strin
         cli.config.litefs_dir.is_none(),
         "BLOG_LITEFS_DIR is set in the environment: these tests need a standalone node"
     );
-    let running = blog::start(cli.config).await?;
+    let running = blog::start(cli.config).await.map_err(|e| e.to_string())?;
     Ok(TestApp {
         base: format!("http://{}", running.addr),
         client: cookie_client(),
