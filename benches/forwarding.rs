@@ -12,6 +12,8 @@ mod group_commit;
 #[allow(dead_code)]
 #[path = "../tests/cluster/harness.rs"]
 mod harness;
+#[path = "forwarding/procedures.rs"]
+mod procedures;
 #[allow(dead_code)]
 #[path = "../tests/cluster/toxiproxy.rs"]
 mod toxiproxy;
@@ -891,11 +893,21 @@ async fn run() -> Cluster {
 }
 
 fn main() {
+    // `scripts/bench procedures`: the write procedures' section alone.
+    let only_procedures = std::env::args().any(|a| a == "procedures");
+    if !only_procedures {
+        measure(run());
+    }
+    measure(procedures::run());
+}
+
+/// Runs one section on its own runtime and cluster.
+fn measure(section: impl Future<Output = Cluster>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let cluster = runtime.block_on(run());
+    let cluster = runtime.block_on(section);
     // The runtime's tasks (RPC servers, followers) hold the in-process pools: end them and let
     // sqlx close its files in the mounts before the harness unmounts them.
     drop(runtime);

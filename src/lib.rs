@@ -133,6 +133,7 @@ fn cluster_builder(config: &Config) -> Builder {
         .primary_rpc(config.primary_rpc.clone())
         .forward_timeout(config.forward_timeout)
         .remote_transaction_lease(config.remote_tx_lease)
+        .procedures(blog::procedures::registry())
         .metric_prefix("blog");
     if let Some(mount) = &config.litefs_dir {
         builder = builder.litefs(mount.clone(), config.litefs_api.clone());

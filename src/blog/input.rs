@@ -38,8 +38,23 @@ fn normalized(raw: &str) -> String {
 
 /// A tag label: NFC, trimmed, 1 to 40 characters, no `/` (labels appear in URLs), no hidden
 /// characters (see [`is_hidden`]), and not `.` or `..` (which URLs cannot name).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable for write procedures; deserializing parses again, so no invalid label is made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct TagLabel(String);
+
+impl From<TagLabel> for String {
+    fn from(label: TagLabel) -> String {
+        label.0
+    }
+}
+
+impl TryFrom<String> for TagLabel {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        TagLabel::parse(&raw)
+    }
+}
 
 impl TagLabel {
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -65,8 +80,23 @@ impl TagLabel {
 }
 
 /// A URL slug: lowercase ASCII letters, digits and single dashes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable for write procedures; deserializing parses again, so no invalid slug is made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Slug(String);
+
+impl From<Slug> for String {
+    fn from(slug: Slug) -> String {
+        slug.0
+    }
+}
+
+impl TryFrom<String> for Slug {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Slug::parse(&raw)
+    }
+}
 
 impl Slug {
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -126,8 +156,8 @@ pub struct PostDraft {
     pub published: bool,
 }
 
-/// A post that passed validation.
-#[derive(Debug, Clone)]
+/// A post that passed validation (serializable: it is the argument of the post procedures).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PostInput {
     pub title: String,
     pub slug: Slug,

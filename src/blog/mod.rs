@@ -9,6 +9,7 @@ pub mod highlight;
 pub mod input;
 pub mod markdown;
 pub mod posts;
+pub mod procedures;
 pub mod tags;
 
 pub use error::{BlogError, FieldErrors, Unique};

@@ -1,14 +1,16 @@
-//! Operations on posts. Creating or editing a post with its tags is one transaction.
+//! Operations on posts. Creating, editing or deleting a post with its tags is one transaction,
+//! run as a write procedure ([`CreatePost`], [`UpdatePost`], [`DeletePost`]): from a replica, one
+//! round trip to the primary whatever the number of tags.
 
 use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ModelTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, Set, TransactionSession,
-    TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, Set,
     sea_query::{Expr, ExprTrait},
 };
+use sea_orm_litefs::{ClusterConnection, ClusterTransaction, Procedure};
 
 use super::input::PostInput;
 use super::{BlogError, Page, Unique, tags};
@@ -171,11 +173,93 @@ pub async fn find_by_slug<C: ConnectionTrait>(
 }
 
 /// Creates a post and links its tags (creating missing ones) in one transaction.
-pub async fn create<C: TransactionTrait>(
-    db: &C,
+pub async fn create(db: &ClusterConnection, input: &PostInput) -> Result<PostWithTags, BlogError> {
+    db.call::<CreatePost>(input.clone()).await.map(Saved::into)
+}
+
+/// Replaces a post's fields and tags in one transaction. The slug may change.
+pub async fn update(
+    db: &ClusterConnection,
+    slug: &str,
     input: &PostInput,
 ) -> Result<PostWithTags, BlogError> {
-    let txn = db.begin().await?;
+    db.call::<UpdatePost>((slug.to_owned(), input.clone()))
+        .await
+        .map(Saved::into)
+}
+
+/// Deletes a post; its tag links go with it (the tags stay).
+pub async fn delete(db: &ClusterConnection, slug: &str) -> Result<(), BlogError> {
+    db.call::<DeletePost>(slug.to_owned()).await
+}
+
+/// A post with its tags as a procedure returns it ([`PostWithTags`] flattens the post for JSON,
+/// which bincode cannot encode).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Saved(post::Model, Vec<String>);
+
+impl From<Saved> for PostWithTags {
+    fn from(Saved(post, tags): Saved) -> Self {
+        PostWithTags { post, tags }
+    }
+}
+
+impl From<PostWithTags> for Saved {
+    fn from(saved: PostWithTags) -> Self {
+        Saved(saved.post, saved.tags)
+    }
+}
+
+/// [`create`]'s transaction.
+pub struct CreatePost;
+
+impl Procedure for CreatePost {
+    const NAME: &'static str = "blog.posts.create";
+    const VERSION: u32 = 1;
+    type Args = PostInput;
+    type Output = Saved;
+    type Error = BlogError;
+
+    async fn run(txn: &ClusterTransaction, input: PostInput) -> Result<Saved, BlogError> {
+        create_in(txn, &input).await.map(Saved::from)
+    }
+}
+
+/// [`update`]'s transaction: the slug the post has now, and its new content.
+pub struct UpdatePost;
+
+impl Procedure for UpdatePost {
+    const NAME: &'static str = "blog.posts.update";
+    const VERSION: u32 = 1;
+    type Args = (String, PostInput);
+    type Output = Saved;
+    type Error = BlogError;
+
+    async fn run(txn: &ClusterTransaction, (slug, input): Self::Args) -> Result<Saved, BlogError> {
+        update_in(txn, &slug, &input).await.map(Saved::from)
+    }
+}
+
+/// [`delete`]'s transaction: the post's slug.
+pub struct DeletePost;
+
+impl Procedure for DeletePost {
+    const NAME: &'static str = "blog.posts.delete";
+    const VERSION: u32 = 1;
+    type Args = String;
+    type Output = ();
+    type Error = BlogError;
+
+    async fn run(txn: &ClusterTransaction, slug: String) -> Result<(), BlogError> {
+        delete_in(txn, &slug).await
+    }
+}
+
+/// Creates a post and links its tags (creating missing ones), inside the caller's transaction.
+pub async fn create_in<C: ConnectionTrait>(
+    txn: &C,
+    input: &PostInput,
+) -> Result<PostWithTags, BlogError> {
     let post = post::ActiveModel {
         slug: Set(input.slug.as_str().to_owned()),
         title: Set(input.title.clone()),
@@ -184,25 +268,22 @@ pub async fn create<C: TransactionTrait>(
         published_at: Set(input.published.then(Utc::now)),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(txn)
     .await
     .map_err(BlogError::unless_unique(Unique::PostSlug))?;
-    link_tags(&txn, post.id, input).await?;
-    let created = with_tags(&txn, vec![post]).await?.remove(0);
-    txn.commit().await?;
-    Ok(created)
+    link_tags(txn, post.id, input).await?;
+    Ok(with_tags(txn, vec![post]).await?.remove(0))
 }
 
-/// Replaces a post's fields and tags in one transaction. The slug may change.
-pub async fn update<C: TransactionTrait>(
-    db: &C,
+/// Replaces a post's fields and tags, inside the caller's transaction.
+pub async fn update_in<C: ConnectionTrait>(
+    txn: &C,
     slug: &str,
     input: &PostInput,
 ) -> Result<PostWithTags, BlogError> {
-    let txn = db.begin().await?;
     let existing = post::Entity::find()
         .filter(post::Column::Slug.eq(slug))
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or(BlogError::NotFound)?;
     let first_publication = input.published && existing.published_at.is_none();
@@ -215,26 +296,25 @@ pub async fn update<C: TransactionTrait>(
         post.published_at = Set(Some(Utc::now()));
     }
     let post = post
-        .update(&txn)
+        .update(txn)
         .await
         .map_err(BlogError::unless_unique(Unique::PostSlug))?;
     post_tag::Entity::delete_many()
         .filter(post_tag::Column::PostId.eq(post.id))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    link_tags(&txn, post.id, input).await?;
-    let updated = with_tags(&txn, vec![post]).await?.remove(0);
-    txn.commit().await?;
-    Ok(updated)
+    link_tags(txn, post.id, input).await?;
+    Ok(with_tags(txn, vec![post]).await?.remove(0))
 }
 
-pub async fn delete<C: ConnectionTrait>(db: &C, slug: &str) -> Result<(), BlogError> {
+/// Deletes a post, inside the caller's transaction.
+pub async fn delete_in<C: ConnectionTrait>(txn: &C, slug: &str) -> Result<(), BlogError> {
     let existing = post::Entity::find()
         .filter(post::Column::Slug.eq(slug))
-        .one(db)
+        .one(txn)
         .await?
         .ok_or(BlogError::NotFound)?;
-    existing.delete(db).await?;
+    existing.delete(txn).await?;
     Ok(())
 }
 

@@ -1,9 +1,12 @@
-//! Operations on tags.
+//! Operations on tags. Deleting a tag is a write procedure ([`DeleteTag`]): one round trip from a
+//! replica.
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
     ModelTrait, QueryFilter, QueryOrder, Set, Statement,
 };
+
+use sea_orm_litefs::{ClusterConnection, ClusterTransaction, Procedure};
 
 use super::input::TagLabel;
 use super::posts::Visibility;
@@ -91,7 +94,27 @@ pub async fn rename<C: ConnectionTrait>(
 }
 
 /// Deletes a tag; the links to its posts go with it (the posts stay).
-pub async fn delete<C: ConnectionTrait>(db: &C, id: i32) -> Result<(), BlogError> {
+pub async fn delete(db: &ClusterConnection, id: i32) -> Result<(), BlogError> {
+    db.call::<DeleteTag>(id).await
+}
+
+/// [`delete`]'s transaction: the tag's id.
+pub struct DeleteTag;
+
+impl Procedure for DeleteTag {
+    const NAME: &'static str = "blog.tags.delete";
+    const VERSION: u32 = 1;
+    type Args = i32;
+    type Output = ();
+    type Error = BlogError;
+
+    async fn run(txn: &ClusterTransaction, id: i32) -> Result<(), BlogError> {
+        delete_in(txn, id).await
+    }
+}
+
+/// Deletes a tag, inside the caller's transaction.
+pub async fn delete_in<C: ConnectionTrait>(db: &C, id: i32) -> Result<(), BlogError> {
     let existing = tag::Entity::find_by_id(id)
         .one(db)
         .await?

@@ -11,6 +11,7 @@ mod guarantees;
 mod harness;
 mod lab;
 mod litefs;
+mod procedures;
 mod search;
 mod toxiproxy;
 

@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::connection::{ClusterConnection, Inner, Node};
-use crate::{client, litefs, metrics, pools, server, sqlite, writer};
+use crate::{Procedures, client, litefs, metrics, pools, server, sqlite, writer};
 
 /// How many writes may queue for the primary's writer before new ones are refused as busy.
 const MAX_WRITE_QUEUE: usize = 1024;
@@ -51,6 +51,8 @@ pub struct Builder {
     startup_timeout: Duration,
     metric_prefix: String,
     group_commit: bool,
+    /// The write procedures this node runs for replicas when it is primary.
+    procedures: Arc<Procedures>,
     /// Only tests and benchmarks change these (the `testing` feature).
     pub(crate) catch_up: bool,
     pub(crate) faults: Arc<server::Faults>,
@@ -74,6 +76,7 @@ impl Builder {
             startup_timeout: Duration::from_secs(30),
             metric_prefix: metrics::DEFAULT_PREFIX.into(),
             group_commit: true,
+            procedures: Arc::default(),
             litefs: None,
             catch_up: true,
             faults: Arc::default(),
@@ -169,6 +172,15 @@ impl Builder {
     /// alone.
     pub fn group_commit(mut self, on: bool) -> Self {
         self.group_commit = on;
+        self
+    }
+
+    /// The write procedures this node runs for replicas while it is primary (see
+    /// [`Procedure`](crate::Procedure)). Register the same ones on every node: any may become
+    /// primary. A replica calls a procedure the primary does not have as an interactive
+    /// transaction instead.
+    pub fn procedures(mut self, procedures: Procedures) -> Self {
+        self.procedures = Arc::new(procedures);
         self
     }
 
@@ -280,6 +292,7 @@ impl Builder {
                 max_sessions: self.max_remote_transactions,
             },
             self.faults.clone(),
+            self.procedures.clone(),
         );
         tokio::spawn(server::serve(listener, executor, secret.clone()));
 

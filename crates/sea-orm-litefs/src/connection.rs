@@ -131,6 +131,12 @@ impl ClusterConnection {
         self.inner.node.as_ref()?.follower.position()
     }
 
+    /// Runs the write procedure `P` in one transaction: here on the primary; from a replica in
+    /// one round trip to the primary, which must have `P` registered (see [`crate::Procedure`]).
+    pub async fn call<P: crate::Procedure>(&self, args: P::Args) -> Result<P::Output, P::Error> {
+        crate::procedure::call::<P>(self, args).await
+    }
+
     /// How many times this node replaced its SQLite pools because LiteFS mounted anew: SQLite
     /// maps the WAL index from the mount, so connections to an old mount are abandoned, never
     /// touched again.

@@ -16,7 +16,7 @@ pub const KEEP: Duration = Duration::from_secs(600);
 
 /// `WITHOUT ROWID`, so storing a key leaves `last_insert_rowid()` alone. `reply` is the bincode
 /// of the [`Reply`] (bincode keeps every `f64`, infinities included), or NULL for a tombstone.
-const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _litefs_forward_keys (
+pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _litefs_forward_keys (
     key BLOB PRIMARY KEY,
     reply BLOB
 ) WITHOUT ROWID";
@@ -34,19 +34,53 @@ pub async fn create_table(conn: &mut SqliteConnection) -> Result<(), sqlx::Error
     conn.execute(CREATE_TABLE).await.map(drop)
 }
 
+/// The key's row; its one column is the reply's bytes, NULL for a tombstone.
+pub(crate) const LOOKUP: &str = "SELECT reply FROM _litefs_forward_keys WHERE key = ?";
+/// Binds the key and the reply's bytes (NULL: a tombstone).
+pub(crate) const STORE: &str = "INSERT INTO _litefs_forward_keys (key, reply) VALUES (?, ?)";
+/// Binds [`expiry_bound`].
+pub(crate) const EXPIRE: &str = "DELETE FROM _litefs_forward_keys WHERE key < ?";
+
+/// A key as stored: big-endian, so keys sort by time.
+pub(crate) fn key_bytes(key: u128) -> Vec<u8> {
+    key.to_be_bytes().to_vec()
+}
+
+/// A stored reply column as [`Stored`].
+pub(crate) fn decode(blob: Option<Vec<u8>>) -> Result<Stored, String> {
+    match blob {
+        None => Ok(Stored::Tombstone),
+        Some(bytes) => bincode::deserialize(&bytes)
+            .map(Stored::Reply)
+            .map_err(|e| format!("stored reply unreadable: {e}")),
+    }
+}
+
+/// A reply as the reply column stores it (`None`: a tombstone).
+pub(crate) fn encode(reply: Option<&Reply>) -> Result<Option<Vec<u8>>, String> {
+    reply
+        .map(bincode::serialize)
+        .transpose()
+        .map_err(|e| format!("cannot encode the reply: {e}"))
+}
+
+/// Keys below this are older than [`KEEP`]: keys start with time.
+pub(crate) fn expiry_bound() -> Vec<u8> {
+    let cutoff = SystemTime::now()
+        .checked_sub(KEEP)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    key_bytes(u128::from(cutoff) << 64)
+}
+
 /// What is stored for `key`, inside the caller's transaction.
 pub async fn lookup(conn: &mut SqliteConnection, key: u128) -> Result<Option<Stored>, sqlx::Error> {
-    let row = sqlx::query("SELECT reply FROM _litefs_forward_keys WHERE key = ?")
-        .bind(key.to_be_bytes().as_slice())
+    let row = sqlx::query(LOOKUP)
+        .bind(key_bytes(key))
         .fetch_optional(&mut *conn)
         .await?;
     let Some(row) = row else { return Ok(None) };
-    match row.get::<Option<Vec<u8>>, _>(0) {
-        None => Ok(Some(Stored::Tombstone)),
-        Some(bytes) => bincode::deserialize(&bytes)
-            .map(|reply| Some(Stored::Reply(reply)))
-            .map_err(|e| sqlx::Error::Protocol(format!("stored reply unreadable: {e}"))),
-    }
+    decode(row.get(0)).map(Some).map_err(sqlx::Error::Protocol)
 }
 
 /// Stores `key` with its reply (`None`: a tombstone), inside the caller's transaction.
@@ -55,12 +89,9 @@ pub async fn store(
     key: u128,
     reply: Option<&Reply>,
 ) -> Result<(), sqlx::Error> {
-    let blob = reply
-        .map(bincode::serialize)
-        .transpose()
-        .map_err(|e| sqlx::Error::Protocol(format!("cannot encode the reply: {e}")))?;
-    sqlx::query("INSERT INTO _litefs_forward_keys (key, reply) VALUES (?, ?)")
-        .bind(key.to_be_bytes().as_slice())
+    let blob = encode(reply).map_err(sqlx::Error::Protocol)?;
+    sqlx::query(STORE)
+        .bind(key_bytes(key))
         .bind(blob)
         .execute(&mut *conn)
         .await
@@ -69,13 +100,8 @@ pub async fn store(
 
 /// Deletes keys older than [`KEEP`]: one range of the primary key, since keys start with time.
 pub async fn expire(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    let cutoff = SystemTime::now()
-        .checked_sub(KEEP)
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as u64);
-    let bound = (u128::from(cutoff) << 64).to_be_bytes();
-    sqlx::query("DELETE FROM _litefs_forward_keys WHERE key < ?")
-        .bind(bound.as_slice())
+    sqlx::query(EXPIRE)
+        .bind(expiry_bound())
         .execute(&mut *conn)
         .await
         .map(drop)

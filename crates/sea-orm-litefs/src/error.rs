@@ -15,8 +15,9 @@ use sea_orm::{DbErr, RuntimeErr};
 use super::rpc::Refusal;
 use super::wire::Pos;
 
-/// Why a write was not done. Each says what happened in words an operator can act on.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Why a write was not done. Each says what happened in words an operator can act on. Serializable:
+/// a write procedure that fails with one on the primary returns it to the caller as it is.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ClusterError {
     /// LiteFS knows no primary (it is starting, or the lease is vacant).
     #[error(

@@ -513,6 +513,7 @@ mod tests {
                     last_insert_rowid,
                 } => Ok((rows_affected, last_insert_rowid)),
                 Reply::Rows(rows) => Err(format!("rows: {rows:?}")),
+                Reply::Output(_) => Err("a procedure's output".into()),
             },
             Ok(Written::Fresh(Err(err), _)) => Err(err.to_string()),
             Ok(Written::Stored(..)) => Err("stored".into()),

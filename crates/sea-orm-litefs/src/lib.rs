@@ -14,6 +14,7 @@
 //   executor with its remote-transaction sessions, the replica's forwarder, the secret
 //   handshake, and the idempotency keys that make a forwarded write run at most once.
 // - `connection`, `transaction`: the SeaORM-facing handle and its transactions.
+// - `procedure`: write procedures, a whole transaction run on the primary by name in one RPC.
 //
 // A write on a replica is sent to the primary, the primary's result is returned as it is, and
 // the write is never attempted locally: the replica then waits until LiteFS has brought the
@@ -36,6 +37,7 @@ mod hardening;
 mod litefs;
 mod metrics;
 mod pools;
+mod procedure;
 mod rpc;
 mod server;
 mod sqlite;
@@ -52,5 +54,6 @@ pub use consistency::{Written, track_writes};
 pub use error::ClusterError;
 pub use litefs::Role;
 pub use metrics::describe as describe_metrics;
+pub use procedure::{Failure, Procedure, ProcedureError, Procedures, fingerprint};
 pub use transaction::ClusterTransaction;
 pub use wire::Pos;

@@ -23,6 +23,8 @@ enum Series {
     WriterBatchSize,
     WriterBatchReruns,
     ReplicaLocalWriteAttempts,
+    ProcedureCalls,
+    ProcedureFallbacks,
 }
 
 /// What kind of series, as the facade describes it.
@@ -37,7 +39,7 @@ enum Kind {
 }
 
 impl Series {
-    const ALL: [Series; 11] = [
+    const ALL: [Series; 13] = [
         Series::ForwardedWrites,
         Series::ForwardDuration,
         Series::CatchUpDuration,
@@ -49,6 +51,8 @@ impl Series {
         Series::WriterBatchSize,
         Series::WriterBatchReruns,
         Series::ReplicaLocalWriteAttempts,
+        Series::ProcedureCalls,
+        Series::ProcedureFallbacks,
     ];
 
     /// The name after the prefix, its kind, and its help text.
@@ -108,6 +112,16 @@ impl Series {
                 "replica_local_write_attempts_total",
                 Kind::Counter,
                 "Writes that reached a replica's read-only connection (a bug: must stay 0)",
+            ),
+            Series::ProcedureCalls => (
+                "procedure_calls_total",
+                Kind::Counter,
+                "Write procedures sent from this replica to the primary (one round trip each)",
+            ),
+            Series::ProcedureFallbacks => (
+                "procedure_fallbacks_total",
+                Kind::Counter,
+                "Write procedures the primary did not know, run as interactive transactions instead",
             ),
         }
     }
@@ -212,6 +226,16 @@ pub fn stale_answer() {
 
 pub fn writer_wait(elapsed: Duration) {
     metrics::histogram!(name(Series::WriterWait)).record(elapsed.as_secs_f64());
+}
+
+/// A procedure answered by the primary; `elapsed` includes the catch-up, as for statements.
+pub fn procedure_call(elapsed: Duration) {
+    metrics::counter!(name(Series::ProcedureCalls)).increment(1);
+    metrics::histogram!(name(Series::ForwardDuration)).record(elapsed.as_secs_f64());
+}
+
+pub fn procedure_fallback() {
+    metrics::counter!(name(Series::ProcedureFallbacks)).increment(1);
 }
 
 pub fn backstop_hit() {

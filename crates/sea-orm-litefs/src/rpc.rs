@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::procedure::{ProcedureCall, ProcedureOutcome};
 use super::wire::{Outcome, Request};
 
 /// Largest RPC frame, either way (a forwarded statement or a result set).
@@ -57,4 +58,7 @@ pub trait Forward {
     async fn commit(session: u64, key: u128) -> Result<Outcome, Refusal>;
     /// Rolls a remote transaction back.
     async fn rollback(session: u64) -> Result<(), Refusal>;
+    /// Runs a registered write procedure in one transaction, at most once for `key` (stored with
+    /// its output, and settled by `resolve` like a statement's). See `crate::procedure`.
+    async fn call(key: u128, call: ProcedureCall) -> Result<ProcedureOutcome, Refusal>;
 }

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::codec::LengthDelimitedCodec;
 
 use super::litefs::{Follower, Role};
+use super::procedure::{self, ProcedureCall, ProcedureOutcome, Procedures};
 use super::rpc::{Forward, MAX_FRAME_BYTES, Refusal, Resolution};
 use super::statement::{self, Kind};
 use super::wire::{self, Outcome, Reply, Request};
@@ -73,14 +74,18 @@ pub struct Executor {
     beginning: std::sync::atomic::AtomicUsize,
     limits: SessionLimits,
     faults: Arc<Faults>,
+    /// The write procedures this node runs for replicas.
+    procedures: Arc<Procedures>,
 }
 
 /// Failures a test can inject on the primary's side.
 #[derive(Debug, Default)]
 pub struct Faults {
-    /// The next this many forwarded writes or remote commits commit, but their reply is never
-    /// sent, as if the network had lost it.
+    /// The next this many forwarded writes, remote commits or procedure calls commit, but their
+    /// reply is never sent, as if the network had lost it.
     pub lose_replies: std::sync::atomic::AtomicUsize,
+    /// RPC calls received so far, every method counted: the tests count round trips with it.
+    pub calls_received: std::sync::atomic::AtomicUsize,
 }
 
 impl Faults {
@@ -97,6 +102,7 @@ impl Executor {
         follower: Option<Arc<Follower>>,
         limits: SessionLimits,
         faults: Arc<Faults>,
+        procedures: Arc<Procedures>,
     ) -> Arc<Self> {
         let executor = Arc::new(Executor {
             writer,
@@ -105,6 +111,7 @@ impl Executor {
             beginning: std::sync::atomic::AtomicUsize::new(0),
             limits,
             faults,
+            procedures,
         });
         let reaper = Arc::downgrade(&executor);
         let every = (executor.limits.lease / 10).max(Duration::from_millis(20));
@@ -539,6 +546,23 @@ impl Forward for ForwardServer {
     async fn rollback(self, _: Context, session: u64) -> Result<(), Refusal> {
         detached(async move { self.0.rollback(session).await }).await
     }
+    async fn call(
+        self,
+        ctx: Context,
+        key: u128,
+        call: ProcedureCall,
+    ) -> Result<ProcedureOutcome, Refusal> {
+        self.0.check_primary()?;
+        let executor = self.0.clone();
+        let deadline = deadline_of(&ctx);
+        let outcome = detached(async move {
+            let (writer, procedures) = (&executor.writer, &executor.procedures);
+            procedure::run(writer, procedures, key, call, deadline).await
+        })
+        .await;
+        self.lose_reply_maybe().await;
+        outcome
+    }
 }
 
 /// Connections that have not finished the handshake, at most.
@@ -594,10 +618,14 @@ pub async fn serve(listener: TcpListener, executor: Arc<Executor>, secret: Arc<V
                 .max_frame_length(MAX_FRAME_BYTES)
                 .new_framed(stream);
             let transport = tarpc::serde_transport::new(framed, Bincode::default());
+            let faults = executor.faults.clone();
             BaseChannel::with_defaults(transport)
                 .execute(ForwardServer(executor).serve())
-                .for_each(|call| async move {
-                    tokio::spawn(call);
+                .for_each(|call| {
+                    faults.calls_received.fetch_add(1, Ordering::Relaxed);
+                    async move {
+                        tokio::spawn(call);
+                    }
                 })
                 .await;
         });
@@ -714,7 +742,7 @@ mod hardening_tests {
 
     fn executor(limits: SessionLimits) -> (Arc<Executor>, Arc<Writer>) {
         let writer = Writer::on_temp_file("review-server", true);
-        let executor = Executor::new(writer.clone(), None, limits, Arc::default());
+        let executor = Executor::new(writer.clone(), None, limits, Arc::default(), Arc::default());
         (executor, writer)
     }
 

@@ -84,6 +84,9 @@ pub enum Reply {
         last_insert_rowid: i64,
     },
     Rows(Rows),
+    /// A write procedure's output, encoded by the procedure (see [`crate::procedure`]). Last, so
+    /// replies stored before it existed still decode.
+    Output(Vec<u8>),
 }
 
 /// Which `DbErr` variant SeaORM would have produced locally.

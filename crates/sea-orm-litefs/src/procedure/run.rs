@@ -1,0 +1,170 @@
+//! The primary's side: [`run`] runs a replica's procedure call in one local transaction (the one
+//! writer held, as for any local transaction) that also stores the call's idempotency key with
+//! its output, so the call commits at most once and a lost answer can be asked for.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, Value};
+
+use super::{ProcedureCall, ProcedureOutcome, Procedures, WireDbErr, WireFailure};
+use crate::ClusterError;
+use crate::connection::Inner;
+use crate::dedup::{self, Stored};
+use crate::rpc::Refusal;
+use crate::transaction::ClusterTransaction;
+use crate::wire::Reply;
+use crate::writer::Writer;
+
+/// Old idempotency keys are deleted once every this many procedure calls.
+const EXPIRE_EVERY: u64 = 100;
+
+/// Runs `call` for a replica, at most once for `key`, giving up before COMMIT at `deadline`. A
+/// [`Refusal`] means nothing ran; a failed body is an `Ok` outcome with its error.
+pub(crate) async fn run(
+    writer: &Arc<Writer>,
+    procedures: &Procedures,
+    key: u128,
+    call: ProcedureCall,
+    deadline: Instant,
+) -> Result<ProcedureOutcome, Refusal> {
+    let failed = |failure| ProcedureOutcome {
+        result: Err(failure),
+        pos: None,
+    };
+    let entry = match procedures.entries.get(call.name.as_str()) {
+        None => {
+            return Ok(failed(WireFailure::Unknown(format!(
+                "the primary has no procedure named {:?} (it runs {:?})",
+                call.name,
+                procedures.names()
+            ))));
+        }
+        Some(entry) if entry.fingerprint != call.fingerprint => {
+            return Ok(failed(WireFailure::Unknown(format!(
+                "the primary runs another version of {:?} (fingerprint {:016x}, the caller's {:016x})",
+                call.name, entry.fingerprint, call.fingerprint
+            ))));
+        }
+        Some(entry) => entry,
+    };
+    let cluster = Arc::new(Inner {
+        writer: writer.clone(),
+        node: None,
+        timeout: deadline.saturating_duration_since(Instant::now()),
+        rpc_addr: None,
+    });
+    let txn = ClusterTransaction::begin_local(cluster)
+        .await
+        .map_err(refusal)?;
+    let expire = procedures
+        .runs
+        .fetch_add(1, Ordering::Relaxed)
+        .is_multiple_of(EXPIRE_EVERY);
+    match stored(&txn, key, expire).await {
+        Ok(None) => {}
+        Ok(Some(Stored::Reply(Reply::Output(output)))) => {
+            end(txn).await;
+            tracing::info!(procedure = %call.name, "a procedure call arrived again: answering its stored output");
+            return Ok(ProcedureOutcome {
+                result: Ok(output),
+                pos: writer.pos(),
+            });
+        }
+        Ok(Some(Stored::Reply(_))) => {
+            end(txn).await;
+            return Err(Refusal::Unavailable(
+                "the call's key is stored with a statement's reply".into(),
+            ));
+        }
+        Ok(Some(Stored::Tombstone)) => {
+            end(txn).await;
+            return Err(Refusal::Expired);
+        }
+        Err(err) => {
+            end(txn).await;
+            return Err(Refusal::Unavailable(format!(
+                "cannot read the key table: {err}"
+            )));
+        }
+    }
+    let output = match (entry.body)(&txn, call.args).await {
+        Ok(output) => output,
+        Err(failure) => {
+            end(txn).await;
+            return Ok(failed(failure));
+        }
+    };
+    if let Err(err) = store(&txn, key, Reply::Output(output.clone())).await {
+        end(txn).await;
+        return Err(Refusal::Unavailable(format!(
+            "cannot store the idempotency key: {err}"
+        )));
+    }
+    // The last moment to give up: after COMMIT the call stands.
+    if Instant::now() >= deadline {
+        end(txn).await;
+        return Err(Refusal::Expired);
+    }
+    Ok(match txn.commit().await {
+        Ok(()) => ProcedureOutcome {
+            result: Ok(output),
+            pos: writer.pos(),
+        },
+        Err(err) => failed(WireFailure::Db(WireDbErr::from_db_err(&err))),
+    })
+}
+
+/// What is stored for `key`, in `txn` (creating the key table the first time); with `expire`,
+/// old keys are deleted first.
+async fn stored(
+    txn: &ClusterTransaction,
+    key: u128,
+    expire: bool,
+) -> Result<Option<Stored>, DbErr> {
+    txn.execute_unprepared(dedup::CREATE_TABLE).await?;
+    if expire {
+        txn.execute_raw(statement(dedup::EXPIRE, [dedup::expiry_bound().into()]))
+            .await?;
+    }
+    let row = txn
+        .query_one_raw(statement(dedup::LOOKUP, [dedup::key_bytes(key).into()]))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let blob: Option<Vec<u8>> = row.try_get_by_index(0)?;
+    dedup::decode(blob).map(Some).map_err(DbErr::Custom)
+}
+
+/// Stores `key` with `reply`, in `txn`.
+async fn store(txn: &ClusterTransaction, key: u128, reply: Reply) -> Result<(), DbErr> {
+    let blob = dedup::encode(Some(&reply)).map_err(DbErr::Custom)?;
+    txn.execute_raw(statement(
+        dedup::STORE,
+        [dedup::key_bytes(key).into(), blob.into()],
+    ))
+    .await
+    .map(drop)
+}
+
+fn statement<const N: usize>(sql: &str, values: [Value; N]) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
+}
+
+/// Rolls `txn` back; nothing of it commits whatever happens (its connection is never returned
+/// to the pool inside the transaction).
+async fn end(txn: ClusterTransaction) {
+    if let Err(err) = txn.rollback().await {
+        tracing::warn!(%err, "rolling back a procedure failed");
+    }
+}
+
+/// Why the transaction could not begin, as a refusal: nothing ran.
+fn refusal(err: DbErr) -> Refusal {
+    match ClusterError::find(&err) {
+        Some(ClusterError::Busy { waited_ms }) => Refusal::Busy {
+            waited_ms: *waited_ms,
+        },
+        _ => Refusal::Unavailable(format!("cannot begin: {err}")),
+    }
+}

@@ -1,0 +1,295 @@
+//! Write procedures on a real cluster: one round trip from a replica, exactly once when the answer
+//! is lost, errors of the same type as on the primary, read your writes, and the fallback to an
+//! interactive transaction when the primary runs another version.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sea_orm::{ActiveModelTrait, DbErr, SqlErr, TransactionSession, TransactionTrait};
+
+use blog::blog::input::{PostDraft, PostInput};
+use blog::blog::posts::{self, CreatePost, UpdatePost, Visibility};
+use blog::blog::tags;
+use blog::blog::{BlogError, procedures};
+use sea_orm_litefs::testing::Faults;
+use sea_orm_litefs::{ClusterConnection, ClusterTransaction, Procedure, Procedures};
+
+use crate::harness::Cluster;
+use crate::{new_tag, primary_i64, rows_on_primary};
+
+/// Inserts tags with plain SeaORM calls, failing as SeaORM does (a duplicate label is a unique
+/// violation, not an app error).
+struct InsertTags;
+
+impl Procedure for InsertTags {
+    const NAME: &'static str = "test.insert_tags";
+    const VERSION: u32 = 1;
+    type Args = Vec<String>;
+    type Output = Vec<i32>;
+    type Error = DbErr;
+
+    async fn run(txn: &ClusterTransaction, labels: Vec<String>) -> Result<Vec<i32>, DbErr> {
+        let mut ids = Vec::new();
+        for label in labels {
+            ids.push(new_tag(&label).insert(txn).await?.id);
+        }
+        Ok(ids)
+    }
+}
+
+/// The same procedure in a later version, as a node deployed after a change would run it.
+struct InsertTagsV2;
+
+impl Procedure for InsertTagsV2 {
+    const NAME: &'static str = InsertTags::NAME;
+    const VERSION: u32 = 2;
+    type Args = Vec<String>;
+    type Output = Vec<i32>;
+    type Error = DbErr;
+
+    async fn run(txn: &ClusterTransaction, labels: Vec<String>) -> Result<Vec<i32>, DbErr> {
+        InsertTags::run(txn, labels).await
+    }
+}
+
+/// A primary and a replica in this process; the primary runs `procedures`, and its replies can be
+/// lost and its calls counted through the returned [`Faults`]. The primary's handle keeps it alive.
+async fn nodes(
+    cluster: &Cluster,
+    procedures: Procedures,
+) -> (Arc<Faults>, ClusterConnection, ClusterConnection) {
+    let faults = Arc::new(Faults::default());
+    let primary = cluster
+        .options(1)
+        .faults(faults.clone())
+        .procedures(procedures)
+        .start()
+        .await
+        .unwrap();
+    let port = primary.rpc_addr().unwrap().port();
+    let replica = cluster
+        .options(2)
+        .primary_rpc(format!("{{primary}}:{port}"))
+        .start()
+        .await
+        .unwrap();
+    (faults, primary, replica)
+}
+
+fn blog_procedures() -> Procedures {
+    procedures::registry().register::<InsertTags>()
+}
+
+fn post(slug: &str, tags: usize) -> PostInput {
+    PostInput::parse(&PostDraft {
+        title: format!("Post {slug}"),
+        slug: Some(slug.into()),
+        body: "Written from a replica.".into(),
+        tags: (0..tags).map(|i| format!("{slug}-tag{i}")).collect(),
+        published: true,
+    })
+    .unwrap()
+}
+
+fn calls(faults: &Faults) -> usize {
+    faults.calls_received.load(Ordering::SeqCst)
+}
+
+/// A post with 5 tags is a dozen statements; as a procedure it is one RPC, and the replica reads
+/// it at once, although its replication is 300 ms late (the call waited for the commit here).
+#[tokio::test]
+async fn a_procedure_is_one_round_trip_and_the_replica_reads_its_write() {
+    let cluster = Cluster::start_with_lag(2, 2, Duration::from_millis(300)).await;
+    let (faults, _primary, replica) = nodes(&cluster, blog_procedures()).await;
+
+    let before = calls(&faults);
+    let created = replica.call::<CreatePost>(post("one-trip", 5)).await;
+    let procedure_calls = calls(&faults) - before;
+    let created: posts::PostWithTags = created.expect("the procedure commits").into();
+    assert_eq!(procedure_calls, 1, "one RPC for the whole transaction");
+    assert_eq!(created.tags.len(), 5);
+
+    let read = posts::find_by_slug(&replica, "one-trip", Visibility::All)
+        .await
+        .expect("the replica reads its own write at once");
+    assert_eq!(read.post.id, created.post.id);
+    assert_eq!(read.tags, created.tags);
+
+    // The same transaction, interactive: one RPC per statement.
+    let before = calls(&faults);
+    let txn = replica.begin().await.unwrap();
+    posts::create_in(&txn, &post("many-trips", 5))
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    let interactive_calls = calls(&faults) - before;
+    println!("RPCs for a post with 5 tags: procedure 1, interactive {interactive_calls}");
+    assert!(interactive_calls > 10, "{interactive_calls}");
+}
+
+/// The primary commits the procedure and its answer is lost: the replica asks what became of the
+/// key, gets the stored output, and the post exists once.
+#[tokio::test]
+async fn a_lost_answer_gets_the_stored_output_and_the_procedure_commits_once() {
+    let cluster = Cluster::start(2).await;
+    let (faults, _primary, replica) = nodes(&cluster, blog_procedures()).await;
+
+    faults.lose_replies.store(1, Ordering::SeqCst);
+    let created: posts::PostWithTags = replica
+        .call::<CreatePost>(post("lost-answer", 3))
+        .await
+        .expect("the stored output, not a conflict nor an unknown outcome")
+        .into();
+    assert_eq!(
+        faults.lose_replies.load(Ordering::SeqCst),
+        0,
+        "the fault fired"
+    );
+    let slug = "lost-answer";
+    assert_eq!(
+        primary_i64(&cluster, "SELECT count(*) FROM posts WHERE slug = ?", slug).await,
+        1
+    );
+    let id = primary_i64(&cluster, "SELECT id FROM posts WHERE slug = ?", slug).await;
+    assert_eq!(id, i64::from(created.post.id), "the output is the commit's");
+    assert_eq!(created.tags.len(), 3);
+    let links = primary_i64(
+        &cluster,
+        "SELECT count(*) FROM posts_tags JOIN posts ON posts.id = post_id WHERE slug = ?",
+        slug,
+    )
+    .await;
+    assert_eq!(links, 3, "the tags were linked once");
+}
+
+/// A procedure's own error comes back as the same error: the blog's conflict and not-found, and
+/// a database error that SeaORM reads as a unique violation, as it would on the primary.
+#[tokio::test]
+async fn a_procedures_error_comes_back_typed() {
+    let cluster = Cluster::start(2).await;
+    let (_faults, _primary, replica) = nodes(&cluster, blog_procedures()).await;
+
+    replica.call::<CreatePost>(post("taken", 1)).await.unwrap();
+    match replica.call::<CreatePost>(post("taken", 2)).await {
+        Err(BlogError::Conflict(message)) => {
+            assert_eq!(message, "a post with this slug already exists")
+        }
+        other => panic!("expected the slug conflict, got {other:?}"),
+    }
+    let missing = replica
+        .call::<UpdatePost>(("no-such-post".into(), post("no-such-post", 0)))
+        .await;
+    assert!(
+        matches!(missing, Err(BlogError::NotFound)),
+        "expected not found, got {missing:?}"
+    );
+
+    let err = replica
+        .call::<InsertTags>(vec!["typed-a".into(), "typed-a".into()])
+        .await
+        .expect_err("the second label is a duplicate");
+    assert!(
+        matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))),
+        "a genuine unique violation: {err:?}"
+    );
+    assert_eq!(
+        rows_on_primary(&cluster, "typed-a").await,
+        0,
+        "the failed procedure rolled back its first insert"
+    );
+}
+
+/// A primary that runs another version of a procedure refuses it before running anything; the
+/// replica runs the same body as an interactive transaction, which commits once.
+#[tokio::test]
+async fn an_unknown_version_runs_as_an_interactive_transaction() {
+    let cluster = Cluster::start(2).await;
+    let (faults, _primary, replica) = nodes(&cluster, blog_procedures()).await;
+
+    let before = calls(&faults);
+    let ids = replica
+        .call::<InsertTagsV2>(vec!["v2-a".into(), "v2-b".into()])
+        .await
+        .expect("the fallback commits");
+    let rpcs = calls(&faults) - before;
+    assert_eq!(ids.len(), 2);
+    assert_eq!(rows_on_primary(&cluster, "v2-a").await, 1);
+    assert_eq!(rows_on_primary(&cluster, "v2-b").await, 1);
+    // The refused call, then begin, two inserts and the commit.
+    assert_eq!(rpcs, 5, "the refused call and an interactive transaction");
+
+    // A primary that knows no such procedure at all: the same fallback.
+    let (_faults, _other, replica) = nodes(&cluster, Procedures::new()).await;
+    replica
+        .call::<InsertTags>(vec!["unregistered".into()])
+        .await
+        .expect("the fallback commits");
+    assert_eq!(rows_on_primary(&cluster, "unregistered").await, 1);
+}
+
+/// The blog's deletes from a replica: a post (its tag links go with it) and a tag, each one
+/// procedure; deleting what is gone is the blog's not-found, as on the primary.
+#[tokio::test]
+async fn a_replica_deletes_posts_and_tags_with_procedures() {
+    let cluster = Cluster::start(2).await;
+    let (faults, _primary, replica) = nodes(&cluster, blog_procedures()).await;
+    replica.call::<CreatePost>(post("doomed", 2)).await.unwrap();
+    let tag = tags::find_by_label(&replica, "doomed-tag0").await.unwrap();
+
+    let before = calls(&faults);
+    posts::delete(&replica, "doomed").await.expect("deleted");
+    tags::delete(&replica, tag.id).await.expect("deleted");
+    assert_eq!(calls(&faults) - before, 2, "one RPC each");
+
+    let on_primary = |sql| primary_i64(&cluster, sql, "doomed");
+    assert_eq!(
+        on_primary("SELECT count(*) FROM posts WHERE slug = ?").await,
+        0
+    );
+    let links = "SELECT count(*) FROM posts_tags WHERE ? IS NOT NULL AND post_id NOT IN (SELECT id FROM posts)";
+    assert_eq!(on_primary(links).await, 0, "no link outlives its post");
+    assert_eq!(rows_on_primary(&cluster, "doomed-tag0").await, 0);
+    assert_eq!(
+        rows_on_primary(&cluster, "doomed-tag1").await,
+        1,
+        "the other tag stays"
+    );
+    assert!(matches!(
+        posts::delete(&replica, "doomed").await,
+        Err(BlogError::NotFound)
+    ));
+    assert!(matches!(
+        tags::delete(&replica, tag.id).await,
+        Err(BlogError::NotFound)
+    ));
+}
+
+/// A procedure that committed but has not reached this replica within the bound is a success
+/// marked stale, not an error: a post created through a replica whose replication lags past the
+/// forward timeout answers 201 with `x-blog-stale: 1`, through one procedure call.
+#[tokio::test]
+async fn a_committed_procedure_this_node_lags_behind_is_a_success_marked_stale() {
+    let lag = Duration::from_millis(crate::harness::FORWARD_TIMEOUT_MS + 700);
+    let cluster = Cluster::start_with_lag(2, 2, lag).await;
+    let replica = cluster.url(2);
+    let response = crate::http()
+        .post(format!("{replica}/api/posts"))
+        .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
+        .json(&serde_json::json!({"title": "Lagging", "tags": ["slow"], "published": true}))
+        .send()
+        .await
+        .unwrap();
+    let stale = response.headers().get("x-blog-stale").cloned();
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    assert_eq!(stale.as_ref().map(|v| v.to_str().unwrap()), Some("1"));
+    let on_primary = primary_i64(
+        &cluster,
+        "SELECT count(*) FROM posts WHERE slug = ?",
+        "lagging",
+    );
+    assert_eq!(on_primary.await, 1);
+    let counter = |name| crate::counter(&replica, name);
+    assert_eq!(counter("blog_procedure_calls_total").await, 1.0);
+    assert_eq!(counter("blog_forwarded_stale_answers_total").await, 1.0);
+}
