@@ -2,8 +2,6 @@
 //! against its own fresh SQLite database (see `helpers::spawn_app`).
 
 mod api;
-#[path = "../support/browser.rs"]
-mod browser;
 mod browser_test;
 mod cli;
 mod fuzz;
@@ -13,3 +11,5 @@ mod pages;
 mod shutdown;
 mod signin;
 mod site;
+
+use test_support::browser;

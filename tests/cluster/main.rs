@@ -1,21 +1,18 @@
 //! Tests on a real LiteFS cluster: LiteFS itself behaves as the project relies on, and writes on
 //! replicas are forwarded, answered with the primary's result, and never attempted locally.
 
-#[path = "../support/browser.rs"]
-mod browser;
 mod defects;
 mod differential;
-mod differential_prop;
 mod forwarding;
 mod guarantees;
-mod harness;
 mod lab;
 mod litefs;
 mod procedures;
 mod search;
-mod toxiproxy;
 
 use std::time::Duration;
+
+use test_support::{browser, cluster as harness, toxiproxy};
 
 use harness::{ADMIN_PASSWORD, Node};
 

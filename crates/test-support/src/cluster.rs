@@ -9,7 +9,7 @@
 //! one after another in one `cargo test`.
 //!
 //! With [`Cluster::start_with_links`], every node's links to the primary go through Toxiproxy
-//! (see [`toxiproxy`](super::toxiproxy)): its forwarding RPC (`--primary-rpc`) and its LiteFS
+//! (see [`toxiproxy`](crate::toxiproxy)): its forwarding RPC (`--primary-rpc`) and its LiteFS
 //! replication stream (its `lease.advertise-url`), so tests can slow, cut or reset each link.
 //! Process faults ([`Cluster::kill_app`], [`Cluster::kill_litefs`], [`Cluster::pause_app`]) act on
 //! the real processes with real signals.
@@ -34,13 +34,10 @@ fn litefs_bin() -> PathBuf {
     if let Ok(bin) = std::env::var("LITEFS_BIN") {
         return bin.into();
     }
-    let out = Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/install-test-deps"
-    ))
-    .stderr(Stdio::inherit())
-    .output()
-    .expect("scripts/install-test-deps runs");
+    let out = Command::new(crate::install_test_deps())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/install-test-deps runs");
     assert!(
         out.status.success(),
         "scripts/install-test-deps failed: LiteFS is needed for the cluster tests"
@@ -99,7 +96,9 @@ pub struct Cluster {
     /// A node whose replication stream from the primary goes through [`lagging_proxy`].
     lagged: Option<usize>,
     /// Toxiproxy between every node and the primary, when started with links.
-    pub links: Option<super::toxiproxy::Toxiproxy>,
+    pub links: Option<crate::toxiproxy::Toxiproxy>,
+    /// Whether every node runs the blog's app (else LiteFS only).
+    apps: bool,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -135,14 +134,25 @@ impl Cluster {
     /// Like [`Cluster::start`], but every node reaches the primary (RPC and replication) through
     /// its own Toxiproxy links, healthy until a test adds toxics.
     pub async fn start_with_links(n: usize) -> Cluster {
-        Self::start_inner(n, None, true).await
+        Self::start_inner(n, None, true, true).await
+    }
+
+    /// `n` nodes running LiteFS only, node 1 primary: for apps opened in this process with
+    /// [`Cluster::connect`] (the primary's first, which creates the database).
+    pub async fn start_litefs_only(n: usize) -> Cluster {
+        Self::start_inner(n, None, false, false).await
     }
 
     async fn start_lagged(n: usize, lag: Option<(usize, Duration)>) -> Cluster {
-        Self::start_inner(n, lag, false).await
+        Self::start_inner(n, lag, false, true).await
     }
 
-    async fn start_inner(n: usize, lag: Option<(usize, Duration)>, links: bool) -> Cluster {
+    async fn start_inner(
+        n: usize,
+        lag: Option<(usize, Duration)>,
+        links: bool,
+        apps: bool,
+    ) -> Cluster {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -169,10 +179,11 @@ impl Cluster {
             litefs: litefs_bin(),
             lagged: lag.map(|(k, _)| k),
             links: None,
+            apps,
             _serial: serial,
         };
         if links {
-            let proxies = super::toxiproxy::Toxiproxy::start(&cluster.root).await;
+            let proxies = crate::toxiproxy::Toxiproxy::start(&cluster.root).await;
             for k in 1..=n {
                 proxies.add_links(k, &ip(cluster.primary)).await;
             }
@@ -194,13 +205,15 @@ impl Cluster {
         self.node(k).url()
     }
 
-    /// Options for joining node `k` from this process, as another app would (its RPC on a free
-    /// port of the node's address).
+    /// Options for joining node `k` from this process, as another app would. Its RPC listens on
+    /// a free port of the node's address beside a node app, or, in a LiteFS-only cluster, on the
+    /// node's RPC port (7070), where the other nodes' connections forward to.
     pub fn options(&self, k: usize) -> sea_orm_litefs::Builder {
         let node = self.node(k);
+        let port = if self.apps { 0 } else { 7070 };
         sea_orm_litefs::Builder::new(node.db_path())
             .litefs(node.mnt(), node.litefs_api())
-            .rpc_listen(format!("{}:0", node.ip))
+            .rpc_listen(format!("{}:{port}", node.ip))
             .primary_rpc("{primary}:7070")
             .secret(SECRET)
             .forward_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS))
@@ -225,8 +238,10 @@ impl Cluster {
         for &k in &order {
             self.start_litefs(k).await;
         }
-        for &k in &order {
-            self.start_app(k).await;
+        if self.apps {
+            for &k in &order {
+                self.start_app(k).await;
+            }
         }
     }
 
@@ -235,7 +250,7 @@ impl Cluster {
         let primary_ip = ip(self.primary);
         let advertise = match (self.lagged, &self.links) {
             (Some(lagged), _) if lagged == k => format!("{}:{LAG_PROXY_PORT}", ip(k)),
-            (_, Some(_)) if k != self.primary => super::toxiproxy::replication_listen(k),
+            (_, Some(_)) if k != self.primary => crate::toxiproxy::replication_listen(k),
             _ => format!("{primary_ip}:20202"),
         };
         let config = format!(
@@ -306,7 +321,7 @@ impl Cluster {
     pub async fn start_app(&mut self, k: usize) {
         let node = self.node(k);
         let primary_rpc = match self.links {
-            Some(_) => super::toxiproxy::rpc_listen(k),
+            Some(_) => crate::toxiproxy::rpc_listen(k),
             None => "{primary}:7070".to_owned(),
         };
         let log = std::fs::OpenOptions::new()
@@ -314,7 +329,7 @@ impl Cluster {
             .append(true)
             .open(node.app_log())
             .unwrap();
-        let child = tied_to_this_process(env!("CARGO_BIN_EXE_blog"))
+        let child = tied_to_this_process(crate::blog_binary())
             .arg("serve")
             .args(["--listen", &format!("{}:8080", node.ip)])
             .arg("--database")

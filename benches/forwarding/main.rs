@@ -4,19 +4,13 @@
 //! cases interleaved in rounds so that the machine's noise falls on all of them alike. Nothing here
 //! asserts on timings: the table says which targets were met, and the exit status is 0 whatever
 //! the numbers. Group commit's cases (on against off, and a long run of 64 writers on 3 nodes,
-//! `BLOG_BENCH_SOAK_SECS` seconds, 60 by default) are in `forwarding/group_commit.rs`. The one assertion is about the Option 1 baseline itself: its local attempt on the
+//! `BLOG_BENCH_SOAK_SECS` seconds, 60 by default) are in `group_commit.rs`. The one assertion is about the Option 1 baseline itself: its local attempt on the
 //! replica must really fail, or that baseline would not be what it claims to be.
 
-#[path = "forwarding/group_commit.rs"]
 mod group_commit;
-#[allow(dead_code)]
-#[path = "../tests/cluster/harness.rs"]
-mod harness;
-#[path = "forwarding/procedures.rs"]
 mod procedures;
-#[allow(dead_code)]
-#[path = "../tests/cluster/toxiproxy.rs"]
-mod toxiproxy;
+
+use test_support::{cluster as harness, toxiproxy};
 
 use std::time::{Duration, Instant};
 

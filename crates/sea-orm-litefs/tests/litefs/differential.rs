@@ -10,8 +10,8 @@
 //! transactions nested up to depth 3 that end in commit, rollback or drop-without-commit.
 //!
 //! Running it: `DIFF_CASES` cases (default [`DEFAULT_CASES`], what CI runs) from seed `DIFF_SEED`
-//! (default [`DEFAULT_SEED`]); e.g. `DIFF_CASES=500 DIFF_SEED=7 cargo test --test cluster
-//! differential_prop -- --nocapture`. A failure is shrunk by proptest and printed as the minimal
+//! (default [`DEFAULT_SEED`]); e.g. `DIFF_CASES=500 DIFF_SEED=7 cargo test -p sea-orm-litefs --test litefs
+//! differential -- --nocapture`. A failure is shrunk by proptest and printed as the minimal
 //! sequence with the three sides' results step by step.
 //!
 //! A second test runs concurrent batches through group commit: a case is 2 to 12 autocommit writes
@@ -44,7 +44,7 @@ use sea_orm::{
     SqlxSqliteConnector, Statement, TransactionSession, TransactionTrait, Unchanged, Value,
 };
 
-use crate::harness::{Cluster, wait_until};
+use test_support::cluster::{Cluster, wait_until};
 
 /// Cases CI runs: 7 to 15 s for 128 on a loaded 2-core machine, so about 10 to 25 s for these;
 /// with the default seed they exercise every operation kind, constraint violation and
@@ -740,7 +740,7 @@ fn two_nodes() -> (
         .enable_all()
         .build()
         .unwrap();
-    let cluster = runtime.block_on(Cluster::start(2));
+    let cluster = runtime.block_on(Cluster::start_litefs_only(2));
     let (primary, replica) =
         runtime.block_on(async { (cluster.connect(1).await, cluster.connect(2).await) });
     (runtime, cluster, primary, replica)
@@ -901,7 +901,7 @@ fn differential_prop_forwarded_and_local_equal_plain_seaorm() {
 /// A directory for the reference databases (each removed after its case, the directory after the
 /// run).
 fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("blog-differential-prop-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("litefs-differential-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -916,42 +916,11 @@ fn batch_op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Where a side's writes queue, to wait until each has joined the queue before the next.
-enum Queue<'a> {
-    /// The in-process connection's own writer (on the primary).
-    Here(&'a sea_orm_litefs::ClusterConnection),
-    /// The writer of the node app at this URL (the primary that a replica forwards to), read from
-    /// its `/metrics`.
-    App(String),
-}
-
-impl Queue<'_> {
-    async fn depth(&self) -> usize {
-        match self {
-            Queue::Here(db) => db.writer_queue_depth(),
-            Queue::App(url) => {
-                let text = reqwest::get(format!("{url}/metrics"))
-                    .await
-                    .expect("the app answers")
-                    .text()
-                    .await
-                    .expect("its metrics");
-                // The blog names the crate's metrics with the prefix `blog`.
-                let name = "blog_writer_queue_depth";
-                text.lines()
-                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .map_or(0, |v| v as usize)
-            }
-        }
-    }
-}
-
 /// Runs `ops` on `db` as one group-commit batch: a transaction holds the writer while the writes
 /// queue one after another (each waited for), then ends, and the writer runs them in that order.
 async fn run_batch(
     db: &sea_orm_litefs::ClusterConnection,
-    queue: Queue<'_>,
+    queue: &sea_orm_litefs::ClusterConnection,
     ops: &[Op],
     file: &Path,
 ) -> Result<Outcome, String> {
@@ -962,7 +931,7 @@ async fn run_batch(
             let (db, op) = (db.clone(), op.clone());
             writes.push(tokio::spawn(async move { op.apply(&db).await }));
             wait_until("the write to queue", || async {
-                (queue.depth().await > n).then_some(())
+                (queue.writer_queue_depth() > n).then_some(())
             })
             .await;
         }
@@ -1004,12 +973,12 @@ fn differential_prop_concurrent_batches_equal_the_writes_run_alone() {
             let reference = reference_side(&scratch, &format!("batch-{n}"), &steps).await?;
 
             primary.execute_unprepared(SCHEMA).await.unwrap();
-            let local = run_batch(&primary, Queue::Here(&primary), &ops, &shared)
+            let local = run_batch(&primary, &primary, &ops, &shared)
                 .await
                 .map_err(|e| TestCaseError::fail(format!("primary: {e}")))?;
 
             fresh_tables_on_both(&primary, &cluster).await;
-            let forwarded = run_batch(&replica, Queue::App(cluster.url(1)), &ops, &shared)
+            let forwarded = run_batch(&replica, &primary, &ops, &shared)
                 .await
                 .map_err(|e| TestCaseError::fail(format!("replica: {e}")))?;
 

@@ -88,12 +88,12 @@ impl Toxic {
 
 /// `--primary-rpc` of node `k`: its RPC link.
 pub fn rpc_listen(k: usize) -> String {
-    format!("{}:{RPC_PROXY_PORT}", super::harness::ip(k))
+    format!("{}:{RPC_PROXY_PORT}", crate::cluster::ip(k))
 }
 
 /// Where node `k`'s LiteFS streams from the primary: its replication link.
 pub fn replication_listen(k: usize) -> String {
-    format!("{}:{REPLICATION_PROXY_PORT}", super::harness::ip(k))
+    format!("{}:{REPLICATION_PROXY_PORT}", crate::cluster::ip(k))
 }
 
 /// The Toxiproxy server of a cluster; killed on drop.
@@ -107,14 +107,11 @@ fn server_bin() -> PathBuf {
     if let Ok(bin) = std::env::var("TOXIPROXY_BIN") {
         return bin.into();
     }
-    let out = Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/install-test-deps"
-    ))
-    .arg("--toxiproxy")
-    .stderr(Stdio::inherit())
-    .output()
-    .expect("scripts/install-test-deps runs");
+    let out = Command::new(crate::install_test_deps())
+        .arg("--toxiproxy")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/install-test-deps runs");
     assert!(
         out.status.success(),
         "scripts/install-test-deps --toxiproxy failed"
@@ -133,7 +130,7 @@ impl Toxiproxy {
     pub async fn start(dir: &Path) -> Toxiproxy {
         let log = std::fs::File::create(dir.join("toxiproxy.log")).unwrap();
         let (host, port) = API.split_once(':').unwrap();
-        let child = super::harness::tied_to_this_process(server_bin())
+        let child = crate::cluster::tied_to_this_process(server_bin())
             .args(["-host", host, "-port", port])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -144,7 +141,7 @@ impl Toxiproxy {
             child,
             http: reqwest::Client::new(),
         };
-        super::harness::wait_until("Toxiproxy's API", || async {
+        crate::cluster::wait_until("Toxiproxy's API", || async {
             let r = proxy.http.get(format!("http://{API}/version")).send().await;
             r.ok()?.status().is_success().then_some(())
         })

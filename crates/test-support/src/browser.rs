@@ -1,14 +1,11 @@
 //! A real browser: headless Debian Chromium driven through chromedriver with fantoccini.
 //!
-//! Shared by test binaries with `#[path = "../support/browser.rs"] mod browser;`. The one flow,
+//! Used by the app's and the cluster's tests. The one flow,
 //! [`admin_creates_tag_and_post`], runs against any node's base URL (a standalone app or a
 //! replica), starting its own chromedriver and stopping it when done.
 //!
 //! Missing chromedriver or chromium makes the test fail with a message naming the installer
 //! (`scripts/install-test-deps`); it never skips.
-
-// Two test binaries include this file and each uses a part of it.
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -419,8 +416,8 @@ impl fantoccini::wd::WebDriverCompatibleCommand for ChromeCommand {
         ))
     }
 
-    fn method_and_body(&self, _url: &url::Url) -> (axum::http::Method, Option<String>) {
-        (axum::http::Method::POST, Some(self.body.to_string()))
+    fn method_and_body(&self, _url: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }
 
