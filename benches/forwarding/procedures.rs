@@ -29,8 +29,6 @@ const SAMPLES: usize = 15;
 /// Where the replica's HTTP link to the primary listens (Toxiproxy), and its proxy's name.
 const HTTP_LINK_PORT: u16 = 18080;
 const HTTP_LINK: &str = "http-2";
-/// Toxiproxy's API (the one `toxiproxy.rs` starts).
-const TOXIPROXY_API: &str = "http://127.0.0.10:8474";
 
 /// The cases, in the order of a round.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -148,7 +146,10 @@ async fn insert(db: &ClusterConnection, n: &str) {
 /// Toxiproxy's API, for the HTTP link (the harness makes the RPC and replication links).
 async fn toxiproxy(method: reqwest::Method, path: &str, body: serde_json::Value) {
     let response = reqwest::Client::new()
-        .request(method.clone(), format!("{TOXIPROXY_API}{path}"))
+        .request(
+            method.clone(),
+            format!("http://{}{path}", crate::toxiproxy::api()),
+        )
         .json(&body)
         .send()
         .await
@@ -177,7 +178,7 @@ async fn set_rtt(cluster: &Cluster, rtt_ms: u64) {
     for stream in ["upstream", "downstream"] {
         let name = format!("latency-{stream}");
         let _ = reqwest::Client::new()
-            .delete(format!("{TOXIPROXY_API}{path}/{name}"))
+            .delete(format!("http://{}{path}/{name}", crate::toxiproxy::api()))
             .send()
             .await;
         if rtt_ms > 0 {

@@ -15,7 +15,7 @@ async fn the_cluster_is_real_litefs() {
     for k in cluster.replicas() {
         assert_eq!(
             cluster.node(k).primary_file().as_deref(),
-            Some("127.0.0.11\n")
+            Some(format!("{}\n", ip(1)).as_str())
         );
     }
 

@@ -1,9 +1,9 @@
 //! A real LiteFS cluster on one machine, for tests.
 //!
-//! Node K lives on loopback address 127.0.0.(10+K): its own LiteFS (FUSE mount, data dir, HTTP API
+//! Node K lives on loopback address 127.A.B.(10+K), A.B chosen per test process (see [`ip`]): its own LiteFS (FUSE mount, data dir, HTTP API
 //! on :20202, static lease) and `blog serve` on :8080 with its RPC on :7070. Node 1 is primary
 //! unless told otherwise; every node's lease hostname is the primary's address, so a replica's
-//! `.primary` reads e.g. `127.0.0.11`. Readiness is waited on (LiteFS `/info`, `.primary`, the
+//! `.primary` reads e.g. `127.A.B.11`. Readiness is waited on (LiteFS `/info`, `.primary`, the
 //! app's `/readyz`), never slept for. Dropping the cluster, also while a test panics, kills every
 //! process and unmounts every FUSE mount. Tests that use it take a process-wide lock, so they run
 //! one after another in one `cargo test`.
@@ -114,8 +114,17 @@ fn trace_dir() -> Option<PathBuf> {
     Some(dir)
 }
 
+/// Node `k`'s address: 127.A.B.(10+k), where 127.A.B.0/24 is this process's own part of the
+/// loopback network (Linux routes all of 127.0.0.0/8 to `lo`), chosen from the process id. So two
+/// test runs on one machine use different addresses and never meet, though every node keeps
+/// the same well-known ports (LiteFS 20202, app 8080, RPC 7070). Node 0 is Toxiproxy's API.
 pub fn ip(k: usize) -> String {
-    format!("127.0.0.{}", 10 + k)
+    static NETWORK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let network = NETWORK.get_or_init(|| {
+        let pid = std::process::id() as usize;
+        format!("127.{}.{}", 1 + (pid / 250) % 250, 1 + pid % 250)
+    });
+    format!("{network}.{}", 10 + k)
 }
 
 impl Cluster {

@@ -1,7 +1,7 @@
 //! What the workspace's tests and benchmark share (not published):
 //!
 //! - [`cluster`]: a real LiteFS cluster on one machine (FUSE mounts, static lease, loopback
-//!   addresses 127.0.0.11-13), with or without the blog's app on every node, and process faults
+//!   addresses of its own per process, see [`cluster::ip`]), with or without the blog's app on every node, and process faults
 //!   (kill -9, SIGSTOP, restarts with another primary);
 //! - [`toxiproxy`]: network faults between each node and the primary, through Toxiproxy;
 //! - [`browser`]: headless Chromium driven with fantoccini, and the admin flow run in it.

@@ -3,9 +3,9 @@
 //! `scripts/install-test-deps` installs its server (v2.5.0, binary `server`); the harness starts one
 //! per cluster and drives it through its HTTP API. Each node K has two links, both listening on
 //! its own address and forwarding to the primary:
-//! - `rpc-K` on 127.0.0.(10+K):17070 → the primary's RPC (:7070); the node's app gets it as
+//! - `rpc-K` on 127.A.B.(10+K):17070 → the primary's RPC (:7070); the node's app gets it as
 //!   `--primary-rpc`;
-//! - `replication-K` on 127.0.0.(10+K):20302 → the primary's LiteFS (:20202); the node's
+//! - `replication-K` on 127.A.B.(10+K):20302 → the primary's LiteFS (:20202); the node's
 //!   `litefs.yml` gets it as `lease.advertise-url`, which is where a static-lease replica streams
 //!   from.
 //!
@@ -17,7 +17,9 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{Value, json};
 
 /// Where Toxiproxy's API listens: an address of the cluster's loopback range no node uses.
-const API: &str = "127.0.0.10:8474";
+pub fn api() -> String {
+    format!("{}:8474", crate::cluster::ip(0))
+}
 const RPC_PROXY_PORT: u16 = 17070;
 const REPLICATION_PROXY_PORT: u16 = 20302;
 
@@ -129,7 +131,8 @@ impl Toxiproxy {
     /// Starts the server (its log in `dir/toxiproxy.log`) and waits for its API.
     pub async fn start(dir: &Path) -> Toxiproxy {
         let log = std::fs::File::create(dir.join("toxiproxy.log")).unwrap();
-        let (host, port) = API.split_once(':').unwrap();
+        let api = api();
+        let (host, port) = api.split_once(':').unwrap();
         let child = crate::cluster::tied_to_this_process(server_bin())
             .args(["-host", host, "-port", port])
             .stdin(Stdio::null())
@@ -142,7 +145,7 @@ impl Toxiproxy {
             http: reqwest::Client::new(),
         };
         crate::cluster::wait_until("Toxiproxy's API", || async {
-            let r = proxy.http.get(format!("http://{API}/version")).send().await;
+            let r = proxy.http.get(format!("http://{api}/version")).send().await;
             r.ok()?.status().is_success().then_some(())
         })
         .await;
@@ -152,7 +155,7 @@ impl Toxiproxy {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut request = self
             .http
-            .request(method.clone(), format!("http://{API}{path}"));
+            .request(method.clone(), format!("http://{}{path}", api()));
         if let Some(body) = body {
             request = request.json(&body);
         }

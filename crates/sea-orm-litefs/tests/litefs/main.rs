@@ -3,7 +3,8 @@
 //! [`Builder`](sea_orm_litefs::Builder), the replica forwarding to the primary's RPC.
 //!
 //! Needs root, FUSE and LiteFS (`LITEFS_BIN`, or the repository's `scripts/install-test-deps`),
-//! and the loopback addresses 127.0.0.11-12: one such run per machine at a time.
+//! Each test process uses loopback addresses of its own (127.A.B.11-12), so runs may share a
+//! machine.
 
 mod differential;
 mod forwarding;
