@@ -150,8 +150,8 @@ async fn hammer(
 
 /// Mean batch size the in-process writers recorded between two renderings.
 fn mean_batch(before: &str, after: &str) -> f64 {
-    let (sum0, count0) = summary(before, "blog_writer_batch_size");
-    let (sum1, count1) = summary(after, "blog_writer_batch_size");
+    let (sum0, count0) = summary(before, "litefs_writer_batch_size");
+    let (sum1, count1) = summary(after, "litefs_writer_batch_size");
     if count1 > count0 {
         (sum1 - sum0) / (count1 - count0)
     } else {

@@ -85,7 +85,8 @@ fn summary(text: &str, name: &str) -> (f64, f64) {
     (value("_sum"), value("_count"))
 }
 
-/// What the in-process recorder saw during one block: forwarded calls and catch-up waits.
+/// What the in-process recorder saw during one block: forwarded calls and catch-up waits (the
+/// in-process connections keep the crate's default metric prefix, `litefs`).
 #[derive(Default, Clone, Copy)]
 struct Seen {
     forward_sum: f64,
@@ -97,8 +98,8 @@ struct Seen {
 impl Seen {
     fn now(handle: &PrometheusHandle) -> Seen {
         let text = handle.render();
-        let (forward_sum, forward_count) = summary(&text, "blog_forward_duration_seconds");
-        let (catchup_sum, catchup_count) = summary(&text, "blog_catchup_duration_seconds");
+        let (forward_sum, forward_count) = summary(&text, "litefs_forward_duration_seconds");
+        let (catchup_sum, catchup_count) = summary(&text, "litefs_catchup_duration_seconds");
         Seen {
             forward_sum,
             forward_count,
@@ -572,8 +573,8 @@ async fn run() -> Cluster {
         .render()
         .lines()
         .filter(|l| {
-            l.starts_with("blog_catchup_duration_seconds{")
-                || l.starts_with("blog_forward_duration_seconds{")
+            l.starts_with("litefs_catchup_duration_seconds{")
+                || l.starts_with("litefs_forward_duration_seconds{")
         })
         .map(str::to_owned)
         .collect();
