@@ -729,4 +729,203 @@ mod tests {
         assert_eq!(writer.batch_counts(), (0, 0), "no batch ever ran");
         assert_eq!(writer.queued(), 0);
     }
+
+    // ---- Review tests (adversarial) ----
+
+    fn write(text: &str, method: Method) -> Write {
+        Write(sql(text, vec![]), method, None, later(10_000))
+    }
+
+    fn rows(answer: &Result<Written, Refusal>) -> Result<Vec<Vec<Value>>, String> {
+        match answer {
+            Ok(Written::Fresh(Ok(native), _)) => match native.to_reply().unwrap() {
+                Reply::Rows(rows) => Ok(rows.rows),
+                other => Err(format!("{other:?}")),
+            },
+            other => Err(format!("{:?}", exec(other))),
+        }
+    }
+
+    /// A UNIQUE constraint declared `ON CONFLICT ROLLBACK` in the table ends the shared
+    /// transaction from a plain INSERT: neighbours run once each, ids match.
+    #[tokio::test]
+    async fn review_on_conflict_rollback_in_table_definition() {
+        let writer = writer("rv-occ", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE ON CONFLICT ROLLBACK)").await;
+        let answers = batch(&writer, vec![insert(1), insert(2), insert(1), insert(3)]).await;
+        assert_eq!(exec(&answers[0]), Ok((1, 1)));
+        assert_eq!(exec(&answers[1]), Ok((1, 2)));
+        let err = exec(&answers[2]).unwrap_err();
+        assert!(err.contains("UNIQUE"), "{err}");
+        assert_eq!(exec(&answers[3]), Ok((1, 3)));
+        assert_eq!(column(&writer, "SELECT x FROM t ORDER BY x").await, [1, 2, 3]);
+        assert_eq!(column(&writer, "SELECT rowid FROM t ORDER BY x").await, [1, 2, 3]);
+    }
+
+    /// A string of two statements whose second fails leaves nothing of the first.
+    #[tokio::test]
+    async fn review_two_statements_second_fails() {
+        let writer = writer("rv-two", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        let two = Write(
+            Sql::Raw("INSERT INTO t(x) VALUES (10); INSERT INTO t(x) VALUES (1)".into()),
+            Method::Execute,
+            None,
+            later(10_000),
+        );
+        let answers = batch(&writer, vec![insert(1), two, insert(2)]).await;
+        assert_eq!(exec(&answers[0]), Ok((1, 1)));
+        assert!(exec(&answers[1]).unwrap_err().contains("UNIQUE"));
+        assert_eq!(exec(&answers[2]).map(|r| r.0), Ok(1));
+        assert_eq!(column(&writer, "SELECT x FROM t ORDER BY x").await, [1, 2]);
+    }
+
+    /// RAISE(FAIL) keeps a multi-row statement's earlier rows in SQLite; the member must not.
+    #[tokio::test]
+    async fn review_raise_fail_and_abort_in_multi_row_insert() {
+        let writer = writer("rv-fail", true);
+        run(&writer, "CREATE TABLE t(x INTEGER)").await;
+        run(
+            &writer,
+            "CREATE TRIGGER f BEFORE INSERT ON t WHEN NEW.x = 99 BEGIN SELECT RAISE(FAIL, 'f99'); END",
+        )
+        .await;
+        run(
+            &writer,
+            "CREATE TRIGGER a BEFORE INSERT ON t WHEN NEW.x = 98 BEGIN SELECT RAISE(ABORT, 'a98'); END",
+        )
+        .await;
+        let answers = batch(
+            &writer,
+            vec![
+                insert(1),
+                write("INSERT INTO t(x) VALUES (7), (99)", Method::Execute),
+                write("INSERT INTO t(x) VALUES (8), (98)", Method::Execute),
+                insert(2),
+            ],
+        )
+        .await;
+        assert!(exec(&answers[1]).unwrap_err().contains("f99"));
+        assert!(exec(&answers[2]).unwrap_err().contains("a98"));
+        assert!(exec(&answers[0]).is_ok() && exec(&answers[3]).is_ok());
+        assert_eq!(column(&writer, "SELECT x FROM t ORDER BY x").await, [1, 2]);
+    }
+
+    /// RETURNING that matches nothing; QueryOne on a multi-row RETURNING still writes every row.
+    #[tokio::test]
+    async fn review_returning_zero_rows_and_query_one_multi_row() {
+        let writer = writer("rv-ret", true);
+        run(&writer, "CREATE TABLE t(id INTEGER PRIMARY KEY, x INTEGER)").await;
+        let answers = batch(
+            &writer,
+            vec![
+                write("UPDATE t SET x = 1 WHERE x = 42 RETURNING id", Method::QueryOne),
+                write("UPDATE t SET x = 1 WHERE x = 42 RETURNING id", Method::QueryAll),
+                write("UPDATE t SET x = 1 WHERE x = 42", Method::Execute),
+                write("INSERT INTO t(x) VALUES (5), (6) RETURNING x", Method::QueryOne),
+                insert(7),
+            ],
+        )
+        .await;
+        match &answers[0] {
+            Ok(Written::Fresh(Ok(Native::Row(None)), _)) => {}
+            other => panic!("{:?}", exec(other)),
+        }
+        assert_eq!(rows(&answers[1]), Ok(vec![]));
+        assert_eq!(exec(&answers[2]).map(|r| r.0), Ok(0));
+        assert_eq!(rows(&answers[3]), Ok(vec![vec![Value::Integer(5)]]));
+        assert_eq!(exec(&answers[4]), Ok((1, 3)));
+        assert_eq!(column(&writer, "SELECT x FROM t ORDER BY id").await, [5, 6, 7]);
+    }
+
+    /// A write that fails alone (a deferred foreign key with no parent) must fail in a batch too,
+    /// whatever a later neighbour does.
+    #[tokio::test]
+    async fn review_deferred_foreign_key_violation_is_not_masked_by_a_neighbour() {
+        let schema = [
+            "CREATE TABLE p(id INTEGER PRIMARY KEY)",
+            "CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+        ];
+        let child = || write("INSERT INTO c(pid) VALUES (1)", Method::Execute);
+        let parent = || write("INSERT INTO p(id) VALUES (1)", Method::Execute);
+        // Alone: refused at COMMIT.
+        let alone = writer("rv-fk-alone", true);
+        for s in schema {
+            run(&alone, s).await;
+        }
+        let answers = batch(&alone, vec![child()]).await;
+        let err = exec(&answers[0]).unwrap_err();
+        assert!(err.contains("FOREIGN KEY"), "alone: {err}");
+        // In a batch, followed by a neighbour that inserts the parent.
+        let writer = writer("rv-fk", true);
+        for s in schema {
+            run(&writer, s).await;
+        }
+        let answers = batch(&writer, vec![child(), parent()]).await;
+        assert!(exec(&answers[1]).is_ok());
+        assert!(
+            exec(&answers[0]).is_err(),
+            "the child write failed alone but succeeded in a batch: {:?}",
+            exec(&answers[0])
+        );
+    }
+
+    /// A member settled with an error is answered before COMMIT; if the neighbour whose work
+    /// caused that error is then rolled back (expired), the error describes state that never
+    /// committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn review_a_settled_error_must_not_depend_on_a_neighbour_that_never_commits() {
+        let writer = writer("rv-phantom", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        let endless = Write(
+            sql(
+                "INSERT INTO t(x) SELECT x FROM (WITH RECURSIVE c(x) AS \
+                 (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c) WHERE x < 0",
+                vec![],
+            ),
+            Method::Execute,
+            None,
+            later(1500),
+        );
+        let short = Write(insert(1).0, Method::Execute, None, later(500));
+        let answers = batch(&writer, vec![short, insert(1), endless]).await;
+        assert!(matches!(answers[0], Err(Refusal::Expired)), "{:?}", exec(&answers[0]));
+        let committed = column(&writer, "SELECT x FROM t").await;
+        assert!(
+            exec(&answers[1]).is_ok() || committed == [1],
+            "the second insert(1) was answered {:?}, yet the table holds {committed:?}: \
+             the conflicting row never committed",
+            exec(&answers[1])
+        );
+    }
+
+    /// The same, deterministic: the neighbour fails at COMMIT (a deferred foreign key), runs
+    /// again alone and fails; the member it conflicted with was already told "UNIQUE".
+    #[tokio::test]
+    async fn review_a_settled_error_survives_a_failed_commit_of_its_cause() {
+        let writer = writer("rv-phantom-fk", true);
+        run(&writer, "CREATE TABLE p(id INTEGER PRIMARY KEY)").await;
+        run(
+            &writer,
+            "CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED, \
+             x INTEGER UNIQUE)",
+        )
+        .await;
+        let answers = batch(
+            &writer,
+            vec![
+                write("INSERT INTO c(pid, x) VALUES (1, 1)", Method::Execute),
+                write("INSERT INTO c(pid, x) VALUES (NULL, 1)", Method::Execute),
+            ],
+        )
+        .await;
+        let first = exec(&answers[0]);
+        assert!(first.as_ref().unwrap_err().contains("FOREIGN KEY"), "{first:?}");
+        let committed = column(&writer, "SELECT x FROM c").await;
+        assert!(
+            exec(&answers[1]).is_ok(),
+            "the second write was answered {:?}, yet the table holds {committed:?}",
+            exec(&answers[1])
+        );
+    }
 }
