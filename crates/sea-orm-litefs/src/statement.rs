@@ -702,4 +702,30 @@ mod tests {
         assert!(refusal(&Kind::WriteAlone, true).is_some());
         assert!(refusal(&Kind::Write, false).is_none());
     }
+
+    #[test]
+    fn review_transaction_control_hidden_in_a_string() {
+        for sql in [
+            "INSERT INTO t VALUES (1); COMMIT",
+            "INSERT INTO t VALUES (1);COMMIT;BEGIN",
+            "INSERT INTO t VALUES (1) /* ; */ ; COMMIT",
+            "INSERT INTO t VALUES ('a;b'); END",
+            "INSERT INTO \"t;\" VALUES (1); ROLLBACK",
+            "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END; COMMIT",
+            "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT CASE WHEN 1 THEN 2 END; END; COMMIT",
+            "-- c\nINSERT INTO t VALUES (1); -- x\nCOMMIT",
+            "INSERT INTO t VALUES (1); commit transaction",
+            "INSERT INTO [t;x] VALUES (1); END",
+            "INSERT INTO `t;x` VALUES (1); END",
+        ] {
+            assert_eq!(classify_lexically(sql), Kind::TransactionControl, "{sql}");
+        }
+        for sql in [
+            "INSERT INTO t VALUES (1); RELEASE litefs_group_write",
+            "INSERT INTO t VALUES (1); SAVEPOINT a",
+            "INSERT INTO t VALUES (1); ROLLBACK TO litefs_group_write",
+        ] {
+            assert_eq!(classify_lexically(sql), Kind::InTransaction, "{sql}");
+        }
+    }
 }
