@@ -928,4 +928,57 @@ mod tests {
             exec(&answers[1])
         );
     }
+
+    /// The ending member's own error may also describe a neighbour that then fails on its rerun.
+    #[tokio::test]
+    async fn review_an_ending_members_error_from_a_neighbour_that_never_commits() {
+        let writer = writer("rv-phantom-end", true);
+        run(&writer, "CREATE TABLE p(id INTEGER PRIMARY KEY)").await;
+        run(
+            &writer,
+            "CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED, \
+             x INTEGER UNIQUE)",
+        )
+        .await;
+        let answers = batch(
+            &writer,
+            vec![
+                write("INSERT INTO c(pid, x) VALUES (1, 1)", Method::Execute),
+                write("INSERT OR ROLLBACK INTO c(pid, x) VALUES (NULL, 1)", Method::Execute),
+            ],
+        )
+        .await;
+        assert!(exec(&answers[0]).unwrap_err().contains("FOREIGN KEY"));
+        let committed = column(&writer, "SELECT x FROM c").await;
+        assert!(
+            exec(&answers[1]).is_ok(),
+            "the OR ROLLBACK write was answered {:?}, yet the table holds {committed:?}",
+            exec(&answers[1])
+        );
+    }
+
+    /// A keyed write rolled back with an ending neighbour and run again: its key commits once,
+    /// with the reply it was answered.
+    #[tokio::test]
+    async fn review_keyed_write_rerun_after_an_ending_neighbour() {
+        let writer = writer("rv-keys-end", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        let key = crate::connection::idempotency_key();
+        let keyed = Write(insert(1).0, Method::Execute, Some(key), later(10_000));
+        let ender = write("INSERT OR ROLLBACK INTO t(x) VALUES (1)", Method::Execute);
+        let answers = batch(&writer, vec![insert(5), keyed, ender, insert(6)]).await;
+        let (_, id) = exec(&answers[1]).unwrap();
+        assert_eq!(column(&writer, &format!("SELECT x FROM t WHERE rowid = {id}")).await, [1]);
+        assert!(exec(&answers[2]).unwrap_err().contains("UNIQUE"));
+        let again = writer
+            .autocommit(insert(1).0, Method::Execute, Some(key), false, later(10_000))
+            .await;
+        match again {
+            Ok(Written::Stored(Reply::Exec { rows_affected: 1, last_insert_rowid }, _)) => {
+                assert_eq!(last_insert_rowid, id)
+            }
+            other => panic!("{:?}", exec(&other)),
+        }
+        assert_eq!(column(&writer, "SELECT x FROM t ORDER BY x").await, [1, 5, 6]);
+    }
 }
