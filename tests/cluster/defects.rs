@@ -41,23 +41,6 @@ fn cluster_error(err: &DbErr) -> &ClusterError {
     ClusterError::find(err).unwrap_or_else(|| panic!("a cluster error, not: {err}"))
 }
 
-/// An in-process primary on node 1 with `options` changed, and a replica on node 2 that
-/// forwards to it. Both handles are returned so they stay alive.
-async fn primary_and_replica(
-    cluster: &Cluster,
-    change: impl FnOnce(Builder) -> Builder,
-) -> (ClusterConnection, ClusterConnection) {
-    let primary = change(cluster.options(1)).start().await.unwrap();
-    let port = primary.rpc_addr().unwrap().port();
-    let replica = cluster
-        .options(2)
-        .primary_rpc(format!("{{primary}}:{port}"))
-        .start()
-        .await
-        .unwrap();
-    (primary, replica)
-}
-
 /// What `sql` (its `{}` replaced by the side) reads on the primary's file for the statements run
 /// on the primary and for those forwarded from a replica: as expected, and the same.
 async fn assert_forwarded_equals_local(cluster: &Cluster, sql: &str, expected: &[i64]) {
@@ -289,11 +272,12 @@ async fn a_write_refused_at_its_deadline_never_commits_later() {
 #[tokio::test]
 async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller() {
     let cluster = Cluster::start(2).await;
-    let (primary, replica) = primary_and_replica(&cluster, |o| {
-        o.max_remote_transactions(2)
-            .remote_transaction_lease(Duration::from_secs(10))
-    })
-    .await;
+    let (primary, replica) = cluster
+        .primary_and_replica(|o| {
+            o.max_remote_transactions(2)
+                .remote_transaction_lease(Duration::from_secs(10))
+        })
+        .await;
     replica
         .execute_unprepared("CREATE TABLE d6(x)")
         .await
@@ -337,10 +321,9 @@ async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller()
     );
 
     // A busy transaction is still rolled back at its maximum lifetime.
-    let (primary, replica) = primary_and_replica(&cluster, |o| {
-        o.remote_transaction_max_lifetime(Duration::from_millis(1500))
-    })
-    .await;
+    let (primary, replica) = cluster
+        .primary_and_replica(|o| o.remote_transaction_max_lifetime(Duration::from_millis(1500)))
+        .await;
     let txn = replica.begin().await.unwrap();
     let started = Instant::now();
     let err = loop {
@@ -740,8 +723,9 @@ impl CuttableProxy {
 async fn a_statement_racing_the_lease_never_runs_outside_its_transaction() {
     let cluster = Cluster::start(2).await;
     let lease = Duration::from_millis(100);
-    let (primary, replica) =
-        primary_and_replica(&cluster, |o| o.remote_transaction_lease(lease)).await;
+    let (primary, replica) = cluster
+        .primary_and_replica(|o| o.remote_transaction_lease(lease))
+        .await;
     replica
         .execute_unprepared("CREATE TABLE d5(round INTEGER, x INTEGER)")
         .await

@@ -20,19 +20,9 @@ pub(crate) async fn faulty_primary_and_replica(
     cluster: &Cluster,
 ) -> (Arc<Faults>, ClusterConnection, ClusterConnection) {
     let faults = Arc::new(Faults::default());
-    let primary = cluster
-        .options(1)
-        .faults(faults.clone())
-        .start()
-        .await
-        .unwrap();
-    let port = primary.rpc_addr().unwrap().port();
-    let replica = cluster
-        .options(2)
-        .primary_rpc(format!("{{primary}}:{port}"))
-        .start()
-        .await
-        .unwrap();
+    let (primary, replica) = cluster
+        .primary_and_replica(|o| o.faults(faults.clone()))
+        .await;
     (faults, primary, replica)
 }
 

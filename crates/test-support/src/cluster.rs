@@ -228,6 +228,33 @@ impl Cluster {
             .forward_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS))
     }
 
+    /// A primary on node 1 and a replica on node 2, both opened in this process, the replica
+    /// forwarding to the primary's own RPC; `change` adjusts the primary's settings (faults,
+    /// limits, procedures). Keep the primary's handle: it is the primary.
+    pub async fn primary_and_replica(
+        &self,
+        change: impl FnOnce(sea_orm_litefs::Builder) -> sea_orm_litefs::Builder,
+    ) -> (
+        sea_orm_litefs::ClusterConnection,
+        sea_orm_litefs::ClusterConnection,
+    ) {
+        let primary = change(self.options(1))
+            .start()
+            .await
+            .expect("the primary starts");
+        let port = primary
+            .rpc_addr()
+            .expect("a cluster node serves RPC")
+            .port();
+        let replica = self
+            .options(2)
+            .primary_rpc(format!("{{primary}}:{port}"))
+            .start()
+            .await
+            .expect("the replica starts");
+        (primary, replica)
+    }
+
     /// A SeaORM connection on node `k`, opened in this process.
     pub async fn connect(&self, k: usize) -> sea_orm_litefs::ClusterConnection {
         self.options(k).start().await.expect("joins the cluster")
