@@ -1082,4 +1082,47 @@ mod tests {
             [1, 5, 6]
         );
     }
+
+    /// Review 2: a lead job re-queued in front of members that are then rolled back again (a
+    /// neighbour expired) must still run after them. Here A (insert 1) is first in the queue, the
+    /// ender E (INSERT OR ROLLBACK 1) last: alone in order, A succeeds and E fails.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn review2_lead_job_keeps_its_place_when_its_predecessors_roll_back_again() {
+        let writer = writer("rv2-lead-order", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        run(&writer, "CREATE TABLE u(y INTEGER)").await;
+        let slow_sql = "INSERT INTO u(y) SELECT count(*) FROM (WITH RECURSIVE c(x) AS \
+                 (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT x FROM c)";
+        let t0 = Instant::now();
+        run(&writer, slow_sql).await;
+        let s = t0.elapsed().as_millis() as u64;
+        eprintln!("slow statement alone: {s} ms");
+        // B ran whole in the first transaction, but not in the second (after its deadline).
+        let slow = Write(sql(slow_sql, vec![]), Method::Execute, None, later(s * 3 / 2 + 50));
+        let ender = write("INSERT OR ROLLBACK INTO t(x) VALUES (1)", Method::Execute);
+        let answers = batch(&writer, vec![insert(1), slow, ender]).await;
+        eprintln!("A {:?}\nB {:?}\nE {:?}", exec(&answers[0]), exec(&answers[1]), exec(&answers[2]));
+        assert!(exec(&answers[0]).is_ok(), "A, first in the queue, was answered {:?}", exec(&answers[0]));
+        assert!(exec(&answers[2]).is_err(), "E, after A, succeeded: {:?}", exec(&answers[2]));
+    }
+
+    /// Review 2: a repeated key set aside before the members must not commit before earlier
+    /// writes when the transaction is rolled back and run again.
+    #[tokio::test]
+    async fn review2_duplicate_key_rerun_keeps_queue_order_after_an_ender() {
+        let writer = writer("rv2-dupkey-order", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        let key = crate::connection::idempotency_key();
+        let keyed = || Write(insert(1).0, Method::Execute, Some(key), later(10_000));
+        let ender = write("INSERT OR ROLLBACK INTO t(x) VALUES (1)", Method::Execute);
+        let answers = batch(&writer, vec![insert(5), keyed(), keyed(), ender]).await;
+        for a in &answers {
+            eprintln!("{:?}", exec(a));
+        }
+        assert_eq!(
+            column(&writer, "SELECT x FROM t ORDER BY rowid").await,
+            [5, 1],
+            "the keyed insert (queued after insert 5) committed before it"
+        );
+    }
 }
