@@ -1125,4 +1125,35 @@ mod tests {
             "the keyed insert (queued after insert 5) committed before it"
         );
     }
+
+    /// Review 2: an ending member past its own deadline is answered at once; its error must not
+    /// come from a neighbour's write that then never commits (Expired would be true).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn review2_expired_ender_answered_with_a_neighbours_uncommitted_conflict() {
+        let writer = writer("rv2-expired-ender", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        run(&writer, "CREATE TABLE u(y INTEGER)").await;
+        let count = "SELECT count(*) FROM (WITH RECURSIVE c(x) AS \
+                 (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT x FROM c)";
+        let t0 = Instant::now();
+        run(&writer, &format!("INSERT INTO u(y) {count}")).await;
+        let s = t0.elapsed().as_millis() as u64;
+        eprintln!("slow statement alone: {s} ms");
+        let slow_one = format!("INSERT INTO t(x) SELECT 1 FROM ({count})");
+        let a = Write(sql(&slow_one, vec![]), Method::Execute, None, later(s * 3 / 2 + 50));
+        let e = Write(
+            sql("INSERT OR ROLLBACK INTO t(x) VALUES (1)", vec![]),
+            Method::Execute,
+            None,
+            later(s / 2),
+        );
+        let answers = batch(&writer, vec![a, e]).await;
+        eprintln!("A {:?}\nE {:?}", exec(&answers[0]), exec(&answers[1]));
+        let committed = column(&writer, "SELECT x FROM t").await;
+        let e_err = exec(&answers[1]).err().unwrap_or_default();
+        assert!(
+            !(e_err.contains("UNIQUE") && committed.is_empty()),
+            "E was answered {e_err}, yet t holds {committed:?}: the conflicting row never committed"
+        );
+    }
 }
