@@ -107,6 +107,17 @@ enum Step {
     Ended(Result<Written, Refusal>),
 }
 
+/// Whether `result` is SQLite's interrupt, which a statement gets at its own deadline.
+fn is_interrupt(result: &Result<Written, Refusal>) -> bool {
+    let Ok(Written::Fresh(Err(err), _)) = result else {
+        return false;
+    };
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| c & 0xff == libsqlite3_sys::SQLITE_INTERRUPT)
+}
+
 /// Whether `result` is a statement's own error, which may depend on what ran before it.
 fn is_statement_error(result: &Result<Written, Refusal>) -> bool {
     matches!(result, Ok(Written::Fresh(Err(_), _)))
@@ -251,7 +262,9 @@ impl Writer {
         }
         let mut pending = jobs;
         while !pending.is_empty() {
-            let rerun = self.one_transaction(&mut conn, pending).await;
+            let mut rerun = self.one_transaction(&mut conn, pending).await;
+            // Writes run again in queue order, whichever path set them aside.
+            rerun.sort_by_key(|job| job.id);
             if !rerun.is_empty() {
                 metrics::writer_batch_rerun(rerun.len());
             }
@@ -313,10 +326,18 @@ impl Writer {
                     let mut again: Vec<Job> = ran.into_iter().map(|(job, _)| job).collect();
                     again.extend(held.into_iter().map(|(job, _)| job));
                     again.sort_by_key(|job| job.id);
-                    if again.is_empty() || job.expired(Instant::now()) {
-                        // It saw only committed state, or it was stopped at its own deadline:
-                        // its error is the one it gets alone.
+                    if again.is_empty() {
+                        // It saw only committed state: its error is the one it gets alone.
                         job.answer(result);
+                        rerun.extend(members);
+                    } else if job.expired(Instant::now()) {
+                        // Past its deadline it never commits. Stopped there, the interrupt is
+                        // its own error; any other may have come from a neighbour's write.
+                        if is_interrupt(&result) {
+                            job.answer(result);
+                        } else {
+                            job.answer(Err(Refusal::Expired));
+                        }
                         rerun.extend(again);
                         rerun.extend(members);
                     } else {
@@ -1098,12 +1119,30 @@ mod tests {
         let s = t0.elapsed().as_millis() as u64;
         eprintln!("slow statement alone: {s} ms");
         // B ran whole in the first transaction, but not in the second (after its deadline).
-        let slow = Write(sql(slow_sql, vec![]), Method::Execute, None, later(s * 3 / 2 + 50));
+        let slow = Write(
+            sql(slow_sql, vec![]),
+            Method::Execute,
+            None,
+            later(s * 3 / 2 + 50),
+        );
         let ender = write("INSERT OR ROLLBACK INTO t(x) VALUES (1)", Method::Execute);
         let answers = batch(&writer, vec![insert(1), slow, ender]).await;
-        eprintln!("A {:?}\nB {:?}\nE {:?}", exec(&answers[0]), exec(&answers[1]), exec(&answers[2]));
-        assert!(exec(&answers[0]).is_ok(), "A, first in the queue, was answered {:?}", exec(&answers[0]));
-        assert!(exec(&answers[2]).is_err(), "E, after A, succeeded: {:?}", exec(&answers[2]));
+        eprintln!(
+            "A {:?}\nB {:?}\nE {:?}",
+            exec(&answers[0]),
+            exec(&answers[1]),
+            exec(&answers[2])
+        );
+        assert!(
+            exec(&answers[0]).is_ok(),
+            "A, first in the queue, was answered {:?}",
+            exec(&answers[0])
+        );
+        assert!(
+            exec(&answers[2]).is_err(),
+            "E, after A, succeeded: {:?}",
+            exec(&answers[2])
+        );
     }
 
     /// Review 2: a repeated key set aside before the members must not commit before earlier
@@ -1140,7 +1179,12 @@ mod tests {
         let s = t0.elapsed().as_millis() as u64;
         eprintln!("slow statement alone: {s} ms");
         let slow_one = format!("INSERT INTO t(x) SELECT 1 FROM ({count})");
-        let a = Write(sql(&slow_one, vec![]), Method::Execute, None, later(s * 3 / 2 + 50));
+        let a = Write(
+            sql(&slow_one, vec![]),
+            Method::Execute,
+            None,
+            later(s * 3 / 2 + 50),
+        );
         let e = Write(
             sql("INSERT OR ROLLBACK INTO t(x) VALUES (1)", vec![]),
             Method::Execute,
