@@ -18,7 +18,10 @@
 //! - a member whose deadline passes before COMMIT is answered [`Refusal::Expired`] and never
 //!   commits (the transaction is rolled back and the others run again);
 //! - when BEGIN or COMMIT itself fails, nothing committed (as for a write alone), and each member
-//!   runs again alone, so that each gets its own answer.
+//!   runs again alone, so that each gets its own answer;
+//! - a member that leaves a deferred foreign key violation (which SQLite checks at COMMIT only,
+//!   so a later neighbour could resolve it) is rolled back to its savepoint and runs in a
+//!   transaction of its own, after the members before it commit and before those after it.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -53,6 +56,9 @@ pub struct Job {
     /// It ended a transaction after neighbours' writes: it runs next at the head of a
     /// transaction, once they have committed, so that it is answered against committed state.
     pub lead: bool,
+    /// It left a deferred foreign key unresolved in a batch: it runs in a transaction of its own,
+    /// so that COMMIT judges it alone, as it would without group commit.
+    pub alone: bool,
     pub reply: oneshot::Sender<Result<Written, Refusal>>,
 }
 
@@ -105,6 +111,10 @@ enum Step {
     Settled(Result<Written, Refusal>),
     /// It ended the whole transaction: answer it with this, and run the others again.
     Ended(Result<Written, Refusal>),
+    /// It left a deferred foreign key violation (SQLite checks those at COMMIT only, so in a
+    /// batch a later neighbour could resolve it): it was rolled back to its savepoint and runs
+    /// again in a transaction of its own, after the members before it commit.
+    Alone,
 }
 
 /// Whether `result` is SQLite's interrupt, which a statement gets at its own deadline.
@@ -121,6 +131,28 @@ fn is_interrupt(result: &Result<Written, Refusal>) -> bool {
 /// Whether `result` is a statement's own error, which may depend on what ran before it.
 fn is_statement_error(result: &Result<Written, Refusal>) -> bool {
     matches!(result, Ok(Written::Fresh(Err(_), _)))
+}
+
+/// Whether the open transaction holds a deferred foreign key violation that COMMIT would refuse
+/// (`SQLITE_DBSTATUS_DEFERRED_FKS`). Each member starts with none (every member before it was
+/// checked), so a violation found after a member is its own. When SQLite cannot say: yes (the
+/// member then runs alone, which is always correct).
+async fn unresolved_deferred_foreign_keys(conn: &mut SqliteConnection) -> bool {
+    let Ok(mut handle) = conn.lock_handle().await else {
+        return true;
+    };
+    let (mut current, mut highest) = (0, 0);
+    // SAFETY: the handle is locked for this call; both out-pointers are valid.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_status(
+            handle.as_raw_handle().as_ptr(),
+            libsqlite3_sys::SQLITE_DBSTATUS_DEFERRED_FKS,
+            &mut current,
+            &mut highest,
+            0,
+        )
+    };
+    rc != libsqlite3_sys::SQLITE_OK || current != 0
 }
 
 const SAVEPOINT: &str = "SAVEPOINT litefs_group_write";
@@ -148,6 +180,7 @@ impl Writer {
             deadline,
             enqueued: started,
             lead: false,
+            alone: false,
             reply,
         })?;
         let lost = |_| {
@@ -281,7 +314,12 @@ impl Writer {
         while let Some(job) = jobs.next() {
             if job.expired(now) {
                 job.answer(Err(Refusal::Expired));
-            } else if job.lead && !members.is_empty() {
+            } else if job.alone && members.is_empty() {
+                let result = self
+                    .in_transaction(conn, &job.sql, job.method, job.key, job.deadline)
+                    .await;
+                job.answer(result);
+            } else if (job.lead || job.alone) && !members.is_empty() {
                 // It waits for the members before it to commit: the next transaction.
                 rerun.push(job);
                 rerun.extend(jobs);
@@ -321,6 +359,12 @@ impl Writer {
                     held.push((job, result));
                 }
                 Step::Settled(result) => job.answer(result),
+                Step::Alone => {
+                    // It runs next, alone; the members after it wait for it (queue order).
+                    rerun.push(Job { alone: true, ..job });
+                    rerun.extend(members.by_ref());
+                    break;
+                }
                 Step::Ended(result) => {
                     rollback(conn).await;
                     let mut again: Vec<Job> = ran.into_iter().map(|(job, _)| job).collect();
@@ -350,6 +394,11 @@ impl Writer {
                     return rerun;
                 }
             }
+        }
+        if ran.is_empty() {
+            // Nothing of the batch is in the transaction (held errors need a write before them).
+            rollback(conn).await;
+            return rerun;
         }
         let held_jobs = |held: Vec<(Job, _)>| held.into_iter().map(|(job, _)| job);
         // The last moment to give up on a member: after COMMIT it stands.
@@ -431,6 +480,16 @@ impl Writer {
                     .await;
             }
         };
+        if unresolved_deferred_foreign_keys(conn).await {
+            let refusal = Refusal::Unavailable(
+                "a write left a deferred foreign key unresolved and could not be set aside".into(),
+            );
+            return match self.undo_member(conn, Err(refusal)).await {
+                Step::Settled(_) => Step::Alone,
+                // The transaction is gone with it: the others run again, and so does it.
+                ended => ended,
+            };
+        }
         if let Some(key) = job.key
             && let Err(e) = self.store_key(conn, key, &native).await
         {
@@ -931,9 +990,6 @@ mod tests {
 
     /// A write that fails alone (a deferred foreign key with no parent) must fail in a batch too,
     /// whatever a later neighbour does.
-    // Open finding of the review (see docs/forwarding.md, "Group commit"): deferred foreign keys are
-    // checked at the batch's COMMIT only, so a neighbour can make a write that fails alone succeed.
-    #[ignore = "open finding: deferred foreign keys across a batch (issue 13's closing note)"]
     #[tokio::test]
     async fn review_deferred_foreign_key_violation_is_not_masked_by_a_neighbour() {
         let schema = [
@@ -941,6 +997,14 @@ mod tests {
             "CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
         ];
         let child = || write("INSERT INTO c(pid) VALUES (1)", Method::Execute);
+        let insert_p = |id: i64| {
+            Write(
+                sql("INSERT INTO p(id) VALUES (?)", vec![Value::Integer(id)]),
+                Method::Execute,
+                None,
+                later(5000),
+            )
+        };
         let parent = || write("INSERT INTO p(id) VALUES (1)", Method::Execute);
         // Alone: refused at COMMIT.
         let alone = writer("rv-fk-alone", true);
@@ -955,12 +1019,16 @@ mod tests {
         for s in schema {
             run(&writer, s).await;
         }
-        let answers = batch(&writer, vec![child(), parent()]).await;
-        assert!(exec(&answers[1]).is_ok());
-        assert!(
-            exec(&answers[0]).is_err(),
-            "the child write failed alone but succeeded in a batch: {:?}",
-            exec(&answers[0])
+        let answers = batch(&writer, vec![insert_p(7), child(), parent()]).await;
+        assert!(exec(&answers[0]).is_ok());
+        assert!(exec(&answers[2]).is_ok());
+        let err =
+            exec(&answers[1]).expect_err("the child write failed alone but succeeded in a batch");
+        assert!(err.contains("FOREIGN KEY"), "in a batch: {err}");
+        assert_eq!(column(&writer, "SELECT count(*) FROM c").await, [0]);
+        assert_eq!(
+            column(&writer, "SELECT id FROM p ORDER BY id").await,
+            [1, 7]
         );
     }
 
