@@ -262,7 +262,11 @@ impl ClusterTransaction {
             };
             // Pending rollbacks first; if this fails, Drop queues the savepoint's rollback.
             match self.flush_pending().await {
-                Ok(()) => self.run(Sql::Raw(sql), Method::Execute).await.map(drop),
+                Ok(()) => self
+                    .run(Sql::Raw(sql), Method::Execute)
+                    .await
+                    .map(drop)
+                    .map_err(as_query_err),
                 Err(err) => Err(err),
             }
         } else if commit {
@@ -309,7 +313,7 @@ impl ClusterTransaction {
                         }
                         Ok(())
                     }
-                    writer::Commit::Failed(e) => Err(sqlx_db_err(Method::Execute, e)),
+                    writer::Commit::Failed(e) => Err(as_query_err(sqlx_db_err(Method::Execute, e))),
                     writer::Commit::Unconfirmed(reason) => Err(ClusterError::OutcomeUnknown {
                         addr: "this node, LiteFS".into(),
                         reason,
@@ -334,7 +338,7 @@ impl ClusterTransaction {
                         resolve(node, key, addr, reason).await?
                     }
                 };
-                settle(node, outcome, ErrorPhase::Exec).await.map(drop)
+                settle(node, outcome, ErrorPhase::Query).await.map(drop)
             }
         }
     }
@@ -549,5 +553,14 @@ where
             txn.rollback().await.map_err(TransactionError::Connection)?;
             Err(TransactionError::Transaction(err))
         }
+    }
+}
+
+/// SeaORM reports a failed commit or savepoint release as `DbErr::Query` (sqlx's transaction
+/// manager runs it), not `Exec`: the same error must arrive the same way.
+fn as_query_err(err: DbErr) -> DbErr {
+    match err {
+        DbErr::Exec(runtime) => DbErr::Query(runtime),
+        other => other,
     }
 }

@@ -61,11 +61,15 @@ const SIDE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The test's own tables, recreated before every side of every case. The trigger makes
 /// `rows_affected` (which does not count trigger changes) differ from the rows that changed.
+/// `pt_later`'s foreign key is deferred: SQLite checks it at COMMIT, not at the statement.
 const SCHEMA: &str = "\
-DROP TRIGGER IF EXISTS pt_child_counts; DROP TABLE IF EXISTS pt_child; DROP TABLE IF EXISTS pt_parent;
+DROP TRIGGER IF EXISTS pt_child_counts; DROP TABLE IF EXISTS pt_later; DROP TABLE IF EXISTS pt_child;
+DROP TABLE IF EXISTS pt_parent;
 CREATE TABLE pt_parent(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, \
 score INTEGER NOT NULL CHECK (score >= 0), kids INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE pt_child(id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES pt_parent(id), note TEXT);
+CREATE TABLE pt_later(id INTEGER PRIMARY KEY, \
+parent_id INTEGER NOT NULL REFERENCES pt_parent(id) DEFERRABLE INITIALLY DEFERRED);
 CREATE TRIGGER pt_child_counts AFTER INSERT ON pt_child BEGIN \
 UPDATE pt_parent SET kids = kids + 1 WHERE id = NEW.parent_id; END;";
 
@@ -193,6 +197,11 @@ enum Script {
     DeleteFamily {
         id: i64,
     },
+    /// A row whose foreign key is deferred: a missing parent fails at COMMIT, so in a batch a
+    /// later neighbour inserting that parent must not make it pass (nor a deleted one fail it).
+    DeferredChild {
+        parent: i64,
+    },
     /// `INSERT OR ROLLBACK`: a conflict ends the whole transaction (generated for batches only).
     InsertOrRollback {
         name: &'static str,
@@ -238,6 +247,7 @@ fn script() -> impl Strategy<Value = Script> {
         delta().prop_map(|delta| Script::AddToScores { delta }),
         (name(), score()).prop_map(|(name, score)| Script::ParentAndChild { name, score }),
         id().prop_map(|id| Script::DeleteFamily { id }),
+        id().prop_map(|parent| Script::DeferredChild { parent }),
     ]
 }
 
@@ -366,6 +376,9 @@ impl Script {
             Script::DeleteFamily { id } => format!(
                 "DELETE FROM pt_child WHERE parent_id = {id}; DELETE FROM pt_parent WHERE id = {id}"
             ),
+            Script::DeferredChild { parent } => {
+                format!("INSERT INTO pt_later(parent_id) VALUES ({parent})")
+            }
             Script::InsertOrRollback { name, score } => format!(
                 "INSERT OR ROLLBACK INTO pt_parent(name, score) VALUES ({}, {score})",
                 literal(name)
@@ -377,6 +390,7 @@ impl Script {
             self,
             Script::InsertParent { .. }
                 | Script::ParentAndChild { .. }
+                | Script::DeferredChild { .. }
                 | Script::InsertOrRollback { .. }
         )
     }
@@ -620,7 +634,12 @@ async fn contents(path: &Path) -> String {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    format!("pt_parent {parents:?}\npt_child {children:?}")
+    let later: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT id, parent_id FROM pt_later ORDER BY rowid")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    format!("pt_parent {parents:?}\npt_child {children:?}\npt_later {later:?}")
 }
 
 /// What one side gave: its trace and its final tables.
@@ -878,6 +897,7 @@ fn differential_prop_forwarded_and_local_equal_plain_seaorm() {
         "Unprepared::AddToScores",
         "Unprepared::ParentAndChild",
         "Unprepared::DeleteFamily",
+        "Unprepared::DeferredChild",
         "UNIQUE violation",
         "CHECK violation",
         "NOT NULL violation",
@@ -961,6 +981,8 @@ fn differential_prop_concurrent_batches_equal_the_writes_run_alone() {
     let case_number = Mutex::new(0u32);
     // Cases where an INSERT OR ROLLBACK ended the batch's transaction while a neighbour committed.
     let ended_with_neighbours = Mutex::new(0u32);
+    // Cases where a deferred foreign key failed a write at COMMIT while a neighbour committed.
+    let deferred_with_neighbours = Mutex::new(0u32);
 
     let run_case = |ops: Vec<Op>| -> Result<(), TestCaseError> {
         let n = {
@@ -990,6 +1012,13 @@ fn differential_prop_concurrent_batches_equal_the_writes_run_alone() {
             if ended && committed {
                 *ended_with_neighbours.lock().unwrap() += 1;
             }
+            let deferred = ops.iter().zip(&reference.trace).any(|(op, result)| {
+                matches!(op, Op::Unprepared(Script::DeferredChild { .. }))
+                    && result.contains("FOREIGN KEY")
+            });
+            if deferred && committed {
+                *deferred_with_neighbours.lock().unwrap() += 1;
+            }
             compare(&steps, ("alone", &reference), &local, &forwarded)
         })
     };
@@ -1005,10 +1034,17 @@ fn differential_prop_concurrent_batches_equal_the_writes_run_alone() {
         Err(TestError::Abort(reason)) => panic!("proptest aborted: {reason}"),
     }
     let ended = ended_with_neighbours.into_inner().unwrap();
+    let deferred = deferred_with_neighbours.into_inner().unwrap();
     eprintln!(
         "differential_prop batches: {cases} cases from seed {seed} passed in {:?}; {ended} \
-         with a write ending the shared transaction",
+         with a write ending the shared transaction, {deferred} with a deferred foreign key \
+         failing a write beside a committed one",
         started.elapsed()
+    );
+    assert!(
+        deferred > 0,
+        "no batch had a deferred foreign key fail a write beside a committed one: raise \
+         DIFF_BATCH_CASES"
     );
     assert!(
         ended > 0,
