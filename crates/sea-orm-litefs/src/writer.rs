@@ -311,13 +311,23 @@ impl Writer {
         conn: &mut SqliteConnection,
         generation: u64,
     ) -> Result<(), Refusal> {
-        if self.keys_ready.load(Ordering::Acquire) != generation + 1 {
+        if !self.key_table_ready(generation) {
             dedup::create_table(conn)
                 .await
                 .map_err(|e| Refusal::Unavailable(format!("cannot create the key table: {e}")))?;
-            self.keys_ready.store(generation + 1, Ordering::Release);
+            self.mark_key_table_ready(generation);
         }
         Ok(())
+    }
+
+    /// Whether the key table is known to exist in the pools' `generation` (its CREATE ran).
+    pub(crate) fn key_table_ready(&self, generation: u64) -> bool {
+        self.keys_ready.load(Ordering::Acquire) == generation + 1
+    }
+
+    /// The key table's CREATE committed in `generation`.
+    pub(crate) fn mark_key_table_ready(&self, generation: u64) {
+        self.keys_ready.store(generation + 1, Ordering::Release);
     }
 
     /// Runs one autocommit write (see the module docs). `alone`: a statement that cannot run

@@ -55,6 +55,9 @@ pub(crate) async fn run(
         timeout: deadline.saturating_duration_since(Instant::now()),
         rpc_addr: None,
     });
+    // The key table is created once per generation of pools, not at every call.
+    let generation = writer.databases.generation();
+    let create = !writer.key_table_ready(generation);
     let txn = ClusterTransaction::begin_local(cluster)
         .await
         .map_err(refusal)?;
@@ -62,7 +65,7 @@ pub(crate) async fn run(
         .runs
         .fetch_add(1, Ordering::Relaxed)
         .is_multiple_of(EXPIRE_EVERY);
-    match stored(&txn, key, expire).await {
+    match stored(&txn, key, expire, create).await {
         Ok(None) => {}
         Ok(Some(Stored::Reply(Reply::Output(output)))) => {
             end(txn).await;
@@ -108,22 +111,30 @@ pub(crate) async fn run(
         return Err(Refusal::Expired);
     }
     Ok(match txn.commit().await {
-        Ok(()) => ProcedureOutcome {
-            result: Ok(output),
-            pos: writer.pos(),
-        },
+        Ok(()) => {
+            if create {
+                writer.mark_key_table_ready(generation);
+            }
+            ProcedureOutcome {
+                result: Ok(output),
+                pos: writer.pos(),
+            }
+        }
         Err(err) => failed(WireFailure::Db(WireDbErr::from_db_err(&err))),
     })
 }
 
-/// What is stored for `key`, in `txn` (creating the key table the first time); with `expire`,
-/// old keys are deleted first.
+/// What is stored for `key`, in `txn` (with `create`, creating the key table first); with
+/// `expire`, old keys are deleted first.
 async fn stored(
     txn: &ClusterTransaction,
     key: u128,
     expire: bool,
+    create: bool,
 ) -> Result<Option<Stored>, DbErr> {
-    txn.execute_unprepared(dedup::CREATE_TABLE).await?;
+    if create {
+        txn.execute_unprepared(dedup::CREATE_TABLE).await?;
+    }
     if expire {
         txn.execute_raw(statement(dedup::EXPIRE, [dedup::expiry_bound().into()]))
             .await?;
