@@ -423,6 +423,14 @@ impl Cluster {
         }
     }
 
+    /// Stops node `k`'s app as `litefs mount` stops its `exec` command: SIGTERM, then a wait for
+    /// it to exit (it drains its requests); killed if it takes longer than 10 s.
+    /// Returns how it exited (`None` if it was not running).
+    pub fn terminate_app(&mut self, k: usize) -> Option<std::process::ExitStatus> {
+        let child = self.nodes[k - 1].app.take()?;
+        terminate(child)
+    }
+
     /// How node `k`'s app exited, if it did (it is then forgotten, so it can be started again).
     pub fn app_exit(&mut self, k: usize) -> Option<std::process::ExitStatus> {
         let app = self.nodes[k - 1].app.as_mut()?;
@@ -548,20 +556,21 @@ pub fn tied_to_this_process(program: impl AsRef<std::ffi::OsStr>) -> Command {
     command
 }
 
-fn terminate(mut child: Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
+/// SIGTERM, then waits up to 10 s for the exit (SIGKILL past that); returns how it exited.
+fn terminate(mut child: Child) -> Option<std::process::ExitStatus> {
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(child.wait());
+    });
+    match exit.recv_timeout(Duration::from_secs(10)) {
+        Ok(status) => status.ok(),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-KILL").arg(&pid).status();
+            exit.recv().ok().and_then(Result::ok)
         }
-        std::thread::yield_now();
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn is_mounted(path: &Path) -> bool {

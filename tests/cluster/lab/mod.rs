@@ -183,10 +183,8 @@ impl Settings {
 }
 
 /// Scenarios whose must-be-0 columns are not always 0 yet, left out of the short form that gates
-/// CI until they are fixed (never their checks); docs/testing.md keeps the history. `failover`:
-/// a replica's app dies of SIGBUS when LiteFS is restarted under it (the soak's `crash` column,
-/// and once in a CI short form).
-const OPEN_FINDINGS: &[&str] = &["failover"];
+/// CI until they are fixed (never their checks); docs/testing.md keeps the history. None today.
+const OPEN_FINDINGS: &[&str] = &[];
 
 /// Every scenario on one cluster under load; every must-be-0 column of the table must be 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

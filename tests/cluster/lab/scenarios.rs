@@ -212,6 +212,23 @@ impl Lab {
         }
     }
 
+    /// Stops node `k`'s app with SIGTERM and waits for it, as `litefs mount` does before it
+    /// unmounts; an exit other than success is a crash.
+    fn stop_app_as_litefs_does(&mut self, k: usize) {
+        if let Some(status) = self.cluster.terminate_app(k)
+            && !status.success()
+        {
+            let kept = self
+                .out
+                .join(format!("crash-{}-node{k}-app.log", self.crashes.len()));
+            let _ = std::fs::copy(self.cluster.node(k).app_log(), &kept);
+            self.crashes.push(format!(
+                "node {k}'s app, stopped with SIGTERM, exited with {status}: its log is {}",
+                kept.display()
+            ));
+        }
+    }
+
     /// One fault: injected (recorded), held, healed (recorded once the heal is complete).
     async fn fault_cycle(&mut self, scenario: &Scenario, load: &Load) {
         let history = &load.history;
@@ -280,15 +297,24 @@ impl Lab {
             }
             Fault::Failover => {
                 let next = primary % self.cluster.nodes.len() + 1;
-                // Quiesce the writers so the new primary has every acknowledged write: this
-                // process's through the gate, the apps' by stopping the primary's app.
+                // A static lease moves by restarting every node, and `litefs mount` stops its
+                // `exec` command (the app: SIGTERM, then a wait for it to exit) before it
+                // unmounts: an app that outlives its mount dies of SIGBUS at its next touch of
+                // SQLite's `-shm` mapping (docs/testing.md). So each node restarts whole. This
+                // process's writers are quiesced by the gate; the primary's app stops first, so
+                // the new primary has every acknowledged write.
                 let gate = load.gate.clone();
                 let closed = gate.write().await;
-                self.cluster.pause_app(primary, true);
+                self.stop_app_as_litefs_does(primary);
                 self.wait_until_replicated().await;
+                for k in self.cluster.replicas() {
+                    self.stop_app_as_litefs_does(k);
+                }
                 history.event(false, format!("restart with node {next} as primary"));
                 self.cluster.restart_litefs_with_primary(next).await;
-                self.cluster.pause_app(primary, false);
+                for k in 1..=self.cluster.nodes.len() {
+                    self.cluster.start_app(k).await;
+                }
                 drop(closed);
                 self.wait_until_ready().await;
                 history.event(true, format!("node {next} is primary, every app follows"));
