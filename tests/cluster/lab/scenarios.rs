@@ -199,14 +199,7 @@ impl Lab {
     async fn revive_crashed_apps(&mut self) {
         for k in 1..=self.cluster.nodes.len() {
             if let Some(status) = self.cluster.app_exit(k) {
-                let kept = self
-                    .out
-                    .join(format!("crash-{}-node{k}-app.log", self.crashes.len()));
-                let _ = std::fs::copy(self.cluster.node(k).app_log(), &kept);
-                self.crashes.push(format!(
-                    "node {k}'s app died ({status}): its log is {}",
-                    kept.display()
-                ));
+                self.record_crash(k, format!("died ({status})"));
                 self.cluster.start_app(k).await;
             }
         }
@@ -218,15 +211,20 @@ impl Lab {
         if let Some(status) = self.cluster.terminate_app(k)
             && !status.success()
         {
-            let kept = self
-                .out
-                .join(format!("crash-{}-node{k}-app.log", self.crashes.len()));
-            let _ = std::fs::copy(self.cluster.node(k).app_log(), &kept);
-            self.crashes.push(format!(
-                "node {k}'s app, stopped with SIGTERM, exited with {status}: its log is {}",
-                kept.display()
-            ));
+            self.record_crash(k, format!("stopped with SIGTERM, exited with {status}"));
         }
+    }
+
+    /// Records a crash of node `k`'s app, keeping its log.
+    fn record_crash(&mut self, k: usize, what: String) {
+        let kept = self
+            .out
+            .join(format!("crash-{}-node{k}-app.log", self.crashes.len()));
+        let _ = std::fs::copy(self.cluster.node(k).app_log(), &kept);
+        self.crashes.push(format!(
+            "node {k}'s app {what}: its log is {}",
+            kept.display()
+        ));
     }
 
     /// One fault: injected (recorded), held, healed (recorded once the heal is complete).
