@@ -77,6 +77,13 @@ impl Mount {
         self.dir.join(&self.db_name)
     }
 
+    /// Whether LiteFS says, right now, that another node is primary: it shows the primary's
+    /// name in `.primary` on replicas only. Unlike [`Follower::role`], which follows `/events`,
+    /// this cannot lag behind a lease that just moved.
+    pub fn names_another_primary(&self) -> bool {
+        self.dir.join(".primary").exists()
+    }
+
     /// SQLite's WAL index of the database (`<db>-shm`), which LiteFS passes through.
     pub fn shm_path(&self) -> PathBuf {
         self.dir.join(format!("{}-shm", self.db_name))

@@ -375,9 +375,21 @@ impl Writer {
         let (mut conn, generation) = self.connection().await?;
         if alone {
             let result = run_native(&mut conn, sql, method).await;
-            let pos = result.is_ok().then(|| self.pos()).flatten();
             release(conn).await;
-            return Ok(Written::Fresh(result, pos));
+            if result.is_err() {
+                return Ok(Written::Fresh(result, None));
+            }
+            // As after a COMMIT (see [`Writer::commit`]): it stands once LiteFS answers after it.
+            return Ok(match &self.follower {
+                None => Written::Fresh(result, None),
+                Some(follower) => match follower.mount.position() {
+                    Ok(pos) => Written::Fresh(result, Some(pos)),
+                    Err(e) => Written::Unconfirmed(format!(
+                        "SQLite ran the statement, but LiteFS did not confirm that it recorded \
+                         it ({e}); it may have stopped before it did"
+                    )),
+                },
+            });
         }
         if key.is_some() {
             self.ensure_key_table(&mut conn, generation).await?;
@@ -451,9 +463,12 @@ impl Writer {
         }
     }
 
-    /// After a write that failed with SQLITE_IOERR_WRITE on the primary, while this connection
-    /// still holds SQLite's write lock: makes SQLite rebuild its WAL index, so the next write
-    /// appends where LiteFS expects it. The write itself has failed and committed nothing.
+    /// After a write that failed with SQLITE_IOERR_WRITE on the primary, while the writer's lock
+    /// is held (no other write of this process runs; SQLite itself has usually rolled the
+    /// transaction back and released its own write lock by then): makes SQLite rebuild its WAL
+    /// index, so the next write appends where LiteFS expects it. The write itself has failed and
+    /// committed nothing. Not on a node LiteFS already calls a replica (its `.primary` file, read
+    /// now): there the same error means the lease moved, and LiteFS keeps that node's index.
     ///
     /// Why: a process killed after it wrote a transaction's commit frame to the WAL, but before it
     /// published the frame in the WAL index (`-shm`), leaves a transaction that SQLite's other
@@ -475,7 +490,10 @@ impl Writer {
             .as_database_error()
             .and_then(|e| e.code())
             .and_then(|c| c.parse::<i32>().ok());
-        if code != Some(SQLITE_IOERR_WRITE) || follower.role() != super::Role::Primary {
+        if code != Some(SQLITE_IOERR_WRITE)
+            || follower.role() != super::Role::Primary
+            || follower.mount.names_another_primary()
+        {
             return;
         }
         let shm = follower.mount.shm_path();
