@@ -435,13 +435,18 @@ impl Writer {
                 self.each_alone(conn, alone).await;
             }
             // The whole batch stands or falls with the one commit LiteFS did not confirm. The
-            // held errors did not commit either way.
+            // held writes did not commit either way, but their errors may come from neighbours'
+            // writes that may not stand: they fail as unavailable, without a reason that may be
+            // false.
             Commit::Unconfirmed(why) => {
                 for (job, _) in ran {
                     job.answer(Ok(Written::Unconfirmed(why.clone())));
                 }
-                for (job, result) in held {
-                    job.answer(result);
+                for (job, _) in held {
+                    job.answer(Err(Refusal::Unavailable(format!(
+                        "this write did not commit, but its error came from writes whose outcome \
+                         is unknown ({why}): try it again"
+                    ))));
                 }
             }
         }
@@ -1029,6 +1034,51 @@ mod tests {
         assert_eq!(
             column(&writer, "SELECT id FROM p ORDER BY id").await,
             [1, 7]
+        );
+    }
+
+    /// When LiteFS does not confirm a batch's COMMIT, every write in it is of unknown outcome;
+    /// a write that failed against a neighbour's write (which may not stand) did not commit, and
+    /// must not be answered with that error as if it were settled.
+    #[tokio::test]
+    async fn an_unconfirmed_commit_leaves_every_member_unknown_or_failed_without_a_false_reason() {
+        let writer = Writer::on_temp_file_litefs_gone("unconfirmed", true);
+        let (mut conn, _) = writer.connection().await.unwrap();
+        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x INTEGER UNIQUE)")
+            .await
+            .unwrap();
+        release(conn).await;
+        let answers = batch(&writer, vec![insert(1), insert(1), insert(2)]).await;
+        for n in [0, 2] {
+            assert!(
+                matches!(answers[n], Ok(Written::Unconfirmed(_))),
+                "member {n}: {:?}",
+                exec(&answers[n])
+            );
+        }
+        match &answers[1] {
+            Err(Refusal::Unavailable(why)) => assert!(why.contains("did not commit"), "{why}"),
+            other => panic!(
+                "the held unique violation against an unconfirmed neighbour: {:?}",
+                exec(other)
+            ),
+        }
+        // A lone write, and a statement that runs alone, are unconfirmed the same way.
+        let lone = batch(&writer, vec![insert(3)]).await;
+        assert!(matches!(lone[0], Ok(Written::Unconfirmed(_))));
+        let vacuum = writer
+            .autocommit(
+                sql("VACUUM", vec![]),
+                Method::Execute,
+                None,
+                true,
+                later(5000),
+            )
+            .await;
+        assert!(
+            matches!(vacuum, Ok(Written::Unconfirmed(_))),
+            "VACUUM: {:?}",
+            exec(&vacuum)
         );
     }
 

@@ -200,7 +200,7 @@ impl Follower {
         ready.is_ok().then_some(follower)
     }
 
-    fn new(mount: Mount) -> Self {
+    pub(crate) fn new(mount: Mount) -> Self {
         let follower = Follower {
             role: watch::Sender::new(Role::NoPrimary),
             moved: watch::Sender::new(0),

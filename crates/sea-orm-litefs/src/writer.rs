@@ -207,6 +207,18 @@ impl Writer {
     /// A standalone writer on a fresh SQLite file in the temporary directory (unit tests).
     #[cfg(test)]
     pub fn on_temp_file(name: &str, group_commit: bool) -> Arc<Writer> {
+        Self::on_temp_dir(name, group_commit, false)
+    }
+
+    /// The same, as if in a LiteFS mount whose LiteFS has stopped: it never answers for a
+    /// position (there is no `-pos` file), so no commit is confirmed (unit tests).
+    #[cfg(test)]
+    pub fn on_temp_file_litefs_gone(name: &str, group_commit: bool) -> Arc<Writer> {
+        Self::on_temp_dir(name, group_commit, true)
+    }
+
+    #[cfg(test)]
+    fn on_temp_dir(name: &str, group_commit: bool, litefs_gone: bool) -> Arc<Writer> {
         let dir = std::env::temp_dir().join(format!(
             "{name}-{}-{}",
             std::process::id(),
@@ -220,7 +232,13 @@ impl Writer {
             .foreign_keys(true)
             .create_if_missing(true);
         let databases = Arc::new(Databases::open(&path, options));
-        Arc::new(Writer::new(databases, None, 1024, group_commit))
+        let follower = litefs_gone.then(|| {
+            Arc::new(Follower::new(crate::litefs::Mount {
+                dir,
+                db_name: "t.db".into(),
+            }))
+        });
+        Arc::new(Writer::new(databases, follower, 1024, group_commit))
     }
 
     /// Takes the writer's lock in arrival order, or says "busy" when `deadline` passes first.
