@@ -479,7 +479,7 @@ impl Writer {
         let native = match native {
             Ok(native) => native,
             Err(err) => {
-                self.repair_after(&err);
+                self.repair_after(conn, &err).await;
                 return self
                     .undo_member(conn, Ok(Written::Fresh(Err(err), None)))
                     .await;

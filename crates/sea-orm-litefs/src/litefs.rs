@@ -83,11 +83,6 @@ impl Mount {
     pub fn names_another_primary(&self) -> bool {
         self.dir.join(".primary").exists()
     }
-
-    /// SQLite's WAL index of the database (`<db>-shm`), which LiteFS passes through.
-    pub fn shm_path(&self) -> PathBuf {
-        self.dir.join(format!("{}-shm", self.db_name))
-    }
 }
 
 /// How many positions of the current history are remembered, to tell whether a later position

@@ -292,7 +292,7 @@ impl Writer {
     /// to mount than this read takes to follow COMMIT.
     pub async fn commit(&self, conn: &mut SqliteConnection) -> Commit {
         if let Err(err) = conn.execute("COMMIT").await {
-            self.repair_after(&err);
+            self.repair_after(conn, &err).await;
             return Commit::Failed(err);
         }
         let Some(follower) = &self.follower else {
@@ -455,7 +455,7 @@ impl Writer {
         let native = match native {
             Ok(native) => native,
             Err(err) => {
-                self.repair_after(&err);
+                self.repair_after(conn, &err).await;
                 rollback(conn).await;
                 return Ok(Written::Fresh(Err(err), None));
             }
@@ -499,7 +499,7 @@ impl Writer {
     /// a transaction the replicas have. An invalid index header (`isInit` 0 in both copies) makes
     /// the next transaction run SQLite's own recovery, which reads the index back from the WAL:
     /// the dead process's transaction included, as LiteFS has it.
-    pub(super) fn repair_after(&self, err: &sqlx::Error) {
+    pub(super) async fn repair_after(&self, conn: &mut SqliteConnection, err: &sqlx::Error) {
         const SQLITE_IOERR_WRITE: i32 = 778;
         let Some(follower) = &self.follower else {
             return;
@@ -514,18 +514,13 @@ impl Writer {
         {
             return;
         }
-        let shm = follower.mount.shm_path();
-        let reset = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&shm)
-            .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, &[0u8; 96], 0));
-        match reset {
+        match invalidate_wal_index(conn).await {
             Ok(()) => tracing::warn!(
                 error = %err,
                 "LiteFS refused a WAL write on the primary: SQLite's WAL index is reset, so it \
                  is rebuilt from the WAL (a process may have died inside a commit)"
             ),
-            Err(e) => tracing::error!(error = %e, "cannot reset the WAL index {}", shm.display()),
+            Err(e) => tracing::error!(error = %e, "cannot reset the WAL index"),
         }
     }
 
@@ -617,6 +612,49 @@ pub async fn rollback(conn: &mut SqliteConnection) {
     }
 }
 
+/// Makes SQLite rebuild the WAL index of `conn`'s database from the WAL at its next transaction:
+/// both copies of the index header (the first 96 bytes of `-shm`) are zeroed, so `isInit` is 0.
+///
+/// The write goes through the mapping SQLite itself uses (its VFS's `xShmMap`), never through a
+/// file descriptor of our own: closing any descriptor of `-shm` drops every POSIX lock this
+/// process holds on it (LiteFS releases them on the FUSE flush), SQLite's read locks and its
+/// "dead man switch" included. The next process to open the database would then think itself
+/// alone, truncate `-shm`, and every process still mapping it would die of SIGBUS.
+pub(crate) async fn invalidate_wal_index(conn: &mut SqliteConnection) -> Result<(), String> {
+    const WAL_INDEX_HEADERS: usize = 96;
+    const SHM_REGION: std::ffi::c_int = 32 * 1024;
+    let mut handle = conn.lock_handle().await.map_err(|e| e.to_string())?;
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: the handle is locked for this call. SQLITE_FCNTL_FILE_POINTER gives the open
+    // `sqlite3_file` of the main database, whose methods outlive the call; xShmMap with
+    // bExtend=0 returns region 0 only if it is mapped already, and a mapped region is at least
+    // SHM_REGION bytes, writable unless the connection is read-only.
+    unsafe {
+        let mut file: *mut libsqlite3_sys::sqlite3_file = std::ptr::null_mut();
+        let rc = libsqlite3_sys::sqlite3_file_control(
+            db,
+            c"main".as_ptr(),
+            libsqlite3_sys::SQLITE_FCNTL_FILE_POINTER,
+            (&mut file as *mut *mut libsqlite3_sys::sqlite3_file).cast(),
+        );
+        if rc != libsqlite3_sys::SQLITE_OK || file.is_null() || (*file).pMethods.is_null() {
+            return Err(format!(
+                "no database file to reach its WAL index (code {rc})"
+            ));
+        }
+        let Some(shm_map) = (*(*file).pMethods).xShmMap else {
+            return Err("the VFS has no shared memory".into());
+        };
+        let mut region: *mut std::ffi::c_void = std::ptr::null_mut();
+        let rc = shm_map(file, 0, SHM_REGION, 0, &mut region);
+        if rc != libsqlite3_sys::SQLITE_OK || region.is_null() {
+            return Err(format!("the WAL index is not mapped (code {rc})"));
+        }
+        std::ptr::write_bytes(region.cast::<u8>(), 0, WAL_INDEX_HEADERS);
+    }
+    Ok(())
+}
+
 /// Whether SQLite says the connection is inside a transaction.
 pub async fn in_transaction(conn: &mut SqliteConnection) -> bool {
     match conn.lock_handle().await {
@@ -683,5 +721,79 @@ impl Drop for Alarm {
     fn drop(&mut self) {
         *self.armed.lock().unwrap() = false;
         self.timer.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+
+    use sqlx::ConnectOptions;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+
+    use super::*;
+
+    /// SQLite's "dead man switch" in `-shm`: read-locked by every process that uses the index; a
+    /// process that finds it unlocked thinks itself alone and truncates `-shm`.
+    const DMS: i64 = 128;
+
+    /// The lock that a write lock on byte `at` of `file` would meet (an open file description
+    /// lock: it conflicts with this process's own POSIX locks, which SQLite's are).
+    fn lock_met(file: &std::fs::File, at: i64) -> i32 {
+        // SAFETY: a plain fcntl query on an open descriptor with a valid `flock`.
+        let mut query: libc::flock = unsafe { std::mem::zeroed() };
+        query.l_type = libc::F_WRLCK as _;
+        query.l_whence = libc::SEEK_SET as _;
+        query.l_start = at;
+        query.l_len = 1;
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut query) };
+        assert_eq!(rc, 0, "F_OFD_GETLK: {}", std::io::Error::last_os_error());
+        i32::from(query.l_type)
+    }
+
+    #[tokio::test]
+    async fn resetting_the_wal_index_keeps_this_process_s_locks_and_loses_nothing() {
+        let dir = std::env::temp_dir().join(format!("wal-index-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let _ = std::fs::remove_file(&path);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let mut conn = options.connect().await.unwrap();
+        conn.execute("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2)")
+            .await
+            .unwrap();
+        let probe = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join("t.db-shm"))
+            .unwrap();
+        assert_eq!(
+            lock_met(&probe, DMS),
+            libc::F_RDLCK,
+            "SQLite holds its DMS lock"
+        );
+
+        invalidate_wal_index(&mut conn).await.unwrap();
+
+        assert_eq!(
+            lock_met(&probe, DMS),
+            libc::F_RDLCK,
+            "the reset dropped this process's locks on -shm"
+        );
+        let mut headers = [0xffu8; 96];
+        probe.read_exact_at(&mut headers, 0).unwrap();
+        assert_eq!(headers, [0u8; 96], "both copies of the header are zeroed");
+        // The next transaction rebuilds the index from the WAL: every row is still there.
+        let count = || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM t");
+        assert_eq!(count().fetch_one(&mut conn).await.unwrap(), 2);
+        conn.execute("INSERT INTO t VALUES (3)").await.unwrap();
+        let mut other = options.connect().await.unwrap();
+        assert_eq!(count().fetch_one(&mut other).await.unwrap(), 3);
+        drop((conn, other, probe));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
