@@ -65,14 +65,29 @@ impl DatabaseFile {
                 }
             }
         }
-        // Opening for writing writes nothing, and fails on a read-only file or file system.
-        match std::fs::OpenOptions::new().write(true).open(&self.path) {
-            Ok(_) => None,
+        // access(2), not an open: closing a descriptor of the file would drop every POSIX lock
+        // this process holds on it, SQLite's included (another process could then take the
+        // database for unused, checkpoint it and delete its WAL under us). It fails on a
+        // read-only file system, and on an immutable file even for root.
+        match writable(&self.path) {
+            Ok(()) => None,
             Err(err) => {
                 tracing::warn!(%err, path = %self.path.display(), "database file not writable");
                 Some("the database is read-only".into())
             }
         }
+    }
+}
+
+/// Whether this process may write `path` (`access(path, W_OK)`), without opening it.
+fn writable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+    if unsafe { libc::access(path.as_ptr(), libc::W_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -112,4 +127,64 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
 
 async fn metrics(State(state): State<AppState>) -> String {
     state.metrics.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+    use sqlx::{ConnectOptions, Executor};
+
+    use super::*;
+
+    /// Where SQLite takes its SHARED lock on a database file (`SHARED_FIRST`): in WAL mode, held
+    /// for as long as a connection is open.
+    const SHARED_FIRST: i64 = 0x4000_0000 + 2;
+
+    /// The lock a write lock on byte `at` of `file` would meet (an open file description lock,
+    /// which conflicts with this process's own POSIX locks, as SQLite's are).
+    fn lock_met(file: &std::fs::File, at: i64) -> i32 {
+        // SAFETY: a plain fcntl query on an open descriptor with a valid `flock`.
+        let mut query: libc::flock = unsafe { std::mem::zeroed() };
+        query.l_type = libc::F_WRLCK as _;
+        query.l_whence = libc::SEEK_SET as _;
+        query.l_start = at;
+        query.l_len = 1;
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut query) };
+        assert_eq!(rc, 0, "F_OFD_GETLK: {}", std::io::Error::last_os_error());
+        i32::from(query.l_type)
+    }
+
+    #[tokio::test]
+    async fn checking_the_file_keeps_sqlite_s_locks_on_it() {
+        let dir = std::env::temp_dir().join(format!("blog-health-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("blog.db");
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .connect()
+            .await
+            .unwrap();
+        conn.execute("CREATE TABLE t(x)").await.unwrap();
+        let probe = std::fs::File::open(&path).unwrap();
+        assert_eq!(
+            lock_met(&probe, SHARED_FIRST),
+            libc::F_RDLCK,
+            "SQLite's lock"
+        );
+
+        let file = DatabaseFile::at_start(&path, true).unwrap();
+        assert_eq!(file.write_problem(), None);
+
+        assert_eq!(
+            lock_met(&probe, SHARED_FIRST),
+            libc::F_RDLCK,
+            "checking the file dropped this process's locks on it"
+        );
+        drop((conn, probe));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
