@@ -1268,4 +1268,68 @@ mod tests {
             "E was answered {e_err}, yet t holds {committed:?}: the conflicting row never committed"
         );
     }
+
+    /// Review 3: a committed row without its parent (SQLite enforces foreign keys only on
+    /// connections that turn them on, so any other tool can leave one) makes SQLite's deferred
+    /// foreign key count go below zero when a write resolves it along with a violation of its
+    /// own. `SQLITE_DBSTATUS_DEFERRED_FKS` says only whether the count is above zero, so that
+    /// write passes the check, and a later neighbour's violation brings the count back to zero:
+    /// the neighbour commits in a batch, though alone COMMIT refuses it.
+    #[tokio::test]
+    async fn review3_a_deferred_fk_count_below_zero_masks_a_neighbours_violation() {
+        async fn with_orphans(name: &str) -> Arc<Writer> {
+            let writer = writer(name, true);
+            run(&writer, "CREATE TABLE p(id INTEGER PRIMARY KEY)").await;
+            run(
+                &writer,
+                "CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+            )
+            .await;
+            let (mut conn, _) = writer.connection().await.unwrap();
+            for s in [
+                "PRAGMA foreign_keys = OFF",
+                "INSERT INTO c(pid) VALUES (5), (5)",
+                "PRAGMA foreign_keys = ON",
+            ] {
+                conn.execute(s).await.unwrap();
+            }
+            release(conn).await;
+            writer
+        }
+        // One violation of its own (9), two orphans resolved (5): the count ends at -1.
+        let resolver = || {
+            Write(
+                Sql::Raw("INSERT INTO c(pid) VALUES (9); INSERT INTO p(id) VALUES (5)".into()),
+                Method::Execute,
+                None,
+                later(10_000),
+            )
+        };
+        let violator = || write("INSERT INTO c(pid) VALUES (7)", Method::Execute);
+        let alone = with_orphans("rv3-neg-alone").await;
+        let resolver_alone = exec(&batch(&alone, vec![resolver()]).await[0]);
+        let violator_alone = exec(&batch(&alone, vec![violator()]).await[0]);
+        let err = violator_alone.clone().unwrap_err();
+        assert!(err.contains("FOREIGN KEY"), "alone: {err}");
+        let writer = with_orphans("rv3-neg").await;
+        let answers = batch(&writer, vec![resolver(), violator()]).await;
+        eprintln!(
+            "in a batch: {:?}, {:?}",
+            exec(&answers[0]),
+            exec(&answers[1])
+        );
+        assert_eq!(
+            exec(&answers[0]).is_ok(),
+            resolver_alone.is_ok(),
+            "the resolving write: alone {resolver_alone:?}, in a batch {:?}",
+            exec(&answers[0])
+        );
+        let err = exec(&answers[1])
+            .expect_err("the violating write failed alone but committed in a batch");
+        assert!(err.contains("FOREIGN KEY"), "in a batch: {err}");
+        assert_eq!(
+            column(&writer, "SELECT count(*) FROM c WHERE pid = 7").await,
+            [0]
+        );
+    }
 }
