@@ -1332,4 +1332,57 @@ mod tests {
             [0]
         );
     }
+
+    /// Review 3: the same with foreign keys always on, no orphan committed: in a self-referencing
+    /// table whose key is `ON DELETE SET NULL`, these three inserts leave SQLite's deferred count
+    /// at -1 (`INSERT OR REPLACE` there does not count its missing parent, the last insert
+    /// resolves it anyway). Alone that write is refused at COMMIT (the count is not zero), and so
+    /// is the neighbour's orphan; in a batch the two counts cancel and both commit.
+    #[tokio::test]
+    async fn review3_a_self_referencing_write_leaves_the_count_below_zero() {
+        let schema = "CREATE TABLE c(id INTEGER PRIMARY KEY, \
+                      pid INTEGER REFERENCES c(id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED)";
+        let tree = || {
+            Write(
+                Sql::Raw(
+                    "INSERT INTO c(id, pid) VALUES (2, 1); \
+                     INSERT OR REPLACE INTO c(id, pid) VALUES (3, 1); \
+                     INSERT INTO c(id, pid) VALUES (1, 1)"
+                        .into(),
+                ),
+                Method::Execute,
+                None,
+                later(10_000),
+            )
+        };
+        let orphan = || write("INSERT INTO c(id, pid) VALUES (10, 99)", Method::Execute);
+        let alone = writer("rv3-self-alone", true);
+        run(&alone, schema).await;
+        let tree_alone = exec(&batch(&alone, vec![tree()]).await[0]);
+        let orphan_alone = exec(&batch(&alone, vec![orphan()]).await[0]);
+        assert!(
+            orphan_alone.as_ref().unwrap_err().contains("FOREIGN KEY"),
+            "alone: {orphan_alone:?}"
+        );
+        let writer = writer("rv3-self", true);
+        run(&writer, schema).await;
+        let answers = batch(&writer, vec![tree(), orphan()]).await;
+        eprintln!(
+            "alone: {tree_alone:?}, {orphan_alone:?}; in a batch: {:?}, {:?}",
+            exec(&answers[0]),
+            exec(&answers[1])
+        );
+        assert_eq!(
+            exec(&answers[0]).is_ok(),
+            tree_alone.is_ok(),
+            "the tree write: alone {tree_alone:?}, in a batch {:?}",
+            exec(&answers[0])
+        );
+        let err = exec(&answers[1]).expect_err("the orphan failed alone but committed in a batch");
+        assert!(err.contains("FOREIGN KEY"), "in a batch: {err}");
+        assert_eq!(
+            column(&writer, "SELECT id FROM c ORDER BY id").await,
+            column(&alone, "SELECT id FROM c ORDER BY id").await
+        );
+    }
 }
