@@ -19,9 +19,10 @@
 //!   commits (the transaction is rolled back and the others run again);
 //! - when BEGIN or COMMIT itself fails, nothing committed (as for a write alone), and each member
 //!   runs again alone, so that each gets its own answer;
-//! - a member that leaves a deferred foreign key violation (which SQLite checks at COMMIT only,
-//!   so a later neighbour could resolve it) is rolled back to its savepoint and runs in a
-//!   transaction of its own, after the members before it commit and before those after it.
+//! - a member that leaves a deferred foreign key violation, or SQLite's count of them below zero
+//!   (which SQLite checks at COMMIT only, so a later neighbour could cancel it), is rolled back to
+//!   its savepoint and runs in a transaction of its own, after the members before it commit and
+//!   before those after it.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -111,9 +112,10 @@ enum Step {
     Settled(Result<Written, Refusal>),
     /// It ended the whole transaction: answer it with this, and run the others again.
     Ended(Result<Written, Refusal>),
-    /// It left a deferred foreign key violation (SQLite checks those at COMMIT only, so in a
-    /// batch a later neighbour could resolve it): it was rolled back to its savepoint and runs
-    /// again in a transaction of its own, after the members before it commit.
+    /// It left SQLite's deferred foreign key count other than zero (a violation, or a count below
+    /// zero; SQLite checks it at COMMIT only, so in a batch a later neighbour could cancel it):
+    /// it was rolled back to its savepoint and runs again in a transaction of its own, after the
+    /// members before it commit.
     Alone,
 }
 
@@ -133,11 +135,9 @@ fn is_statement_error(result: &Result<Written, Refusal>) -> bool {
     matches!(result, Ok(Written::Fresh(Err(_), _)))
 }
 
-/// Whether the open transaction holds a deferred foreign key violation that COMMIT would refuse
-/// (`SQLITE_DBSTATUS_DEFERRED_FKS`). Each member starts with none (every member before it was
-/// checked), so a violation found after a member is its own. When SQLite cannot say: yes (the
-/// member then runs alone, which is always correct).
-async fn unresolved_deferred_foreign_keys(conn: &mut SqliteConnection) -> bool {
+/// Whether SQLite's deferred foreign key count of the open transaction is above zero
+/// (`SQLITE_DBSTATUS_DEFERRED_FKS`, which says no more than that). When SQLite cannot say: yes.
+async fn deferred_foreign_keys_above_zero(conn: &mut SqliteConnection) -> bool {
     let Ok(mut handle) = conn.lock_handle().await else {
         return true;
     };
@@ -154,6 +154,61 @@ async fn unresolved_deferred_foreign_keys(conn: &mut SqliteConnection) -> bool {
     };
     rc != libsqlite3_sys::SQLITE_OK || current != 0
 }
+
+/// Whether the open transaction's deferred foreign key count is anything but zero: COMMIT
+/// refuses a transaction unless it is exactly zero. Each member starts at zero (every member
+/// before it was checked), so a count found after a member is its own. The count can also end
+/// below zero (a write that resolves rows left without a parent before it began, and SQLite
+/// counts some self-referencing `ON DELETE SET NULL` writes so): the status does not show that,
+/// so one violation is added on a probe table and rolled back at once; the count is zero if and
+/// only if it is then above zero. When SQLite cannot say: yes (the member then runs alone,
+/// which is always correct).
+async fn unresolved_deferred_foreign_keys(conn: &mut SqliteConnection) -> bool {
+    if deferred_foreign_keys_above_zero(conn).await {
+        return true;
+    }
+    // The probe's insert must not become the connection's last_insert_rowid, which the next
+    // member's UPDATE reports as it would alone.
+    let rowid = last_insert_rowid(conn, None).await;
+    let probe = async {
+        conn.execute(PROBE_SAVEPOINT).await?;
+        conn.execute(PROBE_VIOLATION).await?;
+        let zero_before = deferred_foreign_keys_above_zero(conn).await;
+        conn.execute(PROBE_ROLLBACK_TO).await?;
+        conn.execute(PROBE_RELEASE).await?;
+        Ok::<_, sqlx::Error>(zero_before)
+    };
+    // After an error the member's own ROLLBACK TO takes the probe's savepoint with it.
+    let unresolved = !probe.await.unwrap_or(false);
+    last_insert_rowid(conn, rowid).await;
+    unresolved
+}
+
+/// The connection's `last_insert_rowid`, after setting it to `set` if given.
+async fn last_insert_rowid(conn: &mut SqliteConnection, set: Option<i64>) -> Option<i64> {
+    let mut handle = conn.lock_handle().await.ok()?;
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: the handle is locked for this call.
+    unsafe {
+        if let Some(rowid) = set {
+            libsqlite3_sys::sqlite3_set_last_insert_rowid(db, rowid);
+        }
+        Some(libsqlite3_sys::sqlite3_last_insert_rowid(db))
+    }
+}
+
+/// Tables of the connection's own temporary schema (never in the database file, never
+/// replicated) that make one deferred foreign key violation on demand: the probe's row has no
+/// parent, and both stay empty outside the probe.
+const PROBE_TABLES: [&str; 2] = [
+    "CREATE TEMP TABLE IF NOT EXISTS litefs_group_probe_parent(id INTEGER PRIMARY KEY)",
+    "CREATE TEMP TABLE IF NOT EXISTS litefs_group_probe(parent INTEGER \
+     REFERENCES litefs_group_probe_parent(id) DEFERRABLE INITIALLY DEFERRED)",
+];
+const PROBE_SAVEPOINT: &str = "SAVEPOINT litefs_group_probe";
+const PROBE_VIOLATION: &str = "INSERT INTO temp.litefs_group_probe(parent) VALUES (1)";
+const PROBE_ROLLBACK_TO: &str = "ROLLBACK TO litefs_group_probe";
+const PROBE_RELEASE: &str = "RELEASE litefs_group_probe";
 
 const SAVEPOINT: &str = "SAVEPOINT litefs_group_write";
 const ROLLBACK_TO: &str = "ROLLBACK TO litefs_group_write";
@@ -342,6 +397,12 @@ impl Writer {
         }
         if members.is_empty() {
             return rerun;
+        }
+        for table in PROBE_TABLES {
+            if let Err(e) = conn.execute(table).await {
+                // Without it every member that runs is set aside to run alone: slower, correct.
+                tracing::warn!(error = %e, "cannot create the group commit's probe table");
+            }
         }
         if conn.execute("BEGIN IMMEDIATE").await.is_err() {
             self.each_alone(conn, members).await;
