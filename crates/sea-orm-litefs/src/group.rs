@@ -1446,4 +1446,31 @@ mod tests {
             column(&alone, "SELECT id FROM c ORDER BY id").await
         );
     }
+
+    /// Review 3: the probe needs foreign keys enforced. With them off (a builder's own connect
+    /// options may say so) no count ever moves, and no member may be set aside for it, or group
+    /// commit would quietly run every write twice and alone.
+    #[tokio::test]
+    async fn review3_with_foreign_keys_off_no_member_is_set_aside() {
+        use sqlx::Connection as _;
+        let path = std::env::temp_dir().join(format!(
+            "group-rv3-nofk-{}-{}.db",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .foreign_keys(false)
+            .create_if_missing(true);
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        for table in PROBE_TABLES {
+            conn.execute(table).await.unwrap();
+        }
+        conn.execute("BEGIN IMMEDIATE").await.unwrap();
+        conn.execute("CREATE TABLE t(x INTEGER)").await.unwrap();
+        assert!(
+            !unresolved_deferred_foreign_keys(&mut conn).await,
+            "a write with foreign keys off was set aside to run alone"
+        );
+    }
 }
