@@ -164,6 +164,10 @@ async fn deferred_foreign_keys_above_zero(conn: &mut SqliteConnection) -> bool {
 /// only if it is then above zero. When SQLite cannot say: yes (the member then runs alone,
 /// which is always correct).
 async fn unresolved_deferred_foreign_keys(conn: &mut SqliteConnection) -> bool {
+    if !foreign_keys_enforced(conn).await {
+        // No count moves (and the setting cannot change inside the transaction).
+        return false;
+    }
     if deferred_foreign_keys_above_zero(conn).await {
         return true;
     }
@@ -182,6 +186,27 @@ async fn unresolved_deferred_foreign_keys(conn: &mut SqliteConnection) -> bool {
     let unresolved = !probe.await.unwrap_or(false);
     last_insert_rowid(conn, rowid).await;
     unresolved
+}
+
+/// Whether the connection enforces foreign keys (`PRAGMA foreign_keys`; the builder turns them
+/// on, a caller's own connect options may not). When SQLite cannot say: yes.
+async fn foreign_keys_enforced(conn: &mut SqliteConnection) -> bool {
+    let Ok(mut handle) = conn.lock_handle().await else {
+        return true;
+    };
+    // SQLITE_DBCONFIG_ENABLE_FKEY takes an int (-1: leave the setting as it is) and a pointer
+    // to an int for the current setting.
+    let (keep, mut enforced): (std::ffi::c_int, std::ffi::c_int) = (-1, 1);
+    // SAFETY: the handle is locked for this call; the arguments are as described above.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            handle.as_raw_handle().as_ptr(),
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_FKEY,
+            keep,
+            &raw mut enforced,
+        )
+    };
+    rc != libsqlite3_sys::SQLITE_OK || enforced != 0
 }
 
 /// The connection's `last_insert_rowid`, after setting it to `set` if given.
