@@ -226,12 +226,12 @@ async fn last_insert_rowid(conn: &mut SqliteConnection, set: Option<i64>) -> Opt
 /// replicated) that make one deferred foreign key violation on demand: the probe's row has no
 /// parent, and both stay empty outside the probe.
 const PROBE_TABLES: [&str; 2] = [
-    "CREATE TEMP TABLE IF NOT EXISTS litefs_group_probe_parent(id INTEGER PRIMARY KEY)",
-    "CREATE TEMP TABLE IF NOT EXISTS litefs_group_probe(parent INTEGER \
-     REFERENCES litefs_group_probe_parent(id) DEFERRABLE INITIALLY DEFERRED)",
+    "CREATE TEMP TABLE IF NOT EXISTS _litefs_group_probe_parent(id INTEGER PRIMARY KEY)",
+    "CREATE TEMP TABLE IF NOT EXISTS _litefs_group_probe(parent INTEGER \
+     REFERENCES _litefs_group_probe_parent(id) DEFERRABLE INITIALLY DEFERRED)",
 ];
 const PROBE_SAVEPOINT: &str = "SAVEPOINT litefs_group_probe";
-const PROBE_VIOLATION: &str = "INSERT INTO temp.litefs_group_probe(parent) VALUES (1)";
+const PROBE_VIOLATION: &str = "INSERT INTO temp._litefs_group_probe(parent) VALUES (1)";
 const PROBE_ROLLBACK_TO: &str = "ROLLBACK TO litefs_group_probe";
 const PROBE_RELEASE: &str = "RELEASE litefs_group_probe";
 
