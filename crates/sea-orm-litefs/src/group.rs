@@ -1498,4 +1498,86 @@ mod tests {
             "a write with foreign keys off was set aside to run alone"
         );
     }
+
+    /// Review 3 (held): an ending member, a keyed member that runs alone (its deferred foreign
+    /// key fails at its own COMMIT) and a keyed member that resolves its own violation, in one
+    /// batch: each answered as alone in queue order, each key stored once, and only for the
+    /// write that committed.
+    #[tokio::test]
+    async fn review3_keyed_alone_member_after_an_ender_stores_its_key_once() {
+        let writer = writer("rv3-keyed-alone", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        run(&writer, "CREATE TABLE p(id INTEGER PRIMARY KEY)").await;
+        run(
+            &writer,
+            "CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+        )
+        .await;
+        let (k1, k2) = (
+            crate::connection::idempotency_key(),
+            crate::connection::idempotency_key(),
+        );
+        let keyed = |text: &str, key| {
+            Write(
+                Sql::Raw(text.into()),
+                Method::Execute,
+                Some(key),
+                later(10_000),
+            )
+        };
+        let orphan = "INSERT INTO c(pid) VALUES (1)";
+        let resolved = "INSERT INTO c(pid) VALUES (2); INSERT INTO p(id) VALUES (2)";
+        let answers = batch(
+            &writer,
+            vec![
+                insert(1),
+                write("INSERT OR ROLLBACK INTO t(x) VALUES (1)", Method::Execute),
+                keyed(orphan, k1),
+                keyed(resolved, k2),
+                write("INSERT INTO p(id) VALUES (1)", Method::Execute),
+            ],
+        )
+        .await;
+        assert!(exec(&answers[0]).is_ok(), "{:?}", exec(&answers[0]));
+        assert!(exec(&answers[1]).unwrap_err().contains("UNIQUE"));
+        assert!(exec(&answers[2]).unwrap_err().contains("FOREIGN KEY"));
+        let (_, resolved_id) = exec(&answers[3]).unwrap();
+        assert!(exec(&answers[4]).is_ok(), "{:?}", exec(&answers[4]));
+        assert_eq!(column(&writer, "SELECT pid FROM c").await, [2]);
+        assert_eq!(
+            column(&writer, "SELECT id FROM p ORDER BY id").await,
+            [1, 2]
+        );
+        assert_eq!(
+            column(&writer, "SELECT count(*) FROM _litefs_forward_keys").await,
+            [1]
+        );
+        // The failed keyed write runs again (nothing of it stood); the other is answered from
+        // its stored reply. The parent now exists, so the first commits this time.
+        let again = |text: &str, key| {
+            writer.autocommit(
+                Sql::Raw(text.into()),
+                Method::Execute,
+                Some(key),
+                false,
+                later(10_000),
+            )
+        };
+        assert!(exec(&again(orphan, k1).await).is_ok());
+        match again(resolved, k2).await {
+            Ok(Written::Stored(
+                Reply::Exec {
+                    last_insert_rowid, ..
+                },
+                _,
+            )) => {
+                assert_eq!(last_insert_rowid, resolved_id)
+            }
+            other => panic!("{:?}", exec(&other)),
+        }
+        assert_eq!(
+            column(&writer, "SELECT pid FROM c ORDER BY pid").await,
+            [1, 2]
+        );
+    }
 }
