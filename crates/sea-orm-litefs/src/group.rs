@@ -1580,4 +1580,43 @@ mod tests {
             [1, 2]
         );
     }
+
+    /// Review 3 (held): deleting a parent that a deferred child still references fails at its
+    /// own COMMIT even when the next write puts the parent back; a cascading delete of a deferred
+    /// child's parent, which leaves nothing unresolved, commits in the batch.
+    #[tokio::test]
+    async fn review3_deleting_a_deferred_childs_parent_is_judged_alone() {
+        let writer = writer("rv3-delete-parent", true);
+        for s in [
+            "CREATE TABLE p(id INTEGER PRIMARY KEY)",
+            "CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+            "CREATE TABLE q(id INTEGER PRIMARY KEY)",
+            "CREATE TABLE d(qid INTEGER REFERENCES q(id) ON DELETE CASCADE \
+             DEFERRABLE INITIALLY DEFERRED)",
+            "INSERT INTO p(id) VALUES (1)",
+            "INSERT INTO c(pid) VALUES (1)",
+            "INSERT INTO q(id) VALUES (1)",
+            "INSERT INTO d(qid) VALUES (1)",
+        ] {
+            run(&writer, s).await;
+        }
+        let before = writer.batch_counts();
+        let answers = batch(
+            &writer,
+            vec![
+                write("DELETE FROM q WHERE id = 1", Method::Execute),
+                write("DELETE FROM p WHERE id = 1", Method::Execute),
+                write("INSERT OR IGNORE INTO p(id) VALUES (1)", Method::Execute),
+            ],
+        )
+        .await;
+        assert_eq!(exec(&answers[0]).map(|r| r.0), Ok(1));
+        assert!(exec(&answers[1]).unwrap_err().contains("FOREIGN KEY"));
+        // The parent was never deleted: the insert finds it there and ignores itself.
+        assert_eq!(exec(&answers[2]).map(|r| r.0), Ok(0));
+        assert_eq!(column(&writer, "SELECT count(*) FROM d").await, [0]);
+        assert_eq!(column(&writer, "SELECT pid FROM c").await, [1]);
+        let after = writer.batch_counts();
+        assert_eq!((after.0 - before.0, after.1 - before.1), (1, 3));
+    }
 }
