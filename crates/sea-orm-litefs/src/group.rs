@@ -19,9 +19,10 @@
 //!   commits (the transaction is rolled back and the others run again);
 //! - when BEGIN or COMMIT itself fails, nothing committed (as for a write alone), and each member
 //!   runs again alone, so that each gets its own answer;
-//! - a member that leaves a deferred foreign key violation (which SQLite checks at COMMIT only,
-//!   so a later neighbour could resolve it) is rolled back to its savepoint and runs in a
-//!   transaction of its own, after the members before it commit and before those after it.
+//! - a member that leaves a deferred foreign key violation, or SQLite's count of them below zero
+//!   (which SQLite checks at COMMIT only, so a later neighbour could cancel it), is rolled back to
+//!   its savepoint and runs in a transaction of its own, after the members before it commit and
+//!   before those after it.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -111,9 +112,10 @@ enum Step {
     Settled(Result<Written, Refusal>),
     /// It ended the whole transaction: answer it with this, and run the others again.
     Ended(Result<Written, Refusal>),
-    /// It left a deferred foreign key violation (SQLite checks those at COMMIT only, so in a
-    /// batch a later neighbour could resolve it): it was rolled back to its savepoint and runs
-    /// again in a transaction of its own, after the members before it commit.
+    /// It left SQLite's deferred foreign key count other than zero (a violation, or a count below
+    /// zero; SQLite checks it at COMMIT only, so in a batch a later neighbour could cancel it):
+    /// it was rolled back to its savepoint and runs again in a transaction of its own, after the
+    /// members before it commit.
     Alone,
 }
 
@@ -133,11 +135,9 @@ fn is_statement_error(result: &Result<Written, Refusal>) -> bool {
     matches!(result, Ok(Written::Fresh(Err(_), _)))
 }
 
-/// Whether the open transaction holds a deferred foreign key violation that COMMIT would refuse
-/// (`SQLITE_DBSTATUS_DEFERRED_FKS`). Each member starts with none (every member before it was
-/// checked), so a violation found after a member is its own. When SQLite cannot say: yes (the
-/// member then runs alone, which is always correct).
-async fn unresolved_deferred_foreign_keys(conn: &mut SqliteConnection) -> bool {
+/// Whether SQLite's deferred foreign key count of the open transaction is above zero
+/// (`SQLITE_DBSTATUS_DEFERRED_FKS`, which says no more than that). When SQLite cannot say: yes.
+async fn deferred_foreign_keys_above_zero(conn: &mut SqliteConnection) -> bool {
     let Ok(mut handle) = conn.lock_handle().await else {
         return true;
     };
@@ -154,6 +154,86 @@ async fn unresolved_deferred_foreign_keys(conn: &mut SqliteConnection) -> bool {
     };
     rc != libsqlite3_sys::SQLITE_OK || current != 0
 }
+
+/// Whether the open transaction's deferred foreign key count is anything but zero: COMMIT
+/// refuses a transaction unless it is exactly zero. Each member starts at zero (every member
+/// before it was checked), so a count found after a member is its own. The count can also end
+/// below zero (a write that resolves rows left without a parent before it began, and SQLite
+/// counts some self-referencing `ON DELETE SET NULL` writes so): the status does not show that,
+/// so one violation is added on a probe table and rolled back at once; the count is zero if and
+/// only if it is then above zero. When SQLite cannot say: yes (the member then runs alone,
+/// which is always correct).
+async fn unresolved_deferred_foreign_keys(conn: &mut SqliteConnection) -> bool {
+    if !foreign_keys_enforced(conn).await {
+        // No count moves (and the setting cannot change inside the transaction).
+        return false;
+    }
+    if deferred_foreign_keys_above_zero(conn).await {
+        return true;
+    }
+    // The probe's insert must not become the connection's last_insert_rowid, which the next
+    // member's UPDATE reports as it would alone.
+    let rowid = last_insert_rowid(conn, None).await;
+    let probe = async {
+        conn.execute(PROBE_SAVEPOINT).await?;
+        conn.execute(PROBE_VIOLATION).await?;
+        let zero_before = deferred_foreign_keys_above_zero(conn).await;
+        conn.execute(PROBE_ROLLBACK_TO).await?;
+        conn.execute(PROBE_RELEASE).await?;
+        Ok::<_, sqlx::Error>(zero_before)
+    };
+    // After an error the member's own ROLLBACK TO takes the probe's savepoint with it.
+    let unresolved = !probe.await.unwrap_or(false);
+    last_insert_rowid(conn, rowid).await;
+    unresolved
+}
+
+/// Whether the connection enforces foreign keys (`PRAGMA foreign_keys`; the builder turns them
+/// on, a caller's own connect options may not). When SQLite cannot say: yes.
+async fn foreign_keys_enforced(conn: &mut SqliteConnection) -> bool {
+    let Ok(mut handle) = conn.lock_handle().await else {
+        return true;
+    };
+    // SQLITE_DBCONFIG_ENABLE_FKEY takes an int (-1: leave the setting as it is) and a pointer
+    // to an int for the current setting.
+    let (keep, mut enforced): (std::ffi::c_int, std::ffi::c_int) = (-1, 1);
+    // SAFETY: the handle is locked for this call; the arguments are as described above.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            handle.as_raw_handle().as_ptr(),
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_FKEY,
+            keep,
+            &raw mut enforced,
+        )
+    };
+    rc != libsqlite3_sys::SQLITE_OK || enforced != 0
+}
+
+/// The connection's `last_insert_rowid`, after setting it to `set` if given.
+async fn last_insert_rowid(conn: &mut SqliteConnection, set: Option<i64>) -> Option<i64> {
+    let mut handle = conn.lock_handle().await.ok()?;
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: the handle is locked for this call.
+    unsafe {
+        if let Some(rowid) = set {
+            libsqlite3_sys::sqlite3_set_last_insert_rowid(db, rowid);
+        }
+        Some(libsqlite3_sys::sqlite3_last_insert_rowid(db))
+    }
+}
+
+/// Tables of the connection's own temporary schema (never in the database file, never
+/// replicated) that make one deferred foreign key violation on demand: the probe's row has no
+/// parent, and both stay empty outside the probe.
+const PROBE_TABLES: [&str; 2] = [
+    "CREATE TEMP TABLE IF NOT EXISTS _litefs_group_probe_parent(id INTEGER PRIMARY KEY)",
+    "CREATE TEMP TABLE IF NOT EXISTS _litefs_group_probe(parent INTEGER \
+     REFERENCES _litefs_group_probe_parent(id) DEFERRABLE INITIALLY DEFERRED)",
+];
+const PROBE_SAVEPOINT: &str = "SAVEPOINT litefs_group_probe";
+const PROBE_VIOLATION: &str = "INSERT INTO temp._litefs_group_probe(parent) VALUES (1)";
+const PROBE_ROLLBACK_TO: &str = "ROLLBACK TO litefs_group_probe";
+const PROBE_RELEASE: &str = "RELEASE litefs_group_probe";
 
 const SAVEPOINT: &str = "SAVEPOINT litefs_group_write";
 const ROLLBACK_TO: &str = "ROLLBACK TO litefs_group_write";
@@ -342,6 +422,12 @@ impl Writer {
         }
         if members.is_empty() {
             return rerun;
+        }
+        for table in PROBE_TABLES {
+            if let Err(e) = conn.execute(table).await {
+                // Without it every member that runs is set aside to run alone: slower, correct.
+                tracing::warn!(error = %e, "cannot create the group commit's probe table");
+            }
         }
         if conn.execute("BEGIN IMMEDIATE").await.is_err() {
             self.each_alone(conn, members).await;
@@ -1317,5 +1403,270 @@ mod tests {
             !(e_err.contains("UNIQUE") && committed.is_empty()),
             "E was answered {e_err}, yet t holds {committed:?}: the conflicting row never committed"
         );
+    }
+
+    /// Review 3: a committed row without its parent (SQLite enforces foreign keys only on
+    /// connections that turn them on, so any other tool can leave one) makes SQLite's deferred
+    /// foreign key count go below zero when a write resolves it along with a violation of its
+    /// own. `SQLITE_DBSTATUS_DEFERRED_FKS` says only whether the count is above zero, so that
+    /// write passes the check, and a later neighbour's violation brings the count back to zero:
+    /// the neighbour commits in a batch, though alone COMMIT refuses it.
+    #[tokio::test]
+    async fn review3_a_deferred_fk_count_below_zero_masks_a_neighbours_violation() {
+        async fn with_orphans(name: &str) -> Arc<Writer> {
+            let writer = writer(name, true);
+            run(&writer, "CREATE TABLE p(id INTEGER PRIMARY KEY)").await;
+            run(
+                &writer,
+                "CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+            )
+            .await;
+            let (mut conn, _) = writer.connection().await.unwrap();
+            for s in [
+                "PRAGMA foreign_keys = OFF",
+                "INSERT INTO c(pid) VALUES (5), (5)",
+                "PRAGMA foreign_keys = ON",
+            ] {
+                conn.execute(s).await.unwrap();
+            }
+            release(conn).await;
+            writer
+        }
+        // One violation of its own (9), two orphans resolved (5): the count ends at -1.
+        let resolver = || {
+            Write(
+                Sql::Raw("INSERT INTO c(pid) VALUES (9); INSERT INTO p(id) VALUES (5)".into()),
+                Method::Execute,
+                None,
+                later(10_000),
+            )
+        };
+        let violator = || write("INSERT INTO c(pid) VALUES (7)", Method::Execute);
+        let alone = with_orphans("rv3-neg-alone").await;
+        let resolver_alone = exec(&batch(&alone, vec![resolver()]).await[0]);
+        let violator_alone = exec(&batch(&alone, vec![violator()]).await[0]);
+        let err = violator_alone.clone().unwrap_err();
+        assert!(err.contains("FOREIGN KEY"), "alone: {err}");
+        let writer = with_orphans("rv3-neg").await;
+        let answers = batch(&writer, vec![resolver(), violator()]).await;
+        eprintln!(
+            "in a batch: {:?}, {:?}",
+            exec(&answers[0]),
+            exec(&answers[1])
+        );
+        assert_eq!(
+            exec(&answers[0]).is_ok(),
+            resolver_alone.is_ok(),
+            "the resolving write: alone {resolver_alone:?}, in a batch {:?}",
+            exec(&answers[0])
+        );
+        let err = exec(&answers[1])
+            .expect_err("the violating write failed alone but committed in a batch");
+        assert!(err.contains("FOREIGN KEY"), "in a batch: {err}");
+        assert_eq!(
+            column(&writer, "SELECT count(*) FROM c WHERE pid = 7").await,
+            [0]
+        );
+    }
+
+    /// Review 3: the same with foreign keys always on, no orphan committed: in a self-referencing
+    /// table whose key is `ON DELETE SET NULL`, these three inserts leave SQLite's deferred count
+    /// at -1 (`INSERT OR REPLACE` there does not count its missing parent, the last insert
+    /// resolves it anyway). Alone that write is refused at COMMIT (the count is not zero), and so
+    /// is the neighbour's orphan; in a batch the two counts cancel and both commit.
+    #[tokio::test]
+    async fn review3_a_self_referencing_write_leaves_the_count_below_zero() {
+        let schema = "CREATE TABLE c(id INTEGER PRIMARY KEY, \
+                      pid INTEGER REFERENCES c(id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED)";
+        let tree = || {
+            Write(
+                Sql::Raw(
+                    "INSERT INTO c(id, pid) VALUES (2, 1); \
+                     INSERT OR REPLACE INTO c(id, pid) VALUES (3, 1); \
+                     INSERT INTO c(id, pid) VALUES (1, 1)"
+                        .into(),
+                ),
+                Method::Execute,
+                None,
+                later(10_000),
+            )
+        };
+        let orphan = || write("INSERT INTO c(id, pid) VALUES (10, 99)", Method::Execute);
+        let alone = writer("rv3-self-alone", true);
+        run(&alone, schema).await;
+        let tree_alone = exec(&batch(&alone, vec![tree()]).await[0]);
+        let orphan_alone = exec(&batch(&alone, vec![orphan()]).await[0]);
+        assert!(
+            orphan_alone.as_ref().unwrap_err().contains("FOREIGN KEY"),
+            "alone: {orphan_alone:?}"
+        );
+        let writer = writer("rv3-self", true);
+        run(&writer, schema).await;
+        let answers = batch(&writer, vec![tree(), orphan()]).await;
+        eprintln!(
+            "alone: {tree_alone:?}, {orphan_alone:?}; in a batch: {:?}, {:?}",
+            exec(&answers[0]),
+            exec(&answers[1])
+        );
+        assert_eq!(
+            exec(&answers[0]).is_ok(),
+            tree_alone.is_ok(),
+            "the tree write: alone {tree_alone:?}, in a batch {:?}",
+            exec(&answers[0])
+        );
+        let err = exec(&answers[1]).expect_err("the orphan failed alone but committed in a batch");
+        assert!(err.contains("FOREIGN KEY"), "in a batch: {err}");
+        assert_eq!(
+            column(&writer, "SELECT id FROM c ORDER BY id").await,
+            column(&alone, "SELECT id FROM c ORDER BY id").await
+        );
+    }
+
+    /// Review 3: the probe needs foreign keys enforced. With them off (a builder's own connect
+    /// options may say so) no count ever moves, and no member may be set aside for it, or group
+    /// commit would quietly run every write twice and alone.
+    #[tokio::test]
+    async fn review3_with_foreign_keys_off_no_member_is_set_aside() {
+        use sqlx::Connection as _;
+        let path = std::env::temp_dir().join(format!(
+            "group-rv3-nofk-{}-{}.db",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .foreign_keys(false)
+            .create_if_missing(true);
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        for table in PROBE_TABLES {
+            conn.execute(table).await.unwrap();
+        }
+        conn.execute("BEGIN IMMEDIATE").await.unwrap();
+        conn.execute("CREATE TABLE t(x INTEGER)").await.unwrap();
+        assert!(
+            !unresolved_deferred_foreign_keys(&mut conn).await,
+            "a write with foreign keys off was set aside to run alone"
+        );
+    }
+
+    /// Review 3 (held): an ending member, a keyed member that runs alone (its deferred foreign
+    /// key fails at its own COMMIT) and a keyed member that resolves its own violation, in one
+    /// batch: each answered as alone in queue order, each key stored once, and only for the
+    /// write that committed.
+    #[tokio::test]
+    async fn review3_keyed_alone_member_after_an_ender_stores_its_key_once() {
+        let writer = writer("rv3-keyed-alone", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        run(&writer, "CREATE TABLE p(id INTEGER PRIMARY KEY)").await;
+        run(
+            &writer,
+            "CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+        )
+        .await;
+        let (k1, k2) = (
+            crate::connection::idempotency_key(),
+            crate::connection::idempotency_key(),
+        );
+        let keyed = |text: &str, key| {
+            Write(
+                Sql::Raw(text.into()),
+                Method::Execute,
+                Some(key),
+                later(10_000),
+            )
+        };
+        let orphan = "INSERT INTO c(pid) VALUES (1)";
+        let resolved = "INSERT INTO c(pid) VALUES (2); INSERT INTO p(id) VALUES (2)";
+        let answers = batch(
+            &writer,
+            vec![
+                insert(1),
+                write("INSERT OR ROLLBACK INTO t(x) VALUES (1)", Method::Execute),
+                keyed(orphan, k1),
+                keyed(resolved, k2),
+                write("INSERT INTO p(id) VALUES (1)", Method::Execute),
+            ],
+        )
+        .await;
+        assert!(exec(&answers[0]).is_ok(), "{:?}", exec(&answers[0]));
+        assert!(exec(&answers[1]).unwrap_err().contains("UNIQUE"));
+        assert!(exec(&answers[2]).unwrap_err().contains("FOREIGN KEY"));
+        let (_, resolved_id) = exec(&answers[3]).unwrap();
+        assert!(exec(&answers[4]).is_ok(), "{:?}", exec(&answers[4]));
+        assert_eq!(column(&writer, "SELECT pid FROM c").await, [2]);
+        assert_eq!(
+            column(&writer, "SELECT id FROM p ORDER BY id").await,
+            [1, 2]
+        );
+        assert_eq!(
+            column(&writer, "SELECT count(*) FROM _litefs_forward_keys").await,
+            [1]
+        );
+        // The failed keyed write runs again (nothing of it stood); the other is answered from
+        // its stored reply. The parent now exists, so the first commits this time.
+        let again = |text: &str, key| {
+            writer.autocommit(
+                Sql::Raw(text.into()),
+                Method::Execute,
+                Some(key),
+                false,
+                later(10_000),
+            )
+        };
+        assert!(exec(&again(orphan, k1).await).is_ok());
+        match again(resolved, k2).await {
+            Ok(Written::Stored(
+                Reply::Exec {
+                    last_insert_rowid, ..
+                },
+                _,
+            )) => {
+                assert_eq!(last_insert_rowid, resolved_id)
+            }
+            other => panic!("{:?}", exec(&other)),
+        }
+        assert_eq!(
+            column(&writer, "SELECT pid FROM c ORDER BY pid").await,
+            [1, 2]
+        );
+    }
+
+    /// Review 3 (held): deleting a parent that a deferred child still references fails at its
+    /// own COMMIT even when the next write puts the parent back; a cascading delete of a deferred
+    /// child's parent, which leaves nothing unresolved, commits in the batch.
+    #[tokio::test]
+    async fn review3_deleting_a_deferred_childs_parent_is_judged_alone() {
+        let writer = writer("rv3-delete-parent", true);
+        for s in [
+            "CREATE TABLE p(id INTEGER PRIMARY KEY)",
+            "CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+            "CREATE TABLE q(id INTEGER PRIMARY KEY)",
+            "CREATE TABLE d(qid INTEGER REFERENCES q(id) ON DELETE CASCADE \
+             DEFERRABLE INITIALLY DEFERRED)",
+            "INSERT INTO p(id) VALUES (1)",
+            "INSERT INTO c(pid) VALUES (1)",
+            "INSERT INTO q(id) VALUES (1)",
+            "INSERT INTO d(qid) VALUES (1)",
+        ] {
+            run(&writer, s).await;
+        }
+        let before = writer.batch_counts();
+        let answers = batch(
+            &writer,
+            vec![
+                write("DELETE FROM q WHERE id = 1", Method::Execute),
+                write("DELETE FROM p WHERE id = 1", Method::Execute),
+                write("INSERT OR IGNORE INTO p(id) VALUES (1)", Method::Execute),
+            ],
+        )
+        .await;
+        assert_eq!(exec(&answers[0]).map(|r| r.0), Ok(1));
+        assert!(exec(&answers[1]).unwrap_err().contains("FOREIGN KEY"));
+        // The parent was never deleted: the insert finds it there and ignores itself.
+        assert_eq!(exec(&answers[2]).map(|r| r.0), Ok(0));
+        assert_eq!(column(&writer, "SELECT count(*) FROM d").await, [0]);
+        assert_eq!(column(&writer, "SELECT pid FROM c").await, [1]);
+        let after = writer.batch_counts();
+        assert_eq!((after.0 - before.0, after.1 - before.1), (1, 3));
     }
 }
