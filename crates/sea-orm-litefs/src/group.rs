@@ -175,6 +175,9 @@ async fn unresolved_deferred_foreign_keys(conn: &mut SqliteConnection) -> bool {
     // member's UPDATE reports as it would alone.
     let rowid = last_insert_rowid(conn, None).await;
     let probe = async {
+        for table in PROBE_TABLES {
+            conn.execute(table).await?;
+        }
         conn.execute(PROBE_SAVEPOINT).await?;
         conn.execute(PROBE_VIOLATION).await?;
         let zero_before = deferred_foreign_keys_above_zero(conn).await;
@@ -186,6 +189,26 @@ async fn unresolved_deferred_foreign_keys(conn: &mut SqliteConnection) -> bool {
     let unresolved = !probe.await.unwrap_or(false);
     last_insert_rowid(conn, rowid).await;
     unresolved
+}
+
+/// Whether SQLite's deferred foreign key count can move in the open transaction: only if a table
+/// of the database declares a key `INITIALLY DEFERRED` (its SQL names deferral, which may also be
+/// a comment: then the check merely runs), or `PRAGMA defer_foreign_keys` defers them all (a
+/// caller's connect options may set it; SQLite clears it at each transaction's end). Otherwise
+/// the count stays zero and no member needs checking. When SQLite cannot say: yes.
+async fn may_defer_foreign_keys(conn: &mut SqliteConnection) -> bool {
+    sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE sql LIKE '%deferred%') \
+         OR (SELECT defer_foreign_keys FROM pragma_defer_foreign_keys())",
+    )
+    .fetch_one(conn)
+    .await
+    .unwrap_or(true)
+}
+
+/// Whether `sql` names deferral (case-insensitive): it may create a deferred key.
+fn names_deferral(sql: &str) -> bool {
+    sql.to_ascii_lowercase().contains("deferred")
 }
 
 /// Whether the connection enforces foreign keys (`PRAGMA foreign_keys`; the builder turns them
@@ -423,23 +446,22 @@ impl Writer {
         if members.is_empty() {
             return rerun;
         }
-        for table in PROBE_TABLES {
-            if let Err(e) = conn.execute(table).await {
-                // Without it every member that runs is set aside to run alone: slower, correct.
-                tracing::warn!(error = %e, "cannot create the group commit's probe table");
-            }
-        }
         if conn.execute("BEGIN IMMEDIATE").await.is_err() {
             self.each_alone(conn, members).await;
             return rerun;
         }
+        // Whether SQLite's deferred foreign key count can move in this batch (see
+        // [`may_defer_foreign_keys`]); a member whose SQL names deferral turns it on for itself and
+        // those after it (it may create such a key).
+        let mut may_defer = may_defer_foreign_keys(conn).await;
         let mut ran = Vec::with_capacity(members.len());
         // Statement errors met after a neighbour's write: they may depend on that write, so they
         // are answered only once it has committed (else the member runs again).
         let mut held: Vec<(Job, Result<Written, Refusal>)> = Vec::new();
         let mut members = members.into_iter();
         while let Some(job) = members.next() {
-            match self.member(conn, &job).await {
+            may_defer = may_defer || names_deferral(job.sql.text());
+            match self.member(conn, &job, may_defer).await {
                 Step::Ran(native) => ran.push((job, native)),
                 Step::Settled(result) if !ran.is_empty() && is_statement_error(&result) => {
                     held.push((job, result));
@@ -540,7 +562,7 @@ impl Writer {
     }
 
     /// Runs one member inside the open transaction, in its own savepoint.
-    async fn member(&self, conn: &mut SqliteConnection, job: &Job) -> Step {
+    async fn member(&self, conn: &mut SqliteConnection, job: &Job, may_defer: bool) -> Step {
         let unavailable = |what: &str, e: sqlx::Error| Refusal::Unavailable(format!("{what}: {e}"));
         if let Err(e) = conn.execute(SAVEPOINT).await {
             return Step::Ended(Err(unavailable("cannot open a savepoint", e)));
@@ -571,7 +593,7 @@ impl Writer {
                     .await;
             }
         };
-        if unresolved_deferred_foreign_keys(conn).await {
+        if may_defer && unresolved_deferred_foreign_keys(conn).await {
             let refusal = Refusal::Unavailable(
                 "a write left a deferred foreign key unresolved and could not be set aside".into(),
             );
@@ -1520,6 +1542,44 @@ mod tests {
             column(&writer, "SELECT id FROM c ORDER BY id").await,
             column(&alone, "SELECT id FROM c ORDER BY id").await
         );
+    }
+
+    /// The deferred foreign key check costs statements per write, so it runs only where the
+    /// count can move: never on a schema without deferred keys, but from the write that creates
+    /// one onwards, in the same batch.
+    #[tokio::test]
+    async fn the_deferred_key_check_runs_only_where_a_key_can_be_deferred() {
+        let writer = writer("defer-gate", true);
+        run(&writer, "CREATE TABLE t(x INTEGER UNIQUE)").await;
+        let answers = batch(&writer, vec![insert(1), insert(2), insert(3)]).await;
+        assert!(answers.iter().all(|a| exec(a).is_ok()));
+        let pool = writer.databases.current().rw_pool().clone();
+        let mut conns = Vec::new();
+        for _ in 0..pool.size() {
+            conns.push(pool.acquire().await.unwrap());
+        }
+        for conn in &mut conns {
+            let probes: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM temp.sqlite_schema WHERE name LIKE '_litefs_group_probe%'",
+            )
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+            assert_eq!(probes, 0, "a batch without deferred keys was probed");
+        }
+        drop(conns);
+        let create = write(
+            "CREATE TABLE c(pid INTEGER REFERENCES t(x) DEFERRABLE INITIALLY DEFERRED)",
+            Method::Execute,
+        );
+        let orphan = write("INSERT INTO c(pid) VALUES (99)", Method::Execute);
+        // The orphan's parent comes next: in one unchecked transaction it would pass.
+        let answers = batch(&writer, vec![create, orphan, insert(99)]).await;
+        assert!(exec(&answers[0]).is_ok());
+        let err = exec(&answers[1]).expect_err("an orphan of a key created in the same batch");
+        assert!(err.contains("FOREIGN KEY"), "{err}");
+        assert!(exec(&answers[2]).is_ok());
+        assert_eq!(column(&writer, "SELECT count(*) FROM c").await, [0]);
     }
 
     /// Review 3: the probe needs foreign keys enforced. With them off (a builder's own connect
