@@ -131,30 +131,16 @@ async fn metrics(State(state): State<AppState>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsRawFd;
 
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
     use sqlx::{ConnectOptions, Executor};
 
     use super::*;
+    use test_support::locks::{READ_LOCK, lock_met};
 
     /// Where SQLite takes its SHARED lock on a database file (`SHARED_FIRST`): in WAL mode, held
     /// for as long as a connection is open.
     const SHARED_FIRST: i64 = 0x4000_0000 + 2;
-
-    /// The lock a write lock on byte `at` of `file` would meet (an open file description lock,
-    /// which conflicts with this process's own POSIX locks, as SQLite's are).
-    fn lock_met(file: &std::fs::File, at: i64) -> i32 {
-        // SAFETY: a plain fcntl query on an open descriptor with a valid `flock`.
-        let mut query: libc::flock = unsafe { std::mem::zeroed() };
-        query.l_type = libc::F_WRLCK as _;
-        query.l_whence = libc::SEEK_SET as _;
-        query.l_start = at;
-        query.l_len = 1;
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut query) };
-        assert_eq!(rc, 0, "F_OFD_GETLK: {}", std::io::Error::last_os_error());
-        i32::from(query.l_type)
-    }
 
     #[tokio::test]
     async fn checking_the_file_keeps_sqlite_s_locks_on_it() {
@@ -170,18 +156,14 @@ mod tests {
             .unwrap();
         conn.execute("CREATE TABLE t(x)").await.unwrap();
         let probe = std::fs::File::open(&path).unwrap();
-        assert_eq!(
-            lock_met(&probe, SHARED_FIRST),
-            libc::F_RDLCK,
-            "SQLite's lock"
-        );
+        assert_eq!(lock_met(&probe, SHARED_FIRST), READ_LOCK, "SQLite's lock");
 
         let file = DatabaseFile::at_start(&path, true).unwrap();
         assert_eq!(file.write_problem(), None);
 
         assert_eq!(
             lock_met(&probe, SHARED_FIRST),
-            libc::F_RDLCK,
+            READ_LOCK,
             "checking the file dropped this process's locks on it"
         );
         drop((conn, probe));

@@ -726,31 +726,17 @@ impl Drop for Alarm {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::FileExt;
 
     use sqlx::ConnectOptions;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 
     use super::*;
+    use test_support::locks::{READ_LOCK, lock_met};
 
     /// SQLite's "dead man switch" in `-shm`: read-locked by every process that uses the index; a
     /// process that finds it unlocked thinks itself alone and truncates `-shm`.
     const DMS: i64 = 128;
-
-    /// The lock that a write lock on byte `at` of `file` would meet (an open file description
-    /// lock: it conflicts with this process's own POSIX locks, which SQLite's are).
-    fn lock_met(file: &std::fs::File, at: i64) -> i32 {
-        // SAFETY: a plain fcntl query on an open descriptor with a valid `flock`.
-        let mut query: libc::flock = unsafe { std::mem::zeroed() };
-        query.l_type = libc::F_WRLCK as _;
-        query.l_whence = libc::SEEK_SET as _;
-        query.l_start = at;
-        query.l_len = 1;
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut query) };
-        assert_eq!(rc, 0, "F_OFD_GETLK: {}", std::io::Error::last_os_error());
-        i32::from(query.l_type)
-    }
 
     #[tokio::test]
     async fn resetting_the_wal_index_keeps_this_process_s_locks_and_loses_nothing() {
@@ -773,7 +759,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             lock_met(&probe, DMS),
-            libc::F_RDLCK,
+            READ_LOCK,
             "SQLite holds its DMS lock"
         );
 
@@ -781,7 +767,7 @@ mod tests {
 
         assert_eq!(
             lock_met(&probe, DMS),
-            libc::F_RDLCK,
+            READ_LOCK,
             "the reset dropped this process's locks on -shm"
         );
         let mut headers = [0xffu8; 96];

@@ -11,6 +11,7 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod locks;
 pub mod toxiproxy;
 
 use std::path::PathBuf;
