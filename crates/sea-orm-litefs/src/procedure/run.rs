@@ -1,6 +1,14 @@
 //! The primary's side: [`run`] runs a replica's procedure call in one local transaction (the one
 //! writer held, as for any local transaction) that also stores the call's idempotency key with
 //! its output, so the call commits at most once and a lost answer can be asked for.
+//!
+//! The body stops at the caller's deadline: a statement still running then is interrupted
+//! ([`crate::writer::Alarm`]) and a body still awaiting anything is dropped, the transaction is
+//! rolled back, and the caller is told [`Refusal::Expired`] (nothing committed), so a slow body
+//! never holds the one writer past its caller's deadline. A call that fails because LiteFS moved
+//! the lease away meanwhile (LiteFS refused its BEGIN, a statement or its COMMIT) committed
+//! nothing: it is refused as [`Refusal::NotPrimary`], and the caller sends it, same key, to the
+//! new primary.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,24 +18,26 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, 
 
 use super::{ProcedureCall, ProcedureOutcome, Procedures, WireDbErr, WireFailure};
 use crate::ClusterError;
-use crate::connection::Inner;
+use crate::connection::{Inner, litefs_refusal};
 use crate::dedup::{self, Stored};
 use crate::rpc::Refusal;
 use crate::transaction::ClusterTransaction;
-use crate::wire::Reply;
+use crate::wire::{DbFailure, Reply};
 use crate::writer::Writer;
 
 /// Old idempotency keys are deleted once every this many procedure calls.
 const EXPIRE_EVERY: u64 = 100;
 
-/// Runs `call` for a replica, at most once for `key`, giving up before COMMIT at `deadline`. A
-/// [`Refusal`] means nothing ran; a failed body is an `Ok` outcome with its error.
+/// Runs `call` for a replica, at most once for `key`, stopping the body at `deadline`. A
+/// [`Refusal`] means nothing committed; a failed body is an `Ok` outcome with its error.
+/// `moved_away` says whether the lease has left this node, and where to (the refusal to answer).
 pub(crate) async fn run(
     writer: &Arc<Writer>,
     procedures: &Procedures,
     key: u128,
     call: ProcedureCall,
     deadline: Instant,
+    moved_away: impl Fn() -> Option<Refusal>,
 ) -> Result<ProcedureOutcome, Refusal> {
     let failed = |failure| ProcedureOutcome {
         result: Err(failure),
@@ -58,9 +68,10 @@ pub(crate) async fn run(
     // The key table is created once per generation of pools, not at every call.
     let generation = writer.databases.generation();
     let create = !writer.key_table_ready(generation);
+    // Nothing ran if it cannot begin: on a node that is no longer primary, the caller goes on.
     let txn = ClusterTransaction::begin_local(cluster)
         .await
-        .map_err(refusal)?;
+        .map_err(|err| moved_away().unwrap_or_else(|| refusal(err)))?;
     let expire = procedures
         .runs
         .fetch_add(1, Ordering::Relaxed)
@@ -92,13 +103,34 @@ pub(crate) async fn run(
             )));
         }
     }
-    let output = match (entry.body)(&txn, call.args).await {
-        Ok(output) => output,
-        Err(failure) => {
+    txn.interrupt_at(deadline).await;
+    let ran = tokio::time::timeout_at(deadline.into(), (entry.body)(&txn, call.args)).await;
+    let output = match ran {
+        Ok(Ok(output)) => output,
+        Ok(Err(failure)) => {
             end(txn).await;
-            return Ok(failed(failure));
+            return match failure {
+                // Interrupted at the deadline (or failing past it): say so, not SQLite's words.
+                WireFailure::Db(_) if Instant::now() >= deadline => {
+                    tracing::warn!(procedure = %call.name, "a procedure ran past its deadline: interrupted and rolled back");
+                    Err(Refusal::Expired)
+                }
+                failure => match moved(&failure, &moved_away) {
+                    Some(refusal) => Err(refusal),
+                    None => Ok(failed(failure)),
+                },
+            };
+        }
+        Err(_elapsed) => {
+            // The body is dropped where it waited; a statement it left running is interrupted
+            // before the rollback, which SQLite runs after it.
+            tracing::warn!(procedure = %call.name, "a procedure ran past its deadline: stopped and rolled back");
+            txn.interrupt_now();
+            end(txn).await;
+            return Err(Refusal::Expired);
         }
     };
+    txn.disarm();
     if let Err(err) = store(&txn, key, Reply::Output(output.clone())).await {
         end(txn).await;
         return Err(Refusal::Unavailable(format!(
@@ -120,8 +152,29 @@ pub(crate) async fn run(
                 pos: writer.pos(),
             }
         }
-        Err(err) => failed(WireFailure::Db(WireDbErr::from_db_err(&err))),
+        Err(err) => {
+            let failure = WireFailure::Db(WireDbErr::from_db_err(&err));
+            return moved(&failure, &moved_away).map_or(Ok(failed(failure)), Err);
+        }
     })
+}
+
+/// The refusal that sends the caller to the new primary, if `failure` is LiteFS refusing a
+/// write because the lease has left this node (the write rolled back: nothing committed).
+fn moved(failure: &WireFailure, moved_away: impl Fn() -> Option<Refusal>) -> Option<Refusal> {
+    let WireFailure::Db(WireDbErr::Sql(DbFailure {
+        sqlite: Some((code, _)),
+        ..
+    })) = failure
+    else {
+        return None;
+    };
+    let refusal = litefs_refusal(*code).then(moved_away).flatten()?;
+    tracing::warn!(
+        ?refusal,
+        "the lease left this node during a procedure: nothing committed, the caller goes on"
+    );
+    Some(refusal)
 }
 
 /// What is stored for `key`, in `txn` (with `create`, creating the key table first); with

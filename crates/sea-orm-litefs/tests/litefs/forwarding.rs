@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, SqlErr, Statement, TransactionSession, TransactionTrait,
@@ -33,6 +34,33 @@ impl Procedure for AddNote {
     }
 }
 
+/// A note, then something slow in the same transaction: a statement that counts to 10^8 (`true`,
+/// many seconds of SQLite work) or a wait on something other than the database (`false`).
+struct SlowNote;
+
+impl Procedure for SlowNote {
+    const NAME: &'static str = "slow_note";
+    const VERSION: u32 = 1;
+    type Args = (String, bool);
+    type Output = ();
+    type Error = DbErr;
+
+    async fn run(txn: &ClusterTransaction, (body, statement): (String, bool)) -> Result<(), DbErr> {
+        txn.execute_raw(insert(&body)).await?;
+        if statement {
+            txn.query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) \
+                 SELECT count(*) FROM c",
+            ))
+            .await?;
+        } else {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+        }
+        Ok(())
+    }
+}
+
 fn insert(body: &str) -> Statement {
     Statement::from_sql_and_values(
         DbBackend::Sqlite,
@@ -43,8 +71,20 @@ fn insert(body: &str) -> Statement {
 
 /// Node 1 primary and node 2 replica, opened in this process; the primary with `faults`.
 async fn two_nodes(faults: Arc<Faults>) -> (Cluster, ClusterConnection, ClusterConnection) {
+    two_nodes_timed(faults, None).await
+}
+
+/// The same, the replica's forward timeout `replica_timeout` if given (else the cluster's).
+async fn two_nodes_timed(
+    faults: Arc<Faults>,
+    replica_timeout: Option<Duration>,
+) -> (Cluster, ClusterConnection, ClusterConnection) {
     let cluster = Cluster::start_litefs_only(2).await;
-    let procedures = || Procedures::new().register::<AddNote>();
+    let procedures = || {
+        Procedures::new()
+            .register::<AddNote>()
+            .register::<SlowNote>()
+    };
     let primary = cluster
         .options(1)
         .faults(faults)
@@ -53,12 +93,11 @@ async fn two_nodes(faults: Arc<Faults>) -> (Cluster, ClusterConnection, ClusterC
         .await
         .expect("the primary starts");
     primary.execute_unprepared(SCHEMA).await.unwrap();
-    let replica = cluster
-        .options(2)
-        .procedures(procedures())
-        .start()
-        .await
-        .expect("the replica starts");
+    let mut replica = cluster.options(2).procedures(procedures());
+    if let Some(timeout) = replica_timeout {
+        replica = replica.forward_timeout(timeout);
+    }
+    let replica = replica.start().await.expect("the replica starts");
     assert_eq!(primary.role(), Role::Primary);
     assert!(
         matches!(replica.role(), Role::Replica { .. }),
@@ -186,4 +225,61 @@ async fn a_procedure_from_a_replica_is_one_round_trip() {
         ["proc", "proc (copy)"],
         "rolled back whole"
     );
+}
+
+/// A procedure whose body runs past the caller's deadline, on `caller` (a replica, or the primary
+/// itself) with forward timeout `timeout`: a slow statement is interrupted and a body waiting on
+/// something else is abandoned, so the call fails promptly as not committed, nothing of it is
+/// written, and the primary's one writer is free for the next write at once.
+async fn a_slow_body_stops_at_its_deadline(
+    primary: &ClusterConnection,
+    caller: &ClusterConnection,
+    timeout: Duration,
+) {
+    for (body, statement) in [("slow statement", true), ("slow wait", false)] {
+        let started = Instant::now();
+        let result = caller.call::<SlowNote>((body.into(), statement)).await;
+        let failed_after = started.elapsed();
+        let started = Instant::now();
+        let next = caller
+            .execute_raw(insert(&format!("after the {body}")))
+            .await;
+        let next_after = started.elapsed();
+        println!(
+            "{body}, timeout {timeout:?}: the call answered after {failed_after:?} ({result:?}); \
+             the next write took {next_after:?}"
+        );
+        let err = result.expect_err("the body ran past the deadline");
+        assert!(
+            matches!(
+                ClusterError::find(&err),
+                Some(ClusterError::NotCommitted { .. })
+            ),
+            "a clear \"not committed\": {err}"
+        );
+        assert!(
+            failed_after < timeout * 3 / 2,
+            "answered {failed_after:?} after the call, the timeout is {timeout:?}"
+        );
+        next.expect("the next write commits");
+        assert!(
+            next_after < timeout / 2,
+            "the writer was held {next_after:?} after the call failed"
+        );
+        let notes = bodies(primary).await;
+        assert!(!notes.contains(&body.to_owned()), "{notes:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_procedure_from_a_replica_stops_at_its_deadline() {
+    let timeout = Duration::from_millis(1000);
+    let (_cluster, primary, replica) = two_nodes_timed(Arc::default(), Some(timeout)).await;
+    a_slow_body_stops_at_its_deadline(&primary, &replica, timeout).await;
+}
+
+#[tokio::test]
+async fn a_procedure_on_the_primary_stops_at_its_deadline() {
+    let (_cluster, primary, _replica) = two_nodes(Arc::default()).await;
+    a_slow_body_stops_at_its_deadline(&primary, &primary, primary.timeout()).await;
 }
