@@ -232,3 +232,95 @@ fn refusal(err: DbErr) -> Refusal {
         _ => Refusal::Unavailable(format!("cannot begin: {err}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use sea_orm::{ConnectionTrait, DbErr, RuntimeErr};
+
+    use super::run;
+    use crate::procedure::{
+        Procedure, ProcedureCall, Procedures, WireDbErr, WireFailure, fingerprint,
+    };
+    use crate::rpc::Refusal;
+    use crate::transaction::ClusterTransaction;
+    use crate::writer::Writer;
+
+    /// Inserts a row, then, if told that LiteFS refuses writes here, fails as a write does that
+    /// LiteFS refused because the lease left the node: SQLite's I/O error (SQLITE_IOERR_WRITE),
+    /// a genuine sqlx error as SeaORM carries it.
+    struct InsertRow;
+
+    impl Procedure for InsertRow {
+        const NAME: &'static str = "insert_row";
+        const VERSION: u32 = 1;
+        type Args = bool;
+        type Output = ();
+        type Error = DbErr;
+
+        async fn run(txn: &ClusterTransaction, refused: bool) -> Result<(), DbErr> {
+            txn.execute_unprepared("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+                .await?;
+            txn.execute_unprepared("INSERT INTO t VALUES (1)").await?;
+            if refused {
+                let scratch = crate::sqlite::Scratch::open().await.unwrap();
+                let err = scratch.error(778, "disk I/O error").await;
+                return Err(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))));
+            }
+            Ok(())
+        }
+    }
+
+    fn call(refused: bool) -> ProcedureCall {
+        ProcedureCall {
+            name: InsertRow::NAME.into(),
+            fingerprint: fingerprint::<InsertRow>(),
+            args: bincode::serialize(&refused).unwrap(),
+        }
+    }
+
+    /// A call that LiteFS refuses because the lease moved away meanwhile committed nothing: it is
+    /// answered "not primary, ask node2" (which the caller's forwarder follows, same key), not as
+    /// a failure; its key is not spent, so on the new primary it runs, and commits once. The same
+    /// error while this node is still primary is the body's failure, as before.
+    #[tokio::test]
+    async fn a_call_refused_by_litefs_after_the_lease_moved_is_sent_on() {
+        let writer = Writer::on_temp_file("procedure-moved", false);
+        let procedures = Procedures::new().register::<InsertRow>();
+        let deadline = || Instant::now() + Duration::from_secs(5);
+        let node2 = || Refusal::NotPrimary {
+            primary: Some("node2".into()),
+        };
+        let key = 7;
+
+        let moved = run(&writer, &procedures, key, call(true), deadline(), || {
+            Some(node2())
+        })
+        .await;
+        assert_eq!(moved, Err(node2()));
+
+        let here = run(&writer, &procedures, 8, call(true), deadline(), || None).await;
+        let failure = here
+            .expect("an answer")
+            .result
+            .expect_err("the body failed");
+        assert!(
+            matches!(failure, WireFailure::Db(WireDbErr::Sql(_))),
+            "{failure:?}"
+        );
+
+        let resent = run(&writer, &procedures, key, call(false), deadline(), || None).await;
+        assert!(resent.expect("an answer").result.is_ok());
+        let (mut conn, _) = writer.connection().await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            rows, 1,
+            "only the call that ran where LiteFS took it committed"
+        );
+    }
+}
