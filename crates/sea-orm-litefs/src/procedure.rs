@@ -16,6 +16,10 @@
 //! - Errors keep their type ([`ProcedureError`]): the app's own errors travel as the app
 //!   serializes them, database errors are rebuilt as the same `DbErr` (SQLite's errors as genuine
 //!   sqlx errors, cluster errors as the same [`ClusterError`](crate::ClusterError)).
+//! - A body stops at the caller's deadline: a statement still running is interrupted, a body
+//!   still waiting is dropped, and the call fails as not committed ([`run`], [`call`]). A call
+//!   LiteFS refuses because the lease left its primary mid-call committed nothing, and goes on to
+//!   the new primary.
 //! - A primary that does not know the procedure, or knows another version of it (a rolling
 //!   deploy), refuses it before running anything; the caller then runs the same body as an
 //!   interactive remote transaction ([`call`]): slower, never wrong.
