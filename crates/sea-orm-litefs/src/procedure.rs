@@ -120,6 +120,16 @@ pub fn fingerprint<P: Procedure>() -> u64 {
     )
 }
 
+/// Whether a local transaction failed with `err` because LiteFS went away under it (restarted, as
+/// when a static lease moves): its connection is abandoned with the old mount, nothing of it
+/// committed.
+fn mount_lost(err: &crate::ClusterError) -> bool {
+    matches!(
+        err,
+        crate::ClusterError::SessionLost(_) | crate::ClusterError::Unavailable(_)
+    )
+}
+
 /// A body with its types erased: bincode in, bincode out.
 type Body = fn(&ClusterTransaction, Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, WireFailure>>;
 

@@ -14,6 +14,7 @@ use sea_orm::{DbErr, RuntimeErr, TransactionSession, TransactionTrait};
 
 use super::{
     Failure, Procedure, ProcedureCall, ProcedureError, ProcedureOutcome, WireFailure, fingerprint,
+    mount_lost,
 };
 use crate::client::CallError;
 use crate::connection::{Node, idempotency_key, refused_by_litefs, resolve, settle};
@@ -132,8 +133,12 @@ fn expired_error<P: Procedure>() -> DbErr {
     ClusterError::from_refusal("this node", Refusal::Expired).into_db_err()
 }
 
-/// Whether LiteFS refused a write of the transaction (see [`refused_by_litefs`]).
+/// Whether LiteFS refused a write of the transaction (see [`refused_by_litefs`]), or went away
+/// under it ([`mount_lost`]): either way nothing of it committed.
 fn refused(err: &DbErr) -> bool {
+    if ClusterError::find(err).is_some_and(mount_lost) {
+        return true;
+    }
     match err {
         DbErr::Exec(RuntimeErr::SqlxError(e))
         | DbErr::Query(RuntimeErr::SqlxError(e))

@@ -20,6 +20,7 @@ use super::{ProcedureCall, ProcedureOutcome, Procedures, WireDbErr, WireFailure}
 use crate::ClusterError;
 use crate::connection::{Inner, litefs_refusal};
 use crate::dedup::{self, Stored};
+use crate::procedure::mount_lost;
 use crate::rpc::Refusal;
 use crate::transaction::ClusterTransaction;
 use crate::wire::{DbFailure, Reply};
@@ -159,17 +160,20 @@ pub(crate) async fn run(
     })
 }
 
-/// The refusal that sends the caller to the new primary, if `failure` is LiteFS refusing a
-/// write because the lease has left this node (the write rolled back: nothing committed).
+/// The refusal that sends the caller to the new primary, if `failure` is how a lease that left
+/// this node ends a local transaction, with nothing committed: LiteFS refusing a write (SQLite's
+/// I/O or read-only error), or LiteFS restarting under it (a static lease moves so), which
+/// suspends the pools and then replaces them.
 fn moved(failure: &WireFailure, moved_away: impl Fn() -> Option<Refusal>) -> Option<Refusal> {
-    let WireFailure::Db(WireDbErr::Sql(DbFailure {
-        sqlite: Some((code, _)),
-        ..
-    })) = failure
-    else {
-        return None;
+    let lease_moved = match failure {
+        WireFailure::Db(WireDbErr::Sql(DbFailure {
+            sqlite: Some((code, _)),
+            ..
+        })) => litefs_refusal(*code),
+        WireFailure::Db(WireDbErr::Cluster(err)) => mount_lost(err),
+        _ => false,
     };
-    let refusal = litefs_refusal(*code).then(moved_away).flatten()?;
+    let refusal = lease_moved.then(moved_away).flatten()?;
     tracing::warn!(
         ?refusal,
         "the lease left this node during a procedure: nothing committed, the caller goes on"

@@ -2,7 +2,7 @@
 //! typed errors, read your writes, transactions and procedures from a replica.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::{
@@ -12,7 +12,7 @@ use sea_orm_litefs::testing::Faults;
 use sea_orm_litefs::{
     ClusterConnection, ClusterError, ClusterTransaction, Procedure, Procedures, Role,
 };
-use test_support::cluster::Cluster;
+use test_support::cluster::{Cluster, wait_until};
 
 const SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS note (id INTEGER PRIMARY KEY, body TEXT NOT NULL UNIQUE)";
@@ -61,6 +61,30 @@ impl Procedure for SlowNote {
     }
 }
 
+/// Where a [`GatedNote`] body waits, until the test opens it (a permit it gives back).
+static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+/// [`GatedNote`] bodies that have reached the gate so far.
+static AT_GATE: AtomicUsize = AtomicUsize::new(0);
+
+/// A note, a wait at [`GATE`], then its copy: the test moves the lease during the wait.
+struct GatedNote;
+
+impl Procedure for GatedNote {
+    const NAME: &'static str = "gated_note";
+    const VERSION: u32 = 1;
+    type Args = String;
+    type Output = ();
+    type Error = DbErr;
+
+    async fn run(txn: &ClusterTransaction, body: String) -> Result<(), DbErr> {
+        txn.execute_raw(insert(&body)).await?;
+        AT_GATE.fetch_add(1, Ordering::SeqCst);
+        drop(GATE.acquire().await);
+        txn.execute_raw(insert(&format!("{body} (copy)"))).await?;
+        Ok(())
+    }
+}
+
 fn insert(body: &str) -> Statement {
     Statement::from_sql_and_values(
         DbBackend::Sqlite,
@@ -74,30 +98,34 @@ async fn two_nodes(faults: Arc<Faults>) -> (Cluster, ClusterConnection, ClusterC
     two_nodes_timed(faults, None).await
 }
 
-/// The same, the replica's forward timeout `replica_timeout` if given (else the cluster's).
+/// The same, both nodes' forward timeout `timeout` if given (else the cluster's).
 async fn two_nodes_timed(
     faults: Arc<Faults>,
-    replica_timeout: Option<Duration>,
+    timeout: Option<Duration>,
 ) -> (Cluster, ClusterConnection, ClusterConnection) {
     let cluster = Cluster::start_litefs_only(2).await;
     let procedures = || {
         Procedures::new()
             .register::<AddNote>()
             .register::<SlowNote>()
+            .register::<GatedNote>()
     };
-    let primary = cluster
-        .options(1)
+    let timed = |options: sea_orm_litefs::Builder| match timeout {
+        Some(timeout) => options.forward_timeout(timeout),
+        None => options,
+    };
+    let primary = timed(cluster.options(1))
         .faults(faults)
         .procedures(procedures())
         .start()
         .await
         .expect("the primary starts");
     primary.execute_unprepared(SCHEMA).await.unwrap();
-    let mut replica = cluster.options(2).procedures(procedures());
-    if let Some(timeout) = replica_timeout {
-        replica = replica.forward_timeout(timeout);
-    }
-    let replica = replica.start().await.expect("the replica starts");
+    let replica = timed(cluster.options(2))
+        .procedures(procedures())
+        .start()
+        .await
+        .expect("the replica starts");
     assert_eq!(primary.role(), Role::Primary);
     assert!(
         matches!(replica.role(), Role::Replica { .. }),
@@ -282,4 +310,54 @@ async fn a_procedure_from_a_replica_stops_at_its_deadline() {
 async fn a_procedure_on_the_primary_stops_at_its_deadline() {
     let (_cluster, primary, _replica) = two_nodes(Arc::default()).await;
     a_slow_body_stops_at_its_deadline(&primary, &primary, primary.timeout()).await;
+}
+
+/// The lease moves while a procedure runs on the primary (LiteFS restarted with another static
+/// primary, as the harness moves a lease): the primary's transaction is lost with its mount,
+/// nothing of it committed, and the call goes on to the new primary, where it commits once. First
+/// called from the replica (node 1 answers "not primary, ask node 2" and the call follows, same
+/// key), then on the primary itself (node 2 sends it to node 1, as it would a local write).
+#[tokio::test]
+async fn a_procedure_whose_primary_loses_the_lease_mid_call_commits_once_on_the_new_one() {
+    let timeout = Some(Duration::from_secs(30));
+    let (mut cluster, node1, node2) = two_nodes_timed(Arc::default(), timeout).await;
+    for (body, to) in [("from a replica", 2), ("on the primary", 1)] {
+        let arrived = AT_GATE.load(Ordering::SeqCst);
+        let call = tokio::spawn({
+            let caller = node2.clone();
+            async move { caller.call::<GatedNote>(body.into()).await }
+        });
+        wait_until("the body at the gate", || async {
+            (AT_GATE.load(Ordering::SeqCst) > arrived).then_some(())
+        })
+        .await;
+
+        cluster.restart_litefs_with_primary(to).await;
+        let (new, old) = if to == 1 {
+            (&node1, &node2)
+        } else {
+            (&node2, &node1)
+        };
+        wait_until("the nodes following the moved lease", || async {
+            (new.role() == Role::Primary && matches!(old.role(), Role::Replica { .. }))
+                .then_some(())
+        })
+        .await;
+        GATE.add_permits(1);
+        let result = tokio::time::timeout(Duration::from_secs(40), call)
+            .await
+            .expect("the call ends")
+            .unwrap();
+        GATE.acquire().await.unwrap().forget();
+
+        println!("a call {body} whose primary lost the lease: {result:?}");
+        result.expect("sent on to the new primary, it commits there");
+        let notes = bodies(new).await;
+        let copy = format!("{body} (copy)");
+        assert_eq!(
+            notes.iter().filter(|n| **n == body || **n == copy).count(),
+            2,
+            "committed once: {notes:?}"
+        );
+    }
 }
