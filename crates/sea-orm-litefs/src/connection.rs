@@ -289,18 +289,22 @@ pub(crate) async fn resolve(
 
 /// Whether a write failed because LiteFS refused it (this node is no longer primary): SQLite's
 /// I/O error or read-only database. Such a write did not commit.
-fn refused_by_litefs(err: &sqlx::Error) -> bool {
+pub(crate) fn refused_by_litefs(err: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = err else {
         return false;
     };
     db.code()
         .and_then(|c| c.parse::<i32>().ok())
-        .is_some_and(|c| {
-            matches!(
-                c & 0xff,
-                libsqlite3_sys::SQLITE_IOERR | libsqlite3_sys::SQLITE_READONLY
-            )
-        })
+        .is_some_and(litefs_refusal)
+}
+
+/// Whether SQLite's (extended) result `code` is how LiteFS refuses a write on a node that is not
+/// primary (see [`refused_by_litefs`]).
+pub(crate) fn litefs_refusal(code: i32) -> bool {
+    matches!(
+        code & 0xff,
+        libsqlite3_sys::SQLITE_IOERR | libsqlite3_sys::SQLITE_READONLY
+    )
 }
 
 /// A fresh idempotency key: time first, so the primary's key table grows at one end (a small

@@ -16,6 +16,10 @@
 //! - Errors keep their type ([`ProcedureError`]): the app's own errors travel as the app
 //!   serializes them, database errors are rebuilt as the same `DbErr` (SQLite's errors as genuine
 //!   sqlx errors, cluster errors as the same [`ClusterError`](crate::ClusterError)).
+//! - A body stops at the caller's deadline: a statement still running is interrupted, a body
+//!   still waiting is dropped, and the call fails as not committed ([`run`], [`call`]). A call
+//!   LiteFS refuses because the lease left its primary mid-call committed nothing, and goes on to
+//!   the new primary.
 //! - A primary that does not know the procedure, or knows another version of it (a rolling
 //!   deploy), refuses it before running anything; the caller then runs the same body as an
 //!   interactive remote transaction ([`call`]): slower, never wrong.
@@ -113,6 +117,16 @@ pub fn fingerprint<P: Procedure>() -> u64 {
         digest[..8]
             .try_into()
             .expect("a SHA-256 digest has 8 bytes"),
+    )
+}
+
+/// Whether a local transaction failed with `err` because LiteFS went away under it (restarted, as
+/// when a static lease moves): its connection is abandoned with the old mount, nothing of it
+/// committed.
+fn mount_lost(err: &crate::ClusterError) -> bool {
+    matches!(
+        err,
+        crate::ClusterError::SessionLost(_) | crate::ClusterError::Unavailable(_)
     )
 }
 

@@ -136,6 +136,20 @@ impl Executor {
         }
     }
 
+    /// Whether the lease has left this node, and where to: as LiteFS says right now (its
+    /// `.primary` file, which cannot lag behind a lease that just moved as the role can), or as
+    /// the role says.
+    fn moved_away(&self) -> Option<Refusal> {
+        let follower = self.follower.as_ref()?;
+        if let Ok(primary) = std::fs::read_to_string(follower.mount.dir.join(".primary")) {
+            let primary = primary.trim();
+            return Some(Refusal::NotPrimary {
+                primary: (!primary.is_empty()).then(|| primary.to_owned()),
+            });
+        }
+        self.check_primary().err()
+    }
+
     async fn run(
         &self,
         key: u128,
@@ -557,7 +571,8 @@ impl Forward for ForwardServer {
         let deadline = deadline_of(&ctx);
         let outcome = detached(async move {
             let (writer, procedures) = (&executor.writer, &executor.procedures);
-            procedure::run(writer, procedures, key, call, deadline).await
+            let moved_away = || executor.moved_away();
+            procedure::run(writer, procedures, key, call, deadline, moved_away).await
         })
         .await;
         self.lose_reply_maybe().await;

@@ -38,9 +38,24 @@ struct Session {
     broken: Mutex<Option<String>>,
 }
 
+impl Session {
+    /// Disarms a local transaction's alarm: it never goes off once this returns.
+    fn disarm(&self) {
+        if let Place::Local { alarm, .. } = &self.place
+            && let Some(alarm) = alarm.lock().unwrap().take()
+        {
+            alarm.unset();
+        }
+    }
+}
+
 enum Place {
     /// On this node, the primary.
     Local {
+        /// Interrupts a statement still running at a write procedure's deadline (see
+        /// [`ClusterTransaction::interrupt_at`]); disarmed before the connection leaves the
+        /// transaction or commits. Declared before `conn`, so it is dropped first.
+        alarm: Mutex<Option<writer::Alarm>>,
         /// `None` once the transaction has ended.
         conn: tokio::sync::Mutex<Option<PoolConnection<Sqlite>>>,
         /// The pools' generation the connection came from (see [`super::pools`]).
@@ -95,6 +110,7 @@ impl ClusterTransaction {
         }
         let session = Session {
             place: Place::Local {
+                alarm: Mutex::new(None),
                 conn: tokio::sync::Mutex::new(Some(conn)),
                 generation,
                 writer: Mutex::new(Some(guard)),
@@ -135,6 +151,40 @@ impl ClusterTransaction {
         Ok(Self::outermost(session, cluster))
     }
 
+    /// Interrupts the statement running in this transaction when `at` passes (see
+    /// [`writer::Alarm`]), until it commits or ends: a write procedure's body must not hold the
+    /// writer past its caller's deadline. Says whether it is set: a remote transaction has none
+    /// (the primary bounds its session's lifetime).
+    pub(crate) async fn interrupt_at(&self, at: Instant) -> bool {
+        let Place::Local { conn, alarm, .. } = &self.session.place else {
+            return false;
+        };
+        let mut conn = conn.lock().await;
+        let Some(conn) = conn.as_mut() else {
+            return false;
+        };
+        let set = writer::Alarm::set(conn, at).await;
+        if let Some(previous) = alarm.lock().unwrap().replace(set) {
+            previous.unset();
+        }
+        true
+    }
+
+    /// The alarm of [`ClusterTransaction::interrupt_at`] goes off now, if still armed: for a
+    /// caller that gives up at the deadline.
+    pub(crate) fn interrupt_now(&self) {
+        if let Place::Local { alarm, .. } = &self.session.place
+            && let Some(alarm) = alarm.lock().unwrap().as_ref()
+        {
+            alarm.ring();
+        }
+    }
+
+    /// Disarms the alarm of [`ClusterTransaction::interrupt_at`].
+    pub(crate) fn disarm(&self) {
+        self.session.disarm();
+    }
+
     fn node(&self) -> &Node {
         self.cluster
             .node
@@ -170,6 +220,7 @@ impl ClusterTransaction {
                     // The statement ended the transaction itself: it was rolled back.
                     let why = "a statement rolled the transaction back (RAISE(ROLLBACK), INSERT OR ROLLBACK)";
                     *self.session.broken.lock().unwrap() = Some(why.into());
+                    self.session.disarm();
                     if let Some(conn) = guard.take() {
                         writer::release(conn).await;
                     }
@@ -302,6 +353,7 @@ impl ClusterTransaction {
                     self.rollback_outermost().await;
                     return Err(err);
                 }
+                self.session.disarm();
                 let mut conn = guard.take().ok_or_else(finished)?;
                 let committed = self.cluster.writer.commit(&mut conn).await;
                 writer::release(conn).await;
@@ -356,8 +408,11 @@ async fn rollback_session(session: &Session, cluster: &Inner) {
             conn,
             generation,
             writer,
+            ..
         } => {
-            if let Some(conn) = conn.lock().await.take() {
+            let mut conn = conn.lock().await;
+            session.disarm();
+            if let Some(conn) = conn.take() {
                 let databases = &cluster.writer.databases;
                 if databases.suspended() || databases.generation() != *generation {
                     // Its mount may be gone: touching the connection could kill the process

@@ -683,6 +683,8 @@ pub async fn release(mut conn: PoolConnection<Sqlite>) {
 pub struct Alarm {
     /// Whether the alarm may still go off; the connection stays open while it is set.
     armed: Arc<std::sync::Mutex<bool>>,
+    /// The connection's `sqlite3*`, if its handle could be had.
+    handle: Option<usize>,
     timer: tokio::task::JoinHandle<()>,
 }
 
@@ -696,24 +698,37 @@ impl Alarm {
         let ringing = armed.clone();
         let timer = tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
-            let armed = ringing.lock().unwrap();
-            if let (true, Some(handle)) = (*armed, handle) {
-                tracing::warn!("a statement ran past its deadline: interrupting it");
-                // SAFETY: the connection is open while the alarm is armed (`unset` takes this
-                // lock before the connection can be released), and sqlite3_interrupt may be
-                // called from any thread while a statement runs on it.
-                unsafe {
-                    libsqlite3_sys::sqlite3_interrupt(handle as *mut libsqlite3_sys::sqlite3)
-                };
-            }
+            interrupt(&ringing, handle);
         });
-        Alarm { armed, timer }
+        Alarm {
+            armed,
+            handle,
+            timer,
+        }
+    }
+
+    /// Goes off now, if still armed: for a caller that gives up at the deadline itself and must
+    /// not depend on which of it and the timer runs first.
+    pub fn ring(&self) {
+        interrupt(&self.armed, self.handle);
     }
 
     /// Disarms the alarm: once this returns, it never goes off.
     pub fn unset(self) {
         *self.armed.lock().unwrap() = false;
         self.timer.abort();
+    }
+}
+
+/// Interrupts the statement running on `handle`, if `armed`.
+fn interrupt(armed: &std::sync::Mutex<bool>, handle: Option<usize>) {
+    let armed = armed.lock().unwrap();
+    if let (true, Some(handle)) = (*armed, handle) {
+        tracing::warn!("a statement ran past its deadline: interrupting it");
+        // SAFETY: the connection is open while the alarm is armed (`unset` takes this lock
+        // before the connection can be released), and sqlite3_interrupt may be called from any
+        // thread while a statement runs on it.
+        unsafe { libsqlite3_sys::sqlite3_interrupt(handle as *mut libsqlite3_sys::sqlite3) };
     }
 }
 

@@ -1,6 +1,14 @@
 //! The primary's side: [`run`] runs a replica's procedure call in one local transaction (the one
 //! writer held, as for any local transaction) that also stores the call's idempotency key with
 //! its output, so the call commits at most once and a lost answer can be asked for.
+//!
+//! The body stops at the caller's deadline: a statement still running then is interrupted
+//! ([`crate::writer::Alarm`]) and a body still awaiting anything is dropped, the transaction is
+//! rolled back, and the caller is told [`Refusal::Expired`] (nothing committed), so a slow body
+//! never holds the one writer past its caller's deadline. A call that fails because LiteFS moved
+//! the lease away meanwhile (LiteFS refused its BEGIN, a statement or its COMMIT) committed
+//! nothing: it is refused as [`Refusal::NotPrimary`], and the caller sends it, same key, to the
+//! new primary.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,24 +18,27 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, 
 
 use super::{ProcedureCall, ProcedureOutcome, Procedures, WireDbErr, WireFailure};
 use crate::ClusterError;
-use crate::connection::Inner;
+use crate::connection::{Inner, litefs_refusal};
 use crate::dedup::{self, Stored};
+use crate::procedure::mount_lost;
 use crate::rpc::Refusal;
 use crate::transaction::ClusterTransaction;
-use crate::wire::Reply;
+use crate::wire::{DbFailure, Reply};
 use crate::writer::Writer;
 
 /// Old idempotency keys are deleted once every this many procedure calls.
 const EXPIRE_EVERY: u64 = 100;
 
-/// Runs `call` for a replica, at most once for `key`, giving up before COMMIT at `deadline`. A
-/// [`Refusal`] means nothing ran; a failed body is an `Ok` outcome with its error.
+/// Runs `call` for a replica, at most once for `key`, stopping the body at `deadline`. A
+/// [`Refusal`] means nothing committed; a failed body is an `Ok` outcome with its error.
+/// `moved_away` says whether the lease has left this node, and where to (the refusal to answer).
 pub(crate) async fn run(
     writer: &Arc<Writer>,
     procedures: &Procedures,
     key: u128,
     call: ProcedureCall,
     deadline: Instant,
+    moved_away: impl Fn() -> Option<Refusal>,
 ) -> Result<ProcedureOutcome, Refusal> {
     let failed = |failure| ProcedureOutcome {
         result: Err(failure),
@@ -58,9 +69,10 @@ pub(crate) async fn run(
     // The key table is created once per generation of pools, not at every call.
     let generation = writer.databases.generation();
     let create = !writer.key_table_ready(generation);
+    // Nothing ran if it cannot begin: on a node that is no longer primary, the caller goes on.
     let txn = ClusterTransaction::begin_local(cluster)
         .await
-        .map_err(refusal)?;
+        .map_err(|err| moved_away().unwrap_or_else(|| refusal(err)))?;
     let expire = procedures
         .runs
         .fetch_add(1, Ordering::Relaxed)
@@ -92,13 +104,34 @@ pub(crate) async fn run(
             )));
         }
     }
-    let output = match (entry.body)(&txn, call.args).await {
-        Ok(output) => output,
-        Err(failure) => {
+    txn.interrupt_at(deadline).await;
+    let ran = tokio::time::timeout_at(deadline.into(), (entry.body)(&txn, call.args)).await;
+    let output = match ran {
+        Ok(Ok(output)) => output,
+        Ok(Err(failure)) => {
             end(txn).await;
-            return Ok(failed(failure));
+            return match failure {
+                // Interrupted at the deadline (or failing past it): say so, not SQLite's words.
+                WireFailure::Db(_) if Instant::now() >= deadline => {
+                    tracing::warn!(procedure = %call.name, "a procedure ran past its deadline: interrupted and rolled back");
+                    Err(Refusal::Expired)
+                }
+                failure => match moved(&failure, &moved_away) {
+                    Some(refusal) => Err(refusal),
+                    None => Ok(failed(failure)),
+                },
+            };
+        }
+        Err(_elapsed) => {
+            // The body is dropped where it waited; a statement it left running is interrupted
+            // before the rollback, which SQLite runs after it.
+            tracing::warn!(procedure = %call.name, "a procedure ran past its deadline: stopped and rolled back");
+            txn.interrupt_now();
+            end(txn).await;
+            return Err(Refusal::Expired);
         }
     };
+    txn.disarm();
     if let Err(err) = store(&txn, key, Reply::Output(output.clone())).await {
         end(txn).await;
         return Err(Refusal::Unavailable(format!(
@@ -120,8 +153,32 @@ pub(crate) async fn run(
                 pos: writer.pos(),
             }
         }
-        Err(err) => failed(WireFailure::Db(WireDbErr::from_db_err(&err))),
+        Err(err) => {
+            let failure = WireFailure::Db(WireDbErr::from_db_err(&err));
+            return moved(&failure, &moved_away).map_or(Ok(failed(failure)), Err);
+        }
     })
+}
+
+/// The refusal that sends the caller to the new primary, if `failure` is how a lease that left
+/// this node ends a local transaction, with nothing committed: LiteFS refusing a write (SQLite's
+/// I/O or read-only error), or LiteFS restarting under it (a static lease moves so), which
+/// suspends the pools and then replaces them.
+fn moved(failure: &WireFailure, moved_away: impl Fn() -> Option<Refusal>) -> Option<Refusal> {
+    let lease_moved = match failure {
+        WireFailure::Db(WireDbErr::Sql(DbFailure {
+            sqlite: Some((code, _)),
+            ..
+        })) => litefs_refusal(*code),
+        WireFailure::Db(WireDbErr::Cluster(err)) => mount_lost(err),
+        _ => false,
+    };
+    let refusal = lease_moved.then(moved_away).flatten()?;
+    tracing::warn!(
+        ?refusal,
+        "the lease left this node during a procedure: nothing committed, the caller goes on"
+    );
+    Some(refusal)
 }
 
 /// What is stored for `key`, in `txn` (with `create`, creating the key table first); with
@@ -177,5 +234,97 @@ fn refusal(err: DbErr) -> Refusal {
             waited_ms: *waited_ms,
         },
         _ => Refusal::Unavailable(format!("cannot begin: {err}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use sea_orm::{ConnectionTrait, DbErr, RuntimeErr};
+
+    use super::run;
+    use crate::procedure::{
+        Procedure, ProcedureCall, Procedures, WireDbErr, WireFailure, fingerprint,
+    };
+    use crate::rpc::Refusal;
+    use crate::transaction::ClusterTransaction;
+    use crate::writer::Writer;
+
+    /// Inserts a row, then, if told that LiteFS refuses writes here, fails as a write does that
+    /// LiteFS refused because the lease left the node: SQLite's I/O error (SQLITE_IOERR_WRITE),
+    /// a genuine sqlx error as SeaORM carries it.
+    struct InsertRow;
+
+    impl Procedure for InsertRow {
+        const NAME: &'static str = "insert_row";
+        const VERSION: u32 = 1;
+        type Args = bool;
+        type Output = ();
+        type Error = DbErr;
+
+        async fn run(txn: &ClusterTransaction, refused: bool) -> Result<(), DbErr> {
+            txn.execute_unprepared("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+                .await?;
+            txn.execute_unprepared("INSERT INTO t VALUES (1)").await?;
+            if refused {
+                let scratch = crate::sqlite::Scratch::open().await.unwrap();
+                let err = scratch.error(778, "disk I/O error").await;
+                return Err(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))));
+            }
+            Ok(())
+        }
+    }
+
+    fn call(refused: bool) -> ProcedureCall {
+        ProcedureCall {
+            name: InsertRow::NAME.into(),
+            fingerprint: fingerprint::<InsertRow>(),
+            args: bincode::serialize(&refused).unwrap(),
+        }
+    }
+
+    /// A call that LiteFS refuses because the lease moved away meanwhile committed nothing: it is
+    /// answered "not primary, ask node2" (which the caller's forwarder follows, same key), not as
+    /// a failure; its key is not spent, so on the new primary it runs, and commits once. The same
+    /// error while this node is still primary is the body's failure, as before.
+    #[tokio::test]
+    async fn a_call_refused_by_litefs_after_the_lease_moved_is_sent_on() {
+        let writer = Writer::on_temp_file("procedure-moved", false);
+        let procedures = Procedures::new().register::<InsertRow>();
+        let deadline = || Instant::now() + Duration::from_secs(5);
+        let node2 = || Refusal::NotPrimary {
+            primary: Some("node2".into()),
+        };
+        let key = 7;
+
+        let moved = run(&writer, &procedures, key, call(true), deadline(), || {
+            Some(node2())
+        })
+        .await;
+        assert_eq!(moved, Err(node2()));
+
+        let here = run(&writer, &procedures, 8, call(true), deadline(), || None).await;
+        let failure = here
+            .expect("an answer")
+            .result
+            .expect_err("the body failed");
+        assert!(
+            matches!(failure, WireFailure::Db(WireDbErr::Sql(_))),
+            "{failure:?}"
+        );
+
+        let resent = run(&writer, &procedures, key, call(false), deadline(), || None).await;
+        assert!(resent.expect("an answer").result.is_ok());
+        let (mut conn, _) = writer.connection().await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            rows, 1,
+            "only the call that ran where LiteFS took it committed"
+        );
     }
 }

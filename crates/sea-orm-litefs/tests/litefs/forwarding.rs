@@ -2,7 +2,8 @@
 //! typed errors, read your writes, transactions and procedures from a replica.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, SqlErr, Statement, TransactionSession, TransactionTrait,
@@ -11,7 +12,7 @@ use sea_orm_litefs::testing::Faults;
 use sea_orm_litefs::{
     ClusterConnection, ClusterError, ClusterTransaction, Procedure, Procedures, Role,
 };
-use test_support::cluster::Cluster;
+use test_support::cluster::{Cluster, wait_until};
 
 const SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS note (id INTEGER PRIMARY KEY, body TEXT NOT NULL UNIQUE)";
@@ -33,6 +34,57 @@ impl Procedure for AddNote {
     }
 }
 
+/// A note, then something slow in the same transaction: a statement that counts to 10^8 (`true`,
+/// many seconds of SQLite work) or a wait on something other than the database (`false`).
+struct SlowNote;
+
+impl Procedure for SlowNote {
+    const NAME: &'static str = "slow_note";
+    const VERSION: u32 = 1;
+    type Args = (String, bool);
+    type Output = ();
+    type Error = DbErr;
+
+    async fn run(txn: &ClusterTransaction, (body, statement): (String, bool)) -> Result<(), DbErr> {
+        txn.execute_raw(insert(&body)).await?;
+        if statement {
+            txn.query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) \
+                 SELECT count(*) FROM c",
+            ))
+            .await?;
+        } else {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Where a [`GatedNote`] body waits, until the test opens it (a permit it gives back).
+static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+/// [`GatedNote`] bodies that have reached the gate so far.
+static AT_GATE: AtomicUsize = AtomicUsize::new(0);
+
+/// A note, a wait at [`GATE`], then its copy: the test moves the lease during the wait.
+struct GatedNote;
+
+impl Procedure for GatedNote {
+    const NAME: &'static str = "gated_note";
+    const VERSION: u32 = 1;
+    type Args = String;
+    type Output = ();
+    type Error = DbErr;
+
+    async fn run(txn: &ClusterTransaction, body: String) -> Result<(), DbErr> {
+        txn.execute_raw(insert(&body)).await?;
+        AT_GATE.fetch_add(1, Ordering::SeqCst);
+        drop(GATE.acquire().await);
+        txn.execute_raw(insert(&format!("{body} (copy)"))).await?;
+        Ok(())
+    }
+}
+
 fn insert(body: &str) -> Statement {
     Statement::from_sql_and_values(
         DbBackend::Sqlite,
@@ -43,18 +95,33 @@ fn insert(body: &str) -> Statement {
 
 /// Node 1 primary and node 2 replica, opened in this process; the primary with `faults`.
 async fn two_nodes(faults: Arc<Faults>) -> (Cluster, ClusterConnection, ClusterConnection) {
+    two_nodes_timed(faults, None).await
+}
+
+/// The same, both nodes' forward timeout `timeout` if given (else the cluster's).
+async fn two_nodes_timed(
+    faults: Arc<Faults>,
+    timeout: Option<Duration>,
+) -> (Cluster, ClusterConnection, ClusterConnection) {
     let cluster = Cluster::start_litefs_only(2).await;
-    let procedures = || Procedures::new().register::<AddNote>();
-    let primary = cluster
-        .options(1)
+    let procedures = || {
+        Procedures::new()
+            .register::<AddNote>()
+            .register::<SlowNote>()
+            .register::<GatedNote>()
+    };
+    let timed = |options: sea_orm_litefs::Builder| match timeout {
+        Some(timeout) => options.forward_timeout(timeout),
+        None => options,
+    };
+    let primary = timed(cluster.options(1))
         .faults(faults)
         .procedures(procedures())
         .start()
         .await
         .expect("the primary starts");
     primary.execute_unprepared(SCHEMA).await.unwrap();
-    let replica = cluster
-        .options(2)
+    let replica = timed(cluster.options(2))
         .procedures(procedures())
         .start()
         .await
@@ -186,4 +253,111 @@ async fn a_procedure_from_a_replica_is_one_round_trip() {
         ["proc", "proc (copy)"],
         "rolled back whole"
     );
+}
+
+/// A procedure whose body runs past the caller's deadline, on `caller` (a replica, or the primary
+/// itself) with forward timeout `timeout`: a slow statement is interrupted and a body waiting on
+/// something else is abandoned, so the call fails promptly as not committed, nothing of it is
+/// written, and the primary's one writer is free for the next write at once.
+async fn a_slow_body_stops_at_its_deadline(
+    primary: &ClusterConnection,
+    caller: &ClusterConnection,
+    timeout: Duration,
+) {
+    for (body, statement) in [("slow statement", true), ("slow wait", false)] {
+        let started = Instant::now();
+        let result = caller.call::<SlowNote>((body.into(), statement)).await;
+        let failed_after = started.elapsed();
+        let started = Instant::now();
+        let next = caller
+            .execute_raw(insert(&format!("after the {body}")))
+            .await;
+        let next_after = started.elapsed();
+        println!(
+            "{body}, timeout {timeout:?}: the call answered after {failed_after:?} ({result:?}); \
+             the next write took {next_after:?}"
+        );
+        let err = result.expect_err("the body ran past the deadline");
+        assert!(
+            matches!(
+                ClusterError::find(&err),
+                Some(ClusterError::NotCommitted { .. })
+            ),
+            "a clear \"not committed\": {err}"
+        );
+        assert!(
+            failed_after < timeout * 3 / 2,
+            "answered {failed_after:?} after the call, the timeout is {timeout:?}"
+        );
+        next.expect("the next write commits");
+        assert!(
+            next_after < timeout / 2,
+            "the writer was held {next_after:?} after the call failed"
+        );
+        let notes = bodies(primary).await;
+        assert!(!notes.contains(&body.to_owned()), "{notes:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_procedure_from_a_replica_stops_at_its_deadline() {
+    let timeout = Duration::from_millis(1000);
+    let (_cluster, primary, replica) = two_nodes_timed(Arc::default(), Some(timeout)).await;
+    a_slow_body_stops_at_its_deadline(&primary, &replica, timeout).await;
+}
+
+#[tokio::test]
+async fn a_procedure_on_the_primary_stops_at_its_deadline() {
+    let (_cluster, primary, _replica) = two_nodes(Arc::default()).await;
+    a_slow_body_stops_at_its_deadline(&primary, &primary, primary.timeout()).await;
+}
+
+/// The lease moves while a procedure runs on the primary (LiteFS restarted with another static
+/// primary, as the harness moves a lease): the primary's transaction is lost with its mount,
+/// nothing of it committed, and the call goes on to the new primary, where it commits once. First
+/// called from the replica (node 1 answers "not primary, ask node 2" and the call follows, same
+/// key), then on the primary itself (node 2 sends it to node 1, as it would a local write).
+#[tokio::test]
+async fn a_procedure_whose_primary_loses_the_lease_mid_call_commits_once_on_the_new_one() {
+    let timeout = Some(Duration::from_secs(30));
+    let (mut cluster, node1, node2) = two_nodes_timed(Arc::default(), timeout).await;
+    for (body, to) in [("from a replica", 2), ("on the primary", 1)] {
+        let arrived = AT_GATE.load(Ordering::SeqCst);
+        let call = tokio::spawn({
+            let caller = node2.clone();
+            async move { caller.call::<GatedNote>(body.into()).await }
+        });
+        wait_until("the body at the gate", || async {
+            (AT_GATE.load(Ordering::SeqCst) > arrived).then_some(())
+        })
+        .await;
+
+        cluster.restart_litefs_with_primary(to).await;
+        let (new, old) = if to == 1 {
+            (&node1, &node2)
+        } else {
+            (&node2, &node1)
+        };
+        wait_until("the nodes following the moved lease", || async {
+            (new.role() == Role::Primary && matches!(old.role(), Role::Replica { .. }))
+                .then_some(())
+        })
+        .await;
+        GATE.add_permits(1);
+        let result = tokio::time::timeout(Duration::from_secs(40), call)
+            .await
+            .expect("the call ends")
+            .unwrap();
+        GATE.acquire().await.unwrap().forget();
+
+        println!("a call {body} whose primary lost the lease: {result:?}");
+        result.expect("sent on to the new primary, it commits there");
+        let notes = bodies(new).await;
+        let copy = format!("{body} (copy)");
+        assert_eq!(
+            notes.iter().filter(|n| **n == body || **n == copy).count(),
+            2,
+            "committed once: {notes:?}"
+        );
+    }
 }
