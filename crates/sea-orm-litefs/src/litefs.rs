@@ -303,7 +303,7 @@ impl Follower {
         }
     }
 
-    fn set_role(&self, is_primary: bool, hostname: &str) {
+    pub(crate) fn set_role(&self, is_primary: bool, hostname: &str) {
         let role = if is_primary {
             Role::Primary
         } else if hostname.is_empty() {

@@ -188,6 +188,15 @@ impl Executor {
         if let Written::Unconfirmed(why) = &written {
             return withhold_answer(why).await;
         }
+        // LiteFS refused the write because the lease left this node while it ran: nothing
+        // committed and its key is unspent, so the replica sends it on to the new primary.
+        if let Written::Fresh(Err(err), _) = &written
+            && crate::connection::refused_by_litefs(err)
+            && let Some(moved) = self.moved_away()
+        {
+            tracing::info!(error = %err, "a forwarded write met the lease moving away: sent on");
+            return Err(moved);
+        }
         Ok(outcome(written, phase))
     }
 
@@ -854,5 +863,65 @@ mod hardening_tests {
             !matches!(begun, Ok(Err(Refusal::TooManyTransactions { .. }))),
             "refused as too many transactions with none open"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::litefs::Mount;
+    use crate::pools::Databases;
+
+    /// A forwarded write that LiteFS refuses (SQLite's read-only error, as on a node that just
+    /// lost the lease) is answered "not primary, ask node2" once LiteFS names another primary:
+    /// nothing committed, so the replica sends it on with the same key. While this node is still
+    /// primary the same error is the write's own answer.
+    #[tokio::test]
+    async fn a_write_refused_by_litefs_after_the_lease_moved_is_sent_on() {
+        let (dir, options) = writer::temp_database("server-moved");
+        let path = dir.join("t.db");
+        {
+            use sqlx::ConnectOptions;
+            let mut conn = options.connect().await.unwrap();
+            conn.execute("CREATE TABLE t(x)").await.unwrap();
+            conn.execute(dedup::CREATE_TABLE).await.unwrap();
+        }
+        // Every write fails as LiteFS makes it fail on a node that is not primary.
+        let databases = Arc::new(Databases::open(&path, options.pragma("query_only", "ON")));
+        let follower = Arc::new(Follower::new(Mount {
+            dir: dir.clone(),
+            db_name: "t.db".into(),
+        }));
+        follower.set_role(true, "");
+        let writer = Arc::new(Writer::new(databases, Some(follower.clone()), 64, true));
+        let limits = SessionLimits {
+            lease: Duration::from_secs(5),
+            max_lifetime: Duration::from_secs(30),
+            max_sessions: 4,
+        };
+        let executor = Executor::new(
+            writer,
+            Some(follower),
+            limits,
+            Arc::default(),
+            Arc::new(Procedures::new()),
+        );
+        let insert = || Request::ExecuteUnprepared("INSERT INTO t VALUES (1)".into());
+        let deadline = || Instant::now() + Duration::from_secs(5);
+
+        let here = executor.run(1, insert(), deadline()).await;
+        assert!(
+            matches!(&here, Ok(Outcome { result: Err(_), .. })),
+            "still primary: the write's own error, {here:?}"
+        );
+        std::fs::write(dir.join(".primary"), "node2\n").unwrap();
+        let moved = executor.run(2, insert(), deadline()).await;
+        assert_eq!(
+            moved,
+            Err(Refusal::NotPrimary {
+                primary: Some("node2".into())
+            })
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

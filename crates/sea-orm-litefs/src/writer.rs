@@ -219,19 +219,8 @@ impl Writer {
 
     #[cfg(test)]
     fn on_temp_dir(name: &str, group_commit: bool, litefs_gone: bool) -> Arc<Writer> {
-        let dir = std::env::temp_dir().join(format!(
-            "{name}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.db");
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .busy_timeout(std::time::Duration::from_millis(2500))
-            .foreign_keys(true)
-            .create_if_missing(true);
-        let databases = Arc::new(Databases::open(&path, options));
+        let (dir, options) = temp_database(name);
+        let databases = Arc::new(Databases::open(&dir.join("t.db"), options));
         let follower = litefs_gone.then(|| {
             Arc::new(Follower::new(crate::litefs::Mount {
                 dir,
@@ -610,6 +599,26 @@ pub async fn rollback(conn: &mut SqliteConnection) {
     if in_transaction(conn).await {
         let _ = conn.execute("ROLLBACK").await;
     }
+}
+
+/// A fresh directory in the temporary directory, and options for a database `t.db` in it (unit
+/// tests).
+#[cfg(test)]
+pub(crate) fn temp_database(
+    name: &str,
+) -> (std::path::PathBuf, sqlx::sqlite::SqliteConnectOptions) {
+    let dir = std::env::temp_dir().join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.join("t.db"))
+        .busy_timeout(std::time::Duration::from_millis(2500))
+        .foreign_keys(true)
+        .create_if_missing(true);
+    (dir, options)
 }
 
 /// Makes SQLite rebuild the WAL index of `conn`'s database from the WAL at its next transaction:
