@@ -782,4 +782,54 @@ mod tests {
         drop((conn, other, probe));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// The repair's purpose: a transaction whose commit frame is in the WAL but not in the WAL
+    /// index (its writer died before publishing it) is seen again once the index is reset, and
+    /// the next write lands after it instead of over it.
+    #[tokio::test]
+    async fn review4_resetting_the_wal_index_reveals_a_commit_the_index_missed() {
+        let dir = std::env::temp_dir().join(format!("review4-wal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let _ = std::fs::remove_file(&path);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let mut writer = options.connect().await.unwrap();
+        let mut reader = options.connect().await.unwrap();
+        writer
+            .execute("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+        // Kept open to the end: closing it would drop this process's locks on -shm.
+        let shm = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join("t.db-shm"))
+            .unwrap();
+        let mut published = [0u8; 96];
+        shm.read_exact_at(&mut published, 0).unwrap();
+        writer.execute("INSERT INTO t VALUES (2)").await.unwrap();
+        // As if the writer had died after its commit frame, before publishing it.
+        shm.write_all_at(&published, 0).unwrap();
+        let count = || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM t");
+        assert_eq!(
+            count().fetch_one(&mut reader).await.unwrap(),
+            1,
+            "the stale index hides the last commit"
+        );
+
+        invalidate_wal_index(&mut writer).await.unwrap();
+
+        assert_eq!(count().fetch_one(&mut reader).await.unwrap(), 2);
+        writer.execute("INSERT INTO t VALUES (3)").await.unwrap();
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x")
+            .fetch_all(&mut reader)
+            .await
+            .unwrap();
+        assert_eq!(rows, [1, 2, 3]);
+        drop((writer, reader, shm));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
