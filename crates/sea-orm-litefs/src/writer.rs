@@ -626,9 +626,12 @@ pub(crate) async fn invalidate_wal_index(conn: &mut SqliteConnection) -> Result<
     let mut handle = conn.lock_handle().await.map_err(|e| e.to_string())?;
     let db = handle.as_raw_handle().as_ptr();
     // SAFETY: the handle is locked for this call. SQLITE_FCNTL_FILE_POINTER gives the open
-    // `sqlite3_file` of the main database, whose methods outlive the call; xShmMap with
-    // bExtend=0 returns region 0 only if it is mapped already, and a mapped region is at least
-    // SHM_REGION bytes, writable unless the connection is read-only.
+    // `sqlite3_file` of the main database, whose methods outlive the call; `xShmMap` exists only
+    // from version 2 of the methods. With bExtend=0 it never grows `-shm`: it returns region 0
+    // (mapping it if the file already holds it, as SQLite itself does) or null. The connection
+    // has its WAL index open already (the repair follows a write, which read the index); were it
+    // not, xShmMap would open it as SQLite's WAL does, through SQLite's own per-process `-shm`
+    // handle. A returned region is SHM_REGION bytes, writable (`readonly_shm` is never set).
     unsafe {
         let mut file: *mut libsqlite3_sys::sqlite3_file = std::ptr::null_mut();
         let rc = libsqlite3_sys::sqlite3_file_control(
@@ -642,7 +645,14 @@ pub(crate) async fn invalidate_wal_index(conn: &mut SqliteConnection) -> Result<
                 "no database file to reach its WAL index (code {rc})"
             ));
         }
-        let Some(shm_map) = (*(*file).pMethods).xShmMap else {
+        let methods = (*file).pMethods;
+        // A version 1 method table ends before xShmMap: not even read then.
+        let shm_map = if (*methods).iVersion >= 2 {
+            (*methods).xShmMap
+        } else {
+            None
+        };
+        let Some(shm_map) = shm_map else {
             return Err("the VFS has no shared memory".into());
         };
         let mut region: *mut std::ffi::c_void = std::ptr::null_mut();
