@@ -842,4 +842,45 @@ mod tests {
         drop((writer, reader, shm));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// A read transaction open in the same process while the index is reset, rebuilt by the next
+    /// write and extended keeps its snapshot, and sees the new commit once it ends.
+    #[tokio::test]
+    async fn review4_a_read_transaction_across_the_reset_keeps_its_snapshot() {
+        let dir = std::env::temp_dir().join(format!("review4-snap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let _ = std::fs::remove_file(&path);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let mut writer = options.connect().await.unwrap();
+        let mut reader = options.connect().await.unwrap();
+        writer
+            .execute("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2)")
+            .await
+            .unwrap();
+        let count = || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM t");
+        reader.execute("BEGIN").await.unwrap();
+        assert_eq!(count().fetch_one(&mut reader).await.unwrap(), 2);
+
+        invalidate_wal_index(&mut writer).await.unwrap();
+        writer.execute("INSERT INTO t VALUES (3)").await.unwrap();
+
+        assert_eq!(
+            count().fetch_one(&mut reader).await.unwrap(),
+            2,
+            "its snapshot"
+        );
+        reader.execute("COMMIT").await.unwrap();
+        assert_eq!(count().fetch_one(&mut reader).await.unwrap(), 3);
+        let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&mut reader)
+            .await
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        drop((writer, reader));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
