@@ -71,7 +71,14 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
     init_tracing(cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate { action } => {
-            let db = cluster_builder(&cli.config).start().await?;
+            // The cluster layer always serves forwarded writes; this command must not take the
+            // address `blog serve` listens on: an operator runs it beside a serving app (which
+            // holds that address), and writes forwarded to a process that exits once migrations
+            // are done could be cut mid-commit. A free loopback port reaches no replica.
+            let db = cluster_builder(&cli.config)
+                .rpc_listen(MIGRATE_RPC_LISTEN)
+                .start()
+                .await?;
             migrate_command(&db, action.unwrap_or(MigrateAction::Up)).await?;
             println!("database: {}", cli.config.database.display());
             Ok(())
@@ -114,6 +121,9 @@ fn server_ended(
         .map_err(|e| StartError::Serve(std::io::Error::other(e)))?
         .map_err(StartError::Serve)
 }
+
+/// Where `blog migrate` listens for forwarded writes: nowhere a replica sends them.
+const MIGRATE_RPC_LISTEN: &str = "127.0.0.1:0";
 
 /// Ctrl-C, or SIGTERM (what `litefs mount` and Fly send to stop the app).
 async fn shutdown_signal() {

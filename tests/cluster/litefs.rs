@@ -124,3 +124,39 @@ async fn the_primary_moves_to_node_2_and_the_running_apps_follow() {
         1.0
     );
 }
+
+/// An operator's `blog migrate status` on a running machine (`fly ssh console`), with the same
+/// environment as `blog serve` (docs/reference.md lists the command): it must answer, not fail
+/// because the running app holds the forwarding RPC's address.
+#[tokio::test]
+async fn review4_blog_migrate_status_runs_beside_the_serving_primary() {
+    let cluster = Cluster::start(2).await;
+    let node = cluster.node(1);
+    let output = std::process::Command::new(test_support::blog_binary())
+        .args(["migrate", "status"])
+        .arg("--database")
+        .arg(node.db_path())
+        .arg("--litefs-dir")
+        .arg(node.mnt())
+        .args(["--litefs-api", &node.litefs_api()])
+        .args(["--rpc-listen", &format!("{}:7070", node.ip)])
+        .env("BLOG_CLUSTER_SECRET", crate::harness::SECRET)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("blog runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "blog migrate status: {text}");
+    assert!(
+        text.contains("m20261126_000001_create_tags_posts"),
+        "{text}"
+    );
+    // The serving app still answers.
+    let ready = reqwest::get(format!("{}/readyz", cluster.url(1)))
+        .await
+        .unwrap();
+    assert!(ready.status().is_success());
+}

@@ -635,9 +635,12 @@ pub(crate) async fn invalidate_wal_index(conn: &mut SqliteConnection) -> Result<
     let mut handle = conn.lock_handle().await.map_err(|e| e.to_string())?;
     let db = handle.as_raw_handle().as_ptr();
     // SAFETY: the handle is locked for this call. SQLITE_FCNTL_FILE_POINTER gives the open
-    // `sqlite3_file` of the main database, whose methods outlive the call; xShmMap with
-    // bExtend=0 returns region 0 only if it is mapped already, and a mapped region is at least
-    // SHM_REGION bytes, writable unless the connection is read-only.
+    // `sqlite3_file` of the main database, whose methods outlive the call; `xShmMap` exists only
+    // from version 2 of the methods. With bExtend=0 it never grows `-shm`: it returns region 0
+    // (mapping it if the file already holds it, as SQLite itself does) or null. The connection
+    // has its WAL index open already (the repair follows a write, which read the index); were it
+    // not, xShmMap would open it as SQLite's WAL does, through SQLite's own per-process `-shm`
+    // handle. A returned region is SHM_REGION bytes, writable (`readonly_shm` is never set).
     unsafe {
         let mut file: *mut libsqlite3_sys::sqlite3_file = std::ptr::null_mut();
         let rc = libsqlite3_sys::sqlite3_file_control(
@@ -651,7 +654,14 @@ pub(crate) async fn invalidate_wal_index(conn: &mut SqliteConnection) -> Result<
                 "no database file to reach its WAL index (code {rc})"
             ));
         }
-        let Some(shm_map) = (*(*file).pMethods).xShmMap else {
+        let methods = (*file).pMethods;
+        // A version 1 method table ends before xShmMap: not even read then.
+        let shm_map = if (*methods).iVersion >= 2 {
+            (*methods).xShmMap
+        } else {
+            None
+        };
+        let Some(shm_map) = shm_map else {
             return Err("the VFS has no shared memory".into());
         };
         let mut region: *mut std::ffi::c_void = std::ptr::null_mut();
@@ -804,6 +814,97 @@ mod tests {
         let mut other = options.connect().await.unwrap();
         assert_eq!(count().fetch_one(&mut other).await.unwrap(), 3);
         drop((conn, other, probe));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The repair's purpose: a transaction whose commit frame is in the WAL but not in the WAL
+    /// index (its writer died before publishing it) is seen again once the index is reset, and
+    /// the next write lands after it instead of over it.
+    #[tokio::test]
+    async fn review4_resetting_the_wal_index_reveals_a_commit_the_index_missed() {
+        let dir = std::env::temp_dir().join(format!("review4-wal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let _ = std::fs::remove_file(&path);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let mut writer = options.connect().await.unwrap();
+        let mut reader = options.connect().await.unwrap();
+        writer
+            .execute("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+        // Kept open to the end: closing it would drop this process's locks on -shm.
+        let shm = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join("t.db-shm"))
+            .unwrap();
+        let mut published = [0u8; 96];
+        shm.read_exact_at(&mut published, 0).unwrap();
+        writer.execute("INSERT INTO t VALUES (2)").await.unwrap();
+        // As if the writer had died after its commit frame, before publishing it.
+        shm.write_all_at(&published, 0).unwrap();
+        let count = || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM t");
+        assert_eq!(
+            count().fetch_one(&mut reader).await.unwrap(),
+            1,
+            "the stale index hides the last commit"
+        );
+
+        invalidate_wal_index(&mut writer).await.unwrap();
+
+        assert_eq!(count().fetch_one(&mut reader).await.unwrap(), 2);
+        writer.execute("INSERT INTO t VALUES (3)").await.unwrap();
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x")
+            .fetch_all(&mut reader)
+            .await
+            .unwrap();
+        assert_eq!(rows, [1, 2, 3]);
+        drop((writer, reader, shm));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A read transaction open in the same process while the index is reset, rebuilt by the next
+    /// write and extended keeps its snapshot, and sees the new commit once it ends.
+    #[tokio::test]
+    async fn review4_a_read_transaction_across_the_reset_keeps_its_snapshot() {
+        let dir = std::env::temp_dir().join(format!("review4-snap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let _ = std::fs::remove_file(&path);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let mut writer = options.connect().await.unwrap();
+        let mut reader = options.connect().await.unwrap();
+        writer
+            .execute("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2)")
+            .await
+            .unwrap();
+        let count = || sqlx::query_scalar::<_, i64>("SELECT count(*) FROM t");
+        reader.execute("BEGIN").await.unwrap();
+        assert_eq!(count().fetch_one(&mut reader).await.unwrap(), 2);
+
+        invalidate_wal_index(&mut writer).await.unwrap();
+        writer.execute("INSERT INTO t VALUES (3)").await.unwrap();
+
+        assert_eq!(
+            count().fetch_one(&mut reader).await.unwrap(),
+            2,
+            "its snapshot"
+        );
+        reader.execute("COMMIT").await.unwrap();
+        assert_eq!(count().fetch_one(&mut reader).await.unwrap(), 3);
+        let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&mut reader)
+            .await
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        drop((writer, reader));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
