@@ -596,8 +596,42 @@ impl Writer {
 
 /// Ends whatever transaction `conn` may be in, ignoring "no transaction is active".
 pub async fn rollback(conn: &mut SqliteConnection) {
-    if in_transaction(conn).await {
-        let _ = conn.execute("ROLLBACK").await;
+    if !in_transaction(conn).await {
+        return;
+    }
+    let Err(err) = conn.execute("ROLLBACK").await else {
+        return;
+    };
+    // An interrupt still pending (a deadline's alarm) while another statement of the connection
+    // is still active (its caller went away mid-row) fails even ROLLBACK, and would keep failing:
+    // SQLite clears the interrupt only when a statement starts with none active. So the active
+    // statements are reset, and ROLLBACK tried once more.
+    tracing::warn!(error = %err, "ROLLBACK failed: resetting the connection's statements, then again");
+    reset_active_statements(conn).await;
+    if in_transaction(conn).await
+        && let Err(err) = conn.execute("ROLLBACK").await
+    {
+        tracing::error!(error = %err, "ROLLBACK failed again");
+    }
+}
+
+/// Resets every statement of `conn` that is still active (stepped, not yet reset or finalized).
+async fn reset_active_statements(conn: &mut SqliteConnection) {
+    let Ok(mut handle) = conn.lock_handle().await else {
+        return;
+    };
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: the handle is locked for this call, so no statement of the connection runs; each
+    // pointer comes from sqlite3_next_stmt on this connection, and sqlite3_reset leaves a
+    // statement valid for its owner (sqlx resets its statements before each use anyway).
+    unsafe {
+        let mut stmt = libsqlite3_sys::sqlite3_next_stmt(db, std::ptr::null_mut());
+        while !stmt.is_null() {
+            if libsqlite3_sys::sqlite3_stmt_busy(stmt) != 0 {
+                libsqlite3_sys::sqlite3_reset(stmt);
+            }
+            stmt = libsqlite3_sys::sqlite3_next_stmt(db, stmt);
+        }
     }
 }
 
@@ -681,7 +715,10 @@ pub async fn in_transaction(conn: &mut SqliteConnection) -> bool {
         Ok(mut handle) => unsafe {
             libsqlite3_sys::sqlite3_get_autocommit(handle.as_raw_handle().as_ptr()) == 0
         },
-        Err(_) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot reach the connection's handle");
+            true
+        }
     }
 }
 
@@ -690,6 +727,9 @@ pub async fn in_transaction(conn: &mut SqliteConnection) -> bool {
 /// see `pools`).
 pub async fn release(mut conn: PoolConnection<Sqlite>) {
     rollback(&mut conn).await;
+    // Nor with a statement still active (its caller went away mid-row): an interrupt left
+    // pending by a deadline's alarm would then fail the next caller's statement.
+    reset_active_statements(&mut conn).await;
     if in_transaction(&mut conn).await {
         tracing::error!("a connection stayed inside a transaction after ROLLBACK: retiring it");
         std::mem::forget(conn.detach());
@@ -771,6 +811,66 @@ mod tests {
     /// SQLite's "dead man switch" in `-shm`: read-locked by every process that uses the index; a
     /// process that finds it unlocked thinks itself alone and truncates `-shm`.
     const DMS: i64 = 128;
+
+    /// A connection given back while a statement of it is still active (a caller dropped mid-row)
+    /// and an interrupt is pending (a deadline's alarm) must still end its transaction: SQLite
+    /// refuses to even parse ROLLBACK while both hold, and a connection kept inside its
+    /// transaction holds the write lock for good (the fault lab saw no write succeed again).
+    #[tokio::test]
+    async fn a_connection_left_mid_statement_and_interrupted_still_releases_the_write_lock() {
+        let writer = Writer::on_temp_file("release-interrupted", false);
+        let pool = writer.databases.current().rw_pool().clone();
+        let mut conn = pool.acquire().await.unwrap();
+        conn.execute("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3)")
+            .await
+            .unwrap();
+        conn.execute("BEGIN IMMEDIATE").await.unwrap();
+        conn.execute("INSERT INTO t VALUES (4)").await.unwrap();
+        {
+            let mut handle = conn.lock_handle().await.unwrap();
+            let db = handle.as_raw_handle().as_ptr();
+            // SAFETY: the handle is locked for this block. The statement is stepped to its first
+            // row and left active, as a caller that went away mid-row leaves one; it is never
+            // finalized (the connection is never closed: pools leak rather than close).
+            unsafe {
+                let mut stmt = std::ptr::null_mut();
+                let rc = libsqlite3_sys::sqlite3_prepare_v2(
+                    db,
+                    c"SELECT x FROM t".as_ptr(),
+                    -1,
+                    &mut stmt,
+                    std::ptr::null_mut(),
+                );
+                assert_eq!(rc, libsqlite3_sys::SQLITE_OK);
+                assert_eq!(
+                    libsqlite3_sys::sqlite3_step(stmt),
+                    libsqlite3_sys::SQLITE_ROW
+                );
+                libsqlite3_sys::sqlite3_interrupt(db);
+            }
+        }
+        release(conn).await;
+        let written = writer
+            .autocommit(
+                Sql::Raw("INSERT INTO t VALUES (5)".into()),
+                Method::Execute,
+                None,
+                false,
+                Instant::now() + std::time::Duration::from_secs(3),
+            )
+            .await;
+        assert!(
+            matches!(written, Ok(Written::Fresh(Ok(_), _))),
+            "a write after the release: {:?}",
+            written.as_ref().err()
+        );
+        let mut other = pool.acquire().await.unwrap();
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY x")
+            .fetch_all(&mut *other)
+            .await
+            .unwrap();
+        assert_eq!(rows, [1, 2, 3, 5], "the released transaction's row is gone");
+    }
 
     #[tokio::test]
     async fn resetting_the_wal_index_keeps_this_process_s_locks_and_loses_nothing() {

@@ -277,6 +277,75 @@ mod tests {
         }
     }
 
+    /// Inserts `n` rows one statement at a time: long enough for a deadline to fall inside it.
+    struct ManyRows;
+
+    impl Procedure for ManyRows {
+        const NAME: &'static str = "many_rows";
+        const VERSION: u32 = 1;
+        type Args = u32;
+        type Output = ();
+        type Error = DbErr;
+
+        async fn run(txn: &ClusterTransaction, n: u32) -> Result<(), DbErr> {
+            txn.execute_unprepared("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+                .await?;
+            for i in 0..n {
+                txn.execute_unprepared(&format!("INSERT INTO t VALUES ({i})"))
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// A call stopped at its deadline wherever it is (between statements, inside one, before
+    /// the first) is rolled back and leaves the writer usable: in the fault lab, a stop that
+    /// raced its own interrupt left a connection inside its transaction, holding SQLite's write
+    /// lock for good, and no write succeeded on the primary again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_stopped_at_its_deadline_never_leaves_the_database_locked() {
+        let writer = Writer::on_temp_file("procedure-deadline", true);
+        let procedures = Procedures::new().register::<ManyRows>();
+        let many = ProcedureCall {
+            name: ManyRows::NAME.into(),
+            fingerprint: fingerprint::<ManyRows>(),
+            args: bincode::serialize(&200u32).unwrap(),
+        };
+        for attempt in 0..60u64 {
+            let deadline = Instant::now() + Duration::from_micros(attempt * 300);
+            let outcome = run(
+                &writer,
+                &procedures,
+                u128::from(attempt),
+                many.clone(),
+                deadline,
+                || None,
+            )
+            .await;
+            assert!(
+                matches!(outcome, Err(Refusal::Expired) | Ok(_)),
+                "attempt {attempt}: {outcome:?}"
+            );
+            let after = writer
+                .autocommit(
+                    crate::writer::Sql::Raw("CREATE TABLE IF NOT EXISTS u (x INTEGER)".into()),
+                    crate::writer::Method::Execute,
+                    None,
+                    false,
+                    Instant::now() + Duration::from_secs(3),
+                )
+                .await;
+            assert!(
+                matches!(after, Ok(crate::writer::Written::Fresh(Ok(_), _))),
+                "attempt {attempt}: a write after a call stopped at its deadline: {:?}",
+                after
+                    .as_ref()
+                    .map(|_| "not a fresh success")
+                    .map_err(|e| e.clone())
+            );
+        }
+    }
+
     fn call(refused: bool) -> ProcedureCall {
         ProcedureCall {
             name: InsertRow::NAME.into(),
