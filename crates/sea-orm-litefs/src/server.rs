@@ -475,7 +475,7 @@ fn phase_of(method: Method) -> wire::ErrorPhase {
 /// and it asks about the write's key (`resolve`) once LiteFS is back, which is definite, or
 /// reports the outcome unknown. The task ends after [`MAX_DEADLINE`], when no caller is listening
 /// any more: what it returns then is never read.
-async fn withhold_answer(why: &str) -> Result<Outcome, Refusal> {
+async fn withhold_answer<T>(why: &str) -> Result<T, Refusal> {
     tracing::warn!(%why, "withholding the answer to a write whose outcome is unknown");
     tokio::time::sleep(MAX_DEADLINE).await;
     Err(Refusal::Unavailable(format!("unanswered: {why}")))
@@ -521,14 +521,19 @@ fn deadline_of(ctx: &Context) -> Instant {
 /// Runs a call's database work in its own task: tarpc drops a call's future when its deadline
 /// passes, and dropped halfway the work could leave a session's state half-changed. Detached, it
 /// always finishes (and itself gives up at the deadline before committing).
+///
+/// Unless the task itself is cut short: cancelled (the runtime shutting down as the app stops)
+/// or panicked. It may have committed by then, so no refusal is answered (a refusal says nothing
+/// committed): no answer, and the replica asks about the write's key instead.
 async fn detached<T: Send + 'static>(
     work: impl Future<Output = Result<T, Refusal>> + Send + 'static,
 ) -> Result<T, Refusal> {
-    tokio::spawn(work).await.unwrap_or_else(|e| {
-        Err(Refusal::Unavailable(format!(
-            "the primary's task failed: {e}"
-        )))
-    })
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(err) => {
+            withhold_answer(&format!("the primary's task stopped before its end: {err}")).await
+        }
+    }
 }
 
 impl ForwardServer {
@@ -871,6 +876,18 @@ mod tests {
     use super::*;
     use crate::litefs::Mount;
     use crate::pools::Databases;
+
+    /// A call's work cut short (here a panic; a cancelled task at shutdown takes the same path)
+    /// may have committed: it must get no answer, never a refusal, which would say it did not.
+    #[tokio::test]
+    async fn work_cut_short_is_not_answered_as_refused() {
+        let cut_short = detached::<()>(async { panic!("cut short after its COMMIT") });
+        let answered = tokio::time::timeout(Duration::from_millis(200), cut_short).await;
+        assert!(
+            answered.is_err(),
+            "work that stopped halfway was answered {answered:?}"
+        );
+    }
 
     /// A forwarded write that LiteFS refuses (SQLite's read-only error, as on a node that just
     /// lost the lease) is answered "not primary, ask node2" once LiteFS names another primary:
