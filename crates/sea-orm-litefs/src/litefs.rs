@@ -81,7 +81,14 @@ impl Mount {
     /// name in `.primary` on replicas only. Unlike [`Follower::role`], which follows `/events`,
     /// this cannot lag behind a lease that just moved.
     pub fn names_another_primary(&self) -> bool {
-        self.dir.join(".primary").exists()
+        self.named_primary().is_some()
+    }
+
+    /// The primary LiteFS names in `.primary` right now (`Some("")` if it names none yet);
+    /// `None` when the file is absent, as on the primary itself.
+    pub fn named_primary(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.dir.join(".primary")).ok()?;
+        Some(text.trim().to_owned())
     }
 }
 

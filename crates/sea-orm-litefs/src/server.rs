@@ -141,10 +141,9 @@ impl Executor {
     /// the role says.
     fn moved_away(&self) -> Option<Refusal> {
         let follower = self.follower.as_ref()?;
-        if let Ok(primary) = std::fs::read_to_string(follower.mount.dir.join(".primary")) {
-            let primary = primary.trim();
+        if let Some(primary) = follower.mount.named_primary() {
             return Some(Refusal::NotPrimary {
-                primary: (!primary.is_empty()).then(|| primary.to_owned()),
+                primary: (!primary.is_empty()).then_some(primary),
             });
         }
         self.check_primary().err()

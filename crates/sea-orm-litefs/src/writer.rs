@@ -284,19 +284,25 @@ impl Writer {
             self.repair_after(conn, &err).await;
             return Commit::Failed(err);
         }
-        let Some(follower) = &self.follower else {
-            return Commit::Done(None);
-        };
-        match follower.mount.position() {
-            Ok(pos) => Commit::Done(Some(pos)),
-            Err(e) => {
-                tracing::error!(error = %e, "LiteFS did not confirm a commit: its outcome is unknown");
-                Commit::Unconfirmed(format!(
-                    "SQLite committed, but LiteFS did not confirm that it recorded the \
-                     transaction ({e}); it may have stopped before it did"
-                ))
-            }
+        match self.confirm() {
+            Ok(pos) => Commit::Done(pos),
+            Err(why) => Commit::Unconfirmed(why),
         }
+    }
+
+    /// Whether what SQLite just committed stands (see [`Writer::commit`]): the position LiteFS
+    /// answers afterwards, or why the outcome is unknown.
+    fn confirm(&self) -> Result<Option<Pos>, String> {
+        let Some(follower) = &self.follower else {
+            return Ok(None);
+        };
+        follower.mount.position().map(Some).map_err(|e| {
+            tracing::error!(error = %e, "LiteFS did not confirm a commit: its outcome is unknown");
+            format!(
+                "SQLite committed, but LiteFS did not confirm that it recorded the transaction \
+                 ({e}); it may have stopped before it did"
+            )
+        })
     }
 
     /// A connection of the current read-write pool, and the pools' generation.
@@ -386,16 +392,10 @@ impl Writer {
             if result.is_err() {
                 return Ok(Written::Fresh(result, None));
             }
-            // As after a COMMIT (see [`Writer::commit`]): it stands once LiteFS answers after it.
-            return Ok(match &self.follower {
-                None => Written::Fresh(result, None),
-                Some(follower) => match follower.mount.position() {
-                    Ok(pos) => Written::Fresh(result, Some(pos)),
-                    Err(e) => Written::Unconfirmed(format!(
-                        "SQLite ran the statement, but LiteFS did not confirm that it recorded \
-                         it ({e}); it may have stopped before it did"
-                    )),
-                },
+            // As after a COMMIT: it stands once LiteFS answers after it.
+            return Ok(match self.confirm() {
+                Ok(pos) => Written::Fresh(result, pos),
+                Err(why) => Written::Unconfirmed(why),
             });
         }
         if key.is_some() {
