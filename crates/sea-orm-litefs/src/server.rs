@@ -535,6 +535,18 @@ async fn detached<T: Send + 'static>(
     }
 }
 
+/// [`detached`] for work that commits nothing (a session's BEGIN, statement or ROLLBACK): cut
+/// short, it is refused at once, which is true.
+async fn detached_no_commit<T: Send + 'static>(
+    work: impl Future<Output = Result<T, Refusal>> + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::spawn(work).await.unwrap_or_else(|e| {
+        Err(Refusal::Unavailable(format!(
+            "the primary's task failed: {e}"
+        )))
+    })
+}
+
 impl ForwardServer {
     async fn lose_reply_maybe(&self) {
         if self.0.faults.lose_reply() {
@@ -558,10 +570,10 @@ impl Forward for ForwardServer {
     }
     async fn begin(self, ctx: Context) -> Result<u64, Refusal> {
         let deadline = deadline_of(&ctx);
-        detached(async move { self.0.begin(deadline).await }).await
+        detached_no_commit(async move { self.0.begin(deadline).await }).await
     }
     async fn run_in(self, _: Context, session: u64, request: Request) -> Result<Outcome, Refusal> {
-        detached(async move { self.0.run_in(session, request).await }).await
+        detached_no_commit(async move { self.0.run_in(session, request).await }).await
     }
     async fn commit(self, ctx: Context, session: u64, key: u128) -> Result<Outcome, Refusal> {
         let executor = self.0.clone();
@@ -571,7 +583,7 @@ impl Forward for ForwardServer {
         outcome
     }
     async fn rollback(self, _: Context, session: u64) -> Result<(), Refusal> {
-        detached(async move { self.0.rollback(session).await }).await
+        detached_no_commit(async move { self.0.rollback(session).await }).await
     }
     async fn call(
         self,
