@@ -894,6 +894,9 @@ fn main() {
         measure(run());
     }
     measure(procedures::run());
+    if !only_procedures {
+        measure(group_commit::soak());
+    }
 }
 
 /// Runs one section on its own runtime and cluster.
@@ -905,15 +908,6 @@ fn measure(section: impl Future<Output = Cluster>) {
     let cluster = runtime.block_on(section);
     // The runtime's tasks (RPC servers, followers) hold the in-process pools: end them and let
     // sqlx close its files in the mounts before the harness unmounts them.
-    drop(runtime);
-    wait_for_mount_files_closed(&cluster);
-    drop(cluster);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let cluster = runtime.block_on(group_commit::soak());
     drop(runtime);
     wait_for_mount_files_closed(&cluster);
     drop(cluster);

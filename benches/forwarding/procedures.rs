@@ -1,10 +1,17 @@
 //! Write procedures at real distances: the same write from the replica, at added round-trip times
 //! of 0, 20 and 80 ms between replica and primary (Toxiproxy latency on every link between them,
-//! half each way: the forwarding RPC, LiteFS replication, and the HTTP link of the replay case).
+//! half each way: the forwarding RPC, LiteFS replication, and the HTTP links of the replay cases).
 //!
-//! - A post with 5 tags (about fifteen statements): as an interactive remote transaction, as a
-//!   write procedure, and as the same HTTP request replayed on the primary through the latency
-//!   link (what LiteFS's own proxy does), each against the same operation run on the primary.
+//! - A post with 5 tags (about fifteen statements): as an interactive remote transaction and as a
+//!   write procedure (both from this process, waiting until the replica has the write), each
+//!   against the same operation run on the primary.
+//! - The same post as `POST /api/posts` from a client: to the replica's app (which runs the
+//!   procedure), and to LiteFS's own proxy on the replica, which answers a write with
+//!   `fly-replay` naming the primary; the bench then replays it, as Fly.io's edge would, to
+//!   LiteFS's proxy on the primary through the latency link, which passes it to the primary's
+//!   app. The blog answers once the replica has the write (its catch-up); the proxy's answer does
+//!   not wait for that (its TXID cookie makes the client's next read there wait instead), so it is
+//!   also measured with that wait, the blog's promise.
 //! - A single-row insert forwarded from the replica, with and without the catch-up wait.
 //!
 //! Cases run interleaved, one sample each per round, so the machine's noise falls on all alike;
@@ -24,11 +31,23 @@ use blog::blog::posts;
 
 /// Added round-trip times, in ms.
 const RTTS: [u64; 3] = [0, 20, 80];
-/// Samples per case and round-trip time, after one warm-up round.
-const SAMPLES: usize = 15;
-/// Where the replica's HTTP link to the primary listens (Toxiproxy), and its proxy's name.
+/// Samples per case and round-trip time, after one warm-up round, unless
+/// `BLOG_BENCH_PROCEDURE_SAMPLES` says otherwise (more samples, steadier medians).
+const SAMPLES: usize = 30;
+
+fn samples() -> usize {
+    std::env::var("BLOG_BENCH_PROCEDURE_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(SAMPLES)
+}
+/// Where the replica's HTTP links to the primary listen (Toxiproxy), and their proxies' names:
+/// to the primary's app, and to LiteFS's proxy in front of it.
 const HTTP_LINK_PORT: u16 = 18080;
 const HTTP_LINK: &str = "http-2";
+const PROXY_LINK_PORT: u16 = 18081;
+const PROXY_LINK: &str = "litefs-proxy-2";
 
 /// The cases, in the order of a round.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -38,23 +57,31 @@ enum Case {
     PostProcedureNoCatchUp,
     PostInteractive,
     HttpOnPrimary,
+    /// `POST /api/posts` to the replica's app, from a client that keeps cookies (it sends back
+    /// the position cookie of its last write, as a browser does).
+    HttpOnReplica,
+    /// `fly-replay` from LiteFS's proxy on the replica, then the request through the latency
+    /// link to LiteFS's proxy on the primary.
+    LiteFsProxy,
+    /// The same, then until the replica has the write: the blog's promise.
+    LiteFsProxyCaughtUp,
+    /// Straight to the primary's app through the latency link, no proxy on either side.
     HttpReplay,
-    /// The replay, then until the replica has the write (what LiteFS's proxy makes the next
-    /// request wait for): the same promise as a procedure with its catch-up.
-    HttpReplayCaughtUp,
     InsertOnPrimary,
     InsertForwarded,
     InsertNoCatchUp,
 }
 
-const CASES: [Case; 10] = [
+const CASES: [Case; 12] = [
     Case::PostOnPrimary,
     Case::PostProcedure,
     Case::PostProcedureNoCatchUp,
     Case::PostInteractive,
     Case::HttpOnPrimary,
+    Case::HttpOnReplica,
+    Case::LiteFsProxy,
+    Case::LiteFsProxyCaughtUp,
     Case::HttpReplay,
-    Case::HttpReplayCaughtUp,
     Case::InsertOnPrimary,
     Case::InsertForwarded,
     Case::InsertNoCatchUp,
@@ -66,9 +93,15 @@ struct Nodes {
     replica: ClusterConnection,
     no_catch_up: ClusterConnection,
     client: reqwest::Client,
-    /// The primary's HTTP, direct and through the latency link.
+    /// The primary's HTTP, direct and through the latency link; the replica's app.
     primary_url: String,
     replay_url: String,
+    replica_url: String,
+    /// The position cookie the replica's app gave the client that keeps cookies.
+    kept_cookie: std::sync::Mutex<Option<String>>,
+    /// LiteFS's proxy on the replica, and on the primary through the latency link.
+    replica_proxy: String,
+    primary_proxy_via_link: String,
     /// The primary's LiteFS position file.
     primary_pos: std::path::PathBuf,
 }
@@ -103,21 +136,24 @@ impl Nodes {
                 posts::create_in(&txn, &input(n)).await.unwrap();
                 txn.commit().await.unwrap();
             }
-            Case::HttpOnPrimary | Case::HttpReplay | Case::HttpReplayCaughtUp => {
-                let base = match case {
-                    Case::HttpOnPrimary => &self.primary_url,
-                    _ => &self.replay_url,
-                };
-                let response = self
-                    .client
-                    .post(format!("{base}/api/posts"))
-                    .basic_auth("admin", Some(ADMIN_PASSWORD))
-                    .json(&draft(n))
-                    .send()
-                    .await
-                    .expect("the primary answers");
-                assert_eq!(response.status(), 201, "POST /api/posts");
-                if case == Case::HttpReplayCaughtUp {
+            Case::HttpOnPrimary => drop(self.post(&self.primary_url, n, None).await),
+            Case::HttpOnReplica => {
+                let kept = self.kept_cookie.lock().unwrap().clone();
+                let response = self.post(&self.replica_url, n, kept.as_deref()).await;
+                let set_cookie = response.headers().get(reqwest::header::SET_COOKIE);
+                let cookie = set_cookie.and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let cookie = cookie.split(';').next().unwrap_or_default();
+                assert!(cookie.starts_with("blog_txid="), "{cookie:?}");
+                *self.kept_cookie.lock().unwrap() = Some(cookie.to_owned());
+            }
+            Case::HttpReplay => drop(self.post(&self.replay_url, n, None).await),
+            Case::LiteFsProxy | Case::LiteFsProxyCaughtUp => {
+                let redirect = self.send(&self.replica_proxy, n, None).await;
+                let replay = redirect.headers().get("fly-replay");
+                let replay = replay.and_then(|v| v.to_str().ok()).unwrap_or_default();
+                assert!(replay.starts_with("instance="), "fly-replay: {replay:?}");
+                self.post(&self.primary_proxy_via_link, n, None).await;
+                if case == Case::LiteFsProxyCaughtUp {
                     // The primary's own `-pos`, which LiteFS updates before COMMIT returns.
                     let text = std::fs::read_to_string(&self.primary_pos).expect("-pos");
                     let pos = Pos::parse(&text).expect("a LiteFS position");
@@ -130,6 +166,28 @@ impl Nodes {
             Case::InsertNoCatchUp => insert(&self.no_catch_up, n).await,
         }
         started.elapsed()
+    }
+}
+
+impl Nodes {
+    async fn send(&self, base: &str, n: &str, cookie: Option<&str>) -> reqwest::Response {
+        let request = self
+            .client
+            .post(format!("{base}/api/posts"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .json(&draft(n));
+        let request = match cookie {
+            Some(cookie) => request.header(reqwest::header::COOKIE, cookie),
+            None => request,
+        };
+        request.send().await.expect("an answer")
+    }
+
+    /// `POST /api/posts` to `base`, which must create the post.
+    async fn post(&self, base: &str, n: &str, cookie: Option<&str>) -> reqwest::Response {
+        let response = self.send(base, n, cookie).await;
+        assert_eq!(response.status(), 201, "POST {base}/api/posts");
+        response
     }
 }
 
@@ -174,17 +232,19 @@ async fn set_rtt(cluster: &Cluster, rtt_ms: u64) {
             links.inject(2, link, toxic).await;
         }
     }
-    let path = format!("/proxies/{HTTP_LINK}/toxics");
-    for stream in ["upstream", "downstream"] {
-        let name = format!("latency-{stream}");
-        let _ = reqwest::Client::new()
-            .delete(format!("http://{}{path}/{name}", crate::toxiproxy::api()))
-            .send()
-            .await;
-        if rtt_ms > 0 {
-            let body = json!({ "name": name, "type": "latency", "stream": stream,
-                "toxicity": 1.0, "attributes": { "latency": rtt_ms / 2, "jitter": 0 } });
-            toxiproxy(reqwest::Method::POST, &path, body).await;
+    for link in [HTTP_LINK, PROXY_LINK] {
+        let path = format!("/proxies/{link}/toxics");
+        for stream in ["upstream", "downstream"] {
+            let name = format!("latency-{stream}");
+            let _ = reqwest::Client::new()
+                .delete(format!("http://{}{path}/{name}", crate::toxiproxy::api()))
+                .send()
+                .await;
+            if rtt_ms > 0 {
+                let body = json!({ "name": name, "type": "latency", "stream": stream,
+                    "toxicity": 1.0, "attributes": { "latency": rtt_ms / 2, "jitter": 0 } });
+                toxiproxy(reqwest::Method::POST, &path, body).await;
+            }
         }
     }
 }
@@ -192,7 +252,7 @@ async fn set_rtt(cluster: &Cluster, rtt_ms: u64) {
 /// Starts a 2-node cluster with latency links, measures, prints the table.
 pub async fn run() -> Cluster {
     eprintln!("bench: write procedures: a 2-node LiteFS cluster with Toxiproxy links");
-    let cluster = Cluster::start_with_links(2).await;
+    let cluster = Cluster::start_with_links_and_litefs_proxy(2).await;
     let start = |builder: Builder| async move {
         let builder = builder.procedures(blog::blog::procedures::registry());
         builder.start().await.expect("joins the cluster")
@@ -213,22 +273,32 @@ pub async fn run() -> Cluster {
     let body =
         json!({ "name": HTTP_LINK, "listen": listen, "upstream": upstream, "enabled": true });
     toxiproxy(reqwest::Method::POST, "/proxies", body).await;
+    let proxy_listen = format!("{}:{PROXY_LINK_PORT}", harness::ip(2));
+    let proxy_upstream = cluster.node(1).litefs_proxy().replace("http://", "");
+    let body = json!({ "name": PROXY_LINK, "listen": proxy_listen,
+        "upstream": proxy_upstream, "enabled": true });
+    toxiproxy(reqwest::Method::POST, "/proxies", body).await;
     let nodes = Nodes {
         primary,
         replica,
         no_catch_up,
         client: http(),
         replay_url: format!("http://{listen}"),
+        replica_url: cluster.url(2),
+        kept_cookie: std::sync::Mutex::new(None),
+        replica_proxy: cluster.node(2).litefs_proxy(),
+        primary_proxy_via_link: format!("http://{proxy_listen}"),
         primary_pos: cluster.node(1).mnt().join("blog.db-pos"),
         primary_url,
     };
 
+    let rounds = samples();
     let mut rows = Vec::new();
     for rtt in RTTS {
         set_rtt(&cluster, rtt).await;
-        eprintln!("bench: added round trip {rtt} ms, {SAMPLES} samples per case");
+        eprintln!("bench: added round trip {rtt} ms, {rounds} samples per case");
         let mut samples = vec![Vec::new(); CASES.len()];
-        for round in 0..=SAMPLES {
+        for round in 0..=rounds {
             for (c, case) in CASES.into_iter().enumerate() {
                 let elapsed = nodes.once(case, &format!("p{rtt}-{round}-{c}")).await;
                 if round > 0 {
@@ -242,7 +312,7 @@ pub async fn run() -> Cluster {
         };
         rows.extend(rows_for(rtt, median));
     }
-    println!("\nWrite procedures at added round-trip times (medians of {SAMPLES}):");
+    println!("\nWrite procedures at added round-trip times (medians of {rounds}):");
     print_table(&rows);
     cluster
 }
@@ -254,7 +324,7 @@ fn rows_for(rtt_ms: u64, median: impl Fn(Case) -> Duration) -> Vec<Row> {
     let procedure = median(Case::PostProcedure);
     let on_primary = median(Case::PostOnPrimary);
     let interactive = median(Case::PostInteractive);
-    let replay = median(Case::HttpReplay);
+    let litefs_proxy = median(Case::LiteFsProxy);
     let case = |what: &str| format!("{rtt_ms:>2} ms: {what}");
     let mut rows = vec![
         latency_row(
@@ -282,29 +352,36 @@ fn rows_for(rtt_ms: u64, median: impl Fn(Case) -> Duration) -> Vec<Row> {
             at_80.then_some(0.2),
         ),
         latency_row(
-            &case("POST /api/posts, replay vs on primary"),
-            replay,
+            &case("POST /api/posts, LiteFS proxy vs on primary"),
+            litefs_proxy,
             median(Case::HttpOnPrimary),
             None,
         ),
+        // The target. The blog's answer waits until the replica has the write, the proxy's not.
         latency_row(
-            &case("post+5 tags, procedure vs HTTP replay"),
-            procedure,
-            replay,
+            &case("POST /api/posts, replica app vs LiteFS proxy"),
+            median(Case::HttpOnReplica),
+            litefs_proxy,
             at_80.then_some(1.0),
         ),
-        // The replay's answer does not wait for the write to reach the replica: this is the same
-        // promise.
+        // The same promise: the proxy's answer, then until the replica has the write.
         latency_row(
-            &case("... procedure vs HTTP replay + catch-up"),
-            procedure,
-            median(Case::HttpReplayCaughtUp),
+            &case("... replica app vs proxy + catch-up"),
+            median(Case::HttpOnReplica),
+            median(Case::LiteFsProxyCaughtUp),
+            None,
+        ),
+        // What LiteFS's two proxy hops add to a replay straight to the primary's app.
+        latency_row(
+            &case("... LiteFS proxy vs replay to the app"),
+            litefs_proxy,
+            median(Case::HttpReplay),
             None,
         ),
         latency_row(
-            &case("... procedure, no catch-up vs HTTP replay"),
+            &case("... procedure, no catch-up vs with"),
             median(Case::PostProcedureNoCatchUp),
-            replay,
+            procedure,
             None,
         ),
     ];

@@ -72,6 +72,10 @@ impl Node {
     pub fn litefs_api(&self) -> String {
         format!("http://{}:20202", self.ip)
     }
+    /// LiteFS's own HTTP proxy in front of the app, in a cluster started with it.
+    pub fn litefs_proxy(&self) -> String {
+        format!("http://{}:{LITEFS_PROXY_PORT}", self.ip)
+    }
     pub fn app_log(&self) -> PathBuf {
         self.dir.join("app.log")
     }
@@ -99,8 +103,13 @@ pub struct Cluster {
     pub links: Option<crate::toxiproxy::Toxiproxy>,
     /// Whether every node runs the blog's app (else LiteFS only).
     apps: bool,
+    /// Whether every LiteFS runs its HTTP proxy in front of the app.
+    litefs_proxy: bool,
     _serial: MutexGuard<'static, ()>,
 }
+
+/// Where LiteFS's own HTTP proxy listens, in a cluster started with it.
+const LITEFS_PROXY_PORT: u16 = 8081;
 
 /// Where a lagged node's LiteFS connects to reach the primary.
 const LAG_PROXY_PORT: u16 = 20299;
@@ -146,6 +155,13 @@ impl Cluster {
         Self::start_inner(n, None, true, true).await
     }
 
+    /// Like [`Cluster::start_with_links`], and every LiteFS also runs its own HTTP proxy in front
+    /// of the app ([`Node::litefs_proxy`]): on a replica it answers a write with `fly-replay`
+    /// naming the primary, on the primary it passes requests to the app and sets its TXID cookie.
+    pub async fn start_with_links_and_litefs_proxy(n: usize) -> Cluster {
+        Self::start_inner_with(n, None, true, true, true).await
+    }
+
     /// `n` nodes running LiteFS only, node 1 primary: for apps opened in this process with
     /// [`Cluster::connect`] (the primary's first, which creates the database).
     pub async fn start_litefs_only(n: usize) -> Cluster {
@@ -161,6 +177,16 @@ impl Cluster {
         lag: Option<(usize, Duration)>,
         links: bool,
         apps: bool,
+    ) -> Cluster {
+        Self::start_inner_with(n, lag, links, apps, false).await
+    }
+
+    async fn start_inner_with(
+        n: usize,
+        lag: Option<(usize, Duration)>,
+        links: bool,
+        apps: bool,
+        litefs_proxy: bool,
     ) -> Cluster {
         let serial = SERIAL
             .lock()
@@ -189,6 +215,7 @@ impl Cluster {
             lagged: lag.map(|(k, _)| k),
             links: None,
             apps,
+            litefs_proxy,
             _serial: serial,
         };
         if links {
@@ -296,6 +323,14 @@ impl Cluster {
             ip = node.ip,
             candidate = k == self.primary,
         );
+        let config = if self.litefs_proxy {
+            format!(
+                "{config}proxy:\n  addr: \"{ip}:{LITEFS_PROXY_PORT}\"\n  target: \"{ip}:8080\"\n  db: \"blog.db\"\n",
+                ip = node.ip,
+            )
+        } else {
+            config
+        };
         let config = match trace_dir() {
             Some(dir) => format!(
                 "{config}tracing:\n  enabled: true\n  path: \"{}\"\n  max-size: 512\n  compress: false\n",
