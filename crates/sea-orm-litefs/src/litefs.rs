@@ -64,7 +64,7 @@ pub struct Mount {
 impl Mount {
     /// The position in `<db>-pos` (`%016x/%016x`). On the primary it includes every returned commit.
     pub fn position(&self) -> std::io::Result<Pos> {
-        let text = std::fs::read_to_string(self.dir.join(format!("{}-pos", self.db_name)))?;
+        let text = read_line(&self.dir.join(format!("{}-pos", self.db_name)))?;
         Pos::parse(&text).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -166,6 +166,24 @@ impl Track {
             Reach::Yes
         }
     }
+}
+
+/// A file's first line, newline included if there is one: with as few calls into LiteFS as can
+/// be (every write's commit reads `-pos` once, through FUSE): no size query and, once the
+/// newline is in, no read for the end of the file.
+fn read_line(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut text = Vec::with_capacity(64);
+    let mut buffer = [0u8; 64];
+    while !text.ends_with(b"\n") {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8(text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// The live view of LiteFS, shared by the connection and the RPC server.

@@ -143,14 +143,16 @@ pub(crate) async fn run(
         end(txn).await;
         return Err(Refusal::Expired);
     }
-    Ok(match txn.commit().await {
+    // The position LiteFS confirmed right after this COMMIT (read once, by the commit itself).
+    let (committed, written) = crate::track_writes(txn.commit()).await;
+    Ok(match committed {
         Ok(()) => {
             if create {
                 writer.mark_key_table_ready(generation);
             }
             ProcedureOutcome {
                 result: Ok(output),
-                pos: writer.pos(),
+                pos: written.pos,
             }
         }
         Err(err) => {
