@@ -782,3 +782,40 @@ fn the_dockerfile_cooks_what_it_builds_from_the_whole_workspace() {
         );
     }
 }
+
+// --- test: a stop leaves the app time to drain ---------------------------------------------------
+
+/// On a stop or a deploy, Fly.io signals LiteFS (the image's entrypoint), which passes the signal
+/// to the app and waits for it to drain its requests (up to the shutdown grace) before it
+/// unmounts and gives up the lease; Fly.io kills the machine `kill_timeout` after its signal (5 s
+/// unless set). So `kill_timeout` must leave the app its whole grace, and LiteFS time after it.
+#[test]
+fn fly_waits_for_the_app_to_drain_and_litefs_to_stop() {
+    use clap::Parser;
+    let fly = FlyToml::load();
+    let kill_timeout = fly.get("", "kill_timeout");
+    let seconds: u64 = kill_timeout
+        .strip_suffix('s')
+        .unwrap_or(&kill_timeout)
+        .parse()
+        .unwrap_or_else(|_| panic!("fly.toml kill_timeout {kill_timeout:?} is not seconds"));
+    // Both signals LiteFS forwards stop the app gracefully.
+    let signal = fly.get("", "kill_signal");
+    assert!(["SIGINT", "SIGTERM"].contains(&signal.as_str()), "{signal}");
+    // The grace the app runs with on Fly.io: fly.toml's, else the binary's default.
+    let mut args = vec!["blog".to_owned()];
+    if let Some(grace) = fly_env_optional(&fly, "BLOG_SHUTDOWN_GRACE_MS") {
+        args.extend(["--shutdown-grace-ms".to_owned(), grace]);
+    }
+    let cli = blog::config::Cli::try_parse_from(args).expect("the app's flags parse");
+    let grace = cli.config.shutdown_grace;
+    let litefs_stop = Duration::from_secs(5);
+    assert!(
+        Duration::from_secs(seconds) >= grace + litefs_stop,
+        "fly.toml kill_timeout {seconds}s leaves no room after the app's {grace:?} of grace"
+    );
+}
+
+fn fly_env_optional(fly: &FlyToml, key: &str) -> Option<String> {
+    fly.0.get("env")?.get(key).and_then(toml_text)
+}
