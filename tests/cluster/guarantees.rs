@@ -236,3 +236,38 @@ async fn a_peer_without_the_secret_gets_nothing_executed() {
         "the primary logs the refusal"
     );
 }
+
+/// A client that sends a cookie of its own but keeps none of the app's (`curl -b theme=dark`, a
+/// script with a fixed header, a jar that refuses the position cookie) reads its write on the
+/// same replica, even one that gets the primary's changes late: the write answers only once the
+/// replica has it. (A version that answered before the replica had it, for clients sending any
+/// cookie, failed this, missing the write without `x-blog-stale`.)
+#[tokio::test]
+async fn a_client_that_sends_a_fixed_cookie_reads_its_write_on_the_same_replica() {
+    const LAG: Duration = Duration::from_millis(800);
+    let cluster = crate::harness::Cluster::start_with_lag(2, 2, LAG).await;
+    let replica = cluster.url(2);
+    let client = http();
+    let created = client
+        .post(format!("{replica}/api/tags"))
+        .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
+        .header("cookie", "theme=dark")
+        .json(&serde_json::json!({ "label": "fixed-cookie" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // The client keeps no cookie: its next request sends the same fixed one.
+    let read = client
+        .get(format!("{replica}/api/tags"))
+        .header("cookie", "theme=dark")
+        .send()
+        .await
+        .unwrap();
+    let stale = read.headers().get("x-blog-stale").is_some();
+    let tags: Vec<serde_json::Value> = read.json().await.unwrap();
+    assert!(
+        stale || tags.iter().any(|t| t["label"] == "fixed-cookie"),
+        "the next read on the same replica missed the write, without x-blog-stale: {tags:?}"
+    );
+}

@@ -175,17 +175,23 @@ async fn http_client(load: Load, k: usize, writer: String, reader: String) {
     let name = format!("http-n{k}");
     let mut pace = tokio::time::interval(PACE);
     let mut seq = 0;
+    // The position cookie of the client's last write: every other write brings it back, as a
+    // browser does (the app then answers before the replica has the write, and the read below
+    // waits for it), the others come without it, as from an API client that keeps no cookies.
+    let mut kept: Option<String> = None;
     while load.running() {
         pace.tick().await;
         seq += 1;
         let slug = format!("lab-{}-n{k}-{seq}", load.scenario);
         let pending = load.history.invoke(&name, k);
-        let sent = client
+        let mut request = client
             .post(format!("{writer}/api/posts"))
             .basic_auth("admin", Some(ADMIN_PASSWORD))
-            .json(&serde_json::json!({ "title": slug, "slug": slug, "body": "lab", "published": true }))
-            .send()
-            .await;
+            .json(&serde_json::json!({ "title": slug, "slug": slug, "body": "lab", "published": true }));
+        if let Some(cookie) = kept.as_ref().filter(|_| seq % 2 == 0) {
+            request = request.header("cookie", cookie);
+        }
+        let sent = request.send().await;
         let (outcome, stale, detail) = match sent {
             Ok(response) => http_outcome(response).await,
             Err(err) => (http_error(&err), false, err.to_string()),
@@ -195,6 +201,9 @@ async fn http_client(load: Load, k: usize, writer: String, reader: String) {
         pending.complete(kind, outcome, stale, detail);
         if outcome != Outcome::Ok {
             continue;
+        }
+        if cookie.is_some() {
+            kept.clone_from(&cookie);
         }
         let pending = load.history.invoke(&name, k);
         let mut request = client.get(format!("{reader}/api/posts/{slug}"));
