@@ -62,6 +62,11 @@ impl FlyToml {
         self.get("env", key)
     }
 
+    /// `key` in `[env]`, if it is set there.
+    fn env_if_set(&self, key: &str) -> Option<String> {
+        self.0.get("env")?.get(key).and_then(toml_text)
+    }
+
     /// The tables of an array of tables (`[[services]]`), none if absent.
     fn tables<'a>(table: &'a toml::Table, key: &str) -> Vec<&'a toml::Table> {
         match table.get(key) {
@@ -804,7 +809,7 @@ fn fly_waits_for_the_app_to_drain_and_litefs_to_stop() {
     assert!(["SIGINT", "SIGTERM"].contains(&signal.as_str()), "{signal}");
     // The grace the app runs with on Fly.io: fly.toml's, else the binary's default.
     let mut args = vec!["blog".to_owned()];
-    if let Some(grace) = fly_env_optional(&fly, "BLOG_SHUTDOWN_GRACE_MS") {
+    if let Some(grace) = fly.env_if_set("BLOG_SHUTDOWN_GRACE_MS") {
         args.extend(["--shutdown-grace-ms".to_owned(), grace]);
     }
     let cli = blog::config::Cli::try_parse_from(args).expect("the app's flags parse");
@@ -814,8 +819,4 @@ fn fly_waits_for_the_app_to_drain_and_litefs_to_stop() {
         Duration::from_secs(seconds) >= grace + litefs_stop,
         "fly.toml kill_timeout {seconds}s leaves no room after the app's {grace:?} of grace"
     );
-}
-
-fn fly_env_optional(fly: &FlyToml, key: &str) -> Option<String> {
-    fly.0.get("env")?.get(key).and_then(toml_text)
 }

@@ -134,12 +134,7 @@ async fn review4_blog_migrate_status_runs_beside_the_serving_primary() {
     let node = cluster.node(1);
     let output = std::process::Command::new(test_support::blog_binary())
         .args(["migrate", "status"])
-        .arg("--database")
-        .arg(node.db_path())
-        .arg("--litefs-dir")
-        .arg(node.mnt())
-        .args(["--litefs-api", &node.litefs_api()])
-        .args(["--rpc-listen", &format!("{}:7070", node.ip)])
+        .args(node.blog_flags())
         .env("BLOG_CLUSTER_SECRET", crate::harness::SECRET)
         .env("NO_COLOR", "1")
         .output()

@@ -803,7 +803,7 @@ mod tests {
     use std::os::unix::fs::FileExt;
 
     use sqlx::ConnectOptions;
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+    use sqlx::sqlite::SqliteJournalMode;
 
     use super::*;
     use test_support::locks::{READ_LOCK, lock_met};
@@ -874,14 +874,8 @@ mod tests {
 
     #[tokio::test]
     async fn resetting_the_wal_index_keeps_this_process_s_locks_and_loses_nothing() {
-        let dir = std::env::temp_dir().join(format!("wal-index-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.db");
-        let _ = std::fs::remove_file(&path);
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
+        let (dir, options) = temp_database("wal-index");
+        let options = options.journal_mode(SqliteJournalMode::Wal);
         let mut conn = options.connect().await.unwrap();
         conn.execute("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2)")
             .await
@@ -922,14 +916,8 @@ mod tests {
     /// the next write lands after it instead of over it.
     #[tokio::test]
     async fn review4_resetting_the_wal_index_reveals_a_commit_the_index_missed() {
-        let dir = std::env::temp_dir().join(format!("review4-wal-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.db");
-        let _ = std::fs::remove_file(&path);
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
+        let (dir, options) = temp_database("review4-wal");
+        let options = options.journal_mode(SqliteJournalMode::Wal);
         let mut writer = options.connect().await.unwrap();
         let mut reader = options.connect().await.unwrap();
         writer
@@ -971,14 +959,8 @@ mod tests {
     /// write and extended keeps its snapshot, and sees the new commit once it ends.
     #[tokio::test]
     async fn review4_a_read_transaction_across_the_reset_keeps_its_snapshot() {
-        let dir = std::env::temp_dir().join(format!("review4-snap-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.db");
-        let _ = std::fs::remove_file(&path);
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
+        let (dir, options) = temp_database("review4-snap");
+        let options = options.journal_mode(SqliteJournalMode::Wal);
         let mut writer = options.connect().await.unwrap();
         let mut reader = options.connect().await.unwrap();
         writer

@@ -72,6 +72,20 @@ impl Node {
     pub fn litefs_api(&self) -> String {
         format!("http://{}:20202", self.ip)
     }
+    /// The flags every `blog` command run on this node takes, as `blog serve` gets them: its
+    /// database in the mount, LiteFS's API, and where its forwarding RPC listens.
+    pub fn blog_flags(&self) -> Vec<std::ffi::OsString> {
+        vec![
+            "--database".into(),
+            self.db_path().into(),
+            "--litefs-dir".into(),
+            self.mnt().into(),
+            "--litefs-api".into(),
+            self.litefs_api().into(),
+            "--rpc-listen".into(),
+            format!("{}:7070", self.ip).into(),
+        ]
+    }
     /// LiteFS's own HTTP proxy in front of the app, in a cluster started with it.
     pub fn litefs_proxy(&self) -> String {
         format!("http://{}:{LITEFS_PROXY_PORT}", self.ip)
@@ -403,12 +417,7 @@ impl Cluster {
         let child = tied_to_this_process(crate::blog_binary())
             .arg("serve")
             .args(["--listen", &format!("{}:8080", node.ip)])
-            .arg("--database")
-            .arg(node.db_path())
-            .arg("--litefs-dir")
-            .arg(node.mnt())
-            .args(["--litefs-api", &node.litefs_api()])
-            .args(["--rpc-listen", &format!("{}:7070", node.ip)])
+            .args(node.blog_flags())
             .args(["--primary-rpc", &primary_rpc])
             .args(["--node-name", &format!("node{k}")])
             .env("BLOG_ADMIN_PASSWORD", ADMIN_PASSWORD)

@@ -176,8 +176,8 @@ async fn http_client(load: Load, k: usize, writer: String, reader: String) {
     let mut pace = tokio::time::interval(PACE);
     let mut seq = 0;
     // The position cookie of the client's last write: every other write brings it back, as a
-    // browser does (the app then answers before the replica has the write, and the read below
-    // waits for it), the others come without it, as from an API client that keeps no cookies.
+    // browser does (the node then waits for that write before it runs this one), the others come
+    // without it, as from an API client that keeps no cookies.
     let mut kept: Option<String> = None;
     while load.running() {
         pace.tick().await;
