@@ -796,7 +796,7 @@ fn the_dockerfile_cooks_what_it_builds_from_the_whole_workspace() {
 /// unless set). So `kill_timeout` must leave the app its whole grace, and LiteFS time after it.
 #[test]
 fn fly_waits_for_the_app_to_drain_and_litefs_to_stop() {
-    use clap::Parser;
+    use clap::CommandFactory;
     let fly = FlyToml::load();
     let kill_timeout = fly.get("", "kill_timeout");
     let seconds: u64 = kill_timeout
@@ -807,13 +807,20 @@ fn fly_waits_for_the_app_to_drain_and_litefs_to_stop() {
     // Both signals LiteFS forwards stop the app gracefully.
     let signal = fly.get("", "kill_signal");
     assert!(["SIGINT", "SIGTERM"].contains(&signal.as_str()), "{signal}");
-    // The grace the app runs with on Fly.io: fly.toml's, else the binary's default.
-    let mut args = vec!["blog".to_owned()];
-    if let Some(grace) = fly.env_if_set("BLOG_SHUTDOWN_GRACE_MS") {
-        args.extend(["--shutdown-grace-ms".to_owned(), grace]);
-    }
-    let cli = blog::config::Cli::try_parse_from(args).expect("the app's flags parse");
-    let grace = cli.config.shutdown_grace;
+    // The grace the app runs with on Fly.io: fly.toml's, else the binary's declared default (not
+    // a parse, which would read this test process's own environment).
+    let grace_ms = fly.env_if_set("BLOG_SHUTDOWN_GRACE_MS").unwrap_or_else(|| {
+        let cli = blog::config::Cli::command();
+        let arg = cli
+            .get_arguments()
+            .find(|a| a.get_long() == Some("shutdown-grace-ms"));
+        let default = arg.and_then(|a| a.get_default_values().first().cloned());
+        default
+            .expect("--shutdown-grace-ms has a default")
+            .to_string_lossy()
+            .into_owned()
+    });
+    let grace = Duration::from_millis(grace_ms.parse().expect("a grace in ms"));
     let litefs_stop = Duration::from_secs(5);
     assert!(
         Duration::from_secs(seconds) >= grace + litefs_stop,
