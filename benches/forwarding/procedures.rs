@@ -12,10 +12,15 @@
 //!   app. The blog answers once the replica has the write (its catch-up); the proxy's answer does
 //!   not wait for that (its TXID cookie makes the client's next read there wait instead), so it is
 //!   also measured with that wait, the blog's promise.
+//! - Both, then `GET` of the new post on the replica, each with its own read-your-writes: the
+//!   blog's position cookie, LiteFS's `__txid` cookie (its proxy on the replica waits until the
+//!   replica has that transaction). This is what a user who writes and then reads waits.
 //! - A single-row insert forwarded from the replica, with and without the catch-up wait.
 //!
 //! Cases run interleaved, one sample each per round, so the machine's noise falls on all alike;
-//! every value is a median. Run alone with `scripts/bench procedures`.
+//! each round starts one case further on, so that every case follows every other as often (a
+//! write that has not yet reached the replica can slow the case after it). Every value is a
+//! median. Run alone with `scripts/bench procedures`.
 
 use std::time::{Duration, Instant};
 
@@ -65,6 +70,13 @@ enum Case {
     LiteFsProxy,
     /// The same, then until the replica has the write: the blog's promise.
     LiteFsProxyCaughtUp,
+    /// `HttpOnReplica`, then `GET` of the new post from the replica's app with the new cookie:
+    /// what a user who writes and then looks at what they wrote waits, end to end.
+    HttpOnReplicaThenRead,
+    /// `LiteFsProxy`, then `GET` of the new post through LiteFS's proxy on the replica with the
+    /// `__txid` cookie the primary's proxy set, which makes it wait until the replica has the
+    /// write (LiteFS's own read-your-writes).
+    LiteFsProxyThenRead,
     /// Straight to the primary's app through the latency link, no proxy on either side.
     HttpReplay,
     InsertOnPrimary,
@@ -72,7 +84,7 @@ enum Case {
     InsertNoCatchUp,
 }
 
-const CASES: [Case; 12] = [
+const CASES: [Case; 14] = [
     Case::PostOnPrimary,
     Case::PostProcedure,
     Case::PostProcedureNoCatchUp,
@@ -81,6 +93,8 @@ const CASES: [Case; 12] = [
     Case::HttpOnReplica,
     Case::LiteFsProxy,
     Case::LiteFsProxyCaughtUp,
+    Case::HttpOnReplicaThenRead,
+    Case::LiteFsProxyThenRead,
     Case::HttpReplay,
     Case::InsertOnPrimary,
     Case::InsertForwarded,
@@ -137,22 +151,22 @@ impl Nodes {
                 txn.commit().await.unwrap();
             }
             Case::HttpOnPrimary => drop(self.post(&self.primary_url, n, None).await),
-            Case::HttpOnReplica => {
-                let kept = self.kept_cookie.lock().unwrap().clone();
-                let response = self.post(&self.replica_url, n, kept.as_deref()).await;
-                let set_cookie = response.headers().get(reqwest::header::SET_COOKIE);
-                let cookie = set_cookie.and_then(|v| v.to_str().ok()).unwrap_or_default();
-                let cookie = cookie.split(';').next().unwrap_or_default();
-                assert!(cookie.starts_with("blog_txid="), "{cookie:?}");
-                *self.kept_cookie.lock().unwrap() = Some(cookie.to_owned());
+            Case::HttpOnReplica => drop(self.post_on_replica(n).await),
+            Case::HttpOnReplicaThenRead => {
+                let cookie = self.post_on_replica(n).await;
+                self.read(&self.replica_url, n, &cookie).await;
             }
             Case::HttpReplay => drop(self.post(&self.replay_url, n, None).await),
-            Case::LiteFsProxy | Case::LiteFsProxyCaughtUp => {
+            Case::LiteFsProxy | Case::LiteFsProxyCaughtUp | Case::LiteFsProxyThenRead => {
                 let redirect = self.send(&self.replica_proxy, n, None).await;
                 let replay = redirect.headers().get("fly-replay");
                 let replay = replay.and_then(|v| v.to_str().ok()).unwrap_or_default();
                 assert!(replay.starts_with("instance="), "fly-replay: {replay:?}");
-                self.post(&self.primary_proxy_via_link, n, None).await;
+                let response = self.post(&self.primary_proxy_via_link, n, None).await;
+                if case == Case::LiteFsProxyThenRead {
+                    let cookie = set_cookie(&response, "__txid=");
+                    self.read(&self.replica_proxy, n, &cookie).await;
+                }
                 if case == Case::LiteFsProxyCaughtUp {
                     // The primary's own `-pos`, which LiteFS updates before COMMIT returns.
                     let text = std::fs::read_to_string(&self.primary_pos).expect("-pos");
@@ -183,12 +197,46 @@ impl Nodes {
         request.send().await.expect("an answer")
     }
 
+    /// `POST /api/posts` to the replica's app from the client that keeps cookies; the position
+    /// cookie it answers with, kept for the next write.
+    async fn post_on_replica(&self, n: &str) -> String {
+        let kept = self.kept_cookie.lock().unwrap().clone();
+        let response = self.post(&self.replica_url, n, kept.as_deref()).await;
+        let cookie = set_cookie(&response, "blog_txid=");
+        *self.kept_cookie.lock().unwrap() = Some(cookie.clone());
+        cookie
+    }
+
+    /// `GET /api/posts/{n}` from `base` with `cookie`, which must find the post just written.
+    async fn read(&self, base: &str, n: &str, cookie: &str) {
+        let response = self.client.get(format!("{base}/api/posts/{n}"));
+        let response = response
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await;
+        let response = response.expect("an answer");
+        assert_eq!(response.status(), 200, "GET {base}/api/posts/{n}");
+        let post: serde_json::Value = response.json().await.expect("a post");
+        assert_eq!(post["slug"], n, "GET {base}/api/posts/{n}");
+    }
+
     /// `POST /api/posts` to `base`, which must create the post.
     async fn post(&self, base: &str, n: &str, cookie: Option<&str>) -> reqwest::Response {
         let response = self.send(base, n, cookie).await;
         assert_eq!(response.status(), 201, "POST {base}/api/posts");
         response
     }
+}
+
+/// The `name=value` of the cookie `response` sets whose text starts with `prefix`.
+fn set_cookie(response: &reqwest::Response, prefix: &str) -> String {
+    let cookies = response.headers().get_all(reqwest::header::SET_COOKIE);
+    let mut values = cookies.iter().filter_map(|v| v.to_str().ok());
+    let cookie = values.find(|v| v.starts_with(prefix));
+    let cookie = cookie.and_then(|v| v.split(';').next());
+    cookie
+        .unwrap_or_else(|| panic!("no {prefix} cookie set"))
+        .to_owned()
 }
 
 async fn insert(db: &ClusterConnection, n: &str) {
@@ -299,7 +347,9 @@ pub async fn run() -> Cluster {
         eprintln!("bench: added round trip {rtt} ms, {rounds} samples per case");
         let mut samples = vec![Vec::new(); CASES.len()];
         for round in 0..=rounds {
-            for (c, case) in CASES.into_iter().enumerate() {
+            for k in 0..CASES.len() {
+                let c = (k + round) % CASES.len();
+                let case = CASES[c];
                 let elapsed = nodes.once(case, &format!("p{rtt}-{round}-{c}")).await;
                 if round > 0 {
                     samples[c].push(elapsed);
@@ -369,6 +419,14 @@ fn rows_for(rtt_ms: u64, median: impl Fn(Case) -> Duration) -> Vec<Row> {
             &case("... replica app vs proxy + catch-up"),
             median(Case::HttpOnReplica),
             median(Case::LiteFsProxyCaughtUp),
+            None,
+        ),
+        // The same promise, end to end: write, then read the write back on the replica, each
+        // with its own read-your-writes (the blog's catch-up; LiteFS's `__txid` cookie).
+        latency_row(
+            &case("POST, then GET it: replica app vs LiteFS proxy"),
+            median(Case::HttpOnReplicaThenRead),
+            median(Case::LiteFsProxyThenRead),
             None,
         ),
         // What LiteFS's two proxy hops add to a replay straight to the primary's app.
