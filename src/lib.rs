@@ -36,6 +36,8 @@ pub struct Running {
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
     /// Starts a graceful shutdown of the server.
     pub shutdown: web::serve::ShutdownHandle,
+    /// How long a graceful shutdown waits for requests, and forwarded work, in progress.
+    pub shutdown_grace: Duration,
 }
 
 /// Why the blog could not start or run, one variant per step.
@@ -104,9 +106,19 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
                 result = &mut server => return server_ended(result),
                 _ = shutdown_signal() => {}
             }
-            // Stop accepting, let in-flight requests finish (bounded by the grace period).
+            // Stop accepting, let in-flight requests finish, and the writes replicas forwarded
+            // here too (their answers sent: no replica is left not knowing whether its write
+            // committed), both bounded by the grace period.
+            let drained = running.db.drain(running.shutdown_grace);
             running.shutdown.shutdown();
-            server_ended(server.await)?;
+            let (served, drained) = tokio::join!(&mut server, drained);
+            if !drained {
+                tracing::warn!(
+                    grace = ?running.shutdown_grace,
+                    "forwarded writes still in progress after the grace period; exiting anyway"
+                );
+            }
+            server_ended(served)?;
             tracing::info!("shut down");
             Ok(())
         }
@@ -322,6 +334,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin_password,
         server,
         shutdown,
+        shutdown_grace: config.shutdown_grace,
     })
 }
 

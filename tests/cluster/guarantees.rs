@@ -271,3 +271,90 @@ async fn a_client_that_sends_a_fixed_cookie_reads_its_write_on_the_same_replica(
         "the next read on the same replica missed the write, without x-blog-stale: {tags:?}"
     );
 }
+
+/// The primary's `blog_writer_queue_depth` gauge: writes waiting there for its one writer.
+async fn writer_queue_depth(metrics_url: &str) -> usize {
+    let text = crate::get_text(&http(), metrics_url).await;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("blog_writer_queue_depth "));
+    line.and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as usize)
+}
+
+/// A deploy or stop of the primary (SIGTERM, as `litefs mount` and Fly.io send it) while
+/// replicas' writes are in progress there: the app answers every forwarded write it has begun
+/// and lets an open remote transaction commit before it exits, and refuses new ones as not
+/// committed meanwhile, so no replica is left not knowing whether its write committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopping_the_primary_answers_the_forwarded_writes_it_has_begun() {
+    const QUEUED: usize = 4;
+    let mut cluster = Cluster::start(2).await;
+    let replica = cluster.connect(2).await;
+    // A remote transaction holds the primary's one writer, so these forwarded writes begin on
+    // the primary and wait there for it.
+    let txn = replica.begin().await.unwrap();
+    new_tag("drain-held").insert(&txn).await.unwrap();
+    let queued: Vec<_> = (0..QUEUED)
+        .map(|i| {
+            let replica = replica.clone();
+            tokio::spawn(
+                async move { new_tag(&format!("drain-queued-{i}")).insert(&replica).await },
+            )
+        })
+        .collect();
+    let metrics = format!("{}/metrics", cluster.url(1));
+    crate::harness::wait_until("the forwarded writes wait on the primary", || async {
+        (writer_queue_depth(&metrics).await >= QUEUED).then_some(())
+    })
+    .await;
+
+    // While the app stops (below), once it has stopped taking requests: a new forwarded write,
+    // then the transaction's COMMIT.
+    let ready = format!("{}/readyz", cluster.url(1));
+    let during_the_stop = {
+        let replica = replica.clone();
+        tokio::spawn(async move {
+            crate::harness::wait_until("the app stops taking requests", || async {
+                http().get(&ready).send().await.is_err().then_some(())
+            })
+            .await;
+            let refused = new_tag("drain-refused").insert(&replica).await;
+            (refused, txn.commit().await)
+        })
+    };
+    let status = tokio::task::block_in_place(|| cluster.terminate_app(1));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the app exits cleanly: {status:?}"
+    );
+
+    let (refused, committed) = during_the_stop.await.unwrap();
+    committed.expect("the open transaction commits during the stop");
+    let err = refused.expect_err("a write that arrives during the stop is refused");
+    let refusal = sea_orm_litefs::ClusterError::find(&err);
+    assert!(
+        matches!(refusal, Some(sea_orm_litefs::ClusterError::Unavailable(why)) if why.contains("shutting down")),
+        "refused by the stopping primary as not committed, not left unknown: {err}"
+    );
+    for (i, write) in queued.into_iter().enumerate() {
+        write
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("queued write {i} is answered, committed: {e}"));
+    }
+    let mut db = crate::open_db(cluster.node(cluster.primary)).await;
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT label FROM tags WHERE label LIKE 'drain-%' ORDER BY label")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    let expected: Vec<String> = std::iter::once("drain-held".to_owned())
+        .chain((0..QUEUED).map(|i| format!("drain-queued-{i}")))
+        .collect();
+    assert_eq!(
+        stored, expected,
+        "every write answered committed is there, the refused one not"
+    );
+}

@@ -294,6 +294,7 @@ impl Builder {
             self.faults.clone(),
             self.procedures.clone(),
         );
+        let drain = executor.drain.clone();
         tokio::spawn(server::serve(listener, executor, secret.clone()));
 
         let scratch = sqlite::Scratch::open().await.map_err(StartError::Scratch)?;
@@ -307,6 +308,7 @@ impl Builder {
             scratch,
             follower,
             catch_up: self.catch_up,
+            drain,
         };
         Ok(ClusterConnection::new(Inner {
             writer,

@@ -30,6 +30,8 @@ pub(crate) struct Node {
     pub scratch: Scratch,
     /// Wait for the commit's position before returning a forwarded result.
     pub catch_up: bool,
+    /// The forwarded work this node runs as primary, for a graceful stop.
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 pub(crate) struct Inner {
@@ -148,6 +150,27 @@ impl ClusterConnection {
     /// primary).
     pub fn writer_queue_depth(&self) -> usize {
         self.inner.writer.queue_depth()
+    }
+
+    /// Stops this node's side of forwarding gracefully, for a process about to exit (a deploy, a
+    /// stop): forwarded work that arrives from this call on is refused as not committed (a 503
+    /// on the replica that sent it); the work already begun here (forwarded writes and
+    /// procedures running, remote transactions open) runs to its answer; then the RPC
+    /// connections close once their answers are sent. So no replica is left not knowing whether
+    /// its write committed. At most `grace`; the future resolves to whether everything ended in
+    /// time. Start it with the HTTP server's own graceful shutdown, and let the process exit
+    /// once both are done.
+    pub fn drain(
+        &self,
+        grace: Duration,
+    ) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let draining = self.inner.node.as_ref().map(|n| n.drain.drain(grace));
+        async move {
+            match draining {
+                Some(draining) => draining.await,
+                None => true,
+            }
+        }
     }
 
     /// How long a write may wait, and a forwarded call take.

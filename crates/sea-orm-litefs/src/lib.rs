@@ -30,6 +30,7 @@ mod client;
 mod connection;
 mod consistency;
 mod dedup;
+mod drain;
 mod error;
 mod group;
 #[cfg(test)]

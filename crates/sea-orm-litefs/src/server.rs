@@ -18,6 +18,7 @@ use tarpc::tokio_serde::formats::Bincode;
 use tokio::net::TcpListener;
 use tokio_util::codec::LengthDelimitedCodec;
 
+use super::drain::{Drain, Work};
 use super::litefs::{Follower, Role};
 use super::procedure::{self, ProcedureCall, ProcedureOutcome, Procedures};
 use super::rpc::{Forward, MAX_FRAME_BYTES, Refusal, Resolution};
@@ -54,6 +55,8 @@ enum State {
         /// The pools' generation the connection came from (see [`super::pools`]).
         generation: u64,
         _writer: WriterGuard,
+        /// An open transaction is work a draining node waits for.
+        _work: Work,
     },
     /// Committed (or its COMMIT failed): what the commit answered, for a commit that arrives twice.
     Committed(Outcome),
@@ -76,6 +79,8 @@ pub struct Executor {
     faults: Arc<Faults>,
     /// The write procedures this node runs for replicas.
     procedures: Arc<Procedures>,
+    /// The work in progress, for a graceful stop.
+    pub(crate) drain: Arc<Drain>,
 }
 
 /// Failures a test can inject on the primary's side.
@@ -112,6 +117,7 @@ impl Executor {
             limits,
             faults,
             procedures,
+            drain: Drain::new(),
         });
         let reaper = Arc::downgrade(&executor);
         let every = (executor.limits.lease / 10).max(Duration::from_millis(20));
@@ -199,7 +205,7 @@ impl Executor {
         Ok(outcome(written, phase))
     }
 
-    async fn begin(&self, deadline: Instant) -> Result<u64, Refusal> {
+    async fn begin(&self, deadline: Instant, work: Work) -> Result<u64, Refusal> {
         self.check_primary()?;
         // Counted and checked as one step, so that concurrent begins cannot all pass the check.
         let limit = self.limits.max_sessions;
@@ -233,6 +239,7 @@ impl Executor {
                 conn,
                 generation,
                 _writer: guard,
+                _work: work,
             }),
             created: now,
             last_used: Mutex::new(now),
@@ -556,33 +563,45 @@ impl ForwardServer {
     }
 }
 
+/// Every call is counted as work while it runs (see [`crate::drain`]): new work (a write, a
+/// BEGIN, a procedure) is refused once the node drains; work that continues what was begun, and
+/// the question about a lost answer, are still taken.
 impl Forward for ForwardServer {
     async fn run(self, ctx: Context, key: u128, request: Request) -> Result<Outcome, Refusal> {
+        let work = self.0.drain.new_work()?;
         let executor = self.0.clone();
         let deadline = deadline_of(&ctx);
         let outcome = detached(async move { executor.run(key, request, deadline).await }).await;
+        drop(work);
         self.lose_reply_maybe().await;
         outcome
     }
     async fn resolve(self, ctx: Context, key: u128) -> Result<Resolution, Refusal> {
+        let _work = self.0.drain.continued_work();
         self.0.check_primary()?;
         self.0.writer.resolve(key, deadline_of(&ctx)).await
     }
     async fn begin(self, ctx: Context) -> Result<u64, Refusal> {
+        // Held by the transaction once it is open, until it ends.
+        let work = self.0.drain.new_work()?;
         let deadline = deadline_of(&ctx);
-        detached_no_commit(async move { self.0.begin(deadline).await }).await
+        detached_no_commit(async move { self.0.begin(deadline, work).await }).await
     }
     async fn run_in(self, _: Context, session: u64, request: Request) -> Result<Outcome, Refusal> {
+        let _work = self.0.drain.continued_work();
         detached_no_commit(async move { self.0.run_in(session, request).await }).await
     }
     async fn commit(self, ctx: Context, session: u64, key: u128) -> Result<Outcome, Refusal> {
+        let work = self.0.drain.continued_work();
         let executor = self.0.clone();
         let deadline = deadline_of(&ctx);
         let outcome = detached(async move { executor.commit(session, key, deadline).await }).await;
+        drop(work);
         self.lose_reply_maybe().await;
         outcome
     }
     async fn rollback(self, _: Context, session: u64) -> Result<(), Refusal> {
+        let _work = self.0.drain.continued_work();
         detached_no_commit(async move { self.0.rollback(session).await }).await
     }
     async fn call(
@@ -592,6 +611,7 @@ impl Forward for ForwardServer {
         call: ProcedureCall,
     ) -> Result<ProcedureOutcome, Refusal> {
         self.0.check_primary()?;
+        let work = self.0.drain.new_work()?;
         let executor = self.0.clone();
         let deadline = deadline_of(&ctx);
         let outcome = detached(async move {
@@ -600,6 +620,7 @@ impl Forward for ForwardServer {
             procedure::run(writer, procedures, key, call, deadline, moved_away).await
         })
         .await;
+        drop(work);
         self.lose_reply_maybe().await;
         outcome
     }
@@ -608,13 +629,18 @@ impl Forward for ForwardServer {
 /// Connections that have not finished the handshake, at most.
 const MAX_UNAUTHENTICATED: usize = 64;
 
-/// Accepts RPC connections until the process ends. Each must pass the secret handshake first;
-/// at most [`MAX_UNAUTHENTICATED`] may be trying at once.
+/// Accepts RPC connections until the process ends, or until a drain has seen the work done
+/// (a replica then fails to connect: nothing sent, nothing ran). Each must pass the secret
+/// handshake first; at most [`MAX_UNAUTHENTICATED`] may be trying at once.
 pub async fn serve(listener: TcpListener, executor: Arc<Executor>, secret: Arc<Vec<u8>>) {
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
     let mut backoff = Duration::from_millis(10);
     loop {
-        let (mut stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = executor.drain.work_done() => return,
+        };
+        let (mut stream, peer) = match accepted {
             Ok(accepted) => {
                 backoff = Duration::from_millis(10);
                 accepted
@@ -658,6 +684,7 @@ pub async fn serve(listener: TcpListener, executor: Arc<Executor>, secret: Arc<V
                 .max_frame_length(MAX_FRAME_BYTES)
                 .new_framed(stream);
             let transport = tarpc::serde_transport::new(framed, Bincode::default());
+            let (_open, transport) = executor.drain.connection(transport);
             let faults = executor.faults.clone();
             BaseChannel::with_defaults(transport)
                 .execute(ForwardServer(executor).serve())
@@ -764,7 +791,10 @@ mod hardening_tests {
                 params: vec![wire::Value::Integer(x)],
             })
         };
-        let id = executor.begin(deadline()).await.unwrap();
+        let id = executor
+            .begin(deadline(), executor.drain.continued_work())
+            .await
+            .unwrap();
         executor.run_in(id, insert(1)).await.unwrap();
         let looked_up = executor.session(id).unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await; // past the 1 ms lease
@@ -797,7 +827,10 @@ mod hardening_tests {
             max_sessions: 64,
         });
         let id = executor
-            .begin(Instant::now() + Duration::from_secs(2))
+            .begin(
+                Instant::now() + Duration::from_secs(2),
+                executor.drain.continued_work(),
+            )
             .await
             .unwrap();
         let running = executor.clone();
@@ -865,7 +898,10 @@ mod hardening_tests {
         }
         let begun = tokio::time::timeout(
             Duration::from_millis(100),
-            executor.begin(Instant::now() + Duration::from_secs(2)),
+            executor.begin(
+                Instant::now() + Duration::from_secs(2),
+                executor.drain.continued_work(),
+            ),
         )
         .await;
         println!(

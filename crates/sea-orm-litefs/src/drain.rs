@@ -1,0 +1,283 @@
+//! Stopping the primary's side of forwarding gracefully ([`crate::ClusterConnection::drain`]).
+//!
+//! A primary stopped in the middle of a forwarded write (a deploy, `fly machine stop`: LiteFS
+//! passes the signal to the app) would leave the replica that sent it without an answer. The
+//! write may have committed, so the replica must ask the primary what became of it, and a
+//! primary that is gone cannot say: the replica's caller is told "outcome unknown". Draining
+//! avoids that:
+//!
+//! 1. New work (a forwarded write, a procedure, a remote transaction's BEGIN) is refused as not
+//!    committed, which is true, and the replica's caller can say so at once. Work that continues
+//!    what was begun (a statement or COMMIT of an open remote transaction, a question about a
+//!    lost answer) is still taken.
+//! 2. The work begun runs to its answer: [`Drain`] counts every call from before it starts
+//!    until its answer is handed to its connection, and every remote transaction until it ends.
+//! 3. Then every RPC connection stops reading requests, sends the answers it holds and closes
+//!    ([`UntilDrained`]; tarpc closes a connection whose requests have ended only once every
+//!    answer is written and flushed).
+//!
+//! All within the caller's grace period: work still running then is cut as before, and its
+//! replica asks about it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::{Sink, Stream};
+use tokio::sync::watch;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::rpc::Refusal;
+
+/// What a replica is told of work that arrives while this node drains.
+const DRAINING: &str = "the primary is shutting down: nothing ran (try again once it is back, or once another node has the lease)";
+
+/// The forwarded work in progress on this node, and whether it is draining.
+pub(crate) struct Drain {
+    draining: AtomicBool,
+    /// Calls running, and remote transactions open.
+    work: watch::Sender<usize>,
+    /// RPC connections open.
+    connections: watch::Sender<usize>,
+    /// Cancelled once the work is done: every connection then stops reading.
+    work_done: CancellationToken,
+}
+
+/// One unit of work counted by [`Drain`], until dropped.
+pub(crate) struct Work(Arc<Drain>);
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        self.0.work.send_modify(|n| *n -= 1);
+    }
+}
+
+/// One RPC connection counted by [`Drain`], until dropped.
+pub(crate) struct Connection(Arc<Drain>);
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.connections.send_modify(|n| *n -= 1);
+    }
+}
+
+impl Drain {
+    pub fn new() -> Arc<Drain> {
+        Arc::new(Drain {
+            draining: AtomicBool::new(false),
+            work: watch::Sender::new(0),
+            connections: watch::Sender::new(0),
+            work_done: CancellationToken::new(),
+        })
+    }
+
+    /// Counts new work, or refuses it (nothing ran) once draining.
+    pub fn new_work(self: &Arc<Self>) -> Result<Work, Refusal> {
+        // Counted before the check: a drain that starts in between then waits for it.
+        let work = self.continued_work();
+        if self.draining.load(Ordering::SeqCst) {
+            return Err(Refusal::Unavailable(DRAINING.into()));
+        }
+        Ok(work)
+    }
+
+    /// Counts work that continues what was begun: taken while draining too.
+    pub fn continued_work(self: &Arc<Self>) -> Work {
+        self.work.send_modify(|n| *n += 1);
+        Work(self.clone())
+    }
+
+    /// Counts an RPC connection; its requests end (see [`UntilDrained`]) once the work is done.
+    pub fn connection<T>(self: &Arc<Self>, transport: T) -> (Connection, UntilDrained<T>) {
+        self.connections.send_modify(|n| *n += 1);
+        let done = Box::pin(self.work_done.clone().cancelled_owned());
+        let transport = UntilDrained {
+            inner: transport,
+            done,
+            ended: false,
+        };
+        (Connection(self.clone()), transport)
+    }
+
+    /// Until a drain has seen the work done.
+    pub async fn work_done(&self) {
+        self.work_done.cancelled().await;
+    }
+
+    /// Drains (see the module docs), for at most `grace`: new work is refused from this call on;
+    /// the future waits for the rest and resolves to whether everything ended in time.
+    pub fn drain(self: &Arc<Self>, grace: Duration) -> impl Future<Output = bool> + Send + 'static {
+        let deadline = tokio::time::Instant::from_std(Instant::now() + grace);
+        self.draining.store(true, Ordering::SeqCst);
+        let drain = self.clone();
+        async move {
+            let worked = until_none(&drain.work, deadline).await;
+            drain.work_done.cancel();
+            let closed = until_none(&drain.connections, deadline).await;
+            worked && closed
+        }
+    }
+}
+
+/// Waits until `count` is 0, at most until `deadline`; whether it got there.
+async fn until_none(count: &watch::Sender<usize>, deadline: tokio::time::Instant) -> bool {
+    let mut count = count.subscribe();
+    let zero = tokio::time::timeout_at(deadline, count.wait_for(|n| *n == 0)).await;
+    matches!(zero, Ok(Ok(_)))
+}
+
+/// A connection's transport whose requests end once the node's work is done: tarpc then writes
+/// and flushes every answer it holds and closes the connection.
+pub(crate) struct UntilDrained<T> {
+    inner: T,
+    done: Pin<Box<WaitForCancellationFutureOwned>>,
+    ended: bool,
+}
+
+impl<T: Stream + Unpin> Stream for UntilDrained<T> {
+    type Item = T::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
+        if self.ended || self.done.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+            return Poll::Ready(None);
+        }
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+impl<T: Sink<I> + Unpin, I> Sink<I> for UntilDrained<T> {
+    type Error = T::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), T::Error>> {
+        Pin::new(&mut self.inner).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: I) -> Result<(), T::Error> {
+        Pin::new(&mut self.inner).start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), T::Error>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), T::Error>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::{SinkExt, StreamExt};
+
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn new_work_is_refused_from_the_drain_call_on_and_continued_work_is_not() {
+        let drain = Drain::new();
+        let before = drain.new_work().expect("taken before the drain");
+        let draining = drain.drain(GRACE);
+        // Refused at once: the drain future has not even been polled.
+        assert!(matches!(drain.new_work(), Err(Refusal::Unavailable(why)) if why == DRAINING));
+        let continued = drain.continued_work();
+        drop((before, continued));
+        assert!(draining.await, "nothing left: drained");
+    }
+
+    #[tokio::test]
+    async fn the_drain_waits_for_the_work_then_ends_every_connection() {
+        let drain = Drain::new();
+        let work = drain.new_work().unwrap();
+        let (open, mut requests) = drain.connection(futures::stream::pending::<u32>());
+        let draining = tokio::spawn(drain.drain(GRACE));
+        tokio::task::yield_now().await;
+        assert!(!draining.is_finished(), "it waits for the work");
+        // Requests are still read while the work runs (a COMMIT that continues it may come).
+        let still_read = tokio::time::timeout(Duration::from_millis(20), requests.next()).await;
+        assert!(still_read.is_err(), "the connection still reads");
+        drop(work);
+        assert_eq!(
+            requests.next().await,
+            None,
+            "requests end once the work is done"
+        );
+        assert!(
+            !draining.is_finished(),
+            "it waits for the connection to close"
+        );
+        drop(open);
+        assert!(draining.await.unwrap(), "drained in time");
+    }
+
+    #[tokio::test]
+    async fn work_still_running_at_the_end_of_the_grace_is_reported() {
+        let drain = Drain::new();
+        let _work = drain.new_work().unwrap();
+        assert!(
+            !drain.drain(Duration::from_millis(50)).await,
+            "the grace ran out with work left"
+        );
+        // The connections are ended anyway: the process is about to exit.
+        let (_open, mut requests) = drain.connection(futures::stream::pending::<u32>());
+        assert_eq!(requests.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn answers_still_go_out_after_the_requests_end() {
+        let drain = Drain::new();
+        let (sink, mut sent) = futures::channel::mpsc::unbounded::<u32>();
+        let (open, mut transport) = drain.connection(SinkAndStream {
+            sink,
+            stream: futures::stream::pending::<u32>(),
+        });
+        let draining = tokio::spawn(drain.drain(GRACE));
+        assert_eq!(transport.next().await, None);
+        transport.send(7).await.unwrap();
+        assert_eq!(sent.next().await, Some(7));
+        drop(open);
+        assert!(draining.await.unwrap());
+    }
+
+    /// A transport made of a sink and a stream.
+    struct SinkAndStream<K, S> {
+        sink: K,
+        stream: S,
+    }
+
+    impl<K: Unpin, S: Stream + Unpin> Stream for SinkAndStream<K, S> {
+        type Item = S::Item;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+            Pin::new(&mut self.stream).poll_next(cx)
+        }
+    }
+
+    impl<I, K: Sink<I> + Unpin, S: Unpin> Sink<I> for SinkAndStream<K, S> {
+        type Error = K::Error;
+        fn poll_ready(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), K::Error>> {
+            Pin::new(&mut self.sink).poll_ready(cx)
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: I) -> Result<(), K::Error> {
+            Pin::new(&mut self.sink).start_send(item)
+        }
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), K::Error>> {
+            Pin::new(&mut self.sink).poll_flush(cx)
+        }
+        fn poll_close(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), K::Error>> {
+            Pin::new(&mut self.sink).poll_close(cx)
+        }
+    }
+}
