@@ -59,6 +59,36 @@ async fn a_lost_reply_is_sent_again_and_the_write_happens_once() {
     assert!(keys >= 1, "the key was stored with the write");
 }
 
+/// A lost answer, and then a primary that cannot say what became of the write at first (it is
+/// restarting, or the lease is moving): the replica asks again until it can, and the caller gets
+/// the write's real outcome rather than "unknown".
+#[tokio::test]
+async fn a_lost_answer_is_settled_once_the_primary_can_be_asked_again() {
+    let cluster = Cluster::start(2).await;
+    let (faults, _primary, replica) = faulty_primary_and_replica(&cluster).await;
+
+    faults.lose_replies.store(1, Ordering::SeqCst);
+    faults.refuse_resolves.store(2, Ordering::SeqCst);
+    let model = new_tag("settled-later")
+        .insert(&replica)
+        .await
+        .expect("committed, once the primary answers the question");
+
+    assert_eq!(
+        faults.refuse_resolves.load(Ordering::SeqCst),
+        0,
+        "asked three times"
+    );
+    assert_eq!(rows_on_primary(&cluster, "settled-later").await, 1);
+    let id = primary_i64(
+        &cluster,
+        "SELECT id FROM tags WHERE label = ?",
+        "settled-later",
+    )
+    .await;
+    assert_eq!(id, model.id as i64, "the answer is the write's own");
+}
+
 #[tokio::test]
 async fn a_lost_commit_reply_is_sent_again_and_the_transaction_commits_once() {
     let cluster = Cluster::start(2).await;

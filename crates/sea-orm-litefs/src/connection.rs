@@ -274,7 +274,9 @@ impl ClusterConnection {
     }
 }
 
-/// Asks the primary what became of the write `key` whose answer from `addr` was lost.
+/// Asks the primary what became of the write `key` whose answer from `addr` was lost; a primary
+/// that cannot be asked yet (restarting after a deploy or a crash, the lease moving) is asked
+/// again, whoever it is by then, until the forward timeout.
 pub(crate) async fn resolve(
     node: &Node,
     key: u128,
@@ -283,32 +285,56 @@ pub(crate) async fn resolve(
 ) -> Result<Outcome, DbErr> {
     tracing::warn!(primary = %addr, %reason, "a forwarded answer was lost: asking the primary what became of the write");
     let deadline = Instant::now() + node.forwarder.timeout;
-    let asked = node
-        .forwarder
-        .call(deadline, None, |client, ctx| async move {
-            client.resolve(ctx, key).await
-        })
-        .await;
-    match asked {
-        Ok((Resolution::Committed(outcome), _)) => Ok(outcome),
-        Ok((Resolution::NotCommitted, _)) => Err(ClusterError::NotCommitted {
-            reason: format!(
-                "its answer was lost ({reason}), and the primary confirmed it did not commit"
-            ),
-        }
-        .into_db_err()),
-        Err(CallError::Failed(err)) => Err(ClusterError::OutcomeUnknown {
+    let mut pause = RESOLVE_FIRST_PAUSE;
+    loop {
+        let asked = node
+            .forwarder
+            .call(deadline, None, |client, ctx| async move {
+                client.resolve(ctx, key).await
+            })
+            .await;
+        let failed = match asked {
+            Ok((Resolution::Committed(outcome), _)) => return Ok(outcome),
+            Ok((Resolution::NotCommitted, _)) => {
+                return Err(ClusterError::NotCommitted {
+                    reason: format!(
+                        "its answer was lost ({reason}), and the primary confirmed it did not commit"
+                    ),
+                }
+                .into_db_err());
+            }
+            Err(CallError::Failed(err)) if !err.is_transient() => {
+                format!("asking again failed: {err}")
+            }
+            // The primary may be restarting (a deploy, a crash) or the lease moving: asking is
+            // safe to repeat, and whoever is primary next can answer.
+            Err(CallError::Failed(err)) if Instant::now() + pause < deadline => {
+                tracing::info!(error = %err, ?pause, "the primary cannot be asked yet: asking again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RESOLVE_MAX_PAUSE);
+                continue;
+            }
+            Err(CallError::Lost { reason: again, .. }) if Instant::now() + pause < deadline => {
+                tracing::info!(%again, ?pause, "the answer to asking was lost too: asking again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RESOLVE_MAX_PAUSE);
+                continue;
+            }
+            Err(CallError::Failed(err)) => format!("asking again failed until the deadline: {err}"),
+            Err(CallError::Lost { reason: again, .. }) => format!("asking again: {again}"),
+        };
+        return Err(ClusterError::OutcomeUnknown {
             addr,
-            reason: format!("{reason}; asking again failed: {err}"),
+            reason: format!("{reason}; {failed}"),
         }
-        .into_db_err()),
-        Err(CallError::Lost { reason: again, .. }) => Err(ClusterError::OutcomeUnknown {
-            addr,
-            reason: format!("{reason}; asking again: {again}"),
-        }
-        .into_db_err()),
+        .into_db_err());
     }
 }
+
+/// How long [`resolve`] waits before asking again a primary that could not be asked, at first
+/// and at most (doubling in between).
+const RESOLVE_FIRST_PAUSE: Duration = Duration::from_millis(20);
+const RESOLVE_MAX_PAUSE: Duration = Duration::from_millis(500);
 
 /// Whether a write failed because LiteFS refused it (this node is no longer primary): SQLite's
 /// I/O error or read-only database. Such a write did not commit.

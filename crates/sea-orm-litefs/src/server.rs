@@ -91,14 +91,26 @@ pub struct Faults {
     pub lose_replies: std::sync::atomic::AtomicUsize,
     /// RPC calls received so far, every method counted: the tests count round trips with it.
     pub calls_received: std::sync::atomic::AtomicUsize,
+    /// The next this many questions about a lost answer are refused, as a primary that is
+    /// restarting cannot answer them.
+    pub refuse_resolves: std::sync::atomic::AtomicUsize,
 }
 
 impl Faults {
     fn lose_reply(&self) -> bool {
-        self.lose_replies
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok()
+        take_one(&self.lose_replies)
     }
+
+    fn refuse_resolve(&self) -> bool {
+        take_one(&self.refuse_resolves)
+    }
+}
+
+/// Takes one from `count` if it is not 0; whether it did.
+fn take_one(count: &std::sync::atomic::AtomicUsize) -> bool {
+    count
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 impl Executor {
@@ -578,6 +590,12 @@ impl Forward for ForwardServer {
     }
     async fn resolve(self, ctx: Context, key: u128) -> Result<Resolution, Refusal> {
         let _work = self.0.drain.continued_work();
+        if self.0.faults.refuse_resolve() {
+            tracing::warn!("fault injected: a question about a lost answer is refused");
+            return Err(Refusal::Unavailable(
+                "fault injected: cannot answer yet".into(),
+            ));
+        }
         self.0.check_primary()?;
         self.0.writer.resolve(key, deadline_of(&ctx)).await
     }
