@@ -587,3 +587,53 @@ impl ClusterConnection {
 }
 
 super::transaction::transaction_trait!(ClusterConnection);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::litefs::Mount;
+
+    /// The lease moved to this very node while it was asking what became of a write whose
+    /// forwarded answer was lost (a deploy that stops the primary and promotes this candidate):
+    /// this node is now the primary, so it can answer the question itself. "Outcome unknown" is
+    /// only for when no primary can be asked (found by a fresh-context review: every attempt
+    /// fails with "the primary moved (last named: this node)" until the forward timeout).
+    #[tokio::test]
+    async fn review_a_replica_that_became_primary_answers_about_a_lost_answer_itself() {
+        let mount = Mount {
+            dir: std::env::temp_dir(),
+            db_name: "review-resolve.db".into(),
+        };
+        let follower = Arc::new(Follower::new(mount));
+        follower.set_role(true, "");
+        let node = Node {
+            forwarder: Forwarder::new(
+                follower.clone(),
+                "127.0.0.1:9".into(),
+                Arc::new(b"review".to_vec()),
+                Duration::from_millis(300),
+            ),
+            scratch: Scratch::open().await.unwrap(),
+            follower,
+            catch_up: false,
+            drain: crate::drain::Drain::new(),
+        };
+        let asked = resolve(
+            &node,
+            idempotency_key(),
+            "127.0.0.1:9".into(),
+            "no answer within 300 ms".into(),
+        )
+        .await;
+        let unknown = asked
+            .as_ref()
+            .err()
+            .and_then(ClusterError::find)
+            .is_some_and(ClusterError::outcome_unknown);
+        assert!(
+            !unknown,
+            "this node is the primary and can say what became of the write: {asked:?}",
+            asked = asked.map(|o| o.pos)
+        );
+    }
+}
