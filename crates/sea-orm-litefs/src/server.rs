@@ -1006,4 +1006,57 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// Inserts one row.
+    struct InsertOne;
+
+    impl crate::Procedure for InsertOne {
+        const NAME: &'static str = "insert_one";
+        const VERSION: u32 = 1;
+        type Args = ();
+        type Output = ();
+        type Error = sea_orm::DbErr;
+
+        async fn run(txn: &crate::ClusterTransaction, (): ()) -> Result<(), sea_orm::DbErr> {
+            use sea_orm::ConnectionTrait;
+            txn.execute_unprepared("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+                .await?;
+            txn.execute_unprepared("INSERT INTO t VALUES (1)").await?;
+            Ok(())
+        }
+    }
+
+    /// A forwarded procedure whose COMMIT SQLite returned but LiteFS did not confirm (LiteFS
+    /// stopped as it committed) may or may not stand: like a forwarded statement or a remote
+    /// COMMIT in that state, it must get no answer, so that the replica asks about its key once
+    /// a primary can say. Answered "outcome unknown" at once, the caller is told "unknown" while
+    /// a primary could still be asked, which the README says never happens (found by a
+    /// fresh-context review).
+    #[tokio::test]
+    async fn review_a_procedure_whose_commit_litefs_did_not_confirm_gets_no_answer() {
+        let writer = Writer::on_temp_file_litefs_gone("server-procedure-unconfirmed", false);
+        let limits = SessionLimits {
+            lease: Duration::from_secs(5),
+            max_lifetime: Duration::from_secs(30),
+            max_sessions: 4,
+        };
+        let procedures = Arc::new(Procedures::new().register::<InsertOne>());
+        let executor = Executor::new(writer, None, limits, Arc::default(), procedures);
+        let call = ProcedureCall {
+            name: <InsertOne as crate::Procedure>::NAME.into(),
+            fingerprint: procedure::fingerprint::<InsertOne>(),
+            args: bincode::serialize(&()).unwrap(),
+        };
+        let mut ctx = tarpc::context::current();
+        ctx.deadline = Instant::now() + Duration::from_secs(5);
+        let answered = tokio::time::timeout(
+            Duration::from_secs(1),
+            ForwardServer(executor).call(ctx, 1, call),
+        )
+        .await;
+        assert!(
+            answered.is_err(),
+            "a procedure whose outcome is unknown here was answered {answered:?}"
+        );
+    }
 }
