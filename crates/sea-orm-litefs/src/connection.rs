@@ -266,7 +266,9 @@ impl ClusterConnection {
         let outcome = match sent {
             Ok((outcome, _)) => outcome,
             Err(CallError::Failed(err)) => return Err(err.into_db_err()),
-            Err(CallError::Lost { addr, reason }) => resolve(node, key, addr, reason).await?,
+            Err(CallError::Lost { addr, reason }) => {
+                resolve(&self.inner.writer, node, key, addr, reason).await?
+            }
         };
         let answer = settle(node, outcome, phase_of(method)).await;
         metrics::forwarded(started.elapsed());
@@ -278,6 +280,7 @@ impl ClusterConnection {
 /// that cannot be asked yet (restarting after a deploy or a crash, the lease moving) is asked
 /// again, whoever it is by then, until the forward timeout.
 pub(crate) async fn resolve(
+    writer: &Arc<Writer>,
     node: &Node,
     key: u128,
     addr: String,
@@ -287,13 +290,23 @@ pub(crate) async fn resolve(
     let deadline = Instant::now() + node.forwarder.timeout;
     let mut pause = RESOLVE_FIRST_PAUSE;
     loop {
-        let asked = node
-            .forwarder
-            .call(deadline, None, |client, ctx| async move {
-                client.resolve(ctx, key).await
-            })
-            .await;
-        let failed = match asked {
+        let asked = if node.follower.role().writes_locally() {
+            // The lease came here meanwhile: this node's writer can say, as any primary would.
+            let here = "this node".to_owned();
+            match writer.resolve(key, deadline).await {
+                Ok(resolution) => Ok((resolution, here)),
+                Err(refusal) => Err(CallError::Failed(ClusterError::from_refusal(
+                    &here, refusal,
+                ))),
+            }
+        } else {
+            node.forwarder
+                .call(deadline, None, |client, ctx| async move {
+                    client.resolve(ctx, key).await
+                })
+                .await
+        };
+        let (transient, failed) = match asked {
             Ok((Resolution::Committed(outcome), _)) => return Ok(outcome),
             Ok((Resolution::NotCommitted, _)) => {
                 return Err(ClusterError::NotCommitted {
@@ -303,26 +316,20 @@ pub(crate) async fn resolve(
                 }
                 .into_db_err());
             }
-            Err(CallError::Failed(err)) if !err.is_transient() => {
-                format!("asking again failed: {err}")
+            Err(CallError::Failed(err)) => {
+                (err.is_transient(), format!("asking again failed: {err}"))
             }
-            // The primary may be restarting (a deploy, a crash) or the lease moving: asking is
-            // safe to repeat, and whoever is primary next can answer.
-            Err(CallError::Failed(err)) if Instant::now() + pause < deadline => {
-                tracing::info!(error = %err, ?pause, "the primary cannot be asked yet: asking again");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(RESOLVE_MAX_PAUSE);
-                continue;
-            }
-            Err(CallError::Lost { reason: again, .. }) if Instant::now() + pause < deadline => {
-                tracing::info!(%again, ?pause, "the answer to asking was lost too: asking again");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(RESOLVE_MAX_PAUSE);
-                continue;
-            }
-            Err(CallError::Failed(err)) => format!("asking again failed until the deadline: {err}"),
-            Err(CallError::Lost { reason: again, .. }) => format!("asking again: {again}"),
+            Err(CallError::Lost { reason: again, .. }) => (true, format!("asking again: {again}")),
         };
+        // The primary may be restarting (a deploy, a crash) or the lease moving: asking is safe
+        // to repeat, and whoever is primary next can answer.
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if transient && !remaining.is_zero() {
+            tracing::info!(%failed, ?pause, "the primary cannot say yet what became of the write: asking again");
+            tokio::time::sleep(pause.min(remaining)).await;
+            pause = (pause * 2).min(RESOLVE_MAX_PAUSE);
+            continue;
+        }
         return Err(ClusterError::OutcomeUnknown {
             addr,
             reason: format!("{reason}; {failed}"),
@@ -618,7 +625,9 @@ mod tests {
             catch_up: false,
             drain: crate::drain::Drain::new(),
         };
+        let writer = Writer::on_temp_file("review-resolve", false);
         let asked = resolve(
+            &writer,
             &node,
             idempotency_key(),
             "127.0.0.1:9".into(),

@@ -493,7 +493,7 @@ fn phase_of(method: Method) -> wire::ErrorPhase {
 /// and it asks about the write's key (`resolve`) once LiteFS is back, which is definite, or
 /// reports the outcome unknown. The task ends after [`MAX_DEADLINE`], when no caller is listening
 /// any more: what it returns then is never read.
-async fn withhold_answer<T>(why: &str) -> Result<T, Refusal> {
+pub(crate) async fn withhold_answer<T>(why: &str) -> Result<T, Refusal> {
     tracing::warn!(%why, "withholding the answer to a write whose outcome is unknown");
     tokio::time::sleep(MAX_DEADLINE).await;
     Err(Refusal::Unavailable(format!("unanswered: {why}")))

@@ -387,7 +387,7 @@ impl ClusterTransaction {
                     Ok((outcome, _)) => outcome,
                     Err(CallError::Failed(err)) => return Err(err.into_db_err()),
                     Err(CallError::Lost { addr, reason }) => {
-                        resolve(node, key, addr, reason).await?
+                        resolve(&self.cluster.writer, node, key, addr, reason).await?
                     }
                 };
                 settle(node, outcome, ErrorPhase::Query).await.map(drop)

@@ -189,7 +189,9 @@ async fn forward<P: Procedure>(
             Err(WireFailure::Db(err)) => return Err(err.rebuild(node).await.into()),
         },
         Err(CallError::Failed(err)) => return Err(err.into_db_err().into()),
-        Err(CallError::Lost { addr, reason }) => resolve(node, key, addr, reason).await?,
+        Err(CallError::Lost { addr, reason }) => {
+            resolve(&db.inner.writer, node, key, addr, reason).await?
+        }
     };
     let reply = settle(node, outcome, ErrorPhase::Exec).await?;
     metrics::procedure_call(started.elapsed());

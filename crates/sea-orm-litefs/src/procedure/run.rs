@@ -155,6 +155,12 @@ pub(crate) async fn run(
                 pos: written.pos,
             }
         }
+        // LiteFS did not confirm the COMMIT: it may stand or not. Answered "unknown" from here,
+        // the caller would stop there; unanswered, it asks about the key once a primary can say,
+        // as for a forwarded statement or a remote COMMIT.
+        Err(err) if ClusterError::find(&err).is_some_and(ClusterError::outcome_unknown) => {
+            return crate::server::withhold_answer(&err.to_string()).await;
+        }
         Err(err) => {
             let failure = WireFailure::Db(WireDbErr::from_db_err(&err));
             return moved(&failure, &moved_away).map_or(Ok(failed(failure)), Err);
