@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ActiveModelTrait, TransactionSession, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, TransactionSession, TransactionTrait};
 
 use crate::harness::{Cluster, REMOTE_TX_LEASE_MS, SECRET};
 use crate::{create_tag, http, new_tag, primary_i64, rows_on_primary};
@@ -87,6 +87,32 @@ async fn a_lost_answer_is_settled_once_the_primary_can_be_asked_again() {
     )
     .await;
     assert_eq!(id, model.id as i64, "the answer is the write's own");
+}
+
+/// A `VACUUM` runs outside any transaction, so the primary stores no key with it: when its answer
+/// is lost, asking about the key would find none and answer "not committed", though it ran. The
+/// caller is told the truth instead: the outcome is unknown (found by a fresh-context review).
+#[tokio::test]
+async fn a_lost_answer_to_a_vacuum_is_unknown_not_failed() {
+    let cluster = Cluster::start(2).await;
+    let (faults, _primary, replica) = faulty_primary_and_replica(&cluster).await;
+
+    faults.lose_replies.store(1, Ordering::SeqCst);
+    let err = replica
+        .execute_unprepared("VACUUM")
+        .await
+        .expect_err("its answer was lost");
+
+    assert_eq!(
+        faults.lose_replies.load(Ordering::SeqCst),
+        0,
+        "the fault fired"
+    );
+    let cluster_err = sea_orm_litefs::ClusterError::find(&err);
+    assert!(
+        cluster_err.is_some_and(|e| e.outcome_unknown()),
+        "a VACUUM that may have run is not reported failed: {err}"
+    );
 }
 
 #[tokio::test]

@@ -209,7 +209,10 @@ impl ClusterConnection {
                 }
                 result.map(Answer::from_native)
             }
-            (Some(node), _) if !self.writes_locally() => self.forward(node, sql, method).await,
+            (Some(node), kind) if !self.writes_locally() => {
+                self.forward(node, sql, method, kind == Kind::WriteAlone)
+                    .await
+            }
             (_, kind) => self.write_here(sql, method, kind == Kind::WriteAlone).await,
         }
     }
@@ -235,7 +238,7 @@ impl ClusterConnection {
                 // nothing committed here; the new primary runs it instead.
                 Some(node) if refused_by_litefs(&err) && !self.writes_locally() => {
                     tracing::warn!(error = %err, "this node stopped being primary mid-write: forwarding it");
-                    self.forward(node, sql, method).await
+                    self.forward(node, sql, method, alone).await
                 }
                 _ => Err(sqlx_db_err(method, err)),
             },
@@ -251,7 +254,16 @@ impl ClusterConnection {
     /// Forwards one autocommit write with a fresh idempotency key, and waits until this node has
     /// replicated its commit. When the answer is lost, the primary is asked what became of the
     /// key, so the result is definite whenever the primary can be reached at all.
-    async fn forward(&self, node: &Node, sql: Sql, method: Method) -> Result<Answer, DbErr> {
+    ///
+    /// A statement that runs alone (`VACUUM`, `PRAGMA optimize`: outside any transaction, so its
+    /// key is never stored with it) cannot be asked about: a lost answer is unknown.
+    async fn forward(
+        &self,
+        node: &Node,
+        sql: Sql,
+        method: Method,
+        alone: bool,
+    ) -> Result<Answer, DbErr> {
         let started = Instant::now();
         let request = request_for(node, sql, method).await?;
         let key = idempotency_key();
@@ -266,6 +278,16 @@ impl ClusterConnection {
         let outcome = match sent {
             Ok((outcome, _)) => outcome,
             Err(CallError::Failed(err)) => return Err(err.into_db_err()),
+            Err(CallError::Lost { addr, reason }) if alone => {
+                return Err(ClusterError::OutcomeUnknown {
+                    addr,
+                    reason: format!(
+                        "{reason}; it runs outside any transaction, so the primary keeps no record \
+                         of it to ask about"
+                    ),
+                }
+                .into_db_err());
+            }
             Err(CallError::Lost { addr, reason }) => {
                 resolve(&self.inner.writer, node, key, addr, reason).await?
             }
