@@ -281,3 +281,239 @@ mod tests {
         }
     }
 }
+
+/// Fresh-context review of the drain, over a real RPC connection: the replica's own forwarding
+/// code ([`crate::client::Forwarder`]) against [`crate::server::serve`].
+#[cfg(test)]
+mod review_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use crate::ClusterError;
+    use crate::client::{CallError, Forwarder};
+    use crate::litefs::{Follower, Mount};
+    use crate::server::{self, Executor, Faults, SessionLimits};
+    use crate::wire::{self, Outcome, Request};
+    use crate::writer::{Method, Sql, Writer};
+
+    fn insert(x: i64) -> Request {
+        Request::Execute(wire::Statement {
+            sql: "INSERT INTO t VALUES (?)".into(),
+            params: vec![wire::Value::Integer(x)],
+        })
+    }
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(2)
+    }
+
+    /// Replicas keep forwarding writes while the primary drains (a busy cluster during a
+    /// deploy). Each must get an answer (a refusal: nothing ran) or fail to connect (nothing
+    /// sent): a write sent and never answered is "lost", and its replica's question about it
+    /// (`resolve`) finds the primary gone, so its caller is told "outcome unknown", which the
+    /// drain exists to prevent. Here a remote transaction holds the drain open, replicas' new
+    /// writes are refused meanwhile, then the transaction commits (the last work).
+    /// A primary (its executor serving RPC on loopback, table `t`) and a replica's forwarder to it.
+    async fn primary_and_replica(
+        name: &str,
+    ) -> (Arc<Writer>, Arc<Executor>, Arc<Faults>, Arc<Forwarder>) {
+        let writer = Writer::on_temp_file(name, true);
+        writer
+            .autocommit(
+                Sql::Raw("CREATE TABLE t(x)".into()),
+                Method::Execute,
+                None,
+                false,
+                deadline(),
+            )
+            .await
+            .unwrap();
+        let faults = Arc::new(Faults::default());
+        let executor = Executor::new(
+            writer.clone(),
+            None,
+            SessionLimits {
+                lease: Duration::from_secs(10),
+                max_lifetime: Duration::from_secs(30),
+                max_sessions: 64,
+            },
+            faults.clone(),
+            Arc::default(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let secret = Arc::new(b"review-drain".to_vec());
+        tokio::spawn(server::serve(listener, executor.clone(), secret.clone()));
+        // The replica: its LiteFS names the primary, whose RPC address is `addr`.
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let follower = Arc::new(Follower::new(Mount {
+            dir,
+            db_name: "t.db".into(),
+        }));
+        follower.set_role(false, "primary");
+        let forwarder = Arc::new(Forwarder::new(
+            follower,
+            addr,
+            secret,
+            Duration::from_secs(2),
+        ));
+        (writer, executor, faults, forwarder)
+    }
+
+    async fn rows(writer: &Writer) -> i64 {
+        let (mut conn, _) = writer.connection().await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn review_no_write_sent_during_the_drain_is_left_without_an_answer() {
+        let (writer, executor, faults, forwarder) =
+            primary_and_replica("review-drain-unread").await;
+
+        let (session, at) = forwarder
+            .call(deadline(), None, |c, ctx| async move { c.begin(ctx).await })
+            .await
+            .expect("begun");
+        forwarder
+            .call(deadline(), Some(&at), |c, ctx| async move {
+                c.run_in(ctx, session, insert(0)).await
+            })
+            .await
+            .expect("inserted in the transaction");
+
+        let draining = tokio::spawn(executor.drain.drain(Duration::from_secs(5)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let load: Vec<_> = (0..32i64)
+            .map(|i| {
+                let (forwarder, stop) = (forwarder.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let (mut ran, mut refused, mut lost) = (0, 0, Vec::new());
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let key = crate::connection::idempotency_key();
+                        let sent = forwarder
+                            .call(deadline(), None, |c, ctx| async move {
+                                c.run(ctx, key, insert(1_000_000 * (i + 1) + n)).await
+                            })
+                            .await;
+                        match sent {
+                            Ok(_) => ran += 1,
+                            // The listener is closed: the primary is gone for this replica.
+                            Err(CallError::Failed(ClusterError::PrimaryUnreachable { .. })) => {
+                                break;
+                            }
+                            Err(CallError::Failed(_)) => refused += 1,
+                            Err(CallError::Lost { reason, .. }) => lost.push(reason),
+                        }
+                    }
+                    (ran, refused, lost)
+                })
+            })
+            .collect();
+        // Writes are being refused by the draining primary.
+        while faults.calls_received.load(Ordering::Relaxed) < 300 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let key = crate::connection::idempotency_key();
+        let committed = forwarder
+            .call(deadline(), Some(&at), |c, ctx| async move {
+                c.commit(ctx, session, key).await
+            })
+            .await;
+        let drained = draining.await.unwrap();
+        // Every load task ends on its own once the listener is closed; the flag is a backstop.
+        let backstop = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+        let (mut ran, mut refused, mut lost) = (0, 0, Vec::new());
+        for task in load {
+            let (r, f, l) = task.await.unwrap();
+            ran += r;
+            refused += f;
+            lost.extend(l);
+        }
+        backstop.abort();
+        let stored = rows(&writer).await;
+        println!(
+            "during the drain: {refused} refused, {ran} ran, {} lost; the transaction's COMMIT: \
+             {committed:?}; rows stored: {stored}; drained: {drained}",
+            lost.len()
+        );
+        assert!(
+            matches!(committed, Ok((Outcome { result: Ok(_), .. }, _))),
+            "the open transaction's COMMIT is answered during the drain, yet: {committed:?} \
+             (rows stored on the primary: {stored}; 1 is the transaction's: it committed)"
+        );
+        assert!(drained, "drained within the grace");
+        assert_eq!(ran, 0, "new writes ran during the drain");
+        assert_eq!(stored, 1, "only the transaction's row committed");
+        assert!(
+            lost.is_empty(),
+            "{} of the writes sent during the drain got no answer (their callers: outcome \
+             unknown, the primary gone when asked), {refused} were refused; first: {:?}",
+            lost.len(),
+            lost.first()
+        );
+    }
+
+    /// A replica's caller gives up on a forwarded write (its HTTP client went away, its future
+    /// dropped: tarpc sends a cancel) while the write waits on the primary for the writer. The
+    /// primary's work goes on (it is detached: it may commit), but the drain stops counting it
+    /// the moment tarpc drops the call's handler. So the drain reports everything ended, the
+    /// process exits, and a write it had begun commits after, or is cut halfway.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn review_the_drain_waits_for_a_forwarded_write_whose_caller_gave_up() {
+        let (writer, executor, faults, forwarder) =
+            primary_and_replica("review-drain-cancelled").await;
+        let held = writer.acquire(deadline()).await.unwrap();
+        let key = crate::connection::idempotency_key();
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(200),
+            forwarder.call(deadline(), None, |c, ctx| async move {
+                c.run(ctx, key, insert(1)).await
+            }),
+        )
+        .await;
+        assert!(
+            gave_up.is_err(),
+            "the write waits for the writer: {gave_up:?}"
+        );
+        assert_eq!(faults.calls_received.load(Ordering::Relaxed), 1);
+        // The cancel reaches the primary and tarpc drops the call's handler. The write's own work
+        // still runs (it waits for the writer): a drain must keep counting it, so the count may
+        // never reach 0 here; this waits for it at most a while.
+        let mut waited = Duration::ZERO;
+        while *executor.drain.work.borrow() > 0 && waited < Duration::from_millis(500) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            waited += Duration::from_millis(5);
+        }
+        let drain = executor.drain.drain(Duration::from_secs(5));
+        tokio::pin!(drain);
+        let ended_early = tokio::time::timeout(Duration::from_millis(300), &mut drain).await;
+        drop(held);
+        let mut committed = 0;
+        for _ in 0..200 {
+            committed = rows(&writer).await;
+            if committed > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            ended_early.is_err(),
+            "the drain said all forwarded work had ended ({ended_early:?}) while a write it had \
+             begun was still waiting for the writer; that write then committed: {committed} row(s)"
+        );
+        assert!(drain.await, "drained once the write is done");
+    }
+}
