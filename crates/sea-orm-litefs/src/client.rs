@@ -26,6 +26,10 @@ use super::rpc::{ForwardClient, MAX_FRAME_BYTES, Refusal};
 /// How many times a call follows "not primary, ask X" before giving up.
 const MAX_REDIRECTS: usize = 3;
 
+/// How long new work is not sent to a primary that said it is shutting down (see
+/// [`Forwarder::call_new`]).
+const DRAINING_BACKOFF: Duration = Duration::from_millis(500);
+
 struct Connection {
     client: ForwardClient,
     /// Cleared when the connection's dispatch task ends, so a dead connection is not reused.
@@ -49,6 +53,8 @@ pub struct Forwarder {
     secret: Arc<Vec<u8>>,
     pub timeout: Duration,
     connections: Mutex<HashMap<String, Connection>>,
+    /// Primaries that said they are shutting down, until when no new work goes to them.
+    draining: Mutex<HashMap<Addr, Instant>>,
 }
 
 /// Where a call went, for remote transactions that must stay on one primary.
@@ -67,7 +73,40 @@ impl Forwarder {
             secret,
             timeout,
             connections: Mutex::new(HashMap::new()),
+            draining: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// [`Forwarder::call`] for new work (a write, a procedure, a BEGIN). A primary that said it is
+    /// shutting down gets none for a while: the call fails here, not sent (nothing ran), so that
+    /// the primary soon hears from no one and can close its connections with no call on the
+    /// way (see `crate::drain`).
+    pub async fn call_new<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        call: F,
+    ) -> Result<(T, Addr), CallError>
+    where
+        F: Fn(ForwardClient, Context) -> Fut,
+        Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
+    {
+        let addr = self.current_primary().map_err(CallError::Failed)?;
+        let draining = self.draining.lock().unwrap().get(&addr).copied();
+        if draining.is_some_and(|until| Instant::now() < until) {
+            let refusal = Refusal::Unavailable(crate::drain::DRAINING.into());
+            return Err(CallError::Failed(ClusterError::from_refusal(
+                &addr, refusal,
+            )));
+        }
+        self.call(deadline, None, call).await
+    }
+
+    /// `addr` said it is shutting down: no new work for it for a while, and its connection is let
+    /// go (closed once the calls on it are answered).
+    fn draining(&self, addr: &str) {
+        let until = Instant::now() + DRAINING_BACKOFF;
+        self.draining.lock().unwrap().insert(addr.to_owned(), until);
+        self.connections.lock().unwrap().remove(addr);
     }
 
     fn address_of(&self, primary: &str) -> Addr {
@@ -117,6 +156,9 @@ impl Forwarder {
                     return Err(CallError::Failed(ClusterError::NoPrimary));
                 }
                 Err(refusal) => {
+                    if crate::drain::is_draining(&refusal) {
+                        self.draining(&addr);
+                    }
                     return Err(CallError::Failed(ClusterError::from_refusal(
                         &addr, refusal,
                     )));

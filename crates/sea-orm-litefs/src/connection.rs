@@ -155,8 +155,9 @@ impl ClusterConnection {
     /// Stops this node's side of forwarding gracefully, for a process about to exit (a deploy, a
     /// stop): forwarded work that arrives from this call on is refused as not committed (a 503
     /// on the replica that sent it); the work already begun here (forwarded writes and
-    /// procedures running, remote transactions open) runs to its answer; then the RPC
-    /// connections close once their answers are sent. So no replica is left not knowing whether
+    /// procedures running, remote transactions open) runs to its end; then, once no call has
+    /// arrived for a moment (replicas told "shutting down" stop sending), the RPC connections
+    /// close with their answers sent. So no replica is left not knowing whether
     /// its write committed. At most `grace`; the future resolves to whether everything ended in
     /// time. Start it with the HTTP server's own graceful shutdown, and let the process exit
     /// once both are done.
@@ -270,7 +271,7 @@ impl ClusterConnection {
         let deadline = Instant::now() + node.forwarder.timeout;
         let sent = node
             .forwarder
-            .call(deadline, None, |client, ctx| {
+            .call_new(deadline, |client, ctx| {
                 let request = request.clone();
                 async move { client.run(ctx, key, request).await }
             })

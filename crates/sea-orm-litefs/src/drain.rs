@@ -10,11 +10,17 @@
 //!    committed, which is true, and the replica's caller can say so at once. Work that continues
 //!    what was begun (a statement or COMMIT of an open remote transaction, a question about a
 //!    lost answer) is still taken.
-//! 2. The work begun runs to its answer: [`Drain`] counts every call from before it starts
-//!    until its answer is handed to its connection, and every remote transaction until it ends.
-//! 3. Then every RPC connection stops reading requests, sends the answers it holds and closes
-//!    ([`UntilDrained`]; tarpc closes a connection whose requests have ended only once every
-//!    answer is written and flushed).
+//! 2. A replica told "shutting down" sends that primary no new work for a while and lets go of
+//!    its connection (`client::Forwarder::call_new`), so calls stop arriving.
+//! 3. The work begun runs to its end: [`Drain`] counts every call's work from before it starts
+//!    until it ends (in its detached task, which goes on if the caller gives up), and every
+//!    remote transaction until it ends.
+//! 4. Once no work is left and no call has arrived for [`QUIET`], every RPC connection still
+//!    open stops reading requests, sends the answers it holds and closes ([`UntilDrained`];
+//!    tarpc closes a connection whose requests have ended only once every answer is written and
+//!    flushed), and the listener closes. The quiet period is what keeps a call from being on its
+//!    way when its connection closes: unread, it would get no answer, and a connection closed
+//!    with unread data is reset, which can destroy answers already sent.
 //!
 //! All within the caller's grace period: work still running then is cut as before, and its
 //! replica asks about it.
@@ -33,7 +39,18 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use crate::rpc::Refusal;
 
 /// What a replica is told of work that arrives while this node drains.
-const DRAINING: &str = "the primary is shutting down: nothing ran (try again once it is back, or once another node has the lease)";
+pub(crate) const DRAINING: &str = "the primary is shutting down: nothing ran (try again once it is back, or once another node has the lease)";
+
+/// Whether `refusal` says the primary is draining (a replica then sends it no new work for a
+/// while, and lets go of its connection: see `client::Forwarder`).
+pub(crate) fn is_draining(refusal: &Refusal) -> bool {
+    matches!(refusal, Refusal::Unavailable(why) if why == DRAINING)
+}
+
+/// How long no call must have arrived, once the work is done, before the connections are ended:
+/// replicas that were told "draining" stop sending, and a connection is never ended with calls
+/// on their way (unanswered, their callers could only be told "unknown").
+const QUIET: Duration = Duration::from_millis(100);
 
 /// The forwarded work in progress on this node, and whether it is draining.
 pub(crate) struct Drain {
@@ -44,6 +61,8 @@ pub(crate) struct Drain {
     connections: watch::Sender<usize>,
     /// Cancelled once the work is done: every connection then stops reading.
     work_done: CancellationToken,
+    /// When the last call arrived.
+    last_call: std::sync::Mutex<Instant>,
 }
 
 /// One unit of work counted by [`Drain`], until dropped.
@@ -71,6 +90,7 @@ impl Drain {
             work: watch::Sender::new(0),
             connections: watch::Sender::new(0),
             work_done: CancellationToken::new(),
+            last_call: std::sync::Mutex::new(Instant::now()),
         })
     }
 
@@ -87,6 +107,7 @@ impl Drain {
     /// Counts work that continues what was begun: taken while draining too.
     pub fn continued_work(self: &Arc<Self>) -> Work {
         self.work.send_modify(|n| *n += 1);
+        *self.last_call.lock().unwrap() = Instant::now();
         Work(self.clone())
     }
 
@@ -114,7 +135,22 @@ impl Drain {
         self.draining.store(true, Ordering::SeqCst);
         let drain = self.clone();
         async move {
-            let worked = until_none(&drain.work, deadline).await;
+            let worked = loop {
+                if !until_none(&drain.work, deadline).await {
+                    break false;
+                }
+                // Quiet: no call for a while (one may have begun work meanwhile: checked again).
+                let quiet_at = *drain.last_call.lock().unwrap() + QUIET;
+                if Instant::now() >= quiet_at && *drain.work.borrow() == 0 {
+                    break true;
+                }
+                let quiet_at = tokio::time::Instant::from_std(quiet_at);
+                if quiet_at > deadline {
+                    tokio::time::sleep_until(deadline).await;
+                    break false;
+                }
+                tokio::time::sleep_until(quiet_at).await;
+            };
             drain.work_done.cancel();
             let closed = until_none(&drain.connections, deadline).await;
             worked && closed
@@ -388,20 +424,26 @@ mod review_tests {
 
         let draining = tokio::spawn(executor.drain.drain(Duration::from_secs(5)));
         let stop = Arc::new(AtomicBool::new(false));
+        let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let load: Vec<_> = (0..32i64)
             .map(|i| {
                 let (forwarder, stop) = (forwarder.clone(), stop.clone());
+                let attempts = attempts.clone();
                 tokio::spawn(async move {
                     let (mut ran, mut refused, mut lost) = (0, 0, Vec::new());
                     let mut n = 0;
                     while !stop.load(Ordering::Relaxed) {
                         n += 1;
                         let key = crate::connection::idempotency_key();
+                        // As the replica sends new work: `call_new`.
                         let sent = forwarder
-                            .call(deadline(), None, |c, ctx| async move {
+                            .call_new(deadline(), |c, ctx| async move {
                                 c.run(ctx, key, insert(1_000_000 * (i + 1) + n)).await
                             })
                             .await;
+                        attempts.fetch_add(1, Ordering::Relaxed);
+                        // A call refused here without being sent returns at once.
+                        tokio::task::yield_now().await;
                         match sent {
                             Ok(_) => ran += 1,
                             // The listener is closed: the primary is gone for this replica.
@@ -416,8 +458,10 @@ mod review_tests {
                 })
             })
             .collect();
-        // Writes are being refused by the draining primary.
-        while faults.calls_received.load(Ordering::Relaxed) < 300 {
+        // Writes are being refused, by the draining primary or, once it said so, here.
+        while attempts.load(Ordering::Relaxed) < 300
+            || faults.calls_received.load(Ordering::Relaxed) < 3
+        {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let key = crate::connection::idempotency_key();

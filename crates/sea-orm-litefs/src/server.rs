@@ -203,7 +203,7 @@ impl Executor {
             }
         };
         if let Written::Unconfirmed(why) = &written {
-            return withhold_answer(why).await;
+            return withheld(why);
         }
         // LiteFS refused the write because the lease left this node while it ran: nothing
         // committed and its key is unspent, so the replica sends it on to the new primary.
@@ -394,7 +394,7 @@ impl Executor {
                 self.end(&session, &mut state, "committed, unconfirmed by LiteFS")
                     .await;
                 drop(state);
-                return withhold_answer(&why).await;
+                return withheld(&why);
             }
         };
         self.end(&session, &mut state, "committed").await;
@@ -493,11 +493,20 @@ fn phase_of(method: Method) -> wire::ErrorPhase {
 /// and it asks about the write's key (`resolve`) once LiteFS is back, which is definite, or
 /// reports the outcome unknown. The task ends after [`MAX_DEADLINE`], when no caller is listening
 /// any more: what it returns then is never read.
-pub(crate) async fn withhold_answer<T>(why: &str) -> Result<T, Refusal> {
+async fn withhold_answer<T>(why: &str) -> Result<T, Refusal> {
     tracing::warn!(%why, "withholding the answer to a write whose outcome is unknown");
     tokio::time::sleep(MAX_DEADLINE).await;
     Err(Refusal::Unavailable(format!("unanswered: {why}")))
 }
+
+/// Starts [`withhold_answer`] from a call's detached work: the work ends at once (so a drain stops
+/// counting it: nothing of it runs any more), and [`detached`] withholds the answer.
+pub(crate) fn withheld<T>(why: &str) -> Result<T, Refusal> {
+    Err(Refusal::Unavailable(format!("{WITHHELD}{why}")))
+}
+
+/// What [`withheld`] marks its refusal with; never sent.
+const WITHHELD: &str = "withheld: ";
 
 /// The wire form of a write's result.
 fn outcome(written: Written, phase: wire::ErrorPhase) -> Outcome {
@@ -547,6 +556,9 @@ async fn detached<T: Send + 'static>(
     work: impl Future<Output = Result<T, Refusal>> + Send + 'static,
 ) -> Result<T, Refusal> {
     match tokio::spawn(work).await {
+        Ok(Err(Refusal::Unavailable(why))) if why.starts_with(WITHHELD) => {
+            withhold_answer(&why[WITHHELD.len()..]).await
+        }
         Ok(result) => result,
         Err(err) => {
             withhold_answer(&format!("the primary's task stopped before its end: {err}")).await
@@ -583,8 +595,11 @@ impl Forward for ForwardServer {
         let work = self.0.drain.new_work()?;
         let executor = self.0.clone();
         let deadline = deadline_of(&ctx);
-        let outcome = detached(async move { executor.run(key, request, deadline).await }).await;
-        drop(work);
+        let outcome = detached(async move {
+            let _work = work;
+            executor.run(key, request, deadline).await
+        })
+        .await;
         self.lose_reply_maybe().await;
         outcome
     }
@@ -606,21 +621,32 @@ impl Forward for ForwardServer {
         detached_no_commit(async move { self.0.begin(deadline, work).await }).await
     }
     async fn run_in(self, _: Context, session: u64, request: Request) -> Result<Outcome, Refusal> {
-        let _work = self.0.drain.continued_work();
-        detached_no_commit(async move { self.0.run_in(session, request).await }).await
+        let work = self.0.drain.continued_work();
+        detached_no_commit(async move {
+            let _work = work;
+            self.0.run_in(session, request).await
+        })
+        .await
     }
     async fn commit(self, ctx: Context, session: u64, key: u128) -> Result<Outcome, Refusal> {
         let work = self.0.drain.continued_work();
         let executor = self.0.clone();
         let deadline = deadline_of(&ctx);
-        let outcome = detached(async move { executor.commit(session, key, deadline).await }).await;
-        drop(work);
+        let outcome = detached(async move {
+            let _work = work;
+            executor.commit(session, key, deadline).await
+        })
+        .await;
         self.lose_reply_maybe().await;
         outcome
     }
     async fn rollback(self, _: Context, session: u64) -> Result<(), Refusal> {
-        let _work = self.0.drain.continued_work();
-        detached_no_commit(async move { self.0.rollback(session).await }).await
+        let work = self.0.drain.continued_work();
+        detached_no_commit(async move {
+            let _work = work;
+            self.0.rollback(session).await
+        })
+        .await
     }
     async fn call(
         self,
@@ -633,12 +659,12 @@ impl Forward for ForwardServer {
         let executor = self.0.clone();
         let deadline = deadline_of(&ctx);
         let outcome = detached(async move {
+            let _work = work;
             let (writer, procedures) = (&executor.writer, &executor.procedures);
             let moved_away = || executor.moved_away();
             procedure::run(writer, procedures, key, call, deadline, moved_away).await
         })
         .await;
-        drop(work);
         self.lose_reply_maybe().await;
         outcome
     }

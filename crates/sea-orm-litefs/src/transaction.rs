@@ -129,9 +129,10 @@ impl ClusterTransaction {
         let deadline = Instant::now() + node.forwarder.timeout;
         let (id, addr) = node
             .forwarder
-            .call(deadline, None, |client, ctx| async move {
-                client.begin(ctx).await
-            })
+            .call_new(
+                deadline,
+                |client, ctx| async move { client.begin(ctx).await },
+            )
             .await
             .map_err(|err| match err {
                 CallError::Failed(err) => err.into_db_err(),

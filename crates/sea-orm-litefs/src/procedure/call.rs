@@ -164,7 +164,7 @@ async fn forward<P: Procedure>(
     let deadline = Instant::now() + node.forwarder.timeout;
     let sent = node
         .forwarder
-        .call(deadline, None, |client, ctx| {
+        .call_new(deadline, |client, ctx| {
             let request = request.clone();
             async move { client.call(ctx, key, request).await }
         })

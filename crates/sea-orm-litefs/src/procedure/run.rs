@@ -159,7 +159,7 @@ pub(crate) async fn run(
         // the caller would stop there; unanswered, it asks about the key once a primary can say,
         // as for a forwarded statement or a remote COMMIT.
         Err(err) if ClusterError::find(&err).is_some_and(ClusterError::outcome_unknown) => {
-            return crate::server::withhold_answer(&err.to_string()).await;
+            return crate::server::withheld(&err.to_string());
         }
         Err(err) => {
             let failure = WireFailure::Db(WireDbErr::from_db_err(&err));
