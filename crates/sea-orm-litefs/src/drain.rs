@@ -354,6 +354,21 @@ mod review_tests {
     async fn primary_and_replica(
         name: &str,
     ) -> (Arc<Writer>, Arc<Executor>, Arc<Faults>, Arc<Forwarder>) {
+        let (writer, executor, faults, addr, secret) = primary(name).await;
+        let forwarder = replica_of(name, addr, secret);
+        (writer, executor, faults, forwarder)
+    }
+
+    /// A primary (its executor serving RPC on loopback, table `t`), its RPC address and secret.
+    async fn primary(
+        name: &str,
+    ) -> (
+        Arc<Writer>,
+        Arc<Executor>,
+        Arc<Faults>,
+        String,
+        Arc<Vec<u8>>,
+    ) {
         let writer = Writer::on_temp_file(name, true);
         writer
             .autocommit(
@@ -381,7 +396,11 @@ mod review_tests {
         let addr = listener.local_addr().unwrap().to_string();
         let secret = Arc::new(b"review-drain".to_vec());
         tokio::spawn(server::serve(listener, executor.clone(), secret.clone()));
-        // The replica: its LiteFS names the primary, whose RPC address is `addr`.
+        (writer, executor, faults, addr, secret)
+    }
+
+    /// A replica's forwarder: its LiteFS names the primary, whose RPC address is `addr`.
+    fn replica_of(name: &str, addr: String, secret: Arc<Vec<u8>>) -> Arc<Forwarder> {
         let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let follower = Arc::new(Follower::new(Mount {
@@ -389,13 +408,12 @@ mod review_tests {
             db_name: "t.db".into(),
         }));
         follower.set_role(false, "primary");
-        let forwarder = Arc::new(Forwarder::new(
+        Arc::new(Forwarder::new(
             follower,
             addr,
             secret,
             Duration::from_secs(2),
-        ));
-        (writer, executor, faults, forwarder)
+        ))
     }
 
     async fn rows(writer: &Writer) -> i64 {
@@ -559,5 +577,82 @@ mod review_tests {
              begun was still waiting for the writer; that write then committed: {committed} row(s)"
         );
         assert!(drain.await, "drained once the write is done");
+    }
+
+    /// Second fresh-context review. A replica connects to the primary just before the drain
+    /// closes (its handshake is under way when the quiet period ends: one or two round trips,
+    /// 80-160 ms between regions, longer than the quiet period itself). The accept is not a call,
+    /// so it does not hold the quiet; the connection is then registered after the work is done,
+    /// its requests end at once, and the replica's first call, sent after its handshake, is never
+    /// read: "lost" (it may have run, as far as the replica knows), and the replica's question
+    /// about it finds the primary gone. The docs say a replica trying again after the close
+    /// "fails to connect (nothing sent, nothing ran)"; it should get that or an answer (here the
+    /// "shutting down" refusal). A relay holds the replica's handshake proof until the drain has
+    /// seen quiet, standing in for the round trip.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn review_a_call_on_a_connection_accepted_before_the_close_is_answered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (writer, executor, _faults, addr, secret) = primary("review-drain-handshake").await;
+        let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay_addr = relay.local_addr().unwrap().to_string();
+        let (open, mut opened) = tokio::sync::watch::channel(false);
+        let replied = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn({
+            let replied = replied.clone();
+            async move {
+                let (client, _) = relay.accept().await.unwrap();
+                let upstream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = upstream.into_split();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 16];
+                    while let Ok(n) = from_server.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        // The primary's first bytes (its handshake reply): it has accepted.
+                        replied.notify_one();
+                        if to_client.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_client.shutdown().await;
+                });
+                // The replica's hello goes at once; its proof and calls once the gate opens.
+                let mut hello = [0u8; 40];
+                from_client.read_exact(&mut hello).await.unwrap();
+                to_server.write_all(&hello).await.unwrap();
+                let _ = opened.wait_for(|open| *open).await;
+                let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                let _ = to_server.shutdown().await;
+            }
+        });
+        let forwarder = replica_of("review-drain-handshake", relay_addr, secret);
+        let key = crate::connection::idempotency_key();
+        let call = tokio::spawn(async move {
+            forwarder
+                .call_new(deadline(), |c, ctx| async move {
+                    c.run(ctx, key, insert(1)).await
+                })
+                .await
+        });
+        replied.notified().await;
+        let draining = tokio::spawn(executor.drain.drain(Duration::from_secs(5)));
+        // The primary has seen quiet: it stops reading and closes its listener. (A primary that
+        // holds the quiet for a connection being set up does not get there: the handshake goes on
+        // after a second, and its call must then be answered.)
+        let _ = tokio::time::timeout(Duration::from_secs(1), executor.drain.work_done()).await;
+        open.send(true).unwrap();
+        let sent = call.await.unwrap();
+        let drained = draining.await.unwrap();
+        let stored = rows(&writer).await;
+        assert_eq!(stored, 0, "nothing ran");
+        assert!(drained);
+        assert!(
+            !matches!(sent, Err(CallError::Lost { .. })),
+            "a write sent on a connection the draining primary had accepted got no answer (its \
+             replica: outcome unknown until someone can say): {sent:?}"
+        );
     }
 }
