@@ -655,4 +655,46 @@ mod review_tests {
              replica: outcome unknown until someone can say): {sent:?}"
         );
     }
+
+    /// Second fresh-context review. A replica asks what became of a lost answer (`resolve`,
+    /// taken while draining) and gives up before the answer comes (its deadline, or its caller
+    /// went away: tarpc drops the handler). The question's own work goes on (the writer's
+    /// `resolve` runs in a task of its own: it waits for the writer, then stores and commits a
+    /// "not committed" mark for the key), but the drain stopped counting it with the handler, as
+    /// it did for writes before the fix. So the drain reports everything ended while it still
+    /// waits to write; the process exits under it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn review_the_drain_waits_for_a_question_whose_asker_gave_up() {
+        let (writer, executor, faults, forwarder) =
+            primary_and_replica("review-drain-resolve").await;
+        let held = writer.acquire(deadline()).await.unwrap();
+        let key = crate::connection::idempotency_key();
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(200),
+            forwarder.call(deadline(), None, |c, ctx| async move {
+                c.resolve(ctx, key).await
+            }),
+        )
+        .await;
+        assert!(gave_up.is_err(), "the question waits for the writer");
+        assert_eq!(faults.calls_received.load(Ordering::Relaxed), 1);
+        // The cancel reaches the primary and tarpc drops the call's handler; the question's task
+        // still waits for the writer, so a drain must keep counting it (waited for at most a
+        // while here).
+        let mut waited = Duration::ZERO;
+        while *executor.drain.work.borrow() > 0 && waited < Duration::from_millis(500) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            waited += Duration::from_millis(5);
+        }
+        let drain = executor.drain.drain(Duration::from_secs(5));
+        tokio::pin!(drain);
+        let ended_early = tokio::time::timeout(Duration::from_millis(300), &mut drain).await;
+        drop(held);
+        assert!(
+            ended_early.is_err(),
+            "the drain said all forwarded work had ended ({ended_early:?}) while a question it had \
+             taken was still waiting for the writer to write its answer"
+        );
+        assert!(drain.await, "drained once the question is done");
+    }
 }
