@@ -18,9 +18,12 @@
 //! 4. Once no work is left and no call has arrived for [`QUIET`], every RPC connection still
 //!    open stops reading requests, sends the answers it holds and closes ([`UntilDrained`];
 //!    tarpc closes a connection whose requests have ended only once every answer is written and
-//!    flushed), and the listener closes. The quiet period is what keeps a call from being on its
-//!    way when its connection closes: unread, it would get no answer, and a connection closed
-//!    with unread data is reset, which can destroy answers already sent.
+//!    flushed), and the listener closes. A connection setting up counts as work. The quiet
+//!    period keeps the calls of replicas that were told from being on their way when their
+//!    connection closes: unread, a call gets no answer, and a connection closed with unread data
+//!    is reset, which can destroy answers already sent. A replica not yet told that sends in
+//!    the last instant can still lose its answer (it then asks about it, as for any lost
+//!    answer).
 //!
 //! All within the caller's grace period: work still running then is cut as before, and its
 //! replica asks about it.

@@ -592,6 +592,8 @@ impl ForwardServer {
 /// the question about a lost answer, are still taken.
 impl Forward for ForwardServer {
     async fn run(self, ctx: Context, key: u128, request: Request) -> Result<Outcome, Refusal> {
+        // A node that is not primary names the primary, draining or not.
+        self.0.check_primary()?;
         let work = self.0.drain.new_work()?;
         let executor = self.0.clone();
         let deadline = deadline_of(&ctx);
@@ -604,7 +606,7 @@ impl Forward for ForwardServer {
         outcome
     }
     async fn resolve(self, ctx: Context, key: u128) -> Result<Resolution, Refusal> {
-        let _work = self.0.drain.continued_work();
+        let work = self.0.drain.continued_work();
         if self.0.faults.refuse_resolve() {
             tracing::warn!("fault injected: a question about a lost answer is refused");
             return Err(Refusal::Unavailable(
@@ -612,9 +614,16 @@ impl Forward for ForwardServer {
             ));
         }
         self.0.check_primary()?;
-        self.0.writer.resolve(key, deadline_of(&ctx)).await
+        let deadline = deadline_of(&ctx);
+        // Counted until the answer is stored, even if the asker gives up meanwhile.
+        detached_no_commit(async move {
+            let _work = work;
+            self.0.writer.resolve(key, deadline).await
+        })
+        .await
     }
     async fn begin(self, ctx: Context) -> Result<u64, Refusal> {
+        self.0.check_primary()?;
         // Held by the transaction once it is open, until it ends.
         let work = self.0.drain.new_work()?;
         let deadline = deadline_of(&ctx);
@@ -703,12 +712,17 @@ pub async fn serve(listener: TcpListener, executor: Arc<Executor>, secret: Arc<V
         };
         let executor = executor.clone();
         let secret = secret.clone();
+        // A connection setting up counts as work for a drain: its first call may be on its way.
+        let setting_up = executor.drain.continued_work();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let handshake =
                 tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, auth::server(&mut stream, &secret))
                     .await;
             drop(permit);
+            // Set up: the quiet a drain waits for starts now.
+            drop(setting_up);
+            drop(executor.drain.continued_work());
             match handshake {
                 Ok(Ok(())) => {}
                 Ok(Err(auth::HandshakeError::Rejected)) => {
