@@ -157,10 +157,10 @@ impl ClusterConnection {
     /// on the replica that sent it); the work already begun here (forwarded writes and
     /// procedures running, remote transactions open) runs to its end; then, once no call has
     /// arrived for a moment (replicas told "shutting down" stop sending), the RPC connections
-    /// close with their answers sent. So no replica is left not knowing whether
-    /// its write committed. At most `grace`; the future resolves to whether everything ended in
-    /// time. Start it with the HTTP server's own graceful shutdown, and let the process exit
-    /// once both are done.
+    /// close with their answers sent. So no replica is left not knowing whether its write
+    /// committed. At most `grace`; the future resolves to whether everything ended in time.
+    /// Start it with the HTTP server's own graceful shutdown, and let the process exit once both
+    /// are done.
     pub fn drain(
         &self,
         grace: Duration,

@@ -332,27 +332,15 @@ mod review_tests {
     use crate::ClusterError;
     use crate::client::{CallError, Forwarder};
     use crate::litefs::{Follower, Mount};
+    use crate::server::fixtures::{create_t, insert};
     use crate::server::{self, Executor, Faults, SessionLimits};
-    use crate::wire::{self, Outcome, Request};
-    use crate::writer::{Method, Sql, Writer};
-
-    fn insert(x: i64) -> Request {
-        Request::Execute(wire::Statement {
-            sql: "INSERT INTO t VALUES (?)".into(),
-            params: vec![wire::Value::Integer(x)],
-        })
-    }
+    use crate::wire::Outcome;
+    use crate::writer::Writer;
 
     fn deadline() -> Instant {
         Instant::now() + Duration::from_secs(2)
     }
 
-    /// Replicas keep forwarding writes while the primary drains (a busy cluster during a
-    /// deploy). Each must get an answer (a refusal: nothing ran) or fail to connect (nothing
-    /// sent): a write sent and never answered is "lost", and its replica's question about it
-    /// (`resolve`) finds the primary gone, so its caller is told "outcome unknown", which the
-    /// drain exists to prevent. Here a remote transaction holds the drain open, replicas' new
-    /// writes are refused meanwhile, then the transaction commits (the last work).
     /// A primary (its executor serving RPC on loopback, table `t`) and a replica's forwarder to it.
     async fn primary_and_replica(
         name: &str,
@@ -373,16 +361,7 @@ mod review_tests {
         Arc<Vec<u8>>,
     ) {
         let writer = Writer::on_temp_file(name, true);
-        writer
-            .autocommit(
-                Sql::Raw("CREATE TABLE t(x)".into()),
-                Method::Execute,
-                None,
-                false,
-                deadline(),
-            )
-            .await
-            .unwrap();
+        create_t(&writer).await;
         let faults = Arc::new(Faults::default());
         let executor = Executor::new(
             writer.clone(),
@@ -427,6 +406,12 @@ mod review_tests {
             .unwrap()
     }
 
+    /// Replicas keep forwarding writes while the primary drains (a busy cluster during a
+    /// deploy). Each must get an answer (a refusal: nothing ran) or fail to connect (nothing
+    /// sent): a write sent and never answered is "lost", and its replica's question about it
+    /// (`resolve`) finds the primary gone, so its caller is told "outcome unknown", which the
+    /// drain exists to prevent. Here a remote transaction holds the drain open, replicas' new
+    /// writes are refused meanwhile, then the transaction commits (the last work).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn review_no_write_sent_during_the_drain_is_left_without_an_answer() {
         let (writer, executor, faults, forwarder) =

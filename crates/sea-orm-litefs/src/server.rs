@@ -833,22 +833,8 @@ mod hardening_tests {
             max_sessions: 64,
         });
         let deadline = || Instant::now() + Duration::from_secs(2);
-        writer
-            .autocommit(
-                Sql::Raw("CREATE TABLE t(x)".into()),
-                Method::Execute,
-                None,
-                false,
-                deadline(),
-            )
-            .await
-            .unwrap();
-        let insert = |x: i64| {
-            Request::Execute(wire::Statement {
-                sql: "INSERT INTO t VALUES (?)".into(),
-                params: vec![wire::Value::Integer(x)],
-            })
-        };
+        super::fixtures::create_t(&writer).await;
+        let insert = super::fixtures::insert;
         let id = executor
             .begin(deadline(), executor.drain.continued_work())
             .await
@@ -1098,5 +1084,34 @@ mod tests {
             answered.is_err(),
             "a procedure whose outcome is unknown here was answered {answered:?}"
         );
+    }
+}
+
+/// For the unit tests of the primary's side: a table `t(x)`, and a forwarded insert into it.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::time::{Duration, Instant};
+
+    use std::sync::Arc;
+
+    use crate::wire::{self, Request};
+    use crate::writer::{Method, Sql, Writer};
+
+    /// Creates `t(x)` through `writer`.
+    pub async fn create_t(writer: &Arc<Writer>) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let sql = Sql::Raw("CREATE TABLE t(x)".into());
+        writer
+            .autocommit(sql, Method::Execute, None, false, deadline)
+            .await
+            .unwrap();
+    }
+
+    /// `INSERT INTO t VALUES (x)`, as a replica forwards it.
+    pub fn insert(x: i64) -> Request {
+        Request::Execute(wire::Statement {
+            sql: "INSERT INTO t VALUES (?)".into(),
+            params: vec![wire::Value::Integer(x)],
+        })
     }
 }
