@@ -1,0 +1,323 @@
+//! Availability and security findings of the second pen test of sign-in (numbered as its
+//! report): a failed logout, a public URL with a default port, the writes of a login, the global
+//! throttle, and the remembered password.
+
+use futures::future::join_all;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::{Client, StatusCode};
+use sqlx::{Connection, Executor, SqliteConnection};
+
+use crate::helpers::{
+    PASSWORD, TestApp, bare_client, cookie_client, csrf_of, login_cookies, post_login,
+    spawn_app_with, status_with_cookies,
+};
+
+/// A connection of its own to the app's database file, as another process would open it.
+async fn open_file(app: &TestApp) -> SqliteConnection {
+    let path = app.dir.join("blog.db");
+    SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the app's database file")
+}
+
+/// The `Set-Cookie` values of a response that set or remove `name`.
+fn set_cookies_named(response: &reqwest::Response, name: &str) -> Vec<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+        .collect()
+}
+
+// --- 1: a logout that cannot be written -----------------------------------------------------------
+
+#[tokio::test]
+async fn s1_a_logout_that_cannot_be_written_keeps_the_cookie_and_says_so() {
+    // A short write deadline, so the locked database fails the delete quickly.
+    let app = spawn_app_with(&["--forward-timeout-ms", "400"])
+        .await
+        .expect("starts");
+    let cookies = login_cookies(&app).await;
+    let client = bare_client();
+    let page = client
+        .get(app.url("/admin"))
+        .header(COOKIE, &cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let logout = || {
+        client
+            .post(app.url("/admin/logout"))
+            .header(COOKIE, &cookies)
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+    };
+
+    // Another process holds the write lock: the session's row cannot be deleted.
+    let mut holder = open_file(&app).await;
+    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    let response = logout().await.unwrap();
+    let status = response.status();
+    let removed = set_cookies_named(&response, "blog_session");
+    let html = response.text().await.unwrap();
+    holder.execute("ROLLBACK").await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{html}");
+    assert!(
+        removed.is_empty(),
+        "the session cookie is kept when its row was not deleted: {removed:?}"
+    );
+    assert!(html.contains("still logged in"), "{html}");
+    assert!(
+        html.contains("Log out"),
+        "the error page shows the visitor as still signed in: {html}"
+    );
+    // The session does still work: what the page said is true.
+    assert_eq!(
+        status_with_cookies(&app, "/admin", &cookies).await,
+        StatusCode::OK
+    );
+
+    // Once the database can be written, logging out deletes the row and the cookie.
+    let response = logout().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let removed = set_cookies_named(&response, "blog_session");
+    assert!(
+        removed.iter().any(|c| c.contains("Max-Age=0")),
+        "the session cookie is removed: {removed:?}"
+    );
+    assert_eq!(
+        status_with_cookies(&app, "/admin", &cookies).await,
+        StatusCode::SEE_OTHER
+    );
+}
+
+// --- 2: a public URL with a default port ----------------------------------------------------------
+
+#[tokio::test]
+async fn s2_a_public_url_with_a_default_port_accepts_the_browsers_origin() {
+    for (public_url, origin) in [
+        ("https://Blog.Example:443/", "https://blog.example"),
+        ("http://blog.example:80", "http://blog.example"),
+    ] {
+        let app = spawn_app_with(&["--public-url", public_url])
+            .await
+            .expect("starts");
+        let (_, response) = post_login(&app, Some(origin)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "BLOG_PUBLIC_URL={public_url}, Origin: {origin}"
+        );
+    }
+    // What the configuration keeps: scheme and host in lower case, no default port, no path.
+    for (given, origin) in [
+        ("https://Blog.Example:443/", "https://blog.example"),
+        ("http://x:80", "http://x"),
+        ("https://x:8443/blog/", "https://x:8443"),
+        ("HTTPS://[2001:DB8::1]:443", "https://[2001:db8::1]"),
+    ] {
+        let cli =
+            <blog::config::Cli as clap::Parser>::try_parse_from(["blog", "--public-url", given])
+                .expect("parses");
+        assert_eq!(
+            cli.config.public_origin().as_deref(),
+            Some(origin),
+            "{given}"
+        );
+    }
+    for bad in ["ftp://x", "https://", "blog.example", "https://user:pw@x"] {
+        let refused =
+            <blog::config::Cli as clap::Parser>::try_parse_from(["blog", "--public-url", bad])
+                .map_err(|e| e.to_string())
+                .and_then(|cli| cli.config.check());
+        assert!(refused.is_err(), "{bad} is accepted");
+    }
+}
+
+// --- 3: the writes of a login ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn s3_a_login_writes_the_session_once() {
+    let app = spawn_app_with(&[]).await.expect("starts");
+    // Every row the app writes to `sessions` is recorded by triggers.
+    let mut file = open_file(&app).await;
+    for sql in [
+        "CREATE TABLE session_writes (op TEXT NOT NULL)",
+        "CREATE TRIGGER sw_insert AFTER INSERT ON sessions \
+         BEGIN INSERT INTO session_writes VALUES ('insert'); END",
+        "CREATE TRIGGER sw_update AFTER UPDATE ON sessions \
+         BEGIN INSERT INTO session_writes VALUES ('update'); END",
+        "CREATE TRIGGER sw_delete AFTER DELETE ON sessions \
+         BEGIN INSERT INTO session_writes VALUES ('delete'); END",
+    ] {
+        file.execute(sql).await.unwrap();
+    }
+    let cookies = login_cookies(&app).await;
+    assert_eq!(
+        status_with_cookies(&app, "/admin", &cookies).await,
+        StatusCode::OK
+    );
+    let writes: Vec<(String,)> = sqlx::query_as("SELECT op FROM session_writes")
+        .fetch_all(&mut file)
+        .await
+        .unwrap();
+    assert_eq!(
+        writes,
+        [("insert".to_owned(),)],
+        "a login is one write of the session row"
+    );
+}
+
+// --- 4: the global throttle and the admin -----------------------------------------------------
+
+const SECRET: &str = "a-session-secret-shared-by-both-runs-of-the-test";
+
+/// The status of an API read as the admin with `password`, from the client address `ip`.
+async fn api_as(app: &TestApp, ip: &str, password: &str) -> StatusCode {
+    bare_client()
+        .get(app.url("/api/posts"))
+        .header("x-client-ip", ip)
+        .basic_auth("admin", Some(password))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Wrong Basic-auth guesses from `ips`, all at once; their statuses.
+async fn guesses(app: &TestApp, ips: &[String]) -> Vec<StatusCode> {
+    let wrong: Vec<String> = ips
+        .iter()
+        .map(|ip| format!("a-long-wrong-guess-from-{ip}"))
+        .collect();
+    join_all(ips.iter().zip(&wrong).map(|(ip, w)| api_as(app, ip, w))).await
+}
+
+/// Logs `client` in from `ip` through the form; the status of the POST.
+async fn form_login(app: &TestApp, client: &Client, ip: &str, password: &str) -> StatusCode {
+    let page = client
+        .get(app.url("/admin/login"))
+        .header("x-client-ip", ip)
+        .send()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    client
+        .post(app.url("/admin/login"))
+        .header("x-client-ip", ip)
+        .form(&[("csrf", csrf.as_str()), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s4_guesses_from_many_addresses_do_not_lock_out_an_admin_who_signed_in_before() {
+    let args = [
+        "--client-ip-header",
+        "x-client-ip",
+        "--session-secret",
+        SECRET,
+    ];
+    let admin = cookie_client();
+    {
+        let before = spawn_app_with(&args).await.expect("starts");
+        assert_eq!(
+            form_login(&before, &admin, "10.0.0.1", PASSWORD).await,
+            StatusCode::SEE_OTHER
+        );
+    }
+    // The blog restarted (or this is another node): nothing of the sign-in is in memory.
+    let app = spawn_app_with(&args).await.expect("starts again");
+    let page = admin
+        .get(app.url("/admin/login"))
+        .header("x-client-ip", "10.0.0.1")
+        .send()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    // Guesses spread over many addresses, one each, until the global bucket refuses a newcomer.
+    let mut next = 0;
+    let exhausted = loop {
+        let ips: Vec<String> = (next..next + 8)
+            .map(|i| format!("10.1.{}.{}", i / 250, i % 250 + 1))
+            .collect();
+        next += 8;
+        if guesses(&app, &ips)
+            .await
+            .contains(&StatusCode::TOO_MANY_REQUESTS)
+        {
+            break true;
+        }
+        if next > 400 {
+            break false;
+        }
+    };
+    assert!(exhausted, "the global bucket was never exhausted");
+    // The admin signs in while the guessing goes on.
+    let more: Vec<String> = (0..48).map(|i| format!("10.3.0.{}", i + 1)).collect();
+    let admin_login = admin
+        .post(app.url("/admin/login"))
+        .header("x-client-ip", "10.0.0.1")
+        .form(&[("csrf", csrf.as_str()), ("password", PASSWORD)])
+        .send();
+    let (admin_login, _) = tokio::join!(admin_login, guesses(&app, &more));
+    assert_eq!(
+        admin_login.unwrap().status(),
+        StatusCode::SEE_OTHER,
+        "the admin's browser, which signed in before, still signs in"
+    );
+}
+
+#[tokio::test]
+async fn s4_ipv6_clients_are_throttled_by_their_64_prefix() {
+    let app = spawn_app_with(&["--client-ip-header", "x-client-ip"])
+        .await
+        .expect("starts");
+    let mut statuses = Vec::new();
+    for i in 1..=12 {
+        statuses.extend(guesses(&app, &[format!("2001:db8:1:2::{i:x}")]).await);
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "twelve addresses of one /64 are one client: {statuses:?}"
+    );
+    // Another /64 is another client.
+    assert_eq!(
+        guesses(&app, &["2001:db8:1:3::1".to_owned()]).await,
+        [StatusCode::UNAUTHORIZED]
+    );
+}
+
+// --- 4b: the remembered password is no way around the throttle ---------------------------------
+
+#[tokio::test]
+async fn s4_once_the_admin_signed_in_a_guesser_is_still_throttled_on_the_right_password() {
+    let app = spawn_app_with(&["--client-ip-header", "x-client-ip"])
+        .await
+        .expect("starts");
+    // The admin uses the API from their address: the password is now remembered.
+    assert_eq!(api_as(&app, "10.0.0.1", PASSWORD).await, StatusCode::OK);
+    // A guesser elsewhere uses up their burst...
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(api_as(&app, "10.9.9.9", &format!("a-long-wrong-guess-{i}")).await);
+    }
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+    // ...and is refused the right password too: a throttled guess learns nothing.
+    assert_eq!(
+        api_as(&app, "10.9.9.9", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The admin's own calls are not throttled, however many.
+    for _ in 0..15 {
+        assert_eq!(api_as(&app, "10.0.0.1", PASSWORD).await, StatusCode::OK);
+    }
+}
