@@ -118,6 +118,12 @@ pub struct Config {
     #[arg(long, env = "BLOG_CLIENT_IP_HEADER", global = true)]
     pub client_ip_header: Option<String>,
 
+    /// Serve `/metrics` on this address (host:port; host may be a name, such as Fly's
+    /// `fly-local-6pn`) and nowhere else. Unset, the main listener serves it to clients on this
+    /// machine (loopback) only. Put it on a private address: metrics are not public.
+    #[arg(long, env = "BLOG_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<String>,
+
     /// A client that has not sent a request's headers within this time is disconnected. The same
     /// bound applies to a keep-alive connection waiting idle for its next request.
     #[arg(

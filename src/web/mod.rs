@@ -82,6 +82,8 @@ pub struct Security {
     pub public_origin: Option<String>,
     /// The header a trusted proxy puts the client's IP in; `None`: the TCP peer is the client.
     pub client_ip_header: Option<HeaderName>,
+    /// `/metrics` has a listener of its own (`BLOG_METRICS_LISTEN`): the main one never serves it.
+    pub metrics_elsewhere: bool,
 }
 
 impl FromRef<AppState> for Key {

@@ -30,6 +30,8 @@ pub struct TestApp {
     pub db: ClusterConnection,
     /// The temporary directory that holds the database (`blog.db`).
     pub dir: PathBuf,
+    /// Where `/metrics` is served, when the app was started with `--metrics-listen`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -103,6 +105,7 @@ pub async fn spawn_app_in(dir: PathBuf, extra: &[&str]) -> Result<TestApp, Strin
         password: running.admin_password,
         db: running.db,
         dir,
+        metrics_addr: running.metrics_addr,
         server: running.server,
     })
 }

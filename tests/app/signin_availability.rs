@@ -1,6 +1,6 @@
 //! Availability and security findings of the second pen test of sign-in (numbered as its
 //! report): a failed logout, a public URL with a default port, the writes of a login, the global
-//! throttle, and the remembered password.
+//! throttle, the remembered password, and who may read `/metrics`.
 
 use futures::future::join_all;
 use reqwest::header::{COOKIE, SET_COOKIE};
@@ -320,4 +320,50 @@ async fn s4_once_the_admin_signed_in_a_guesser_is_still_throttled_on_the_right_p
     for _ in 0..15 {
         assert_eq!(api_as(&app, "10.0.0.1", PASSWORD).await, StatusCode::OK);
     }
+}
+
+// --- 5: who may read /metrics -------------------------------------------------------------------
+
+/// This machine's address on its network (not loopback), as the kernel would pick it to reach
+/// another host. No packet is sent.
+fn non_loopback_address() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("192.0.2.1:9")
+        .expect("this test needs a network interface besides loopback");
+    let ip = socket.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback(), "{ip}");
+    ip
+}
+
+async fn metrics_status(url: String) -> (StatusCode, String) {
+    let response = bare_client().get(url).send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn s5_metrics_are_not_served_to_other_machines() {
+    let app = spawn_app_with(&["--listen", "0.0.0.0:0"])
+        .await
+        .expect("starts");
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let (status, _) =
+        metrics_status(format!("http://{}:{port}/metrics", non_loopback_address())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "metrics to another machine");
+    let (status, body) = metrics_status(format!("http://127.0.0.1:{port}/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("blog_auth_failures_total"), "{body}");
+}
+
+#[tokio::test]
+async fn s5_a_metrics_listener_takes_metrics_off_the_main_port() {
+    let app = spawn_app_with(&["--metrics-listen", "127.0.0.1:0"])
+        .await
+        .expect("starts with a metrics listener");
+    let (status, _) = metrics_status(app.url("/metrics")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let metrics = app.metrics_addr.expect("the metrics listener's address");
+    let (status, body) = metrics_status(format!("http://{metrics}/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("http_requests_total"), "{body}");
 }
