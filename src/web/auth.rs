@@ -112,11 +112,12 @@ impl PasswordGate {
         let memo = self.memo(password);
         let remembered = *self.verified.lock().unwrap_or_else(|e| e.into_inner());
         let known_password = remembered.is_some_and(|known| bool::from(known.ct_eq(&memo)));
-        let signed_in = signed_in_browser || self.throttle.signed_in_recently(key);
-        // The admin's own client: no argon2, no throttle, however many API calls. Anyone else
-        // pays a throttle cell even for the right password, or a throttled guesser would learn
-        // from a quick yes that a guess was right.
-        if known_password && signed_in {
+        let key_signed_in = self.throttle.signed_in_recently(key);
+        // The admin's own client (its key verified the password, and sent no wrong one since):
+        // no argon2, no throttle, however many API calls. Anyone else pays a throttle cell even
+        // for the right password, or a throttled guesser would learn from a quick yes that a
+        // guess was right.
+        if known_password && key_signed_in {
             return Verdict::Right;
         }
         // Shorter than any password the app accepts: wrong, without spending argon2 or a
@@ -124,7 +125,7 @@ impl PasswordGate {
         if password.chars().count() < crate::config::MIN_PASSWORD_CHARS {
             return self.wrong(key, via);
         }
-        if let Err(wait) = self.throttle.admit(key, signed_in) {
+        if let Err(wait) = self.throttle.admit(key, key_signed_in || signed_in_browser) {
             tracing::info!(client = %key, via, "password check throttled");
             metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "throttled")
                 .increment(1);
@@ -157,7 +158,10 @@ impl PasswordGate {
         .unwrap_or(false)
     }
 
+    /// A wrong password: logged, counted, and the end of its client's exemptions (someone
+    /// sharing the admin's address does not share them while guessing).
     fn wrong(&self, client: IpAddr, via: &'static str) -> Verdict {
+        self.throttle.forget_sign_in(client);
         tracing::info!(%client, via, "failed admin login");
         metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "wrong")
             .increment(1);

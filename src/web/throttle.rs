@@ -7,8 +7,9 @@
 //!   many addresses.
 //! - A client that signed in recently is held to its own bucket only: guesses from elsewhere that
 //!   empty the global bucket do not lock the admin out. Recently is: its key verified the right
-//!   password in this process within [`SIGNED_IN_FOR`], or its browser shows the signed cookie a
-//!   sign-in leaves (see [`super::auth`]), which survives restarts and works on every node.
+//!   password in this process within [`SIGNED_IN_FOR`] and sent no wrong one since, or its
+//!   browser shows the signed cookie a sign-in leaves (see [`super::auth`]), which survives
+//!   restarts and works on every node.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -80,6 +81,12 @@ impl Throttle {
         if signed_in.len() < MAX_SIGNED_IN {
             signed_in.insert(key, Instant::now());
         }
+    }
+
+    /// Forgets that `key` signed in (it sent a wrong password).
+    pub fn forget_sign_in(&self, key: IpAddr) {
+        let mut signed_in = self.signed_in.lock().unwrap_or_else(|e| e.into_inner());
+        signed_in.remove(&key);
     }
 
     /// Takes a cell for one password check by `key`: from its own bucket, and from the global one

@@ -171,6 +171,42 @@ async fn s3_a_login_writes_the_session_once() {
         [("insert".to_owned(),)],
         "a login is one write of the session row"
     );
+
+    // Logging in again over a live session replaces it: its row is deleted, a new one written.
+    let client = bare_client();
+    let page = client
+        .get(app.url("/admin/login"))
+        .header(COOKIE, &cookies)
+        .send()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let response = client
+        .post(app.url("/admin/login"))
+        .header(COOKIE, &cookies)
+        .form(&[("csrf", csrf.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let renewed = set_cookies_named(&response, "blog_session");
+    assert_eq!(renewed.len(), 1, "{renewed:?}");
+    let renewed = renewed[0].split(';').next().unwrap().to_owned();
+    assert_eq!(
+        status_with_cookies(&app, "/admin", &cookies).await,
+        StatusCode::SEE_OTHER,
+        "the replaced session opens nothing"
+    );
+    assert_eq!(
+        status_with_cookies(&app, "/admin", &renewed).await,
+        StatusCode::OK
+    );
+    let writes: Vec<(String,)> = sqlx::query_as("SELECT op FROM session_writes")
+        .fetch_all(&mut file)
+        .await
+        .unwrap();
+    let ops: Vec<&str> = writes.iter().map(|(op,)| op.as_str()).collect();
+    assert_eq!(ops, ["insert", "delete", "insert"]);
 }
 
 // --- 4: the global throttle and the admin -----------------------------------------------------
@@ -320,6 +356,17 @@ async fn s4_once_the_admin_signed_in_a_guesser_is_still_throttled_on_the_right_p
     for _ in 0..15 {
         assert_eq!(api_as(&app, "10.0.0.1", PASSWORD).await, StatusCode::OK);
     }
+    // Someone guessing from the admin's own address ends that address's exemption: once its
+    // bucket is empty, the right password is refused there too.
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(api_as(&app, "10.0.0.1", &format!("a-long-wrong-guess-{i}")).await);
+    }
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(
+        api_as(&app, "10.0.0.1", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }
 
 // --- 5: who may read /metrics -------------------------------------------------------------------
