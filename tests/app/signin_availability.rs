@@ -414,3 +414,84 @@ async fn s5_a_metrics_listener_takes_metrics_off_the_main_port() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("http_requests_total"), "{body}");
 }
+
+// --- 1, on a real replica: its primary is down --------------------------------------------------
+
+/// Logs in through the form of the node at `base`; returns the session's cookies.
+async fn login_at(base: &str, password: &str) -> String {
+    let client = bare_client();
+    let page = client
+        .get(format!("{base}/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    let anon = crate::helpers::cookie_pairs(&page);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let response = client
+        .post(format!("{base}/admin/login"))
+        .header(COOKIE, &anon)
+        .form(&[("csrf", csrf.as_str()), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    format!("{anon}; {}", crate::helpers::cookie_pairs(&response))
+}
+
+/// The status of `GET base/path` with `cookies`, and the page.
+async fn get_with(base: &str, path: &str, cookies: &str) -> (StatusCode, String) {
+    let response = bare_client()
+        .get(format!("{base}{path}"))
+        .header(COOKIE, cookies)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s1_on_a_replica_whose_primary_is_down_a_logout_keeps_the_session_and_says_so() {
+    use test_support::cluster::{ADMIN_PASSWORD, Cluster};
+    let mut cluster = Cluster::start(2).await;
+    let replica = cluster.url(2);
+    let cookies = login_at(&replica, ADMIN_PASSWORD).await;
+    let (status, page) = get_with(&replica, "/admin", &cookies).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_of(&page);
+    let logout = || {
+        bare_client()
+            .post(format!("{replica}/admin/logout"))
+            .header(COOKIE, &cookies)
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+    };
+
+    cluster.stop_app(1);
+    let response = logout().await.unwrap();
+    let status = response.status();
+    let removed = set_cookies_named(&response, "blog_session");
+    let html = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{html}");
+    assert!(removed.is_empty(), "the cookie is kept: {removed:?}");
+    assert!(html.contains("still logged in"), "{html}");
+    assert!(html.contains("Log out"), "still shown signed in: {html}");
+    assert_eq!(
+        get_with(&replica, "/admin", &cookies).await.0,
+        StatusCode::OK,
+        "the session does still work on the replica"
+    );
+
+    // With the primary back, the logout is saved, and only then is the cookie removed.
+    cluster.start_app(1).await;
+    let response = logout().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let removed = set_cookies_named(&response, "blog_session");
+    assert!(
+        removed.iter().any(|c| c.contains("Max-Age=0")),
+        "{removed:?}"
+    );
+    assert_eq!(
+        get_with(&replica, "/admin", &cookies).await.0,
+        StatusCode::SEE_OTHER
+    );
+}
