@@ -47,6 +47,8 @@ pub const SESSION_COOKIE: &str = "blog_session";
 const SIGNED_IN_COOKIE: &str = "blog_signed_in";
 /// How long [`SIGNED_IN_COOKIE`] counts, whatever the browser keeps.
 const SIGNED_IN_COOKIE_DAYS: i64 = 30;
+/// How far ahead of this node's clock a sign-in time may be (it may come from another node).
+const CLOCK_SKEW_SECS: i64 = 300;
 
 /// What a password check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,7 +351,7 @@ pub fn signed_in_before(jar: &SignedCookieJar) -> bool {
     let now = tower_sessions::cookie::time::OffsetDateTime::now_utc().unix_timestamp();
     jar.get(SIGNED_IN_COOKIE)
         .and_then(|c| c.value().parse::<i64>().ok())
-        .is_some_and(|at| at <= now && now - at < SIGNED_IN_COOKIE_DAYS * 86_400)
+        .is_some_and(|at| at <= now + CLOCK_SKEW_SECS && now - at < SIGNED_IN_COOKIE_DAYS * 86_400)
 }
 
 /// Leaves the signed cookie of a sign-in, read by [`signed_in_before`] at the next one.

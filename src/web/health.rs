@@ -10,10 +10,9 @@
 //! deleted or replaced under a running node would swallow acknowledged writes); a replica must
 //! know a primary to forward to. Details of failures go to the log, never to the response.
 
+use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
