@@ -156,6 +156,18 @@ pub struct Config {
     )]
     pub max_connections: usize,
 
+    /// Open HTTP connections one client address (an IPv6 /64) may hold; beyond it, a 503. Not
+    /// applied to loopback peers, nor behind a proxy (`BLOG_CLIENT_IP_HEADER` set, or on Fly.io),
+    /// where every connection is the proxy's: Fly's proxy limits concurrency itself
+    /// (`[http_service.concurrency]`). 0: no cap.
+    #[arg(
+        long,
+        env = "BLOG_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 64,
+        global = true
+    )]
+    pub max_connections_per_client: usize,
+
     /// The LiteFS FUSE mount. Setting it turns cluster mode on.
     #[arg(long, env = "BLOG_LITEFS_DIR", global = true)]
     pub litefs_dir: Option<PathBuf>,
@@ -336,6 +348,13 @@ impl Config {
             Some(url) => url.starts_with("https://"),
             None => on_fly(),
         }
+    }
+
+    /// The per-client connection cap, when it applies: not behind a proxy (see
+    /// [`Config::max_connections_per_client`]), and not when it is 0.
+    pub fn connection_cap_per_client(&self) -> Option<usize> {
+        (self.client_ip_header().is_none() && self.max_connections_per_client > 0)
+            .then_some(self.max_connections_per_client)
     }
 
     /// The header with the client's IP: as configured, or on Fly.io the `fly-client-ip` its proxy

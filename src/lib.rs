@@ -341,6 +341,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let options = web::serve::ServeOptions {
         header_read_timeout: config.header_read_timeout,
         max_connections: config.max_connections,
+        max_connections_per_client: config.connection_cap_per_client(),
         shutdown_grace: config.shutdown_grace,
     };
     let mut metrics_addr = None;

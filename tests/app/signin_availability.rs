@@ -2,6 +2,8 @@
 //! report): a failed logout, a public URL with a default port, the writes of a login, the global
 //! throttle, the remembered password, and who may read `/metrics`.
 
+use std::time::Duration;
+
 use futures::future::join_all;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::{Client, StatusCode};
@@ -494,4 +496,61 @@ async fn s1_on_a_replica_whose_primary_is_down_a_logout_keeps_the_session_and_sa
         get_with(&replica, "/admin", &cookies).await.0,
         StatusCode::SEE_OTHER
     );
+}
+
+// --- extra: open connections per client ---------------------------------------------------------
+
+/// A connection from this machine's network address that has sent a request and read its status.
+async fn held_connection(addr: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut status = [0u8; 12];
+    stream.read_exact(&mut status).await.unwrap();
+    assert_eq!(&status, b"HTTP/1.1 200");
+    stream
+}
+
+#[tokio::test]
+async fn one_client_cannot_hold_every_connection() {
+    let app = spawn_app_with(&["--listen", "0.0.0.0:0", "--max-connections-per-client", "3"])
+        .await
+        .expect("starts with a per-client connection cap");
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let from_network = format!("{}:{port}", non_loopback_address());
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(held_connection(&from_network).await);
+    }
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let out = crate::helpers::raw_exchange(&from_network, request, Duration::from_secs(5)).await;
+    assert!(
+        out.starts_with("HTTP/1.1 503"),
+        "a fourth connection: {out}"
+    );
+    assert!(out.contains("from your address"), "{out}");
+    // Others are served meanwhile (here this machine itself, which is never capped).
+    let out = crate::helpers::raw_exchange(
+        &format!("127.0.0.1:{port}"),
+        request,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // A connection that ends gives its place back.
+    drop(held.pop());
+    let mut answered = false;
+    for _ in 0..100 {
+        let out =
+            crate::helpers::raw_exchange(&from_network, request, Duration::from_secs(5)).await;
+        if out.starts_with("HTTP/1.1 200") {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answered, "the place of a closed connection is given back");
 }
