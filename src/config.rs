@@ -107,8 +107,9 @@ pub struct Config {
     /// The URL people use to reach the blog (`https://blog.example`): the origin of canonical
     /// links, the feed and the sitemap (without it, the request's `Host`). When it is https (or,
     /// unset, on Fly.io), cookies are `Secure`; forms are accepted only from its origin (without
-    /// it, from the request's host).
-    #[arg(long, env = "BLOG_PUBLIC_URL", global = true)]
+    /// it, from the request's host). Kept as browsers write it (see [`public_url`]):
+    /// `https://Blog.Example:443/` is `https://blog.example`.
+    #[arg(long, env = "BLOG_PUBLIC_URL", value_parser = public_url, global = true)]
     pub public_url: Option<String>,
 
     /// The header that carries the client's IP when a trusted proxy is in front (default on Fly:
@@ -116,6 +117,12 @@ pub struct Config {
     /// that always sets it: otherwise clients choose their own IP.
     #[arg(long, env = "BLOG_CLIENT_IP_HEADER", global = true)]
     pub client_ip_header: Option<String>,
+
+    /// Serve `/metrics` on this address (host:port; host may be a name, such as Fly's
+    /// `fly-local-6pn`) and nowhere else. Unset, the main listener serves it to clients on this
+    /// machine (loopback) only. Put it on a private address: metrics are not public.
+    #[arg(long, env = "BLOG_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<String>,
 
     /// A client that has not sent a request's headers within this time is disconnected. The same
     /// bound applies to a keep-alive connection waiting idle for its next request.
@@ -148,6 +155,18 @@ pub struct Config {
         global = true
     )]
     pub max_connections: usize,
+
+    /// Open HTTP connections one client address (an IPv6 /64) may hold; beyond it, a 503. Not
+    /// applied to loopback peers, nor behind a proxy (`BLOG_CLIENT_IP_HEADER` set, or on Fly.io),
+    /// where every connection is the proxy's: Fly's proxy limits concurrency itself
+    /// (`[http_service.concurrency]`). 0: no cap.
+    #[arg(
+        long,
+        env = "BLOG_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 64,
+        global = true
+    )]
+    pub max_connections_per_client: usize,
 
     /// The LiteFS FUSE mount. Setting it turns cluster mode on.
     #[arg(long, env = "BLOG_LITEFS_DIR", global = true)]
@@ -242,6 +261,31 @@ fn millis(value: &str) -> Result<Duration, String> {
         .map_err(|_| format!("expected whole milliseconds, got {value:?}"))
 }
 
+/// `BLOG_PUBLIC_URL`, parsed by the `url` crate as a browser would and written as browsers write
+/// an `Origin`: scheme and host in lower case, no default port (`:443` for https, `:80` for http),
+/// then the path without its trailing `/`. Refuses what is no http(s) URL of a host, and
+/// credentials, a query or a fragment, which a site's address does not have.
+fn public_url(value: &str) -> Result<String, String> {
+    let url = url::Url::parse(value).map_err(|e| format!("not an absolute URL ({e})"))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err("it must start with https:// or http://".into());
+    }
+    if url.host().is_none() {
+        return Err("it has no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("it must not carry a user name or password".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("it must not have a query (?) or fragment (#)".into());
+    }
+    Ok(format!(
+        "{}{}",
+        url.origin().ascii_serialization(),
+        url.path().trim_end_matches('/')
+    ))
+}
+
 /// Whether this process runs on a Fly.io machine.
 fn on_fly() -> bool {
     std::env::var_os("FLY_APP_NAME").is_some_and(|v| !v.is_empty())
@@ -289,13 +333,6 @@ impl Config {
                  (unset it to use the key kept in the database)"
             ));
         }
-        if let Some(url) = &self.public_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(format!(
-                "BLOG_PUBLIC_URL must start with https:// or http://: {url}"
-            ));
-        }
         if let Some(header) = &self.client_ip_header {
             axum::http::HeaderName::try_from(header.as_str()).map_err(|e| {
                 format!("BLOG_CLIENT_IP_HEADER is not a header name ({e}): {header}")
@@ -313,6 +350,13 @@ impl Config {
         }
     }
 
+    /// The per-client connection cap, when it applies: not behind a proxy (see
+    /// [`Config::max_connections_per_client`]), and not when it is 0.
+    pub fn connection_cap_per_client(&self) -> Option<usize> {
+        (self.client_ip_header().is_none() && self.max_connections_per_client > 0)
+            .then_some(self.max_connections_per_client)
+    }
+
     /// The header with the client's IP: as configured, or on Fly.io the `fly-client-ip` its proxy
     /// always sets.
     pub fn client_ip_header(&self) -> Option<String> {
@@ -321,12 +365,11 @@ impl Config {
             .or_else(|| on_fly().then(|| "fly-client-ip".to_owned()))
     }
 
-    /// The origin forms must come from (`https://host[:port]`), when the public URL is known.
+    /// The origin forms must come from (`https://host[:port]`, as browsers send it in `Origin`),
+    /// when the public URL is known.
     pub fn public_origin(&self) -> Option<String> {
-        let url = self.public_url.as_deref()?;
-        let (scheme, rest) = url.split_once("://")?;
-        let host = rest.split('/').next().unwrap_or_default();
-        Some(format!("{scheme}://{host}"))
+        let url = url::Url::parse(self.public_url.as_deref()?).ok()?;
+        Some(url.origin().ascii_serialization())
     }
 
     pub fn node_name(&self) -> String {

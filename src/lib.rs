@@ -28,6 +28,8 @@ use sea_orm_litefs::{Builder, ClusterConnection};
 /// A running blog: where it listens, and its database handle.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `BLOG_METRICS_LISTEN` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub db: ClusterConnection,
     pub rpc_addr: Option<SocketAddr>,
     /// The admin password in force (generated when none was given).
@@ -49,6 +51,11 @@ pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    MetricsListen {
+        addr: String,
         source: std::io::Error,
     },
     /// The database or the LiteFS cluster (see `sea_orm_litefs::StartError`).
@@ -282,6 +289,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .await
         .map_err(listen)?;
     let addr = listener.local_addr().map_err(listen)?;
+    let metrics_listener = match &config.metrics_listen {
+        Some(at) => {
+            let failed = |source| StartError::MetricsListen {
+                addr: at.clone(),
+                source,
+            };
+            let listener = tokio::net::TcpListener::bind(at.as_str())
+                .await
+                .map_err(failed)?;
+            Some(listener)
+        }
+        None => None,
+    };
     let db = cluster_builder(&config).start().await?;
     migrate(&db).await?;
     if config.admin_password.is_none() && config.litefs_dir.is_some() {
@@ -304,6 +324,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             client_ip_header: config
                 .client_ip_header()
                 .and_then(|h| axum::http::HeaderName::try_from(h).ok()),
+            metrics_elsewhere: metrics_listener.is_some(),
         }),
         database_file: Arc::new(
             web::health::DatabaseFile::at_start(&config.database, config.litefs_dir.is_none())
@@ -317,18 +338,27 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }),
     };
     let app = web::app(state);
-    let (server, shutdown) = web::serve::spawn(
-        listener,
-        app,
-        web::serve::ServeOptions {
-            header_read_timeout: config.header_read_timeout,
-            max_connections: config.max_connections,
-            shutdown_grace: config.shutdown_grace,
-        },
-    );
+    let options = web::serve::ServeOptions {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: config.max_connections,
+        max_connections_per_client: config.connection_cap_per_client(),
+        shutdown_grace: config.shutdown_grace,
+    };
+    let mut metrics_addr = None;
+    if let Some(listener) = metrics_listener {
+        metrics_addr = listener.local_addr().ok();
+        // Ends with the process: a scrape has nothing to drain.
+        let _ = web::serve::spawn(
+            listener,
+            web::health::metrics_router(metrics_handle()),
+            options,
+        );
+    }
+    let (server, shutdown) = web::serve::spawn(listener, app, options);
     tracing::info!(%addr, role = db.role().as_str(), "serving");
     Ok(Running {
         addr,
+        metrics_addr,
         rpc_addr: db.rpc_addr(),
         db,
         admin_password,

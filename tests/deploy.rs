@@ -259,7 +259,7 @@ fn deploy_files_agree_with_each_other_and_with_the_binary() {
     let docker = final_stage(&repo_file("Dockerfile"));
     let docker_copies = copies(&docker);
 
-    // The public HTTP service reaches the port the app listens on; metrics come from there too.
+    // The public HTTP service reaches the port the app listens on.
     let listen = fly.env("BLOG_LISTEN");
     let app_port = port_of(&listen);
     assert_eq!(
@@ -273,8 +273,19 @@ fn deploy_files_agree_with_each_other_and_with_the_binary() {
         "fly.toml internal_port vs BLOG_LISTEN {listen}"
     );
     assert_eq!(fly.get("http_service", "force_https"), "true");
+    // Metrics have a listener of their own on the private address, which Fly scrapes.
+    let metrics_listen = fly.env("BLOG_METRICS_LISTEN");
     let metrics_port: u16 = fly.get("metrics", "port").parse().unwrap();
-    assert_eq!(metrics_port, app_port, "[metrics] port vs BLOG_LISTEN");
+    assert_eq!(
+        metrics_port,
+        port_of(&metrics_listen),
+        "[metrics] port vs BLOG_METRICS_LISTEN"
+    );
+    assert_eq!(
+        host_of(&metrics_listen),
+        "fly-local-6pn",
+        "metrics must bind the private address"
+    );
     assert_eq!(fly.get("metrics", "path"), "/metrics");
     assert_eq!(fly.get("http_service.checks", "path"), "/healthz");
 
@@ -366,6 +377,10 @@ fn deploy_files_agree_with_each_other_and_with_the_binary() {
     assert!(
         !exposed.contains(&litefs_port),
         "LiteFS port must not be exposed: {exposed:?}"
+    );
+    assert!(
+        !exposed.contains(&metrics_port),
+        "the metrics port must not be exposed: {exposed:?}"
     );
     // Secrets are never in fly.toml.
     for secret in ["BLOG_CLUSTER_SECRET", "BLOG_ADMIN_PASSWORD"] {

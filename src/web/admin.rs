@@ -86,10 +86,16 @@ async fn login(
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, PageError> {
     let next = safe_next(form.next.as_deref());
-    match state.passwords.check(client, &form.password, "form").await {
+    let signed_in_before = auth::signed_in_before(&visitor.jar);
+    match state
+        .passwords
+        .check(client, signed_in_before, &form.password, "form")
+        .await
+    {
         Verdict::Right => {
             auth::start_session(&visitor.session).await?;
-            let jar = state.flash(visitor.jar, "Welcome back.");
+            let jar = auth::remember_sign_in(visitor.jar, state.security.secure_cookies);
+            let jar = state.flash(jar, "Welcome back.");
             Ok((jar, Redirect::to(&next)).into_response())
         }
         Verdict::Throttled(wait) => Err(PageError(Error::TooManyRequests(wait))),
@@ -114,8 +120,8 @@ async fn logout(
     visitor: Visitor,
     CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    auth::end_session(&visitor.session).await?;
-    let jar = state.flash(visitor.jar, "You are logged out.");
+    let jar = auth::end_session(&state, &visitor.session, visitor.jar).await?;
+    let jar = state.flash(jar, "You are logged out.");
     Ok((jar, Redirect::to("/")).into_response())
 }
 

@@ -1,17 +1,20 @@
 //! Who may write: the admin, by HTTP Basic auth on the API and by a session on the pages.
 //!
 //! - Passwords: one argon2 hash ([`PasswordGate`]); checks run on blocking threads, at most a few at
-//!   once (a semaphore bounds their memory), throttled per client and globally (`governor`), and
-//!   failures are logged and counted. A password that verified is remembered as a keyed digest, so
-//!   an API client does not pay argon2 per call; a different password always goes to argon2.
+//!   once (a semaphore bounds their memory), throttled per client and globally (see
+//!   [`super::throttle`]), and failures are logged and counted. A password that verified is
+//!   remembered as a keyed digest, so an API client does not pay argon2 per call; that saves
+//!   argon2 only: a client that has not signed in still spends a throttle cell on it.
 //! - Sessions: `tower-sessions` over the replicated database (see [`super::session_store`]);
-//!   random ids, expiry enforced by the store, the id changed at login and deleted at logout.
+//!   random ids, expiry enforced by the store, the id changed at login (one write) and the row
+//!   deleted at logout before the cookie is (a logout that was not saved says so).
+//! - A sign-in also leaves a signed cookie that lets this browser's next sign-in past the global
+//!   throttle (see [`super::throttle`]).
 //! - Basic auth is parsed by the `headers` crate (case-insensitive scheme, RFC 7235).
 //!
 //! Forms are checked by [`super::csrf::CsrfForm`]; flash messages live in [`super::flash`].
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::num::NonZeroU32;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,11 +23,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum_extra::extract::cookie::SignedCookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite, SignedCookieJar};
 use axum_extra::headers::HeaderMapExt;
 use axum_extra::headers::authorization::{Authorization, Basic};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -33,20 +34,21 @@ use tower_sessions::Session;
 
 use super::AppState;
 use super::error::{Error, PageError};
+use super::throttle::{self, Throttle};
 
 pub const ADMIN_USER: &str = "admin";
 /// The session key that marks an admin session.
 const ADMIN_KEY: &str = "admin";
 /// A session lasts this long from login (the store refuses it afterwards).
 pub const SESSION_HOURS: i64 = 12;
-/// Password checks one client may make in a burst, then one per [`CLIENT_PERIOD`].
-const CLIENT_BURST: u32 = 10;
-const CLIENT_PERIOD: Duration = Duration::from_secs(6);
-/// Past this many clients tracked, those with full buckets are forgotten.
-const MAX_TRACKED_CLIENTS: usize = 10_000;
-/// Password checks all clients together may make in a burst, then one per [`GLOBAL_PERIOD`].
-const GLOBAL_BURST: u32 = 60;
-const GLOBAL_PERIOD: Duration = Duration::from_millis(200);
+/// The session cookie (its attributes are set on the session layer, in [`super::app`]).
+pub const SESSION_COOKIE: &str = "blog_session";
+/// The signed cookie a sign-in leaves in the browser: the Unix time of the sign-in.
+const SIGNED_IN_COOKIE: &str = "blog_signed_in";
+/// How long [`SIGNED_IN_COOKIE`] counts, whatever the browser keeps.
+const SIGNED_IN_COOKIE_DAYS: i64 = 30;
+/// How far ahead of this node's clock a sign-in time may be (it may come from another node).
+const CLOCK_SKEW_SECS: i64 = 300;
 
 /// What a password check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +69,7 @@ pub struct PasswordGate {
     memo_key: [u8; 32],
     /// Bounds concurrent argon2 runs (each takes ~19 MiB).
     checks: Semaphore,
-    per_client: DefaultKeyedRateLimiter<IpAddr>,
-    global: DefaultDirectRateLimiter,
+    throttle: Throttle,
 }
 
 impl PasswordGate {
@@ -89,8 +90,7 @@ impl PasswordGate {
             verified: Mutex::new(None),
             memo_key: rand::random(),
             checks: Semaphore::new(parallel),
-            per_client: RateLimiter::keyed(quota(CLIENT_PERIOD, CLIENT_BURST)),
-            global: RateLimiter::direct(quota(GLOBAL_PERIOD, GLOBAL_BURST)),
+            throttle: Throttle::default(),
         }
     }
 
@@ -101,76 +101,74 @@ impl PasswordGate {
         mac.finalize().into_bytes().into()
     }
 
-    /// Checks `password` for a request from `client` (`via`: "form" or "basic", for logs).
+    /// Checks `password` for a request from `client` (`via`: "form" or "basic", for logs);
+    /// `signed_in_browser`: the request carries the cookie of an earlier sign-in.
     pub async fn check(
         &self,
         client: Option<IpAddr>,
+        signed_in_browser: bool,
         password: &str,
         via: &'static str,
     ) -> Verdict {
+        let key = throttle::client_key(client);
         let memo = self.memo(password);
         let remembered = *self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        if remembered.is_some_and(|known| bool::from(known.ct_eq(&memo))) {
+        let known_password = remembered.is_some_and(|known| bool::from(known.ct_eq(&memo)));
+        let key_signed_in = self.throttle.signed_in_recently(key);
+        // The admin's own client (its key verified the password, and sent no wrong one since):
+        // no argon2, no throttle, however many API calls. Anyone else pays a throttle cell even
+        // for the right password, or a throttled guesser would learn from a quick yes that a
+        // guess was right.
+        if known_password && key_signed_in {
             return Verdict::Right;
         }
-        let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // Shorter than any password the app accepts: wrong, without spending argon2 or a
         // throttle cell on it.
         if password.chars().count() < crate::config::MIN_PASSWORD_CHARS {
-            return self.wrong(client, via);
+            return self.wrong(key, via);
         }
-        // Forget clients whose buckets are full again, so spoofed or many addresses cannot grow
-        // the map without bound.
-        if self.per_client.len() > MAX_TRACKED_CLIENTS {
-            self.per_client.retain_recent();
-        }
-        let now = DefaultClock::default().now();
-        let throttled = match self.per_client.check_key(&client) {
-            Err(not_until) => Some(not_until.wait_time_from(now)),
-            Ok(()) => self.global.check().err().map(|n| n.wait_time_from(now)),
-        };
-        if let Some(wait) = throttled {
-            tracing::info!(%client, via, "password check throttled");
+        if let Err(wait) = self.throttle.admit(key, key_signed_in || signed_in_browser) {
+            tracing::info!(client = %key, via, "password check throttled");
             metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "throttled")
                 .increment(1);
             return Verdict::Throttled(wait);
         }
-        let right = {
-            let Ok(_permit) = self.checks.acquire().await else {
-                return Verdict::Wrong;
-            };
-            let hash = self.hash.clone();
-            let password = password.to_owned();
-            tokio::task::spawn_blocking(move || {
-                PasswordHash::new(&hash).is_ok_and(|h| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &h)
-                        .is_ok()
-                })
-            })
-            .await
-            .unwrap_or(false)
-        };
-        if right {
+        if known_password || self.verify(password).await {
             *self.verified.lock().unwrap_or_else(|e| e.into_inner()) = Some(memo);
+            self.throttle.remember_sign_in(key);
             Verdict::Right
         } else {
-            self.wrong(client, via)
+            self.wrong(key, via)
         }
     }
 
+    /// Runs argon2 on a blocking thread, at most as many at once as there are cores.
+    async fn verify(&self, password: &str) -> bool {
+        let Ok(_permit) = self.checks.acquire().await else {
+            return false;
+        };
+        let hash = self.hash.clone();
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// A wrong password: logged, counted, and the end of its client's exemptions (someone
+    /// sharing the admin's address does not share them while guessing).
     fn wrong(&self, client: IpAddr, via: &'static str) -> Verdict {
+        self.throttle.forget_sign_in(client);
         tracing::info!(%client, via, "failed admin login");
         metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "wrong")
             .increment(1);
         Verdict::Wrong
     }
-}
-
-fn quota(period: Duration, burst: u32) -> Quota {
-    Quota::with_period(period)
-        .expect("a non-zero period")
-        .allow_burst(NonZeroU32::new(burst).expect("a non-zero burst"))
 }
 
 /// The client's IP: from the header a trusted proxy sets (`BLOG_CLIENT_IP_HEADER`, such as Fly's
@@ -219,7 +217,7 @@ impl FromRequestParts<AppState> for ApiAdmin {
         }
         match state
             .passwords
-            .check(client_ip(parts, state), basic.password(), "basic")
+            .check(client_ip(parts, state), false, basic.password(), "basic")
             .await
         {
             Verdict::Right => Ok(ApiAdmin),
@@ -302,9 +300,15 @@ fn session_error(err: tower_sessions::session::Error) -> Error {
     Error::Unavailable(format!("sessions are unavailable: {err}"))
 }
 
-/// Starts an admin session under a new id (the old one, if any, is deleted): a write.
+/// Starts an admin session under a new id: one write. A visitor whose cookie named a live session
+/// gets a new id and the old row is deleted (a second write, only then); anyone else has no row
+/// to delete, and `save` creates one under a fresh random id.
 pub async fn start_session(session: &Session) -> Result<(), Error> {
-    session.cycle_id().await.map_err(session_error)?;
+    // Loads the record (already loaded by `Visitor`): the id is `None` unless a live row exists.
+    session.get_value(ADMIN_KEY).await.map_err(session_error)?;
+    if session.id().is_some() {
+        session.cycle_id().await.map_err(session_error)?;
+    }
     session
         .insert(ADMIN_KEY, true)
         .await
@@ -312,13 +316,64 @@ pub async fn start_session(session: &Session) -> Result<(), Error> {
     session.save().await.map_err(session_error)
 }
 
-/// Ends the session everywhere: its row is deleted (a write), so a saved cookie is worthless.
-pub async fn end_session(session: &Session) -> Result<(), Error> {
-    session.flush().await.map_err(session_error)
+/// Ends the session everywhere: its row is deleted (one write), and only once that is saved is
+/// the cookie removed, so a saved cookie is worthless. If the delete fails, the cookie stays and
+/// the error says the visitor is still logged in: it is true.
+pub async fn end_session(
+    state: &AppState,
+    session: &Session,
+    jar: SignedCookieJar,
+) -> Result<SignedCookieJar, Error> {
+    if let Some(id) = session.id() {
+        super::session_store::delete(&state.db, &id)
+            .await
+            .map_err(still_logged_in)?;
+    }
+    Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
+}
+
+/// A logout's failed delete, saying what it means for the visitor.
+fn still_logged_in(err: sea_orm::DbErr) -> Error {
+    match Error::from(err) {
+        Error::Unavailable(why) => Error::Unavailable(format!(
+            "You are still logged in: logging out could not be saved ({why})."
+        )),
+        Error::OutcomeUnknown(why) => Error::OutcomeUnknown(format!(
+            "You may still be logged in: whether logging out was saved is unknown ({why})"
+        )),
+        other => other,
+    }
+}
+
+/// Whether this browser signed in within [`SIGNED_IN_COOKIE_DAYS`] (the cookie's signature and
+/// its own time are checked; its expiry is the browser's and proves nothing).
+pub fn signed_in_before(jar: &SignedCookieJar) -> bool {
+    let now = tower_sessions::cookie::time::OffsetDateTime::now_utc().unix_timestamp();
+    jar.get(SIGNED_IN_COOKIE)
+        .and_then(|c| c.value().parse::<i64>().ok())
+        .is_some_and(|at| at <= now + CLOCK_SKEW_SECS && now - at < SIGNED_IN_COOKIE_DAYS * 86_400)
+}
+
+/// Leaves the signed cookie of a sign-in, read by [`signed_in_before`] at the next one.
+pub fn remember_sign_in(jar: SignedCookieJar, secure: bool) -> SignedCookieJar {
+    let now = tower_sessions::cookie::time::OffsetDateTime::now_utc().unix_timestamp();
+    jar.add(
+        Cookie::build((SIGNED_IN_COOKIE, now.to_string()))
+            .path("/admin")
+            .http_only(true)
+            .secure(secure)
+            .same_site(SameSite::Lax)
+            .max_age(tower_sessions::cookie::time::Duration::days(
+                SIGNED_IN_COOKIE_DAYS,
+            )),
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::throttle::CLIENT_BURST;
     use super::*;
 
     #[tokio::test]
@@ -326,13 +381,15 @@ mod tests {
         let gate = PasswordGate::new("a-right-password-here".into()).await;
         let client = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(
-            gate.check(client, "a-right-password-here", "basic").await,
+            gate.check(client, false, "a-right-password-here", "basic")
+                .await,
             Verdict::Right
         );
         // The remembered password costs no throttle cell...
         for _ in 0..(CLIENT_BURST * 2) {
             assert_eq!(
-                gate.check(client, "a-right-password-here", "basic").await,
+                gate.check(client, false, "a-right-password-here", "basic")
+                    .await,
                 Verdict::Right
             );
         }
@@ -341,7 +398,7 @@ mod tests {
         let mut throttled = 0;
         for i in 0..(CLIENT_BURST + 5) {
             match gate
-                .check(client, &format!("a-long-wrong-guess-{i}"), "basic")
+                .check(client, false, &format!("a-long-wrong-guess-{i}"), "basic")
                 .await
             {
                 Verdict::Wrong => wrong += 1,
@@ -356,10 +413,14 @@ mod tests {
         // Another client is not throttled by this one.
         let other = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
         assert_eq!(
-            gate.check(other, "another-long-wrong-guess", "form").await,
+            gate.check(other, false, "another-long-wrong-guess", "form")
+                .await,
             Verdict::Wrong
         );
         // Too short to be any accepted password: wrong, and no throttle cell spent.
-        assert_eq!(gate.check(other, "short", "form").await, Verdict::Wrong);
+        assert_eq!(
+            gate.check(other, false, "short", "form").await,
+            Verdict::Wrong
+        );
     }
 }

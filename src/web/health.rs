@@ -1,20 +1,29 @@
 //! Liveness, readiness and metrics.
 //!
+//! `/metrics` is not public: on the main listener it answers only a client on this machine (a
+//! loopback peer: `cargo run`, a sidecar), and not at all once `BLOG_METRICS_LISTEN` gives metrics
+//! a listener of their own (on Fly.io, the private 6PN address its scraper reaches, see
+//! `fly.toml`). Anyone else gets the 404 of any unknown path.
+//!
 //! Readiness says whether this node can serve writes or forward them: a standalone node or primary
 //! must have its database file writable and, standalone, still be the very file it opened (a file
 //! deleted or replaced under a running node would swallow acknowledged writes); a replica must
 //! know a primary to forward to. Details of failures go to the log, never to the response.
 
+use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::{ConnectionTrait, Statement};
 
 use super::AppState;
+use super::error::{Error, PageError};
 use sea_orm_litefs::Role;
 
 pub fn router() -> Router<AppState> {
@@ -125,8 +134,23 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> String {
-    state.metrics.render()
+/// `/metrics` on the main listener: for a loopback peer, unless metrics have their own listener.
+async fn metrics(State(state): State<AppState>, request: Request) -> Response {
+    let local = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
+    if local && !state.security.metrics_elsewhere {
+        state.metrics.render().into_response()
+    } else {
+        PageError(Error::NotFound).into_response()
+    }
+}
+
+/// The router of the metrics listener (`BLOG_METRICS_LISTEN`): `/metrics` for anyone who can
+/// reach that address, which is meant to be private.
+pub fn metrics_router(handle: PrometheusHandle) -> Router {
+    Router::new().route("/metrics", get(move || async move { handle.render() }))
 }
 
 #[cfg(test)]

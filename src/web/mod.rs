@@ -6,7 +6,8 @@
 //! [`serve`] runs the server loop itself (timeouts, connection cap, graceful shutdown).
 //!
 //! Sign-in: [`auth`] (passwords, sessions, the admin extractors), [`csrf`] (the only form
-//! extractor of the admin area), [`flash`] (messages), [`session_store`] (sessions in SQLite).
+//! extractor of the admin area), [`flash`] (messages), [`session_store`] (sessions in SQLite),
+//! [`throttle`] (how fast passwords may be tried).
 
 mod access_log;
 mod admin;
@@ -22,6 +23,7 @@ mod pages;
 pub mod serve;
 pub mod session_store;
 pub mod site;
+pub mod throttle;
 pub mod views;
 
 use std::sync::Arc;
@@ -80,6 +82,8 @@ pub struct Security {
     pub public_origin: Option<String>,
     /// The header a trusted proxy puts the client's IP in; `None`: the TCP peer is the client.
     pub client_ip_header: Option<HeaderName>,
+    /// `/metrics` has a listener of its own (`BLOG_METRICS_LISTEN`): the main one never serves it.
+    pub metrics_elsewhere: bool,
 }
 
 impl FromRef<AppState> for Key {
@@ -145,7 +149,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let sessions =
         SessionManagerLayer::new(session_store::SeaOrmSessionStore::new(state.db.clone()))
-            .with_name("blog_session")
+            .with_name(auth::SESSION_COOKIE)
             .with_http_only(true)
             .with_same_site(tower_sessions::cookie::SameSite::Lax)
             .with_secure(state.security.secure_cookies)

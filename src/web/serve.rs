@@ -1,10 +1,12 @@
 //! The HTTP server loop: hyper's HTTP/1 connections with a header-read timeout (which also closes
-//! idle keep-alive connections), a cap on open connections, and a graceful shutdown that lets
-//! in-flight requests finish within a bound.
+//! idle keep-alive connections), a cap on open connections, in all and per client address (so one
+//! client cannot hold them all), and a graceful shutdown that lets in-flight requests finish
+//! within a bound.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -26,6 +28,10 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// Connections served at once; beyond it a connection is answered 503 and closed.
     pub max_connections: usize,
+    /// Connections one client address (an IPv6 /64) may hold at once, beyond which it gets the
+    /// same 503; loopback peers (this machine) are not counted. `None`: no such cap, as behind a
+    /// proxy, where every connection comes from the proxy.
+    pub max_connections_per_client: Option<usize>,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub shutdown_grace: Duration,
 }
@@ -63,6 +69,7 @@ async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(options.max_connections));
+    let per_client = Arc::new(PerClient::default());
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
@@ -80,8 +87,20 @@ async fn serve(
             _ = stopped.changed() => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(refuse(stream));
+            tokio::spawn(refuse(stream, TOO_MANY));
             continue;
+        };
+        let client_slot = match options.max_connections_per_client {
+            Some(max) if !remote.ip().is_loopback() => {
+                match PerClient::take(&per_client, remote.ip(), max) {
+                    Some(client_slot) => Some(client_slot),
+                    None => {
+                        tokio::spawn(refuse(stream, TOO_MANY_FROM_CLIENT));
+                        continue;
+                    }
+                }
+            }
+            _ => None,
         };
         let service = app
             .clone()
@@ -99,6 +118,7 @@ async fn serve(
                 tracing::debug!(%err, %remote, "connection ended with an error");
             }
             drop(slot);
+            drop(client_slot);
         });
     }
     drop(listener);
@@ -115,16 +135,59 @@ async fn serve(
     Ok(())
 }
 
-/// Over the connection cap: a short 503 instead of a connection that hangs in the backlog.
-async fn refuse(mut stream: TcpStream) {
+const TOO_MANY: &str = "too many connections\n";
+const TOO_MANY_FROM_CLIENT: &str = "too many connections from your address\n";
+
+/// Over a connection cap: a short 503 instead of a connection that hangs in the backlog.
+async fn refuse(mut stream: TcpStream, why: &str) {
     metrics::counter!("blog_http_connections_refused_total").increment(1);
-    let _ = stream
-        .write_all(
-            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\n\
-              Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n",
-        )
-        .await;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{why}",
+        why.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+/// Open connections by client key (see [`super::throttle::client_key`]); a key leaves the map when
+/// its last connection ends, so the map is bounded by the connection cap.
+#[derive(Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+/// One open connection of a client, given back when dropped.
+struct ClientSlot {
+    table: Arc<PerClient>,
+    key: IpAddr,
+}
+
+impl PerClient {
+    /// A place for one more connection from `ip`, unless its key holds `max` already.
+    fn take(table: &Arc<PerClient>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+        let key = super::throttle::client_key(Some(ip));
+        let mut open = table.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(key).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            table: table.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// The peer address of a request served by this loop (absent in unit tests using `oneshot`).

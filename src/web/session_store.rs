@@ -2,6 +2,11 @@
 //! connection forwards writes to the primary, so creating and deleting a session (login, logout)
 //! are writes that reach every node, and loading one (every admin page view) is a local read.
 //! A store with its own sqlx pool would try to write on replicas.
+//!
+//! Each write is a round trip to the primary from a replica, so the store writes no more than a
+//! change needs: a new session is one `INSERT`; a save that would store what the row already
+//! holds (the session layer saves again after a handler saved) is a local read and no write;
+//! a delete also drops expired rows in the same statement.
 
 use async_trait::async_trait;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
@@ -28,6 +33,9 @@ impl<C> std::fmt::Debug for SeaOrmSessionStore<C> {
     }
 }
 
+/// A save that moves the expiry by less than this (and changes no data) is not written.
+const UNCHANGED_EXPIRY_SECS: i64 = 60;
+
 fn backend(err: DbErr) -> session_store::Error {
     session_store::Error::Backend(err.to_string())
 }
@@ -51,17 +59,9 @@ impl<C> SessionStore for SeaOrmSessionStore<C>
 where
     C: ConnectionTrait + Clone + Send + Sync + 'static,
 {
-    /// A new session (a login): drops expired ones on the way, and never overwrites an existing
-    /// id (a collision of 128-bit random ids gets a new id).
+    /// A new session (a login): one `INSERT`, which never overwrites an existing id (a collision
+    /// of 128-bit random ids gets a new id).
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        self.db
-            .execute_raw(statement(
-                "DELETE FROM sessions WHERE expires_at <= ?",
-                vec![now.into()],
-            ))
-            .await
-            .map_err(backend)?;
         loop {
             let inserted = self
                 .db
@@ -79,7 +79,20 @@ where
         }
     }
 
+    /// Writes the record unless the row already holds its data with an expiry less than
+    /// [`UNCHANGED_EXPIRY_SECS`] away: the session layer saves a modified session after the
+    /// response even when the handler saved it already (a login), and on a replica that second
+    /// write would be a second round trip to the primary for nothing.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
+        if let Some(stored) = self.load(&record.id).await?
+            && stored.data == record.data
+            && (stored.expiry_date - record.expiry_date)
+                .whole_seconds()
+                .abs()
+                < UNCHANGED_EXPIRY_SECS
+        {
+            return Ok(());
+        }
         self.db
             .execute_raw(statement(
                 "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?) \
@@ -115,13 +128,18 @@ where
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.db
-            .execute_raw(statement(
-                "DELETE FROM sessions WHERE id = ?",
-                vec![id.to_string().into()],
-            ))
-            .await
-            .map_err(backend)?;
-        Ok(())
+        delete(&self.db, id).await.map_err(backend)
     }
+}
+
+/// Deletes the session `id` (a logout), and expired sessions with it, in one statement; the
+/// database error is kept whole, so the caller can tell "not saved" from "outcome unknown".
+pub async fn delete<C: ConnectionTrait>(db: &C, id: &Id) -> Result<(), DbErr> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    db.execute_raw(statement(
+        "DELETE FROM sessions WHERE id = ? OR expires_at <= ?",
+        vec![id.to_string().into(), now.into()],
+    ))
+    .await?;
+    Ok(())
 }

@@ -30,6 +30,8 @@ pub struct TestApp {
     pub db: ClusterConnection,
     /// The temporary directory that holds the database (`blog.db`).
     pub dir: PathBuf,
+    /// Where `/metrics` is served, when the app was started with `--metrics-listen`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -103,6 +105,7 @@ pub async fn spawn_app_in(dir: PathBuf, extra: &[&str]) -> Result<TestApp, Strin
         password: running.admin_password,
         db: running.db,
         dir,
+        metrics_addr: running.metrics_addr,
         server: running.server,
     })
 }
@@ -304,15 +307,18 @@ pub fn bare_client() -> Client {
         .unwrap()
 }
 
-/// Logs in with a client that keeps no cookies; returns the cookies of the logged-in session.
-pub async fn login_cookies(app: &TestApp) -> String {
+/// Opens the login page and posts the right password with a client that keeps no cookies, from
+/// `origin` when given; returns the page's cookies and the POST's response.
+pub async fn post_login(app: &TestApp, origin: Option<&str>) -> (String, reqwest::Response) {
     let client = bare_client();
     let page = client.get(app.url("/admin/login")).send().await.unwrap();
     let anon = cookie_pairs(&page);
     let csrf = csrf_of(&page.text().await.unwrap());
-    let response = client
-        .post(app.url("/admin/login"))
-        .header(COOKIE, &anon)
+    let mut request = client.post(app.url("/admin/login")).header(COOKIE, &anon);
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    let response = request
         .form(&[
             ("csrf", csrf.as_str()),
             ("password", PASSWORD),
@@ -321,6 +327,12 @@ pub async fn login_cookies(app: &TestApp) -> String {
         .send()
         .await
         .unwrap();
+    (anon, response)
+}
+
+/// Logs in with a client that keeps no cookies; returns the cookies of the logged-in session.
+pub async fn login_cookies(app: &TestApp) -> String {
+    let (anon, response) = post_login(app, None).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let session = cookie_pairs(&response);
     assert!(!session.is_empty(), "login sets a session cookie");

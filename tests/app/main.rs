@@ -10,6 +10,7 @@ mod helpers;
 mod pages;
 mod shutdown;
 mod signin;
+mod signin_availability;
 mod site;
 
 use test_support::browser;
