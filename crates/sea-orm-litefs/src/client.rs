@@ -180,24 +180,30 @@ impl Forwarder {
         F: Fn(ForwardClient, Context) -> Fut,
         Fut: Future<Output = Result<Result<T, Refusal>, RpcError>>,
     {
-        let client = self
+        let (client, alive) = self
             .client(addr, deadline)
             .await
             .map_err(CallError::Failed)?;
         let mut ctx = tarpc::context::current();
         ctx.deadline = deadline;
+        let sent = Instant::now();
         match call(client, ctx).await {
             Ok(answer) => Ok(answer),
             Err(RpcError::DeadlineExceeded) => {
                 metrics::rpc_error("deadline");
+                // A connection that let a deadline pass may be half-open (the peer's host or a
+                // NAT lost its state, and no reset came): the next call, such as the question
+                // about this one, gets a new connection rather than the same silence. Calls
+                // already on this one keep it until they end.
+                self.evict(addr, &alive);
                 Err(CallError::Lost {
                     addr: addr.into(),
-                    reason: format!("no answer within {} ms", self.timeout.as_millis()),
+                    reason: format!("no answer within {} ms", sent.elapsed().as_millis()),
                 })
             }
             Err(err) => {
                 metrics::rpc_error("transport");
-                self.connections.lock().unwrap().remove(addr);
+                self.evict(addr, &alive);
                 Err(CallError::Lost {
                     addr: addr.into(),
                     reason: err.to_string(),
@@ -206,14 +212,30 @@ impl Forwarder {
         }
     }
 
+    /// Stops reusing the connection to `addr` whose liveness flag is `alive`, if it is still the
+    /// one kept (another call may already have replaced it with a working one).
+    fn evict(&self, addr: &str, alive: &Arc<AtomicBool>) {
+        let mut connections = self.connections.lock().unwrap();
+        if connections
+            .get(addr)
+            .is_some_and(|conn| Arc::ptr_eq(&conn.alive, alive))
+        {
+            connections.remove(addr);
+        }
+    }
+
     /// A live, authenticated client for `addr`, connecting if there is none. The map is not
     /// locked while connecting, so a dead address never holds up calls to another.
-    async fn client(&self, addr: &str, deadline: Instant) -> Result<ForwardClient, ClusterError> {
+    async fn client(
+        &self,
+        addr: &str,
+        deadline: Instant,
+    ) -> Result<(ForwardClient, Arc<AtomicBool>), ClusterError> {
         {
             let mut connections = self.connections.lock().unwrap();
             if let Some(conn) = connections.get(addr) {
                 if conn.alive.load(Ordering::Acquire) {
-                    return Ok(conn.client.clone());
+                    return Ok((conn.client.clone(), conn.alive.clone()));
                 }
                 connections.remove(addr);
             }
@@ -229,12 +251,12 @@ impl Forwarder {
                 });
             }
         };
-        let client = conn.client.clone();
+        let kept = (conn.client.clone(), conn.alive.clone());
         self.connections
             .lock()
             .unwrap()
             .insert(addr.to_owned(), conn);
-        Ok(client)
+        Ok(kept)
     }
 
     async fn connect(&self, addr: &str) -> Result<Connection, ClusterError> {

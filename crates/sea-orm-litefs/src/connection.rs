@@ -323,8 +323,12 @@ pub(crate) async fn resolve(
                 ))),
             }
         } else {
+            // Each attempt gets a part of the window, the last one what is left: a connection
+            // or handshake that went silent must not take the whole window from the attempts
+            // after it, which go on a new connection.
+            let attempt = deadline.min(Instant::now() + node.forwarder.timeout / RESOLVE_SHARES);
             node.forwarder
-                .call(deadline, None, |client, ctx| async move {
+                .call(attempt, None, |client, ctx| async move {
                     client.resolve(ctx, key).await
                 })
                 .await
@@ -365,6 +369,8 @@ pub(crate) async fn resolve(
 /// and at most (doubling in between).
 const RESOLVE_FIRST_PAUSE: Duration = Duration::from_millis(20);
 const RESOLVE_MAX_PAUSE: Duration = Duration::from_millis(500);
+/// At most this share of the forward timeout (1/N) goes to one attempt of [`resolve`].
+const RESOLVE_SHARES: u32 = 4;
 
 /// Whether a write failed because LiteFS refused it (this node is no longer primary): SQLite's
 /// I/O error or read-only database. Such a write did not commit.
@@ -622,6 +628,7 @@ super::transaction::transaction_trait!(ClusterConnection);
 mod tests {
     use super::*;
     use crate::litefs::Mount;
+    use crate::server::fixtures::{insert, serving_primary};
 
     /// The lease moved to this very node while it was asking what became of a write whose
     /// forwarded answer was lost (a deploy that stops the primary and promotes this candidate):
@@ -667,5 +674,213 @@ mod tests {
             "this node is the primary and can say what became of the write: {asked:?}",
             asked = asked.map(|o| o.pos)
         );
+    }
+
+    /// A TCP relay in front of the primary's RPC port whose connections can be made half-open: a
+    /// frozen connection stays open both ways but swallows what it is sent, as when the peer's
+    /// host or a NAT on the way lost the connection's state without a reset.
+    struct Relay {
+        addr: String,
+        /// Connections numbered below this are frozen.
+        frozen_below: Arc<std::sync::atomic::AtomicUsize>,
+        /// While set, the path is down: every connection swallows, and one opened meanwhile
+        /// stays frozen after (its handshake was lost).
+        down: Arc<std::sync::atomic::AtomicBool>,
+        accepted: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Relay {
+        async fn start(target: String) -> Relay {
+            use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let relay = Relay {
+                addr: listener.local_addr().unwrap().to_string(),
+                frozen_below: Arc::new(AtomicUsize::new(0)),
+                down: Arc::new(AtomicBool::new(false)),
+                accepted: Arc::new(AtomicUsize::new(0)),
+            };
+            let (frozen_below, down) = (relay.frozen_below.clone(), relay.down.clone());
+            let accepted = relay.accepted.clone();
+            tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let n = accepted.fetch_add(1, Ordering::SeqCst);
+                    let born_down = down.load(Ordering::SeqCst);
+                    let server = tokio::net::TcpStream::connect(&target).await.unwrap();
+                    let frozen = {
+                        let (frozen_below, down) = (frozen_below.clone(), down.clone());
+                        Arc::new(move || {
+                            born_down
+                                || n < frozen_below.load(Ordering::SeqCst)
+                                || down.load(Ordering::SeqCst)
+                        })
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::spawn(pipe(client_read, server_write, frozen.clone()));
+                    tokio::spawn(pipe(server_read, client_write, frozen));
+                }
+            });
+            relay
+        }
+
+        /// Every connection open now goes half-open; new ones work.
+        fn freeze_open_connections(&self) {
+            let open = self.accepted.load(std::sync::atomic::Ordering::SeqCst);
+            self.frozen_below
+                .store(open, std::sync::atomic::Ordering::SeqCst);
+        }
+
+        fn set_down(&self, down: bool) {
+            self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Copies `from` to `to`, swallowing what arrives while `frozen()`.
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: Arc<dyn Fn() -> bool + Send + Sync>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if !frozen() && to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A replica node whose LiteFS names the primary, reached at `addr`; forward timeout
+    /// `timeout`.
+    async fn replica_node(
+        name: &str,
+        addr: String,
+        secret: Arc<Vec<u8>>,
+        timeout: Duration,
+    ) -> Node {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let follower = Arc::new(Follower::new(Mount {
+            dir,
+            db_name: "t.db".into(),
+        }));
+        follower.set_role(false, "primary");
+        Node {
+            forwarder: Forwarder::new(follower.clone(), addr, secret, timeout),
+            scratch: Scratch::open().await.unwrap(),
+            follower,
+            catch_up: false,
+            drain: crate::drain::Drain::new(),
+        }
+    }
+
+    async fn rows(writer: &Writer) -> i64 {
+        let (mut conn, _) = writer.connection().await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+    }
+
+    /// Whether `result` says the write did not commit (and is known not to).
+    fn not_committed<T>(result: &Result<T, DbErr>) -> bool {
+        result
+            .as_ref()
+            .err()
+            .and_then(ClusterError::find)
+            .is_some_and(|e| matches!(e, ClusterError::NotCommitted { .. }))
+    }
+
+    /// The connection to the primary went half-open (the path lost its state, no reset came) just
+    /// as a write was sent: its answer never comes. The question about it must not go down the
+    /// same dead connection, where it would wait out the whole window and leave the write
+    /// "unknown": it goes on a new connection, and the primary says the write never ran.
+    #[tokio::test]
+    async fn a_question_about_a_lost_answer_does_not_wait_on_a_half_open_connection() {
+        let name = "half-open-question";
+        let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        let relay = Relay::start(addr).await;
+        let timeout = Duration::from_millis(1500);
+        let node = replica_node(name, relay.addr.clone(), secret, timeout).await;
+        let send = |key: u128, x: i64| {
+            node.forwarder.call(
+                Instant::now() + Duration::from_millis(500),
+                None,
+                move |c, ctx| async move { c.run(ctx, key, insert(x)).await },
+            )
+        };
+        send(idempotency_key(), 1).await.expect("the link works");
+
+        relay.freeze_open_connections();
+        let key = idempotency_key();
+        let Err(CallError::Lost { addr, reason }) = send(key, 2).await else {
+            panic!("the answer cannot come back over a half-open connection");
+        };
+        let writer = Writer::on_temp_file(&format!("{name}-replica"), false);
+        let started = Instant::now();
+        let asked = resolve(&writer, &node, key, addr, reason).await;
+
+        assert!(
+            not_committed(&asked),
+            "the primary, asked on a new connection, says the write never ran: {:?}",
+            asked.map(|o| o.pos)
+        );
+        assert!(
+            started.elapsed() < timeout,
+            "answered before the window ended"
+        );
+        assert_eq!(rows(&primary_writer).await, 1, "only the first write ran");
+    }
+
+    /// The path to the primary is down when a write's answer is lost, and comes back a little
+    /// later. The first questions cannot get through (a connection opened while the path was down
+    /// stays dead: its handshake was swallowed); asking again on a fresh connection, within the
+    /// window, settles the write, rather than one attempt waiting out the whole window.
+    #[tokio::test]
+    async fn a_question_asked_while_the_path_is_down_is_asked_again_once_it_is_back() {
+        let name = "half-open-outage";
+        let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        let relay = Relay::start(addr).await;
+        let timeout = Duration::from_millis(2000);
+        let node = replica_node(name, relay.addr.clone(), secret, timeout).await;
+        let key = idempotency_key();
+
+        relay.set_down(true);
+        // The path comes back once the first question went into the outage.
+        let back = tokio::spawn({
+            let (down, accepted) = (relay.down.clone(), relay.accepted.clone());
+            async move {
+                while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                down.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let writer = Writer::on_temp_file(&format!("{name}-replica"), false);
+        let started = Instant::now();
+        let asked = resolve(
+            &writer,
+            &node,
+            key,
+            relay.addr.clone(),
+            "no answer within 500 ms".into(),
+        )
+        .await;
+        back.await.unwrap();
+
+        assert!(
+            not_committed(&asked),
+            "once the path is back, the primary says the write never ran: {:?}",
+            asked.map(|o| o.pos)
+        );
+        assert!(
+            started.elapsed() < timeout,
+            "answered before the window ended"
+        );
+        assert_eq!(rows(&primary_writer).await, 0);
     }
 }

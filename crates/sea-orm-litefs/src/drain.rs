@@ -332,8 +332,8 @@ mod review_tests {
     use crate::ClusterError;
     use crate::client::{CallError, Forwarder};
     use crate::litefs::{Follower, Mount};
-    use crate::server::fixtures::{create_t, insert};
-    use crate::server::{self, Executor, Faults, SessionLimits};
+    use crate::server::fixtures::{insert, serving_primary};
+    use crate::server::{Executor, Faults};
     use crate::wire::Outcome;
     use crate::writer::Writer;
 
@@ -345,40 +345,9 @@ mod review_tests {
     async fn primary_and_replica(
         name: &str,
     ) -> (Arc<Writer>, Arc<Executor>, Arc<Faults>, Arc<Forwarder>) {
-        let (writer, executor, faults, addr, secret) = primary(name).await;
+        let (writer, executor, faults, addr, secret) = serving_primary(name).await;
         let forwarder = replica_of(name, addr, secret);
         (writer, executor, faults, forwarder)
-    }
-
-    /// A primary (its executor serving RPC on loopback, table `t`), its RPC address and secret.
-    async fn primary(
-        name: &str,
-    ) -> (
-        Arc<Writer>,
-        Arc<Executor>,
-        Arc<Faults>,
-        String,
-        Arc<Vec<u8>>,
-    ) {
-        let writer = Writer::on_temp_file(name, true);
-        create_t(&writer).await;
-        let faults = Arc::new(Faults::default());
-        let executor = Executor::new(
-            writer.clone(),
-            None,
-            SessionLimits {
-                lease: Duration::from_secs(10),
-                max_lifetime: Duration::from_secs(30),
-                max_sessions: 64,
-            },
-            faults.clone(),
-            Arc::default(),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let secret = Arc::new(b"review-drain".to_vec());
-        tokio::spawn(server::serve(listener, executor.clone(), secret.clone()));
-        (writer, executor, faults, addr, secret)
     }
 
     /// A replica's forwarder: its LiteFS names the primary, whose RPC address is `addr`.
@@ -590,7 +559,8 @@ mod review_tests {
     async fn review_a_call_on_a_connection_accepted_before_the_close_is_answered() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-        let (writer, executor, _faults, addr, secret) = primary("review-drain-handshake").await;
+        let (writer, executor, _faults, addr, secret) =
+            serving_primary("review-drain-handshake").await;
         let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let relay_addr = relay.local_addr().unwrap().to_string();
         let (open, mut opened) = tokio::sync::watch::channel(false);

@@ -1107,6 +1107,38 @@ pub(crate) mod fixtures {
             .unwrap();
     }
 
+    /// A primary serving RPC on loopback (its executor, table `t`): its writer, executor and
+    /// faults, its RPC address and secret.
+    pub async fn serving_primary(
+        name: &str,
+    ) -> (
+        Arc<Writer>,
+        Arc<super::Executor>,
+        Arc<super::Faults>,
+        String,
+        Arc<Vec<u8>>,
+    ) {
+        let writer = Writer::on_temp_file(name, true);
+        create_t(&writer).await;
+        let faults = Arc::new(super::Faults::default());
+        let executor = super::Executor::new(
+            writer.clone(),
+            None,
+            super::SessionLimits {
+                lease: Duration::from_secs(10),
+                max_lifetime: Duration::from_secs(30),
+                max_sessions: 64,
+            },
+            faults.clone(),
+            Arc::default(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let secret = Arc::new(format!("{name}-secret").into_bytes());
+        tokio::spawn(super::serve(listener, executor.clone(), secret.clone()));
+        (writer, executor, faults, addr, secret)
+    }
+
     /// `INSERT INTO t VALUES (x)`, as a replica forwards it.
     pub fn insert(x: i64) -> Request {
         Request::Execute(wire::Statement {
