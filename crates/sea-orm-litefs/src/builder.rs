@@ -368,26 +368,82 @@ pub enum StartError {
 
 /// Creates the database file in WAL mode if it does not exist (WAL is a property of the file: the
 /// primary sets it once, replicas inherit it).
+///
+/// Switching to WAL needs an exclusive lock. When two processes open one fresh file at once (two
+/// starts on one volume), both read it and then want that lock: SQLite answers one of them
+/// "database is locked" at once rather than wait (waiting could deadlock), so that one tries
+/// again shortly, and by then finds the file in WAL mode already.
 async fn create_wal(options: &SqliteConnectOptions) -> Result<(), StartError> {
     let open = |source| StartError::Open {
         database: options.get_filename().to_path_buf(),
         source,
     };
-    options
-        .clone()
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .connect()
-        .await
-        .map_err(open)?
-        .close()
-        .await
-        .map_err(open)
+    let give_up = std::time::Instant::now() + CREATE_WAL_PATIENCE;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let opened = options
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .connect()
+            .await;
+        match opened {
+            Ok(conn) => return conn.close().await.map_err(open),
+            Err(err) if busy(&err) && std::time::Instant::now() < give_up => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(err) => return Err(open(err)),
+        }
+    }
+}
+
+/// How long [`create_wal`] keeps trying while another process holds the file's lock.
+const CREATE_WAL_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Whether SQLite said the database is locked by another connection (`SQLITE_BUSY`).
+fn busy(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    db.code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == libsqlite3_sys::SQLITE_BUSY)
 }
 
 impl ClusterConnection {
     /// Where this node's forwarding RPC listens (`None` standalone).
     pub fn rpc_addr(&self) -> Option<SocketAddr> {
         self.inner.rpc_addr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two processes (or two nodes' first starts on one volume) creating the same fresh file at
+    /// once: each must end with a WAL database, not "database is locked" (switching to WAL needs
+    /// an exclusive lock, and SQLite refuses the second of two readers wanting it at once without
+    /// waiting, since waiting could deadlock).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_starts_creating_one_fresh_file_both_get_wal() {
+        let dir = std::env::temp_dir().join(format!("create-wal-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..100 {
+            let options = SqliteConnectOptions::new()
+                .filename(dir.join(format!("{i}.db")))
+                .busy_timeout(Duration::from_secs(2));
+            let (a, b) = tokio::join!(create_wal(&options), create_wal(&options));
+            a.unwrap_or_else(|e| panic!("file {i}, first: {e}"));
+            b.unwrap_or_else(|e| panic!("file {i}, second: {e}"));
+            let mut conn = options.connect().await.unwrap();
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal", "file {i}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
