@@ -628,7 +628,7 @@ super::transaction::transaction_trait!(ClusterConnection);
 mod tests {
     use super::*;
     use crate::litefs::Mount;
-    use crate::server::fixtures::{insert, serving_primary};
+    use crate::server::fixtures::{insert, replica_follower, rows, serving_primary};
 
     /// The lease moved to this very node while it was asking what became of a write whose
     /// forwarded answer was lost (a deploy that stops the primary and promotes this candidate):
@@ -762,13 +762,7 @@ mod tests {
         secret: Arc<Vec<u8>>,
         timeout: Duration,
     ) -> Node {
-        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let follower = Arc::new(Follower::new(Mount {
-            dir,
-            db_name: "t.db".into(),
-        }));
-        follower.set_role(false, "primary");
+        let follower = replica_follower(name);
         Node {
             forwarder: Forwarder::new(follower.clone(), addr, secret, timeout),
             scratch: Scratch::open().await.unwrap(),
@@ -776,14 +770,6 @@ mod tests {
             catch_up: false,
             drain: crate::drain::Drain::new(),
         }
-    }
-
-    async fn rows(writer: &Writer) -> i64 {
-        let (mut conn, _) = writer.connection().await.unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM t")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap()
     }
 
     /// Whether `result` says the write did not commit (and is known not to).

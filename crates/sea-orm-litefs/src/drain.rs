@@ -331,8 +331,7 @@ mod review_tests {
 
     use crate::ClusterError;
     use crate::client::{CallError, Forwarder};
-    use crate::litefs::{Follower, Mount};
-    use crate::server::fixtures::{insert, serving_primary};
+    use crate::server::fixtures::{insert, replica_follower, rows, serving_primary};
     use crate::server::{Executor, Faults};
     use crate::wire::Outcome;
     use crate::writer::Writer;
@@ -352,27 +351,13 @@ mod review_tests {
 
     /// A replica's forwarder: its LiteFS names the primary, whose RPC address is `addr`.
     fn replica_of(name: &str, addr: String, secret: Arc<Vec<u8>>) -> Arc<Forwarder> {
-        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let follower = Arc::new(Follower::new(Mount {
-            dir,
-            db_name: "t.db".into(),
-        }));
-        follower.set_role(false, "primary");
+        let follower = replica_follower(name);
         Arc::new(Forwarder::new(
             follower,
             addr,
             secret,
             Duration::from_secs(2),
         ))
-    }
-
-    async fn rows(writer: &Writer) -> i64 {
-        let (mut conn, _) = writer.connection().await.unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM t")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap()
     }
 
     /// Replicas keep forwarding writes while the primary drains (a busy cluster during a

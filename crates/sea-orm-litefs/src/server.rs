@@ -1139,6 +1139,28 @@ pub(crate) mod fixtures {
         (writer, executor, faults, addr, secret)
     }
 
+    /// A replica's view of LiteFS: it names "primary" as the primary (its address is the
+    /// forwarder's).
+    pub fn replica_follower(name: &str) -> Arc<crate::litefs::Follower> {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let follower = Arc::new(crate::litefs::Follower::new(crate::litefs::Mount {
+            dir,
+            db_name: "t.db".into(),
+        }));
+        follower.set_role(false, "primary");
+        follower
+    }
+
+    /// How many rows `t` holds.
+    pub async fn rows(writer: &Writer) -> i64 {
+        let (mut conn, _) = writer.connection().await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+    }
+
     /// `INSERT INTO t VALUES (x)`, as a replica forwards it.
     pub fn insert(x: i64) -> Request {
         Request::Execute(wire::Statement {
