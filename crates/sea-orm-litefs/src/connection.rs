@@ -686,7 +686,8 @@ mod tests {
         /// While set, the path is down: every connection swallows, and one opened meanwhile
         /// stays frozen after (its handshake was lost).
         down: Arc<std::sync::atomic::AtomicBool>,
-        accepted: Arc<std::sync::atomic::AtomicUsize>,
+        /// Connections accepted so far (a watch, so a test can wait for one).
+        accepted: tokio::sync::watch::Sender<usize>,
     }
 
     impl Relay {
@@ -697,13 +698,17 @@ mod tests {
                 addr: listener.local_addr().unwrap().to_string(),
                 frozen_below: Arc::new(AtomicUsize::new(0)),
                 down: Arc::new(AtomicBool::new(false)),
-                accepted: Arc::new(AtomicUsize::new(0)),
+                accepted: tokio::sync::watch::Sender::new(0),
             };
             let (frozen_below, down) = (relay.frozen_below.clone(), relay.down.clone());
             let accepted = relay.accepted.clone();
             tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
-                    let n = accepted.fetch_add(1, Ordering::SeqCst);
+                    let mut n = 0;
+                    accepted.send_modify(|count| {
+                        n = *count;
+                        *count += 1;
+                    });
                     let born_down = down.load(Ordering::SeqCst);
                     let server = tokio::net::TcpStream::connect(&target).await.unwrap();
                     let frozen = {
@@ -725,7 +730,7 @@ mod tests {
 
         /// Every connection open now goes half-open; new ones work.
         fn freeze_open_connections(&self) {
-            let open = self.accepted.load(std::sync::atomic::Ordering::SeqCst);
+            let open = *self.accepted.borrow();
             self.frozen_below
                 .store(open, std::sync::atomic::Ordering::SeqCst);
         }
@@ -838,11 +843,9 @@ mod tests {
         relay.set_down(true);
         // The path comes back once the first question went into the outage.
         let back = tokio::spawn({
-            let (down, accepted) = (relay.down.clone(), relay.accepted.clone());
+            let (down, mut accepted) = (relay.down.clone(), relay.accepted.subscribe());
             async move {
-                while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
+                accepted.wait_for(|n| *n > 0).await.unwrap();
                 down.store(false, std::sync::atomic::Ordering::SeqCst);
             }
         });
