@@ -123,11 +123,17 @@ impl PasswordGate {
             return Verdict::Right;
         }
         // Shorter than any password the app accepts: wrong, without spending argon2 or a
-        // throttle cell on it.
+        // throttle cell on it. It cannot be a guess, so it does not end the client's exemptions
+        // (anyone sharing the admin's address could otherwise end them, for free, at will).
         if password.chars().count() < crate::config::MIN_PASSWORD_CHARS {
-            return self.wrong(key, via);
+            self.log_failure(key, via, "wrong");
+            return Verdict::Wrong;
         }
         if let Err(wait) = self.throttle.admit(key, key_signed_in || signed_in_browser) {
+            // While its client is throttled, the right password must get this same answer: the
+            // exemption ends here, or a guesser sharing the admin's address would read a quick
+            // yes among its refusals.
+            self.throttle.forget_sign_in(key);
             tracing::info!(client = %key, via, "password check throttled");
             metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "throttled")
                 .increment(1);
@@ -164,10 +170,14 @@ impl PasswordGate {
     /// sharing the admin's address does not share them while guessing).
     fn wrong(&self, client: IpAddr, via: &'static str) -> Verdict {
         self.throttle.forget_sign_in(client);
-        tracing::info!(%client, via, "failed admin login");
-        metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "wrong")
-            .increment(1);
+        self.log_failure(client, via, "wrong");
         Verdict::Wrong
+    }
+
+    fn log_failure(&self, client: IpAddr, via: &'static str, reason: &'static str) {
+        tracing::info!(%client, via, reason, "failed admin login");
+        metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => reason)
+            .increment(1);
     }
 }
 
@@ -422,5 +432,67 @@ mod tests {
             gate.check(other, false, "short", "form").await,
             Verdict::Wrong
         );
+    }
+
+    const RIGHT: &str = "a-right-password-here";
+
+    /// Empties the global bucket as guesses from many other addresses would.
+    fn empty_the_global_bucket(gate: &PasswordGate) {
+        for i in 0u32.. {
+            let elsewhere = IpAddr::V4(Ipv4Addr::from_bits(0x0a00_0000 + i));
+            if gate.throttle.admit(elsewhere, false).is_err() {
+                break;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_too_short_password_from_the_admins_address_leaves_the_admin_signed_in() {
+        let gate = PasswordGate::new(RIGHT.into()).await;
+        let admin = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
+        assert_eq!(
+            gate.check(admin, false, RIGHT, "basic").await,
+            Verdict::Right
+        );
+        empty_the_global_bucket(&gate);
+        // Someone behind the same address sends what cannot be any password, for free...
+        assert_eq!(gate.check(admin, false, "x", "basic").await, Verdict::Wrong);
+        // ...and the admin's API client, which has no cookie, is still let in.
+        assert_eq!(
+            gate.check(admin, false, RIGHT, "basic").await,
+            Verdict::Right
+        );
+    }
+
+    #[tokio::test]
+    async fn while_an_address_is_throttled_the_right_password_is_throttled_too() {
+        let gate = PasswordGate::new(RIGHT.into()).await;
+        let shared = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 8)));
+        // The admin signs in (one cell); a guesser behind the same address spends all but one of
+        // the others...
+        assert_eq!(
+            gate.check(shared, false, RIGHT, "basic").await,
+            Verdict::Right
+        );
+        for i in 2..CLIENT_BURST {
+            let guess = format!("a-long-wrong-guess-{i}");
+            assert_eq!(
+                gate.check(shared, false, &guess, "basic").await,
+                Verdict::Wrong
+            );
+        }
+        // ...the admin's client spends the last one and is signed in again...
+        assert_eq!(
+            gate.check(shared, false, RIGHT, "basic").await,
+            Verdict::Right
+        );
+        // ...and from now on, until a cell comes back, a guess learns nothing: wrong or right,
+        // the answer is the same.
+        let wrong = gate
+            .check(shared, false, "another-wrong-guess", "basic")
+            .await;
+        let right = gate.check(shared, false, RIGHT, "basic").await;
+        assert!(matches!(wrong, Verdict::Throttled(_)), "{wrong:?}");
+        assert!(matches!(right, Verdict::Throttled(_)), "{right:?}");
     }
 }

@@ -7,7 +7,8 @@
 //!   many addresses.
 //! - A client that signed in recently is held to its own bucket only: guesses from elsewhere that
 //!   empty the global bucket do not lock the admin out. Recently is: its key verified the right
-//!   password in this process within [`SIGNED_IN_FOR`] and sent no wrong one since, or its
+//!   password in this process within [`SIGNED_IN_FOR`] and has since sent no wrong one (a password
+//!   too short to be one does not count) nor been throttled, or its
 //!   browser shows the signed cookie a sign-in leaves (see [`super::auth`]), which survives
 //!   restarts and works on every node.
 
@@ -83,7 +84,7 @@ impl Throttle {
         }
     }
 
-    /// Forgets that `key` signed in (it sent a wrong password).
+    /// Forgets that `key` signed in (it sent a wrong password, or was throttled).
     pub fn forget_sign_in(&self, key: IpAddr) {
         let mut signed_in = self.signed_in.lock().unwrap_or_else(|e| e.into_inner());
         signed_in.remove(&key);
