@@ -120,7 +120,9 @@ pub struct Config {
 
     /// Serve `/metrics` on this address (host:port; host may be a name, such as Fly's
     /// `fly-local-6pn`) and nowhere else. Unset, the main listener serves it to clients on this
-    /// machine (loopback) only. Put it on a private address: metrics are not public.
+    /// machine (loopback) only, and not at all behind a proxy (a client-IP header set, or on Fly),
+    /// which is a loopback peer for every client. Put it on a private address: metrics are not
+    /// public.
     #[arg(long, env = "BLOG_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<String>,
 

@@ -3,7 +3,9 @@
 //! `/metrics` is not public: on the main listener it answers only a client on this machine (a
 //! loopback peer: `cargo run`, a sidecar), and not at all once `BLOG_METRICS_LISTEN` gives metrics
 //! a listener of their own (on Fly.io, the private 6PN address its scraper reaches, see
-//! `fly.toml`). Anyone else gets the 404 of any unknown path.
+//! `fly.toml`), nor behind a proxy (a client-IP header configured, or on Fly.io): a proxy on this
+//! machine is a loopback peer for every client it relays. Anyone else gets the 404 of any unknown
+//! path.
 //!
 //! Readiness says whether this node can serve writes or forward them: a standalone node or primary
 //! must have its database file writable and, standalone, still be the very file it opened (a file
@@ -134,13 +136,15 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     }
 }
 
-/// `/metrics` on the main listener: for a loopback peer, unless metrics have their own listener.
+/// `/metrics` on the main listener: for a loopback peer, unless metrics have their own listener
+/// or the blog is behind a proxy.
 async fn metrics(State(state): State<AppState>, request: Request) -> Response {
     let local = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
-    if local && !state.security.metrics_elsewhere {
+    let behind_proxy = state.security.client_ip_header.is_some();
+    if local && !behind_proxy && !state.security.metrics_elsewhere {
         state.metrics.render().into_response()
     } else {
         PageError(Error::NotFound).into_response()

@@ -89,6 +89,18 @@ async fn f03_sessions_are_random_revoked_at_logout_and_expire_server_side() {
         StatusCode::SEE_OTHER,
         "the session is revoked"
     );
+    // Its row is gone for good: nothing after the logout (such as the session layer saving the
+    // request's session) wrote it back. The second login's row is the only one left.
+    let sessions = app
+        .db
+        .query_one_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM sessions",
+        ))
+        .await
+        .expect("a sessions table")
+        .expect("a count");
+    assert_eq!(sessions.try_get::<i64>("", "n").unwrap(), 1);
     assert_eq!(
         status_with_cookies(&app, "/admin", &second).await,
         StatusCode::OK

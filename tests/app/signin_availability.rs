@@ -405,6 +405,20 @@ async fn s5_metrics_are_not_served_to_other_machines() {
 }
 
 #[tokio::test]
+async fn s5_behind_a_proxy_the_main_port_serves_no_metrics_even_to_loopback() {
+    // A reverse proxy on this machine connects from loopback for every client it relays.
+    let app = spawn_app_with(&["--client-ip-header", "x-forwarded-for"])
+        .await
+        .expect("starts behind a proxy");
+    let (status, _) = metrics_status(app.url("/metrics")).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "metrics through a same-host proxy"
+    );
+}
+
+#[tokio::test]
 async fn s5_a_metrics_listener_takes_metrics_off_the_main_port() {
     let app = spawn_app_with(&["--metrics-listen", "127.0.0.1:0"])
         .await
