@@ -115,6 +115,37 @@ pub fn new_dir() -> PathBuf {
     fresh_dir()
 }
 
+/// Starts the real `blog` binary, standalone, on a port of its own with its database in `dir`
+/// and [`PASSWORD`], plus `args`; returns the process and its `host:port` once it listens.
+pub fn spawn_binary(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_blog"))
+        .args(args)
+        .env("BLOG_LISTEN", "127.0.0.1:0")
+        .env("BLOG_DATABASE", dir.join("blog.db"))
+        .env("BLOG_ADMIN_PASSWORD", PASSWORD)
+        .env_remove("BLOG_LITEFS_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the blog binary starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    // Log lines come first; the address is on the line that announces it.
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "exited before listening"
+        );
+        if let Some(rest) = line.trim().strip_prefix("Blog listening on http://") {
+            break rest.trim_end_matches('/').to_owned();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    (child, addr)
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();

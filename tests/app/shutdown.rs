@@ -1,38 +1,16 @@
 //! SIGTERM drains in-flight requests (finding 13), on the real binary.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{PASSWORD, new_dir};
+use crate::helpers::{PASSWORD, new_dir, spawn_binary};
 
 #[test]
 fn f13_sigterm_lets_an_in_flight_request_finish_then_exits() {
     let dir = new_dir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_blog"))
-        .env("BLOG_LISTEN", "127.0.0.1:0")
-        .env("BLOG_DATABASE", dir.join("blog.db"))
-        .env("BLOG_ADMIN_PASSWORD", PASSWORD)
-        .env_remove("BLOG_LITEFS_DIR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the blog binary starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    // Log lines come first; the address is on the line that announces it.
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "exited before listening"
-        );
-        if let Some(rest) = line.trim().strip_prefix("Blog listening on http://") {
-            break rest.trim_end_matches('/').to_owned();
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let (mut child, addr) = spawn_binary(&dir, &[]);
 
     // A request in flight: its headers are sent with `Expect: 100-continue`, and the server's
     // "100 Continue" says the handler has started reading the body.

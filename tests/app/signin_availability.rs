@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::join_all;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::{Client, StatusCode};
 use sqlx::{Connection, Executor, SqliteConnection};
 
 use crate::helpers::{
-    PASSWORD, TestApp, bare_client, cookie_client, csrf_of, login_cookies, post_login,
-    spawn_app_with, status_with_cookies,
+    PASSWORD, TestApp, bare_client, cookie_client, csrf_of, login_cookies, new_dir, post_login,
+    spawn_app_with, spawn_binary, status_with_cookies,
 };
 
 /// A connection of its own to the app's database file, as another process would open it.
@@ -567,4 +568,65 @@ async fn one_client_cannot_hold_every_connection() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(answered, "the place of a closed connection is given back");
+}
+
+// --- argon2's memory under a flood of wrong passwords ---------------------------------------------
+
+/// A process's peak resident memory in MiB (`VmHWM` in `/proc`).
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its /proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmHWM line");
+    kib / 1024
+}
+
+#[tokio::test]
+async fn a_flood_of_wrong_passwords_does_not_grow_the_process() {
+    // The real binary, alone in its process, so its memory is its own.
+    let dir = new_dir();
+    let (mut child, addr) = spawn_binary(&dir, &["--client-ip-header", "x-client-ip"]);
+    let before = peak_rss_mib(child.id());
+    // Wrong passwords from many addresses, 16 at once: the global burst of them reaches argon2
+    // (19 MiB of working memory each), the rest are throttled.
+    let client = bare_client();
+    let guesses = (0..200u32).map(|i| {
+        let request = client
+            .post(format!("http://{addr}/api/tags"))
+            .basic_auth("admin", Some(format!("a-long-wrong-guess-{i}")))
+            .header("x-client-ip", format!("10.1.{}.{}", i / 256, i % 256))
+            .json(&serde_json::json!({ "label": "nope" }));
+        async move { request.send().await.map(|r| r.status()) }
+    });
+    let statuses: Vec<StatusCode> = futures::stream::iter(guesses)
+        .buffer_unordered(16)
+        .map(|status| status.expect("an answer"))
+        .collect()
+        .await;
+    let after = peak_rss_mib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert!(
+        checked >= 50,
+        "argon2 ran for only {checked} guesses: {statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+        "{statuses:?}"
+    );
+    // Each check's memory is reused, not left behind: a few checks' worth at most, not one per
+    // check (a 256 MB Fly machine must survive this).
+    assert!(
+        after.saturating_sub(before) < 100,
+        "peak memory grew from {before} MiB to {after} MiB over {checked} argon2 checks"
+    );
 }
