@@ -872,4 +872,77 @@ mod tests {
         );
         assert_eq!(rows(&primary_writer).await, 0);
     }
+
+    /// REVIEW (half-open, many callers): a half-open peer takes no more data (no ACKs come, so
+    /// the replica's send buffer fills), as when the primary's host vanished. tarpc only times a
+    /// call out once its request was written to the transport; calls queued behind the full
+    /// buffer wait in its channel, past their deadline, until TCP itself gives up (minutes). Every
+    /// call must end by its deadline, as "lost" (its request may have gone out).
+    #[tokio::test]
+    async fn review_calls_queued_behind_a_full_send_buffer_end_by_their_deadline() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let name = "review-stalled";
+        let (_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        // A relay whose reading side can stall; small receive buffer, so the stall backs up fast.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(16).unwrap();
+        let relay = listener.local_addr().unwrap().to_string();
+        let (stall, stalled) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let mut stalled = stalled.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    while stalled.wait_for(|s| !*s).await.is_ok() {
+                        match client_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if server_write.write_all(&buf[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+            }
+        });
+        let node = replica_node(name, relay, secret, Duration::from_secs(2)).await;
+        let send = |request: Request, deadline: Instant| {
+            node.forwarder.call(deadline, None, move |c, ctx| {
+                let request = request.clone();
+                async move { c.run(ctx, idempotency_key(), request).await }
+            })
+        };
+        send(insert(1), Instant::now() + Duration::from_millis(500))
+            .await
+            .expect("the link works");
+
+        stall.send(true).unwrap();
+        let big = Request::Execute(wire::Statement {
+            sql: "INSERT INTO t VALUES (?)".into(),
+            params: vec![wire::Value::Text("x".repeat(1 << 20))],
+        });
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let calls = (0..12).map(|_| send(big.clone(), deadline));
+        let ended =
+            tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(calls)).await;
+        let results = ended
+            .expect("every call ends by its deadline (500 ms), none waits on the full send buffer");
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(CallError::Lost { .. }))),
+            "each call is lost: {:?}",
+            results.iter().map(|r| r.as_ref().err()).collect::<Vec<_>>()
+        );
+        drop(stall);
+    }
 }
