@@ -187,7 +187,14 @@ impl Forwarder {
         let mut ctx = tarpc::context::current();
         ctx.deadline = deadline;
         let sent = Instant::now();
-        match call(client, ctx).await {
+        // tarpc times a request out only once it is written to the transport: one still queued
+        // behind a full send buffer (a half-open peer that takes no more data) would wait until
+        // TCP gives up, minutes later. Past the deadline it is lost either way (it may have been
+        // written just then).
+        let answered = tokio::time::timeout_at(deadline.into(), call(client, ctx))
+            .await
+            .unwrap_or(Err(RpcError::DeadlineExceeded));
+        match answered {
             Ok(answer) => Ok(answer),
             Err(RpcError::DeadlineExceeded) => {
                 metrics::rpc_error("deadline");
