@@ -945,4 +945,61 @@ mod tests {
         );
         drop(stall);
     }
+
+    /// REVIEW (capped questions on a busy primary): the primary is busy, not half-open: its
+    /// writer has a steady queue of about 600 ms, within the forward timeout (1200 ms) but longer
+    /// than one attempt's share (300 ms). One question with the whole window would reach the
+    /// writer and be answered; attempts of a share each give up and go to the back of the queue
+    /// again, so the caller is told "unknown" although the primary could answer in time.
+    #[tokio::test]
+    async fn review_a_question_on_a_busy_primary_is_answered_within_the_window() {
+        let name = "review-busy-question";
+        let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        let timeout = Duration::from_millis(1200);
+        let node = replica_node(name, addr.clone(), secret, timeout).await;
+        // Steady load: a write holding the writer 200 ms arrives every 200 ms, 3 queued ahead.
+        let hold = Duration::from_millis(200);
+        let load = tokio::spawn({
+            let writer = primary_writer.clone();
+            async move {
+                let mut tick = tokio::time::interval(hold);
+                for n in 0.. {
+                    let writer = writer.clone();
+                    let burst = if n == 0 { 3 } else { 1 };
+                    for _ in 0..burst {
+                        let writer = writer.clone();
+                        tokio::spawn(async move {
+                            let guard = writer
+                                .acquire(Instant::now() + Duration::from_secs(30))
+                                .await;
+                            tokio::time::sleep(hold).await;
+                            drop(guard);
+                        });
+                    }
+                    tick.tick().await;
+                }
+            }
+        });
+        // The load is queued before the question comes.
+        while primary_writer.queue_depth() < 2 {
+            tokio::task::yield_now().await;
+        }
+        let writer = Writer::on_temp_file(&format!("{name}-replica"), false);
+        let started = Instant::now();
+        let asked = resolve(
+            &writer,
+            &node,
+            idempotency_key(),
+            addr,
+            "no answer within 1200 ms".into(),
+        )
+        .await;
+        load.abort();
+        assert!(
+            not_committed(&asked),
+            "the busy primary answers within the window ({:?} after asking): {:?}",
+            started.elapsed(),
+            asked.map(|o| o.pos)
+        );
+    }
 }
