@@ -109,6 +109,14 @@ impl Forwarder {
         self.connections.lock().unwrap().remove(addr);
     }
 
+    /// Stops reusing the connection to the current primary (calls on it keep it until they
+    /// end): it may be half-open, and the next call gets a new one.
+    pub fn forget_primary(&self) {
+        if let Ok(addr) = self.current_primary() {
+            self.connections.lock().unwrap().remove(&addr);
+        }
+    }
+
     fn address_of(&self, primary: &str) -> Addr {
         self.template.replace("{primary}", primary)
     }

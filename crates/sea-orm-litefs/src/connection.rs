@@ -312,6 +312,7 @@ pub(crate) async fn resolve(
     tracing::warn!(primary = %addr, %reason, "a forwarded answer was lost: asking the primary what became of the write");
     let deadline = Instant::now() + node.forwarder.timeout;
     let mut pause = RESOLVE_FIRST_PAUSE;
+    let mut asking = futures::stream::FuturesUnordered::new();
     loop {
         let asked = if node.follower.role().writes_locally() {
             // The lease came here meanwhile: this node's writer can say, as any primary would.
@@ -323,15 +324,7 @@ pub(crate) async fn resolve(
                 ))),
             }
         } else {
-            // Each attempt gets a part of the window, the last one what is left: a connection
-            // or handshake that went silent must not take the whole window from the attempts
-            // after it, which go on a new connection.
-            let attempt = deadline.min(Instant::now() + node.forwarder.timeout / RESOLVE_SHARES);
-            node.forwarder
-                .call(attempt, None, |client, ctx| async move {
-                    client.resolve(ctx, key).await
-                })
-                .await
+            ask_primary(node, key, deadline, &mut asking).await
         };
         let (transient, failed) = match asked {
             Ok((Resolution::Committed(outcome), _)) => return Ok(outcome),
@@ -365,11 +358,50 @@ pub(crate) async fn resolve(
     }
 }
 
+/// Questions about `key` still waiting for an answer (see [`ask_primary`]).
+type Asking<'a> = futures::stream::FuturesUnordered<
+    futures::future::BoxFuture<'a, Result<(Resolution, super::client::Addr), CallError>>,
+>;
+
+/// Asks the primary about `key` once more, and returns the first answer to this question or to
+/// one asked before that is still waiting. Every question has the whole window: one waiting in a
+/// busy primary's queue keeps its place there. While none is answered, every share of the window
+/// (1/[`RESOLVE_SHARES`]) the same question goes on a new connection as well, without dropping
+/// the others: a connection or handshake gone silent (half-open) does not take the window with it.
+async fn ask_primary<'a>(
+    node: &'a Node,
+    key: u128,
+    deadline: Instant,
+    asking: &mut Asking<'a>,
+) -> Result<(Resolution, super::client::Addr), CallError> {
+    use futures::StreamExt;
+    let ask = || -> futures::future::BoxFuture<'a, _> {
+        Box::pin(
+            node.forwarder
+                .call(deadline, None, move |client, ctx| async move {
+                    client.resolve(ctx, key).await
+                }),
+        )
+    };
+    asking.push(ask());
+    let share = node.forwarder.timeout / RESOLVE_SHARES;
+    loop {
+        tokio::select! {
+            Some(answer) = asking.next() => return answer,
+            () = tokio::time::sleep(share) => {
+                node.forwarder.forget_primary();
+                asking.push(ask());
+            }
+        }
+    }
+}
+
 /// How long [`resolve`] waits before asking again a primary that could not be asked, at first
 /// and at most (doubling in between).
 const RESOLVE_FIRST_PAUSE: Duration = Duration::from_millis(20);
 const RESOLVE_MAX_PAUSE: Duration = Duration::from_millis(500);
-/// At most this share of the forward timeout (1/N) goes to one attempt of [`resolve`].
+/// After this share of the forward timeout (1/N) with no answer, [`ask_primary`] asks on a new
+/// connection too.
 const RESOLVE_SHARES: u32 = 4;
 
 /// Whether a write failed because LiteFS refused it (this node is no longer primary): SQLite's
