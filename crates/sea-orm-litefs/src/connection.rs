@@ -1034,4 +1034,31 @@ mod tests {
             asked.map(|o| o.pos)
         );
     }
+
+    /// REVIEW (connection storm): callers that find no connection to the primary (the first ones,
+    /// or all of them after one was evicted for a passed deadline) open one together, not one
+    /// each: a burst of writes after an eviction must not become a burst of TCP connections and
+    /// handshakes to an already struggling primary.
+    #[tokio::test]
+    async fn review_concurrent_callers_with_no_connection_open_one() {
+        let name = "review-storm";
+        let (_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        let relay = Relay::start(addr).await;
+        let node = replica_node(name, relay.addr.clone(), secret, Duration::from_secs(2)).await;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let calls = (0..16).map(|x| {
+            node.forwarder
+                .call(deadline, None, move |c, ctx| async move {
+                    c.run(ctx, idempotency_key(), insert(x)).await
+                })
+        });
+        for result in futures::future::join_all(calls).await {
+            result.expect("the link works");
+        }
+        assert_eq!(
+            *relay.accepted.borrow(),
+            1,
+            "connections opened for 16 callers"
+        );
+    }
 }
