@@ -30,6 +30,7 @@ const MAX_REDIRECTS: usize = 3;
 /// [`Forwarder::call_new`]).
 const DRAINING_BACKOFF: Duration = Duration::from_millis(500);
 
+#[derive(Clone)]
 struct Connection {
     client: ForwardClient,
     /// Cleared when the connection's dispatch task ends, so a dead connection is not reused.
@@ -53,9 +54,16 @@ pub struct Forwarder {
     secret: Arc<Vec<u8>>,
     pub timeout: Duration,
     connections: Mutex<HashMap<String, Connection>>,
+    /// Connections being opened, one per address, which every caller that finds none awaits:
+    /// a burst of calls after an eviction opens one connection, not one each.
+    connecting: Mutex<HashMap<String, Connecting>>,
     /// Primaries that said they are shutting down, until when no new work goes to them.
     draining: Mutex<HashMap<Addr, Instant>>,
 }
+
+/// A connection being opened (see [`Forwarder::client`]).
+type Connecting =
+    futures::future::Shared<futures::future::BoxFuture<'static, Result<Connection, ClusterError>>>;
 
 /// Where a call went, for remote transactions that must stay on one primary.
 pub type Addr = String;
@@ -73,6 +81,7 @@ impl Forwarder {
             secret,
             timeout,
             connections: Mutex::new(HashMap::new()),
+            connecting: Mutex::new(HashMap::new()),
             draining: Mutex::new(HashMap::new()),
         }
     }
@@ -107,6 +116,15 @@ impl Forwarder {
         let until = Instant::now() + DRAINING_BACKOFF;
         self.draining.lock().unwrap().insert(addr.to_owned(), until);
         self.connections.lock().unwrap().remove(addr);
+    }
+
+    /// Stops reusing the connection to the current primary (calls on it keep it until they
+    /// end): it may be half-open, and the next call gets a new one.
+    pub fn forget_primary(&self) {
+        if let Ok(addr) = self.current_primary() {
+            self.connections.lock().unwrap().remove(&addr);
+            self.connecting.lock().unwrap().remove(&addr);
+        }
     }
 
     fn address_of(&self, primary: &str) -> Addr {
@@ -187,7 +205,14 @@ impl Forwarder {
         let mut ctx = tarpc::context::current();
         ctx.deadline = deadline;
         let sent = Instant::now();
-        match call(client, ctx).await {
+        // tarpc times a request out only once it is written to the transport: one still queued
+        // behind a full send buffer (a half-open peer that takes no more data) would wait until
+        // TCP gives up, minutes later. Past the deadline it is lost either way (it may have been
+        // written just then).
+        let answered = tokio::time::timeout_at(deadline.into(), call(client, ctx))
+            .await
+            .unwrap_or(Err(RpcError::DeadlineExceeded));
+        match answered {
             Ok(answer) => Ok(answer),
             Err(RpcError::DeadlineExceeded) => {
                 metrics::rpc_error("deadline");
@@ -240,8 +265,28 @@ impl Forwarder {
                 connections.remove(addr);
             }
         }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let conn = match tokio::time::timeout(remaining, self.connect(addr)).await {
+        use futures::FutureExt;
+        let connecting = self
+            .connecting
+            .lock()
+            .unwrap()
+            .entry(addr.to_owned())
+            .or_insert_with(|| {
+                connect(addr.to_owned(), self.secret.clone())
+                    .boxed()
+                    .shared()
+            })
+            .clone();
+        let ours = |entry: Option<&Connecting>| entry.is_some_and(|c| c.ptr_eq(&connecting));
+        let opened = tokio::time::timeout_at(deadline.into(), connecting.clone()).await;
+        let mut pending = self.connecting.lock().unwrap();
+        if ours(pending.get(addr)) {
+            // Done, failed, or past a deadline (a handshake gone silent): the next caller that
+            // finds no connection starts a new one.
+            pending.remove(addr);
+        }
+        drop(pending);
+        let conn = match opened {
             Ok(result) => result?,
             Err(_) => {
                 metrics::rpc_error("connect");
@@ -252,47 +297,52 @@ impl Forwarder {
             }
         };
         let kept = (conn.client.clone(), conn.alive.clone());
-        self.connections
-            .lock()
-            .unwrap()
-            .insert(addr.to_owned(), conn);
+        let mut connections = self.connections.lock().unwrap();
+        if !connections
+            .get(addr)
+            .is_some_and(|c| c.alive.load(Ordering::Acquire))
+        {
+            connections.insert(addr.to_owned(), conn);
+        }
         Ok(kept)
     }
+}
 
-    async fn connect(&self, addr: &str) -> Result<Connection, ClusterError> {
-        let unreachable = |reason: String| {
-            metrics::rpc_error("connect");
-            ClusterError::PrimaryUnreachable {
-                addr: addr.into(),
-                reason,
-            }
-        };
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        match auth::client(&mut stream, &self.secret).await {
-            Ok(()) => {}
-            Err(HandshakeError::Rejected) => {
-                metrics::rpc_error("auth");
-                return Err(ClusterError::AuthFailed { addr: addr.into() });
-            }
-            Err(HandshakeError::Io(e)) => return Err(unreachable(format!("handshake: {e}"))),
+/// Opens an authenticated connection to `addr`.
+async fn connect(addr: String, secret: Arc<Vec<u8>>) -> Result<Connection, ClusterError> {
+    let addr = addr.as_str();
+    let unreachable = |reason: String| {
+        metrics::rpc_error("connect");
+        ClusterError::PrimaryUnreachable {
+            addr: addr.into(),
+            reason,
         }
-        let framed = LengthDelimitedCodec::builder()
-            .max_frame_length(MAX_FRAME_BYTES)
-            .new_framed(stream);
-        let transport = tarpc::serde_transport::new(framed, Bincode::default());
-        let tarpc::client::NewClient { client, dispatch } =
-            ForwardClient::new(tarpc::client::Config::default(), transport);
-        let alive = Arc::new(AtomicBool::new(true));
-        let flag = alive.clone();
-        tokio::spawn(async move {
-            if let Err(err) = dispatch.await {
-                tracing::debug!(error = %err, "RPC connection ended");
-            }
-            flag.store(false, Ordering::Release);
-        });
-        Ok(Connection { client, alive })
+    };
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    match auth::client(&mut stream, &secret).await {
+        Ok(()) => {}
+        Err(HandshakeError::Rejected) => {
+            metrics::rpc_error("auth");
+            return Err(ClusterError::AuthFailed { addr: addr.into() });
+        }
+        Err(HandshakeError::Io(e)) => return Err(unreachable(format!("handshake: {e}"))),
     }
+    let framed = LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME_BYTES)
+        .new_framed(stream);
+    let transport = tarpc::serde_transport::new(framed, Bincode::default());
+    let tarpc::client::NewClient { client, dispatch } =
+        ForwardClient::new(tarpc::client::Config::default(), transport);
+    let alive = Arc::new(AtomicBool::new(true));
+    let flag = alive.clone();
+    tokio::spawn(async move {
+        if let Err(err) = dispatch.await {
+            tracing::debug!(error = %err, "RPC connection ended");
+        }
+        flag.store(false, Ordering::Release);
+    });
+    Ok(Connection { client, alive })
 }

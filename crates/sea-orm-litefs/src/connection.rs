@@ -312,6 +312,7 @@ pub(crate) async fn resolve(
     tracing::warn!(primary = %addr, %reason, "a forwarded answer was lost: asking the primary what became of the write");
     let deadline = Instant::now() + node.forwarder.timeout;
     let mut pause = RESOLVE_FIRST_PAUSE;
+    let mut asking = futures::stream::FuturesUnordered::new();
     loop {
         let asked = if node.follower.role().writes_locally() {
             // The lease came here meanwhile: this node's writer can say, as any primary would.
@@ -323,15 +324,7 @@ pub(crate) async fn resolve(
                 ))),
             }
         } else {
-            // Each attempt gets a part of the window, the last one what is left: a connection
-            // or handshake that went silent must not take the whole window from the attempts
-            // after it, which go on a new connection.
-            let attempt = deadline.min(Instant::now() + node.forwarder.timeout / RESOLVE_SHARES);
-            node.forwarder
-                .call(attempt, None, |client, ctx| async move {
-                    client.resolve(ctx, key).await
-                })
-                .await
+            ask_primary(node, key, deadline, &mut asking).await
         };
         let (transient, failed) = match asked {
             Ok((Resolution::Committed(outcome), _)) => return Ok(outcome),
@@ -365,11 +358,50 @@ pub(crate) async fn resolve(
     }
 }
 
+/// Questions about `key` still waiting for an answer (see [`ask_primary`]).
+type Asking<'a> = futures::stream::FuturesUnordered<
+    futures::future::BoxFuture<'a, Result<(Resolution, super::client::Addr), CallError>>,
+>;
+
+/// Asks the primary about `key` once more, and returns the first answer to this question or to
+/// one asked before that is still waiting. Every question has the whole window: one waiting in a
+/// busy primary's queue keeps its place there. While none is answered, every share of the window
+/// (1/[`RESOLVE_SHARES`]) the same question goes on a new connection as well, without dropping
+/// the others: a connection or handshake gone silent (half-open) does not take the window with it.
+async fn ask_primary<'a>(
+    node: &'a Node,
+    key: u128,
+    deadline: Instant,
+    asking: &mut Asking<'a>,
+) -> Result<(Resolution, super::client::Addr), CallError> {
+    use futures::StreamExt;
+    let ask = || -> futures::future::BoxFuture<'a, _> {
+        Box::pin(
+            node.forwarder
+                .call(deadline, None, move |client, ctx| async move {
+                    client.resolve(ctx, key).await
+                }),
+        )
+    };
+    asking.push(ask());
+    let share = node.forwarder.timeout / RESOLVE_SHARES;
+    loop {
+        tokio::select! {
+            Some(answer) = asking.next() => return answer,
+            () = tokio::time::sleep(share) => {
+                node.forwarder.forget_primary();
+                asking.push(ask());
+            }
+        }
+    }
+}
+
 /// How long [`resolve`] waits before asking again a primary that could not be asked, at first
 /// and at most (doubling in between).
 const RESOLVE_FIRST_PAUSE: Duration = Duration::from_millis(20);
 const RESOLVE_MAX_PAUSE: Duration = Duration::from_millis(500);
-/// At most this share of the forward timeout (1/N) goes to one attempt of [`resolve`].
+/// After this share of the forward timeout (1/N) with no answer, [`ask_primary`] asks on a new
+/// connection too.
 const RESOLVE_SHARES: u32 = 4;
 
 /// Whether a write failed because LiteFS refused it (this node is no longer primary): SQLite's
@@ -871,5 +903,162 @@ mod tests {
             "answered before the window ended"
         );
         assert_eq!(rows(&primary_writer).await, 0);
+    }
+
+    /// REVIEW (half-open, many callers): a half-open peer takes no more data (no ACKs come, so
+    /// the replica's send buffer fills), as when the primary's host vanished. tarpc only times a
+    /// call out once its request was written to the transport; calls queued behind the full
+    /// buffer wait in its channel, past their deadline, until TCP itself gives up (minutes). Every
+    /// call must end by its deadline, as "lost" (its request may have gone out).
+    #[tokio::test]
+    async fn review_calls_queued_behind_a_full_send_buffer_end_by_their_deadline() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let name = "review-stalled";
+        let (_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        // A relay whose reading side can stall; small receive buffer, so the stall backs up fast.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(16).unwrap();
+        let relay = listener.local_addr().unwrap().to_string();
+        let (stall, stalled) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let mut stalled = stalled.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    while stalled.wait_for(|s| !*s).await.is_ok() {
+                        match client_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if server_write.write_all(&buf[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+            }
+        });
+        let node = replica_node(name, relay, secret, Duration::from_secs(2)).await;
+        let send = |request: Request, deadline: Instant| {
+            node.forwarder.call(deadline, None, move |c, ctx| {
+                let request = request.clone();
+                async move { c.run(ctx, idempotency_key(), request).await }
+            })
+        };
+        send(insert(1), Instant::now() + Duration::from_millis(500))
+            .await
+            .expect("the link works");
+
+        stall.send(true).unwrap();
+        let big = Request::Execute(wire::Statement {
+            sql: "INSERT INTO t VALUES (?)".into(),
+            params: vec![wire::Value::Text("x".repeat(1 << 20))],
+        });
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let calls = (0..12).map(|_| send(big.clone(), deadline));
+        let ended =
+            tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(calls)).await;
+        let results = ended
+            .expect("every call ends by its deadline (500 ms), none waits on the full send buffer");
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(CallError::Lost { .. }))),
+            "each call is lost: {:?}",
+            results.iter().map(|r| r.as_ref().err()).collect::<Vec<_>>()
+        );
+        drop(stall);
+    }
+
+    /// REVIEW (capped questions on a busy primary): the primary is busy, not half-open: its
+    /// writer has a steady queue of about 600 ms, within the forward timeout (1200 ms) but longer
+    /// than one attempt's share (300 ms). One question with the whole window would reach the
+    /// writer and be answered; attempts of a share each give up and go to the back of the queue
+    /// again, so the caller is told "unknown" although the primary could answer in time.
+    #[tokio::test]
+    async fn review_a_question_on_a_busy_primary_is_answered_within_the_window() {
+        let name = "review-busy-question";
+        let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        let timeout = Duration::from_millis(1200);
+        let node = replica_node(name, addr.clone(), secret, timeout).await;
+        // Steady load: a write holding the writer 200 ms arrives every 200 ms, 3 queued ahead.
+        let hold = Duration::from_millis(200);
+        let load = tokio::spawn({
+            let writer = primary_writer.clone();
+            async move {
+                let mut tick = tokio::time::interval(hold);
+                for n in 0.. {
+                    let writer = writer.clone();
+                    let burst = if n == 0 { 3 } else { 1 };
+                    for _ in 0..burst {
+                        let writer = writer.clone();
+                        tokio::spawn(async move {
+                            let guard = writer
+                                .acquire(Instant::now() + Duration::from_secs(30))
+                                .await;
+                            tokio::time::sleep(hold).await;
+                            drop(guard);
+                        });
+                    }
+                    tick.tick().await;
+                }
+            }
+        });
+        // The load is queued before the question comes.
+        while primary_writer.queue_depth() < 2 {
+            tokio::task::yield_now().await;
+        }
+        let writer = Writer::on_temp_file(&format!("{name}-replica"), false);
+        let started = Instant::now();
+        let asked = resolve(
+            &writer,
+            &node,
+            idempotency_key(),
+            addr,
+            "no answer within 1200 ms".into(),
+        )
+        .await;
+        load.abort();
+        assert!(
+            not_committed(&asked),
+            "the busy primary answers within the window ({:?} after asking): {:?}",
+            started.elapsed(),
+            asked.map(|o| o.pos)
+        );
+    }
+
+    /// REVIEW (connection storm): callers that find no connection to the primary (the first ones,
+    /// or all of them after one was evicted for a passed deadline) open one together, not one
+    /// each: a burst of writes after an eviction must not become a burst of TCP connections and
+    /// handshakes to an already struggling primary.
+    #[tokio::test]
+    async fn review_concurrent_callers_with_no_connection_open_one() {
+        let name = "review-storm";
+        let (_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        let relay = Relay::start(addr).await;
+        let node = replica_node(name, relay.addr.clone(), secret, Duration::from_secs(2)).await;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let calls = (0..16).map(|x| {
+            node.forwarder
+                .call(deadline, None, move |c, ctx| async move {
+                    c.run(ctx, idempotency_key(), insert(x)).await
+                })
+        });
+        for result in futures::future::join_all(calls).await {
+            result.expect("the link works");
+        }
+        assert_eq!(
+            *relay.accepted.borrow(),
+            1,
+            "connections opened for 16 callers"
+        );
     }
 }
