@@ -526,4 +526,46 @@ mod tests {
         assert!(matches!(wrong, Verdict::Throttled(_)), "{wrong:?}");
         assert!(matches!(right, Verdict::Throttled(_)), "{right:?}");
     }
+
+    /// Brings `shared` to: the admin's client signed in by spending the address's last cell.
+    async fn admin_signed_in_with_no_cell_left(gate: &PasswordGate, shared: Option<IpAddr>) {
+        assert_eq!(
+            gate.check(shared, false, RIGHT, "basic").await,
+            Verdict::Right
+        );
+        for i in 2..CLIENT_BURST {
+            let guess = format!("a-long-wrong-guess-{i}");
+            assert_eq!(
+                gate.check(shared, false, &guess, "basic").await,
+                Verdict::Wrong
+            );
+        }
+        assert_eq!(
+            gate.check(shared, false, RIGHT, "basic").await,
+            Verdict::Right
+        );
+    }
+
+    /// Review (adversarial): the guesser's FIRST request after the admin spent the last cell is
+    /// answered by the memo when it is the right password (a quick yes, no cell), while a wrong
+    /// one gets 429: one guess answered yes/no with no cell left to the address.
+    #[tokio::test]
+    async fn review_with_no_cell_left_the_first_guess_gets_the_same_answer_right_or_wrong() {
+        let shared = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)));
+        let (one, other) = (
+            PasswordGate::new(RIGHT.into()).await,
+            PasswordGate::new(RIGHT.into()).await,
+        );
+        admin_signed_in_with_no_cell_left(&one, shared).await;
+        admin_signed_in_with_no_cell_left(&other, shared).await;
+        let wrong = one
+            .check(shared, false, "another-wrong-guess", "basic")
+            .await;
+        let right = other.check(shared, false, RIGHT, "basic").await;
+        assert!(matches!(wrong, Verdict::Throttled(_)), "{wrong:?}");
+        assert!(
+            matches!(right, Verdict::Throttled(_)),
+            "right password, no cell left: {right:?}"
+        );
+    }
 }
