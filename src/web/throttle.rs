@@ -7,8 +7,9 @@
 //!   many addresses.
 //! - A client that signed in recently is held to its own bucket only: guesses from elsewhere that
 //!   empty the global bucket do not lock the admin out. Recently is: its key verified the right
-//!   password in this process within [`SIGNED_IN_FOR`] and has since sent no wrong one (a password
-//!   too short to be one does not count) nor been throttled, or its
+//!   password in this process within [`SIGNED_IN_FOR`], with a cell left in its bucket, and has
+//!   since sent no wrong one (a password too short to be one does not count) nor been throttled,
+//!   or its
 //!   browser shows the signed cookie a sign-in leaves (see [`super::auth`]), which survives
 //!   restarts and works on every node.
 
@@ -19,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Password checks one client may make in a burst, then one per [`CLIENT_PERIOD`].
@@ -48,7 +50,8 @@ pub fn client_key(ip: Option<IpAddr>) -> IpAddr {
 
 /// The buckets, and the clients that signed in recently.
 pub struct Throttle {
-    per_client: DefaultKeyedRateLimiter<IpAddr>,
+    /// Tells how many cells a client has left after each check (see [`Throttle::admit`]).
+    per_client: DefaultKeyedRateLimiter<IpAddr, StateInformationMiddleware>,
     global: DefaultDirectRateLimiter,
     /// When each client key last verified the right password.
     signed_in: Mutex<HashMap<IpAddr, Instant>>,
@@ -57,7 +60,8 @@ pub struct Throttle {
 impl Default for Throttle {
     fn default() -> Self {
         Throttle {
-            per_client: RateLimiter::keyed(quota(CLIENT_PERIOD, CLIENT_BURST)),
+            per_client: RateLimiter::keyed(quota(CLIENT_PERIOD, CLIENT_BURST))
+                .with_middleware::<StateInformationMiddleware>(),
             global: RateLimiter::direct(quota(GLOBAL_PERIOD, GLOBAL_BURST)),
             signed_in: Mutex::new(HashMap::new()),
         }
@@ -91,23 +95,28 @@ impl Throttle {
     }
 
     /// Takes a cell for one password check by `key`: from its own bucket, and from the global one
-    /// unless `signed_in`. `Err` says how long until a check would be allowed.
-    pub fn admit(&self, key: IpAddr, signed_in: bool) -> Result<(), Duration> {
+    /// unless `signed_in`. `Ok` says whether `key` has a cell left after this one (with none left,
+    /// a sign-in must not exempt it: its next request is throttled, right password or not); `Err`
+    /// says how long until a check would be allowed.
+    pub fn admit(&self, key: IpAddr, signed_in: bool) -> Result<bool, Duration> {
         // Forget clients whose buckets are full again, so spoofed or many addresses cannot grow
         // the map without bound.
         if self.per_client.len() > MAX_TRACKED_CLIENTS {
             self.per_client.retain_recent();
         }
         let now = DefaultClock::default().now();
-        self.per_client
+        let cells_left = self
+            .per_client
             .check_key(&key)
-            .map_err(|not_until| not_until.wait_time_from(now))?;
-        if signed_in {
-            return Ok(());
+            .map_err(|not_until| not_until.wait_time_from(now))?
+            .remaining_burst_capacity()
+            > 0;
+        if !signed_in {
+            self.global
+                .check()
+                .map_err(|not_until| not_until.wait_time_from(now))?;
         }
-        self.global
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(now))
+        Ok(cells_left)
     }
 }
 
