@@ -419,6 +419,45 @@ async fn s5_behind_a_proxy_the_main_port_serves_no_metrics_even_to_loopback() {
     );
 }
 
+/// The raw answer to `request_line` sent as is to `base` (no client normalizes the path).
+async fn raw_answer(base: &str, request_line: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("{request_line}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn s5_behind_a_proxy_no_spelling_of_the_metrics_path_serves_them() {
+    let app = spawn_app_with(&["--client-ip-header", "x-forwarded-for"])
+        .await
+        .expect("starts behind a proxy");
+    for line in [
+        "GET /metrics HTTP/1.1",
+        "HEAD /metrics HTTP/1.1",
+        "GET /metrics/ HTTP/1.1",
+        "GET //metrics HTTP/1.1",
+        "GET /Metrics HTTP/1.1",
+        "GET /%6detrics HTTP/1.1",
+        "GET /./metrics HTTP/1.1",
+        "GET /static/../metrics HTTP/1.1",
+        "GET /metrics?x=1 HTTP/1.1",
+        "GET /metrics;x HTTP/1.1",
+        "GET /api/../metrics HTTP/1.1",
+    ] {
+        let answer = raw_answer(&app.base, line).await;
+        let status = answer.split(' ').nth(1).unwrap_or_default();
+        assert!(
+            status.starts_with('4') && !answer.contains("# TYPE"),
+            "{line}: {answer}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn s5_a_metrics_listener_takes_metrics_off_the_main_port() {
     let app = spawn_app_with(&["--metrics-listen", "127.0.0.1:0"])
