@@ -673,3 +673,63 @@ async fn a_flood_of_wrong_passwords_does_not_grow_the_process() {
          (bound: {bound} MiB of growth)"
     );
 }
+
+/// Odd Basic-auth passwords (not UTF-8, NUL bytes, very long, no colon, not base64) and an odd
+/// form password: each a clear 4xx, never a 500 or a hang, and the app still answers the right one.
+#[tokio::test]
+async fn odd_passwords_get_a_clear_refusal_and_the_right_one_still_works() {
+    use base64::Engine;
+    let app = spawn_app_with(&[]).await.expect("starts");
+    let basic = |raw: &[u8]| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    };
+    let long = [b"admin:".as_slice(), &vec![b'x'; 48 * 1024]].concat();
+    let cases = [
+        basic(b"admin:\xff\xfe\xfd-not-utf8-at-all-here"),
+        basic(b"admin:with\0nul\0bytes-long-enough"),
+        basic(b"admin:\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+        basic(&long),
+        basic(b"admin-without-a-colon-at-all"),
+        basic(b":"),
+        "Basic !!!not-base64".to_owned(),
+        "Basic".to_owned(),
+        "basic YWRtaW46".to_owned(),
+    ];
+    for header in &cases {
+        let status = bare_client()
+            .get(app.url("/api/posts"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS,
+            "{:.40}: {status}",
+            header
+        );
+    }
+    let client = cookie_client();
+    let page = client.get(app.url("/admin/login")).send().await.unwrap();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let huge = "\0é".repeat(200 * 1024);
+    let status = client
+        .post(app.url("/admin/login"))
+        .form(&[("csrf", csrf.as_str()), ("password", huge.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_client_error(), "{status}");
+    let status = bare_client()
+        .get(app.url("/api/posts"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+}
