@@ -556,6 +556,38 @@ mod tests {
         );
     }
 
+    /// Review (adversarial): the admin's check was admitted with cells left, and its argon2 is
+    /// still running when a guesser sharing the address empties the bucket and is throttled
+    /// (which ends the address's exemption); the admin's check then ends and must not sign the
+    /// address in again, or the guesser's next request gets a quick yes for the right password.
+    #[tokio::test]
+    async fn review_a_check_that_ends_after_its_address_was_throttled_does_not_sign_it_in() {
+        let gate = Arc::new(PasswordGate::new(RIGHT.into()).await);
+        let shared = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
+        let key = throttle::client_key(shared);
+        // Every argon2 slot busy: the admin's check waits in `verify`, past the throttle.
+        let slots = gate.checks.available_permits() as u32;
+        let busy = gate.checks.clone().acquire_many_owned(slots).await.unwrap();
+        let admin = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.check(shared, false, RIGHT, "basic").await }
+        });
+        tokio::task::yield_now().await;
+        // The guesser's checks in flight take the other cells, and the next one is throttled.
+        while gate.throttle.admit(key, false).is_ok() {}
+        let throttled = gate
+            .check(shared, false, "a-long-wrong-guess", "basic")
+            .await;
+        assert!(matches!(throttled, Verdict::Throttled(_)), "{throttled:?}");
+        drop(busy);
+        assert_eq!(admin.await.unwrap(), Verdict::Right);
+        let right = gate.check(shared, false, RIGHT, "basic").await;
+        assert!(
+            matches!(right, Verdict::Throttled(_)),
+            "right password, throttled: {right:?}"
+        );
+    }
+
     /// Review (adversarial): the guesser's FIRST request after the admin spent the last cell is
     /// answered by the memo when it is the right password (a quick yes, no cell), while a wrong
     /// one gets 429: one guess answered yes/no with no cell left to the address.
