@@ -160,6 +160,7 @@ impl PasswordGate {
             self.log_failure(key, via, "wrong");
             return Verdict::Wrong;
         }
+        let admitted = std::time::Instant::now();
         let cells_left = match self.throttle.admit(key, key_signed_in || signed_in_browser) {
             Ok(cells_left) => cells_left,
             Err(wait) => {
@@ -179,7 +180,7 @@ impl PasswordGate {
             // request from its address would get a quick yes for the right password and 429 for
             // a wrong one, a free answer to a guesser sharing the address.
             if cells_left {
-                self.throttle.remember_sign_in(key);
+                self.throttle.remember_sign_in(key, admitted);
             } else {
                 self.throttle.forget_sign_in(key);
             }

@@ -55,6 +55,9 @@ pub struct Throttle {
     global: DefaultDirectRateLimiter,
     /// When each client key last verified the right password.
     signed_in: Mutex<HashMap<IpAddr, Instant>>,
+    /// When each client key was last refused a cell: a check admitted before that, still running
+    /// then, does not sign its key in when it ends (its address is throttled).
+    refused: Mutex<HashMap<IpAddr, Instant>>,
 }
 
 impl Default for Throttle {
@@ -64,6 +67,7 @@ impl Default for Throttle {
                 .with_middleware::<StateInformationMiddleware>(),
             global: RateLimiter::direct(quota(GLOBAL_PERIOD, GLOBAL_BURST)),
             signed_in: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -77,8 +81,14 @@ impl Throttle {
             .is_some_and(|at| at.elapsed() < SIGNED_IN_FOR)
     }
 
-    /// Remembers that `key` verified the right password.
-    pub fn remember_sign_in(&self, key: IpAddr) {
+    /// Remembers that `key` verified the right password in a check admitted at `admitted`, unless
+    /// `key` was refused a cell since (it is throttled now).
+    pub fn remember_sign_in(&self, key: IpAddr, admitted: Instant) {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.get(&key).is_some_and(|at| *at >= admitted) {
+            return;
+        }
+        drop(refused);
         let mut signed_in = self.signed_in.lock().unwrap_or_else(|e| e.into_inner());
         if signed_in.len() >= MAX_SIGNED_IN {
             signed_in.retain(|_, at| at.elapsed() < SIGNED_IN_FOR);
@@ -108,7 +118,10 @@ impl Throttle {
         let cells_left = self
             .per_client
             .check_key(&key)
-            .map_err(|not_until| not_until.wait_time_from(now))?
+            .map_err(|not_until| {
+                self.refused_now(key);
+                not_until.wait_time_from(now)
+            })?
             .remaining_burst_capacity()
             > 0;
         if !signed_in {
@@ -117,6 +130,18 @@ impl Throttle {
                 .map_err(|not_until| not_until.wait_time_from(now))?;
         }
         Ok(cells_left)
+    }
+}
+
+impl Throttle {
+    /// Records that `key` was refused a cell now; refusals older than a full bucket's refill are
+    /// forgotten once many clients are tracked.
+    fn refused_now(&self, key: IpAddr) {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.len() >= MAX_TRACKED_CLIENTS {
+            refused.retain(|_, at| at.elapsed() < CLIENT_PERIOD * CLIENT_BURST);
+        }
+        refused.insert(key, Instant::now());
     }
 }
 
