@@ -160,19 +160,30 @@ impl PasswordGate {
             self.log_failure(key, via, "wrong");
             return Verdict::Wrong;
         }
-        if let Err(wait) = self.throttle.admit(key, key_signed_in || signed_in_browser) {
-            // While its client is throttled, the right password must get this same answer: the
-            // exemption ends here, or a guesser sharing the admin's address would read a quick
-            // yes among its refusals.
-            self.throttle.forget_sign_in(key);
-            tracing::info!(client = %key, via, "password check throttled");
-            metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "throttled")
+        let admitted = std::time::Instant::now();
+        let cells_left = match self.throttle.admit(key, key_signed_in || signed_in_browser) {
+            Ok(cells_left) => cells_left,
+            Err(wait) => {
+                // While its client is throttled, the right password must get this same answer: the
+                // exemption ends here, or a guesser sharing the admin's address would read a quick
+                // yes among its refusals.
+                self.throttle.forget_sign_in(key);
+                tracing::info!(client = %key, via, "password check throttled");
+                metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "throttled")
                 .increment(1);
-            return Verdict::Throttled(wait);
-        }
+                return Verdict::Throttled(wait);
+            }
+        };
         if known_password || self.verify(password).await {
             *self.verified.lock().unwrap_or_else(|e| e.into_inner()) = Some(memo);
-            self.throttle.remember_sign_in(key);
+            // A client that spent its last cell is throttled, not signed in: else the next
+            // request from its address would get a quick yes for the right password and 429 for
+            // a wrong one, a free answer to a guesser sharing the address.
+            if cells_left {
+                self.throttle.remember_sign_in(key, admitted);
+            } else {
+                self.throttle.forget_sign_in(key);
+            }
             Verdict::Right
         } else {
             self.wrong(key, via)
@@ -525,5 +536,79 @@ mod tests {
         let right = gate.check(shared, false, RIGHT, "basic").await;
         assert!(matches!(wrong, Verdict::Throttled(_)), "{wrong:?}");
         assert!(matches!(right, Verdict::Throttled(_)), "{right:?}");
+    }
+
+    /// Brings `shared` to: the admin's client signed in by spending the address's last cell.
+    async fn admin_signed_in_with_no_cell_left(gate: &PasswordGate, shared: Option<IpAddr>) {
+        assert_eq!(
+            gate.check(shared, false, RIGHT, "basic").await,
+            Verdict::Right
+        );
+        for i in 2..CLIENT_BURST {
+            let guess = format!("a-long-wrong-guess-{i}");
+            assert_eq!(
+                gate.check(shared, false, &guess, "basic").await,
+                Verdict::Wrong
+            );
+        }
+        assert_eq!(
+            gate.check(shared, false, RIGHT, "basic").await,
+            Verdict::Right
+        );
+    }
+
+    /// Review (adversarial): the admin's check was admitted with cells left, and its argon2 is
+    /// still running when a guesser sharing the address empties the bucket and is throttled
+    /// (which ends the address's exemption); the admin's check then ends and must not sign the
+    /// address in again, or the guesser's next request gets a quick yes for the right password.
+    #[tokio::test]
+    async fn review_a_check_that_ends_after_its_address_was_throttled_does_not_sign_it_in() {
+        let gate = Arc::new(PasswordGate::new(RIGHT.into()).await);
+        let shared = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
+        let key = throttle::client_key(shared);
+        // Every argon2 slot busy: the admin's check waits in `verify`, past the throttle.
+        let slots = gate.checks.available_permits() as u32;
+        let busy = gate.checks.clone().acquire_many_owned(slots).await.unwrap();
+        let admin = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.check(shared, false, RIGHT, "basic").await }
+        });
+        tokio::task::yield_now().await;
+        // The guesser's checks in flight take the other cells, and the next one is throttled.
+        while gate.throttle.admit(key, false).is_ok() {}
+        let throttled = gate
+            .check(shared, false, "a-long-wrong-guess", "basic")
+            .await;
+        assert!(matches!(throttled, Verdict::Throttled(_)), "{throttled:?}");
+        drop(busy);
+        assert_eq!(admin.await.unwrap(), Verdict::Right);
+        let right = gate.check(shared, false, RIGHT, "basic").await;
+        assert!(
+            matches!(right, Verdict::Throttled(_)),
+            "right password, throttled: {right:?}"
+        );
+    }
+
+    /// Review (adversarial): the guesser's FIRST request after the admin spent the last cell is
+    /// answered by the memo when it is the right password (a quick yes, no cell), while a wrong
+    /// one gets 429: one guess answered yes/no with no cell left to the address.
+    #[tokio::test]
+    async fn review_with_no_cell_left_the_first_guess_gets_the_same_answer_right_or_wrong() {
+        let shared = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)));
+        let (one, other) = (
+            PasswordGate::new(RIGHT.into()).await,
+            PasswordGate::new(RIGHT.into()).await,
+        );
+        admin_signed_in_with_no_cell_left(&one, shared).await;
+        admin_signed_in_with_no_cell_left(&other, shared).await;
+        let wrong = one
+            .check(shared, false, "another-wrong-guess", "basic")
+            .await;
+        let right = other.check(shared, false, RIGHT, "basic").await;
+        assert!(matches!(wrong, Verdict::Throttled(_)), "{wrong:?}");
+        assert!(
+            matches!(right, Verdict::Throttled(_)),
+            "right password, no cell left: {right:?}"
+        );
     }
 }

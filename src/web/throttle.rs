@@ -7,8 +7,9 @@
 //!   many addresses.
 //! - A client that signed in recently is held to its own bucket only: guesses from elsewhere that
 //!   empty the global bucket do not lock the admin out. Recently is: its key verified the right
-//!   password in this process within [`SIGNED_IN_FOR`] and has since sent no wrong one (a password
-//!   too short to be one does not count) nor been throttled, or its
+//!   password in this process within [`SIGNED_IN_FOR`], with a cell left in its bucket, and has
+//!   since sent no wrong one (a password too short to be one does not count) nor been throttled,
+//!   or its
 //!   browser shows the signed cookie a sign-in leaves (see [`super::auth`]), which survives
 //!   restarts and works on every node.
 
@@ -19,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Password checks one client may make in a burst, then one per [`CLIENT_PERIOD`].
@@ -48,18 +50,24 @@ pub fn client_key(ip: Option<IpAddr>) -> IpAddr {
 
 /// The buckets, and the clients that signed in recently.
 pub struct Throttle {
-    per_client: DefaultKeyedRateLimiter<IpAddr>,
+    /// Tells how many cells a client has left after each check (see [`Throttle::admit`]).
+    per_client: DefaultKeyedRateLimiter<IpAddr, StateInformationMiddleware>,
     global: DefaultDirectRateLimiter,
     /// When each client key last verified the right password.
     signed_in: Mutex<HashMap<IpAddr, Instant>>,
+    /// When each client key was last refused a cell: a check admitted before that, still running
+    /// then, does not sign its key in when it ends (its address is throttled).
+    refused: Mutex<HashMap<IpAddr, Instant>>,
 }
 
 impl Default for Throttle {
     fn default() -> Self {
         Throttle {
-            per_client: RateLimiter::keyed(quota(CLIENT_PERIOD, CLIENT_BURST)),
+            per_client: RateLimiter::keyed(quota(CLIENT_PERIOD, CLIENT_BURST))
+                .with_middleware::<StateInformationMiddleware>(),
             global: RateLimiter::direct(quota(GLOBAL_PERIOD, GLOBAL_BURST)),
             signed_in: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -73,8 +81,14 @@ impl Throttle {
             .is_some_and(|at| at.elapsed() < SIGNED_IN_FOR)
     }
 
-    /// Remembers that `key` verified the right password.
-    pub fn remember_sign_in(&self, key: IpAddr) {
+    /// Remembers that `key` verified the right password in a check admitted at `admitted`, unless
+    /// `key` was refused a cell since (it is throttled now).
+    pub fn remember_sign_in(&self, key: IpAddr, admitted: Instant) {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.get(&key).is_some_and(|at| *at >= admitted) {
+            return;
+        }
+        drop(refused);
         let mut signed_in = self.signed_in.lock().unwrap_or_else(|e| e.into_inner());
         if signed_in.len() >= MAX_SIGNED_IN {
             signed_in.retain(|_, at| at.elapsed() < SIGNED_IN_FOR);
@@ -91,23 +105,43 @@ impl Throttle {
     }
 
     /// Takes a cell for one password check by `key`: from its own bucket, and from the global one
-    /// unless `signed_in`. `Err` says how long until a check would be allowed.
-    pub fn admit(&self, key: IpAddr, signed_in: bool) -> Result<(), Duration> {
+    /// unless `signed_in`. `Ok` says whether `key` has a cell left after this one (with none left,
+    /// a sign-in must not exempt it: its next request is throttled, right password or not); `Err`
+    /// says how long until a check would be allowed.
+    pub fn admit(&self, key: IpAddr, signed_in: bool) -> Result<bool, Duration> {
         // Forget clients whose buckets are full again, so spoofed or many addresses cannot grow
         // the map without bound.
         if self.per_client.len() > MAX_TRACKED_CLIENTS {
             self.per_client.retain_recent();
         }
         let now = DefaultClock::default().now();
-        self.per_client
+        let cells_left = self
+            .per_client
             .check_key(&key)
-            .map_err(|not_until| not_until.wait_time_from(now))?;
-        if signed_in {
-            return Ok(());
+            .map_err(|not_until| {
+                self.refused_now(key);
+                not_until.wait_time_from(now)
+            })?
+            .remaining_burst_capacity()
+            > 0;
+        if !signed_in {
+            self.global
+                .check()
+                .map_err(|not_until| not_until.wait_time_from(now))?;
         }
-        self.global
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(now))
+        Ok(cells_left)
+    }
+}
+
+impl Throttle {
+    /// Records that `key` was refused a cell now; refusals older than a full bucket's refill are
+    /// forgotten once many clients are tracked.
+    fn refused_now(&self, key: IpAddr) {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.len() >= MAX_TRACKED_CLIENTS {
+            refused.retain(|_, at| at.elapsed() < CLIENT_PERIOD * CLIENT_BURST);
+        }
+        refused.insert(key, Instant::now());
     }
 }
 

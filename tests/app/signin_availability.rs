@@ -419,6 +419,45 @@ async fn s5_behind_a_proxy_the_main_port_serves_no_metrics_even_to_loopback() {
     );
 }
 
+/// The raw answer to `request_line` sent as is to `base` (no client normalizes the path).
+async fn raw_answer(base: &str, request_line: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("{request_line}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn s5_behind_a_proxy_no_spelling_of_the_metrics_path_serves_them() {
+    let app = spawn_app_with(&["--client-ip-header", "x-forwarded-for"])
+        .await
+        .expect("starts behind a proxy");
+    for line in [
+        "GET /metrics HTTP/1.1",
+        "HEAD /metrics HTTP/1.1",
+        "GET /metrics/ HTTP/1.1",
+        "GET //metrics HTTP/1.1",
+        "GET /Metrics HTTP/1.1",
+        "GET /%6detrics HTTP/1.1",
+        "GET /./metrics HTTP/1.1",
+        "GET /static/../metrics HTTP/1.1",
+        "GET /metrics?x=1 HTTP/1.1",
+        "GET /metrics;x HTTP/1.1",
+        "GET /api/../metrics HTTP/1.1",
+    ] {
+        let answer = raw_answer(&app.base, line).await;
+        let status = answer.split(' ').nth(1).unwrap_or_default();
+        assert!(
+            status.starts_with('4') && !answer.contains("# TYPE"),
+            "{line}: {answer}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn s5_a_metrics_listener_takes_metrics_off_the_main_port() {
     let app = spawn_app_with(&["--metrics-listen", "127.0.0.1:0"])
@@ -633,4 +672,64 @@ async fn a_flood_of_wrong_passwords_does_not_grow_the_process() {
         "peak memory grew from {before} MiB to {after} MiB over {checked} argon2 checks \
          (bound: {bound} MiB of growth)"
     );
+}
+
+/// Odd Basic-auth passwords (not UTF-8, NUL bytes, very long, no colon, not base64) and an odd
+/// form password: each a clear 4xx, never a 500 or a hang, and the app still answers the right one.
+#[tokio::test]
+async fn odd_passwords_get_a_clear_refusal_and_the_right_one_still_works() {
+    use base64::Engine;
+    let app = spawn_app_with(&[]).await.expect("starts");
+    let basic = |raw: &[u8]| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    };
+    let long = [b"admin:".as_slice(), &vec![b'x'; 48 * 1024]].concat();
+    let cases = [
+        basic(b"admin:\xff\xfe\xfd-not-utf8-at-all-here"),
+        basic(b"admin:with\0nul\0bytes-long-enough"),
+        basic(b"admin:\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
+        basic(&long),
+        basic(b"admin-without-a-colon-at-all"),
+        basic(b":"),
+        "Basic !!!not-base64".to_owned(),
+        "Basic".to_owned(),
+        "basic YWRtaW46".to_owned(),
+    ];
+    for header in &cases {
+        let status = bare_client()
+            .get(app.url("/api/posts"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS,
+            "{:.40}: {status}",
+            header
+        );
+    }
+    let client = cookie_client();
+    let page = client.get(app.url("/admin/login")).send().await.unwrap();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let huge = "\0é".repeat(200 * 1024);
+    let status = client
+        .post(app.url("/admin/login"))
+        .form(&[("csrf", csrf.as_str()), ("password", huge.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_client_error(), "{status}");
+    let status = bare_client()
+        .get(app.url("/api/posts"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
 }
