@@ -589,6 +589,37 @@ mod tests {
         );
     }
 
+    /// Review (adversarial): while the admin's check is in argon2 (admitted with cells left), a
+    /// guesser sharing the address spends the other cells on requests the EMPTY GLOBAL bucket
+    /// refuses at once (each takes its per-client cell first, and none is a per-client refusal).
+    /// The admin's check then ends and signs in an address with no cell left: the guesser's next
+    /// request gets a quick yes for the right password and 429 for a wrong one.
+    #[tokio::test]
+    async fn review_a_check_that_ends_after_its_address_spent_its_last_cell_does_not_sign_it_in() {
+        let gate = Arc::new(PasswordGate::new(RIGHT.into()).await);
+        let shared = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)));
+        let slots = gate.checks.available_permits() as u32;
+        let busy = gate.checks.clone().acquire_many_owned(slots).await.unwrap();
+        let admin = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.check(shared, false, RIGHT, "basic").await }
+        });
+        tokio::task::yield_now().await;
+        empty_the_global_bucket(&gate);
+        for i in 1..CLIENT_BURST {
+            let guess = format!("a-long-wrong-guess-{i}");
+            let verdict = gate.check(shared, false, &guess, "basic").await;
+            assert!(matches!(verdict, Verdict::Throttled(_)), "{verdict:?}");
+        }
+        drop(busy);
+        assert_eq!(admin.await.unwrap(), Verdict::Right);
+        let right = gate.check(shared, false, RIGHT, "basic").await;
+        assert!(
+            matches!(right, Verdict::Throttled(_)),
+            "right password, no cell left: {right:?}"
+        );
+    }
+
     /// Review (adversarial): the guesser's FIRST request after the admin spent the last cell is
     /// answered by the memo when it is the right password (a quick yes, no cell), while a wrong
     /// one gets 429: one guess answered yes/no with no cell left to the address.
