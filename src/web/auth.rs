@@ -161,29 +161,23 @@ impl PasswordGate {
             return Verdict::Wrong;
         }
         let admitted = std::time::Instant::now();
-        let cells_left = match self.throttle.admit(key, key_signed_in || signed_in_browser) {
-            Ok(cells_left) => cells_left,
-            Err(wait) => {
-                // While its client is throttled, the right password must get this same answer: the
-                // exemption ends here, or a guesser sharing the admin's address would read a quick
-                // yes among its refusals.
-                self.throttle.forget_sign_in(key);
-                tracing::info!(client = %key, via, "password check throttled");
-                metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "throttled")
+        if let Err(wait) = self.throttle.admit(key, key_signed_in || signed_in_browser) {
+            // While its client is throttled, the right password must get this same answer: the
+            // exemption ends here, or a guesser sharing the admin's address would read a quick
+            // yes among its refusals.
+            self.throttle.forget_sign_in(key);
+            tracing::info!(client = %key, via, "password check throttled");
+            metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "throttled")
                 .increment(1);
-                return Verdict::Throttled(wait);
-            }
-        };
+            return Verdict::Throttled(wait);
+        }
         if known_password || self.verify(password).await {
             *self.verified.lock().unwrap_or_else(|e| e.into_inner()) = Some(memo);
-            // A client that spent its last cell is throttled, not signed in: else the next
-            // request from its address would get a quick yes for the right password and 429 for
-            // a wrong one, a free answer to a guesser sharing the address.
-            if cells_left {
-                self.throttle.remember_sign_in(key, admitted);
-            } else {
-                self.throttle.forget_sign_in(key);
-            }
+            // Not if this check, or another from its address while it ran, took the last cell:
+            // the address is throttled then, and a sign-in would give its next request a quick
+            // yes for the right password and 429 for a wrong one, a free answer to a guesser
+            // sharing it.
+            self.throttle.remember_sign_in(key, admitted);
             Verdict::Right
         } else {
             self.wrong(key, via)
