@@ -614,6 +614,44 @@ mod tests {
         );
     }
 
+    /// Review (adversarial): the admin is signed in (its API client answered at once); a guesser
+    /// sharing the address sends wrong guesses that take every cell and wait for argon2 (their
+    /// "wrong" has not ended the exemption yet). The address has no cell left, yet its next
+    /// request gets a quick yes for the right password, and 429 for a wrong one.
+    #[tokio::test]
+    async fn review_guesses_in_flight_that_take_the_last_cell_end_the_exemption() {
+        let gate = Arc::new(PasswordGate::new(RIGHT.into()).await);
+        let shared = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12)));
+        assert_eq!(
+            gate.check(shared, false, RIGHT, "basic").await,
+            Verdict::Right
+        );
+        let slots = gate.checks.available_permits() as u32;
+        let busy = gate.checks.clone().acquire_many_owned(slots).await.unwrap();
+        let guesses: Vec<_> = (1..CLIENT_BURST)
+            .map(|i| {
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    let guess = format!("a-long-wrong-guess-{i}");
+                    gate.check(shared, false, &guess, "basic").await
+                })
+            })
+            .collect();
+        // Each guess takes its cell before it waits for argon2.
+        for _ in 0..CLIENT_BURST {
+            tokio::task::yield_now().await;
+        }
+        let right = gate.check(shared, false, RIGHT, "basic").await;
+        drop(busy);
+        for guess in guesses {
+            assert_eq!(guess.await.unwrap(), Verdict::Wrong);
+        }
+        assert!(
+            matches!(right, Verdict::Throttled(_)),
+            "right password, no cell left: {right:?}"
+        );
+    }
+
     /// Review (adversarial): the guesser's FIRST request after the admin spent the last cell is
     /// answered by the memo when it is the right password (a quick yes, no cell), while a wrong
     /// one gets 429: one guess answered yes/no with no cell left to the address.
