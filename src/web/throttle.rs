@@ -9,8 +9,8 @@
 //!   empty the global bucket do not lock the admin out. Recently is: its key verified the right
 //!   password in this process within [`SIGNED_IN_FOR`], and no request from it took its bucket's
 //!   last cell or was throttled while that check ran, and it has since sent no wrong one (a
-//!   password too short to be one does not count) nor been throttled, or its
-//!   browser shows the signed cookie a sign-in leaves (see [`super::auth`]), which survives
+//!   password too short to be one does not count), taken its last cell, nor been throttled, or
+//!   its browser shows the signed cookie a sign-in leaves (see [`super::auth`]), which survives
 //!   restarts and works on every node.
 
 use std::collections::HashMap;
@@ -140,9 +140,12 @@ impl Throttle {
 }
 
 impl Throttle {
-    /// Records that `key` took its last cell or was refused one now; records older than a full
-    /// bucket's refill are forgotten once many clients are tracked.
+    /// Records that `key` took its last cell or was refused one now, and ends its sign-in: its
+    /// next request is throttled, so the right password must not be answered at once (checks of
+    /// its still in argon2 have not ended it yet). Records older than a full bucket's refill are
+    /// forgotten once many clients are tracked.
     fn emptied_now(&self, key: IpAddr) {
+        self.forget_sign_in(key);
         let mut emptied = self.emptied.lock().unwrap_or_else(|e| e.into_inner());
         if emptied.len() >= MAX_TRACKED_CLIENTS {
             emptied.retain(|_, at| at.elapsed() < CLIENT_PERIOD * CLIENT_BURST);
