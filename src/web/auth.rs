@@ -652,6 +652,46 @@ mod tests {
         );
     }
 
+    /// Review (adversarial): a flood of checks, half of whose requests are dropped mid-check (a
+    /// client that gives up), never holds more argon2 working memories than there are permits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn review_dropped_checks_do_not_grow_the_working_memory_past_the_permits() {
+        let gate = Arc::new(PasswordGate::new(RIGHT.into()).await);
+        let slots = gate.checks.available_permits();
+        let flood = |from: u32| -> Vec<_> {
+            (from..from + 4 * slots as u32)
+                .map(|i| {
+                    let gate = gate.clone();
+                    let client = Some(IpAddr::V4(Ipv4Addr::from_bits(0x0a01_0000 + i)));
+                    tokio::spawn(async move {
+                        gate.check(client, false, "a-long-wrong-guess", "basic")
+                            .await
+                    })
+                })
+                .collect()
+        };
+        let first = flood(0);
+        tokio::task::yield_now().await;
+        for (i, check) in first.iter().enumerate() {
+            if i % 2 == 0 {
+                check.abort();
+            }
+        }
+        for check in flood(1000) {
+            assert_eq!(check.await.unwrap(), Verdict::Wrong);
+        }
+        for check in first {
+            let _ = check.await;
+        }
+        // Blocking runs of aborted checks end on their own: wait until every permit is back.
+        drop(gate.checks.acquire_many(slots as u32).await.unwrap());
+        let pooled = gate.memory.0.lock().unwrap().len();
+        assert!(
+            (1..=slots).contains(&pooled),
+            "{pooled} working memories for {slots} permits"
+        );
+    }
+
     /// Review (adversarial): the guesser's FIRST request after the admin spent the last cell is
     /// answered by the memo when it is the right password (a quick yes, no cell), while a wrong
     /// one gets 429: one guess answered yes/no with no cell left to the address.
