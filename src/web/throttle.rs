@@ -86,14 +86,14 @@ impl Throttle {
     /// its bucket was emptied since (by this check or another): then `key` is signed out, as its
     /// next request is throttled, right password or wrong.
     pub fn remember_sign_in(&self, key: IpAddr, admitted: Instant) {
+        // Held until the sign-in is in: a bucket emptied meanwhile, recorded under this lock,
+        // then ends it (see [`Throttle::emptied_now`]). Lock order: `emptied`, then `signed_in`.
         let emptied = self.emptied.lock().unwrap_or_else(|e| e.into_inner());
+        let mut signed_in = self.signed_in.lock().unwrap_or_else(|e| e.into_inner());
         if emptied.get(&key).is_some_and(|at| *at >= admitted) {
-            drop(emptied);
-            self.forget_sign_in(key);
+            signed_in.remove(&key);
             return;
         }
-        drop(emptied);
-        let mut signed_in = self.signed_in.lock().unwrap_or_else(|e| e.into_inner());
         if signed_in.len() >= MAX_SIGNED_IN {
             signed_in.retain(|_, at| at.elapsed() < SIGNED_IN_FOR);
         }
@@ -145,12 +145,13 @@ impl Throttle {
     /// its still in argon2 have not ended it yet). Records older than a full bucket's refill are
     /// forgotten once many clients are tracked.
     fn emptied_now(&self, key: IpAddr) {
-        self.forget_sign_in(key);
         let mut emptied = self.emptied.lock().unwrap_or_else(|e| e.into_inner());
         if emptied.len() >= MAX_TRACKED_CLIENTS {
             emptied.retain(|_, at| at.elapsed() < CLIENT_PERIOD * CLIENT_BURST);
         }
         emptied.insert(key, Instant::now());
+        // Under the `emptied` lock: a sign-in cannot slip in between the record and this.
+        self.forget_sign_in(key);
     }
 }
 
