@@ -161,29 +161,23 @@ impl PasswordGate {
             return Verdict::Wrong;
         }
         let admitted = std::time::Instant::now();
-        let cells_left = match self.throttle.admit(key, key_signed_in || signed_in_browser) {
-            Ok(cells_left) => cells_left,
-            Err(wait) => {
-                // While its client is throttled, the right password must get this same answer: the
-                // exemption ends here, or a guesser sharing the admin's address would read a quick
-                // yes among its refusals.
-                self.throttle.forget_sign_in(key);
-                tracing::info!(client = %key, via, "password check throttled");
-                metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "throttled")
+        if let Err(wait) = self.throttle.admit(key, key_signed_in || signed_in_browser) {
+            // While its client is throttled, the right password must get this same answer: the
+            // exemption ends here, or a guesser sharing the admin's address would read a quick
+            // yes among its refusals.
+            self.throttle.forget_sign_in(key);
+            tracing::info!(client = %key, via, "password check throttled");
+            metrics::counter!("blog_auth_failures_total", "via" => via, "reason" => "throttled")
                 .increment(1);
-                return Verdict::Throttled(wait);
-            }
-        };
+            return Verdict::Throttled(wait);
+        }
         if known_password || self.verify(password).await {
             *self.verified.lock().unwrap_or_else(|e| e.into_inner()) = Some(memo);
-            // A client that spent its last cell is throttled, not signed in: else the next
-            // request from its address would get a quick yes for the right password and 429 for
-            // a wrong one, a free answer to a guesser sharing the address.
-            if cells_left {
-                self.throttle.remember_sign_in(key, admitted);
-            } else {
-                self.throttle.forget_sign_in(key);
-            }
+            // Not if this check, or another from its address while it ran, took the last cell:
+            // the address is throttled then, and a sign-in would give its next request a quick
+            // yes for the right password and 429 for a wrong one, a free answer to a guesser
+            // sharing it.
+            self.throttle.remember_sign_in(key, admitted);
             Verdict::Right
         } else {
             self.wrong(key, via)
@@ -586,6 +580,115 @@ mod tests {
         assert!(
             matches!(right, Verdict::Throttled(_)),
             "right password, throttled: {right:?}"
+        );
+    }
+
+    /// Review (adversarial): while the admin's check is in argon2 (admitted with cells left), a
+    /// guesser sharing the address spends the other cells on requests the EMPTY GLOBAL bucket
+    /// refuses at once (each takes its per-client cell first, and none is a per-client refusal).
+    /// The admin's check then ends and signs in an address with no cell left: the guesser's next
+    /// request gets a quick yes for the right password and 429 for a wrong one.
+    #[tokio::test]
+    async fn review_a_check_that_ends_after_its_address_spent_its_last_cell_does_not_sign_it_in() {
+        let gate = Arc::new(PasswordGate::new(RIGHT.into()).await);
+        let shared = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)));
+        let slots = gate.checks.available_permits() as u32;
+        let busy = gate.checks.clone().acquire_many_owned(slots).await.unwrap();
+        let admin = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.check(shared, false, RIGHT, "basic").await }
+        });
+        tokio::task::yield_now().await;
+        empty_the_global_bucket(&gate);
+        for i in 1..CLIENT_BURST {
+            let guess = format!("a-long-wrong-guess-{i}");
+            let verdict = gate.check(shared, false, &guess, "basic").await;
+            assert!(matches!(verdict, Verdict::Throttled(_)), "{verdict:?}");
+        }
+        drop(busy);
+        assert_eq!(admin.await.unwrap(), Verdict::Right);
+        let right = gate.check(shared, false, RIGHT, "basic").await;
+        assert!(
+            matches!(right, Verdict::Throttled(_)),
+            "right password, no cell left: {right:?}"
+        );
+    }
+
+    /// Review (adversarial): the admin is signed in (its API client answered at once); a guesser
+    /// sharing the address sends wrong guesses that take every cell and wait for argon2 (their
+    /// "wrong" has not ended the exemption yet). The address has no cell left, yet its next
+    /// request gets a quick yes for the right password, and 429 for a wrong one.
+    #[tokio::test]
+    async fn review_guesses_in_flight_that_take_the_last_cell_end_the_exemption() {
+        let gate = Arc::new(PasswordGate::new(RIGHT.into()).await);
+        let shared = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12)));
+        assert_eq!(
+            gate.check(shared, false, RIGHT, "basic").await,
+            Verdict::Right
+        );
+        let slots = gate.checks.available_permits() as u32;
+        let busy = gate.checks.clone().acquire_many_owned(slots).await.unwrap();
+        let guesses: Vec<_> = (1..CLIENT_BURST)
+            .map(|i| {
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    let guess = format!("a-long-wrong-guess-{i}");
+                    gate.check(shared, false, &guess, "basic").await
+                })
+            })
+            .collect();
+        // Each guess takes its cell before it waits for argon2.
+        for _ in 0..CLIENT_BURST {
+            tokio::task::yield_now().await;
+        }
+        let right = gate.check(shared, false, RIGHT, "basic").await;
+        drop(busy);
+        for guess in guesses {
+            assert_eq!(guess.await.unwrap(), Verdict::Wrong);
+        }
+        assert!(
+            matches!(right, Verdict::Throttled(_)),
+            "right password, no cell left: {right:?}"
+        );
+    }
+
+    /// Review (adversarial): a flood of checks, half of whose requests are dropped mid-check (a
+    /// client that gives up), never holds more argon2 working memories than there are permits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn review_dropped_checks_do_not_grow_the_working_memory_past_the_permits() {
+        let gate = Arc::new(PasswordGate::new(RIGHT.into()).await);
+        let slots = gate.checks.available_permits();
+        let flood = |from: u32| -> Vec<_> {
+            (from..from + 4 * slots as u32)
+                .map(|i| {
+                    let gate = gate.clone();
+                    let client = Some(IpAddr::V4(Ipv4Addr::from_bits(0x0a01_0000 + i)));
+                    tokio::spawn(async move {
+                        gate.check(client, false, "a-long-wrong-guess", "basic")
+                            .await
+                    })
+                })
+                .collect()
+        };
+        let first = flood(0);
+        tokio::task::yield_now().await;
+        for (i, check) in first.iter().enumerate() {
+            if i % 2 == 0 {
+                check.abort();
+            }
+        }
+        for check in flood(1000) {
+            assert_eq!(check.await.unwrap(), Verdict::Wrong);
+        }
+        for check in first {
+            let _ = check.await;
+        }
+        // Blocking runs of aborted checks end on their own: wait until every permit is back.
+        drop(gate.checks.acquire_many(slots as u32).await.unwrap());
+        let pooled = gate.memory.0.lock().unwrap().len();
+        assert!(
+            (1..=slots).contains(&pooled),
+            "{pooled} working memories for {slots} permits"
         );
     }
 

@@ -7,10 +7,10 @@
 //!   many addresses.
 //! - A client that signed in recently is held to its own bucket only: guesses from elsewhere that
 //!   empty the global bucket do not lock the admin out. Recently is: its key verified the right
-//!   password in this process within [`SIGNED_IN_FOR`], with a cell left in its bucket, and has
-//!   since sent no wrong one (a password too short to be one does not count) nor been throttled,
-//!   or its
-//!   browser shows the signed cookie a sign-in leaves (see [`super::auth`]), which survives
+//!   password in this process within [`SIGNED_IN_FOR`], and no request from it took its bucket's
+//!   last cell or was throttled while that check ran, and it has since sent no wrong one (a
+//!   password too short to be one does not count), taken its last cell, nor been throttled, or
+//!   its browser shows the signed cookie a sign-in leaves (see [`super::auth`]), which survives
 //!   restarts and works on every node.
 
 use std::collections::HashMap;
@@ -55,9 +55,10 @@ pub struct Throttle {
     global: DefaultDirectRateLimiter,
     /// When each client key last verified the right password.
     signed_in: Mutex<HashMap<IpAddr, Instant>>,
-    /// When each client key was last refused a cell: a check admitted before that, still running
-    /// then, does not sign its key in when it ends (its address is throttled).
-    refused: Mutex<HashMap<IpAddr, Instant>>,
+    /// When each client key last took its bucket's last cell or was refused one: a check admitted
+    /// before that, still running then, does not sign its key in when it ends (its address has no
+    /// cell left, and a sign-in would give its next request a quick yes for the right password).
+    emptied: Mutex<HashMap<IpAddr, Instant>>,
 }
 
 impl Default for Throttle {
@@ -67,7 +68,7 @@ impl Default for Throttle {
                 .with_middleware::<StateInformationMiddleware>(),
             global: RateLimiter::direct(quota(GLOBAL_PERIOD, GLOBAL_BURST)),
             signed_in: Mutex::new(HashMap::new()),
-            refused: Mutex::new(HashMap::new()),
+            emptied: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -82,14 +83,17 @@ impl Throttle {
     }
 
     /// Remembers that `key` verified the right password in a check admitted at `admitted`, unless
-    /// `key` was refused a cell since (it is throttled now).
+    /// its bucket was emptied since (by this check or another): then `key` is signed out, as its
+    /// next request is throttled, right password or wrong.
     pub fn remember_sign_in(&self, key: IpAddr, admitted: Instant) {
-        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        if refused.get(&key).is_some_and(|at| *at >= admitted) {
+        // Held until the sign-in is in: a bucket emptied meanwhile, recorded under this lock,
+        // then ends it (see [`Throttle::emptied_now`]). Lock order: `emptied`, then `signed_in`.
+        let emptied = self.emptied.lock().unwrap_or_else(|e| e.into_inner());
+        let mut signed_in = self.signed_in.lock().unwrap_or_else(|e| e.into_inner());
+        if emptied.get(&key).is_some_and(|at| *at >= admitted) {
+            signed_in.remove(&key);
             return;
         }
-        drop(refused);
-        let mut signed_in = self.signed_in.lock().unwrap_or_else(|e| e.into_inner());
         if signed_in.len() >= MAX_SIGNED_IN {
             signed_in.retain(|_, at| at.elapsed() < SIGNED_IN_FOR);
         }
@@ -105,10 +109,10 @@ impl Throttle {
     }
 
     /// Takes a cell for one password check by `key`: from its own bucket, and from the global one
-    /// unless `signed_in`. `Ok` says whether `key` has a cell left after this one (with none left,
-    /// a sign-in must not exempt it: its next request is throttled, right password or not); `Err`
-    /// says how long until a check would be allowed.
-    pub fn admit(&self, key: IpAddr, signed_in: bool) -> Result<bool, Duration> {
+    /// unless `signed_in`. `Err` says how long until a check would be allowed. Taking the last
+    /// cell, or being refused one, is recorded (see [`Throttle::remember_sign_in`]), even when the
+    /// global bucket then refuses the check.
+    pub fn admit(&self, key: IpAddr, signed_in: bool) -> Result<(), Duration> {
         // Forget clients whose buckets are full again, so spoofed or many addresses cannot grow
         // the map without bound.
         if self.per_client.len() > MAX_TRACKED_CLIENTS {
@@ -119,29 +123,35 @@ impl Throttle {
             .per_client
             .check_key(&key)
             .map_err(|not_until| {
-                self.refused_now(key);
+                self.emptied_now(key);
                 not_until.wait_time_from(now)
             })?
-            .remaining_burst_capacity()
-            > 0;
+            .remaining_burst_capacity();
+        if cells_left == 0 {
+            self.emptied_now(key);
+        }
         if !signed_in {
             self.global
                 .check()
                 .map_err(|not_until| not_until.wait_time_from(now))?;
         }
-        Ok(cells_left)
+        Ok(())
     }
 }
 
 impl Throttle {
-    /// Records that `key` was refused a cell now; refusals older than a full bucket's refill are
+    /// Records that `key` took its last cell or was refused one now, and ends its sign-in: its
+    /// next request is throttled, so the right password must not be answered at once (checks of
+    /// its still in argon2 have not ended it yet). Records older than a full bucket's refill are
     /// forgotten once many clients are tracked.
-    fn refused_now(&self, key: IpAddr) {
-        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        if refused.len() >= MAX_TRACKED_CLIENTS {
-            refused.retain(|_, at| at.elapsed() < CLIENT_PERIOD * CLIENT_BURST);
+    fn emptied_now(&self, key: IpAddr) {
+        let mut emptied = self.emptied.lock().unwrap_or_else(|e| e.into_inner());
+        if emptied.len() >= MAX_TRACKED_CLIENTS {
+            emptied.retain(|_, at| at.elapsed() < CLIENT_PERIOD * CLIENT_BURST);
         }
-        refused.insert(key, Instant::now());
+        emptied.insert(key, Instant::now());
+        // Under the `emptied` lock: a sign-in cannot slip in between the record and this.
+        self.forget_sign_in(key);
     }
 }
 
