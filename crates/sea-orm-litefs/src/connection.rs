@@ -1061,4 +1061,39 @@ mod tests {
             "connections opened for 16 callers"
         );
     }
+    /// REVIEW (connection storm, questions): the path to the primary is down when many writes'
+    /// answers are lost at once (an outage catches a burst of writes). Every question, once a
+    /// share of the window passes unanswered, asks again on a new connection, and forgets the
+    /// connection being opened for the others: 16 questions open one connection each per share
+    /// (about 16 x 3), rather than one new connection per share between them all, a burst of
+    /// TCP connections and handshakes to a primary that may already be struggling.
+    #[tokio::test]
+    async fn review_concurrent_questions_during_an_outage_share_their_new_connections() {
+        let name = "review-question-storm";
+        let (_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        let relay = Relay::start(addr).await;
+        let timeout = Duration::from_millis(800);
+        let node = replica_node(name, relay.addr.clone(), secret, timeout).await;
+        relay.set_down(true);
+        let writer = Writer::on_temp_file(&format!("{name}-replica"), false);
+        let questions = (0..16).map(|_| {
+            resolve(
+                &writer,
+                &node,
+                idempotency_key(),
+                relay.addr.clone(),
+                "no answer within 800 ms".into(),
+            )
+        });
+        let asked = futures::future::join_all(questions).await;
+        assert!(
+            asked.iter().all(Result::is_err),
+            "no answer can come while the path is down"
+        );
+        let opened = *relay.accepted.borrow();
+        assert!(
+            opened <= 2 * RESOLVE_SHARES as usize,
+            "connections opened for 16 questions in one window of {RESOLVE_SHARES} shares: {opened}"
+        );
+    }
 }
