@@ -389,7 +389,12 @@ async fn ask_primary<'a>(
         tokio::select! {
             Some(answer) = asking.next() => return answer,
             () = tokio::time::sleep(share) => {
-                node.forwarder.forget_primary();
+                // Only a connection that has had a good part of a share to answer is suspect: one
+                // opened just now (by another question waiting on the same silence) is shared,
+                // so that questions asked together open one connection per share, not one each.
+                let now = Instant::now();
+                node.forwarder
+                    .forget_primary_older_than(now.checked_sub(share / 2).unwrap_or(now));
                 asking.push(ask());
             }
         }
