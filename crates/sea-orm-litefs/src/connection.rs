@@ -1101,4 +1101,43 @@ mod tests {
             "connections opened for 16 questions in one window of {RESOLVE_SHARES} shares: {opened}"
         );
     }
+    /// REVIEW (half-open, remote transaction): a replica's transaction runs in a session on the
+    /// primary, which holds the primary's writer until it ends. Its COMMIT goes down a connection
+    /// that just went half-open: the answer is lost, and the question about the commit's key goes
+    /// on a new connection, as it should, but waits for the writer behind the very session whose
+    /// commit never arrived, until the session's lease ends (10 s), long past the window. The
+    /// primary is reachable and nothing committed, yet the caller is told "unknown".
+    #[tokio::test]
+    async fn review_a_transaction_whose_commit_is_lost_on_a_half_open_connection_is_known_not_committed()
+     {
+        use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
+        let name = "review-half-open-commit";
+        let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        let relay = Relay::start(addr).await;
+        let timeout = Duration::from_millis(1000);
+        let node = replica_node(name, relay.addr.clone(), secret, timeout).await;
+        let writer = Writer::on_temp_file(&format!("{name}-replica"), false);
+        let db = ClusterConnection::new(Inner {
+            writer,
+            node: Some(node),
+            timeout,
+            rpc_addr: None,
+        });
+        let txn = db.begin().await.expect("a session opens on the primary");
+        txn.execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .expect("the statement runs in the session");
+
+        relay.freeze_open_connections();
+        let started = Instant::now();
+        let committed = txn.commit().await;
+
+        assert!(
+            not_committed(&committed),
+            "the primary is reachable on a new connection and the commit never arrived: \
+             {committed:?} after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(rows(&primary_writer).await, 0, "nothing committed");
+    }
 }
