@@ -388,6 +388,13 @@ impl ClusterTransaction {
                     Ok((outcome, _)) => outcome,
                     Err(CallError::Failed(err)) => return Err(err.into_db_err()),
                     Err(CallError::Lost { addr, reason }) => {
+                        // The session holds the primary's writer until it ends, and the question
+                        // about the key waits for the writer: were the COMMIT lost on the way
+                        // (a half-open connection), the question would wait out the session's
+                        // lease. So the session is rolled back first (on a new connection): a
+                        // COMMIT that ran is kept and the question finds it; one that did not
+                        // run never will.
+                        rollback_session(&self.session, &self.cluster).await;
                         resolve(&self.cluster.writer, node, key, addr, reason).await?
                     }
                 };
