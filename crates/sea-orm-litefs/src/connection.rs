@@ -1173,4 +1173,45 @@ mod tests {
         assert!(committed.is_ok(), "the commit ran: {committed:?}");
         assert_eq!(rows(&primary_writer).await, 1, "it committed, once");
     }
+    /// REVIEW (eviction and an open remote transaction): a write sent while a replica's
+    /// transaction is open gets no answer (lost on the way back), and the connection they shared
+    /// is evicted. The transaction is a session on the primary, not tied to that connection: its
+    /// next statement and its commit go on the new one and commit.
+    #[tokio::test]
+    async fn review_a_transaction_outlives_the_eviction_of_its_connection() {
+        use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
+        let name = "review-evicted-session";
+        let (primary_writer, _executor, faults, addr, secret) = serving_primary(name).await;
+        let relay = Relay::start(addr).await;
+        let timeout = Duration::from_millis(1000);
+        let db = replica_connection(name, relay.addr.clone(), secret, timeout).await;
+        let forwarder = &db.inner.node.as_ref().unwrap().forwarder;
+        let txn = db.begin().await.expect("a session opens on the primary");
+        txn.execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .expect("the statement runs in the session");
+
+        faults
+            .lose_replies
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        let queued = forwarder
+            .call(
+                Instant::now() + Duration::from_millis(300),
+                None,
+                |c, ctx| async move { c.run(ctx, idempotency_key(), insert(9)).await },
+            )
+            .await;
+        assert!(
+            matches!(queued, Err(CallError::Lost { .. })),
+            "the write's answer is lost: {:?}",
+            queued.err()
+        );
+        txn.execute_unprepared("INSERT INTO t VALUES (2)")
+            .await
+            .expect("the session goes on over a new connection");
+        txn.commit().await.expect("and commits");
+
+        assert_eq!(*relay.accepted.borrow(), 2, "the connection was evicted");
+        assert_eq!(rows(&primary_writer).await, 2, "the transaction's two rows");
+    }
 }
