@@ -1214,4 +1214,50 @@ mod tests {
         assert_eq!(*relay.accepted.borrow(), 2, "the connection was evicted");
         assert_eq!(rows(&primary_writer).await, 2, "the transaction's two rows");
     }
+    /// REVIEW (stale eviction): two calls wait on a connection gone half-open; the first's deadline
+    /// passes, the connection is evicted, and the next call opens a working one. The second call's
+    /// deadline then passes on the old connection: it must not evict the new one, which later
+    /// calls go on reusing.
+    #[tokio::test]
+    async fn review_a_call_on_an_evicted_connection_does_not_evict_its_successor() {
+        let name = "review-stale-eviction";
+        let (_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        let relay = Relay::start(addr).await;
+        let node = replica_node(name, relay.addr.clone(), secret, Duration::from_secs(2)).await;
+        let send = |x: i64, within: Duration| {
+            node.forwarder
+                .call(Instant::now() + within, None, move |c, ctx| async move {
+                    c.run(ctx, idempotency_key(), insert(x)).await
+                })
+        };
+        send(1, Duration::from_millis(500))
+            .await
+            .expect("the link works");
+        relay.freeze_open_connections();
+        let first = send(2, Duration::from_millis(200));
+        let second = send(3, Duration::from_millis(700));
+        let later = async {
+            let lost = first.await;
+            assert!(
+                matches!(lost, Err(CallError::Lost { .. })),
+                "on the frozen connection"
+            );
+            send(4, Duration::from_millis(400))
+                .await
+                .expect("a new connection works");
+        };
+        let (lost, ()) = tokio::join!(second, later);
+        assert!(
+            matches!(lost, Err(CallError::Lost { .. })),
+            "on the frozen connection"
+        );
+        send(5, Duration::from_millis(400))
+            .await
+            .expect("the new connection works");
+        assert_eq!(
+            *relay.accepted.borrow(),
+            2,
+            "the old connection and the new one, reused after the stale call ended"
+        );
+    }
 }
