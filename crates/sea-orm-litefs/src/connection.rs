@@ -1260,4 +1260,61 @@ mod tests {
             "the old connection and the new one, reused after the stale call ended"
         );
     }
+    /// REVIEW (exactly once across an eviction): a write reached the primary and waits there for
+    /// the writer when its connection goes half-open. The question about it goes on a new
+    /// connection while the write has still not run; it must not be told "not committed" (and
+    /// leave a tombstone the write then meets) nor see the write run twice: it waits its turn
+    /// behind the write, which commits, and hears so.
+    #[tokio::test]
+    async fn review_a_question_asked_while_the_write_waits_on_the_primary_hears_it_committed() {
+        let name = "review-question-overtakes";
+        let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        let relay = Relay::start(addr).await;
+        let timeout = Duration::from_millis(1500);
+        let node = replica_node(name, relay.addr.clone(), secret, timeout).await;
+        let send = |key: u128, x: i64| {
+            node.forwarder.call(
+                Instant::now() + Duration::from_millis(1000),
+                None,
+                move |c, ctx| async move { c.run(ctx, key, insert(x)).await },
+            )
+        };
+        send(idempotency_key(), 1).await.expect("the link works");
+
+        let held = primary_writer
+            .acquire(Instant::now() + Duration::from_secs(30))
+            .await
+            .unwrap();
+        let key = idempotency_key();
+        let writer = Writer::on_temp_file(&format!("{name}-replica"), false);
+        let (sent, asked, ()) = tokio::join!(
+            send(key, 2),
+            async {
+                while primary_writer.queue_depth() < 1 {
+                    tokio::task::yield_now().await;
+                }
+                relay.freeze_open_connections();
+                let reason = "the connection went half-open".into();
+                resolve(&writer, &node, key, relay.addr.clone(), reason).await
+            },
+            async {
+                // The question, asked again on a new connection, waits behind the write.
+                while primary_writer.queue_depth() < 2 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                drop(held);
+            }
+        );
+
+        assert!(
+            matches!(sent, Err(CallError::Lost { .. })),
+            "the write's answer is swallowed"
+        );
+        assert!(
+            asked.is_ok(),
+            "the write committed, and the question says so: {:?}",
+            asked.err()
+        );
+        assert_eq!(rows(&primary_writer).await, 2, "it ran once");
+    }
 }
