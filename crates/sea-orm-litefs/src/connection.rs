@@ -1317,4 +1317,44 @@ mod tests {
         );
         assert_eq!(rows(&primary_writer).await, 2, "it ran once");
     }
+    /// REVIEW (deadline arithmetic): with a forward timeout under a millisecond per share (3 ms,
+    /// and 0), a question during an outage ends at once as "unknown": no attempt outlives the
+    /// window, and the shares do not become a loop of new connections.
+    #[tokio::test]
+    async fn review_questions_with_tiny_timeouts_end_promptly_without_a_storm() {
+        let name = "review-tiny-timeout";
+        let (_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+        let relay = Relay::start(addr).await;
+        relay.set_down(true);
+        for timeout in [Duration::from_millis(3), Duration::ZERO] {
+            let node = replica_node(name, relay.addr.clone(), secret.clone(), timeout).await;
+            let writer = Writer::on_temp_file(&format!("{name}-replica"), false);
+            let started = Instant::now();
+            let reason = "no answer".into();
+            let asked = resolve(
+                &writer,
+                &node,
+                idempotency_key(),
+                relay.addr.clone(),
+                reason,
+            );
+            let asked = asked.await;
+            let unknown = asked
+                .as_ref()
+                .err()
+                .and_then(ClusterError::find)
+                .is_some_and(ClusterError::outcome_unknown);
+            assert!(unknown, "{timeout:?}: {:?}", asked.map(|o| o.pos));
+            assert!(
+                started.elapsed() < Duration::from_millis(100),
+                "{timeout:?}: ended after {:?}",
+                started.elapsed()
+            );
+        }
+        assert!(
+            *relay.accepted.borrow() <= 8,
+            "connections opened: {}",
+            *relay.accepted.borrow()
+        );
+    }
 }
