@@ -35,6 +35,9 @@ struct Connection {
     client: ForwardClient,
     /// Cleared when the connection's dispatch task ends, so a dead connection is not reused.
     alive: Arc<AtomicBool>,
+    /// When opening it began: a question asked before then did not go on it (see
+    /// [`Forwarder::forget_primary_older_than`]).
+    opened: Instant,
 }
 
 /// How a call failed.
@@ -56,7 +59,7 @@ pub struct Forwarder {
     connections: Mutex<HashMap<String, Connection>>,
     /// Connections being opened, one per address, which every caller that finds none awaits:
     /// a burst of calls after an eviction opens one connection, not one each.
-    connecting: Mutex<HashMap<String, Connecting>>,
+    connecting: Mutex<HashMap<String, (Instant, Connecting)>>,
     /// Primaries that said they are shutting down, until when no new work goes to them.
     draining: Mutex<HashMap<Addr, Instant>>,
 }
@@ -119,11 +122,23 @@ impl Forwarder {
     }
 
     /// Stops reusing the connection to the current primary (calls on it keep it until they
-    /// end): it may be half-open, and the next call gets a new one.
-    pub fn forget_primary(&self) {
+    /// end) if opening it began before `since`: it may be half-open, and the next call gets a new
+    /// one. One that began since is kept: another caller just opened it, and callers that waited
+    /// on the same silence share it rather than each opening its own.
+    pub fn forget_primary_older_than(&self, since: Instant) {
         if let Ok(addr) = self.current_primary() {
-            self.connections.lock().unwrap().remove(&addr);
-            self.connecting.lock().unwrap().remove(&addr);
+            let mut connections = self.connections.lock().unwrap();
+            if connections.get(&addr).is_some_and(|c| c.opened < since) {
+                connections.remove(&addr);
+            }
+            drop(connections);
+            let mut connecting = self.connecting.lock().unwrap();
+            if connecting
+                .get(&addr)
+                .is_some_and(|(began, _)| *began < since)
+            {
+                connecting.remove(&addr);
+            }
         }
     }
 
@@ -272,12 +287,15 @@ impl Forwarder {
             .unwrap()
             .entry(addr.to_owned())
             .or_insert_with(|| {
-                connect(addr.to_owned(), self.secret.clone())
-                    .boxed()
-                    .shared()
+                let began = Instant::now();
+                let opening = connect(addr.to_owned(), self.secret.clone(), began);
+                (began, opening.boxed().shared())
             })
+            .1
             .clone();
-        let ours = |entry: Option<&Connecting>| entry.is_some_and(|c| c.ptr_eq(&connecting));
+        let ours = |entry: Option<&(Instant, Connecting)>| {
+            entry.is_some_and(|(_, c)| c.ptr_eq(&connecting))
+        };
         let opened = tokio::time::timeout_at(deadline.into(), connecting.clone()).await;
         let mut pending = self.connecting.lock().unwrap();
         if ours(pending.get(addr)) {
@@ -309,7 +327,11 @@ impl Forwarder {
 }
 
 /// Opens an authenticated connection to `addr`.
-async fn connect(addr: String, secret: Arc<Vec<u8>>) -> Result<Connection, ClusterError> {
+async fn connect(
+    addr: String,
+    secret: Arc<Vec<u8>>,
+    opened: Instant,
+) -> Result<Connection, ClusterError> {
     let addr = addr.as_str();
     let unreachable = |reason: String| {
         metrics::rpc_error("connect");
@@ -344,5 +366,9 @@ async fn connect(addr: String, secret: Arc<Vec<u8>>) -> Result<Connection, Clust
         }
         flag.store(false, Ordering::Release);
     });
-    Ok(Connection { client, alive })
+    Ok(Connection {
+        client,
+        alive,
+        opened,
+    })
 }

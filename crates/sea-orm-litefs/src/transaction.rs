@@ -388,7 +388,16 @@ impl ClusterTransaction {
                     Ok((outcome, _)) => outcome,
                     Err(CallError::Failed(err)) => return Err(err.into_db_err()),
                     Err(CallError::Lost { addr, reason }) => {
-                        resolve(&self.cluster.writer, node, key, addr, reason).await?
+                        // The session holds the primary's writer until it ends, and the question
+                        // about the key waits for the writer: were the COMMIT lost on the way
+                        // (a half-open connection), the question would wait out the session's
+                        // lease. So the session is rolled back as well (on a new connection): a
+                        // COMMIT that ran is kept and the question finds it; one that did not
+                        // run never will. Both at once, so that an unreachable primary costs
+                        // one window, not two.
+                        let rolled_back = rollback_session(&self.session, &self.cluster);
+                        let asked = resolve(&self.cluster.writer, node, key, addr, reason);
+                        tokio::join!(rolled_back, asked).1?
                     }
                 };
                 settle(node, outcome, ErrorPhase::Query).await.map(drop)
