@@ -532,6 +532,27 @@ mod tests {
         assert!(matches!(right, Verdict::Throttled(_)), "{right:?}");
     }
 
+    /// Takes every argon2 slot: a check admitted meanwhile waits in `verify`, past the throttle,
+    /// until the permit is dropped.
+    async fn hold_every_argon2_slot(gate: &Arc<PasswordGate>) -> tokio::sync::OwnedSemaphorePermit {
+        let slots = gate.checks.available_permits() as u32;
+        gate.checks.clone().acquire_many_owned(slots).await.unwrap()
+    }
+
+    /// The admin's right password from `client`, checked in a task of its own that has been
+    /// admitted by the throttle (with every argon2 slot held, it then waits in `verify`).
+    async fn admin_check_in_flight(
+        gate: &Arc<PasswordGate>,
+        client: Option<IpAddr>,
+    ) -> tokio::task::JoinHandle<Verdict> {
+        let check = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.check(client, false, RIGHT, "basic").await }
+        });
+        tokio::task::yield_now().await;
+        check
+    }
+
     /// Brings `shared` to: the admin's client signed in by spending the address's last cell.
     async fn admin_signed_in_with_no_cell_left(gate: &PasswordGate, shared: Option<IpAddr>) {
         assert_eq!(
@@ -561,13 +582,8 @@ mod tests {
         let shared = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
         let key = throttle::client_key(shared);
         // Every argon2 slot busy: the admin's check waits in `verify`, past the throttle.
-        let slots = gate.checks.available_permits() as u32;
-        let busy = gate.checks.clone().acquire_many_owned(slots).await.unwrap();
-        let admin = tokio::spawn({
-            let gate = gate.clone();
-            async move { gate.check(shared, false, RIGHT, "basic").await }
-        });
-        tokio::task::yield_now().await;
+        let busy = hold_every_argon2_slot(&gate).await;
+        let admin = admin_check_in_flight(&gate, shared).await;
         // The guesser's checks in flight take the other cells, and the next one is throttled.
         while gate.throttle.admit(key, false).is_ok() {}
         let throttled = gate
@@ -592,13 +608,8 @@ mod tests {
     async fn review_a_check_that_ends_after_its_address_spent_its_last_cell_does_not_sign_it_in() {
         let gate = Arc::new(PasswordGate::new(RIGHT.into()).await);
         let shared = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)));
-        let slots = gate.checks.available_permits() as u32;
-        let busy = gate.checks.clone().acquire_many_owned(slots).await.unwrap();
-        let admin = tokio::spawn({
-            let gate = gate.clone();
-            async move { gate.check(shared, false, RIGHT, "basic").await }
-        });
-        tokio::task::yield_now().await;
+        let busy = hold_every_argon2_slot(&gate).await;
+        let admin = admin_check_in_flight(&gate, shared).await;
         empty_the_global_bucket(&gate);
         for i in 1..CLIENT_BURST {
             let guess = format!("a-long-wrong-guess-{i}");
@@ -626,8 +637,7 @@ mod tests {
             gate.check(shared, false, RIGHT, "basic").await,
             Verdict::Right
         );
-        let slots = gate.checks.available_permits() as u32;
-        let busy = gate.checks.clone().acquire_many_owned(slots).await.unwrap();
+        let busy = hold_every_argon2_slot(&gate).await;
         let guesses: Vec<_> = (1..CLIENT_BURST)
             .map(|i| {
                 let gate = gate.clone();

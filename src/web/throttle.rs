@@ -137,9 +137,7 @@ impl Throttle {
         }
         Ok(())
     }
-}
 
-impl Throttle {
     /// Records that `key` took its last cell or was refused one now, and ends its sign-in: its
     /// next request is throttled, so the right password must not be answered at once (checks of
     /// its still in argon2 have not ended it yet). Records older than a full bucket's refill are

@@ -814,6 +814,35 @@ mod tests {
         }
     }
 
+    /// A primary serving RPC on loopback (see [`serving_primary`]) behind a [`Relay`]: its writer,
+    /// its executor (keep it alive), its faults, the relay and the RPC secret.
+    async fn relayed_primary(
+        name: &str,
+    ) -> (
+        Arc<Writer>,
+        Arc<crate::server::Executor>,
+        Arc<crate::server::Faults>,
+        Relay,
+        Arc<Vec<u8>>,
+    ) {
+        let (writer, executor, faults, addr, secret) = serving_primary(name).await;
+        (writer, executor, faults, Relay::start(addr).await, secret)
+    }
+
+    /// Forwards `INSERT INTO t VALUES (x)` from `forwarder` under `key`, by `deadline`.
+    async fn forward_insert(
+        forwarder: &Forwarder,
+        key: u128,
+        x: i64,
+        deadline: Instant,
+    ) -> Result<(Outcome, crate::client::Addr), CallError> {
+        forwarder
+            .call(deadline, None, move |c, ctx| async move {
+                c.run(ctx, key, insert(x)).await
+            })
+            .await
+    }
+
     /// Whether `result` says the write did not commit (and is known not to).
     fn not_committed<T>(result: &Result<T, DbErr>) -> bool {
         result
@@ -830,15 +859,15 @@ mod tests {
     #[tokio::test]
     async fn a_question_about_a_lost_answer_does_not_wait_on_a_half_open_connection() {
         let name = "half-open-question";
-        let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-        let relay = Relay::start(addr).await;
+        let (primary_writer, _executor, _faults, relay, secret) = relayed_primary(name).await;
         let timeout = Duration::from_millis(1500);
         let node = replica_node(name, relay.addr.clone(), secret, timeout).await;
         let send = |key: u128, x: i64| {
-            node.forwarder.call(
+            forward_insert(
+                &node.forwarder,
+                key,
+                x,
                 Instant::now() + Duration::from_millis(500),
-                None,
-                move |c, ctx| async move { c.run(ctx, key, insert(x)).await },
             )
         };
         send(idempotency_key(), 1).await.expect("the link works");
@@ -871,8 +900,7 @@ mod tests {
     #[tokio::test]
     async fn a_question_asked_while_the_path_is_down_is_asked_again_once_it_is_back() {
         let name = "half-open-outage";
-        let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-        let relay = Relay::start(addr).await;
+        let (primary_writer, _executor, _faults, relay, secret) = relayed_primary(name).await;
         let timeout = Duration::from_millis(2000);
         let node = replica_node(name, relay.addr.clone(), secret, timeout).await;
         let key = idempotency_key();
@@ -1047,16 +1075,11 @@ mod tests {
     #[tokio::test]
     async fn review_concurrent_callers_with_no_connection_open_one() {
         let name = "review-storm";
-        let (_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-        let relay = Relay::start(addr).await;
+        let (_writer, _executor, _faults, relay, secret) = relayed_primary(name).await;
         let node = replica_node(name, relay.addr.clone(), secret, Duration::from_secs(2)).await;
         let deadline = Instant::now() + Duration::from_secs(1);
-        let calls = (0..16).map(|x| {
-            node.forwarder
-                .call(deadline, None, move |c, ctx| async move {
-                    c.run(ctx, idempotency_key(), insert(x)).await
-                })
-        });
+        let calls =
+            (0..16).map(|x| forward_insert(&node.forwarder, idempotency_key(), x, deadline));
         for result in futures::future::join_all(calls).await {
             result.expect("the link works");
         }
@@ -1075,8 +1098,7 @@ mod tests {
     #[tokio::test]
     async fn review_concurrent_questions_during_an_outage_share_their_new_connections() {
         let name = "review-question-storm";
-        let (_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-        let relay = Relay::start(addr).await;
+        let (_writer, _executor, _faults, relay, secret) = relayed_primary(name).await;
         let timeout = Duration::from_millis(800);
         let node = replica_node(name, relay.addr.clone(), secret, timeout).await;
         relay.set_down(true);
@@ -1130,8 +1152,7 @@ mod tests {
      {
         use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
         let name = "review-half-open-commit";
-        let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-        let relay = Relay::start(addr).await;
+        let (primary_writer, _executor, _faults, relay, secret) = relayed_primary(name).await;
         let timeout = Duration::from_millis(1000);
         let db = replica_connection(name, relay.addr.clone(), secret, timeout).await;
         let txn = db.begin().await.expect("a session opens on the primary");
@@ -1181,8 +1202,7 @@ mod tests {
     async fn review_a_transaction_outlives_the_eviction_of_its_connection() {
         use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
         let name = "review-evicted-session";
-        let (primary_writer, _executor, faults, addr, secret) = serving_primary(name).await;
-        let relay = Relay::start(addr).await;
+        let (primary_writer, _executor, faults, relay, secret) = relayed_primary(name).await;
         let timeout = Duration::from_millis(1000);
         let db = replica_connection(name, relay.addr.clone(), secret, timeout).await;
         let forwarder = &db.inner.node.as_ref().unwrap().forwarder;
@@ -1194,13 +1214,13 @@ mod tests {
         faults
             .lose_replies
             .store(1, std::sync::atomic::Ordering::SeqCst);
-        let queued = forwarder
-            .call(
-                Instant::now() + Duration::from_millis(300),
-                None,
-                |c, ctx| async move { c.run(ctx, idempotency_key(), insert(9)).await },
-            )
-            .await;
+        let queued = forward_insert(
+            forwarder,
+            idempotency_key(),
+            9,
+            Instant::now() + Duration::from_millis(300),
+        )
+        .await;
         assert!(
             matches!(queued, Err(CallError::Lost { .. })),
             "the write's answer is lost: {:?}",
@@ -1221,14 +1241,15 @@ mod tests {
     #[tokio::test]
     async fn review_a_call_on_an_evicted_connection_does_not_evict_its_successor() {
         let name = "review-stale-eviction";
-        let (_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-        let relay = Relay::start(addr).await;
+        let (_writer, _executor, _faults, relay, secret) = relayed_primary(name).await;
         let node = replica_node(name, relay.addr.clone(), secret, Duration::from_secs(2)).await;
         let send = |x: i64, within: Duration| {
-            node.forwarder
-                .call(Instant::now() + within, None, move |c, ctx| async move {
-                    c.run(ctx, idempotency_key(), insert(x)).await
-                })
+            forward_insert(
+                &node.forwarder,
+                idempotency_key(),
+                x,
+                Instant::now() + within,
+            )
         };
         send(1, Duration::from_millis(500))
             .await
@@ -1268,15 +1289,15 @@ mod tests {
     #[tokio::test]
     async fn review_a_question_asked_while_the_write_waits_on_the_primary_hears_it_committed() {
         let name = "review-question-overtakes";
-        let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-        let relay = Relay::start(addr).await;
+        let (primary_writer, _executor, _faults, relay, secret) = relayed_primary(name).await;
         let timeout = Duration::from_millis(1500);
         let node = replica_node(name, relay.addr.clone(), secret, timeout).await;
         let send = |key: u128, x: i64| {
-            node.forwarder.call(
+            forward_insert(
+                &node.forwarder,
+                key,
+                x,
                 Instant::now() + Duration::from_millis(1000),
-                None,
-                move |c, ctx| async move { c.run(ctx, key, insert(x)).await },
             )
         };
         send(idempotency_key(), 1).await.expect("the link works");
@@ -1323,8 +1344,7 @@ mod tests {
     #[tokio::test]
     async fn review_questions_with_tiny_timeouts_end_promptly_without_a_storm() {
         let name = "review-tiny-timeout";
-        let (_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-        let relay = Relay::start(addr).await;
+        let (_writer, _executor, _faults, relay, secret) = relayed_primary(name).await;
         relay.set_down(true);
         for timeout in [Duration::from_millis(3), Duration::ZERO] {
             let node = replica_node(name, relay.addr.clone(), secret.clone(), timeout).await;
