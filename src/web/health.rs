@@ -128,10 +128,8 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
             }
             (StatusCode::OK, format!("ready ({})\n", role.as_str()))
         }
-        Role::Replica { primary } => (
-            StatusCode::OK,
-            format!("ready (replica, forwarding writes to {primary})\n"),
-        ),
+        // Not the primary's name: this port is public, and that name is a private address.
+        Role::Replica { .. } => (StatusCode::OK, "ready (replica)\n".to_owned()),
         Role::NoPrimary => unavailable("no primary to forward writes to"),
     }
 }

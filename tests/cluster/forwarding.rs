@@ -46,6 +46,15 @@ async fn a_write_on_a_replica_is_forwarded_and_never_attempted_locally() {
     let client = http();
     let (replica, other) = (cluster.url(2), cluster.url(3));
 
+    // 0. The replica is ready, and its public port does not name the primary's private address.
+    let ready = client
+        .get(format!("{replica}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.text().await.unwrap(), "ready (replica)\n");
+
     // 1. Through the API: the primary's id comes back, and this replica lists the tag at once.
     let (status, body) = create_tag(&client, &replica, "test").await;
     assert_eq!(status, 201, "{body}");
