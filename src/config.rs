@@ -83,7 +83,8 @@ pub struct Config {
     #[arg(long, env = "BLOG_NODE_NAME", global = true)]
     pub node_name: Option<String>,
 
-    /// The admin password (user `admin`), at least [`MIN_PASSWORD_CHARS`] characters. Generated
+    /// The admin password (user `admin`), at least [`MIN_PASSWORD_CHARS`] characters and at most
+    /// [`MAX_PASSWORD_BYTES`] bytes. Generated
     /// and printed at start when unset.
     #[arg(
         long,
@@ -297,6 +298,11 @@ fn on_fly() -> bool {
 /// that is the only factor.
 pub const MIN_PASSWORD_CHARS: usize = 15;
 
+/// The longest admin password accepted, in bytes (NIST asks that at least 64 characters be
+/// allowed). A longer attempt cannot be the password: it is wrong without being hashed, so a
+/// request waiting for an argon2 slot never holds more than this of a password.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
 /// The shortest `BLOG_SESSION_SECRET` accepted.
 pub const MIN_SESSION_SECRET_CHARS: usize = 32;
 /// The database path in `DATABASE_URL` (`sqlite://blog.db?mode=rwc`, `sqlite:blog.db`), else
@@ -325,6 +331,13 @@ impl Config {
             return Err(format!(
                 "BLOG_ADMIN_PASSWORD must be at least {MIN_PASSWORD_CHARS} characters \
                  (unset it to have one generated)"
+            ));
+        }
+        if let Some(password) = &self.admin_password
+            && password.len() > MAX_PASSWORD_BYTES
+        {
+            return Err(format!(
+                "BLOG_ADMIN_PASSWORD must be at most {MAX_PASSWORD_BYTES} bytes"
             ));
         }
         if let Some(secret) = &self.session_secret

@@ -153,10 +153,13 @@ impl PasswordGate {
         if known_password && key_signed_in {
             return Verdict::Right;
         }
-        // Shorter than any password the app accepts: wrong, without spending argon2 or a
-        // throttle cell on it. It cannot be a guess, so it does not end the client's exemptions
-        // (anyone sharing the admin's address could otherwise end them, for free, at will).
-        if password.chars().count() < crate::config::MIN_PASSWORD_CHARS {
+        // Shorter or longer than any password the app accepts: wrong, without spending argon2
+        // or a throttle cell on it (nor holding it while waiting for an argon2 slot). It cannot
+        // be a guess, so it does not end the client's exemptions (anyone sharing the admin's
+        // address could otherwise end them, for free, at will).
+        if password.len() > crate::config::MAX_PASSWORD_BYTES
+            || password.chars().count() < crate::config::MIN_PASSWORD_CHARS
+        {
             self.log_failure(key, via, "wrong");
             return Verdict::Wrong;
         }
@@ -551,6 +554,31 @@ mod tests {
         });
         tokio::task::yield_now().await;
         check
+    }
+
+    #[tokio::test]
+    async fn a_password_longer_than_any_accepted_is_wrong_at_once_and_costs_no_cell() {
+        let gate = Arc::new(PasswordGate::new(RIGHT.into()).await);
+        let client = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)));
+        let too_long = format!("{RIGHT}{}", "x".repeat(crate::config::MAX_PASSWORD_BYTES));
+        // With every argon2 slot taken, a check that needed one would wait for it.
+        let slots = hold_every_argon2_slot(&gate).await;
+        for _ in 0..CLIENT_BURST {
+            let check = gate.check(client, false, &too_long, "form");
+            let verdict = tokio::time::timeout(Duration::from_secs(10), check).await;
+            assert_eq!(verdict, Ok(Verdict::Wrong), "answered without argon2");
+        }
+        drop(slots);
+        // None of them took a cell: the client still has its whole burst.
+        for i in 0..CLIENT_BURST {
+            let guess = format!("a-long-wrong-guess-{i}");
+            let verdict = gate.check(client, false, &guess, "form").await;
+            assert_eq!(verdict, Verdict::Wrong, "guess {i}");
+        }
+        let verdict = gate
+            .check(client, false, "a-long-wrong-guess", "form")
+            .await;
+        assert!(matches!(verdict, Verdict::Throttled(_)), "{verdict:?}");
     }
 
     /// Brings `shared` to: the admin's client signed in by spending the address's last cell.

@@ -47,7 +47,7 @@ async fn f01_the_cookie_key_is_random_and_kept_in_the_database() {
 // --- 2: the admin password ----------------------------------------------------------------------
 
 #[tokio::test]
-async fn f02_an_empty_or_short_admin_password_is_refused_at_start() {
+async fn f02_an_empty_short_or_overlong_admin_password_is_refused_at_start() {
     for password in ["", "short", "fourteen-chars"] {
         let err = match spawn_app_with(&["--admin-password", password]).await {
             Ok(_) => panic!("started with the admin password {password:?}"),
@@ -55,6 +55,12 @@ async fn f02_an_empty_or_short_admin_password_is_refused_at_start() {
         };
         assert!(err.contains("at least 15 characters"), "{err}");
     }
+    let too_long = "a-long-password-".repeat(65);
+    let err = match spawn_app_with(&["--admin-password", &too_long]).await {
+        Ok(_) => panic!("started with a {}-byte admin password", too_long.len()),
+        Err(err) => err,
+    };
+    assert!(err.contains("at most 1024 bytes"), "{err}");
 }
 
 // --- 3: sessions ----------------------------------------------------------------------------------
