@@ -854,6 +854,88 @@ mod hardening_tests {
         assert_eq!(rows, 0, "nothing of the reaped transaction committed");
     }
 
+    /// REVIEW (a late COMMIT, every order): on the primary, a remote transaction's COMMIT, the
+    /// replica's rollback of its session and the question about the COMMIT's key may come in any
+    /// order (the COMMIT late on a slow link, the other two on a new connection). In each, the
+    /// COMMIT commits if and only if it comes before the rollback, and the question's answer says
+    /// the same: one asked while the session is open waits for the session to end.
+    #[tokio::test]
+    async fn review_a_commit_a_rollback_and_a_question_agree_in_every_order() {
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        enum Event {
+            Commit,
+            Rollback,
+            Question,
+        }
+        use Event::{Commit, Question, Rollback};
+        let orders = [
+            [Commit, Rollback, Question],
+            [Commit, Question, Rollback],
+            [Rollback, Commit, Question],
+            [Rollback, Question, Commit],
+            [Question, Commit, Rollback],
+            [Question, Rollback, Commit],
+        ];
+        let deadline = || Instant::now() + Duration::from_secs(5);
+        for order in orders {
+            let (executor, writer) = executor(SessionLimits {
+                lease: Duration::from_secs(60),
+                max_lifetime: Duration::from_secs(60),
+                max_sessions: 64,
+            });
+            super::fixtures::create_t(&writer).await;
+            let id = executor
+                .begin(deadline(), executor.drain.continued_work())
+                .await
+                .unwrap();
+            executor
+                .run_in(id, super::fixtures::insert(1))
+                .await
+                .unwrap();
+            let key = crate::connection::idempotency_key();
+            let (mut committed, mut ended, mut question) = (None, false, None);
+            for event in order {
+                match event {
+                    Commit => {
+                        let answer = executor.commit(id, key, deadline()).await;
+                        committed = Some(matches!(answer, Ok(Outcome { result: Ok(_), .. })));
+                        ended = true;
+                    }
+                    Rollback => {
+                        executor.rollback(id).await.unwrap();
+                        ended = true;
+                    }
+                    Question => {
+                        let asking = writer.clone();
+                        let asked =
+                            tokio::spawn(async move { asking.resolve(key, deadline()).await });
+                        // Asked while the session is open, it waits for the writer the session
+                        // holds before the next event comes.
+                        while !ended && writer.queue_depth() < 1 && !asked.is_finished() {
+                            tokio::task::yield_now().await;
+                        }
+                        question = Some(asked);
+                    }
+                }
+            }
+            let answer = question.unwrap().await.unwrap().unwrap();
+            let rows = super::fixtures::rows(&writer).await;
+            let position = |wanted| order.iter().position(|e| *e == wanted);
+            let commit_first = position(Commit) < position(Rollback);
+            assert_eq!(
+                committed,
+                Some(commit_first),
+                "{order:?}: the COMMIT's answer"
+            );
+            assert_eq!(rows, i64::from(commit_first), "{order:?}: rows committed");
+            assert_eq!(
+                matches!(answer, Resolution::Committed(_)),
+                commit_first,
+                "{order:?}: the question's answer, {answer:?}"
+            );
+        }
+    }
+
     fn executor(limits: SessionLimits) -> (Arc<Executor>, Arc<Writer>) {
         let writer = Writer::on_temp_file("review-server", true);
         let executor = Executor::new(writer.clone(), None, limits, Arc::default(), Arc::default());
