@@ -936,6 +936,51 @@ mod hardening_tests {
         }
     }
 
+    /// REVIEW (the key table, a failed remote COMMIT): on a database with no key table yet, the
+    /// first keyed write is a remote transaction's COMMIT, which creates the table inside the
+    /// session's transaction, and SQLite then refuses the COMMIT (a deferred foreign key is
+    /// violated). The table is rolled back with the rest, so the writer must not count it as
+    /// created: every keyed write after it would fail on the missing table, until LiteFS
+    /// remounts.
+    #[tokio::test]
+    async fn review_a_remote_commit_that_fails_leaves_the_key_table_to_be_created() {
+        let (executor, writer) = executor(SessionLimits {
+            lease: Duration::from_secs(60),
+            max_lifetime: Duration::from_secs(60),
+            max_sessions: 64,
+        });
+        let deadline = || Instant::now() + Duration::from_secs(5);
+        super::fixtures::create_t(&writer).await;
+        let (mut conn, _) = writer.connection().await.unwrap();
+        conn.execute(
+            "CREATE TABLE p(id INTEGER PRIMARY KEY); \
+             CREATE TABLE c(p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+        )
+        .await
+        .unwrap();
+        drop(conn);
+        let id = executor
+            .begin(deadline(), executor.drain.continued_work())
+            .await
+            .unwrap();
+        let orphan = Request::ExecuteUnprepared("INSERT INTO c VALUES (99)".into());
+        executor.run_in(id, orphan).await.unwrap();
+        let key = crate::connection::idempotency_key();
+        let committed = executor.commit(id, key, deadline()).await;
+        assert!(
+            matches!(committed, Ok(Outcome { result: Err(_), .. })),
+            "SQLite refuses the COMMIT: {committed:?}"
+        );
+
+        let key = crate::connection::idempotency_key();
+        let written = executor.run(key, super::fixtures::insert(1), deadline()).await;
+        assert!(
+            matches!(written, Ok(Outcome { result: Ok(_), .. })),
+            "a keyed write after it: {written:?}"
+        );
+        assert_eq!(super::fixtures::rows(&writer).await, 1);
+    }
+
     fn executor(limits: SessionLimits) -> (Arc<Executor>, Arc<Writer>) {
         let writer = Writer::on_temp_file("review-server", true);
         let executor = Executor::new(writer.clone(), None, limits, Arc::default(), Arc::default());
