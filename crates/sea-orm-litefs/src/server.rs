@@ -371,21 +371,30 @@ impl Executor {
             rows_affected: 0,
             last_insert_rowid: 0,
         };
-        if let Err(e) = self.writer.ensure_key_table(conn, generation).await {
-            self.end(&session, &mut state, "its key could not be stored")
-                .await;
-            return Err(e);
-        }
+        // Inside the session's transaction: marked created only if the COMMIT stands.
+        let created = match self.writer.create_key_table_in(conn, generation).await {
+            Ok(created) => created,
+            Err(e) => {
+                self.end(&session, &mut state, "its key could not be stored")
+                    .await;
+                return Err(e);
+            }
+        };
         if let Err(e) = dedup::store(conn, key, Some(&done)).await {
             self.end(&session, &mut state, "its key could not be stored")
                 .await;
             return Err(Refusal::Unavailable(format!("cannot store the key: {e}")));
         }
         let outcome = match self.writer.commit(conn).await {
-            Commit::Done(pos) => Outcome {
-                result: Ok(done),
-                pos,
-            },
+            Commit::Done(pos) => {
+                if created {
+                    self.writer.mark_key_table_ready(generation);
+                }
+                Outcome {
+                    result: Ok(done),
+                    pos,
+                }
+            }
             Commit::Failed(err) => Outcome {
                 result: Err(wire::failure_from_sqlx(wire::ErrorPhase::Exec, &err)),
                 pos: None,
@@ -973,7 +982,9 @@ mod hardening_tests {
         );
 
         let key = crate::connection::idempotency_key();
-        let written = executor.run(key, super::fixtures::insert(1), deadline()).await;
+        let written = executor
+            .run(key, super::fixtures::insert(1), deadline())
+            .await;
         assert!(
             matches!(written, Ok(Outcome { result: Ok(_), .. })),
             "a keyed write after it: {written:?}"
