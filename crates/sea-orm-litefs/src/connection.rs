@@ -725,6 +725,12 @@ mod tests {
         down: Arc<std::sync::atomic::AtomicBool>,
         /// Connections accepted so far (a watch, so a test can wait for one).
         accepted: tokio::sync::watch::Sender<usize>,
+        /// Connections numbered below this are slow (see [`Relay::slow_down_open_connections`]).
+        slow_below: Arc<std::sync::atomic::AtomicUsize>,
+        /// Set once the request held on each slow connection may go on.
+        late: tokio::sync::watch::Sender<bool>,
+        /// Reads of what the primary sent back on slow connections (a test waits on it).
+        answered_late: tokio::sync::watch::Sender<usize>,
     }
 
     impl Relay {
@@ -736,9 +742,14 @@ mod tests {
                 frozen_below: Arc::new(AtomicUsize::new(0)),
                 down: Arc::new(AtomicBool::new(false)),
                 accepted: tokio::sync::watch::Sender::new(0),
+                slow_below: Arc::new(AtomicUsize::new(0)),
+                late: tokio::sync::watch::Sender::new(false),
+                answered_late: tokio::sync::watch::Sender::new(0),
             };
             let (frozen_below, down) = (relay.frozen_below.clone(), relay.down.clone());
             let accepted = relay.accepted.clone();
+            let (slow_below, late) = (relay.slow_below.clone(), relay.late.clone());
+            let answered_late = relay.answered_late.clone();
             tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
                     let mut n = 0;
@@ -756,10 +767,20 @@ mod tests {
                                 || down.load(Ordering::SeqCst)
                         })
                     };
+                    let slow = Slow {
+                        now: {
+                            let slow_below = slow_below.clone();
+                            Arc::new(move || n < slow_below.load(Ordering::SeqCst))
+                        },
+                        late: late.subscribe(),
+                        answered: answered_late.clone(),
+                    };
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
-                    tokio::spawn(pipe(client_read, server_write, frozen.clone()));
-                    tokio::spawn(pipe(server_read, client_write, frozen));
+                    let requests = Direction::Requests(slow.clone());
+                    tokio::spawn(pipe(client_read, server_write, frozen.clone(), requests));
+                    let answers = Direction::Answers(slow);
+                    tokio::spawn(pipe(server_read, client_write, frozen, answers));
                 }
             });
             relay
@@ -775,13 +796,50 @@ mod tests {
         fn set_down(&self, down: bool) {
             self.down.store(down, std::sync::atomic::Ordering::SeqCst);
         }
+
+        /// Every connection open now becomes a slow link: the next request the replica sends on
+        /// it is held (whatever the path does meanwhile) until [`Relay::deliver_late`], then
+        /// passed on alone; what the replica sends after it is swallowed. So a request arrives
+        /// late, and its cancellation (sent when the replica gave up on it) never overtakes it.
+        /// New connections work.
+        fn slow_down_open_connections(&self) {
+            let open = *self.accepted.borrow();
+            self.slow_below
+                .store(open, std::sync::atomic::Ordering::SeqCst);
+        }
+
+        /// The requests held on slow connections go on.
+        fn deliver_late(&self) {
+            self.late.send_replace(true);
+        }
     }
 
-    /// Copies `from` to `to`, swallowing what arrives while `frozen()`.
+    /// What a slow connection does (see [`Relay::slow_down_open_connections`]).
+    #[derive(Clone)]
+    struct Slow {
+        /// Whether this connection is slow now.
+        now: Arc<dyn Fn() -> bool + Send + Sync>,
+        /// Set once its held request may go on.
+        late: tokio::sync::watch::Receiver<bool>,
+        /// Counts what the primary sends back on slow connections.
+        answered: tokio::sync::watch::Sender<usize>,
+    }
+
+    /// Which way a [`pipe`] copies, and so what slowness does to it.
+    enum Direction {
+        /// Replica to primary: a slow connection holds the next request.
+        Requests(Slow),
+        /// Primary to replica: what comes back on a slow connection is counted.
+        Answers(Slow),
+    }
+
+    /// Copies `from` to `to`, swallowing what arrives while `frozen()`, and slowed down as
+    /// `direction` says.
     async fn pipe(
         mut from: tokio::net::tcp::OwnedReadHalf,
         mut to: tokio::net::tcp::OwnedWriteHalf,
         frozen: Arc<dyn Fn() -> bool + Send + Sync>,
+        direction: Direction,
     ) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut buf = vec![0u8; 64 * 1024];
@@ -790,10 +848,50 @@ mod tests {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            match &direction {
+                Direction::Requests(slow) if (slow.now)() => {
+                    return hold_one_request(from, to, buf[..n].to_vec(), slow.late.clone()).await;
+                }
+                Direction::Answers(slow) if (slow.now)() => {
+                    slow.answered.send_modify(|reads| *reads += 1);
+                }
+                _ => {}
+            }
             if !frozen() && to.write_all(&buf[..n]).await.is_err() {
                 return;
             }
         }
+    }
+
+    /// Holds the request that begins with `held` (one frame: a 4-byte big-endian length, then
+    /// that many bytes) until `late` is set, passes it on, and swallows what follows, keeping
+    /// the primary's side open.
+    async fn hold_one_request(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        mut held: Vec<u8>,
+        mut late: tokio::sync::watch::Receiver<bool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 64 * 1024];
+        let frame_len = |held: &[u8]| {
+            let prefix: [u8; 4] = held.get(..4)?.try_into().ok()?;
+            Some(4 + u32::from_be_bytes(prefix) as usize)
+        };
+        while frame_len(&held).is_none_or(|len| held.len() < len) {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => held.extend_from_slice(&buf[..n]),
+            }
+        }
+        held.truncate(frame_len(&held).expect("a whole frame"));
+        if late.wait_for(|go| *go).await.is_err() || to.write_all(&held).await.is_err() {
+            return;
+        }
+        while matches!(from.read(&mut buf).await, Ok(n) if n > 0) {}
+        // The replica closed its side: the primary's side stays open, so the late request is
+        // answered rather than cut short by the connection ending.
+        std::future::pending::<()>().await;
     }
 
     /// A replica node whose LiteFS names the primary, reached at `addr`; forward timeout
@@ -1138,6 +1236,23 @@ mod tests {
         })
     }
 
+    /// A replica's remote transaction, through `relay` (forward timeout 1 s), that has inserted
+    /// one row in its session on the primary.
+    async fn a_transaction_with_one_row(
+        name: &str,
+        relay: &Relay,
+        secret: Arc<Vec<u8>>,
+    ) -> crate::ClusterTransaction {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let timeout = Duration::from_millis(1000);
+        let db = replica_connection(name, relay.addr.clone(), secret, timeout).await;
+        let txn = db.begin().await.expect("a session opens on the primary");
+        txn.execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .expect("the statement runs in the session");
+        txn
+    }
+
     /// REVIEW (half-open, remote transaction): a replica's transaction runs in a session on the
     /// primary, which holds the primary's writer until it ends. Its COMMIT goes down a connection
     /// that just went half-open: the answer is lost, and the question about the commit's key goes
@@ -1150,15 +1265,10 @@ mod tests {
     #[tokio::test]
     async fn review_a_transaction_whose_commit_is_lost_on_a_half_open_connection_is_known_not_committed()
      {
-        use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
+        use sea_orm::TransactionSession;
         let name = "review-half-open-commit";
         let (primary_writer, _executor, _faults, relay, secret) = relayed_primary(name).await;
-        let timeout = Duration::from_millis(1000);
-        let db = replica_connection(name, relay.addr.clone(), secret, timeout).await;
-        let txn = db.begin().await.expect("a session opens on the primary");
-        txn.execute_unprepared("INSERT INTO t VALUES (1)")
-            .await
-            .expect("the statement runs in the session");
+        let txn = a_transaction_with_one_row(name, &relay, secret).await;
 
         relay.freeze_open_connections();
         let started = Instant::now();
@@ -1193,6 +1303,87 @@ mod tests {
 
         assert!(committed.is_ok(), "the commit ran: {committed:?}");
         assert_eq!(rows(&primary_writer).await, 1, "it committed, once");
+    }
+    /// A remote transaction whose COMMIT goes on a slow link: held there past the replica's
+    /// deadline (a congested path, a full send buffer), to be passed on to the primary later
+    /// (see [`deliver_the_late_commit`]). The transaction inserted one row. With `path_down`,
+    /// every connection opened after the COMMIT left is lost. Returns what its caller was told,
+    /// and the primary (its writer, its executor: keep it alive) behind the relay.
+    async fn a_commit_held_on_a_slow_link(
+        name: &str,
+        path_down: bool,
+    ) -> (
+        Result<(), DbErr>,
+        Arc<Writer>,
+        Arc<crate::server::Executor>,
+        Relay,
+    ) {
+        use sea_orm::TransactionSession;
+        let (primary_writer, executor, _faults, relay, secret) = relayed_primary(name).await;
+        let txn = a_transaction_with_one_row(name, &relay, secret).await;
+        relay.slow_down_open_connections();
+        relay.set_down(path_down);
+        let committed = txn.commit().await;
+        (committed, primary_writer, executor, relay)
+    }
+
+    /// Passes the COMMIT held on the slow link on to the primary, and waits for its answer.
+    async fn deliver_the_late_commit(relay: &Relay) {
+        let mut answered = relay.answered_late.subscribe();
+        relay.deliver_late();
+        tokio::time::timeout(Duration::from_secs(5), answered.wait_for(|n| *n > 0))
+            .await
+            .expect("the late COMMIT reaches the primary and is answered")
+            .expect("the relay is running");
+    }
+
+    /// REVIEW (a COMMIT late, not lost): a remote transaction's COMMIT is held on a slow link past
+    /// the replica's deadline. The replica rolls the session back and asks about the key on a new
+    /// connection, and its caller is told "not committed". Only then does the COMMIT reach the
+    /// primary (its tarpc deadline travels relative, so it arrives with time to spare): it must
+    /// find the session ended and commit nothing, or the caller was told a lie.
+    #[tokio::test]
+    async fn review_a_commit_that_arrives_after_the_caller_heard_not_committed_never_commits() {
+        let (committed, primary_writer, _executor, relay) =
+            a_commit_held_on_a_slow_link("review-late-commit", false).await;
+        deliver_the_late_commit(&relay).await;
+        let rows = rows(&primary_writer).await;
+        let (mut conn, _) = primary_writer.connection().await.unwrap();
+        let (keys, replies): (i64, i64) =
+            sqlx::query_as("SELECT count(*), count(reply) FROM _litefs_forward_keys")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        println!(
+            "the caller heard {committed:?}; rows after the late COMMIT: {rows}; keys stored: \
+             {keys}, with a reply: {replies}"
+        );
+
+        assert!(
+            not_committed(&committed),
+            "the primary was reachable on a new connection: the caller hears 'not committed'"
+        );
+        assert_eq!(rows, 0, "the late COMMIT committed after 'not committed'");
+        assert_eq!((keys, replies), (1, 0), "the key's tombstone, and no reply");
+    }
+
+    /// The same late COMMIT while the primary cannot be asked (every new connection is lost): the
+    /// session cannot be rolled back nor the key asked about, so the caller is told "unknown",
+    /// and then the COMMIT arrives and commits. (Also shows that a late COMMIT does reach a
+    /// session still open, which the test above relies on.)
+    #[tokio::test]
+    async fn a_commit_late_while_the_primary_cannot_be_asked_is_unknown_and_may_commit() {
+        let (committed, primary_writer, _executor, relay) =
+            a_commit_held_on_a_slow_link("late-commit-unreachable", true).await;
+        deliver_the_late_commit(&relay).await;
+
+        let unknown = committed
+            .as_ref()
+            .err()
+            .and_then(ClusterError::find)
+            .is_some_and(ClusterError::outcome_unknown);
+        assert!(unknown, "the primary could not be asked: {committed:?}");
+        assert_eq!(rows(&primary_writer).await, 1, "the late COMMIT committed");
     }
     /// REVIEW (eviction and an open remote transaction): a write sent while a replica's
     /// transaction is open gets no answer (lost on the way back), and the connection they shared

@@ -371,21 +371,30 @@ impl Executor {
             rows_affected: 0,
             last_insert_rowid: 0,
         };
-        if let Err(e) = self.writer.ensure_key_table(conn, generation).await {
-            self.end(&session, &mut state, "its key could not be stored")
-                .await;
-            return Err(e);
-        }
+        // Inside the session's transaction: marked created only if the COMMIT stands.
+        let created = match self.writer.create_key_table_in(conn, generation).await {
+            Ok(created) => created,
+            Err(e) => {
+                self.end(&session, &mut state, "its key could not be stored")
+                    .await;
+                return Err(e);
+            }
+        };
         if let Err(e) = dedup::store(conn, key, Some(&done)).await {
             self.end(&session, &mut state, "its key could not be stored")
                 .await;
             return Err(Refusal::Unavailable(format!("cannot store the key: {e}")));
         }
         let outcome = match self.writer.commit(conn).await {
-            Commit::Done(pos) => Outcome {
-                result: Ok(done),
-                pos,
-            },
+            Commit::Done(pos) => {
+                if created {
+                    self.writer.mark_key_table_ready(generation);
+                }
+                Outcome {
+                    result: Ok(done),
+                    pos,
+                }
+            }
             Commit::Failed(err) => Outcome {
                 result: Err(wire::failure_from_sqlx(wire::ErrorPhase::Exec, &err)),
                 pos: None,
@@ -852,6 +861,135 @@ mod hardening_tests {
             .await
             .unwrap();
         assert_eq!(rows, 0, "nothing of the reaped transaction committed");
+    }
+
+    /// REVIEW (a late COMMIT, every order): on the primary, a remote transaction's COMMIT, the
+    /// replica's rollback of its session and the question about the COMMIT's key may come in any
+    /// order (the COMMIT late on a slow link, the other two on a new connection). In each, the
+    /// COMMIT commits if and only if it comes before the rollback, and the question's answer says
+    /// the same: one asked while the session is open waits for the session to end.
+    #[tokio::test]
+    async fn review_a_commit_a_rollback_and_a_question_agree_in_every_order() {
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        enum Event {
+            Commit,
+            Rollback,
+            Question,
+        }
+        use Event::{Commit, Question, Rollback};
+        let orders = [
+            [Commit, Rollback, Question],
+            [Commit, Question, Rollback],
+            [Rollback, Commit, Question],
+            [Rollback, Question, Commit],
+            [Question, Commit, Rollback],
+            [Question, Rollback, Commit],
+        ];
+        let deadline = || Instant::now() + Duration::from_secs(5);
+        for order in orders {
+            let (executor, writer) = executor(SessionLimits {
+                lease: Duration::from_secs(60),
+                max_lifetime: Duration::from_secs(60),
+                max_sessions: 64,
+            });
+            super::fixtures::create_t(&writer).await;
+            let id = executor
+                .begin(deadline(), executor.drain.continued_work())
+                .await
+                .unwrap();
+            executor
+                .run_in(id, super::fixtures::insert(1))
+                .await
+                .unwrap();
+            let key = crate::connection::idempotency_key();
+            let (mut committed, mut ended, mut question) = (None, false, None);
+            for event in order {
+                match event {
+                    Commit => {
+                        let answer = executor.commit(id, key, deadline()).await;
+                        committed = Some(matches!(answer, Ok(Outcome { result: Ok(_), .. })));
+                        ended = true;
+                    }
+                    Rollback => {
+                        executor.rollback(id).await.unwrap();
+                        ended = true;
+                    }
+                    Question => {
+                        let asking = writer.clone();
+                        let asked =
+                            tokio::spawn(async move { asking.resolve(key, deadline()).await });
+                        // Asked while the session is open, it waits for the writer the session
+                        // holds before the next event comes.
+                        while !ended && writer.queue_depth() < 1 && !asked.is_finished() {
+                            tokio::task::yield_now().await;
+                        }
+                        question = Some(asked);
+                    }
+                }
+            }
+            let answer = question.unwrap().await.unwrap().unwrap();
+            let rows = super::fixtures::rows(&writer).await;
+            let position = |wanted| order.iter().position(|e| *e == wanted);
+            let commit_first = position(Commit) < position(Rollback);
+            assert_eq!(
+                committed,
+                Some(commit_first),
+                "{order:?}: the COMMIT's answer"
+            );
+            assert_eq!(rows, i64::from(commit_first), "{order:?}: rows committed");
+            assert_eq!(
+                matches!(answer, Resolution::Committed(_)),
+                commit_first,
+                "{order:?}: the question's answer, {answer:?}"
+            );
+        }
+    }
+
+    /// REVIEW (the key table, a failed remote COMMIT): on a database with no key table yet, the
+    /// first keyed write is a remote transaction's COMMIT, which creates the table inside the
+    /// session's transaction, and SQLite then refuses the COMMIT (a deferred foreign key is
+    /// violated). The table is rolled back with the rest, so the writer must not count it as
+    /// created: every keyed write after it would fail on the missing table, until LiteFS
+    /// remounts.
+    #[tokio::test]
+    async fn review_a_remote_commit_that_fails_leaves_the_key_table_to_be_created() {
+        let (executor, writer) = executor(SessionLimits {
+            lease: Duration::from_secs(60),
+            max_lifetime: Duration::from_secs(60),
+            max_sessions: 64,
+        });
+        let deadline = || Instant::now() + Duration::from_secs(5);
+        super::fixtures::create_t(&writer).await;
+        let (mut conn, _) = writer.connection().await.unwrap();
+        conn.execute(
+            "CREATE TABLE p(id INTEGER PRIMARY KEY); \
+             CREATE TABLE c(p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+        )
+        .await
+        .unwrap();
+        drop(conn);
+        let id = executor
+            .begin(deadline(), executor.drain.continued_work())
+            .await
+            .unwrap();
+        let orphan = Request::ExecuteUnprepared("INSERT INTO c VALUES (99)".into());
+        executor.run_in(id, orphan).await.unwrap();
+        let key = crate::connection::idempotency_key();
+        let committed = executor.commit(id, key, deadline()).await;
+        assert!(
+            matches!(committed, Ok(Outcome { result: Err(_), .. })),
+            "SQLite refuses the COMMIT: {committed:?}"
+        );
+
+        let key = crate::connection::idempotency_key();
+        let written = executor
+            .run(key, super::fixtures::insert(1), deadline())
+            .await;
+        assert!(
+            matches!(written, Ok(Outcome { result: Ok(_), .. })),
+            "a keyed write after it: {written:?}"
+        );
+        assert_eq!(super::fixtures::rows(&writer).await, 1);
     }
 
     fn executor(limits: SessionLimits) -> (Arc<Executor>, Arc<Writer>) {

@@ -319,18 +319,35 @@ impl Writer {
         Ok((conn, pools.generation))
     }
 
+    /// Creates the key table on `conn` (outside a transaction: it commits at once) unless it is
+    /// known to exist in the pools' `generation`.
     pub async fn ensure_key_table(
         &self,
         conn: &mut SqliteConnection,
         generation: u64,
     ) -> Result<(), Refusal> {
-        if !self.key_table_ready(generation) {
-            dedup::create_table(conn)
-                .await
-                .map_err(|e| Refusal::Unavailable(format!("cannot create the key table: {e}")))?;
+        if self.create_key_table_in(conn, generation).await? {
             self.mark_key_table_ready(generation);
         }
         Ok(())
+    }
+
+    /// Creates the key table inside the transaction `conn` is in, unless it is known to exist;
+    /// says whether it did. The table exists only once that transaction commits, so the caller
+    /// marks it ready ([`Writer::mark_key_table_ready`]) then, and not before: rolled back, it
+    /// is gone, and a table marked ready that is not there fails every keyed write after.
+    pub(crate) async fn create_key_table_in(
+        &self,
+        conn: &mut SqliteConnection,
+        generation: u64,
+    ) -> Result<bool, Refusal> {
+        if self.key_table_ready(generation) {
+            return Ok(false);
+        }
+        dedup::create_table(conn)
+            .await
+            .map_err(|e| Refusal::Unavailable(format!("cannot create the key table: {e}")))?;
+        Ok(true)
     }
 
     /// Whether the key table is known to exist in the pools' `generation` (its CREATE ran).
