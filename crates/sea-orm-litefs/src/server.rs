@@ -290,8 +290,12 @@ impl Executor {
     }
 
     /// Ends an open session: rolls it back (or, on abandoned pools, leaks its connection without
-    /// touching it) and releases the writer.
+    /// touching it) and releases the writer. A session that has ended already keeps its state: a
+    /// rollback that comes after the COMMIT leaves it committed, with the COMMIT's answer kept.
     async fn end(&self, session: &Session, state: &mut State, why: &'static str) {
+        if !matches!(state, State::Open { .. }) {
+            return;
+        }
         if let State::Open {
             conn, generation, ..
         } = std::mem::replace(state, State::Ended(why))
@@ -943,6 +947,38 @@ mod hardening_tests {
                 "{order:?}: the question's answer, {answer:?}"
             );
         }
+    }
+
+    /// A rollback that arrives after its session's COMMIT (a replica that lost the COMMIT's
+    /// answer rolls back while it asks) leaves the session committed: a COMMIT that comes again
+    /// gets the same answer, not "rolled back".
+    #[tokio::test]
+    async fn a_rollback_after_the_commit_leaves_the_session_committed() {
+        let (executor, writer) = executor(SessionLimits {
+            lease: Duration::from_secs(60),
+            max_lifetime: Duration::from_secs(60),
+            max_sessions: 64,
+        });
+        let deadline = || Instant::now() + Duration::from_secs(5);
+        super::fixtures::create_t(&writer).await;
+        let id = executor
+            .begin(deadline(), executor.drain.continued_work())
+            .await
+            .unwrap();
+        executor
+            .run_in(id, super::fixtures::insert(1))
+            .await
+            .unwrap();
+        let key = crate::connection::idempotency_key();
+        let first = executor.commit(id, key, deadline()).await;
+        assert!(
+            matches!(first, Ok(Outcome { result: Ok(_), .. })),
+            "{first:?}"
+        );
+        executor.rollback(id).await.unwrap();
+        let again = executor.commit(id, key, deadline()).await;
+        assert_eq!(again, first, "the COMMIT asked again after the rollback");
+        assert_eq!(super::fixtures::rows(&writer).await, 1);
     }
 
     /// REVIEW (the key table, a failed remote COMMIT): on a database with no key table yet, the
