@@ -310,7 +310,8 @@ pub(crate) async fn resolve(
     reason: String,
 ) -> Result<Outcome, DbErr> {
     tracing::warn!(primary = %addr, %reason, "a forwarded answer was lost: asking the primary what became of the write");
-    let deadline = Instant::now() + node.forwarder.timeout;
+    let asked_since = Instant::now();
+    let deadline = asked_since + node.forwarder.timeout;
     let mut pause = RESOLVE_FIRST_PAUSE;
     let mut asking = futures::stream::FuturesUnordered::new();
     loop {
@@ -339,7 +340,9 @@ pub(crate) async fn resolve(
             Err(CallError::Failed(err)) => {
                 (err.is_transient(), format!("asking again failed: {err}"))
             }
-            Err(CallError::Lost { reason: again, .. }) => (true, format!("asking again: {again}")),
+            Err(CallError::Lost { reason: again, .. }) => {
+                (true, format!("the last question: {again}"))
+            }
         };
         // The primary may be restarting (a deploy, a crash) or the lease moving: asking is safe
         // to repeat, and whoever is primary next can answer.
@@ -350,9 +353,12 @@ pub(crate) async fn resolve(
             pause = (pause * 2).min(RESOLVE_MAX_PAUSE);
             continue;
         }
+        // The whole time asked, not only the last question's (one asked at the end of the window
+        // had none).
+        let asked_ms = asked_since.elapsed().as_millis();
         return Err(ClusterError::OutcomeUnknown {
             addr,
-            reason: format!("{reason}; {failed}"),
+            reason: format!("{reason}; asked for {asked_ms} ms without an answer ({failed})"),
         }
         .into_db_err());
     }
@@ -1215,6 +1221,16 @@ mod tests {
             asked.iter().all(Result::is_err),
             "no answer can come while the path is down"
         );
+        // Each says how long its questions went unanswered: the window, not the last one's time.
+        for err in asked.iter().filter_map(|a| a.as_ref().err()) {
+            let text = err.to_string();
+            let waited = text
+                .split("asked for ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|ms| ms.parse::<u64>().ok());
+            assert!(waited.is_some_and(|ms| ms >= 700), "{text}");
+        }
         let opened = *relay.accepted.borrow();
         assert!(
             opened <= 2 * RESOLVE_SHARES as usize,
