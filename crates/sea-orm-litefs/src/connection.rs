@@ -1150,9 +1150,7 @@ mod tests {
             }
         });
         // The load is queued before the question comes.
-        while primary_writer.queue_depth() < 2 {
-            tokio::task::yield_now().await;
-        }
+        primary_writer.queue_reaches(2).await;
         let writer = Writer::on_temp_file(&format!("{name}-replica"), false);
         let started = Instant::now();
         let asked = resolve(
@@ -1518,18 +1516,14 @@ mod tests {
         let (sent, asked, ()) = tokio::join!(
             send(key, 2),
             async {
-                while primary_writer.queue_depth() < 1 {
-                    tokio::task::yield_now().await;
-                }
+                primary_writer.queue_reaches(1).await;
                 relay.freeze_open_connections();
                 let reason = "the connection went half-open".into();
                 resolve(&writer, &node, key, relay.addr.clone(), reason).await
             },
             async {
                 // The question, asked again on a new connection, waits behind the write.
-                while primary_writer.queue_depth() < 2 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
+                primary_writer.queue_reaches(2).await;
                 drop(held);
             }
         );

@@ -322,7 +322,7 @@ impl Writer {
         let id = job.id;
         let mut queue = self.queue.lock().unwrap();
         queue.push_back(job);
-        metrics::writer_queue_depth(self.waiting.load(Ordering::Acquire));
+        self.publish_queue_depth();
         drop(queue);
         Ok(id)
     }
@@ -335,7 +335,7 @@ impl Writer {
         };
         queue.remove(at);
         self.waiting.fetch_sub(1, Ordering::AcqRel);
-        metrics::writer_queue_depth(self.waiting.load(Ordering::Acquire));
+        self.publish_queue_depth();
         true
     }
 
@@ -358,7 +358,7 @@ impl Writer {
             batch.extend(queue.pop_front());
         }
         self.waiting.fetch_sub(batch.len(), Ordering::AcqRel);
-        metrics::writer_queue_depth(self.waiting.load(Ordering::Acquire));
+        self.publish_queue_depth();
         batch
     }
 
@@ -962,7 +962,7 @@ mod tests {
                 })
             })
             .collect();
-        until("three writers to wait", || writer.queue_depth() == 3).await;
+        writer.queue_reaches(3).await;
         drop(guard);
         for call in calls {
             assert!(exec(&call.await.unwrap()).is_ok());

@@ -1111,9 +1111,7 @@ mod hardening_tests {
             }));
         }
         // Wait until the four are queued for the writer.
-        while writer.queue_depth() < 4 {
-            tokio::task::yield_now().await;
-        }
+        writer.queue_reaches(4).await;
         let begun = tokio::time::timeout(
             Duration::from_millis(100),
             executor.begin(

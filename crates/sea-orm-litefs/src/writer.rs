@@ -160,6 +160,8 @@ pub struct Writer {
     pub(crate) lock: Arc<Mutex<()>>,
     /// Callers queued for the lock or in the group-commit queue, bounded by `max_waiting`.
     pub(crate) waiting: AtomicUsize,
+    /// `waiting` as last published (see [`Writer::publish_queue_depth`]), to wait on.
+    depth: tokio::sync::watch::Sender<usize>,
     pub(crate) max_waiting: usize,
     /// Whether autocommit writes waiting together share a transaction (see `group`).
     group_commit: bool,
@@ -191,6 +193,7 @@ impl Writer {
         Writer {
             lock: Arc::new(Mutex::new(())),
             waiting: AtomicUsize::new(0),
+            depth: tokio::sync::watch::Sender::new(0),
             max_waiting,
             group_commit,
             queue: std::sync::Mutex::new(VecDeque::new()),
@@ -237,10 +240,10 @@ impl Writer {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Busy { waited_ms: 0 });
         }
-        super::metrics::writer_queue_depth(self.queue_depth());
+        self.publish_queue_depth();
         let guard = tokio::time::timeout_at(deadline.into(), self.lock.clone().lock_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
-        super::metrics::writer_queue_depth(self.queue_depth());
+        self.publish_queue_depth();
         super::metrics::writer_wait(started.elapsed());
         guard.map_err(|_| Refusal::Busy {
             waited_ms: started.elapsed().as_millis() as u64,
@@ -250,6 +253,23 @@ impl Writer {
     /// Callers waiting for the writer right now.
     pub fn queue_depth(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Publishes the queue's depth after it changed: the metric, and the watch tests wait on.
+    /// Read under the watch's lock, so the last value published is the latest.
+    pub(crate) fn publish_queue_depth(&self) {
+        self.depth.send_modify(|depth| *depth = self.queue_depth());
+        super::metrics::writer_queue_depth(*self.depth.borrow());
+    }
+
+    /// Waits until at least `n` callers wait for the writer (tests).
+    #[cfg(test)]
+    pub async fn queue_reaches(&self, n: usize) {
+        let mut depth = self.depth.subscribe();
+        depth
+            .wait_for(|d| *d >= n)
+            .await
+            .expect("the writer is alive");
     }
 
     /// Group-commit batches run so far, and the writes they held.
