@@ -309,9 +309,16 @@ impl Executor {
         *session.ended.lock().unwrap() = Some(Instant::now());
     }
 
-    async fn run_in(&self, id: u64, request: Request) -> Result<Outcome, Refusal> {
+    /// Runs a statement in session `id`; a statement still running at `deadline` (its caller's)
+    /// is interrupted.
+    async fn run_in(
+        &self,
+        id: u64,
+        request: Request,
+        deadline: Instant,
+    ) -> Result<Outcome, Refusal> {
         let session = self.session(id)?;
-        self.run_in_session(id, session, request).await
+        self.run_in_session(id, session, request, deadline).await
     }
 
     /// Runs a statement in `session`, which may have ended since it was looked up: its state,
@@ -321,6 +328,7 @@ impl Executor {
         id: u64,
         session: Arc<Session>,
         request: Request,
+        deadline: Instant,
     ) -> Result<Outcome, Refusal> {
         let mut state = session.state.lock().await;
         let (conn, generation) = match &mut *state {
@@ -338,8 +346,11 @@ impl Executor {
         if let Some(why) = statement::refusal(&statement::classify_lexically(sql.text()), true) {
             return Err(Refusal::Refused(why));
         }
-        // A statement still running when the session's lifetime ends is interrupted.
-        let alarm = writer::Alarm::set(conn, session.created + self.limits.max_lifetime).await;
+        // A statement still running when its caller gives up, or when the session's lifetime
+        // ends, is interrupted: nobody waits for its answer, and it holds the one writer. (An
+        // interrupted write rolls its transaction back, which ends the session below.)
+        let stop = deadline.min(session.created + self.limits.max_lifetime);
+        let alarm = writer::Alarm::set(conn, stop).await;
         let result = writer::run_native(conn, &sql, method).await;
         alarm.unset();
         if !writer::in_transaction(conn).await {
@@ -642,11 +653,17 @@ impl Forward for ForwardServer {
         let deadline = deadline_of(&ctx);
         detached_no_commit(async move { self.0.begin(deadline, work).await }).await
     }
-    async fn run_in(self, _: Context, session: u64, request: Request) -> Result<Outcome, Refusal> {
+    async fn run_in(
+        self,
+        ctx: Context,
+        session: u64,
+        request: Request,
+    ) -> Result<Outcome, Refusal> {
         let work = self.0.drain.continued_work();
+        let deadline = deadline_of(&ctx);
         detached_no_commit(async move {
             let _work = work;
-            self.0.run_in(session, request).await
+            self.0.run_in(session, request, deadline).await
         })
         .await
     }
@@ -852,11 +869,13 @@ mod hardening_tests {
             .begin(deadline(), executor.drain.continued_work())
             .await
             .unwrap();
-        executor.run_in(id, insert(1)).await.unwrap();
+        executor.run_in(id, insert(1), deadline()).await.unwrap();
         let looked_up = executor.session(id).unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await; // past the 1 ms lease
         executor.reap().await;
-        let late = executor.run_in_session(id, looked_up, insert(2)).await;
+        let late = executor
+            .run_in_session(id, looked_up, insert(2), deadline())
+            .await;
         assert_eq!(late, Err(Refusal::NoSuchSession { session: id }));
         assert!(executor.commit(id, 7, deadline()).await.is_err());
         let (mut conn, _) = writer.connection().await.unwrap();
@@ -902,7 +921,7 @@ mod hardening_tests {
                 .await
                 .unwrap();
             executor
-                .run_in(id, super::fixtures::insert(1))
+                .run_in(id, super::fixtures::insert(1), deadline())
                 .await
                 .unwrap();
             let key = crate::connection::idempotency_key();
@@ -966,7 +985,7 @@ mod hardening_tests {
             .await
             .unwrap();
         executor
-            .run_in(id, super::fixtures::insert(1))
+            .run_in(id, super::fixtures::insert(1), deadline())
             .await
             .unwrap();
         let key = crate::connection::idempotency_key();
@@ -1009,7 +1028,7 @@ mod hardening_tests {
             .await
             .unwrap();
         let orphan = Request::ExecuteUnprepared("INSERT INTO c VALUES (99)".into());
-        executor.run_in(id, orphan).await.unwrap();
+        executor.run_in(id, orphan, deadline()).await.unwrap();
         let key = crate::connection::idempotency_key();
         let committed = executor.commit(id, key, deadline()).await;
         assert!(
@@ -1063,6 +1082,7 @@ mod hardening_tests {
                             .into(),
                         params: vec![],
                     }),
+                    Instant::now() + Duration::from_secs(60),
                 )
                 .await
         });
@@ -1086,6 +1106,49 @@ mod hardening_tests {
             acquired,
             "the writer was held past the session's maximum lifetime"
         );
+    }
+
+    /// A statement in a remote transaction still running when its caller gives up (the RPC's
+    /// deadline) is interrupted there, not at the session's lifetime: nobody waits for it, and
+    /// it held the primary's one writer. Interrupted, the write rolls its transaction back, which
+    /// ends the session and frees the writer.
+    #[tokio::test]
+    async fn a_statement_still_running_at_its_callers_deadline_is_interrupted() {
+        let (executor, writer) = executor(SessionLimits {
+            lease: Duration::from_secs(60),
+            max_lifetime: Duration::from_secs(60),
+            max_sessions: 64,
+        });
+        super::fixtures::create_t(&writer).await;
+        let id = executor
+            .begin(
+                Instant::now() + Duration::from_secs(2),
+                executor.drain.continued_work(),
+            )
+            .await
+            .unwrap();
+        // Billions of rows: minutes, were it not stopped.
+        let endless = Request::Execute(wire::Statement {
+            sql: "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                  WHERE x < 3000000000) SELECT x FROM c"
+                .into(),
+            params: vec![],
+        });
+        let started = Instant::now();
+        let ran = executor
+            .run_in(id, endless, started + Duration::from_millis(300))
+            .await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(10), "ran for {took:?}");
+        let failed = matches!(&ran, Ok(Outcome { result: Err(_), .. }));
+        assert!(failed, "interrupted, it fails: {ran:?}");
+        // The session ended with it: the writer is free, and nothing was written.
+        let acquired = writer
+            .acquire(Instant::now() + Duration::from_secs(1))
+            .await;
+        assert!(acquired.is_ok(), "the writer is still held");
+        drop(acquired);
+        assert_eq!(super::fixtures::rows(&writer).await, 0);
     }
 
     /// the cap on remote transactions counts every write waiting for the writer, so a burst of
