@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteArguments, SqliteQueryResult, SqliteRow};
@@ -776,6 +776,11 @@ pub async fn release(mut conn: PoolConnection<Sqlite>) {
 /// Interrupts the statement running on a connection when a deadline passes (`sqlite3_interrupt`,
 /// which SQLite allows from any thread): a runaway statement must not hold the writer past its
 /// caller's deadline. The statement then fails with SQLITE_INTERRUPT and is rolled back.
+///
+/// Once gone off, it interrupts again every [`RING_AGAIN`] until unset: SQLite forgets an
+/// interrupt that comes while no statement runs (it clears it as the next one starts), so one
+/// that came just before the statement started (a deadline already past, a statement sqlx had
+/// prepared before) would let it run on unbounded.
 pub struct Alarm {
     /// Whether the alarm may still go off; the connection stays open while it is set.
     armed: Arc<std::sync::Mutex<bool>>,
@@ -794,7 +799,13 @@ impl Alarm {
         let ringing = armed.clone();
         let timer = tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
-            interrupt(&ringing, handle);
+            if interrupt(&ringing, handle) {
+                tracing::warn!("a statement ran past its deadline: interrupting it");
+            }
+            loop {
+                tokio::time::sleep(RING_AGAIN).await;
+                interrupt(&ringing, handle);
+            }
         });
         Alarm {
             armed,
@@ -806,7 +817,9 @@ impl Alarm {
     /// Goes off now, if still armed: for a caller that gives up at the deadline itself and must
     /// not depend on which of it and the timer runs first.
     pub fn ring(&self) {
-        interrupt(&self.armed, self.handle);
+        if interrupt(&self.armed, self.handle) {
+            tracing::warn!("a statement ran past its deadline: interrupting it");
+        }
     }
 
     /// Disarms the alarm: once this returns, it never goes off.
@@ -816,16 +829,21 @@ impl Alarm {
     }
 }
 
-/// Interrupts the statement running on `handle`, if `armed`.
-fn interrupt(armed: &std::sync::Mutex<bool>, handle: Option<usize>) {
+/// How often an [`Alarm`] that went off interrupts again: a statement that started after the
+/// interrupt before runs at most this much longer.
+const RING_AGAIN: Duration = Duration::from_millis(10);
+
+/// Interrupts the statement running on `handle`, if `armed`; whether it did.
+fn interrupt(armed: &std::sync::Mutex<bool>, handle: Option<usize>) -> bool {
     let armed = armed.lock().unwrap();
-    if let (true, Some(handle)) = (*armed, handle) {
-        tracing::warn!("a statement ran past its deadline: interrupting it");
-        // SAFETY: the connection is open while the alarm is armed (`unset` takes this lock
-        // before the connection can be released), and sqlite3_interrupt may be called from any
-        // thread while a statement runs on it.
-        unsafe { libsqlite3_sys::sqlite3_interrupt(handle as *mut libsqlite3_sys::sqlite3) };
-    }
+    let (true, Some(handle)) = (*armed, handle) else {
+        return false;
+    };
+    // SAFETY: the connection is open while the alarm is armed (`unset` takes this lock before
+    // the connection can be released), and sqlite3_interrupt may be called from any thread
+    // while a statement runs on it.
+    unsafe { libsqlite3_sys::sqlite3_interrupt(handle as *mut libsqlite3_sys::sqlite3) };
+    true
 }
 
 impl Drop for Alarm {
