@@ -458,6 +458,58 @@ async fn review_an_interrupt_left_after_a_statement_never_fails_the_next_or_the_
     assert_eq!(super::fixtures::rows(&writer).await, 4);
 }
 
+/// REVIEW (the deadline's alarm, half a transaction): a write interrupted at its caller's
+/// deadline inside a savepoint (a replica's nested transaction) takes the whole transaction
+/// with it, as SQLite rolls it all back: the session ends, so the savepoint's rollback and the
+/// COMMIT that follow are refused, and nothing commits, the write before the savepoint
+/// included. The COMMIT's key is not spent either: asked about, it did not commit. (With the
+/// session left open, the COMMIT stored its key outside any transaction: "committed" for what
+/// did not.)
+#[tokio::test]
+async fn review_a_write_interrupted_inside_a_savepoint_commits_nothing_of_its_transaction() {
+    let (executor, writer) = executor(SessionLimits {
+        lease: Duration::from_secs(60),
+        max_lifetime: Duration::from_secs(60),
+        max_sessions: 64,
+    });
+    let deadline = || Instant::now() + Duration::from_secs(5);
+    super::fixtures::create_t(&writer).await;
+    let id = executor
+        .begin(deadline(), executor.drain.continued_work())
+        .await
+        .unwrap();
+    let raw = |sql: &str| Request::ExecuteUnprepared(sql.into());
+    for step in [super::fixtures::insert(1), raw("SAVEPOINT sp1")] {
+        let ran = executor.run_in(id, step, deadline()).await;
+        assert!(matches!(ran, Ok(Outcome { result: Ok(_), .. })), "{ran:?}");
+    }
+    let endless = Request::Execute(wire::Statement {
+        sql: "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+              WHERE x < 3000000000) SELECT x FROM c"
+            .into(),
+        params: vec![],
+    });
+    let at = Instant::now() + Duration::from_millis(200);
+    let interrupted = executor.run_in(id, endless, at).await;
+    assert!(
+        matches!(&interrupted, Ok(Outcome { result: Err(_), .. })),
+        "{interrupted:?}"
+    );
+    let back = executor
+        .run_in(id, raw("ROLLBACK TO sp1; RELEASE sp1"), deadline())
+        .await;
+    assert_eq!(back, Err(Refusal::NoSuchSession { session: id }));
+    let key = crate::connection::idempotency_key();
+    let committed = executor.commit(id, key, deadline()).await;
+    assert!(
+        !matches!(committed, Ok(Outcome { result: Ok(_), .. })),
+        "the COMMIT: {committed:?}"
+    );
+    assert_eq!(super::fixtures::rows(&writer).await, 0);
+    let asked = writer.resolve(key, deadline()).await;
+    assert!(matches!(asked, Ok(Resolution::NotCommitted)), "{asked:?}");
+}
+
 /// the cap on remote transactions counts every write waiting for the writer, so a burst of
 /// autocommit writes refuses transactions as "too many" while none is open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
