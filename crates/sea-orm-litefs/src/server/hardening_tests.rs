@@ -510,6 +510,64 @@ async fn review_a_write_interrupted_inside_a_savepoint_commits_nothing_of_its_tr
     assert!(matches!(asked, Ok(Resolution::NotCommitted)), "{asked:?}");
 }
 
+/// REVIEW (the deadline's alarm, an interrupted read): SQLite does not roll a transaction back
+/// for an interrupted read, so the session goes on as it was: the replica hears that the read
+/// failed, its later statements run (no interrupt left pending), and its COMMIT commits exactly
+/// the writes it was told succeeded.
+#[tokio::test]
+async fn review_a_read_interrupted_at_its_deadline_leaves_its_transaction_as_it_was() {
+    let (executor, writer) = executor(SessionLimits {
+        lease: Duration::from_secs(60),
+        max_lifetime: Duration::from_secs(60),
+        max_sessions: 64,
+    });
+    let deadline = || Instant::now() + Duration::from_secs(5);
+    super::fixtures::create_t(&writer).await;
+    let id = executor
+        .begin(deadline(), executor.drain.continued_work())
+        .await
+        .unwrap();
+    let first = executor
+        .run_in(id, super::fixtures::insert(1), deadline())
+        .await;
+    assert!(
+        matches!(first, Ok(Outcome { result: Ok(_), .. })),
+        "{first:?}"
+    );
+    let endless = Request::QueryAll(wire::Statement {
+        sql: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+              WHERE x < 3000000000) SELECT count(*) FROM c"
+            .into(),
+        params: vec![],
+    });
+    let started = Instant::now();
+    let read = executor
+        .run_in(id, endless, started + Duration::from_millis(200))
+        .await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "read for {took:?}");
+    let interrupted = matches!(
+        &read,
+        Ok(Outcome { result: Err(failure), .. }) if failure.sqlite.as_ref().map(|s| s.0) == Some(9)
+    );
+    assert!(interrupted, "the read fails as interrupted: {read:?}");
+    let second = executor
+        .run_in(id, super::fixtures::insert(2), deadline())
+        .await;
+    assert!(
+        matches!(second, Ok(Outcome { result: Ok(_), .. })),
+        "{second:?}"
+    );
+    let committed = executor
+        .commit(id, crate::connection::idempotency_key(), deadline())
+        .await;
+    assert!(
+        matches!(committed, Ok(Outcome { result: Ok(_), .. })),
+        "{committed:?}"
+    );
+    assert_eq!(super::fixtures::rows(&writer).await, 2);
+}
+
 /// the cap on remote transactions counts every write waiting for the writer, so a burst of
 /// autocommit writes refuses transactions as "too many" while none is open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
