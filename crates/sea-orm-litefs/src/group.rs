@@ -316,6 +316,8 @@ impl Writer {
     fn enqueue(&self, mut job: Job) -> Result<u64, Refusal> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
+            // Another caller may have published the count with this one in it meanwhile.
+            self.publish_queue_depth();
             return Err(Refusal::Busy { waited_ms: 0 });
         }
         job.id = self.next_job.fetch_add(1, Ordering::Relaxed);

@@ -238,6 +238,8 @@ impl Writer {
         let started = Instant::now();
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
+            // Another caller may have published the count with this one in it meanwhile.
+            self.publish_queue_depth();
             return Err(Refusal::Busy { waited_ms: 0 });
         }
         self.publish_queue_depth();
@@ -259,6 +261,8 @@ impl Writer {
     /// Read under the watch's lock, so the last value published is the latest.
     pub(crate) fn publish_queue_depth(&self) {
         self.depth.send_modify(|depth| *depth = self.queue_depth());
+        // Under the watch's read lock (the borrow lives to the end of the statement): the gauge
+        // is set in the order the watch was.
         super::metrics::writer_queue_depth(*self.depth.borrow());
     }
 
