@@ -315,7 +315,7 @@ impl FromRequestParts<AppState> for Visitor {
         let admin = session
             .get::<bool>(ADMIN_KEY)
             .await
-            .map_err(|e| PageError(Error::Unavailable(format!("sessions are unavailable: {e}"))))?
+            .map_err(|e| PageError(session_error(e)))?
             .unwrap_or(false);
         let jar = SignedCookieJar::from_headers(&parts.headers, state.cookie_key.clone());
         Ok(Visitor {
@@ -345,8 +345,14 @@ impl FromRequestParts<AppState> for PageAdmin {
     }
 }
 
+/// The store's error goes to the log: it may name the primary's private address.
 fn session_error(err: tower_sessions::session::Error) -> Error {
-    Error::Unavailable(format!("sessions are unavailable: {err}"))
+    tracing::warn!(%err, "session store failed");
+    Error::Unavailable(
+        "sessions are unavailable right now (the primary may be unreachable); nothing was \
+         saved, try again shortly"
+            .into(),
+    )
 }
 
 /// Starts an admin session under a new id: one write. A visitor whose cookie named a live session

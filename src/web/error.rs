@@ -90,11 +90,19 @@ fn database_error(err: DbErr) -> Error {
     if let Some(cluster) = ClusterError::find(&err) {
         metrics::counter!("blog_db_errors_total", "kind" => "cluster").increment(1);
         return if cluster.outcome_unknown() {
-            Error::OutcomeUnknown(format!(
-                "{cluster}. Check whether it was saved before trying again."
-            ))
+            tracing::error!(error = %cluster, "write outcome unknown");
+            Error::OutcomeUnknown(
+                "the outcome of the write is unknown: the primary did not answer in time, and \
+                 it may or may not have been saved. Check whether it was saved before trying \
+                 again."
+                    .into(),
+            )
         } else if cluster.is_transient() {
-            Error::Unavailable(format!("writes are unavailable: {cluster}"))
+            tracing::warn!(error = %cluster, "write not done");
+            Error::Unavailable(format!(
+                "writes are unavailable: {}",
+                public_reason(cluster)
+            ))
         } else {
             // A statement the cluster layer refuses: a bug in the app, not the request.
             Error::Internal(cluster.to_string())
@@ -118,6 +126,37 @@ fn database_error(err: DbErr) -> Error {
     metrics::counter!("blog_db_errors_total", "kind" => kind).increment(1);
     tracing::warn!(%err, "database unavailable");
     Error::Unavailable(format!("{message}: nothing was saved, try again shortly"))
+}
+
+/// What a client is told of a cluster failure: what happened and what to do, without the details
+/// the log has (the primary's address on the private network, the transport's errors).
+fn public_reason(cluster: &ClusterError) -> &'static str {
+    match cluster {
+        ClusterError::NoPrimary => {
+            "the cluster has no primary right now; nothing was saved, try again shortly"
+        }
+        ClusterError::PrimaryUnreachable { .. } => {
+            "the primary is unreachable; nothing was saved, try again shortly"
+        }
+        ClusterError::Busy { .. } | ClusterError::TooManyTransactions { .. } => {
+            "the primary is busy; nothing was saved, try again shortly"
+        }
+        ClusterError::PrimaryMoving { .. } => {
+            "the primary is moving to another node; nothing was saved, try again shortly"
+        }
+        ClusterError::AuthFailed { .. } => {
+            "this node cannot reach the primary (the operator's log says why); nothing was saved"
+        }
+        ClusterError::NotCommitted { .. }
+        | ClusterError::SessionLost(_)
+        | ClusterError::Unavailable(_) => {
+            "the primary could not complete the write; nothing was saved, try again shortly"
+        }
+        ClusterError::CatchUpTimeout { .. } => "this node is behind the primary; try again shortly",
+        ClusterError::OutcomeUnknown { .. } | ClusterError::Refused(_) => {
+            "the write could not be done"
+        }
+    }
 }
 
 fn retry_secs(wait: Duration) -> u64 {
@@ -318,9 +357,31 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["outcome"], "unknown", "{body}");
 
+        assert!(!body.to_string().contains("7070"), "{body}");
+
         let refused =
             Error::from(ClusterError::Refused("statement refused: BEGIN".into()).into_db_err());
         assert!(matches!(refused, Error::Internal(_)), "{refused:?}");
+    }
+
+    /// A client is told what happened and what to do, not the primary's address on the private
+    /// network nor the transport's error (those go to the log).
+    #[tokio::test]
+    async fn a_cluster_failure_does_not_show_the_private_network() {
+        let unreachable = ClusterError::PrimaryUnreachable {
+            addr: "e784079b.vm.blog.internal:7070".into(),
+            reason: "connect to [fdaa:0:1::3]:7070: connection refused".into(),
+        };
+        let response = Error::from(unreachable.into_db_err()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("the primary is unreachable"), "{body}");
+        for private in ["internal", "7070", "fdaa", "refused"] {
+            assert!(!body.contains(private), "{private} in {body}");
+        }
     }
 
     /// LiteFS refusing a write (the primary moved mid-request) is a 503, not a 500: seen by the

@@ -253,6 +253,27 @@ async fn a_dead_primary_is_a_503_and_reads_keep_working() {
         message.contains("unreachable") || message.contains("did not answer"),
         "{message}"
     );
+    // Not the primary's address on the private network: this answer is public.
+    assert!(!message.contains(":7070"), "{message}");
+    // Nor when signing in (a session is a write) fails the same way.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = get_text(&browser, &format!("{replica}/admin/login")).await;
+    let page = browser
+        .post(format!("{replica}/admin/login"))
+        .form(&[
+            ("csrf", csrf_of(&login).as_str()),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("nothing was"), "{html}");
+    assert!(!html.contains(":7070"), "{html}");
     assert!(
         took < Duration::from_millis(FORWARD_TIMEOUT_MS + 1000),
         "answered in {took:?}"
