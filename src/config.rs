@@ -83,8 +83,8 @@ pub struct Config {
     #[arg(long, env = "BLOG_NODE_NAME", global = true)]
     pub node_name: Option<String>,
 
-    /// The admin password (user `admin`), at least [`MIN_PASSWORD_CHARS`] characters and at most
-    /// [`MAX_PASSWORD_BYTES`] bytes. Generated
+    /// The admin password (user `admin`), at least 15 characters and at most 1024 bytes
+    /// (`MIN_PASSWORD_CHARS`, `MAX_PASSWORD_BYTES`). Generated
     /// and printed at start when unset.
     #[arg(
         long,
@@ -108,7 +108,7 @@ pub struct Config {
     /// The URL people use to reach the blog (`https://blog.example`): the origin of canonical
     /// links, the feed and the sitemap (without it, the request's `Host`). When it is https (or,
     /// unset, on Fly.io), cookies are `Secure`; forms are accepted only from its origin (without
-    /// it, from the request's host). Kept as browsers write it (see [`public_url`]):
+    /// it, from the request's host). Kept as browsers write it:
     /// `https://Blog.Example:443/` is `https://blog.example`.
     #[arg(long, env = "BLOG_PUBLIC_URL", value_parser = public_url, global = true)]
     pub public_url: Option<String>,

@@ -144,7 +144,8 @@ fn server_ended(
 /// Where `blog migrate` listens for forwarded writes: nowhere a replica sends them.
 const MIGRATE_RPC_LISTEN: &str = "127.0.0.1:0";
 
-/// Ctrl-C, or SIGTERM (what `litefs mount` and Fly send to stop the app).
+/// SIGINT (Ctrl-C, and what Fly sends per `fly.toml`, passed on by `litefs mount`) or SIGTERM
+/// (what most process managers send).
 async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM can be handled");
