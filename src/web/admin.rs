@@ -141,6 +141,7 @@ async fn dashboard(
         chrome,
         posts: page.items.iter().map(PostCard::new).collect(),
         pager: Pager::new("/admin", &page),
+        post_count: page.total_items,
         drafts,
         tag_count,
     };

@@ -205,6 +205,8 @@ pub struct DashboardPage {
     pub chrome: Chrome,
     pub posts: Vec<PostCard>,
     pub pager: Pager,
+    /// Every post, drafts included.
+    pub post_count: u64,
     pub drafts: u64,
     pub tag_count: usize,
 }

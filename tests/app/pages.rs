@@ -288,7 +288,7 @@ async fn admin_writes_a_post_through_the_form() {
     let (status, dashboard) = app.get_text("/admin").await;
     assert_eq!(status, StatusCode::OK);
     assert!(dashboard.contains("Form Post"));
-    assert!(dashboard.contains("1 draft(s)"), "{dashboard}");
+    assert!(dashboard.contains(" (1 draft) · "), "{dashboard}");
 
     // A slug that is taken: 422 with the message next to the slug.
     let response = app
