@@ -475,6 +475,10 @@ impl Executor {
             let Ok(mut state) = session.state.try_lock() else {
                 continue;
             };
+            // Its COMMIT (or a rollback) may have ended it since it was looked at.
+            if !matches!(*state, State::Open { .. }) {
+                continue;
+            }
             let why = if old {
                 "open past its maximum lifetime"
             } else {
