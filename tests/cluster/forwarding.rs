@@ -40,6 +40,29 @@ fn csrf_of(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_owned()
 }
 
+/// A client that keeps cookies, as a browser does.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// Signs in through the login form on `base` (its CSRF token first), then to `next`.
+async fn sign_in(browser: &reqwest::Client, base: &str, next: &str) -> reqwest::Response {
+    let login = get_text(browser, &format!("{base}/admin/login")).await;
+    browser
+        .post(format!("{base}/admin/login"))
+        .form(&[
+            ("csrf", csrf_of(&login).as_str()),
+            ("password", ADMIN_PASSWORD),
+            ("next", next),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_write_on_a_replica_is_forwarded_and_never_attempted_locally() {
     let cluster = Cluster::start(3).await;
@@ -67,21 +90,8 @@ async fn a_write_on_a_replica_is_forwarded_and_never_attempted_locally() {
     );
 
     // 2. Through the page form (login, CSRF, post-redirect-get).
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = get_text(&browser, &format!("{replica}/admin/login")).await;
-    let page = browser
-        .post(format!("{replica}/admin/login"))
-        .form(&[
-            ("csrf", csrf_of(&login).as_str()),
-            ("password", ADMIN_PASSWORD),
-            ("next", "/admin/tags"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let browser = browser();
+    let page = sign_in(&browser, &replica, "/admin/tags").await;
     assert_eq!(page.url().path(), "/admin/tags");
     let form = page.text().await.unwrap();
     let done = browser
@@ -256,20 +266,7 @@ async fn a_dead_primary_is_a_503_and_reads_keep_working() {
     // Not the primary's address on the private network: this answer is public.
     assert!(!message.contains(":7070"), "{message}");
     // Nor when signing in (a session is a write) fails the same way.
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = get_text(&browser, &format!("{replica}/admin/login")).await;
-    let page = browser
-        .post(format!("{replica}/admin/login"))
-        .form(&[
-            ("csrf", csrf_of(&login).as_str()),
-            ("password", ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let page = sign_in(&browser(), &replica, "/admin").await;
     assert_eq!(page.status(), 503);
     let html = page.text().await.unwrap();
     assert!(html.contains("nothing was"), "{html}");

@@ -109,16 +109,7 @@ async fn review_a_commit_a_rollback_and_a_question_agree_in_every_order() {
     ];
     let deadline = || Instant::now() + Duration::from_secs(5);
     for order in orders {
-        let (executor, writer) = executor(SessionLimits {
-            lease: Duration::from_secs(60),
-            max_lifetime: Duration::from_secs(60),
-            max_sessions: 64,
-        });
-        super::fixtures::create_t(&writer).await;
-        let id = executor
-            .begin(deadline(), executor.drain.continued_work())
-            .await
-            .unwrap();
+        let (executor, writer, id) = open_session().await;
         executor
             .run_in(id, super::fixtures::insert(1), deadline())
             .await
@@ -171,17 +162,8 @@ async fn review_a_commit_a_rollback_and_a_question_agree_in_every_order() {
 /// gets the same answer, not "rolled back".
 #[tokio::test]
 async fn a_rollback_after_the_commit_leaves_the_session_committed() {
-    let (executor, writer) = executor(SessionLimits {
-        lease: Duration::from_secs(60),
-        max_lifetime: Duration::from_secs(60),
-        max_sessions: 64,
-    });
     let deadline = || Instant::now() + Duration::from_secs(5);
-    super::fixtures::create_t(&writer).await;
-    let id = executor
-        .begin(deadline(), executor.drain.continued_work())
-        .await
-        .unwrap();
+    let (executor, writer, id) = open_session().await;
     executor
         .run_in(id, super::fixtures::insert(1), deadline())
         .await
@@ -243,6 +225,20 @@ async fn review_a_remote_commit_that_fails_leaves_the_key_table_to_be_created() 
         "a keyed write after it: {written:?}"
     );
     assert_eq!(super::fixtures::rows(&writer).await, 1);
+}
+
+/// An executor with long limits (60 s of lease and lifetime), table `t`, and one session open.
+async fn open_session() -> (Arc<Executor>, Arc<Writer>, u64) {
+    let (executor, writer) = executor(SessionLimits {
+        lease: Duration::from_secs(60),
+        max_lifetime: Duration::from_secs(60),
+        max_sessions: 64,
+    });
+    super::fixtures::create_t(&writer).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let begun = executor.begin(deadline, executor.drain.continued_work());
+    let id = begun.await.expect("a session opens");
+    (executor, writer, id)
 }
 
 fn executor(limits: SessionLimits) -> (Arc<Executor>, Arc<Writer>) {
@@ -312,19 +308,7 @@ async fn a_long_statement_is_interrupted_at_the_session_lifetime() {
 /// ends the session and frees the writer.
 #[tokio::test]
 async fn a_statement_still_running_at_its_callers_deadline_is_interrupted() {
-    let (executor, writer) = executor(SessionLimits {
-        lease: Duration::from_secs(60),
-        max_lifetime: Duration::from_secs(60),
-        max_sessions: 64,
-    });
-    super::fixtures::create_t(&writer).await;
-    let id = executor
-        .begin(
-            Instant::now() + Duration::from_secs(2),
-            executor.drain.continued_work(),
-        )
-        .await
-        .unwrap();
+    let (executor, writer, id) = open_session().await;
     // Billions of rows: minutes, were it not stopped.
     let endless = Request::Execute(wire::Statement {
         sql: "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
@@ -404,17 +388,8 @@ async fn review_a_statement_that_starts_past_its_callers_deadline_is_interrupted
 /// by hand.)
 #[tokio::test]
 async fn review_an_interrupt_left_after_a_statement_never_fails_the_next_or_the_commit() {
-    let (executor, writer) = executor(SessionLimits {
-        lease: Duration::from_secs(60),
-        max_lifetime: Duration::from_secs(60),
-        max_sessions: 64,
-    });
     let deadline = || Instant::now() + Duration::from_secs(5);
-    super::fixtures::create_t(&writer).await;
-    let id = executor
-        .begin(deadline(), executor.drain.continued_work())
-        .await
-        .unwrap();
+    let (executor, writer, id) = open_session().await;
     for x in 1..=3 {
         executor
             .run_in(id, super::fixtures::insert(x), deadline())
@@ -467,17 +442,8 @@ async fn review_an_interrupt_left_after_a_statement_never_fails_the_next_or_the_
 /// did not.)
 #[tokio::test]
 async fn review_a_write_interrupted_inside_a_savepoint_commits_nothing_of_its_transaction() {
-    let (executor, writer) = executor(SessionLimits {
-        lease: Duration::from_secs(60),
-        max_lifetime: Duration::from_secs(60),
-        max_sessions: 64,
-    });
     let deadline = || Instant::now() + Duration::from_secs(5);
-    super::fixtures::create_t(&writer).await;
-    let id = executor
-        .begin(deadline(), executor.drain.continued_work())
-        .await
-        .unwrap();
+    let (executor, writer, id) = open_session().await;
     let raw = |sql: &str| Request::ExecuteUnprepared(sql.into());
     for step in [super::fixtures::insert(1), raw("SAVEPOINT sp1")] {
         let ran = executor.run_in(id, step, deadline()).await;
@@ -516,17 +482,8 @@ async fn review_a_write_interrupted_inside_a_savepoint_commits_nothing_of_its_tr
 /// the writes it was told succeeded.
 #[tokio::test]
 async fn review_a_read_interrupted_at_its_deadline_leaves_its_transaction_as_it_was() {
-    let (executor, writer) = executor(SessionLimits {
-        lease: Duration::from_secs(60),
-        max_lifetime: Duration::from_secs(60),
-        max_sessions: 64,
-    });
     let deadline = || Instant::now() + Duration::from_secs(5);
-    super::fixtures::create_t(&writer).await;
-    let id = executor
-        .begin(deadline(), executor.drain.continued_work())
-        .await
-        .unwrap();
+    let (executor, writer, id) = open_session().await;
     let first = executor
         .run_in(id, super::fixtures::insert(1), deadline())
         .await;
