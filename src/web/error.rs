@@ -89,8 +89,12 @@ fn sqlite_code(err: &DbErr) -> Option<i64> {
 fn database_error(err: DbErr) -> Error {
     if let Some(cluster) = ClusterError::find(&err) {
         metrics::counter!("blog_db_errors_total", "kind" => "cluster").increment(1);
+        // The details, for the operator; the answer's own line (`Error::log`) has what the
+        // client is told.
+        if cluster.outcome_unknown() || cluster.is_transient() {
+            tracing::warn!(error = %cluster, "cluster write failed");
+        }
         return if cluster.outcome_unknown() {
-            tracing::error!(error = %cluster, "write outcome unknown");
             Error::OutcomeUnknown(
                 "the outcome of the write is unknown: the primary did not answer in time, and \
                  it may or may not have been saved. Check whether it was saved before trying \
@@ -98,7 +102,6 @@ fn database_error(err: DbErr) -> Error {
                     .into(),
             )
         } else if cluster.is_transient() {
-            tracing::warn!(error = %cluster, "write not done");
             Error::Unavailable(format!(
                 "writes are unavailable: {}",
                 public_reason(cluster)
