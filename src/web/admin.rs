@@ -40,13 +40,17 @@ struct NextQuery {
     next: Option<String>,
 }
 
+/// The longest `next` a login keeps; a longer one is not a page of this site worth returning to.
+const MAX_NEXT_BYTES: usize = 2048;
+
 /// Only same-site paths, so the login form cannot send anyone elsewhere: a `/` followed by
 /// anything but `/` or `\\` (which browsers read as another host), and only printable ASCII (no
 /// tabs or line breaks, which browsers drop and which cannot go in a header).
 fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
-            if n.starts_with('/')
+            if n.len() <= MAX_NEXT_BYTES
+                && n.starts_with('/')
                 && !n[1..].starts_with(['/', '\\'])
                 && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
         {
@@ -83,9 +87,11 @@ async fn login(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
     visitor: Visitor,
-    CsrfForm(form): CsrfForm<LoginForm>,
+    CsrfForm(mut form): CsrfForm<LoginForm>,
 ) -> Result<Response, PageError> {
-    let next = safe_next(form.next.as_deref());
+    // Taken out of the form: the submitted string (up to the body limit) is dropped here, not held
+    // while the password waits for an argon2 slot.
+    let next = safe_next(form.next.take().as_deref());
     let signed_in_before = auth::signed_in_before(&visitor.jar);
     match state
         .passwords
