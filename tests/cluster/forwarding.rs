@@ -247,6 +247,31 @@ async fn a_post_with_tags_created_on_a_replica_shows_with_its_tags() {
 }
 
 #[tokio::test]
+async fn a_logout_on_a_replica_with_a_dead_primary_says_so_without_its_address() {
+    let mut cluster = Cluster::start(2).await;
+    let replica = cluster.url(2);
+    let browser = browser();
+    let dashboard = sign_in(&browser, &replica, "/admin").await;
+    assert_eq!(dashboard.status(), 200);
+    let csrf = csrf_of(&dashboard.text().await.unwrap());
+
+    cluster.stop_app(1);
+    let page = browser
+        .post(format!("{replica}/admin/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("still logged in"), "{html}");
+    // Neither the primary's address on the private network nor the transport's error.
+    for private in [":7070", ".11", "refused", "Connection"] {
+        assert!(!html.contains(private), "{private} in {html}");
+    }
+}
+
+#[tokio::test]
 async fn a_dead_primary_is_a_503_and_reads_keep_working() {
     let mut cluster = Cluster::start(2).await;
     let client = http();
