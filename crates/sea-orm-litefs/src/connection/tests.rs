@@ -901,3 +901,43 @@ async fn review_questions_with_tiny_timeouts_end_promptly_without_a_storm() {
         *relay.accepted.borrow()
     );
 }
+
+/// A statement of a replica's remote transaction that is still running at its caller's deadline
+/// is interrupted on the primary, and an interrupted write rolls its whole transaction back,
+/// which ends the session. The transaction's next call, and its commit, must say that, not
+/// "past its lease, or the primary restarted", which sends whoever reads the log the wrong way.
+#[tokio::test]
+async fn a_transaction_whose_statement_was_interrupted_says_so_when_it_is_gone() {
+    use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
+    let name = "interrupted-session-reason";
+    let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
+    let txn = db.begin().await.expect("a session opens on the primary");
+    // Billions of rows: minutes, were it not interrupted at the deadline.
+    let endless = txn
+        .execute_unprepared(
+            "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+             WHERE x < 3000000000) SELECT x FROM c",
+        )
+        .await;
+    let interrupted = endless
+        .expect_err("interrupted at the deadline")
+        .to_string();
+    assert!(interrupted.contains("interrupt"), "{interrupted}");
+
+    let next = txn.execute_unprepared("INSERT INTO t VALUES (1)").await;
+    let next = next.expect_err("the session is gone").to_string();
+    println!("the next statement: {next}");
+    assert!(
+        next.contains("interrupted") && !next.contains("past its lease"),
+        "the next statement is told why the transaction is gone: {next}"
+    );
+    let committed = txn.commit().await;
+    let committed = committed.expect_err("nothing to commit").to_string();
+    println!("the commit: {committed}");
+    assert!(
+        committed.contains("interrupted") && !committed.contains("past its lease"),
+        "the commit is told why the transaction is gone: {committed}"
+    );
+    assert_eq!(rows(&primary_writer).await, 0, "nothing committed");
+}
