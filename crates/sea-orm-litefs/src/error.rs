@@ -109,7 +109,8 @@ impl ClusterError {
                 last: primary.unwrap_or_else(|| addr.to_owned()),
             },
             Refusal::NoSuchSession { session } => ClusterError::SessionLost(format!(
-                "session {session} is gone on {addr} (past its lease, or the primary restarted)"
+                "session {session} is gone on {addr} (the primary ended it: idle past its lease, \
+                 rolled back by one of its statements, or lost as the primary restarted)"
             )),
             Refusal::Busy { waited_ms } => ClusterError::Busy { waited_ms },
             Refusal::TooManyTransactions { limit } => ClusterError::TooManyTransactions { limit },

@@ -36,9 +36,22 @@ struct Session {
     /// Why the transaction can only be rolled back now (a statement ended it; a remote answer
     /// was lost), if it can.
     broken: Mutex<Option<String>>,
+    /// The last statement of this remote transaction came back interrupted at its deadline. An
+    /// interrupted write rolls its whole transaction back on the primary, which then ends the
+    /// session; the primary's "no such session" does not say why, so this does.
+    interrupted: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
+    fn new(place: Place) -> Self {
+        Session {
+            place,
+            pending: Mutex::new(Vec::new()),
+            broken: Mutex::new(None),
+            interrupted: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     /// Disarms a local transaction's alarm: it never goes off once this returns.
     fn disarm(&self) {
         if let Place::Local { alarm, .. } = &self.place
@@ -47,6 +60,33 @@ impl Session {
             alarm.unset();
         }
     }
+
+    /// The error for a remote call of this transaction that failed: a session the primary no
+    /// longer has, after a statement of it was interrupted, is gone because of that (and is
+    /// marked so: nothing of it can run any more).
+    fn remote_error(&self, err: ClusterError) -> ClusterError {
+        use std::sync::atomic::Ordering;
+        match err {
+            ClusterError::SessionLost(_) if self.interrupted.load(Ordering::Acquire) => {
+                let why = INTERRUPTED_SESSION.to_owned();
+                *self.broken.lock().unwrap() = Some(why.clone());
+                ClusterError::SessionLost(why)
+            }
+            err => err,
+        }
+    }
+}
+
+/// Why a remote transaction is gone after one of its statements was interrupted.
+const INTERRUPTED_SESSION: &str = "its statement before was interrupted at its deadline, and \
+    an interrupted write rolls its whole transaction back";
+
+/// Whether a failure is SQLite's "interrupted" (a statement stopped at its deadline).
+fn is_interrupt(failure: &crate::wire::DbFailure) -> bool {
+    failure
+        .sqlite
+        .as_ref()
+        .is_some_and(|(code, _)| code & 0xff == libsqlite3_sys::SQLITE_INTERRUPT)
 }
 
 enum Place {
@@ -108,16 +148,12 @@ impl ClusterTransaction {
             writer::release(conn).await;
             return Err(sqlx_db_err(Method::Execute, err));
         }
-        let session = Session {
-            place: Place::Local {
-                alarm: Mutex::new(None),
-                conn: tokio::sync::Mutex::new(Some(conn)),
-                generation,
-                writer: Mutex::new(Some(guard)),
-            },
-            pending: Mutex::new(Vec::new()),
-            broken: Mutex::new(None),
-        };
+        let session = Session::new(Place::Local {
+            alarm: Mutex::new(None),
+            conn: tokio::sync::Mutex::new(Some(conn)),
+            generation,
+            writer: Mutex::new(Some(guard)),
+        });
         Ok(Self::outermost(session, cluster))
     }
 
@@ -144,11 +180,7 @@ impl ClusterTransaction {
                 .into_db_err(),
             })?;
         metrics::remote_transaction();
-        let session = Session {
-            place: Place::Remote { id, addr },
-            pending: Mutex::new(Vec::new()),
-            broken: Mutex::new(None),
-        };
+        let session = Session::new(Place::Remote { id, addr });
         Ok(Self::outermost(session, cluster))
     }
 
@@ -285,11 +317,18 @@ impl ClusterTransaction {
             })
             .await;
         match answer {
-            Ok((outcome, _)) => match outcome.result {
-                Ok(reply) => Ok(reply),
-                Err(failure) => Err(rebuild_error(node, failure, phase).await),
-            },
-            Err(CallError::Failed(err)) => Err(err.into_db_err()),
+            Ok((outcome, _)) => {
+                // Only the last statement counts: one that ran after an interrupted read shows
+                // that the session outlived it.
+                let interrupted = matches!(&outcome.result, Err(failure) if is_interrupt(failure));
+                let hint = &self.session.interrupted;
+                hint.store(interrupted, std::sync::atomic::Ordering::Release);
+                match outcome.result {
+                    Ok(reply) => Ok(reply),
+                    Err(failure) => Err(rebuild_error(node, failure, phase).await),
+                }
+            }
+            Err(CallError::Failed(err)) => Err(self.session.remote_error(err).into_db_err()),
             Err(CallError::Lost { addr, reason }) => {
                 let why = format!(
                     "a statement's answer from {addr} was lost ({reason}): the transaction can only be rolled back"
@@ -386,7 +425,9 @@ impl ClusterTransaction {
                     .await;
                 let outcome = match sent {
                     Ok((outcome, _)) => outcome,
-                    Err(CallError::Failed(err)) => return Err(err.into_db_err()),
+                    Err(CallError::Failed(err)) => {
+                        return Err(self.session.remote_error(err).into_db_err());
+                    }
                     Err(CallError::Lost { addr, reason }) => {
                         // The session holds the primary's writer until it ends, and the question
                         // about the key waits for the writer: were the COMMIT lost on the way
@@ -440,18 +481,21 @@ async fn rollback_session(session: &Session, cluster: &Inner) {
             };
             let id = *id;
             let deadline = Instant::now() + node.forwarder.timeout;
-            if let Err(err) = node
+            let rolled_back = node
                 .forwarder
                 .call(deadline, Some(addr), |client, ctx| async move {
                     client.rollback(ctx, id).await
                 })
-                .await
-            {
-                tracing::warn!(
+                .await;
+            match rolled_back {
+                Ok(_) => {}
+                // The primary ended it already: nothing of it is left to roll back.
+                Err(CallError::Failed(ClusterError::SessionLost(_))) => {}
+                Err(err) => tracing::warn!(
                     session = id,
                     ?err,
                     "rollback not confirmed: the primary's lease will end the transaction"
-                );
+                ),
             }
         }
     }
