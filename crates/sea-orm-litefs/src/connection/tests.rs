@@ -1014,3 +1014,27 @@ async fn review_a_transaction_goes_on_and_commits_after_an_interrupted_read() {
     txn.commit().await.expect("both rows commit");
     assert_eq!(rows(&primary_writer).await, 2);
 }
+
+/// The primary ends a session for reasons it does not send ("no such session" is all a
+/// replica hears): idle past its lease, open past its maximum lifetime, rolled back by one of
+/// its statements, abandoned with its mount as LiteFS remounted, or lost as the primary
+/// restarted. The message lists the reasons: each must be there, or the log sends whoever
+/// reads it the wrong way (here a LiteFS remount, which the list left out).
+#[tokio::test]
+async fn review_a_session_lost_to_a_litefs_remount_is_told_among_the_reasons() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let name = "remount-session-reason";
+    let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
+    let txn = db.begin().await.expect("a session opens on the primary");
+    txn.execute_unprepared("INSERT INTO t VALUES (1)")
+        .await
+        .expect("the statement runs in the session");
+    primary_writer.databases.suspend();
+    primary_writer.databases.resume(true);
+    let next = txn.execute_unprepared("INSERT INTO t VALUES (2)").await;
+    let next = next.expect_err("the session is gone").to_string();
+    println!("the next statement: {next}");
+    assert!(next.contains("remount"), "{next}");
+    assert!(next.contains("lifetime"), "{next}");
+}
