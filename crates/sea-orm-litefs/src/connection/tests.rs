@@ -1038,3 +1038,36 @@ async fn review_a_session_lost_to_a_litefs_remount_is_told_among_the_reasons() {
     assert!(next.contains("remount"), "{next}");
     assert!(next.contains("lifetime"), "{next}");
 }
+
+/// A write interrupted inside a nested transaction (a savepoint) rolls the whole transaction
+/// back on the primary. The nested transaction is dropped, so the outer one's next statement
+/// first sends the savepoint's rollback (the pending rollbacks): that call is the one told the
+/// session is gone, and it, and the commit after it, must still say why.
+#[tokio::test]
+async fn review_a_write_interrupted_in_a_savepoint_is_told_through_the_pending_rollback() {
+    use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
+    let name = "interrupted-savepoint-reason";
+    let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
+    let txn = db.begin().await.expect("a session opens on the primary");
+    txn.execute_unprepared("INSERT INTO t VALUES (1)")
+        .await
+        .expect("the statement runs in the session");
+    let nested = txn.begin().await.expect("a savepoint opens");
+    let write = nested.execute_raw(endless(true)).await;
+    let write = write.expect_err("interrupted at the deadline").to_string();
+    assert!(write.contains("interrupt"), "{write}");
+    drop(nested);
+
+    let next = txn.execute_unprepared("INSERT INTO t VALUES (2)").await;
+    let next = next.expect_err("the session is gone").to_string();
+    println!("the next statement: {next}");
+    assert!(next.contains("interrupted"), "{next}");
+    let committed = txn
+        .commit()
+        .await
+        .expect_err("nothing to commit")
+        .to_string();
+    assert!(committed.contains("interrupted"), "{committed}");
+    assert_eq!(rows(&primary_writer).await, 0, "nothing committed");
+}
