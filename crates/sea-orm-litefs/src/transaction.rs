@@ -36,9 +36,10 @@ struct Session {
     /// Why the transaction can only be rolled back now (a statement ended it; a remote answer
     /// was lost), if it can.
     broken: Mutex<Option<String>>,
-    /// The last statement of this remote transaction came back interrupted at its deadline. An
-    /// interrupted write rolls its whole transaction back on the primary, which then ends the
-    /// session; the primary's "no such session" does not say why, so this does.
+    /// The last statement of this remote transaction, one that may have written, came back
+    /// interrupted at its deadline. An interrupted write rolls its whole transaction back on the
+    /// primary, which then ends the session (an interrupted read does not); the primary's "no
+    /// such session" does not say why, so this does.
     interrupted: std::sync::atomic::AtomicBool,
 }
 
