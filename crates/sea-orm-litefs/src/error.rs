@@ -52,8 +52,8 @@ pub enum ClusterError {
     /// Nodes kept naming someone else as primary (the primary is moving).
     #[error("the primary moved while forwarding (last named: {last})")]
     PrimaryMoving { last: String },
-    /// A remote transaction's session is gone on the primary (its lease expired, or the primary
-    /// restarted): it was rolled back.
+    /// A remote transaction's session is gone on the primary (idle past its lease, open past its
+    /// lifetime, rolled back by a statement, a LiteFS remount, a restart): it was rolled back.
     #[error("the remote transaction was lost on the primary and rolled back: {0}")]
     SessionLost(String),
     /// A statement of a kind the wrapper never runs (see the README's "What runs where").
@@ -110,7 +110,8 @@ impl ClusterError {
             },
             Refusal::NoSuchSession { session } => ClusterError::SessionLost(format!(
                 "session {session} is gone on {addr} (the primary ended it: idle past its lease, \
-                 rolled back by one of its statements, or lost as the primary restarted)"
+                 open past its maximum lifetime, rolled back by one of its statements, abandoned \
+                 as LiteFS remounted, or lost as the primary restarted)"
             )),
             Refusal::Busy { waited_ms } => ClusterError::Busy { waited_ms },
             Refusal::TooManyTransactions { limit } => ClusterError::TooManyTransactions { limit },

@@ -36,9 +36,10 @@ struct Session {
     /// Why the transaction can only be rolled back now (a statement ended it; a remote answer
     /// was lost), if it can.
     broken: Mutex<Option<String>>,
-    /// The last statement of this remote transaction came back interrupted at its deadline. An
-    /// interrupted write rolls its whole transaction back on the primary, which then ends the
-    /// session; the primary's "no such session" does not say why, so this does.
+    /// The last statement of this remote transaction, one that may have written, came back
+    /// interrupted at its deadline. An interrupted write rolls its whole transaction back on the
+    /// primary, which then ends the session (an interrupted read does not); the primary's "no
+    /// such session" does not say why, so this does.
     interrupted: std::sync::atomic::AtomicBool,
 }
 
@@ -319,8 +320,11 @@ impl ClusterTransaction {
         match answer {
             Ok((outcome, _)) => {
                 // Only the last statement counts: one that ran after an interrupted read shows
-                // that the session outlived it.
-                let interrupted = matches!(&outcome.result, Err(failure) if is_interrupt(failure));
+                // that the session outlived it. An interrupted read leaves the transaction open
+                // (SQLite rolls back only for an interrupted write), so it is not counted: a
+                // later loss of the session has another reason.
+                let interrupted = matches!(&outcome.result, Err(failure) if is_interrupt(failure))
+                    && self.may_write(&request).await;
                 let hint = &self.session.interrupted;
                 hint.store(interrupted, std::sync::atomic::Ordering::Release);
                 match outcome.result {
@@ -336,6 +340,19 @@ impl ClusterTransaction {
                 *self.session.broken.lock().unwrap() = Some(why.clone());
                 Err(ClusterError::SessionLost(why).into_db_err())
             }
+        }
+    }
+
+    /// Whether `request` may have written: what this node's schema cannot tell apart from a
+    /// write (a table created in this very transaction, LiteFS away here) counts as one.
+    async fn may_write(&self, request: &Request) -> bool {
+        let sql = match request {
+            Request::Execute(stmt) | Request::QueryOne(stmt) | Request::QueryAll(stmt) => &stmt.sql,
+            Request::ExecuteUnprepared(sql) => sql,
+        };
+        match self.cluster.writer.databases.pools() {
+            Ok(pools) => pools.classifier.classify(sql).await != statement::Kind::Read,
+            Err(_) => true,
         }
     }
 

@@ -941,3 +941,133 @@ async fn a_transaction_whose_statement_was_interrupted_says_so_when_it_is_gone()
     );
     assert_eq!(rows(&primary_writer).await, 0, "nothing committed");
 }
+
+/// A statement that runs for minutes until it is interrupted: `write` inserts what it counts, a
+/// read only counts.
+fn endless(write: bool) -> sea_orm::Statement {
+    let counted = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                   WHERE x < 3000000000) SELECT x FROM c";
+    let sql = if write {
+        format!("INSERT INTO t {counted}")
+    } else {
+        format!("SELECT count(*) FROM ({counted})")
+    };
+    sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, sql)
+}
+
+/// An interrupted *read* does not roll its transaction back (SQLite rolls back only for an
+/// interrupted write): the session lives on. When it is lost later for another reason (here a
+/// LiteFS remount on the primary; idle past its lease or a restart are the same), the
+/// interruption must not be named as the reason: that sends whoever reads the log the wrong way.
+#[tokio::test]
+async fn review_an_interrupted_read_is_not_blamed_for_a_later_loss_of_its_session() {
+    use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
+    let name = "interrupted-read-then-remount";
+    let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
+    let txn = db.begin().await.expect("a session opens on the primary");
+    txn.execute_unprepared("INSERT INTO t VALUES (1)")
+        .await
+        .expect("the statement runs in the session");
+    let read = txn.query_one_raw(endless(false)).await;
+    let read = read.expect_err("interrupted at the deadline").to_string();
+    assert!(read.contains("interrupt"), "{read}");
+
+    // LiteFS remounts on the primary: the session is abandoned with the old mount.
+    primary_writer.databases.suspend();
+    primary_writer.databases.resume(true);
+    let next = txn.execute_unprepared("INSERT INTO t VALUES (2)").await;
+    let next = next.expect_err("the session is gone").to_string();
+    println!("the next statement: {next}");
+    assert!(
+        !next.contains("interrupted"),
+        "the interrupted read did not end the transaction: {next}"
+    );
+    let committed = txn
+        .commit()
+        .await
+        .expect_err("nothing to commit")
+        .to_string();
+    assert!(!committed.contains("interrupted"), "{committed}");
+    assert_eq!(rows(&primary_writer).await, 0, "nothing committed");
+}
+
+/// An interrupted *read* leaves its transaction open on the primary: the statements after it
+/// run in it, and its commit commits them all (the replica must not take the interruption for
+/// the end of the transaction).
+#[tokio::test]
+async fn review_a_transaction_goes_on_and_commits_after_an_interrupted_read() {
+    use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
+    let name = "interrupted-read-then-commit";
+    let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
+    let txn = db.begin().await.expect("a session opens on the primary");
+    txn.execute_unprepared("INSERT INTO t VALUES (1)")
+        .await
+        .expect("the statement runs in the session");
+    let read = txn.query_one_raw(endless(false)).await;
+    let read = read.expect_err("interrupted at the deadline").to_string();
+    assert!(read.contains("interrupt"), "{read}");
+    txn.execute_unprepared("INSERT INTO t VALUES (2)")
+        .await
+        .expect("the session outlived the interrupted read");
+    txn.commit().await.expect("both rows commit");
+    assert_eq!(rows(&primary_writer).await, 2);
+}
+
+/// The primary ends a session for reasons it does not send ("no such session" is all a
+/// replica hears): idle past its lease, open past its maximum lifetime, rolled back by one of
+/// its statements, abandoned with its mount as LiteFS remounted, or lost as the primary
+/// restarted. The message lists the reasons: each must be there, or the log sends whoever
+/// reads it the wrong way (here a LiteFS remount, which the list left out).
+#[tokio::test]
+async fn review_a_session_lost_to_a_litefs_remount_is_told_among_the_reasons() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let name = "remount-session-reason";
+    let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
+    let txn = db.begin().await.expect("a session opens on the primary");
+    txn.execute_unprepared("INSERT INTO t VALUES (1)")
+        .await
+        .expect("the statement runs in the session");
+    primary_writer.databases.suspend();
+    primary_writer.databases.resume(true);
+    let next = txn.execute_unprepared("INSERT INTO t VALUES (2)").await;
+    let next = next.expect_err("the session is gone").to_string();
+    println!("the next statement: {next}");
+    assert!(next.contains("remount"), "{next}");
+    assert!(next.contains("lifetime"), "{next}");
+}
+
+/// A write interrupted inside a nested transaction (a savepoint) rolls the whole transaction
+/// back on the primary. The nested transaction is dropped, so the outer one's next statement
+/// first sends the savepoint's rollback (the pending rollbacks): that call is the one told the
+/// session is gone, and it, and the commit after it, must still say why.
+#[tokio::test]
+async fn review_a_write_interrupted_in_a_savepoint_is_told_through_the_pending_rollback() {
+    use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
+    let name = "interrupted-savepoint-reason";
+    let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
+    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
+    let txn = db.begin().await.expect("a session opens on the primary");
+    txn.execute_unprepared("INSERT INTO t VALUES (1)")
+        .await
+        .expect("the statement runs in the session");
+    let nested = txn.begin().await.expect("a savepoint opens");
+    let write = nested.execute_raw(endless(true)).await;
+    let write = write.expect_err("interrupted at the deadline").to_string();
+    assert!(write.contains("interrupt"), "{write}");
+    drop(nested);
+
+    let next = txn.execute_unprepared("INSERT INTO t VALUES (2)").await;
+    let next = next.expect_err("the session is gone").to_string();
+    println!("the next statement: {next}");
+    assert!(next.contains("interrupted"), "{next}");
+    let committed = txn
+        .commit()
+        .await
+        .expect_err("nothing to commit")
+        .to_string();
+    assert!(committed.contains("interrupted"), "{committed}");
+    assert_eq!(rows(&primary_writer).await, 0, "nothing committed");
+}
