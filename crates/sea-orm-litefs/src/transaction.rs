@@ -69,7 +69,12 @@ impl Session {
         use std::sync::atomic::Ordering;
         match err {
             ClusterError::SessionLost(_) if self.interrupted.load(Ordering::Acquire) => {
-                let why = INTERRUPTED_SESSION.to_owned();
+                let why = match &self.place {
+                    Place::Remote { id, addr } => {
+                        format!("session {id} is gone on {addr}: {INTERRUPTED_SESSION}")
+                    }
+                    Place::Local { .. } => INTERRUPTED_SESSION.to_owned(),
+                };
                 *self.broken.lock().unwrap() = Some(why.clone());
                 ClusterError::SessionLost(why)
             }
@@ -79,8 +84,9 @@ impl Session {
 }
 
 /// Why a remote transaction is gone after one of its statements was interrupted.
-const INTERRUPTED_SESSION: &str = "its statement before was interrupted at its deadline, and \
-    an interrupted write rolls its whole transaction back";
+const INTERRUPTED_SESSION: &str = "its statement before was interrupted (at its caller's \
+    deadline, or the session's maximum lifetime), and an interrupted write rolls its whole \
+    transaction back";
 
 /// Whether a failure is SQLite's "interrupted" (a statement stopped at its deadline).
 fn is_interrupt(failure: &crate::wire::DbFailure) -> bool {
@@ -498,21 +504,19 @@ async fn rollback_session(session: &Session, cluster: &Inner) {
             };
             let id = *id;
             let deadline = Instant::now() + node.forwarder.timeout;
-            let rolled_back = node
+            // The primary answers a rollback of a session it no longer has with `Ok` too.
+            if let Err(err) = node
                 .forwarder
                 .call(deadline, Some(addr), |client, ctx| async move {
                     client.rollback(ctx, id).await
                 })
-                .await;
-            match rolled_back {
-                Ok(_) => {}
-                // The primary ended it already: nothing of it is left to roll back.
-                Err(CallError::Failed(ClusterError::SessionLost(_))) => {}
-                Err(err) => tracing::warn!(
+                .await
+            {
+                tracing::warn!(
                     session = id,
                     ?err,
                     "rollback not confirmed: the primary's lease will end the transaction"
-                ),
+                );
             }
         }
     }
