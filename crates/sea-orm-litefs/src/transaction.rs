@@ -485,10 +485,21 @@ async fn rollback_session(session: &Session, cluster: &Inner) {
             ..
         } => {
             let mut conn = conn.lock().await;
+            let databases = &cluster.writer.databases;
+            let retired = databases.suspended() || databases.generation() != *generation;
+            if let Some(conn) = conn.as_mut()
+                && !retired
+            {
+                // A body dropped at its deadline may have left a statement queued on the
+                // connection's worker, not yet started. Disarmed first, the alarm could no longer
+                // stop it once it starts (SQLite forgets an interrupt that came before): so the
+                // worker is drained first (its lock is taken after every queued command), while
+                // the alarm, if it went off, keeps interrupting what runs.
+                drop(conn.lock_handle().await);
+            }
             session.disarm();
             if let Some(conn) = conn.take() {
-                let databases = &cluster.writer.databases;
-                if databases.suspended() || databases.generation() != *generation {
+                if retired {
                     // Its mount may be gone: touching the connection could kill the process
                     // (see `pools`). Retired unclosed; SQLite's lock went with the old mount.
                     std::mem::forget(conn.detach());
