@@ -211,3 +211,25 @@ async fn a_control_character_in_a_body_keeps_the_feed_well_formed() {
         panic!("the feed is not well-formed XML ({e}): {xml}");
     }
 }
+
+/// A body of 40,000 `>` (40 KB, well under the 512 KiB limit) takes seconds to render, and the
+/// time grows with the square of its length (100,000: 48 s in a debug build, and as long for
+/// `<div>` repeated): every view of the post and of `/feed.xml` renders it again, on the async
+/// runtime's own threads, so two such views stall the node, `/healthz` included.
+#[tokio::test]
+async fn a_deeply_nested_body_renders_in_linear_time() {
+    let app = spawn_app().await;
+    for (name, unit) in [("quotes", ">"), ("divs", "<div>")] {
+        let body = format!("{} x\n", unit.repeat(40_000 / unit.len()));
+        app.create_post(json!({ "title": name, "body": body, "published": true }))
+            .await;
+        let started = std::time::Instant::now();
+        let (status, _) = app.get_text(&format!("/posts/{name}")).await;
+        let took = started.elapsed();
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "{name}: a 40 KB body took {took:?} to render"
+        );
+    }
+}
