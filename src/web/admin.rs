@@ -377,15 +377,23 @@ async fn rejected_tag(
     label: String,
     err: BlogError,
 ) -> Result<Response, PageError> {
-    let message = match err {
-        BlogError::Validation(fields) => fields.into_values().next().unwrap_or_default(),
-        BlogError::Conflict(msg) => msg,
+    let (message, unavailable) = match err {
+        BlogError::Validation(fields) => (fields.into_values().next().unwrap_or_default(), false),
+        BlogError::Conflict(msg) => (msg, false),
         other => match Error::from(other) {
-            Error::Unavailable(msg) => format!("{msg}. Nothing was saved; try again shortly."),
+            Error::Unavailable(msg) => (
+                format!("{msg}. Nothing was saved; try again shortly."),
+                true,
+            ),
             other => return Err(PageError(other)),
         },
     };
-    tag_page(state, visitor, label, Some(message)).await
+    let mut response = tag_page(state, visitor, label, Some(message)).await?;
+    if unavailable {
+        // Not the input's fault: the write could not be done, as the post form says with a 503.
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    Ok(response)
 }
 
 fn parse_label(raw: &str) -> Result<TagLabel, BlogError> {

@@ -12,5 +12,6 @@ mod shutdown;
 mod signin;
 mod signin_availability;
 mod site;
+mod user_review;
 
 use test_support::browser;

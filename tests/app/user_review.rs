@@ -1,0 +1,235 @@
+//! Findings of a user's review of the blog through its HTTP surface (forms, API, feed), each a
+//! standard the blog sets itself: bad input gets a clear error and loses nothing, a write that
+//! says "saved" is there, and a write that cannot be done is a 503 that says so.
+
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, SqliteConnection};
+
+use crate::helpers::{TestApp, csrf_of, spawn_app};
+
+/// The post as the admin sees it through the API.
+async fn post_of(app: &TestApp, slug: &str) -> Value {
+    let (status, post) = app
+        .api_call(Method::GET, &format!("/posts/{slug}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    post
+}
+
+/// The `value` of the input named `name` in a page.
+fn input_value(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no input {name} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end]
+        .replace("&#38;", "&")
+        .replace("&#34;", "\"")
+}
+
+/// Two PATCHes of different fields of one post, at the same time: each answers 200 with its
+/// change, so both changes must be there. The PATCH reads the post, then writes every field back
+/// outside one transaction, so the later one puts back the field the other one changed.
+#[tokio::test]
+async fn concurrent_patches_of_different_fields_both_stay() {
+    let app = spawn_app().await;
+    let mut lost = Vec::new();
+    for round in 0..10 {
+        let slug = format!("race-{round}");
+        app.create_post(json!({ "title": "Original", "slug": slug, "body": "original body" }))
+            .await;
+        let path = format!("/posts/{slug}");
+        let title = json!({ "title": "New title" });
+        let body = json!({ "body": "new body" });
+        let answers = join_all([
+            app.api_call(Method::PATCH, &path, Some(&title)),
+            app.api_call(Method::PATCH, &path, Some(&body)),
+        ])
+        .await;
+        for (status, answer) in &answers {
+            assert_eq!(*status, StatusCode::OK, "{answer}");
+        }
+        let post = post_of(&app, &slug).await;
+        if post["title"] != "New title" || post["body"] != "new body" {
+            lost.push(format!(
+                "round {round}: both PATCHes answered 200, the post is {{title: {}, body: {}}}",
+                post["title"], post["body"]
+            ));
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "a saved change was lost:\n{}",
+        lost.join("\n")
+    );
+}
+
+/// A tag label may hold a comma (the API and the tag form accept "x,y"), but the post form joins
+/// tags with ", " and splits on commas: saving the edit form untouched turns tag "x,y" into the
+/// two tags "x" and "y".
+#[tokio::test]
+async fn a_tag_with_a_comma_survives_an_untouched_edit_form() {
+    let app = spawn_app().await;
+    app.create_post(
+        json!({ "title": "Commas", "body": "b", "tags": ["x,y", "solo"], "published": true }),
+    )
+    .await;
+    assert_eq!(
+        post_of(&app, "commas").await["tags"],
+        json!(["solo", "x,y"])
+    );
+
+    app.login().await;
+    let (status, html) = app.get_text("/admin/posts/commas/edit").await;
+    assert_eq!(status, StatusCode::OK);
+    let response = app
+        .post_form(
+            "/admin/posts/commas",
+            &[
+                ("csrf", &csrf_of(&html)),
+                ("title", &input_value(&html, "title")),
+                ("slug", &input_value(&html, "slug")),
+                ("body", "b"),
+                ("tags", &input_value(&html, "tags")),
+                ("published", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        post_of(&app, "commas").await["tags"],
+        json!(["solo", "x,y"]),
+        "saving the form as shown changed the post's tags"
+    );
+}
+
+/// A rejected rename on the tag page: the message should go with the row renamed, with what was
+/// typed kept. It is shown under the "New tag" field instead (marked invalid, and empty), and the
+/// typed label is gone.
+#[tokio::test]
+async fn a_rejected_tag_rename_keeps_the_typed_label_at_its_row() {
+    let app = spawn_app().await;
+    let id = app.create_tag("gardening").await["id"].as_i64().unwrap();
+    app.login().await;
+    let csrf = app.csrf_for("/admin/tags").await;
+    let response = app
+        .post_form(
+            &format!("/admin/tags/{id}"),
+            &[("csrf", &csrf), ("label", "garden/ing")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("no slashes"), "{html}");
+    assert!(
+        !html.contains(r#"name="label" value="" required aria-invalid="true""#),
+        "the error is pinned on the empty \"New tag\" field, not the renamed row: {html}"
+    );
+    assert!(
+        html.contains(r#"value="garden/ing""#),
+        "the typed label is lost: {html}"
+    );
+}
+
+/// The tag form's answer when the database cannot be written: a 503 (as the post form's is),
+/// not a 422, which says the input was wrong.
+#[tokio::test]
+async fn a_tag_form_that_cannot_be_written_is_a_503() {
+    let app = spawn_app().await;
+    app.login().await;
+    let csrf = app.csrf_for("/admin/tags").await;
+    let path = app.dir.join("blog.db");
+    let mut holder = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    let response = app
+        .post_form("/admin/tags", &[("csrf", &csrf), ("label", "gardening")])
+        .await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    holder.execute("ROLLBACK").await.unwrap();
+    assert!(html.contains("nothing was saved"), "{html}");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{html}");
+}
+
+/// The edit form of a post deleted meanwhile: the edit is answered with the bare 404 page, and
+/// what the user typed is gone. It should come back in the form, saying the post no longer exists.
+#[tokio::test]
+async fn editing_a_post_deleted_meanwhile_keeps_the_edit() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Doomed", "body": "d" }))
+        .await;
+    app.login().await;
+    let csrf = app.csrf_for("/admin/posts/doomed/edit").await;
+    let (status, _) = app.api_call(Method::DELETE, "/posts/doomed", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let response = app
+        .post_form(
+            "/admin/posts/doomed",
+            &[
+                ("csrf", &csrf),
+                ("title", "Doomed"),
+                ("slug", "doomed"),
+                ("body", "an hour of careful rewriting"),
+                ("tags", ""),
+            ],
+        )
+        .await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("an hour of careful rewriting"),
+        "{status}: the edit is lost: {html}"
+    );
+}
+
+/// A body with a control character (a form feed pasted from a document) is accepted, and then
+/// the Atom feed is not well-formed XML: XML 1.0 allows no U+000C, not even as `&#12;`.
+#[tokio::test]
+async fn a_control_character_in_a_body_keeps_the_feed_well_formed() {
+    let app = spawn_app().await;
+    let (status, answer) = app
+        .api_call(
+            Method::POST,
+            "/posts",
+            Some(&json!({ "title": "Pasted", "body": "page one\u{c}page two", "published": true })),
+        )
+        .await;
+    if status != StatusCode::CREATED {
+        // Refusing the body is fine, as a 422 on the body field.
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        return;
+    }
+    let (status, xml) = app.get_text("/feed.xml").await;
+    assert_eq!(status, StatusCode::OK);
+    if let Err(e) = roxmltree::Document::parse(&xml) {
+        panic!("the feed is not well-formed XML ({e}): {xml}");
+    }
+}
+
+/// A body of 40,000 `>` (40 KB, well under the 512 KiB limit) takes seconds to render, and the
+/// time grows with the square of its length (100,000: 48 s in a debug build, and as long for
+/// `<div>` repeated): every view of the post and of `/feed.xml` renders it again, on the async
+/// runtime's own threads, so two such views stall the node, `/healthz` included.
+#[tokio::test]
+async fn a_deeply_nested_body_renders_in_linear_time() {
+    let app = spawn_app().await;
+    for (name, unit) in [("quotes", ">"), ("divs", "<div>")] {
+        let body = format!("{} x\n", unit.repeat(40_000 / unit.len()));
+        app.create_post(json!({ "title": name, "body": body, "published": true }))
+            .await;
+        let started = std::time::Instant::now();
+        let (status, _) = app.get_text(&format!("/posts/{name}")).await;
+        let took = started.elapsed();
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "{name}: a 40 KB body took {took:?} to render"
+        );
+    }
+}
