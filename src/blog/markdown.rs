@@ -318,4 +318,58 @@ mod tests {
     fn markdown_renders() {
         assert!(render("# Title\n\n**bold**").contains("<strong>bold</strong>"));
     }
+
+    /// A body nested thousands deep (Markdown quotes or lists, raw `<div>`s) is shown as text: the
+    /// sanitiser's parser takes time in proportion to the depth for each element.
+    #[test]
+    fn a_block_nested_too_deeply_is_shown_as_text() {
+        for (unit, text) in [(">", "x"), ("- ", "x"), ("<div>", "&lt;div&gt;")] {
+            let html = render(&format!("{} x\n\nafter", unit.repeat(2_000)));
+            assert!(html.starts_with("<p>"), "{unit}: {}", &html[..80]);
+            assert!(html.contains(text), "{unit}: {}", &html[..80]);
+            assert!(
+                html.ends_with("<p>after</p>\n"),
+                "{unit}: the next block renders"
+            );
+        }
+        // Nesting within the bound renders as Markdown.
+        let html = render(&format!("{} x", ">".repeat(50)));
+        assert_eq!(html.matches("<blockquote>").count(), 50);
+    }
+
+    /// More unclosed `<script>` blocks than are worth finding one by one: each is shown as text,
+    /// and the Markdown after them renders.
+    #[test]
+    fn many_unclosed_raw_text_blocks_are_all_shown_as_text() {
+        let body = format!("{}*after*", "<script>\n\n".repeat(50));
+        let html = render(&body);
+        assert_eq!(html.matches("&lt;script&gt;").count(), 50, "{html}");
+        assert!(!html.contains("<script"), "{html}");
+        assert!(html.contains("<em>after</em>"), "{html}");
+    }
+
+    /// Pathological bodies take time in proportion to their length: ten times longer is well
+    /// under a hundred times slower (quadratic, they were: 40 KB of nested `>` took seconds, and
+    /// 20 KB of unclosed `<script>` blocks almost one). Compared within this run (the fastest of
+    /// three each), not against a clock.
+    #[test]
+    fn pathological_bodies_render_in_linear_time() {
+        let fastest = |body: &str| {
+            (0..3)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    render(body);
+                    started.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        for unit in [">", "- ", "<div>", "<script>\n\n", "- <script>\n"] {
+            let small = fastest(&format!("{} x\n", unit.repeat(4_000 / unit.len())));
+            let large = fastest(&format!("{} x\n", unit.repeat(40_000 / unit.len())));
+            let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+            println!("{unit:?}: 4 KB {small:?}, 40 KB {large:?}: {ratio:.1}x");
+            assert!(ratio < 40.0, "{unit:?}: 4 KB {small:?}, 40 KB {large:?}");
+        }
+    }
 }
