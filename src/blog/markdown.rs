@@ -118,11 +118,79 @@ pub fn render(markdown: &str) -> String {
         block.push(event);
         if depth == 0 {
             let mut unsafe_html = String::new();
-            html::push_html(&mut unsafe_html, block.drain(..));
-            out.push_str(&SANITIZER.clean(&unsafe_html).to_string());
+            html::push_html(&mut unsafe_html, block.iter().cloned());
+            if nesting_depth(&unsafe_html) > MAX_NESTING {
+                out.push_str(&as_text(&block));
+            } else {
+                out.push_str(&SANITIZER.clean(&unsafe_html).to_string());
+            }
+            block.clear();
         }
     }
     out
+}
+
+/// How deep a block's elements may nest before it is shown as text instead. The sanitiser's HTML
+/// parser does work in proportion to the depth for each element it opens, so a body of 40 KB of
+/// `>` or `<div>` (nested 40,000 deep) took seconds on every view, quadratic in its length; no
+/// real post nests a hundred deep.
+const MAX_NESTING: usize = 100;
+
+/// Elements that never contain anything, so never nest.
+const VOID_ELEMENTS: [&str; 14] = [
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr",
+];
+
+/// How deeply the tags of `html` nest, counted from its tags alone (an HTML parser may close some
+/// sooner, never much later), and no further than just past [`MAX_NESTING`].
+fn nesting_depth(html: &str) -> usize {
+    let bytes = html.as_bytes();
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut at = 0;
+    while let Some(offset) = html[at..].find('<') {
+        let start = at + offset + 1;
+        let end = html[start..].find('>').map_or(html.len(), |e| start + e);
+        match bytes.get(start) {
+            Some(b'/') => depth = depth.saturating_sub(1),
+            Some(c) if c.is_ascii_alphabetic() => {
+                let tag = &html[start..end];
+                let name_len = tag
+                    .find(|c: char| !c.is_ascii_alphanumeric())
+                    .unwrap_or(tag.len());
+                let name = tag[..name_len].to_ascii_lowercase();
+                if !tag.ends_with('/') && !VOID_ELEMENTS.contains(&name.as_str()) {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                    if deepest > MAX_NESTING {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+        at = end.min(html.len());
+        if at >= html.len() {
+            break;
+        }
+    }
+    deepest
+}
+
+/// A block nested too deeply to render, as a paragraph of its text: Markdown's structure
+/// dropped, raw HTML shown as written.
+fn as_text(block: &[Event]) -> String {
+    let mut text = String::new();
+    for event in block {
+        match event {
+            Event::Text(t) | Event::Code(t) | Event::Html(t) | Event::InlineHtml(t) => {
+                text.push_str(t)
+            }
+            Event::SoftBreak | Event::HardBreak => text.push('\n'),
+            _ => {}
+        }
+    }
+    format!("<p>{}</p>", ammonia::clean_text(text.trim()))
 }
 
 /// Footnote numbers, in order of first appearance (reference or definition).
@@ -173,12 +241,49 @@ impl Footnotes {
 
 /// Rewrites the `<` of every raw HTML block that opens a raw-text element (`<style>`, ...) and
 /// never closes it, so that block renders as text and the Markdown after it as Markdown.
+///
+/// Each one found means parsing the post again (what it swallowed is Markdown again, and may hold
+/// another), so a post of thousands of them took minutes: after [`MAX_UNCLOSED_PASSES`], every
+/// raw-text opener left is shown as text at once.
 fn show_unclosed_raw_text_blocks(markdown: &str) -> String {
     let mut markdown = markdown.to_owned();
-    while let Some(start) = unclosed_raw_text_block(&markdown) {
-        markdown.replace_range(start..start + 1, "&lt;");
+    for _ in 0..MAX_UNCLOSED_PASSES {
+        match unclosed_raw_text_block(&markdown) {
+            Some(start) => markdown.replace_range(start..start + 1, "&lt;"),
+            None => return markdown,
+        }
+    }
+    if unclosed_raw_text_block(&markdown).is_some() {
+        return show_every_raw_text_opener(&markdown);
     }
     markdown
+}
+
+/// Parses of a post spent on finding its unclosed raw-text blocks one at a time.
+const MAX_UNCLOSED_PASSES: usize = 8;
+
+/// Rewrites the `<` of every raw-text opener (`<script`, `<style`, `<textarea`, `<pre`, in any
+/// case, followed by `>`, `/` or a space), wherever it is: for a post with more unclosed ones than
+/// are worth finding one by one.
+fn show_every_raw_text_opener(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len() + 64);
+    let mut rest = markdown;
+    while let Some(at) = rest.find('<') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let opener = RAW_TEXT_OPENERS.into_iter().any(|name| {
+            after.len() > name.len()
+                && after.as_bytes()[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                && matches!(
+                    after.as_bytes()[name.len()],
+                    b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r'
+                )
+        });
+        out.push_str(if opener { "&lt;" } else { "<" });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Where the first unclosed raw-text HTML block starts (the offset of its `<`).
