@@ -179,8 +179,8 @@ async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
         .max()
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
     let xml = FeedXml {
-        site_title: state.site.title.clone(),
-        description: state.site.description.clone(),
+        site_title: super::views::xml_text(&state.site.title),
+        description: super::views::xml_text(&state.site.description),
         origin,
         updated,
         entries,

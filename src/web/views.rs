@@ -157,13 +157,25 @@ impl FeedEntry {
                 post.created_at.format("%Y-%m-%d"),
                 post.id
             ),
-            title: post.title.clone(),
-            summary: crate::blog::markdown::excerpt(&post.body, 300),
-            html: crate::blog::markdown::render(&post.body),
+            title: xml_text(&post.title),
+            summary: xml_text(&crate::blog::markdown::excerpt(&post.body, 300)),
+            html: xml_text(&crate::blog::markdown::render(&post.body)),
             published: rfc3339(post.published_at.unwrap_or(post.created_at)),
             updated: rfc3339(post.updated_at),
         }
     }
+}
+
+/// `text` with every character XML 1.0 does not allow (control characters other than tab, line
+/// feed and carriage return; U+FFFE, U+FFFF) made a space: escaping cannot make them allowed,
+/// and one form feed pasted into a post's body made the whole feed unreadable.
+pub fn xml_text(text: &str) -> String {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+    };
+    text.chars()
+        .map(|c| if allowed(c) { c } else { ' ' })
+        .collect()
 }
 
 #[derive(Template)]
