@@ -120,6 +120,43 @@ async fn admin_pages_redirect_to_the_login() {
     assert_eq!(app.row_counts().await, (0, 0));
 }
 
+/// The login sends the visitor back where they were going: a page's query string is kept
+/// (`/admin?page=2`, not the first page), and a form sent without a session returns to the page
+/// the form was on, never to the form's POST address (a 405 page once signed in).
+#[tokio::test]
+async fn the_login_returns_to_a_page_that_can_be_shown() {
+    let app = spawn_app().await;
+    let response = app.get("/admin?page=2").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(response.headers()),
+        "/admin/login?next=/admin%3Fpage%3D2"
+    );
+
+    let csrf = app.csrf_for("/admin/login").await;
+    let form = [("csrf", csrf.as_str()), ("label", "sneaky")];
+    let from_the_tags_page = app
+        .client
+        .post(app.url("/admin/tags"))
+        .header("referer", app.url("/admin/tags?page=1"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location(from_the_tags_page.headers()),
+        "/admin/login?next=/admin/tags%3Fpage%3D1"
+    );
+    let from_nowhere = app.post_form("/admin/tags", &form).await;
+    assert_eq!(location(from_nowhere.headers()), "/admin/login?next=/admin");
+    // Whatever the login then goes to, it is a page: a GET of it is not a 405.
+    for next in ["/admin%3Fpage%3D2", "/admin/tags%3Fpage%3D1", "/admin"] {
+        let page = app.get(&next.replace("%3F", "?").replace("%3D", "=")).await;
+        assert_ne!(page.status(), StatusCode::METHOD_NOT_ALLOWED, "{next}");
+    }
+    assert_eq!(app.row_counts().await, (0, 0));
+}
+
 #[tokio::test]
 async fn login_rejects_a_wrong_password_and_accepts_the_right_one() {
     let app = spawn_app().await;
