@@ -22,6 +22,7 @@ use std::time::Duration;
 use argon2::{Argon2, Block, Params};
 use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, SameSite, SignedCookieJar};
 use axum_extra::headers::HeaderMapExt;
@@ -326,6 +327,28 @@ impl FromRequestParts<AppState> for Visitor {
     }
 }
 
+/// Where a login should return to: a page asked for, with its query; for a form sent without a
+/// session, the page the form was on (its `Referer`'s path and query; the login keeps only
+/// same-site paths), else the dashboard. Never the form's own address: a GET of it is a 405.
+fn return_to(parts: &Parts) -> String {
+    if matches!(parts.method, Method::GET | Method::HEAD) {
+        return parts
+            .uri
+            .path_and_query()
+            .map_or("/admin", |p| p.as_str())
+            .to_owned();
+    }
+    let referer = parts.headers.get(header::REFERER);
+    let referer = referer.and_then(|r| r.to_str().ok());
+    match referer.and_then(|r| r.parse::<axum::http::Uri>().ok()) {
+        Some(uri) => uri
+            .path_and_query()
+            .map_or("/admin", |p| p.as_str())
+            .to_owned(),
+        None => "/admin".to_owned(),
+    }
+}
+
 /// A page visitor with an admin session; anyone else is sent to the login page.
 pub struct PageAdmin;
 
@@ -339,7 +362,7 @@ impl FromRequestParts<AppState> for PageAdmin {
         if visitor.admin {
             Ok(PageAdmin)
         } else {
-            let next = super::urlencode(parts.uri.path());
+            let next = super::urlencode(&return_to(parts));
             Err(Redirect::to(&format!("/admin/login?next={next}")).into_response())
         }
     }
