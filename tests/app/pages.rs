@@ -157,6 +157,34 @@ async fn the_login_returns_to_a_page_that_can_be_shown() {
     assert_eq!(app.row_counts().await, (0, 0));
 }
 
+/// A page's address with a slash at the end (`/tags/`, `/api/posts/?page=2`) is sent to the
+/// address without it, query kept (a 308, so a form or API write is sent again as it was);
+/// one that would then name another host (`//evil.example/`) is not found, never a redirect
+/// off the site, and neither is a path no page has.
+#[tokio::test]
+async fn a_trailing_slash_is_sent_to_the_page_without_it() {
+    let app = spawn_app().await;
+    for (path, to) in [
+        ("/tags/", "/tags"),
+        ("/admin/", "/admin"),
+        ("/api/posts/?page=2", "/api/posts?page=2"),
+        ("/posts/some-post/", "/posts/some-post"),
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT, "{path}");
+        assert_eq!(location(response.headers()), to, "{path}");
+    }
+    for path in [
+        "//evil.example/",
+        "/\\evil.example/",
+        "/nothing-here/",
+        "/healthz/",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
 #[tokio::test]
 async fn login_rejects_a_wrong_password_and_accepts_the_right_one() {
     let app = spawn_app().await;
