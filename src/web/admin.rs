@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::cookie::SignedCookieJar;
+use axum_extra::routing::RouterExt;
 use serde::Deserialize;
 
 use super::AppState;
@@ -22,17 +23,17 @@ use crate::blog::{BlogError, FieldErrors, tags};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/admin/login", get(login_form).post(login))
-        .route("/admin/logout", post(logout))
-        .route("/admin", get(dashboard))
-        .route("/admin/posts/new", get(new_post))
-        .route("/admin/posts", post(create_post))
-        .route("/admin/posts/{slug}/edit", get(edit_post))
-        .route("/admin/posts/{slug}", post(update_post))
-        .route("/admin/posts/{slug}/delete", post(delete_post))
-        .route("/admin/tags", get(tag_admin).post(create_tag))
-        .route("/admin/tags/{id}", post(rename_tag))
-        .route("/admin/tags/{id}/delete", post(delete_tag))
+        .route_with_tsr("/admin/login", get(login_form).post(login))
+        .route_with_tsr("/admin/logout", post(logout))
+        .route_with_tsr("/admin", get(dashboard))
+        .route_with_tsr("/admin/posts/new", get(new_post))
+        .route_with_tsr("/admin/posts", post(create_post))
+        .route_with_tsr("/admin/posts/{slug}/edit", get(edit_post))
+        .route_with_tsr("/admin/posts/{slug}", post(update_post))
+        .route_with_tsr("/admin/posts/{slug}/delete", post(delete_post))
+        .route_with_tsr("/admin/tags", get(tag_admin).post(create_tag))
+        .route_with_tsr("/admin/tags/{id}", post(rename_tag))
+        .route_with_tsr("/admin/tags/{id}/delete", post(delete_tag))
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use axum_extra::routing::RouterExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -20,13 +21,13 @@ use crate::entity::tag;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/tags", get(list_tags).post(create_tag))
-        .route(
+        .route_with_tsr("/tags", get(list_tags).post(create_tag))
+        .route_with_tsr(
             "/tags/{id}",
             axum::routing::patch(rename_tag).delete(delete_tag),
         )
-        .route("/posts", get(list_posts).post(create_post))
-        .route(
+        .route_with_tsr("/posts", get(list_posts).post(create_post))
+        .route_with_tsr(
             "/posts/{slug}",
             get(show_post).patch(update_post).delete(delete_post),
         )

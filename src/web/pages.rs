@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum_extra::routing::RouterExt;
 use serde::Deserialize;
 
 use super::AppState;
@@ -22,10 +23,10 @@ use crate::blog::{markdown, tags};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/posts/{slug}", get(show_post))
-        .route("/tags", get(tag_index))
-        .route("/tags/{label}", get(tag_posts))
-        .route("/search", get(search))
+        .route_with_tsr("/posts/{slug}", get(show_post))
+        .route_with_tsr("/tags", get(tag_index))
+        .route_with_tsr("/tags/{label}", get(tag_posts))
+        .route_with_tsr("/search", get(search))
         .route("/feed.xml", get(feed))
         .route("/sitemap.xml", get(sitemap))
         .route("/robots.txt", get(robots))
