@@ -187,6 +187,8 @@ fn as_text(block: &[Event]) -> String {
                 text.push_str(t)
             }
             Event::SoftBreak | Event::HardBreak => text.push('\n'),
+            // Items and paragraphs stay apart.
+            Event::End(TagEnd::Paragraph | TagEnd::Item | TagEnd::Heading(_)) => text.push('\n'),
             _ => {}
         }
     }
