@@ -15,7 +15,9 @@ use super::auth::{self, ClientIp, PageAdmin, Verdict, Visitor};
 use super::csrf::CsrfForm;
 use super::error::{Error, PageError};
 use super::pages::PageQuery;
-use super::views::{AdminTagsPage, DashboardPage, LoginPage, Pager, PostCard, PostFormPage};
+use super::views::{
+    AdminTagsPage, DashboardPage, LoginPage, Pager, PostCard, PostFormPage, TagRename,
+};
 use crate::blog::input::{PostDraft, PostInput, TagLabel, split_tag_list};
 use crate::blog::posts::{self, Visibility};
 use crate::blog::{BlogError, FieldErrors, tags};
@@ -335,21 +337,18 @@ async fn tag_admin(
     State(state): State<AppState>,
     visitor: Visitor,
 ) -> Result<impl IntoResponse, PageError> {
-    tag_page(&state, visitor, String::new(), None).await
+    tag_page(&state, visitor, StatusCode::OK, String::new(), None, None).await
 }
 
 async fn tag_page(
     state: &AppState,
     visitor: Visitor,
+    status: StatusCode,
     new_label: String,
     error: Option<String>,
+    rename: Option<TagRename>,
 ) -> Result<Response, PageError> {
     let tags = tags::list_with_counts(&state.db, Visibility::All).await?;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
     let (jar, chrome) = state.chrome(&visitor, "Manage tags");
     Ok((
         status,
@@ -359,6 +358,7 @@ async fn tag_page(
             tags,
             new_label,
             error,
+            rename,
         },
     )
         .into_response())
@@ -370,30 +370,41 @@ struct TagForm {
     label: String,
 }
 
-/// A rejected tag form: the message next to the field, or the error page for anything else.
+/// A rejected tag form: the message next to the field it was typed in (the "New tag" field, or
+/// the row of the tag renamed, `renaming`), with the label kept; the error page for anything else.
 async fn rejected_tag(
     state: &AppState,
     visitor: Visitor,
+    renaming: Option<i32>,
     label: String,
     err: BlogError,
 ) -> Result<Response, PageError> {
-    let (message, unavailable) = match err {
-        BlogError::Validation(fields) => (fields.into_values().next().unwrap_or_default(), false),
-        BlogError::Conflict(msg) => (msg, false),
+    let (status, message) = match err {
+        BlogError::Validation(fields) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            fields.into_values().next().unwrap_or_default(),
+        ),
+        BlogError::Conflict(msg) => (StatusCode::UNPROCESSABLE_ENTITY, msg),
         other => match Error::from(other) {
+            // Not the input's fault: the write could not be done, as the post form says with a 503.
             Error::Unavailable(msg) => (
+                StatusCode::SERVICE_UNAVAILABLE,
                 format!("{msg}. Nothing was saved; try again shortly."),
-                true,
             ),
             other => return Err(PageError(other)),
         },
     };
-    let mut response = tag_page(state, visitor, label, Some(message)).await?;
-    if unavailable {
-        // Not the input's fault: the write could not be done, as the post form says with a 503.
-        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    match renaming {
+        Some(id) => {
+            let rename = TagRename {
+                id,
+                label,
+                error: message,
+            };
+            tag_page(state, visitor, status, String::new(), None, Some(rename)).await
+        }
+        None => tag_page(state, visitor, status, label, Some(message), None).await,
     }
-    Ok(response)
 }
 
 fn parse_label(raw: &str) -> Result<TagLabel, BlogError> {
@@ -416,7 +427,7 @@ async fn create_tag(
             Redirect::to("/admin/tags"),
         )
             .into_response()),
-        Err(err) => rejected_tag(&state, visitor, form.label, err).await,
+        Err(err) => rejected_tag(&state, visitor, None, form.label, err).await,
     }
 }
 
@@ -437,7 +448,7 @@ async fn rename_tag(
             Redirect::to("/admin/tags"),
         )
             .into_response()),
-        Err(err) => rejected_tag(&state, visitor, String::new(), err).await,
+        Err(err) => rejected_tag(&state, visitor, Some(id), form.label, err).await,
     }
 }
 
