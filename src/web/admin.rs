@@ -250,7 +250,16 @@ async fn edit_post(
     ))
 }
 
+/// What the edit form says when no post has the address it edits any more.
+const GONE_MEANWHILE: &str = "This post was deleted, or given another address, while you were \
+     editing it: nothing was saved. Your text is kept below: \u{201c}Create post\u{201d} saves it \
+     as a new post, or copy it into the post from the dashboard.";
+
 /// Re-renders the form with what the user typed and what is wrong, or passes the error on.
+///
+/// An edit whose post is gone from its address (deleted, or its slug changed on another node,
+/// since the form was opened) comes back as a new-post form holding the edit, with a 404: the post
+/// it was sent to does not exist, as the API answers a PATCH of it.
 fn rejected_form(
     state: &AppState,
     visitor: Visitor,
@@ -258,6 +267,11 @@ fn rejected_form(
     form: &PostForm,
     err: BlogError,
 ) -> Result<Response, PageError> {
+    if editing.is_some() && matches!(err, BlogError::NotFound) {
+        let errors = FieldErrors::from([("form", GONE_MEANWHILE.to_owned())]);
+        let (jar, view) = post_form(state, visitor, None, form, errors);
+        return Ok((StatusCode::NOT_FOUND, jar, view).into_response());
+    }
     let errors = match err {
         BlogError::Validation(errors) => errors,
         BlogError::Conflict(msg) => FieldErrors::from([("slug", msg)]),
