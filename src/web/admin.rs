@@ -272,24 +272,35 @@ fn rejected_form(
         let (jar, view) = post_form(state, visitor, None, form, errors);
         return Ok((StatusCode::NOT_FOUND, jar, view).into_response());
     }
-    let errors = match err {
-        BlogError::Validation(errors) => errors,
-        BlogError::Conflict(msg) => FieldErrors::from([("slug", msg)]),
-        other => match Error::from(other) {
-            Error::Unavailable(msg) => FieldErrors::from([(
-                "form",
-                format!("{msg}. Nothing was saved; try again shortly."),
-            )]),
-            other => return Err(PageError(other)),
-        },
-    };
-    let status = if errors.contains_key("form") {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
+    let (status, errors, unavailable) = match err {
+        BlogError::Validation(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors, None),
+        BlogError::Conflict(msg) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            FieldErrors::from([("slug", msg)]),
+            None,
+        ),
+        other => {
+            let unavailable = unavailable(other)?;
+            let errors = FieldErrors::from([("form", unavailable.sentence())]);
+            (StatusCode::SERVICE_UNAVAILABLE, errors, Some(unavailable))
+        }
     };
     let (jar, view) = post_form(state, visitor, editing, form, errors);
-    Ok((status, jar, view).into_response())
+    let mut response = (status, jar, view).into_response();
+    if let Some(unavailable) = unavailable {
+        unavailable.attach_to(&mut response);
+    }
+    Ok(response)
+}
+
+/// A form's write that could not be done for a reason of the moment: the error a form shows
+/// itself (its message says that nothing was saved) with a 503 and Retry-After, as the error
+/// pages and the API do. Anything else goes to the error page.
+fn unavailable(err: BlogError) -> Result<Error, PageError> {
+    match Error::from(err) {
+        unavailable @ Error::Unavailable(_) => Ok(unavailable),
+        other => Err(PageError(other)),
+    }
 }
 
 async fn create_post(
@@ -393,32 +404,35 @@ async fn rejected_tag(
     label: String,
     err: BlogError,
 ) -> Result<Response, PageError> {
-    let (status, message) = match err {
+    let (status, message, unavailable) = match err {
         BlogError::Validation(fields) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             fields.into_values().next().unwrap_or_default(),
+            None,
         ),
-        BlogError::Conflict(msg) => (StatusCode::UNPROCESSABLE_ENTITY, msg),
-        other => match Error::from(other) {
-            // Not the input's fault: the write could not be done, as the post form says with a 503.
-            Error::Unavailable(msg) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{msg}. Nothing was saved; try again shortly."),
-            ),
-            other => return Err(PageError(other)),
-        },
+        BlogError::Conflict(msg) => (StatusCode::UNPROCESSABLE_ENTITY, msg, None),
+        // Not the input's fault: the write could not be done, as the post form says with a 503.
+        other => {
+            let unavailable = unavailable(other)?;
+            let message = unavailable.sentence();
+            (StatusCode::SERVICE_UNAVAILABLE, message, Some(unavailable))
+        }
     };
-    match renaming {
+    let mut response = match renaming {
         Some(id) => {
             let rename = TagRename {
                 id,
                 label,
                 error: message,
             };
-            tag_page(state, visitor, status, String::new(), None, Some(rename)).await
+            tag_page(state, visitor, status, String::new(), None, Some(rename)).await?
         }
-        None => tag_page(state, visitor, status, label, Some(message), None).await,
+        None => tag_page(state, visitor, status, label, Some(message), None).await?,
+    };
+    if let Some(unavailable) = unavailable {
+        unavailable.attach_to(&mut response);
     }
+    Ok(response)
 }
 
 fn parse_label(raw: &str) -> Result<TagLabel, BlogError> {
