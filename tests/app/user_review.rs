@@ -293,6 +293,32 @@ async fn a_form_that_cannot_be_written_says_so_once_with_retry_after() {
     assert_eq!(app.row_counts().await, (0, 0), "nothing was saved");
 }
 
+/// A rename of a tag deleted meanwhile (on another tab or node): the typed label comes back in
+/// the "New tag" field with a message, not as the bare 404 page.
+#[tokio::test]
+async fn renaming_a_tag_deleted_meanwhile_keeps_the_label() {
+    let app = spawn_app().await;
+    let id = app.create_tag("doomed").await["id"].as_i64().unwrap();
+    app.login().await;
+    let csrf = app.csrf_for("/admin/tags").await;
+    let (status, _) = app
+        .api_call(Method::DELETE, &format!("/tags/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let response = app
+        .post_form(
+            &format!("/admin/tags/{id}"),
+            &[("csrf", &csrf), ("label", "carefully-chosen")],
+        )
+        .await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
+    assert!(html.contains("was deleted meanwhile"), "{html}");
+    assert_eq!(input_value(&html, "label"), "carefully-chosen", "{html}");
+    assert!(app.tag_labels().await.is_empty());
+}
+
 /// A body with a control character (a form feed pasted from a document) is accepted, and then
 /// the Atom feed is not well-formed XML: XML 1.0 allows no U+000C, not even as `&#12;`.
 #[tokio::test]
