@@ -369,11 +369,17 @@ async fn tag_page(
     state: &AppState,
     visitor: Visitor,
     status: StatusCode,
-    new_label: String,
-    error: Option<String>,
-    rename: Option<TagRename>,
+    mut new_label: String,
+    mut error: Option<String>,
+    mut rename: Option<TagRename>,
 ) -> Result<Response, PageError> {
     let tags = tags::list_with_counts(&state.db, Visibility::All).await?;
+    if let Some(gone) = rename.take_if(|r| !tags.iter().any(|t| t.id == r.id)) {
+        // A rejected rename of a tag deleted meanwhile has no row to show it: the New tag field
+        // keeps the label and the message.
+        new_label = gone.label;
+        error = Some(gone.error);
+    }
     let (jar, chrome) = state.chrome(&visitor, "Manage tags");
     Ok((
         status,
@@ -397,6 +403,8 @@ struct TagForm {
 
 /// A rejected tag form: the message next to the field it was typed in (the "New tag" field, or
 /// the row of the tag renamed, `renaming`), with the label kept; the error page for anything else.
+/// A rename of a tag deleted meanwhile puts its label in the "New tag" field, with a 404 (as the
+/// post form does with an edit of a post deleted meanwhile).
 async fn rejected_tag(
     state: &AppState,
     visitor: Visitor,
@@ -404,6 +412,20 @@ async fn rejected_tag(
     label: String,
     err: BlogError,
 ) -> Result<Response, PageError> {
+    if renaming.is_some() && matches!(err, BlogError::NotFound) {
+        // The row is gone: the label goes to the New tag field, from which it can be created.
+        let message = "The tag you renamed was deleted meanwhile: nothing was renamed. Your label \
+                       is kept here: \u{201c}Create tag\u{201d} adds it as a new tag.";
+        return tag_page(
+            state,
+            visitor,
+            StatusCode::NOT_FOUND,
+            label,
+            Some(message.to_owned()),
+            None,
+        )
+        .await;
+    }
     let (status, message, unavailable) = match err {
         BlogError::Validation(fields) => (
             StatusCode::UNPROCESSABLE_ENTITY,

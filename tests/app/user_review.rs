@@ -316,6 +316,17 @@ async fn renaming_a_tag_deleted_meanwhile_keeps_the_label() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
     assert!(html.contains("was deleted meanwhile"), "{html}");
     assert_eq!(input_value(&html, "label"), "carefully-chosen", "{html}");
+    // A label rejected before the tag is looked up: its message has no row to go to either.
+    let response = app
+        .post_form(
+            &format!("/admin/tags/{id}"),
+            &[("csrf", &csrf), ("label", "careful/ly")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("no slashes"), "{html}");
+    assert_eq!(input_value(&html, "label"), "careful/ly", "{html}");
     assert!(app.tag_labels().await.is_empty());
 }
 
