@@ -16,7 +16,9 @@ use super::auth::{self, ClientIp, PageAdmin, Verdict, Visitor};
 use super::csrf::CsrfForm;
 use super::error::{Error, PageError};
 use super::pages::PageQuery;
-use super::views::{AdminTagsPage, DashboardPage, LoginPage, Pager, PostCard, PostFormPage};
+use super::views::{
+    AdminTagsPage, DashboardPage, LoginPage, Pager, PostCard, PostFormPage, TagRename,
+};
 use crate::blog::input::{PostDraft, PostInput, TagLabel, split_tag_list};
 use crate::blog::posts::{self, Visibility};
 use crate::blog::{BlogError, FieldErrors, tags};
@@ -249,7 +251,16 @@ async fn edit_post(
     ))
 }
 
+/// What the edit form says when no post has the address it edits any more.
+const GONE_MEANWHILE: &str = "This post was deleted, or given another address, while you were \
+     editing it: nothing was saved. Your text is kept below: \u{201c}Create post\u{201d} saves it \
+     as a new post, or copy it into the post from the dashboard.";
+
 /// Re-renders the form with what the user typed and what is wrong, or passes the error on.
+///
+/// An edit whose post is gone from its address (deleted, or its slug changed on another node,
+/// since the form was opened) comes back as a new-post form holding the edit, with a 404: the post
+/// it was sent to does not exist, as the API answers a PATCH of it.
 fn rejected_form(
     state: &AppState,
     visitor: Visitor,
@@ -257,24 +268,40 @@ fn rejected_form(
     form: &PostForm,
     err: BlogError,
 ) -> Result<Response, PageError> {
-    let errors = match err {
-        BlogError::Validation(errors) => errors,
-        BlogError::Conflict(msg) => FieldErrors::from([("slug", msg)]),
-        other => match Error::from(other) {
-            Error::Unavailable(msg) => FieldErrors::from([(
-                "form",
-                format!("{msg}. Nothing was saved; try again shortly."),
-            )]),
-            other => return Err(PageError(other)),
-        },
-    };
-    let status = if errors.contains_key("form") {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
+    if editing.is_some() && matches!(err, BlogError::NotFound) {
+        let errors = FieldErrors::from([("form", GONE_MEANWHILE.to_owned())]);
+        let (jar, view) = post_form(state, visitor, None, form, errors);
+        return Ok((StatusCode::NOT_FOUND, jar, view).into_response());
+    }
+    let (status, errors, unavailable) = match err {
+        BlogError::Validation(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors, None),
+        BlogError::Conflict(msg) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            FieldErrors::from([("slug", msg)]),
+            None,
+        ),
+        other => {
+            let unavailable = unavailable(other)?;
+            let errors = FieldErrors::from([("form", unavailable.sentence())]);
+            (StatusCode::SERVICE_UNAVAILABLE, errors, Some(unavailable))
+        }
     };
     let (jar, view) = post_form(state, visitor, editing, form, errors);
-    Ok((status, jar, view).into_response())
+    let mut response = (status, jar, view).into_response();
+    if let Some(unavailable) = unavailable {
+        unavailable.attach_to(&mut response);
+    }
+    Ok(response)
+}
+
+/// A form's write that could not be done for a reason of the moment: the error a form shows
+/// itself (its message says that nothing was saved) with a 503 and Retry-After, as the error
+/// pages and the API do. Anything else goes to the error page.
+fn unavailable(err: BlogError) -> Result<Error, PageError> {
+    match Error::from(err) {
+        unavailable @ Error::Unavailable(_) => Ok(unavailable),
+        other => Err(PageError(other)),
+    }
 }
 
 async fn create_post(
@@ -336,21 +363,24 @@ async fn tag_admin(
     State(state): State<AppState>,
     visitor: Visitor,
 ) -> Result<impl IntoResponse, PageError> {
-    tag_page(&state, visitor, String::new(), None).await
+    tag_page(&state, visitor, StatusCode::OK, String::new(), None, None).await
 }
 
 async fn tag_page(
     state: &AppState,
     visitor: Visitor,
-    new_label: String,
-    error: Option<String>,
+    status: StatusCode,
+    mut new_label: String,
+    mut error: Option<String>,
+    mut rename: Option<TagRename>,
 ) -> Result<Response, PageError> {
     let tags = tags::list_with_counts(&state.db, Visibility::All).await?;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    if let Some(gone) = rename.take_if(|r| !tags.iter().any(|t| t.id == r.id)) {
+        // A rejected rename of a tag deleted meanwhile has no row to show it: the New tag field
+        // keeps the label and the message.
+        new_label = gone.label;
+        error = Some(gone.error);
+    }
     let (jar, chrome) = state.chrome(&visitor, "Manage tags");
     Ok((
         status,
@@ -360,6 +390,7 @@ async fn tag_page(
             tags,
             new_label,
             error,
+            rename,
         },
     )
         .into_response())
@@ -371,28 +402,58 @@ struct TagForm {
     label: String,
 }
 
-/// A rejected tag form: the message next to the field, or the error page for anything else.
+/// A rejected tag form: the message next to the field it was typed in (the "New tag" field, or
+/// the row of the tag renamed, `renaming`), with the label kept; the error page for anything else.
+/// A rename of a tag deleted meanwhile puts its label in the "New tag" field, with a 404 (as the
+/// post form does with an edit of a post deleted meanwhile).
 async fn rejected_tag(
     state: &AppState,
     visitor: Visitor,
+    renaming: Option<i32>,
     label: String,
     err: BlogError,
 ) -> Result<Response, PageError> {
-    let (message, unavailable) = match err {
-        BlogError::Validation(fields) => (fields.into_values().next().unwrap_or_default(), false),
-        BlogError::Conflict(msg) => (msg, false),
-        other => match Error::from(other) {
-            Error::Unavailable(msg) => (
-                format!("{msg}. Nothing was saved; try again shortly."),
-                true,
-            ),
-            other => return Err(PageError(other)),
-        },
-    };
-    let mut response = tag_page(state, visitor, label, Some(message)).await?;
-    if unavailable {
+    if renaming.is_some() && matches!(err, BlogError::NotFound) {
+        // The row is gone: the label goes to the New tag field, from which it can be created.
+        let message = "The tag you renamed was deleted meanwhile: nothing was renamed. Your label \
+                       is kept here: \u{201c}Create tag\u{201d} adds it as a new tag.";
+        return tag_page(
+            state,
+            visitor,
+            StatusCode::NOT_FOUND,
+            label,
+            Some(message.to_owned()),
+            None,
+        )
+        .await;
+    }
+    let (status, message, unavailable) = match err {
+        BlogError::Validation(fields) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            fields.into_values().next().unwrap_or_default(),
+            None,
+        ),
+        BlogError::Conflict(msg) => (StatusCode::UNPROCESSABLE_ENTITY, msg, None),
         // Not the input's fault: the write could not be done, as the post form says with a 503.
-        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        other => {
+            let unavailable = unavailable(other)?;
+            let message = unavailable.sentence();
+            (StatusCode::SERVICE_UNAVAILABLE, message, Some(unavailable))
+        }
+    };
+    let mut response = match renaming {
+        Some(id) => {
+            let rename = TagRename {
+                id,
+                label,
+                error: message,
+            };
+            tag_page(state, visitor, status, String::new(), None, Some(rename)).await?
+        }
+        None => tag_page(state, visitor, status, label, Some(message), None).await?,
+    };
+    if let Some(unavailable) = unavailable {
+        unavailable.attach_to(&mut response);
     }
     Ok(response)
 }
@@ -417,7 +478,7 @@ async fn create_tag(
             Redirect::to("/admin/tags"),
         )
             .into_response()),
-        Err(err) => rejected_tag(&state, visitor, form.label, err).await,
+        Err(err) => rejected_tag(&state, visitor, None, form.label, err).await,
     }
 }
 
@@ -438,7 +499,7 @@ async fn rename_tag(
             Redirect::to("/admin/tags"),
         )
             .into_response()),
-        Err(err) => rejected_tag(&state, visitor, String::new(), err).await,
+        Err(err) => rejected_tag(&state, visitor, Some(id), form.label, err).await,
     }
 }
 

@@ -192,6 +192,28 @@ impl Error {
         self.to_string()
     }
 
+    /// The public message as a sentence, for a page that shows it in its own words (a form
+    /// re-rendered with it): capitalised, with a full stop.
+    pub fn sentence(&self) -> String {
+        let message = self.public_message();
+        let mut chars = message.chars();
+        let mut sentence: String = match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => return message,
+        };
+        if !sentence.ends_with(['.', '!', '?']) {
+            sentence.push('.');
+        }
+        sentence
+    }
+
+    /// For a page that shows this error itself rather than as the error page (a form re-rendered
+    /// with it): logs it and adds the headers that go with its status, as the error page does.
+    pub fn attach_to(&self, response: &mut Response) {
+        self.log();
+        self.decorate(response);
+    }
+
     /// Headers that go with the status: the Basic challenge, Retry-After.
     fn decorate(&self, response: &mut Response) {
         let headers = response.headers_mut();
@@ -385,6 +407,20 @@ mod tests {
         for private in ["internal", "7070", "fdaa", "refused"] {
             assert!(!body.contains(private), "{private} in {body}");
         }
+    }
+
+    /// A form shows a 503's message in its own words, once: as a sentence.
+    #[test]
+    fn a_message_reads_as_one_sentence() {
+        let busy =
+            Error::Unavailable("the database is busy: nothing was saved, try again shortly".into());
+        assert_eq!(
+            busy.sentence(),
+            "The database is busy: nothing was saved, try again shortly."
+        );
+        let logout = Error::Unavailable("You are still logged in (why).".into());
+        assert_eq!(logout.sentence(), "You are still logged in (why).");
+        assert_eq!(Error::Unavailable(String::new()).sentence(), "");
     }
 
     /// LiteFS refusing a write (the primary moved mid-request) is a 503, not a 500: seen by the

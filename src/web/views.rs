@@ -262,7 +262,24 @@ pub struct AdminTagsPage {
     pub tags: Vec<TagWithCount>,
     /// The label typed into the "new tag" field, kept when it is rejected.
     pub new_label: String,
+    /// What is wrong with the "new tag" field.
     pub error: Option<String>,
+    /// A rejected rename, shown at its row.
+    pub rename: Option<TagRename>,
+}
+
+/// A rename the tag page rejected: the row's tag, the label typed there and what is wrong.
+pub struct TagRename {
+    pub id: i32,
+    pub label: String,
+    pub error: String,
+}
+
+impl AdminTagsPage {
+    /// The rejected rename of the tag `id`, if that is the row it was typed in.
+    pub fn rename_of(&self, id: &i32) -> Option<&TagRename> {
+        self.rename.as_ref().filter(|r| r.id == *id)
+    }
 }
 
 #[derive(Template, WebTemplate)]

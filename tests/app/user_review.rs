@@ -186,6 +186,148 @@ async fn editing_a_post_deleted_meanwhile_keeps_the_edit() {
         html.contains("an hour of careful rewriting"),
         "{status}: the edit is lost: {html}"
     );
+    assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
+    assert!(html.contains(GONE_MEANWHILE), "{html}");
+    assert!(
+        html.contains(r#"action="/admin/posts""#),
+        "the form can save the text as a new post: {html}"
+    );
+    assert_eq!(app.row_counts().await.0, 0, "nothing was saved");
+}
+
+/// What the edit form says when the post it edits is gone from its address.
+const GONE_MEANWHILE: &str = "was deleted, or given another address, while you were editing it";
+
+/// The same when another node changed the post's slug meanwhile: the edit comes back in the
+/// form, and the moved post is left as it is.
+#[tokio::test]
+async fn editing_a_post_moved_meanwhile_keeps_the_edit() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Moving", "body": "original" }))
+        .await;
+    app.login().await;
+    let csrf = app.csrf_for("/admin/posts/moving/edit").await;
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/moving",
+            Some(&json!({ "slug": "moved" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let response = app
+        .post_form(
+            "/admin/posts/moving",
+            &[
+                ("csrf", &csrf),
+                ("title", "Moving"),
+                ("slug", "moving"),
+                ("body", "the edit made on the old address"),
+                ("tags", "kept"),
+            ],
+        )
+        .await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
+    assert!(html.contains(GONE_MEANWHILE), "{html}");
+    assert!(
+        html.contains("the edit made on the old address"),
+        "the edit is lost: {html}"
+    );
+    assert_eq!(input_value(&html, "tags"), "kept");
+    assert_eq!(post_of(&app, "moved").await["body"], "original");
+}
+
+/// A form whose write cannot be done (the database is locked): a 503 that says once that nothing
+/// was saved (the post form said it twice), with Retry-After as the API's 503 and the error
+/// pages have, and what was typed kept.
+#[tokio::test]
+async fn a_form_that_cannot_be_written_says_so_once_with_retry_after() {
+    let app = spawn_app().await;
+    app.login().await;
+    let csrf = app.csrf_for("/admin/posts/new").await;
+    let path = app.dir.join("blog.db");
+    let mut holder = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    let mut answers = Vec::new();
+    for (path, fields) in [
+        (
+            "/admin/posts",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("title", "Locked out"),
+                ("body", "typed while the database was locked"),
+            ],
+        ),
+        (
+            "/admin/tags",
+            vec![("csrf", csrf.as_str()), ("label", "locked-out")],
+        ),
+    ] {
+        let response = app.post_form(path, &fields).await;
+        let status = response.status();
+        let retry_after = response.headers().get("retry-after").cloned();
+        answers.push((path, status, retry_after, response.text().await.unwrap()));
+    }
+    holder.execute("ROLLBACK").await.unwrap();
+    for (path, status, retry_after, html) in answers {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {html}");
+        assert_eq!(
+            retry_after.as_ref().map(|v| v.to_str().unwrap()),
+            Some("2"),
+            "{path}: no Retry-After"
+        );
+        assert_eq!(
+            html.to_lowercase().matches("nothing was saved").count(),
+            1,
+            "{path}: said once: {html}"
+        );
+        assert!(
+            path != "/admin/posts" || html.contains("typed while the database was locked"),
+            "the typed body is kept: {html}"
+        );
+    }
+    assert_eq!(app.row_counts().await, (0, 0), "nothing was saved");
+}
+
+/// A rename of a tag deleted meanwhile (on another tab or node): the typed label comes back in
+/// the "New tag" field with a message, not as the bare 404 page.
+#[tokio::test]
+async fn renaming_a_tag_deleted_meanwhile_keeps_the_label() {
+    let app = spawn_app().await;
+    let id = app.create_tag("doomed").await["id"].as_i64().unwrap();
+    app.login().await;
+    let csrf = app.csrf_for("/admin/tags").await;
+    let (status, _) = app
+        .api_call(Method::DELETE, &format!("/tags/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let response = app
+        .post_form(
+            &format!("/admin/tags/{id}"),
+            &[("csrf", &csrf), ("label", "carefully-chosen")],
+        )
+        .await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
+    assert!(html.contains("was deleted meanwhile"), "{html}");
+    assert_eq!(input_value(&html, "label"), "carefully-chosen", "{html}");
+    // A label rejected before the tag is looked up: its message has no row to go to either.
+    let response = app
+        .post_form(
+            &format!("/admin/tags/{id}"),
+            &[("csrf", &csrf), ("label", "careful/ly")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("no slashes"), "{html}");
+    assert_eq!(input_value(&html, "label"), "careful/ly", "{html}");
+    assert!(app.tag_labels().await.is_empty());
 }
 
 /// A body with a control character (a form feed pasted from a document) is accepted, and then
