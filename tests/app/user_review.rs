@@ -312,3 +312,32 @@ async fn a_deeply_nested_body_renders_in_linear_time() {
         );
     }
 }
+
+/// A tag saved with a comma before commas were refused is not migrated, and keeps working: its
+/// page lists its posts.
+#[tokio::test]
+async fn a_tag_saved_with_a_comma_before_the_rule_keeps_working() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Legacy", "body": "b", "tags": ["solo"], "published": true }))
+        .await;
+    let path = app.dir.join("blog.db");
+    let mut db = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    db.execute(
+        "INSERT INTO tags (label, created_at) SELECT 'x,y', created_at FROM posts; \
+         INSERT INTO posts_tags (post_id, tag_id) \
+         SELECT posts.id, tags.id FROM posts, tags WHERE posts.slug = 'legacy' AND tags.label = 'x,y'",
+    )
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+    assert_eq!(
+        post_of(&app, "legacy").await["tags"],
+        json!(["solo", "x,y"])
+    );
+
+    let (status, html) = app.get_text("/tags/x%2Cy").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Legacy"), "{html}");
+}
