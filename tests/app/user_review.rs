@@ -314,7 +314,7 @@ async fn a_deeply_nested_body_renders_in_linear_time() {
 }
 
 /// A tag saved with a comma before commas were refused is not migrated, and keeps working: its
-/// page lists its posts.
+/// page lists its posts, and an API patch of its post's other fields keeps it.
 #[tokio::test]
 async fn a_tag_saved_with_a_comma_before_the_rule_keeps_working() {
     let app = spawn_app().await;
@@ -340,4 +340,15 @@ async fn a_tag_saved_with_a_comma_before_the_rule_keeps_working() {
     let (status, html) = app.get_text("/tags/x%2Cy").await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("Legacy"), "{html}");
+
+    let (status, answer) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/legacy",
+            Some(&json!({ "title": "Legacy, renamed" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["title"], "Legacy, renamed");
+    assert_eq!(answer["tags"], json!(["solo", "x,y"]), "{answer}");
 }
