@@ -169,6 +169,20 @@ pub struct PostDraft {
     pub published: bool,
 }
 
+/// A partial edit of a post (the API's PATCH): the fields given replace the post's, the others
+/// keep their values. Unknown fields are refused. It is merged with the post and validated inside
+/// the write's transaction ([`PatchPost`](super::posts::PatchPost)), so two patches of different
+/// fields at once both stay.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostPatch {
+    pub title: Option<String>,
+    pub slug: Option<String>,
+    pub body: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub published: Option<bool>,
+}
+
 /// A post that passed validation (serializable: it is the argument of the post procedures).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PostInput {

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::auth::ApiAdmin;
 use super::error::{Error, Result};
-use crate::blog::input::{PostDraft, PostInput, TagLabel};
+use crate::blog::input::{PostDraft, PostInput, PostPatch, TagLabel};
 use crate::blog::posts::{self, PostWithTags, Visibility};
 use crate::blog::tags::{self, TagWithCount};
 use crate::blog::{BlogError, Page};
@@ -168,33 +168,15 @@ async fn create_post(
     ))
 }
 
-/// Fields left out keep their current values; unknown (misspelled) fields are a 422.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PostPatch {
-    title: Option<String>,
-    slug: Option<String>,
-    body: Option<String>,
-    tags: Option<Vec<String>>,
-    published: Option<bool>,
-}
-
+/// Fields left out keep their current values; unknown (misspelled) fields are a 422. The merge
+/// happens inside the write's transaction, so concurrent patches of different fields both stay.
 async fn update_post(
     _: ApiAdmin,
     State(state): State<AppState>,
     Path(slug): Path<String>,
     ApiJson(patch): ApiJson<PostPatch>,
 ) -> Result<Json<PostWithTags>> {
-    let current = posts::find_by_slug(&state.db, &slug, Visibility::All).await?;
-    let draft = PostDraft {
-        title: patch.title.unwrap_or(current.post.title),
-        slug: Some(patch.slug.unwrap_or(current.post.slug)),
-        body: patch.body.unwrap_or(current.post.body),
-        tags: patch.tags.unwrap_or(current.tags),
-        published: patch.published.unwrap_or(current.post.published),
-    };
-    let input = PostInput::parse(&draft)?;
-    Ok(Json(posts::update(&state.db, &slug, &input).await?))
+    Ok(Json(posts::patch(&state.db, &slug, &patch).await?))
 }
 
 async fn delete_post(
