@@ -36,8 +36,12 @@ fn normalized(raw: &str) -> String {
     raw.nfc().collect::<String>().trim().to_owned()
 }
 
-/// A tag label: NFC, trimmed, 1 to 40 characters, no `/` (labels appear in URLs), no hidden
-/// characters (see [`is_hidden`]), and not `.` or `..` (which URLs cannot name).
+/// A tag label: NFC, trimmed, 1 to 40 characters, no `/` (labels appear in URLs), no `,` (the
+/// post form separates tags with commas, see [`split_tag_list`]), no hidden characters (see
+/// [`is_hidden`]), and not `.` or `..` (which URLs cannot name).
+///
+/// These are the rules for a label that comes in; a tag saved before a rule was added (a comma
+/// was allowed until then) keeps its label and its page: look tags up by [`lookup_label`].
 /// Serializable for write procedures; deserializing parses again, so no invalid label is made.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
@@ -68,6 +72,9 @@ impl TagLabel {
         if label.contains('/') || label.chars().any(is_hidden) {
             return Err("no slashes, control, invisible or direction characters".into());
         }
+        if label.contains(',') {
+            return Err("no commas: the post form separates tags with commas".into());
+        }
         if label.chars().all(|c| c == '.') {
             return Err("a label needs more than dots".into());
         }
@@ -77,6 +84,12 @@ impl TagLabel {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A label as given to look a tag up (a URL): normalized as labels are, without the rules for
+/// new labels, so a tag saved before a rule was added is still found.
+pub fn lookup_label(raw: &str) -> String {
+    normalized(raw)
 }
 
 /// A URL slug: lowercase ASCII letters, digits and single dashes.
@@ -156,6 +169,20 @@ pub struct PostDraft {
     pub published: bool,
 }
 
+/// A partial edit of a post (the API's PATCH): the fields given replace the post's, the others
+/// keep their values. Unknown fields are refused. It is merged with the post and validated inside
+/// the write's transaction ([`PatchPost`](super::posts::PatchPost)), so two patches of different
+/// fields at once both stay.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostPatch {
+    pub title: Option<String>,
+    pub slug: Option<String>,
+    pub body: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub published: Option<bool>,
+}
+
 /// A post that passed validation (serializable: it is the argument of the post procedures).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PostInput {
@@ -228,7 +255,8 @@ impl PostInput {
     }
 }
 
-/// Splits "rust, litefs ,sqlite" into labels, as typed in the post form.
+/// Splits "rust, litefs ,sqlite" into labels, as typed in the post form (which is why a label
+/// may not hold a comma).
 pub fn split_tag_list(raw: &str) -> Vec<String> {
     raw.split(',')
         .map(|t| t.trim().to_owned())
@@ -277,6 +305,9 @@ mod tests {
             assert!(TagLabel::parse(hidden).is_err(), "{hidden:?}");
         }
         assert!(TagLabel::parse("v1.2").is_ok());
+        let comma = TagLabel::parse("x,y").unwrap_err();
+        assert!(comma.contains("no commas"), "{comma}");
+        assert_eq!(lookup_label(" cafe\u{301},x "), "caf\u{e9},x");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Operations on posts. Creating, editing or deleting a post with its tags is one transaction,
-//! run as a write procedure ([`CreatePost`], [`UpdatePost`], [`DeletePost`]): from a replica, one
-//! round trip to the primary whatever the number of tags.
+//! Operations on posts. Creating, editing, patching or deleting a post with its tags is one
+//! transaction, run as a write procedure ([`CreatePost`], [`UpdatePost`], [`PatchPost`],
+//! [`DeletePost`]): from a replica, one round trip to the primary whatever the number of tags.
 
 use std::collections::HashMap;
 
@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use sea_orm_litefs::{ClusterConnection, ClusterTransaction, Procedure};
 
-use super::input::PostInput;
+use super::input::{PostDraft, PostInput, PostPatch};
 use super::{BlogError, Page, Unique, tags};
 use crate::entity::{post, post_tag, tag};
 
@@ -188,6 +188,19 @@ pub async fn update(
         .map(Saved::into)
 }
 
+/// Applies `patch` to the post `slug`: reads the post, merges the fields given, validates the
+/// result as [`PostInput::parse`] does and writes it, in one transaction (so a concurrent edit of
+/// other fields is kept). The slug may change.
+pub async fn patch(
+    db: &ClusterConnection,
+    slug: &str,
+    patch: &PostPatch,
+) -> Result<PostWithTags, BlogError> {
+    db.call::<PatchPost>((slug.to_owned(), patch.clone()))
+        .await
+        .map(Saved::into)
+}
+
 /// Deletes a post; its tag links go with it (the tags stay).
 pub async fn delete(db: &ClusterConnection, slug: &str) -> Result<(), BlogError> {
     db.call::<DeletePost>(slug.to_owned()).await
@@ -240,6 +253,22 @@ impl Procedure for UpdatePost {
     }
 }
 
+/// [`patch`]'s transaction: the slug the post has now, and the fields to change. Its validation
+/// errors are [`BlogError::Validation`] with their fields, as [`PostInput::parse`] gives them.
+pub struct PatchPost;
+
+impl Procedure for PatchPost {
+    const NAME: &'static str = "blog.posts.patch";
+    const VERSION: u32 = 1;
+    type Args = (String, PostPatch);
+    type Output = Saved;
+    type Error = BlogError;
+
+    async fn run(txn: &ClusterTransaction, (slug, patch): Self::Args) -> Result<Saved, BlogError> {
+        patch_in(txn, &slug, &patch).await.map(Saved::from)
+    }
+}
+
 /// [`delete`]'s transaction: the post's slug.
 pub struct DeletePost;
 
@@ -281,11 +310,48 @@ pub async fn update_in<C: ConnectionTrait>(
     slug: &str,
     input: &PostInput,
 ) -> Result<PostWithTags, BlogError> {
-    let existing = post::Entity::find()
+    let existing = find_existing(txn, slug).await?;
+    save_in(txn, existing, input, true).await
+}
+
+/// Applies a patch to a post, inside the caller's transaction: the post as it is now, with the
+/// fields given replaced, validated as a whole. Tags left out are kept as they are, not parsed
+/// again (so a tag saved before a label rule was added does not make the patch fail).
+pub async fn patch_in<C: ConnectionTrait>(
+    txn: &C,
+    slug: &str,
+    patch: &PostPatch,
+) -> Result<PostWithTags, BlogError> {
+    let existing = find_existing(txn, slug).await?;
+    let draft = PostDraft {
+        title: patch
+            .title
+            .clone()
+            .unwrap_or_else(|| existing.title.clone()),
+        slug: Some(patch.slug.clone().unwrap_or_else(|| existing.slug.clone())),
+        body: patch.body.clone().unwrap_or_else(|| existing.body.clone()),
+        tags: patch.tags.clone().unwrap_or_default(),
+        published: patch.published.unwrap_or(existing.published),
+    };
+    let input = PostInput::parse(&draft)?;
+    save_in(txn, existing, &input, patch.tags.is_some()).await
+}
+
+async fn find_existing<C: ConnectionTrait>(txn: &C, slug: &str) -> Result<post::Model, BlogError> {
+    post::Entity::find()
         .filter(post::Column::Slug.eq(slug))
         .one(txn)
         .await?
-        .ok_or(BlogError::NotFound)?;
+        .ok_or(BlogError::NotFound)
+}
+
+/// Writes `input` over the post `existing`, its tags too when `replace_tags`.
+async fn save_in<C: ConnectionTrait>(
+    txn: &C,
+    existing: post::Model,
+    input: &PostInput,
+    replace_tags: bool,
+) -> Result<PostWithTags, BlogError> {
     let first_publication = input.published && existing.published_at.is_none();
     let mut post: post::ActiveModel = existing.into();
     post.slug = Set(input.slug.as_str().to_owned());
@@ -299,21 +365,19 @@ pub async fn update_in<C: ConnectionTrait>(
         .update(txn)
         .await
         .map_err(BlogError::unless_unique(Unique::PostSlug))?;
-    post_tag::Entity::delete_many()
-        .filter(post_tag::Column::PostId.eq(post.id))
-        .exec(txn)
-        .await?;
-    link_tags(txn, post.id, input).await?;
+    if replace_tags {
+        post_tag::Entity::delete_many()
+            .filter(post_tag::Column::PostId.eq(post.id))
+            .exec(txn)
+            .await?;
+        link_tags(txn, post.id, input).await?;
+    }
     Ok(with_tags(txn, vec![post]).await?.remove(0))
 }
 
 /// Deletes a post, inside the caller's transaction.
 pub async fn delete_in<C: ConnectionTrait>(txn: &C, slug: &str) -> Result<(), BlogError> {
-    let existing = post::Entity::find()
-        .filter(post::Column::Slug.eq(slug))
-        .one(txn)
-        .await?
-        .ok_or(BlogError::NotFound)?;
+    let existing = find_existing(txn, slug).await?;
     existing.delete(txn).await?;
     Ok(())
 }

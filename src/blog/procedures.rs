@@ -11,6 +11,7 @@ pub fn registry() -> Procedures {
     Procedures::new()
         .register::<posts::CreatePost>()
         .register::<posts::UpdatePost>()
+        .register::<posts::PatchPost>()
         .register::<posts::DeletePost>()
         .register::<tags::DeleteTag>()
 }

@@ -51,11 +51,9 @@ pub async fn list_with_counts<C: ConnectionTrait>(
 }
 
 /// A tag a visitor may see (see [`list_with_counts`]); `NotFound` for a tag only drafts carry.
-pub async fn find_public<C: ConnectionTrait>(
-    db: &C,
-    label: &TagLabel,
-) -> Result<tag::Model, BlogError> {
-    let tag = find_by_label(db, label.as_str()).await?;
+/// `label` as [`lookup_label`](super::input::lookup_label) gives it.
+pub async fn find_public<C: ConnectionTrait>(db: &C, label: &str) -> Result<tag::Model, BlogError> {
+    let tag = find_by_label(db, label).await?;
     let visible = list_with_counts(db, Visibility::PublishedOnly)
         .await?
         .iter()

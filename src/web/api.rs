@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::auth::ApiAdmin;
 use super::error::{Error, Result};
-use crate::blog::input::{PostDraft, PostInput, TagLabel};
+use crate::blog::input::{PostDraft, PostInput, PostPatch, TagLabel};
 use crate::blog::posts::{self, PostWithTags, Visibility};
 use crate::blog::tags::{self, TagWithCount};
 use crate::blog::{BlogError, Page};
@@ -33,10 +33,28 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// `Json<T>` whose rejections are this API's JSON errors (400, 413, 415, 422).
+/// `Json<T>` whose rejections are this API's JSON errors (400, 413, 415, 422), in plain words:
+/// "the body is not valid JSON for a post: missing field `title` at line 1 column 2".
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+/// A JSON body the API takes, and what its error messages call it ("a post").
+pub trait ApiBody: DeserializeOwned {
+    const WHAT: &'static str;
+}
+
+impl ApiBody for TagBody {
+    const WHAT: &'static str = "a tag";
+}
+
+impl ApiBody for PostDraft {
+    const WHAT: &'static str = "a post";
+}
+
+impl ApiBody for PostPatch {
+    const WHAT: &'static str = "a post's changes";
+}
+
+impl<T: ApiBody, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self> {
@@ -47,17 +65,57 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
                     other => other.status(),
                 };
-                let message = match status {
-                    StatusCode::PAYLOAD_TOO_LARGE => format!(
+                let message = match &rejection {
+                    JsonRejection::JsonDataError(_) => format!(
+                        "the body is not valid JSON for {}: {}",
+                        T::WHAT,
+                        parser_message(&rejection)
+                    ),
+                    JsonRejection::JsonSyntaxError(_) => {
+                        format!("the body is not valid JSON: {}", parser_message(&rejection))
+                    }
+                    _ if status == StatusCode::PAYLOAD_TOO_LARGE => format!(
                         "the request body is larger than {} bytes",
                         super::BODY_LIMIT
                     ),
-                    _ => rejection.body_text(),
+                    other => other.body_text(),
                 };
                 Err(Error::Request(status, message))
             }
         }
     }
+}
+
+/// What the JSON parser says is wrong (the field's path, the problem, the line and column),
+/// without axum's prefix ("Failed to deserialize the JSON body into the target type") and with
+/// serde's "struct PostDraft" (or "struct PostDraft with 5 elements"), the name of a type of
+/// this program, said as "a JSON object".
+fn parser_message(rejection: &JsonRejection) -> String {
+    let detail = std::error::Error::source(rejection)
+        .map_or_else(|| rejection.body_text(), ToString::to_string);
+    let mut plain = String::with_capacity(detail.len());
+    let mut rest = detail.as_str();
+    while let Some(at) = rest.find("struct ") {
+        plain.push_str(&rest[..at]);
+        let after = &rest[at + "struct ".len()..];
+        let name_len = after
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        plain.push_str("a JSON object");
+        rest = &after[name_len..];
+        // A struct may also be read from an array ("struct PostDraft with 5 elements"): not
+        // something to suggest.
+        if let Some(count) = rest.strip_prefix(" with ") {
+            let digits = count.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+            let unit = &count[digits..];
+            if digits > 0 && (unit.starts_with(" elements") || unit.starts_with(" element")) {
+                let unit_len = if unit.starts_with(" elements") { 9 } else { 8 };
+                rest = &unit[unit_len..];
+            }
+        }
+    }
+    plain.push_str(rest);
+    plain
 }
 
 /// Tags of published posts (and tags on no post), with counts of published posts.
@@ -169,33 +227,15 @@ async fn create_post(
     ))
 }
 
-/// Fields left out keep their current values; unknown (misspelled) fields are a 422.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PostPatch {
-    title: Option<String>,
-    slug: Option<String>,
-    body: Option<String>,
-    tags: Option<Vec<String>>,
-    published: Option<bool>,
-}
-
+/// Fields left out keep their current values; unknown (misspelled) fields are a 422. The merge
+/// happens inside the write's transaction, so concurrent patches of different fields both stay.
 async fn update_post(
     _: ApiAdmin,
     State(state): State<AppState>,
     Path(slug): Path<String>,
     ApiJson(patch): ApiJson<PostPatch>,
 ) -> Result<Json<PostWithTags>> {
-    let current = posts::find_by_slug(&state.db, &slug, Visibility::All).await?;
-    let draft = PostDraft {
-        title: patch.title.unwrap_or(current.post.title),
-        slug: Some(patch.slug.unwrap_or(current.post.slug)),
-        body: patch.body.unwrap_or(current.post.body),
-        tags: patch.tags.unwrap_or(current.tags),
-        published: patch.published.unwrap_or(current.post.published),
-    };
-    let input = PostInput::parse(&draft)?;
-    Ok(Json(posts::update(&state.db, &slug, &input).await?))
+    Ok(Json(posts::patch(&state.db, &slug, &patch).await?))
 }
 
 async fn delete_post(

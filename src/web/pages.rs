@@ -16,7 +16,7 @@ use super::error::PageError;
 use super::views::{
     FeedEntry, FeedXml, IndexPage, Pager, PostCard, PostPage, SearchPage, SitemapXml, TagsPage,
 };
-use crate::blog::input::TagLabel;
+use crate::blog::input::lookup_label;
 use crate::blog::posts::{self, Visibility};
 use crate::blog::{markdown, tags};
 
@@ -109,8 +109,7 @@ async fn tag_posts(
     Path(label): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<impl IntoResponse, PageError> {
-    let label = TagLabel::parse(&label).map_err(|_| PageError(super::error::Error::NotFound))?;
-    let tag = tags::find_public(&state.db, &label).await?;
+    let tag = tags::find_public(&state.db, &lookup_label(&label)).await?;
     let page = posts::list(
         &state.db,
         Visibility::PublishedOnly,

@@ -625,3 +625,78 @@ async fn health_readiness_and_metrics() {
     );
     assert!(body.contains("# TYPE blog_replica_local_write_attempts_total counter"));
 }
+
+/// A body that is not JSON, or not the JSON the request takes, is answered in plain words: what
+/// the body was meant to be and what is wrong with it, without the server's internal names.
+#[tokio::test]
+async fn a_body_that_is_not_the_json_asked_for_is_answered_plainly() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "A post" })).await;
+    let cases = [
+        (
+            Method::POST,
+            "/posts",
+            "{}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body is not valid JSON for a post: missing field `title`",
+        ),
+        (
+            Method::POST,
+            "/posts",
+            "[]",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body is not valid JSON for a post: invalid length 0, expected a JSON object at line 1",
+        ),
+        (
+            Method::POST,
+            "/posts",
+            r#"{"title": "T", "tags": "rust"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body is not valid JSON for a post: tags: invalid type: string \"rust\", expected a sequence",
+        ),
+        (
+            Method::PATCH,
+            "/posts/a-post",
+            r#"{"titel": "typo"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body is not valid JSON for a post's changes: titel: unknown field `titel`, expected one of `title`",
+        ),
+        (
+            Method::POST,
+            "/tags",
+            r#""rust""#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body is not valid JSON for a tag: invalid type: string \"rust\", expected a JSON object",
+        ),
+        (
+            Method::POST,
+            "/tags",
+            "{not json",
+            StatusCode::BAD_REQUEST,
+            "the body is not valid JSON: key must be a string",
+        ),
+    ];
+    for (method, path, body, expected, start) in cases {
+        let response = app
+            .api(method.clone(), path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = json_of(response).await;
+        assert_eq!(status, expected, "{method} {path} {body}: {answer}");
+        let message = error_message(&answer);
+        assert!(
+            message.starts_with(start),
+            "{method} {path} {body}: {message}"
+        );
+        for internal in ["target type", "struct", "Draft", "Patch", "TagBody"] {
+            assert!(
+                !message.contains(internal),
+                "{method} {path} {body}: {message}"
+            );
+        }
+        assert!(answer.get("fields").is_none(), "{answer}");
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sea_orm::{ActiveModelTrait, DbErr, SqlErr, TransactionSession, TransactionTrait};
 
-use blog::blog::input::{PostDraft, PostInput};
+use blog::blog::input::{PostDraft, PostInput, PostPatch};
 use blog::blog::posts::{self, CreatePost, UpdatePost, Visibility};
 use blog::blog::tags;
 use blog::blog::{BlogError, procedures};
@@ -252,6 +252,70 @@ async fn a_replica_deletes_posts_and_tags_with_procedures() {
         tags::delete(&replica, tag.id).await,
         Err(BlogError::NotFound)
     ));
+}
+
+/// The API's PATCH from a replica: one procedure that reads the post, merges the fields given and
+/// validates on the primary, so the fields not given are the primary's current ones; its
+/// validation errors come back with their fields, and a missing post as not found, as on the
+/// primary.
+#[tokio::test]
+async fn a_replica_patches_a_post_with_one_procedure() {
+    let cluster = Cluster::start(2).await;
+    let (faults, primary, replica) = nodes(&cluster, blog_procedures()).await;
+    replica
+        .call::<CreatePost>(post("patched", 2))
+        .await
+        .unwrap();
+    // A change made on the primary meanwhile: the patch must keep it.
+    let title = PostPatch {
+        title: Some("Retitled on the primary".into()),
+        ..Default::default()
+    };
+    posts::patch(&primary, "patched", &title).await.unwrap();
+
+    let before = calls(&faults);
+    let body = PostPatch {
+        body: Some("Rewritten on a replica.".into()),
+        ..Default::default()
+    };
+    let patched = posts::patch(&replica, "patched", &body)
+        .await
+        .expect("patched");
+    assert_eq!(calls(&faults) - before, 1, "one RPC");
+    assert_eq!(patched.post.title, "Retitled on the primary");
+    assert_eq!(patched.post.body, "Rewritten on a replica.");
+    assert_eq!(patched.tags, ["patched-tag0", "patched-tag1"]);
+    let read = posts::find_by_slug(&replica, "patched", Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(read.post.title, "Retitled on the primary");
+    assert_eq!(read.post.body, "Rewritten on a replica.");
+
+    let invalid = PostPatch {
+        title: Some(" ".into()),
+        tags: Some(vec!["x,y".into()]),
+        ..Default::default()
+    };
+    match posts::patch(&replica, "patched", &invalid).await {
+        Err(BlogError::Validation(fields)) => {
+            assert_eq!(
+                fields.keys().copied().collect::<Vec<_>>(),
+                ["tags", "title"]
+            );
+            assert!(fields["tags"].contains("no commas"), "{fields:?}");
+        }
+        other => panic!("expected the validation errors, got {other:?}"),
+    }
+    let missing = posts::patch(&replica, "no-such-post", &body).await;
+    assert!(
+        matches!(missing, Err(BlogError::NotFound)),
+        "expected not found, got {missing:?}"
+    );
+    let unchanged = posts::find_by_slug(&primary, "patched", Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(unchanged.post.title, "Retitled on the primary");
+    assert_eq!(unchanged.tags.len(), 2, "the refused patch wrote nothing");
 }
 
 /// A procedure that committed but has not reached this replica within the bound is a success
