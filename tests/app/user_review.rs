@@ -494,3 +494,35 @@ async fn a_tag_saved_with_a_comma_before_the_rule_keeps_working() {
     assert_eq!(answer["title"], "Legacy, renamed");
     assert_eq!(answer["tags"], json!(["solo", "x,y"]), "{answer}");
 }
+
+/// A new post whose title makes the address of a post that exists (its slug left empty, to be
+/// made from the title) is refused at the slug field, which is empty: the message must say which
+/// address was taken and that it came from the title, or the field it points at makes no sense.
+#[tokio::test]
+async fn a_slug_made_from_the_title_that_is_taken_says_so() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Hello, World", "body": "first" }))
+        .await;
+    app.login().await;
+    let csrf = app.csrf_for("/admin/posts/new").await;
+    let response = app
+        .post_form(
+            "/admin/posts",
+            &[
+                ("csrf", &csrf),
+                ("title", "Hello World"),
+                ("slug", ""),
+                ("body", "second"),
+                ("tags", ""),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("hello-world") && html.contains("made from the title"),
+        "the message names the address taken, and where it came from: {html}"
+    );
+    assert!(html.contains("second"), "the input is kept: {html}");
+    assert_eq!(app.row_counts().await.0, 1, "nothing more was saved");
+}
