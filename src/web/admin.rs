@@ -19,7 +19,7 @@ use super::pages::PageQuery;
 use super::views::{
     AdminTagsPage, DashboardPage, LoginPage, Pager, PostCard, PostFormPage, TagRename,
 };
-use crate::blog::input::{PostDraft, PostInput, TagLabel, split_tag_list};
+use crate::blog::input::{PostDraft, PostInput, Slug, TagLabel, split_tag_list};
 use crate::blog::posts::{self, Visibility};
 use crate::blog::{BlogError, FieldErrors, tags};
 
@@ -277,7 +277,7 @@ fn rejected_form(
         BlogError::Validation(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors, None),
         BlogError::Conflict(msg) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            FieldErrors::from([("slug", msg)]),
+            FieldErrors::from([("slug", slug_conflict(form, msg))]),
             None,
         ),
         other => {
@@ -292,6 +292,22 @@ fn rejected_form(
         unavailable.attach_to(&mut response);
     }
     Ok(response)
+}
+
+/// A slug conflict's message at the slug field: when the field was left empty, the address was
+/// made from the title, and the message says which, or it would point at an empty field.
+fn slug_conflict(form: &PostForm, msg: String) -> String {
+    if !form.slug.trim().is_empty() {
+        return msg;
+    }
+    match Slug::from_title(&form.title) {
+        Some(slug) => format!(
+            "the address \u{201c}{}\u{201d}, made from the title, is another post's: give this \
+             one a slug of its own",
+            slug.as_str()
+        ),
+        None => msg,
+    }
 }
 
 /// A form's write that could not be done for a reason of the moment: the error a form shows
