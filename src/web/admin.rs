@@ -1,6 +1,8 @@
 //! The admin area: login, dashboard, the post form and tag management. Forms use
 //! post-redirect-get with a flash message, keep what was typed when it is rejected, and are read
-//! only through [`CsrfForm`], which checks the CSRF token and the origin first.
+//! only through [`CsrfForm`], which checks the CSRF token and the origin first. The post form's
+//! text is also kept in the browser (`static/drafts.js`) until a save is confirmed, for the
+//! submit that never reaches the form: one sent after the session ended goes to the login.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -169,9 +171,30 @@ struct PostForm {
     #[serde(default)]
     tags: String,
     published: Option<String>,
+    /// The key of the browser's draft of this form (see [`PostFormPage::draft_key`]).
+    draft_key: Option<String>,
 }
 
+/// The longest draft key a form may send back (`edit:` and a slug, which is far shorter).
+const MAX_DRAFT_KEY_BYTES: usize = 1024;
+
 impl PostForm {
+    /// The key under which the browser keeps this form's unsaved text (`static/drafts.js`): the
+    /// one its page gave it, sent back with the form, or else the one of the address it was sent
+    /// to (`editing`: the slug of the post edited).
+    fn draft_key(&self, editing: Option<&str>) -> String {
+        match &self.draft_key {
+            Some(key)
+                if key.len() <= MAX_DRAFT_KEY_BYTES
+                    && (key == "new" || key.starts_with("edit:"))
+                    && !key.chars().any(char::is_control) =>
+            {
+                key.clone()
+            }
+            _ => editing.map_or("new".to_owned(), |slug| format!("edit:{slug}")),
+        }
+    }
+
     fn draft(&self) -> PostDraft {
         PostDraft {
             title: self.title.clone(),
@@ -188,6 +211,7 @@ fn post_form(
     visitor: Visitor,
     editing: Option<&str>,
     form: &PostForm,
+    draft_key: String,
     errors: FieldErrors,
 ) -> (SignedCookieJar, PostFormPage) {
     let (jar, chrome) = state.chrome(
@@ -204,6 +228,7 @@ fn post_form(
             format!("/admin/posts/{slug}")
         }),
         editing: editing.is_some(),
+        draft_key,
         title: form.title.clone(),
         slug: form.slug.clone(),
         body: form.body.clone(),
@@ -224,6 +249,7 @@ async fn new_post(
         visitor,
         None,
         &PostForm::default(),
+        "new".to_owned(),
         FieldErrors::new(),
     )
 }
@@ -241,12 +267,14 @@ async fn edit_post(
         body: existing.post.body.clone(),
         tags: existing.tags.join(", "),
         published: existing.post.published.then(|| "on".into()),
+        draft_key: None,
     };
     Ok(post_form(
         &state,
         visitor,
         Some(&slug),
         &form,
+        format!("edit:{slug}"),
         FieldErrors::new(),
     ))
 }
@@ -270,7 +298,9 @@ fn rejected_form(
 ) -> Result<Response, PageError> {
     if editing.is_some() && matches!(err, BlogError::NotFound) {
         let errors = FieldErrors::from([("form", GONE_MEANWHILE.to_owned())]);
-        let (jar, view) = post_form(state, visitor, None, form, errors);
+        // Still under the edit's draft key: the browser's draft of it is the text shown.
+        let draft_key = form.draft_key(editing);
+        let (jar, view) = post_form(state, visitor, None, form, draft_key, errors);
         return Ok((StatusCode::NOT_FOUND, jar, view).into_response());
     }
     let (status, errors, unavailable) = match err {
@@ -286,7 +316,8 @@ fn rejected_form(
             (StatusCode::SERVICE_UNAVAILABLE, errors, Some(unavailable))
         }
     };
-    let (jar, view) = post_form(state, visitor, editing, form, errors);
+    let draft_key = form.draft_key(editing);
+    let (jar, view) = post_form(state, visitor, editing, form, draft_key, errors);
     let mut response = (status, jar, view).into_response();
     if let Some(unavailable) = unavailable {
         unavailable.attach_to(&mut response);
@@ -332,7 +363,8 @@ async fn create_post(
     };
     match created {
         Ok(post) => {
-            let jar = state.flash(visitor.jar, &format!("Created \"{}\".", post.post.title));
+            let message = format!("Created \"{}\".", post.post.title);
+            let jar = state.flash_saved(visitor.jar, &message, &form.draft_key(None));
             Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
         }
         Err(err) => rejected_form(&state, visitor, None, &form, err),
@@ -352,7 +384,8 @@ async fn update_post(
     };
     match updated {
         Ok(post) => {
-            let jar = state.flash(visitor.jar, &format!("Saved \"{}\".", post.post.title));
+            let message = format!("Saved \"{}\".", post.post.title);
+            let jar = state.flash_saved(visitor.jar, &message, &form.draft_key(Some(&slug)));
             Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
         }
         Err(err) => rejected_form(&state, visitor, Some(&slug), &form, err),
@@ -546,5 +579,23 @@ mod tests {
         let long = format!("/{}", "a".repeat(super::super::BODY_LIMIT - 100));
         assert_eq!(safe_next(Some(&long)), "/admin");
         assert_eq!(safe_next(Some("/admin/posts")), "/admin/posts");
+    }
+
+    /// A form sends back the draft key its page gave it; anything else is not a key the page's
+    /// script uses, and the address's own key stands in.
+    #[test]
+    fn a_draft_key_is_the_form_s_own_or_the_address_s() {
+        let form = |key: &str| PostForm {
+            draft_key: Some(key.to_owned()),
+            ..PostForm::default()
+        };
+        assert_eq!(form("new").draft_key(Some("a")), "new");
+        assert_eq!(form("edit:gone").draft_key(None), "edit:gone");
+        assert_eq!(PostForm::default().draft_key(None), "new");
+        assert_eq!(PostForm::default().draft_key(Some("a")), "edit:a");
+        assert_eq!(form("blog-session").draft_key(None), "new");
+        assert_eq!(form("edit:a\nb").draft_key(Some("a")), "edit:a");
+        let long = format!("edit:{}", "a".repeat(MAX_DRAFT_KEY_BYTES));
+        assert_eq!(form(&long).draft_key(None), "new");
     }
 }

@@ -94,13 +94,14 @@ impl FromRef<AppState> for Key {
 
 impl AppState {
     /// The chrome of a page for this visitor; also returns the jar, which may gain a CSRF cookie
-    /// and lose the flash cookie.
+    /// and lose the flash cookies.
     pub fn chrome(
         &self,
         visitor: &auth::Visitor,
         title: impl Into<String>,
     ) -> (SignedCookieJar, Chrome) {
         let (jar, flash) = flash::take(visitor.jar.clone());
+        let (jar, saved_draft) = flash::take_saved_draft(jar);
         let (jar, csrf) = csrf::token(self, visitor, jar);
         let page = site::current_page(&self.site);
         let chrome = Chrome {
@@ -109,6 +110,7 @@ impl AppState {
             role: self.db.role().as_str(),
             admin: visitor.admin,
             flash,
+            saved_draft,
             csrf,
             site_title: self.site.title.clone(),
             description: self.site.description.clone(),
@@ -123,6 +125,18 @@ impl AppState {
     /// Leaves a one-time message for the next page.
     pub fn flash(&self, jar: SignedCookieJar, message: &str) -> SignedCookieJar {
         flash::set(jar, message, self.security.secure_cookies)
+    }
+
+    /// Leaves `message` for the next page, and tells it that the post form whose browser draft
+    /// is `draft_key` was saved (the page's script then removes that draft).
+    pub fn flash_saved(
+        &self,
+        jar: SignedCookieJar,
+        message: &str,
+        draft_key: &str,
+    ) -> SignedCookieJar {
+        let jar = self.flash(jar, message);
+        flash::set_saved_draft(jar, draft_key, self.security.secure_cookies)
     }
 }
 

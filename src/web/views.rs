@@ -17,6 +17,9 @@ pub struct Chrome {
     pub admin: bool,
     /// The message left by the previous request (post-redirect-get).
     pub flash: Option<String>,
+    /// The key of the browser draft of a post form the previous request saved: the page tells
+    /// `static/drafts.js` to remove it.
+    pub saved_draft: Option<String>,
     /// The token every form on the page carries.
     pub csrf: String,
     /// The site's name, from configuration.
@@ -231,6 +234,9 @@ pub struct PostFormPage {
     /// Where the form posts.
     pub action: String,
     pub editing: bool,
+    /// Under which key `static/drafts.js` keeps this form's unsaved text in the browser: `new`, or
+    /// `edit:{slug}` (kept when an edit of a post deleted meanwhile comes back as a new-post form).
+    pub draft_key: String,
     pub title: String,
     pub slug: String,
     pub body: String,

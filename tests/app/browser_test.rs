@@ -4,6 +4,7 @@
 
 use fantoccini::Client;
 use reqwest::{Method, StatusCode};
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::browser::{self, Chromedriver};
@@ -261,4 +262,282 @@ async fn every_page_fits_a_desktop_and_a_phone_without_console_errors() {
         problems.extend(audit_at(&driver, &app, width, screenshots.as_deref()).await);
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The admin's session ends while they write a post (it expired, or they logged out in another
+/// tab): the submit lands on the login, and the text they typed is still in this browser. Signed
+/// in again, the form offers it back without overwriting anything by itself; once the post is
+/// saved, it is not offered again. An edit of a post keeps its own draft, apart from a new post's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_typed_as_the_session_ends_is_kept_in_the_browser() {
+    let app = spawn_app().await;
+    app.create_post(json!({
+        "title": "Kept apart",
+        "body": "The saved body.",
+        "tags": [],
+        "published": true
+    }))
+    .await;
+    let driver = Chromedriver::start().await;
+    let browser = driver.session().await;
+    let outcome = draft_flow(&browser, &app).await;
+    let source = match &outcome {
+        Ok(()) => String::new(),
+        Err(_) => browser.source().await.unwrap_or_default(),
+    };
+    let _ = browser.close().await;
+    if let Err(step) = outcome {
+        panic!("draft flow failed: {step}\n--- page source ---\n{source}");
+    }
+    let (status, post) = app.api_get("/posts/written-as-the-session-ended").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the restored post was saved: {post}"
+    );
+    assert_eq!(post["body"], "Every word of this must survive.");
+    assert_eq!(post["tags"], json!(["kept"]));
+    let (status, post) = app.api_get("/posts/kept-apart").await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    assert_eq!(
+        post["body"], "The saved body. Typed as it was deleted. And after.",
+        "only the edit sent after the discard was saved, as a new post"
+    );
+}
+
+const NEW_FORM: &str = "form[action='/admin/posts']";
+const NOTICE: &str = ".draft-notice";
+
+/// The form's fields as the page shows them: title, slug, body, tags, published.
+async fn form_values(browser: &Client) -> Result<serde_json::Value, String> {
+    browser::script(
+        browser,
+        "const f = document.querySelector('main form[method=post]');
+         return [f.title.value, f.slug.value, f.body.value, f.tags.value, f.published.checked];",
+    )
+    .await
+}
+
+/// Opens a post form and waits until the draft script has looked at it; says whether it offers
+/// a saved draft back.
+async fn open_form(browser: &Client, url: &str) -> Result<bool, String> {
+    browser::goto(browser, url).await?;
+    browser::wait_for(
+        browser,
+        fantoccini::Locator::Css("main form[data-draft-key][data-draft-ready]"),
+    )
+    .await?;
+    let notices = browser
+        .find_all(fantoccini::Locator::Css(NOTICE))
+        .await
+        .map_err(|e| format!("looking for the notice: {e}"))?;
+    Ok(!notices.is_empty())
+}
+
+async fn type_in(browser: &Client, css: &str, text: &str) -> Result<(), String> {
+    browser::wait_for(browser, fantoccini::Locator::Css(css))
+        .await?
+        .send_keys(text)
+        .await
+        .map_err(|e| format!("typing into {css}: {e}"))
+}
+
+async fn draft_flow(browser: &Client, app: &TestApp) -> Result<(), String> {
+    use fantoccini::Locator::{Css, XPath};
+    let base = &app.base;
+    browser::log_in(browser, base, &app.password).await?;
+
+    // Write a post, and the session ends before it is sent.
+    browser::goto(browser, &format!("{base}/admin/posts/new")).await?;
+    type_in(
+        browser,
+        &format!("{NEW_FORM} input[name='title']"),
+        "Written as the session ended",
+    )
+    .await?;
+    type_in(
+        browser,
+        &format!("{NEW_FORM} textarea[name='body']"),
+        "Every word of this must survive.",
+    )
+    .await?;
+    type_in(browser, &format!("{NEW_FORM} input[name='tags']"), "kept").await?;
+    browser::click(browser, Css(&format!("{NEW_FORM} input[name='published']"))).await?;
+    app.db
+        .execute_unprepared("UPDATE sessions SET expires_at = 0")
+        .await
+        .map_err(|e| format!("expiring the session: {e}"))?;
+    browser::click(browser, Css(&format!("{NEW_FORM} button[type='submit']"))).await?;
+
+    // The submit lands on the login, which leads back to the form; nothing was saved.
+    let password = browser::wait_for(browser, Css("input[name='password']")).await?;
+    let (status, _) = app.api_get("/posts/written-as-the-session-ended").await;
+    if status != StatusCode::NOT_FOUND {
+        return Err(format!("the post was saved without a session: {status}"));
+    }
+    password
+        .send_keys(&app.password)
+        .await
+        .map_err(|e| format!("typing the password: {e}"))?;
+    browser::click(
+        browser,
+        Css("form[action='/admin/login'] button[type='submit']"),
+    )
+    .await?;
+
+    // The form is empty, and offers the draft back.
+    browser::wait_for(browser, Css(NOTICE)).await?;
+    let notice = browser::wait_for(browser, Css(NOTICE)).await?;
+    let said = notice
+        .text()
+        .await
+        .map_err(|e| format!("the notice's text: {e}"))?;
+    if !said.contains("You have unsaved changes from") {
+        return Err(format!("the notice says {said:?}"));
+    }
+    let empty = json!(["", "", "", "", false]);
+    if form_values(browser).await? != empty {
+        return Err(format!(
+            "the form was filled before asking: {:?}",
+            form_values(browser).await
+        ));
+    }
+    browser::click(
+        browser,
+        Css(&format!("{NOTICE} button[data-draft-action='restore']")),
+    )
+    .await?;
+    let restored = json!([
+        "Written as the session ended",
+        "",
+        "Every word of this must survive.",
+        "kept",
+        true
+    ]);
+    if form_values(browser).await? != restored {
+        return Err(format!("restored: {:?}", form_values(browser).await));
+    }
+    if !browser
+        .find_all(Css(NOTICE))
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty()
+    {
+        return Err("the notice stays after restoring".into());
+    }
+
+    // Saved, the draft is gone: the form no longer offers it.
+    browser::click(browser, Css(&format!("{NEW_FORM} button[type='submit']"))).await?;
+    browser::wait_for(
+        browser,
+        XPath("//p[@class='flash' and contains(., 'Created')]"),
+    )
+    .await?;
+    if open_form(browser, &format!("{base}/admin/posts/new")).await? {
+        return Err("the saved post's draft is still offered".into());
+    }
+
+    // An edit keeps its own draft: not offered on the new-post form, offered on the edit form.
+    // A submit the server rejects (422, the form sent back as typed) does not remove it.
+    let edit = format!("{base}/admin/posts/kept-apart/edit");
+    if open_form(browser, &edit).await? {
+        return Err("an edit form offers a draft nobody wrote".into());
+    }
+    type_in(
+        browser,
+        "main form textarea[name='body']",
+        " An edit not saved.",
+    )
+    .await?;
+    let title = browser::wait_for(browser, Css("main form input[name='title']")).await?;
+    title
+        .clear()
+        .await
+        .map_err(|e| format!("clearing the title: {e}"))?;
+    browser::click(browser, Css("main form button[type='submit']")).await?;
+    browser::wait_for(browser, Css("#title-error")).await?;
+    browser::wait_for(browser, Css("main form[data-draft-ready]")).await?;
+    if !browser
+        .find_all(Css(NOTICE))
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty()
+    {
+        return Err("the rejected form offers what it already shows".into());
+    }
+    if open_form(browser, &format!("{base}/admin/posts/new")).await? {
+        return Err("the new-post form offers the edit's draft".into());
+    }
+    if !open_form(browser, &edit).await? {
+        return Err("the edit's draft is not offered on its form".into());
+    }
+    browser::click(
+        browser,
+        Css(&format!("{NOTICE} button[data-draft-action='discard']")),
+    )
+    .await?;
+    if form_values(browser).await?[2] != "The saved body." {
+        return Err(format!(
+            "discarding changed the form: {:?}",
+            form_values(browser).await
+        ));
+    }
+    if open_form(browser, &edit).await? {
+        return Err("a discarded draft is offered again".into());
+    }
+
+    // An edit of a post deleted meanwhile comes back as a new-post form holding the edit (404),
+    // still under the edit's draft; saving it as a new post removes that draft.
+    type_in(
+        browser,
+        "main form textarea[name='body']",
+        " Typed as it was deleted.",
+    )
+    .await?;
+    let (status, _) = app
+        .api_call(Method::DELETE, "/posts/kept-apart", None)
+        .await;
+    if !status.is_success() {
+        return Err(format!("deleting the post: {status}"));
+    }
+    browser::click(browser, Css("main form button[type='submit']")).await?;
+    browser::wait_for(browser, Css("#form-error")).await?;
+    browser::wait_for(browser, Css(&format!("{NEW_FORM}[data-draft-ready]"))).await?;
+    if !browser
+        .find_all(Css(NOTICE))
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty()
+    {
+        return Err("the deleted-meanwhile form offers what it already shows".into());
+    }
+    type_in(
+        browser,
+        &format!("{NEW_FORM} textarea[name='body']"),
+        " And after.",
+    )
+    .await?;
+    browser::click(browser, Css(&format!("{NEW_FORM} button[type='submit']"))).await?;
+    browser::wait_for(
+        browser,
+        XPath("//p[@class='flash' and contains(., 'Created')]"),
+    )
+    .await?;
+    if open_form(browser, &edit).await? {
+        return Err("the edit saved as a new post is still offered on its form".into());
+    }
+    if open_form(browser, &format!("{base}/admin/posts/new")).await? {
+        return Err("the new-post form offers a draft after the edit was saved".into());
+    }
+
+    // The 422 and the 404 above are logged by the browser itself; nothing else may be.
+    let errors: Vec<String> = browser::console_errors(browser)
+        .await?
+        .into_iter()
+        .filter(|e| !e.contains("the server responded with a status of 4"))
+        .collect();
+    if !errors.is_empty() {
+        return Err(format!("console errors: {errors:?}"));
+    }
+    Ok(())
 }

@@ -1,0 +1,127 @@
+// Keeps the admin's unsaved post in this browser, so that a submit that cannot be saved loses
+// nothing. The case it is for: the session ended while the admin was writing (sessions last 12
+// hours from login, or they logged out in another tab); the server then sends the submit to the
+// login without reading the form, and cannot keep the text itself (the CSRF token is tied to the
+// session that ended).
+//
+// - On the post form (form[data-draft-key]), every change is saved to localStorage under
+//   "blog-draft:" and the form's key ("new", or "edit:<slug>"), with the time.
+// - When the form opens and a saved draft for its key differs from what the form shows, a notice
+//   above the form offers to restore it or discard it. Nothing is put into the form without asking.
+// - A draft is removed only once the server has confirmed the save: the page the save redirects to
+//   names the key in <main data-saved-draft>. Not on submit: that submit may be the one that fails
+//   (a form sent back with an error keeps its draft).
+//
+// Plain JavaScript, no dependencies. Without JavaScript, or without localStorage, the form works as
+// it always did.
+(() => {
+  "use strict";
+
+  const PREFIX = "blog-draft:";
+  const TEXT_FIELDS = ["title", "slug", "body", "tags"];
+
+  // localStorage may be missing or refused (private modes, storage disabled): then do nothing.
+  let storage;
+  try {
+    storage = window.localStorage;
+    storage.getItem(PREFIX);
+  } catch {
+    return;
+  }
+
+  const read = (key) => {
+    try {
+      const draft = JSON.parse(storage.getItem(PREFIX + key));
+      const valid = draft && typeof draft === "object"
+        && TEXT_FIELDS.every((name) => typeof draft[name] === "string")
+        && typeof draft.published === "boolean" && typeof draft.savedAt === "number";
+      return valid ? draft : null;
+    } catch {
+      return null;
+    }
+  };
+  const write = (key, draft) => {
+    try {
+      storage.setItem(PREFIX + key, JSON.stringify(draft));
+    } catch {
+      // Storage full or refused: the form itself still works.
+    }
+  };
+  const remove = (key) => {
+    try {
+      storage.removeItem(PREFIX + key);
+    } catch {
+      // As above.
+    }
+  };
+
+  // The page a save redirected to: that form's draft is saved on the server now.
+  const saved = document.querySelector("main[data-saved-draft]");
+  if (saved) remove(saved.dataset.savedDraft);
+
+  const form = document.querySelector("form[data-draft-key]");
+  if (!form) return;
+  const key = form.dataset.draftKey;
+  const field = (name) => form.elements.namedItem(name);
+
+  const shown = () => {
+    const values = { published: field("published").checked };
+    for (const name of TEXT_FIELDS) values[name] = field(name).value;
+    return values;
+  };
+  const same = (a, b) =>
+    a.published === b.published && TEXT_FIELDS.every((name) => a[name] === b[name]);
+
+  let typed = false;
+  const save = () => {
+    typed = true;
+    write(key, { ...shown(), savedAt: Date.now() });
+  };
+
+  const offer = (draft) => {
+    const when = new Date(draft.savedAt);
+    const notice = document.createElement("div");
+    notice.className = "draft-notice";
+    notice.setAttribute("role", "alert");
+    const text = document.createElement("p");
+    const time = document.createElement("time");
+    time.dateTime = when.toISOString();
+    time.textContent = when.toLocaleString();
+    const title = draft.title.trim() ? ` (\u201c${draft.title.trim()}\u201d)` : "";
+    text.append("You have unsaved changes from ", time, `${title}, kept in this browser. `
+      + "Restore them into the form, or discard them; typing in the form replaces them.");
+    const button = (label, action, className, onClick) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.dataset.draftAction = action;
+      if (className) b.className = className;
+      b.addEventListener("click", () => {
+        onClick();
+        notice.remove();
+        field("title").focus();
+      });
+      return b;
+    };
+    const restore = button("Restore them", "restore", "", () => {
+      for (const name of TEXT_FIELDS) field(name).value = draft[name];
+      field("published").checked = draft.published;
+      save();
+    });
+    // What was typed since the notice appeared is the draft now: discarding keeps that.
+    const discard = button("Discard them", "discard", "secondary", () => {
+      if (!typed) remove(key);
+    });
+    const actions = document.createElement("p");
+    actions.className = "row-actions";
+    actions.append(restore, discard);
+    notice.append(text, actions);
+    form.before(notice);
+  };
+
+  const draft = read(key);
+  if (draft && !same(draft, shown())) offer(draft);
+  form.addEventListener("input", save);
+  form.addEventListener("change", save);
+  form.dataset.draftReady = "";
+})();
