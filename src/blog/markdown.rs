@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd, html};
 
-use super::highlight;
+use super::{highlight, nesting};
 
 /// Prefix the sanitiser puts on every `id`; links to footnotes must carry it too.
 const ID_PREFIX: &str = "post-";
@@ -119,7 +119,7 @@ pub fn render(markdown: &str) -> String {
         if depth == 0 {
             let mut unsafe_html = String::new();
             html::push_html(&mut unsafe_html, block.iter().cloned());
-            if nesting_depth(&unsafe_html) > MAX_NESTING {
+            if nesting::depth(&unsafe_html, MAX_NESTING) > MAX_NESTING {
                 out.push_str(&as_text(&block));
             } else {
                 out.push_str(&SANITIZER.clean(&unsafe_html).to_string());
@@ -133,49 +133,9 @@ pub fn render(markdown: &str) -> String {
 /// How deep a block's elements may nest before it is shown as text instead. The sanitiser's HTML
 /// parser does work in proportion to the depth for each element it opens, so a body of 40 KB of
 /// `>` or `<div>` (nested 40,000 deep) took seconds on every view, quadratic in its length; no
-/// real post nests a hundred deep.
+/// real post nests a hundred deep. The depth is the parser's own (see [`nesting`]): counting
+/// tags missed `<div/>` and `<div></x>`, which nest as deep as `<div>`.
 const MAX_NESTING: usize = 100;
-
-/// Elements that never contain anything, so never nest.
-const VOID_ELEMENTS: [&str; 14] = [
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
-    "track", "wbr",
-];
-
-/// How deeply the tags of `html` nest, counted from its tags alone (an HTML parser may close some
-/// sooner, never much later), and no further than just past [`MAX_NESTING`].
-fn nesting_depth(html: &str) -> usize {
-    let bytes = html.as_bytes();
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let mut at = 0;
-    while let Some(offset) = html[at..].find('<') {
-        let start = at + offset + 1;
-        let end = html[start..].find('>').map_or(html.len(), |e| start + e);
-        match bytes.get(start) {
-            Some(b'/') => depth = depth.saturating_sub(1),
-            Some(c) if c.is_ascii_alphabetic() => {
-                let tag = &html[start..end];
-                let name_len = tag
-                    .find(|c: char| !c.is_ascii_alphanumeric())
-                    .unwrap_or(tag.len());
-                let name = tag[..name_len].to_ascii_lowercase();
-                if !tag.ends_with('/') && !VOID_ELEMENTS.contains(&name.as_str()) {
-                    depth += 1;
-                    deepest = deepest.max(depth);
-                    if deepest > MAX_NESTING {
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
-        at = end.min(html.len());
-        if at >= html.len() {
-            break;
-        }
-    }
-    deepest
-}
 
 /// A block nested too deeply to render, as a paragraph of its text: Markdown's structure
 /// dropped, raw HTML shown as written.
@@ -491,4 +451,3 @@ mod tests {
         }
     }
 }
-
