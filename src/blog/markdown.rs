@@ -450,4 +450,28 @@ mod tests {
             assert!(ratio < 40.0, "{unit:?}: 4 KB {small:?}, 40 KB {large:?}");
         }
     }
+
+    /// Raw HTML the parser moves out of a table ("foster parenting") is inserted before the
+    /// table, and the sanitiser's tree finds the table among its siblings one by one: a body of
+    /// `<a><table>` makes thousands of siblings, quadratic in its length without nesting deep.
+    #[test]
+    fn foster_parented_html_renders_in_linear_time() {
+        let fastest = |body: &str| {
+            (0..2)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    render(body);
+                    started.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        for unit in ["<a><table>", "<table><a>", "<table>x"] {
+            let small = fastest(&format!("{} x\n", unit.repeat(20_000 / unit.len())));
+            let large = fastest(&format!("{} x\n", unit.repeat(400_000 / unit.len())));
+            let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+            println!("{unit:?}: 20 KB {small:?}, 400 KB {large:?}: {ratio:.1}x");
+            assert!(ratio < 80.0, "{unit:?}: 20 KB {small:?}, 400 KB {large:?}");
+        }
+    }
 }
