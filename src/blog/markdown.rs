@@ -119,7 +119,7 @@ pub fn render(markdown: &str) -> String {
         if depth == 0 {
             let mut unsafe_html = String::new();
             html::push_html(&mut unsafe_html, block.iter().cloned());
-            if nesting::depth(&unsafe_html, MAX_NESTING) > MAX_NESTING {
+            if nesting::too_costly(&unsafe_html, MAX_NESTING) {
                 out.push_str(&as_text(&block));
             } else {
                 out.push_str(&SANITIZER.clean(&unsafe_html).to_string());
@@ -134,7 +134,8 @@ pub fn render(markdown: &str) -> String {
 /// parser does work in proportion to the depth for each element it opens, so a body of 40 KB of
 /// `>` or `<div>` (nested 40,000 deep) took seconds on every view, quadratic in its length; no
 /// real post nests a hundred deep. The depth is the parser's own (see [`nesting`]): counting
-/// tags missed `<div/>` and `<div></x>`, which nest as deep as `<div>`.
+/// tags missed `<div/>` and `<div></x>`, which nest as deep as `<div>`. A block whose nodes moved
+/// out of tables add up to as much work is shown as text too.
 const MAX_NESTING: usize = 100;
 
 /// A block nested too deeply to render, as a paragraph of its text: Markdown's structure

@@ -7,7 +7,9 @@
 //! elements (the adoption agency), and each rule missed is a way to nest deeper than the count.
 //! So the depth is measured by the same parser, with a tree that keeps only each node's parent,
 //! fed a little at a time and stopped as soon as the depth passes the limit: the work is in
-//! proportion to the length times the limit, whatever the HTML.
+//! proportion to the length times the limit, whatever the HTML. It also counts the siblings
+//! ammonia's tree scans to move nodes out of tables (foster parenting), the other way found to
+//! make the sanitiser quadratic.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -21,11 +23,14 @@ use html5ever::{Attribute, ExpandedName, ParseOpts, QualName, local_name, ns};
 /// Bytes fed to the parser between two looks at the depth.
 const CHUNK: usize = 1024;
 
-/// How deeply the elements of `html` nest when parsed as ammonia parses it (a fragment in a
-/// `<div>`), or some number past `limit` as soon as it is deeper than that.
-pub fn depth(html: &str, limit: usize) -> usize {
+/// Whether sanitising `html` would cost more than `limit` steps of its parser per byte: its
+/// elements nest deeper than `limit` when parsed as ammonia parses it (a fragment in a `<div>`),
+/// or it moves so many nodes out of tables (foster parenting, each placed by a scan of the
+/// siblings in ammonia's tree) that the scans add up to more. Stops as soon as it knows.
+pub fn too_costly(html: &str, limit: usize) -> bool {
     let deepest = Rc::new(Cell::new(0));
-    let sink = DepthSink::new(limit, deepest.clone());
+    let scanned = Rc::new(Cell::new(0));
+    let sink = DepthSink::new(limit, deepest.clone(), scanned.clone());
     let mut parser = html5ever::parse_fragment(
         sink,
         ParseOpts::default(),
@@ -33,19 +38,36 @@ pub fn depth(html: &str, limit: usize) -> usize {
         vec![],
         false,
     );
-    let mut rest = html;
-    while !rest.is_empty() {
-        let mut end = rest.len().min(CHUNK);
-        while !rest.is_char_boundary(end) {
+    let over = |fed: usize| deepest.get() > limit || scanned.get() > limit.saturating_mul(fed);
+    let mut fed = 0;
+    while fed < html.len() {
+        let mut end = html.len().min(fed + CHUNK);
+        while !html.is_char_boundary(end) {
             end += 1;
         }
-        parser.process(StrTendril::from_slice(&rest[..end]));
-        if deepest.get() > limit {
-            return deepest.get();
+        parser.process(StrTendril::from_slice(&html[fed..end]));
+        fed = end;
+        if over(fed) {
+            return true;
         }
-        rest = &rest[end..];
     }
     parser.finish();
+    over(html.len().max(1))
+}
+
+/// How deeply the elements of `html` nest, or some number past `limit` once deeper.
+#[cfg(test)]
+fn depth(html: &str, limit: usize) -> usize {
+    let deepest = Rc::new(Cell::new(0));
+    let sink = DepthSink::new(limit, deepest.clone(), Rc::new(Cell::new(0)));
+    html5ever::parse_fragment(
+        sink,
+        ParseOpts::default(),
+        QualName::new(None, ns!(html), local_name!("div")),
+        vec![],
+        false,
+    )
+    .one(StrTendril::from_slice(html));
     deepest.get()
 }
 
@@ -67,10 +89,12 @@ struct DepthSink {
     document: Rc<Node>,
     limit: usize,
     deepest: Rc<Cell<usize>>,
+    /// Siblings ammonia's tree would scan to put a node before another or take one out.
+    scanned: Rc<Cell<usize>>,
 }
 
 impl DepthSink {
-    fn new(limit: usize, deepest: Rc<Cell<usize>>) -> Self {
+    fn new(limit: usize, deepest: Rc<Cell<usize>>, scanned: Rc<Cell<usize>>) -> Self {
         let sink = DepthSink {
             parents: RefCell::new(Vec::new()),
             children: RefCell::new(Vec::new()),
@@ -83,6 +107,7 @@ impl DepthSink {
             }),
             limit,
             deepest,
+            scanned,
         };
         sink.parents.borrow_mut().push(None);
         sink.children.borrow_mut().push(Vec::new());
@@ -104,8 +129,15 @@ impl DepthSink {
 
     fn detach(&self, child: usize) {
         if let Some(parent) = self.parents.borrow_mut()[child].take() {
-            self.children.borrow_mut()[parent].retain(|&c| c != child);
+            let mut children = self.children.borrow_mut();
+            self.scan(children[parent].len());
+            children[parent].retain(|&c| c != child);
         }
+    }
+
+    fn scan(&self, siblings: usize) {
+        self.scanned
+            .set(self.scanned.get().saturating_add(siblings));
     }
 
     fn attach(&self, parent: usize, child: &Node) {
@@ -216,8 +248,11 @@ impl TreeSink for DepthSink {
     fn set_quirks_mode(&self, _mode: QuirksMode) {}
 
     fn append_before_sibling(&self, sibling: &Rc<Node>, new_node: NodeOrText<Rc<Node>>) {
-        let parent = self.parents.borrow()[sibling.id];
-        if let (Some(parent), NodeOrText::AppendNode(child)) = (parent, new_node) {
+        let Some(parent) = self.parents.borrow()[sibling.id] else {
+            return;
+        };
+        self.scan(self.children.borrow()[parent].len());
+        if let NodeOrText::AppendNode(child) = new_node {
             self.attach(parent, &child);
         }
     }
@@ -260,10 +295,27 @@ mod tests {
         // A comment holds no elements.
         assert_eq!(depth(&"<div><!-- x></div> -->".repeat(50), 100), 50);
         assert_eq!(depth("<!-- <div><div> -->", 100), 0);
-        // Stopped soon past the limit.
-        assert!(depth(&"<div>".repeat(100_000), 100) > 100);
+        assert!(depth(&"<div>".repeat(1_000), 100) > 100);
+    }
+
+    #[test]
+    fn too_deep_or_too_many_moves_out_of_tables_cost_too_much() {
+        assert!(too_costly(&"<div>".repeat(100_000), 100));
+        assert!(!too_costly(&"<div>".repeat(100), 100));
+        assert!(too_costly(&"<a><table>".repeat(40_000), 100));
+        // A table with a few stray nodes, and a long flat list, are fine.
+        let table = format!(
+            "<table>x<b>y</b>{}</table>",
+            "<tr><td>cell</td></tr>".repeat(5_000)
+        );
+        assert!(!too_costly(&table, 100));
+        assert!(!too_costly(
+            &format!("<ul>{}</ul>", "<li>item</li>".repeat(20_000)),
+            100
+        ));
         // Whatever the chunk boundaries cut.
         let text = format!("{}<div>é</div>", "é".repeat(CHUNK));
-        assert_eq!(depth(&text, 100), 1);
+        assert!(!too_costly(&text, 100));
+        assert!(!too_costly("", 100));
     }
 }
