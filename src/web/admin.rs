@@ -2,13 +2,13 @@
 //! post-redirect-get with a flash message, keep what was typed when it is rejected, and are read
 //! only through [`CsrfForm`], which checks the CSRF token and the origin first.
 
+use super::slash::RouteWithSlash;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::cookie::SignedCookieJar;
-use axum_extra::routing::RouterExt;
 use serde::Deserialize;
 
 use super::AppState;
