@@ -353,7 +353,8 @@ async fn a_committed_procedure_this_node_lags_behind_is_a_success_marked_stale()
 /// another post has as the slug conflict, with nothing written by a refused patch.
 #[tokio::test]
 async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
-    let cluster = Cluster::start(2).await;
+    // Replication 300 ms late: the fields kept must be the primary's, not the replica's copy.
+    let cluster = Cluster::start_with_lag(2, 2, Duration::from_millis(300)).await;
     let previous = Procedures::new()
         .register::<CreatePost>()
         .register::<UpdatePost>()
@@ -363,6 +364,11 @@ async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
     replica.call::<CreatePost>(post("skewed", 2)).await.unwrap();
     replica.call::<CreatePost>(post("taken", 0)).await.unwrap();
 
+    let title = PostPatch {
+        title: Some("Retitled on the primary".into()),
+        ..Default::default()
+    };
+    posts::patch(&primary, "skewed", &title).await.unwrap();
     let before = calls(&faults);
     let body = PostPatch {
         body: Some("Patched through the fallback.".into()),
@@ -375,7 +381,7 @@ async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
         calls(&faults) - before > 1,
         "the refused call, then statements"
     );
-    assert_eq!(patched.post.title, "Post skewed");
+    assert_eq!(patched.post.title, "Retitled on the primary");
     assert_eq!(patched.post.body, "Patched through the fallback.");
     assert_eq!(patched.tags, ["skewed-tag0", "skewed-tag1"]);
 
