@@ -496,8 +496,9 @@ async fn a_tag_saved_with_a_comma_before_the_rule_keeps_working() {
 }
 
 /// A tag saved with a comma before commas were refused, on a post whose edit form is saved as
-/// shown: the form lists the tags comma-separated, so "x,y" comes back as the two tags "x" and
-/// "y", and the post loses its tag although nothing was changed.
+/// shown: the form lists the tags comma-separated, so "x,y" would come back as the two tags "x"
+/// and "y", and the post would lose its tag although nothing was changed. The form is refused
+/// instead, saying to rename the tag first; renamed, the tag goes through the form.
 #[tokio::test]
 async fn a_tag_saved_with_a_comma_before_the_rule_survives_an_untouched_edit_form() {
     let app = spawn_app().await;
@@ -543,4 +544,46 @@ async fn a_tag_saved_with_a_comma_before_the_rule_survives_an_untouched_edit_for
     let mut labels = app.tag_labels().await;
     labels.sort();
     assert_eq!(labels, ["solo", "x,y"], "no tag was made: {page}");
+    // The form is refused, saying why and what to do, with the edit kept.
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("rename it on the Tags page"), "{page}");
+    assert_eq!(input_value(&page, "tags"), input_value(&html, "tags"));
+
+    // Renamed on the tag page, the tag goes through the form saved untouched.
+    let (_, all) = app.api_get("/tags").await;
+    let id = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "x,y")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let csrf = app.csrf_for("/admin/tags").await;
+    let response = app
+        .post_form(
+            &format!("/admin/tags/{id}"),
+            &[("csrf", &csrf), ("label", "x and y")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, html) = app.get_text("/admin/posts/legacy/edit").await;
+    let response = app
+        .post_form(
+            "/admin/posts/legacy",
+            &[
+                ("csrf", &csrf_of(&html)),
+                ("title", &input_value(&html, "title")),
+                ("slug", &input_value(&html, "slug")),
+                ("body", "b"),
+                ("tags", &input_value(&html, "tags")),
+                ("published", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        post_of(&app, "legacy").await["tags"],
+        json!(["solo", "x and y"])
+    );
 }
