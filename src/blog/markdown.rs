@@ -475,4 +475,32 @@ mod tests {
             assert!(ratio < 80.0, "{unit:?}: 20 KB {small:?}, 400 KB {large:?}");
         }
     }
+
+    /// One raw HTML tag with thousands of different attributes: the parser's tokenizer checks
+    /// each attribute against every one before it on the tag (to drop duplicates), so the time
+    /// is quadratic in the tag's length, however shallow the HTML.
+    #[test]
+    fn a_tag_with_many_attributes_renders_in_linear_time() {
+        let fastest = |body: &str| {
+            (0..2)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    render(body);
+                    started.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let tag = |bytes: usize| {
+            let attributes: String = (0..bytes / 7).map(|i| format!("a{i:04}=1 ")).collect();
+            format!("<p {attributes}>x</p>\n")
+        };
+        let small = fastest(&tag(20_000));
+        let large = fastest(&tag(200_000));
+        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        assert!(
+            ratio < 40.0,
+            "20 KB {small:?}, 200 KB {large:?}: {ratio:.1}x"
+        );
+    }
 }
