@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd, html};
 
-use super::highlight;
+use super::{highlight, nesting};
 
 /// Prefix the sanitiser puts on every `id`; links to footnotes must carry it too.
 const ID_PREFIX: &str = "post-";
@@ -119,7 +119,7 @@ pub fn render(markdown: &str) -> String {
         if depth == 0 {
             let mut unsafe_html = String::new();
             html::push_html(&mut unsafe_html, block.iter().cloned());
-            if nesting_depth(&unsafe_html) > MAX_NESTING {
+            if nesting::too_costly(&unsafe_html, MAX_NESTING) {
                 out.push_str(&as_text(&block));
             } else {
                 out.push_str(&SANITIZER.clean(&unsafe_html).to_string());
@@ -133,49 +133,10 @@ pub fn render(markdown: &str) -> String {
 /// How deep a block's elements may nest before it is shown as text instead. The sanitiser's HTML
 /// parser does work in proportion to the depth for each element it opens, so a body of 40 KB of
 /// `>` or `<div>` (nested 40,000 deep) took seconds on every view, quadratic in its length; no
-/// real post nests a hundred deep.
+/// real post nests a hundred deep. The depth is the parser's own (see [`nesting`]): counting
+/// tags missed `<div/>` and `<div></x>`, which nest as deep as `<div>`. A block whose nodes moved
+/// out of tables add up to as much work is shown as text too.
 const MAX_NESTING: usize = 100;
-
-/// Elements that never contain anything, so never nest.
-const VOID_ELEMENTS: [&str; 14] = [
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
-    "track", "wbr",
-];
-
-/// How deeply the tags of `html` nest, counted from its tags alone (an HTML parser may close some
-/// sooner, never much later), and no further than just past [`MAX_NESTING`].
-fn nesting_depth(html: &str) -> usize {
-    let bytes = html.as_bytes();
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let mut at = 0;
-    while let Some(offset) = html[at..].find('<') {
-        let start = at + offset + 1;
-        let end = html[start..].find('>').map_or(html.len(), |e| start + e);
-        match bytes.get(start) {
-            Some(b'/') => depth = depth.saturating_sub(1),
-            Some(c) if c.is_ascii_alphabetic() => {
-                let tag = &html[start..end];
-                let name_len = tag
-                    .find(|c: char| !c.is_ascii_alphanumeric())
-                    .unwrap_or(tag.len());
-                let name = tag[..name_len].to_ascii_lowercase();
-                if !tag.ends_with('/') && !VOID_ELEMENTS.contains(&name.as_str()) {
-                    depth += 1;
-                    deepest = deepest.max(depth);
-                    if deepest > MAX_NESTING {
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
-        at = end.min(html.len());
-        if at >= html.len() {
-            break;
-        }
-    }
-    deepest
-}
 
 /// A block nested too deeply to render, as a paragraph of its text: Markdown's structure
 /// dropped, raw HTML shown as written.
@@ -471,12 +432,76 @@ mod tests {
                 .min()
                 .unwrap()
         };
-        for unit in [">", "- ", "<div>", "<script>\n\n", "- <script>\n"] {
+        // Raw HTML that nests deeper than its tags say: a self-closing `<div/>` opens a div, and
+        // an end tag with nothing of its name open is ignored.
+        for unit in [
+            ">",
+            "- ",
+            "<div>",
+            "<script>\n\n",
+            "- <script>\n",
+            "<div/>",
+            "<div></x>",
+            "<div></p>",
+        ] {
             let small = fastest(&format!("{} x\n", unit.repeat(4_000 / unit.len())));
             let large = fastest(&format!("{} x\n", unit.repeat(40_000 / unit.len())));
             let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
             println!("{unit:?}: 4 KB {small:?}, 40 KB {large:?}: {ratio:.1}x");
             assert!(ratio < 40.0, "{unit:?}: 4 KB {small:?}, 40 KB {large:?}");
         }
+    }
+
+    /// Raw HTML the parser moves out of a table ("foster parenting") is inserted before the
+    /// table, and the sanitiser's tree finds the table among its siblings one by one: a body of
+    /// `<a><table>` makes thousands of siblings, quadratic in its length without nesting deep.
+    #[test]
+    fn foster_parented_html_renders_in_linear_time() {
+        let fastest = |body: &str| {
+            (0..2)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    render(body);
+                    started.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        for unit in ["<a><table>", "<table><a>", "<table>x"] {
+            let small = fastest(&format!("{} x\n", unit.repeat(20_000 / unit.len())));
+            let large = fastest(&format!("{} x\n", unit.repeat(400_000 / unit.len())));
+            let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+            println!("{unit:?}: 20 KB {small:?}, 400 KB {large:?}: {ratio:.1}x");
+            assert!(ratio < 80.0, "{unit:?}: 20 KB {small:?}, 400 KB {large:?}");
+        }
+    }
+
+    /// One raw HTML tag with thousands of different attributes: the parser's tokenizer checks
+    /// each attribute against every one before it on the tag (to drop duplicates), so the time
+    /// is quadratic in the tag's length, however shallow the HTML.
+    #[test]
+    #[ignore = "known, left open: html5ever checks each attribute against the earlier ones of its tag (quadratic); see the issue's note"]
+    fn a_tag_with_many_attributes_renders_in_linear_time() {
+        let fastest = |body: &str| {
+            (0..2)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    render(body);
+                    started.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let tag = |bytes: usize| {
+            let attributes: String = (0..bytes / 7).map(|i| format!("a{i:04}=1 ")).collect();
+            format!("<p {attributes}>x</p>\n")
+        };
+        let small = fastest(&tag(20_000));
+        let large = fastest(&tag(200_000));
+        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        assert!(
+            ratio < 40.0,
+            "20 KB {small:?}, 200 KB {large:?}: {ratio:.1}x"
+        );
     }
 }

@@ -8,6 +8,7 @@ mod error;
 pub mod highlight;
 pub mod input;
 pub mod markdown;
+mod nesting;
 pub mod posts;
 pub mod procedures;
 pub mod tags;

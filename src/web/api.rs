@@ -1,12 +1,12 @@
 //! The JSON API under `/api`. Reads are public; writes need the admin by HTTP Basic auth.
 
+use super::slash::RouteWithSlash;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use axum_extra::routing::RouterExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 

@@ -23,6 +23,7 @@ mod pages;
 pub mod serve;
 pub mod session_store;
 pub mod site;
+mod slash;
 pub mod throttle;
 pub mod views;
 

@@ -1,12 +1,12 @@
 //! Public pages: the home page, a post, the tag index, a tag's posts and search; and what
 //! machines read: the Atom feed, the sitemap and robots.txt.
 
+use super::slash::RouteWithSlash;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum_extra::routing::RouterExt;
 use serde::Deserialize;
 
 use super::AppState;

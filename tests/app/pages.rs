@@ -4,8 +4,11 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use std::time::Duration;
+
 use crate::helpers::{
-    NODE_NAME, TestApp, cookie_client, csrf_of, location, new_visitor_at_login, spawn_app,
+    NODE_NAME, TestApp, cookie_client, csrf_of, host_of, location, new_visitor_at_login,
+    raw_exchange, spawn_app,
 };
 
 /// GET with a client that has no cookies: an anonymous visitor.
@@ -182,6 +185,34 @@ async fn a_trailing_slash_is_sent_to_the_page_without_it() {
     ] {
         let response = app.get(path).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+/// A request line may name the host itself (absolute form, `GET http://evil.example/tags/`, as
+/// sent to a proxy): the redirect to the address without the slash stays a path on this site,
+/// never a `Location` on the host the request line named.
+#[tokio::test]
+async fn a_trailing_slash_redirect_never_names_the_request_lines_host() {
+    let app = spawn_app().await;
+    let host = host_of(&app);
+    for target in [
+        "http://evil.example/tags/",
+        "http://evil.example/api/posts/?page=2",
+    ] {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let answer = raw_exchange(&host, request.as_bytes(), Duration::from_secs(5)).await;
+        let head = answer.split("\r\n\r\n").next().unwrap_or_default();
+        let location = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("location").then(|| value.trim())
+            })
+            .unwrap_or_default();
+        assert!(
+            !location.contains("evil.example"),
+            "{target}: the redirect leaves the site:\n{head}"
+        );
     }
 }
 

@@ -546,3 +546,96 @@ async fn a_body_starting_with_a_line_break_keeps_it_in_the_edit_form() {
         &html[opened..opened + 40]
     );
 }
+
+/// A tag saved with a comma before commas were refused, on a post whose edit form is saved as
+/// shown: the form lists the tags comma-separated, so "x,y" would come back as the two tags "x"
+/// and "y", and the post would lose its tag although nothing was changed. The form is refused
+/// instead, saying to rename the tag first; renamed, the tag goes through the form.
+#[tokio::test]
+async fn a_tag_saved_with_a_comma_before_the_rule_survives_an_untouched_edit_form() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Legacy", "body": "b", "tags": ["solo"], "published": true }))
+        .await;
+    let path = app.dir.join("blog.db");
+    let mut db = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    db.execute(
+        "INSERT INTO tags (label, created_at) SELECT 'x,y', created_at FROM posts; \
+         INSERT INTO posts_tags (post_id, tag_id) \
+         SELECT posts.id, tags.id FROM posts, tags WHERE posts.slug = 'legacy' AND tags.label = 'x,y'",
+    )
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+
+    app.login().await;
+    let (status, html) = app.get_text("/admin/posts/legacy/edit").await;
+    assert_eq!(status, StatusCode::OK);
+    let response = app
+        .post_form(
+            "/admin/posts/legacy",
+            &[
+                ("csrf", &csrf_of(&html)),
+                ("title", &input_value(&html, "title")),
+                ("slug", &input_value(&html, "slug")),
+                ("body", "b"),
+                ("tags", &input_value(&html, "tags")),
+                ("published", "on"),
+            ],
+        )
+        .await;
+    let status = response.status();
+    let page = response.text().await.unwrap();
+    let tags = post_of(&app, "legacy").await["tags"].clone();
+    assert_eq!(
+        tags,
+        json!(["solo", "x,y"]),
+        "the untouched form answered {status} and changed the post's tags"
+    );
+    let mut labels = app.tag_labels().await;
+    labels.sort();
+    assert_eq!(labels, ["solo", "x,y"], "no tag was made: {page}");
+    // The form is refused, saying why and what to do, with the edit kept.
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("rename it on the Tags page"), "{page}");
+    assert_eq!(input_value(&page, "tags"), input_value(&html, "tags"));
+
+    // Renamed on the tag page, the tag goes through the form saved untouched.
+    let (_, all) = app.api_get("/tags").await;
+    let id = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "x,y")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let csrf = app.csrf_for("/admin/tags").await;
+    let response = app
+        .post_form(
+            &format!("/admin/tags/{id}"),
+            &[("csrf", &csrf), ("label", "x and y")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, html) = app.get_text("/admin/posts/legacy/edit").await;
+    let response = app
+        .post_form(
+            "/admin/posts/legacy",
+            &[
+                ("csrf", &csrf_of(&html)),
+                ("title", &input_value(&html, "title")),
+                ("slug", &input_value(&html, "slug")),
+                ("body", "b"),
+                ("tags", &input_value(&html, "tags")),
+                ("published", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        post_of(&app, "legacy").await["tags"],
+        json!(["solo", "x and y"])
+    );
+}

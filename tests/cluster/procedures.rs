@@ -346,3 +346,76 @@ async fn a_committed_procedure_this_node_lags_behind_is_a_success_marked_stale()
     assert_eq!(counter("blog_procedure_calls_total").await, 1.0);
     assert_eq!(counter("blog_forwarded_stale_answers_total").await, 1.0);
 }
+
+/// A replica whose primary runs the version before `blog.posts.patch` (a rolling deploy): the
+/// patch runs as an interactive transaction and answers as the procedure does: the fields given
+/// changed and the others kept, validation errors with their fields, not found, and a slug
+/// another post has as the slug conflict, with nothing written by a refused patch.
+#[tokio::test]
+async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
+    // Replication 300 ms late: the fields kept must be the primary's, not the replica's copy.
+    let cluster = Cluster::start_with_lag(2, 2, Duration::from_millis(300)).await;
+    let previous = Procedures::new()
+        .register::<CreatePost>()
+        .register::<UpdatePost>()
+        .register::<posts::DeletePost>()
+        .register::<tags::DeleteTag>();
+    let (faults, primary, replica) = nodes(&cluster, previous).await;
+    replica.call::<CreatePost>(post("skewed", 2)).await.unwrap();
+    replica.call::<CreatePost>(post("taken", 0)).await.unwrap();
+
+    let title = PostPatch {
+        title: Some("Retitled on the primary".into()),
+        ..Default::default()
+    };
+    posts::patch(&primary, "skewed", &title).await.unwrap();
+    let before = calls(&faults);
+    let body = PostPatch {
+        body: Some("Patched through the fallback.".into()),
+        ..Default::default()
+    };
+    let patched = posts::patch(&replica, "skewed", &body)
+        .await
+        .expect("patched");
+    assert!(
+        calls(&faults) - before > 1,
+        "the refused call, then statements"
+    );
+    assert_eq!(patched.post.title, "Retitled on the primary");
+    assert_eq!(patched.post.body, "Patched through the fallback.");
+    assert_eq!(patched.tags, ["skewed-tag0", "skewed-tag1"]);
+
+    let invalid = PostPatch {
+        title: Some(" ".into()),
+        tags: Some(vec!["x,y".into()]),
+        ..Default::default()
+    };
+    match posts::patch(&replica, "skewed", &invalid).await {
+        Err(BlogError::Validation(fields)) => assert_eq!(
+            fields.keys().copied().collect::<Vec<_>>(),
+            ["tags", "title"]
+        ),
+        other => panic!("expected the validation errors, got {other:?}"),
+    }
+    let missing = posts::patch(&replica, "no-such-post", &body).await;
+    assert!(
+        matches!(missing, Err(BlogError::NotFound)),
+        "expected not found, got {missing:?}"
+    );
+    let clash = PostPatch {
+        slug: Some("taken".into()),
+        tags: Some(vec![]),
+        ..Default::default()
+    };
+    match posts::patch(&replica, "skewed", &clash).await {
+        Err(BlogError::Conflict(message)) => {
+            assert_eq!(message, "a post with this slug already exists")
+        }
+        other => panic!("expected the slug conflict, got {other:?}"),
+    }
+    let unchanged = posts::find_by_slug(&primary, "skewed", Visibility::All)
+        .await
+        .unwrap();
+    assert_eq!(unchanged.post.body, "Patched through the fallback.");
+    assert_eq!(unchanged.tags.len(), 2, "the refused patches wrote nothing");
+}

@@ -241,7 +241,15 @@ impl Cluster {
         }
         if let Some((k, delay)) = lag {
             let listen = format!("{}:{LAG_PROXY_PORT}", ip(k));
-            tokio::spawn(lagging_proxy(listen, format!("{}:20202", ip(1)), delay));
+            // The previous cluster's proxy may hold the port still: its test's runtime, which
+            // owns the proxy's task, shuts down after that cluster (and the serial lock) is
+            // dropped.
+            let listener = wait_until("the lag proxy's port to be free", || {
+                let listen = listen.clone();
+                async move { tokio::net::TcpListener::bind(&listen).await.ok() }
+            })
+            .await;
+            tokio::spawn(lagging_proxy(listener, format!("{}:20202", ip(1)), delay));
         }
         cluster.start_all().await;
         cluster
@@ -635,11 +643,8 @@ fn unmount(path: &Path) {
 }
 
 /// A TCP proxy that passes bytes to `target` at once and brings its answers back `delay` late.
-async fn lagging_proxy(listen: String, target: String, delay: Duration) {
+async fn lagging_proxy(listener: tokio::net::TcpListener, target: String, delay: Duration) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .expect("the lag proxy binds");
     while let Ok((client, _)) = listener.accept().await {
         let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
             continue;

@@ -1,0 +1,321 @@
+//! How deeply a block of HTML nests, as the sanitiser's parser builds it.
+//!
+//! html5ever (the parser ammonia sanitises with) does work in proportion to the depth of its open
+//! elements for each element it opens, so HTML nested thousands deep takes time quadratic in its
+//! length. Counting tags to find such HTML cannot be right: the parser ignores a `/` on `<div/>`
+//! and an end tag with nothing of its name open, skips comments and raw text, closes and reopens
+//! elements (the adoption agency), and each rule missed is a way to nest deeper than the count.
+//! So the depth is measured by the same parser, with a tree that keeps only each node's parent,
+//! fed a little at a time and stopped as soon as the depth passes the limit: the work is in
+//! proportion to the length times the limit, whatever the HTML. It also counts the siblings
+//! ammonia's tree scans to move nodes out of tables (foster parenting), the other way found to
+//! make the sanitiser quadratic.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use html5ever::interface::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
+use html5ever::tendril::{StrTendril, TendrilSink};
+use html5ever::{Attribute, ExpandedName, ParseOpts, QualName, local_name, ns};
+
+/// Bytes fed to the parser between two looks at the depth.
+const CHUNK: usize = 1024;
+
+/// Whether sanitising `html` would cost more than `limit` steps of its parser per byte: its
+/// elements nest deeper than `limit` when parsed as ammonia parses it (a fragment in a `<div>`),
+/// or it moves so many nodes out of tables (foster parenting, each placed by a scan of the
+/// siblings in ammonia's tree) that the scans add up to more. Stops as soon as it knows.
+pub fn too_costly(html: &str, limit: usize) -> bool {
+    let deepest = Rc::new(Cell::new(0));
+    let scanned = Rc::new(Cell::new(0));
+    let sink = DepthSink::new(limit, deepest.clone(), scanned.clone());
+    let mut parser = html5ever::parse_fragment(
+        sink,
+        ParseOpts::default(),
+        QualName::new(None, ns!(html), local_name!("div")),
+        vec![],
+        false,
+    );
+    let over = |fed: usize| deepest.get() > limit || scanned.get() > limit.saturating_mul(fed);
+    let mut fed = 0;
+    while fed < html.len() {
+        let mut end = html.len().min(fed + CHUNK);
+        while !html.is_char_boundary(end) {
+            end += 1;
+        }
+        parser.process(StrTendril::from_slice(&html[fed..end]));
+        fed = end;
+        if over(fed) {
+            return true;
+        }
+    }
+    parser.finish();
+    over(html.len().max(1))
+}
+
+/// How deeply the elements of `html` nest, or some number past `limit` once deeper.
+#[cfg(test)]
+fn depth(html: &str, limit: usize) -> usize {
+    let deepest = Rc::new(Cell::new(0));
+    let sink = DepthSink::new(limit, deepest.clone(), Rc::new(Cell::new(0)));
+    html5ever::parse_fragment(
+        sink,
+        ParseOpts::default(),
+        QualName::new(None, ns!(html), local_name!("div")),
+        vec![],
+        false,
+    )
+    .one(StrTendril::from_slice(html));
+    deepest.get()
+}
+
+/// A node: its name if an element (a placeholder otherwise: the parser asks only elements'),
+/// whether it is one (comments are not counted), and whether it is a MathML `annotation-xml` that HTML may go in, which the parser asks too.
+pub struct Node {
+    id: usize,
+    name: QualName,
+    element: bool,
+    integration_point: bool,
+}
+
+/// A tree of parents only, recording the deepest element appended. The fragment's elements sit
+/// under the document and its `<html>`, so an element of the fragment's top level is at depth 1.
+struct DepthSink {
+    parents: RefCell<Vec<Option<usize>>>,
+    children: RefCell<Vec<Vec<usize>>>,
+    templates: RefCell<HashMap<usize, Rc<Node>>>,
+    document: Rc<Node>,
+    limit: usize,
+    deepest: Rc<Cell<usize>>,
+    /// Siblings ammonia's tree would scan to put a node before another or take one out.
+    scanned: Rc<Cell<usize>>,
+}
+
+impl DepthSink {
+    fn new(limit: usize, deepest: Rc<Cell<usize>>, scanned: Rc<Cell<usize>>) -> Self {
+        let sink = DepthSink {
+            parents: RefCell::new(Vec::new()),
+            children: RefCell::new(Vec::new()),
+            templates: RefCell::new(HashMap::new()),
+            document: Rc::new(Node {
+                id: 0,
+                name: placeholder(),
+                element: false,
+                integration_point: false,
+            }),
+            limit,
+            deepest,
+            scanned,
+        };
+        sink.parents.borrow_mut().push(None);
+        sink.children.borrow_mut().push(Vec::new());
+        sink
+    }
+
+    fn node(&self, name: Option<QualName>, integration_point: bool) -> Rc<Node> {
+        let mut parents = self.parents.borrow_mut();
+        let id = parents.len();
+        parents.push(None);
+        self.children.borrow_mut().push(Vec::new());
+        Rc::new(Node {
+            id,
+            element: name.is_some(),
+            name: name.unwrap_or_else(placeholder),
+            integration_point,
+        })
+    }
+
+    fn detach(&self, child: usize) {
+        if let Some(parent) = self.parents.borrow_mut()[child].take() {
+            let mut children = self.children.borrow_mut();
+            self.scan(children[parent].len());
+            children[parent].retain(|&c| c != child);
+        }
+    }
+
+    fn scan(&self, siblings: usize) {
+        self.scanned
+            .set(self.scanned.get().saturating_add(siblings));
+    }
+
+    fn attach(&self, parent: usize, child: &Node) {
+        self.detach(child.id);
+        self.parents.borrow_mut()[child.id] = Some(parent);
+        self.children.borrow_mut()[parent].push(child.id);
+        if child.element {
+            self.record(child.id);
+        }
+    }
+
+    /// Counts `id`'s ancestors (less the document and `<html>`), no further than past the limit.
+    fn record(&self, id: usize) {
+        let parents = self.parents.borrow();
+        let mut depth = 0;
+        let mut at = parents[id];
+        while let Some(parent) = at {
+            depth += 1;
+            if depth > self.limit + 2 {
+                break;
+            }
+            at = parents[parent];
+        }
+        let depth = depth.saturating_sub(1);
+        if depth > self.deepest.get() {
+            self.deepest.set(depth);
+        }
+    }
+}
+
+fn placeholder() -> QualName {
+    QualName::new(None, ns!(), local_name!(""))
+}
+
+impl TreeSink for DepthSink {
+    type Handle = Rc<Node>;
+    type Output = ();
+    type ElemName<'a> = ExpandedName<'a>;
+
+    fn finish(self) {}
+
+    fn parse_error(&self, _msg: Cow<'static, str>) {}
+
+    fn get_document(&self) -> Rc<Node> {
+        self.document.clone()
+    }
+
+    fn elem_name<'a>(&'a self, target: &'a Rc<Node>) -> ExpandedName<'a> {
+        target.name.expanded()
+    }
+
+    fn create_element(
+        &self,
+        name: QualName,
+        _attrs: Vec<Attribute>,
+        flags: ElementFlags,
+    ) -> Rc<Node> {
+        self.node(Some(name), flags.mathml_annotation_xml_integration_point)
+    }
+
+    fn create_comment(&self, _text: StrTendril) -> Rc<Node> {
+        self.node(None, false)
+    }
+
+    fn create_pi(&self, _target: StrTendril, _data: StrTendril) -> Rc<Node> {
+        self.node(None, false)
+    }
+
+    fn append(&self, parent: &Rc<Node>, child: NodeOrText<Rc<Node>>) {
+        if let NodeOrText::AppendNode(child) = child {
+            self.attach(parent.id, &child);
+        }
+    }
+
+    fn append_based_on_parent_node(
+        &self,
+        element: &Rc<Node>,
+        prev_element: &Rc<Node>,
+        child: NodeOrText<Rc<Node>>,
+    ) {
+        if self.parents.borrow()[element.id].is_some() {
+            self.append_before_sibling(element, child);
+        } else {
+            self.append(prev_element, child);
+        }
+    }
+
+    fn append_doctype_to_document(&self, _: StrTendril, _: StrTendril, _: StrTendril) {}
+
+    fn get_template_contents(&self, target: &Rc<Node>) -> Rc<Node> {
+        if let Some(contents) = self.templates.borrow().get(&target.id) {
+            return contents.clone();
+        }
+        // The contents are a fragment of their own, but the parser nests in them as in the
+        // template: they count as its child (without being one for moves).
+        let contents = self.node(None, false);
+        self.parents.borrow_mut()[contents.id] = Some(target.id);
+        self.templates
+            .borrow_mut()
+            .insert(target.id, contents.clone());
+        contents
+    }
+
+    fn same_node(&self, x: &Rc<Node>, y: &Rc<Node>) -> bool {
+        x.id == y.id
+    }
+
+    fn set_quirks_mode(&self, _mode: QuirksMode) {}
+
+    fn append_before_sibling(&self, sibling: &Rc<Node>, new_node: NodeOrText<Rc<Node>>) {
+        let Some(parent) = self.parents.borrow()[sibling.id] else {
+            return;
+        };
+        self.scan(self.children.borrow()[parent].len());
+        if let NodeOrText::AppendNode(child) = new_node {
+            self.attach(parent, &child);
+        }
+    }
+
+    fn add_attrs_if_missing(&self, _target: &Rc<Node>, _attrs: Vec<Attribute>) {}
+
+    fn remove_from_parent(&self, target: &Rc<Node>) {
+        self.detach(target.id);
+    }
+
+    fn reparent_children(&self, node: &Rc<Node>, new_parent: &Rc<Node>) {
+        let moved = std::mem::take(&mut self.children.borrow_mut()[node.id]);
+        let mut parents = self.parents.borrow_mut();
+        for &child in &moved {
+            parents[child] = Some(new_parent.id);
+        }
+        drop(parents);
+        self.children.borrow_mut()[new_parent.id].extend(&moved);
+        for child in moved {
+            self.record(child);
+        }
+    }
+
+    fn is_mathml_annotation_xml_integration_point(&self, handle: &Rc<Node>) -> bool {
+        handle.integration_point
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_is_the_parsers() {
+        assert_eq!(depth("<p>a <b>b</b></p>", 100), 2);
+        assert_eq!(depth("<div><div></div></div><br>", 100), 2);
+        // A "/" on a div is ignored, and so is an end tag with nothing of its name open.
+        assert_eq!(depth(&"<div/>".repeat(50), 100), 50);
+        assert_eq!(depth(&"<div></x>".repeat(50), 100), 50);
+        // A comment holds no elements.
+        assert_eq!(depth(&"<div><!-- x></div> -->".repeat(50), 100), 50);
+        assert_eq!(depth("<!-- <div><div> -->", 100), 0);
+        assert!(depth(&"<div>".repeat(1_000), 100) > 100);
+    }
+
+    #[test]
+    fn too_deep_or_too_many_moves_out_of_tables_cost_too_much() {
+        assert!(too_costly(&"<div>".repeat(100_000), 100));
+        assert!(!too_costly(&"<div>".repeat(100), 100));
+        assert!(too_costly(&"<a><table>".repeat(40_000), 100));
+        // A table with a few stray nodes, and a long flat list, are fine.
+        let table = format!(
+            "<table>x<b>y</b>{}</table>",
+            "<tr><td>cell</td></tr>".repeat(5_000)
+        );
+        assert!(!too_costly(&table, 100));
+        assert!(!too_costly(
+            &format!("<ul>{}</ul>", "<li>item</li>".repeat(20_000)),
+            100
+        ));
+        // Whatever the chunk boundaries cut.
+        let text = format!("{}<div>é</div>", "é".repeat(CHUNK));
+        assert!(!too_costly(&text, 100));
+        assert!(!too_costly("", 100));
+    }
+}
