@@ -639,3 +639,46 @@ async fn a_tag_saved_with_a_comma_before_the_rule_survives_an_untouched_edit_for
         json!(["solo", "x and y"])
     );
 }
+
+/// A post that is slow to render (one raw HTML tag with tens of thousands of attributes, which
+/// the sanitiser's tokenizer checks pairwise: seconds in a debug build) must not hold up the
+/// node's other requests: `/healthz`, asked again and again while the post's page is on its
+/// way, never waits for it. (This test's runtime has one thread, as a busy node's would be taken.)
+#[tokio::test]
+async fn a_slow_post_does_not_hold_up_the_health_check() {
+    let app = spawn_app().await;
+    let attributes: String = (0..40_000).map(|i| format!("a{i:05}=1 ")).collect();
+    app.create_post(json!({
+        "title": "Slow",
+        "body": format!("<p {attributes}>x</p>\n"),
+        "published": true
+    }))
+    .await;
+    let started = std::time::Instant::now();
+    let page = tokio::spawn({
+        let url = app.url("/posts/slow");
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    });
+    let client = reqwest::Client::new();
+    let mut slowest = std::time::Duration::ZERO;
+    let mut asked = 0;
+    while !page.is_finished() {
+        let asking = std::time::Instant::now();
+        let health = client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+        slowest = slowest.max(asking.elapsed());
+        asked += 1;
+    }
+    page.await.unwrap();
+    let page_took = started.elapsed();
+    println!(
+        "the page took {page_took:?}; {asked} health checks meanwhile, the slowest {slowest:?}"
+    );
+    assert!(
+        slowest < page_took / 4,
+        "a health check waited {slowest:?} of the page's {page_took:?}"
+    );
+}
