@@ -85,12 +85,24 @@ async fn show_post(
     let (jar, mut chrome) = state.chrome(&visitor, post.post.title.clone());
     chrome.description = markdown::excerpt(&post.post.body, 160);
     chrome.og_type = "article";
+    let html = off_the_runtime(post.post.body.clone(), |body| markdown::render(&body)).await?;
     let view = PostPage {
         chrome,
-        html: markdown::render(&post.post.body),
+        html,
         post: PostCard::new(&post),
     };
     Ok((jar, view))
+}
+
+/// Runs `work` (rendering posts' Markdown) on the blocking pool: however long a post takes to
+/// render, the runtime's threads go on serving other requests, `/healthz` included.
+async fn off_the_runtime<T: Send + 'static, R: Send + 'static>(
+    input: T,
+    work: impl FnOnce(T) -> R + Send + 'static,
+) -> Result<R, Error> {
+    tokio::task::spawn_blocking(move || work(input))
+        .await
+        .map_err(|e| Error::Internal(format!("rendering failed: {e}")))
 }
 
 /// Tags of published posts (and tags on no post), with counts of published posts.
@@ -172,7 +184,14 @@ async fn search(
 async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
     let origin = state.site.origin(&headers);
     let latest = posts::latest_published(&state.db, FEED_ENTRIES).await?;
-    let entries: Vec<FeedEntry> = latest.iter().map(|p| FeedEntry::new(&origin, p)).collect();
+    let feed_origin = origin.clone();
+    let entries = off_the_runtime(latest, move |latest| {
+        latest
+            .iter()
+            .map(|p| FeedEntry::new(&feed_origin, p))
+            .collect::<Vec<_>>()
+    })
+    .await?;
     let updated = entries
         .iter()
         .map(|e| e.updated.clone())
