@@ -160,6 +160,59 @@ async fn the_login_returns_to_a_page_that_can_be_shown() {
     assert_eq!(app.row_counts().await, (0, 0));
 }
 
+/// A post form the server sent back (a 422, or an edit of a post deleted meanwhile) is shown at
+/// the form's POST address. A submit from it after the session ended goes to the login, which
+/// must then lead to the post form again, where the browser's draft is offered back
+/// (`static/drafts.js`), not to a 405 page.
+#[tokio::test]
+async fn the_login_after_a_rejected_post_form_returns_to_the_form() {
+    let app = spawn_app().await;
+    app.create_post(json!({"title": "Kept", "body": "Body.", "tags": [], "published": true}))
+        .await;
+    for (action, form_key) in [("/admin/posts/kept", "edit:kept"), ("/admin/posts", "new")] {
+        let csrf = app.csrf_for("/admin/login").await;
+        let sent = app
+            .client
+            .post(app.url(action))
+            .header("referer", app.url(action))
+            .form(&[("csrf", csrf.as_str()), ("title", "T"), ("body", "B")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), StatusCode::SEE_OTHER, "{action}");
+        let next = location(sent.headers())
+            .strip_prefix("/admin/login?next=")
+            .expect("sent to the login")
+            .replace("%3F", "?")
+            .replace("%3D", "=");
+        app.login().await;
+        // As a browser would, follow a redirect from there.
+        let mut page = app.get(&next).await;
+        if page.status().is_redirection() {
+            let to = location(page.headers()).to_owned();
+            page = app.get(&to).await;
+        }
+        let status = page.status();
+        let html = page.text().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{action}: the login leads to {next}: {html}"
+        );
+        assert!(
+            html.contains(&format!("data-draft-key=\"{form_key}\"")),
+            "{action}: {next} is not the post form: {html}"
+        );
+        app.client
+            .post(app.url("/admin/logout"))
+            .form(&[("csrf", app.csrf_for("/admin").await.as_str())])
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(app.row_counts().await, (1, 0));
+}
+
 /// A page's address with a slash at the end (`/tags/`, `/api/posts/?page=2`) is sent to the
 /// address without it, query kept (a 308, so a form or API write is sent again as it was);
 /// one that would then name another host (`//evil.example/`) is not found, never a redirect
