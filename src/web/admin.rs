@@ -31,9 +31,9 @@ pub fn router() -> Router<AppState> {
         .route_with_tsr("/admin/logout", post(logout))
         .route_with_tsr("/admin", get(dashboard))
         .route_with_tsr("/admin/posts/new", get(new_post))
-        .route_with_tsr("/admin/posts", post(create_post))
+        .route_with_tsr("/admin/posts", get(to_new_post).post(create_post))
         .route_with_tsr("/admin/posts/{slug}/edit", get(edit_post))
-        .route_with_tsr("/admin/posts/{slug}", post(update_post))
+        .route_with_tsr("/admin/posts/{slug}", get(to_edit_post).post(update_post))
         .route_with_tsr("/admin/posts/{slug}/delete", post(delete_post))
         .route_with_tsr("/admin/tags", get(tag_admin).post(create_tag))
         .route_with_tsr("/admin/tags/{id}", post(rename_tag))
@@ -237,6 +237,18 @@ fn post_form(
         errors,
     };
     (jar, view)
+}
+
+/// A post form the server sent back (a 422 or a 503) is shown at the form's POST address, so a
+/// submit from it after the session ended returns there from the login: a GET of that address
+/// leads to the form, where the browser's draft of it is offered back, not to a 405 page.
+async fn to_new_post() -> Redirect {
+    Redirect::to("/admin/posts/new")
+}
+
+/// As [`to_new_post`], for the edit of the post `slug`.
+async fn to_edit_post(Path(slug): Path<String>) -> Redirect {
+    Redirect::to(&format!("/admin/posts/{}/edit", super::urlencode(&slug)))
 }
 
 async fn new_post(
