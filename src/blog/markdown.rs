@@ -490,4 +490,104 @@ mod tests {
             "20 KB {small:?}, 200 KB {large:?}: {ratio:.1}x"
         );
     }
+
+    /// Generated bodies, from pieces of Markdown and of HTML (good, broken and hostile, nested
+    /// and not): rendering never panics (a panic is a 500 on every view of the post), and what
+    /// it gives has no script, no event handler and no `javascript:` URL.
+    #[test]
+    fn generated_bodies_render_without_panic_or_script() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        const PIECES: &[&str] = &[
+            "> ",
+            "- ",
+            "1. ",
+            "    ",
+            "\n",
+            "\n\n",
+            "# ",
+            "*",
+            "_",
+            "`",
+            "```rust\n",
+            "```\n",
+            "[a](",
+            ")",
+            "[^n]",
+            "[^n]: ",
+            "| a | b |\n|---|---|\n",
+            "<div>",
+            "</div>",
+            "<div/>",
+            "<p>",
+            "</p>",
+            "<table>",
+            "<tr><td>",
+            "</td></tr>",
+            "</table>",
+            "<a href=\"x\">",
+            "</a>",
+            "<script>",
+            "</script>",
+            "<style>",
+            "<pre>",
+            "</pre>",
+            "<textarea>",
+            "<!--",
+            "-->",
+            "<svg><script>",
+            "<math><mi>",
+            "<template>",
+            "<img src=x onerror=y>",
+            "<a href=\"javascript:z()\">",
+            "<b",
+            " a=\"",
+            "\"",
+            "&lt;",
+            "&#0;",
+            "\u{c}",
+            "\0",
+            "é",
+            "👍",
+            "x",
+            "<",
+            ">",
+            "/",
+            "]",
+            "[",
+        ];
+        let piece = proptest::sample::select(PIECES);
+        let body = proptest::collection::vec(piece, 0..400).prop_map(|pieces| pieces.concat());
+        let mut runner = TestRunner::new(Config {
+            cases: 1500,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&body, |body| {
+                let html = render(&body);
+                // Text is escaped, so every `<` left is a tag the browser will build.
+                for tag in html.to_ascii_lowercase().split('<').skip(1) {
+                    let tag = tag.split('>').next().unwrap_or_default();
+                    let name = tag.split([' ', '/']).next().unwrap_or_default();
+                    prop_assert!(
+                        !matches!(name, "script" | "style" | "iframe" | "object" | "embed"),
+                        "{body:?} gave <{tag}> in {html}"
+                    );
+                    let handler = tag
+                        .split_whitespace()
+                        .skip(1)
+                        .any(|attribute| attribute.starts_with("on"));
+                    prop_assert!(!handler, "{body:?} gave <{tag}> in {html}");
+                    // A value that starts with the scheme (a relative URL may hold the word).
+                    let script_url = tag.split('=').skip(1).any(|value| {
+                        let value = value.trim_start().trim_start_matches(['"', '\'']);
+                        value.trim_start().starts_with("javascript:")
+                    });
+                    prop_assert!(!script_url, "{body:?} gave <{tag}> in {html}");
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
 }
