@@ -35,6 +35,22 @@ fn input_value(html: &str, name: &str) -> String {
         .replace("&#38;", "&")
 }
 
+/// Sends the edit form of the post at `path` as `html` shows it (body "b", published).
+async fn save_as_shown(app: &TestApp, path: &str, html: &str) -> reqwest::Response {
+    app.post_form(
+        path,
+        &[
+            ("csrf", &csrf_of(html)),
+            ("title", &input_value(html, "title")),
+            ("slug", &input_value(html, "slug")),
+            ("body", "b"),
+            ("tags", &input_value(html, "tags")),
+            ("published", "on"),
+        ],
+    )
+    .await
+}
+
 /// Two PATCHes of different fields of one post, at the same time: each answers 200 with its
 /// change, so both changes must be there. The PATCH reads the post, then writes every field back
 /// outside one transaction, so the later one puts back the field the other one changed.
@@ -161,19 +177,7 @@ async fn a_tag_with_a_comma_is_refused_and_every_tag_survives_an_untouched_edit_
         .await;
     let (status, html) = app.get_text("/admin/posts/labels/edit").await;
     assert_eq!(status, StatusCode::OK);
-    let response = app
-        .post_form(
-            "/admin/posts/labels",
-            &[
-                ("csrf", &csrf_of(&html)),
-                ("title", &input_value(&html, "title")),
-                ("slug", &input_value(&html, "slug")),
-                ("body", "b"),
-                ("tags", &input_value(&html, "tags")),
-                ("published", "on"),
-            ],
-        )
-        .await;
+    let response = save_as_shown(&app, "/admin/posts/labels", &html).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let mut saved: Vec<String> =
         serde_json::from_value(post_of(&app, "labels").await["tags"].clone()).unwrap();
@@ -565,19 +569,7 @@ async fn a_tag_saved_with_a_comma_before_the_rule_survives_an_untouched_edit_for
     app.login().await;
     let (status, html) = app.get_text("/admin/posts/legacy/edit").await;
     assert_eq!(status, StatusCode::OK);
-    let response = app
-        .post_form(
-            "/admin/posts/legacy",
-            &[
-                ("csrf", &csrf_of(&html)),
-                ("title", &input_value(&html, "title")),
-                ("slug", &input_value(&html, "slug")),
-                ("body", "b"),
-                ("tags", &input_value(&html, "tags")),
-                ("published", "on"),
-            ],
-        )
-        .await;
+    let response = save_as_shown(&app, "/admin/posts/legacy", &html).await;
     let status = response.status();
     let page = response.text().await.unwrap();
     let tags = post_of(&app, "legacy").await["tags"].clone();
@@ -613,19 +605,7 @@ async fn a_tag_saved_with_a_comma_before_the_rule_survives_an_untouched_edit_for
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let (_, html) = app.get_text("/admin/posts/legacy/edit").await;
-    let response = app
-        .post_form(
-            "/admin/posts/legacy",
-            &[
-                ("csrf", &csrf_of(&html)),
-                ("title", &input_value(&html, "title")),
-                ("slug", &input_value(&html, "slug")),
-                ("body", "b"),
-                ("tags", &input_value(&html, "tags")),
-                ("published", "on"),
-            ],
-        )
-        .await;
+    let response = save_as_shown(&app, "/admin/posts/legacy", &html).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         post_of(&app, "legacy").await["tags"],
