@@ -573,16 +573,16 @@ async fn replica_connection(
     })
 }
 
-/// A replica's remote transaction, through `relay` (forward timeout 1 s), that has inserted
-/// one row in its session on the primary.
+/// A replica's remote transaction on the primary at `addr`, with forward timeout `timeout`,
+/// that has inserted one row in its session there.
 async fn a_transaction_with_one_row(
     name: &str,
-    relay: &Relay,
+    addr: String,
     secret: Arc<Vec<u8>>,
+    timeout: Duration,
 ) -> crate::ClusterTransaction {
     use sea_orm::{ConnectionTrait, TransactionTrait};
-    let timeout = Duration::from_millis(1000);
-    let db = replica_connection(name, relay.addr.clone(), secret, timeout).await;
+    let db = replica_connection(name, addr, secret, timeout).await;
     let txn = db.begin().await.expect("a session opens on the primary");
     txn.execute_unprepared("INSERT INTO t VALUES (1)")
         .await
@@ -605,7 +605,13 @@ async fn review_a_transaction_whose_commit_is_lost_on_a_half_open_connection_is_
     use sea_orm::TransactionSession;
     let name = "review-half-open-commit";
     let (primary_writer, _executor, _faults, relay, secret) = relayed_primary(name).await;
-    let txn = a_transaction_with_one_row(name, &relay, secret).await;
+    let txn = a_transaction_with_one_row(
+        name,
+        relay.addr.clone(),
+        secret,
+        Duration::from_millis(1000),
+    )
+    .await;
 
     relay.freeze_open_connections();
     let started = Instant::now();
@@ -624,14 +630,11 @@ async fn review_a_transaction_whose_commit_is_lost_on_a_half_open_connection_is_
 /// it: the caller is told it committed, and it did.
 #[tokio::test]
 async fn a_transaction_whose_commit_ran_but_whose_answer_was_lost_is_known_committed() {
-    use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
+    use sea_orm::TransactionSession;
     let name = "lost-commit-answer";
     let (primary_writer, _executor, faults, addr, secret) = serving_primary(name).await;
-    let db = replica_connection(name, addr, secret, Duration::from_millis(1000)).await;
-    let txn = db.begin().await.expect("a session opens on the primary");
-    txn.execute_unprepared("INSERT INTO t VALUES (1)")
-        .await
-        .expect("the statement runs in the session");
+    let timeout = Duration::from_millis(1000);
+    let txn = a_transaction_with_one_row(name, addr, secret, timeout).await;
 
     faults
         .lose_replies
@@ -657,7 +660,13 @@ async fn a_commit_held_on_a_slow_link(
 ) {
     use sea_orm::TransactionSession;
     let (primary_writer, executor, _faults, relay, secret) = relayed_primary(name).await;
-    let txn = a_transaction_with_one_row(name, &relay, secret).await;
+    let txn = a_transaction_with_one_row(
+        name,
+        relay.addr.clone(),
+        secret,
+        Duration::from_millis(1000),
+    )
+    .await;
     relay.slow_down_open_connections();
     relay.set_down(path_down);
     let committed = txn.commit().await;
@@ -961,14 +970,11 @@ fn endless(write: bool) -> sea_orm::Statement {
 /// interruption must not be named as the reason: that sends whoever reads the log the wrong way.
 #[tokio::test]
 async fn review_an_interrupted_read_is_not_blamed_for_a_later_loss_of_its_session() {
-    use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
+    use sea_orm::{ConnectionTrait, TransactionSession};
     let name = "interrupted-read-then-remount";
     let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
-    let txn = db.begin().await.expect("a session opens on the primary");
-    txn.execute_unprepared("INSERT INTO t VALUES (1)")
-        .await
-        .expect("the statement runs in the session");
+    let timeout = Duration::from_millis(400);
+    let txn = a_transaction_with_one_row(name, addr, secret, timeout).await;
     let read = txn.query_one_raw(endless(false)).await;
     let read = read.expect_err("interrupted at the deadline").to_string();
     assert!(read.contains("interrupt"), "{read}");
@@ -997,14 +1003,11 @@ async fn review_an_interrupted_read_is_not_blamed_for_a_later_loss_of_its_sessio
 /// the end of the transaction).
 #[tokio::test]
 async fn review_a_transaction_goes_on_and_commits_after_an_interrupted_read() {
-    use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
+    use sea_orm::{ConnectionTrait, TransactionSession};
     let name = "interrupted-read-then-commit";
     let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
-    let txn = db.begin().await.expect("a session opens on the primary");
-    txn.execute_unprepared("INSERT INTO t VALUES (1)")
-        .await
-        .expect("the statement runs in the session");
+    let timeout = Duration::from_millis(400);
+    let txn = a_transaction_with_one_row(name, addr, secret, timeout).await;
     let read = txn.query_one_raw(endless(false)).await;
     let read = read.expect_err("interrupted at the deadline").to_string();
     assert!(read.contains("interrupt"), "{read}");
@@ -1022,14 +1025,11 @@ async fn review_a_transaction_goes_on_and_commits_after_an_interrupted_read() {
 /// reads it the wrong way (here a LiteFS remount, which the list left out).
 #[tokio::test]
 async fn review_a_session_lost_to_a_litefs_remount_is_told_among_the_reasons() {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
+    use sea_orm::ConnectionTrait;
     let name = "remount-session-reason";
     let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
-    let txn = db.begin().await.expect("a session opens on the primary");
-    txn.execute_unprepared("INSERT INTO t VALUES (1)")
-        .await
-        .expect("the statement runs in the session");
+    let timeout = Duration::from_millis(400);
+    let txn = a_transaction_with_one_row(name, addr, secret, timeout).await;
     primary_writer.databases.suspend();
     primary_writer.databases.resume(true);
     let next = txn.execute_unprepared("INSERT INTO t VALUES (2)").await;
@@ -1048,11 +1048,8 @@ async fn review_a_write_interrupted_in_a_savepoint_is_told_through_the_pending_r
     use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
     let name = "interrupted-savepoint-reason";
     let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
-    let txn = db.begin().await.expect("a session opens on the primary");
-    txn.execute_unprepared("INSERT INTO t VALUES (1)")
-        .await
-        .expect("the statement runs in the session");
+    let timeout = Duration::from_millis(400);
+    let txn = a_transaction_with_one_row(name, addr, secret, timeout).await;
     let nested = txn.begin().await.expect("a savepoint opens");
     let write = nested.execute_raw(endless(true)).await;
     let write = write.expect_err("interrupted at the deadline").to_string();
