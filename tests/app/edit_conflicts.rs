@@ -1,0 +1,284 @@
+//! The admin edit form against changes made while it was open (another admin, the API, another
+//! node): saving it must never silently overwrite them (a lost update), nor offer to make a
+//! duplicate of a post whose slug changed meanwhile.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, location, spawn_app};
+
+/// The post as the admin sees it through the API.
+async fn post_of(app: &TestApp, slug: &str) -> Value {
+    let (status, post) = app
+        .api_call(Method::GET, &format!("/posts/{slug}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    post
+}
+
+/// Undoes askama's escaping of an attribute's value.
+fn unescape(value: &str) -> String {
+    // The ampersand last, so an escaped "&#34;" stays that text.
+    value
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#38;", "&")
+}
+
+/// The `value` of the input named `name` in the post form of `html`.
+fn input_value(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no input {name} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    unescape(&html[start..end])
+}
+
+/// Every hidden field of the post form in `html`, as a browser sends them back.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let form = &html[html.find("<form method=\"post\"").expect("the post form")..];
+    let form = &form[..form.find("</form>").unwrap()];
+    form.match_indices(r#"<input type="hidden" name=""#)
+        .map(|(at, marker)| {
+            let rest = &form[at + marker.len()..];
+            let name_end = rest.find('"').unwrap();
+            let value_at = rest.find(r#"value=""#).unwrap() + r#"value=""#.len();
+            let value_end = value_at + rest[value_at..].find('"').unwrap();
+            (
+                rest[..name_end].to_owned(),
+                unescape(&rest[value_at..value_end]),
+            )
+        })
+        .collect()
+}
+
+/// The `action` of the post form in `html`.
+fn action_of(html: &str) -> String {
+    let marker = r#"<form method="post" action=""#;
+    let start = html.find(marker).expect("the post form") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// Sends the post form of `html` to its action as a browser would: its hidden fields and its
+/// fields as shown, but with the body `body`.
+async fn save_with_body(app: &TestApp, html: &str, body: &str) -> reqwest::Response {
+    let mut fields = hidden_fields(html);
+    for name in ["title", "slug", "tags"] {
+        fields.push((name.to_owned(), input_value(html, name)));
+    }
+    fields.push(("body".to_owned(), body.to_owned()));
+    fields.push(("published".to_owned(), "on".to_owned()));
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    app.post_form(&action_of(html), &fields).await
+}
+
+/// What the form says when the post changed since it was opened.
+const CHANGED_MEANWHILE: &str = "was changed by someone else since you opened this form";
+
+/// The lost update: the edit form is opened, the post is changed through the API meanwhile, and
+/// the form is then saved. Both saves used to answer success and the API's change was gone. The
+/// form must come back (409) with the user's text, saying the post changed and showing it as it
+/// is now, and the API's change must stay.
+#[tokio::test]
+async fn saving_an_edit_form_does_not_overwrite_a_change_made_meanwhile() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Shared", "body": "original body", "published": true }))
+        .await;
+    app.login().await;
+    let (status, form) = app.get_text("/admin/posts/shared/edit").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, answer) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/shared",
+            Some(&json!({ "body": "the API's change" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let response = save_with_body(&app, &form, "the form's rewrite").await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert_eq!(
+        post_of(&app, "shared").await["body"],
+        "the API's change",
+        "the form answered {status} and overwrote the change made meanwhile"
+    );
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains(CHANGED_MEANWHILE), "{html}");
+    assert!(
+        html.contains("the form&#39;s rewrite"),
+        "the user's text is kept: {html}"
+    );
+    assert!(
+        html.contains("the API&#39;s change"),
+        "the post as it is now is shown: {html}"
+    );
+}
+
+/// After the conflict, the form that came back carries the post's new version: saved again as
+/// it is, it saves the user's text.
+#[tokio::test]
+async fn an_edit_form_saved_again_after_a_conflict_saves() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Twice", "body": "original body" }))
+        .await;
+    app.login().await;
+    let (_, form) = app.get_text("/admin/posts/twice/edit").await;
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/twice",
+            Some(&json!({ "title": "Twice, retitled" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let response = save_with_body(&app, &form, "my edit").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let again = response.text().await.unwrap();
+    assert!(
+        again.contains("Twice, retitled"),
+        "the current title is shown: {again}"
+    );
+
+    let response = save_with_body(&app, &again, "my edit").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(response.headers()), "/posts/twice");
+    let post = post_of(&app, "twice").await;
+    assert_eq!(post["body"], "my edit");
+    // The user's form held the old title; saving again after seeing the new one is their choice.
+    assert_eq!(post["title"], "Twice");
+}
+
+/// An edit form saved untouched, with nothing changed meanwhile, saves (the version check does
+/// not refuse a form that is up to date).
+#[tokio::test]
+async fn an_up_to_date_edit_form_saves() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Calm", "body": "original body" }))
+        .await;
+    app.login().await;
+    let (_, form) = app.get_text("/admin/posts/calm/edit").await;
+    let response = save_with_body(&app, &form, "edited").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(post_of(&app, "calm").await["body"], "edited");
+}
+
+/// The slug changed meanwhile (on another node, or through the API): the form finds the post by
+/// its id, not by the old address, so it comes back as the same post's edit form (409, the
+/// version check), not as a new-post form that would make a duplicate; saved again, it saves
+/// the same post.
+#[tokio::test]
+async fn an_edit_form_of_a_post_whose_slug_changed_meanwhile_finds_it_by_id() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Wandering", "body": "original" }))
+        .await;
+    app.login().await;
+    let (_, form) = app.get_text("/admin/posts/wandering/edit").await;
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/wandering",
+            Some(&json!({ "slug": "wandered" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let response = save_with_body(&app, &form, "edit made at the old address").await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains(CHANGED_MEANWHILE), "{html}");
+    assert!(html.contains("edit made at the old address"), "{html}");
+    assert_eq!(
+        action_of(&html),
+        "/admin/posts/wandered",
+        "the same post's edit"
+    );
+    assert!(
+        !html.contains("Create post"),
+        "no duplicate is offered: {html}"
+    );
+    assert_eq!(post_of(&app, "wandered").await["body"], "original");
+
+    // Saved again with the slug the user sees now, the one post is saved.
+    let mut fields = hidden_fields(&html);
+    fields.extend(
+        [
+            ("title", "Wandering"),
+            ("slug", "wandered"),
+            ("body", "edit made at the old address"),
+            ("tags", ""),
+        ]
+        .map(|(n, v)| (n.to_owned(), v.to_owned())),
+    );
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let response = app.post_form(&action_of(&html), &fields).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        post_of(&app, "wandered").await["body"],
+        "edit made at the old address"
+    );
+    assert_eq!(app.row_counts().await.0, 1, "no duplicate");
+}
+
+/// An edit form without the post's id and version (one opened before a deploy added them) cannot
+/// tell whether the post changed since it was opened: it is not saved blindly, but comes back
+/// (409) with the user's text and the post as it is now, and the version to save it with.
+#[tokio::test]
+async fn an_edit_form_without_a_version_is_sent_back_to_be_checked() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Old tab", "body": "original" }))
+        .await;
+    app.login().await;
+    let csrf = app.csrf_for("/admin/posts/old-tab/edit").await;
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/old-tab",
+            Some(&json!({ "tags": ["added-meanwhile"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let response = app
+        .post_form(
+            "/admin/posts/old-tab",
+            &[
+                ("csrf", &csrf),
+                ("title", "Old tab"),
+                ("slug", "old-tab"),
+                ("body", "typed in an old tab"),
+                ("tags", ""),
+            ],
+        )
+        .await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains("typed in an old tab"), "{html}");
+    assert!(
+        html.contains("added-meanwhile"),
+        "the post as it is now: {html}"
+    );
+    let post = post_of(&app, "old-tab").await;
+    assert_eq!(post["body"], "original");
+    assert_eq!(post["tags"], json!(["added-meanwhile"]));
+
+    let response = save_with_body(&app, &html, "typed in an old tab").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        post_of(&app, "old-tab").await["body"],
+        "typed in an old tab"
+    );
+}
