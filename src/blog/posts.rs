@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ModelTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, Set,
@@ -172,18 +172,31 @@ pub async fn find_by_slug<C: ConnectionTrait>(
     }
 }
 
+/// The post `id`, drafts included.
+pub async fn find_by_id<C: ConnectionTrait>(db: &C, id: i32) -> Result<PostWithTags, BlogError> {
+    match post::Entity::find_by_id(id).one(db).await? {
+        Some(post) => Ok(with_tags(db, vec![post]).await?.remove(0)),
+        None => Err(BlogError::NotFound),
+    }
+}
+
 /// Creates a post and links its tags (creating missing ones) in one transaction.
 pub async fn create(db: &ClusterConnection, input: &PostInput) -> Result<PostWithTags, BlogError> {
     db.call::<CreatePost>(input.clone()).await.map(Saved::into)
 }
 
-/// Replaces a post's fields and tags in one transaction. The slug may change.
+/// Replaces the fields and tags of the post `id` in one transaction, if it is still the version
+/// `expected` (its `updated_at`, which every write of a post moves): otherwise nothing is written
+/// and the answer is [`BlogError::Changed`] with the post as it is now. The check is made inside
+/// the write's transaction, on the primary, so no save made between the read of `expected` and
+/// this write is overwritten. The slug may change.
 pub async fn update(
     db: &ClusterConnection,
-    slug: &str,
+    id: i32,
+    expected: DateTime<Utc>,
     input: &PostInput,
 ) -> Result<PostWithTags, BlogError> {
-    db.call::<UpdatePost>((slug.to_owned(), input.clone()))
+    db.call::<UpdatePost>((id, expected, input.clone()))
         .await
         .map(Saved::into)
 }
@@ -238,18 +251,27 @@ impl Procedure for CreatePost {
     }
 }
 
-/// [`update`]'s transaction: the slug the post has now, and its new content.
+/// [`update`]'s transaction: the post's id, the version of it the new content was written
+/// against, and the new content.
+///
+/// Version 2 (version 1 took the post's slug and no version). On a primary still running version
+/// 1 (a rolling deploy) the call is refused before anything runs, and the caller runs this same
+/// body as an interactive transaction on the primary: the version check is then made in that
+/// transaction, as here.
 pub struct UpdatePost;
 
 impl Procedure for UpdatePost {
     const NAME: &'static str = "blog.posts.update";
-    const VERSION: u32 = 1;
-    type Args = (String, PostInput);
+    const VERSION: u32 = 2;
+    type Args = (i32, DateTime<Utc>, PostInput);
     type Output = Saved;
     type Error = BlogError;
 
-    async fn run(txn: &ClusterTransaction, (slug, input): Self::Args) -> Result<Saved, BlogError> {
-        update_in(txn, &slug, &input).await.map(Saved::from)
+    async fn run(
+        txn: &ClusterTransaction,
+        (id, expected, input): Self::Args,
+    ) -> Result<Saved, BlogError> {
+        update_in(txn, id, expected, &input).await.map(Saved::from)
     }
 }
 
@@ -304,13 +326,22 @@ pub async fn create_in<C: ConnectionTrait>(
     Ok(with_tags(txn, vec![post]).await?.remove(0))
 }
 
-/// Replaces a post's fields and tags, inside the caller's transaction.
+/// Replaces the fields and tags of the post `id` if it is still the version `expected`, inside
+/// the caller's transaction (see [`update`]).
 pub async fn update_in<C: ConnectionTrait>(
     txn: &C,
-    slug: &str,
+    id: i32,
+    expected: DateTime<Utc>,
     input: &PostInput,
 ) -> Result<PostWithTags, BlogError> {
-    let existing = find_existing(txn, slug).await?;
+    let existing = post::Entity::find_by_id(id)
+        .one(txn)
+        .await?
+        .ok_or(BlogError::NotFound)?;
+    if existing.updated_at != expected {
+        let current = with_tags(txn, vec![existing]).await?.remove(0);
+        return Err(BlogError::Changed(Box::new(current)));
+    }
     save_in(txn, existing, input, true).await
 }
 

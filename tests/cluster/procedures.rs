@@ -167,7 +167,7 @@ async fn a_procedures_error_comes_back_typed() {
         other => panic!("expected the slug conflict, got {other:?}"),
     }
     let missing = replica
-        .call::<UpdatePost>(("no-such-post".into(), post("no-such-post", 0)))
+        .call::<UpdatePost>((i32::MAX, chrono::Utc::now(), post("no-such-post", 0)))
         .await;
     assert!(
         matches!(missing, Err(BlogError::NotFound)),
