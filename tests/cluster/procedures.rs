@@ -419,3 +419,82 @@ async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
     assert_eq!(unchanged.post.body, "Patched through the fallback.");
     assert_eq!(unchanged.tags.len(), 2, "the refused patches wrote nothing");
 }
+
+/// `blog.posts.update` as the primary ran it before it checked a version (a rolling deploy): it
+/// never runs here, its fingerprint only makes the primary refuse the current version.
+struct UpdatePostV1;
+
+impl Procedure for UpdatePostV1 {
+    const NAME: &'static str = UpdatePost::NAME;
+    const VERSION: u32 = 1;
+    type Args = (String, PostInput);
+    type Output = posts::Saved;
+    type Error = BlogError;
+
+    async fn run(_: &ClusterTransaction, _: Self::Args) -> Result<posts::Saved, BlogError> {
+        Err(BlogError::Conflict("version 1 of the update ran".into()))
+    }
+}
+
+/// The edit form's update from a replica, against the version of the post it was opened on:
+/// after a change on the primary it is refused with the post as the primary has it, nothing
+/// written; against that version it saves. The same on a primary that runs the update as one
+/// procedure and on one that runs version 1 of it (a rolling deploy), where the replica runs the
+/// body as an interactive transaction and the check is made in that transaction. The replica
+/// lags 300 ms: a version read from its copy would be the old one.
+#[tokio::test]
+async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version() {
+    let cluster = Cluster::start_with_lag(2, 2, Duration::from_millis(300)).await;
+    let previous = Procedures::new()
+        .register::<CreatePost>()
+        .register::<UpdatePostV1>()
+        .register::<posts::PatchPost>()
+        .register::<posts::DeletePost>()
+        .register::<tags::DeleteTag>();
+    for (registry, slug, as_one_rpc) in [
+        (blog_procedures(), "checked", true),
+        (previous, "checked-in-fallback", false),
+    ] {
+        let (faults, primary, replica) = nodes(&cluster, registry).await;
+        let created = replica.call::<CreatePost>(post(slug, 1)).await.unwrap();
+        let id = posts::PostWithTags::from(created).post.id;
+        let opened = posts::find_by_id(&primary, id).await.unwrap();
+        let changed = PostPatch {
+            body: Some("Changed on the primary.".into()),
+            ..Default::default()
+        };
+        posts::patch(&primary, slug, &changed).await.unwrap();
+
+        let mut edit = post(slug, 1);
+        edit.body = "Edited in the form.".into();
+        let before = calls(&faults);
+        let refused = posts::update(&replica, id, opened.post.updated_at, &edit).await;
+        let rpcs = calls(&faults) - before;
+        let current = match refused {
+            Err(BlogError::Changed(current)) => current,
+            other => panic!("{slug}: expected the post changed meanwhile, got {other:?}"),
+        };
+        assert_eq!(current.post.body, "Changed on the primary.", "{slug}");
+        assert_eq!(current.tags, [format!("{slug}-tag0")], "{slug}");
+        if as_one_rpc {
+            assert_eq!(rpcs, 1, "{slug}: one procedure call");
+        } else {
+            assert!(
+                rpcs > 1,
+                "{slug}: the refused call, then statements ({rpcs})"
+            );
+        }
+        let kept = posts::find_by_id(&primary, id).await.unwrap();
+        assert_eq!(
+            kept.post.body, "Changed on the primary.",
+            "{slug}: nothing written"
+        );
+
+        let saved = posts::update(&replica, id, current.post.updated_at, &edit)
+            .await
+            .unwrap_or_else(|e| panic!("{slug}: saved against the current version: {e:?}"));
+        assert_eq!(saved.post.body, "Edited in the form.");
+        let on_primary = posts::find_by_id(&primary, id).await.unwrap();
+        assert_eq!(on_primary.post.body, "Edited in the form.", "{slug}");
+    }
+}
