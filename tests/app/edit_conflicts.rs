@@ -282,3 +282,81 @@ async fn an_edit_form_without_a_version_is_sent_back_to_be_checked() {
         "typed in an old tab"
     );
 }
+
+/// The API's lost update: a client GETs a post, another changes it, then the first PATCHes what
+/// it read. With the ETag of its GET in `If-Match`, the PATCH is refused (412, in the API's JSON
+/// error shape) and nothing is written; with the current ETag, or `*`, or without `If-Match`
+/// (as before), it is applied, and its answer carries the new ETag.
+#[tokio::test]
+async fn an_api_patch_with_if_match_is_refused_after_a_change_meanwhile() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Etagged", "body": "original" }))
+        .await;
+    let read = app.api(Method::GET, "/posts/etagged").send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let etag = read
+        .headers()
+        .get("etag")
+        .expect("a GET of a post gives its ETag")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "a strong ETag: {etag}"
+    );
+
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/etagged",
+            Some(&json!({ "title": "Changed meanwhile" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let patch = |if_match: &str| {
+        app.api(Method::PATCH, "/posts/etagged")
+            .header("if-match", if_match)
+            .json(&json!({ "body": "based on what I read" }))
+            .send()
+    };
+    let refused = patch(&etag).await.unwrap();
+    let status = refused.status();
+    let (_, answer) = crate::helpers::json_of(refused).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("changed"),
+        "{answer}"
+    );
+    assert_eq!(post_of(&app, "etagged").await["body"], "original");
+    for unknown in [r#""nonsense""#, r#"W/"1@x""#] {
+        let refused = patch(unknown).await.unwrap();
+        assert_eq!(
+            refused.status(),
+            StatusCode::PRECONDITION_FAILED,
+            "{unknown}"
+        );
+    }
+
+    let current = app.api(Method::GET, "/posts/etagged").send().await.unwrap();
+    let current = current.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(current, etag, "the ETag changes with the post");
+    let applied = patch(&format!(r#""other", {current}"#)).await.unwrap();
+    assert_eq!(applied.status(), StatusCode::OK);
+    let after = applied.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(after, current, "the answer carries the new ETag");
+    assert_eq!(
+        post_of(&app, "etagged").await["body"],
+        "based on what I read"
+    );
+    assert_eq!(patch("*").await.unwrap().status(), StatusCode::OK);
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/etagged",
+            Some(&json!({ "body": "no precondition" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
