@@ -201,15 +201,37 @@ pub async fn update(
         .map(Saved::into)
 }
 
+/// The versions of a post a write may replace (the API's `If-Match`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Expected {
+    /// Whatever version it is now.
+    #[default]
+    Any,
+    /// One of these: the post's id and its `updated_at`, which every write of a post moves. None
+    /// of them matching, nothing is written ([`BlogError::Changed`]).
+    OneOf(Vec<(i32, DateTime<Utc>)>),
+}
+
+impl Expected {
+    fn allows(&self, post: &post::Model) -> bool {
+        match self {
+            Expected::Any => true,
+            Expected::OneOf(versions) => versions.contains(&(post.id, post.updated_at)),
+        }
+    }
+}
+
 /// Applies `patch` to the post `slug`: reads the post, merges the fields given, validates the
 /// result as [`PostInput::parse`] does and writes it, in one transaction (so a concurrent edit of
-/// other fields is kept). The slug may change.
+/// other fields is kept), if the post is a version `expected` allows (checked in that
+/// transaction). The slug may change.
 pub async fn patch(
     db: &ClusterConnection,
     slug: &str,
     patch: &PostPatch,
+    expected: &Expected,
 ) -> Result<PostWithTags, BlogError> {
-    db.call::<PatchPost>((slug.to_owned(), patch.clone()))
+    db.call::<PatchPost>((slug.to_owned(), patch.clone(), expected.clone()))
         .await
         .map(Saved::into)
 }
@@ -275,19 +297,28 @@ impl Procedure for UpdatePost {
     }
 }
 
-/// [`patch`]'s transaction: the slug the post has now, and the fields to change. Its validation
-/// errors are [`BlogError::Validation`] with their fields, as [`PostInput::parse`] gives them.
+/// [`patch`]'s transaction: the slug the post has now, the fields to change, and the versions
+/// of the post it may change. Its validation errors are [`BlogError::Validation`] with their
+/// fields, as [`PostInput::parse`] gives them.
+///
+/// Version 2 (version 1 had no versions to check): on a primary still running version 1 the
+/// caller runs this body as an interactive transaction, which checks them.
 pub struct PatchPost;
 
 impl Procedure for PatchPost {
     const NAME: &'static str = "blog.posts.patch";
-    const VERSION: u32 = 1;
-    type Args = (String, PostPatch);
+    const VERSION: u32 = 2;
+    type Args = (String, PostPatch, Expected);
     type Output = Saved;
     type Error = BlogError;
 
-    async fn run(txn: &ClusterTransaction, (slug, patch): Self::Args) -> Result<Saved, BlogError> {
-        patch_in(txn, &slug, &patch).await.map(Saved::from)
+    async fn run(
+        txn: &ClusterTransaction,
+        (slug, patch, expected): Self::Args,
+    ) -> Result<Saved, BlogError> {
+        patch_in(txn, &slug, &patch, &expected)
+            .await
+            .map(Saved::from)
     }
 }
 
@@ -352,8 +383,13 @@ pub async fn patch_in<C: ConnectionTrait>(
     txn: &C,
     slug: &str,
     patch: &PostPatch,
+    expected: &Expected,
 ) -> Result<PostWithTags, BlogError> {
     let existing = find_existing(txn, slug).await?;
+    if !expected.allows(&existing) {
+        let current = with_tags(txn, vec![existing]).await?.remove(0);
+        return Err(BlogError::Changed(Box::new(current)));
+    }
     let draft = PostDraft {
         title: patch
             .title

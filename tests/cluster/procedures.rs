@@ -271,14 +271,16 @@ async fn a_replica_patches_a_post_with_one_procedure() {
         title: Some("Retitled on the primary".into()),
         ..Default::default()
     };
-    posts::patch(&primary, "patched", &title).await.unwrap();
+    posts::patch(&primary, "patched", &title, &posts::Expected::Any)
+        .await
+        .unwrap();
 
     let before = calls(&faults);
     let body = PostPatch {
         body: Some("Rewritten on a replica.".into()),
         ..Default::default()
     };
-    let patched = posts::patch(&replica, "patched", &body)
+    let patched = posts::patch(&replica, "patched", &body, &posts::Expected::Any)
         .await
         .expect("patched");
     assert_eq!(calls(&faults) - before, 1, "one RPC");
@@ -296,7 +298,7 @@ async fn a_replica_patches_a_post_with_one_procedure() {
         tags: Some(vec!["x,y".into()]),
         ..Default::default()
     };
-    match posts::patch(&replica, "patched", &invalid).await {
+    match posts::patch(&replica, "patched", &invalid, &posts::Expected::Any).await {
         Err(BlogError::Validation(fields)) => {
             assert_eq!(
                 fields.keys().copied().collect::<Vec<_>>(),
@@ -306,7 +308,7 @@ async fn a_replica_patches_a_post_with_one_procedure() {
         }
         other => panic!("expected the validation errors, got {other:?}"),
     }
-    let missing = posts::patch(&replica, "no-such-post", &body).await;
+    let missing = posts::patch(&replica, "no-such-post", &body, &posts::Expected::Any).await;
     assert!(
         matches!(missing, Err(BlogError::NotFound)),
         "expected not found, got {missing:?}"
@@ -368,13 +370,15 @@ async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
         title: Some("Retitled on the primary".into()),
         ..Default::default()
     };
-    posts::patch(&primary, "skewed", &title).await.unwrap();
+    posts::patch(&primary, "skewed", &title, &posts::Expected::Any)
+        .await
+        .unwrap();
     let before = calls(&faults);
     let body = PostPatch {
         body: Some("Patched through the fallback.".into()),
         ..Default::default()
     };
-    let patched = posts::patch(&replica, "skewed", &body)
+    let patched = posts::patch(&replica, "skewed", &body, &posts::Expected::Any)
         .await
         .expect("patched");
     assert!(
@@ -390,14 +394,14 @@ async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
         tags: Some(vec!["x,y".into()]),
         ..Default::default()
     };
-    match posts::patch(&replica, "skewed", &invalid).await {
+    match posts::patch(&replica, "skewed", &invalid, &posts::Expected::Any).await {
         Err(BlogError::Validation(fields)) => assert_eq!(
             fields.keys().copied().collect::<Vec<_>>(),
             ["tags", "title"]
         ),
         other => panic!("expected the validation errors, got {other:?}"),
     }
-    let missing = posts::patch(&replica, "no-such-post", &body).await;
+    let missing = posts::patch(&replica, "no-such-post", &body, &posts::Expected::Any).await;
     assert!(
         matches!(missing, Err(BlogError::NotFound)),
         "expected not found, got {missing:?}"
@@ -407,7 +411,7 @@ async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
         tags: Some(vec![]),
         ..Default::default()
     };
-    match posts::patch(&replica, "skewed", &clash).await {
+    match posts::patch(&replica, "skewed", &clash, &posts::Expected::Any).await {
         Err(BlogError::Conflict(message)) => {
             assert_eq!(message, "a post with this slug already exists")
         }
@@ -436,11 +440,27 @@ impl Procedure for UpdatePostV1 {
     }
 }
 
+/// `blog.posts.patch` as the primary ran it before it took the versions to allow (`If-Match`).
+struct PatchPostV1;
+
+impl Procedure for PatchPostV1 {
+    const NAME: &'static str = posts::PatchPost::NAME;
+    const VERSION: u32 = 1;
+    type Args = (String, PostPatch);
+    type Output = posts::Saved;
+    type Error = BlogError;
+
+    async fn run(_: &ClusterTransaction, _: Self::Args) -> Result<posts::Saved, BlogError> {
+        Err(BlogError::Conflict("version 1 of the patch ran".into()))
+    }
+}
+
 /// The edit form's update from a replica, against the version of the post it was opened on:
 /// after a change on the primary it is refused with the post as the primary has it, nothing
 /// written; against that version it saves. The same on a primary that runs the update as one
 /// procedure and on one that runs version 1 of it (a rolling deploy), where the replica runs the
-/// body as an interactive transaction and the check is made in that transaction. The replica
+/// body as an interactive transaction and the check is made in that transaction; and the API's
+/// PATCH with an `If-Match` of the version before the change, likewise. The replica
 /// lags 300 ms: a version read from its copy would be the old one.
 #[tokio::test]
 async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version() {
@@ -448,7 +468,7 @@ async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version
     let previous = Procedures::new()
         .register::<CreatePost>()
         .register::<UpdatePostV1>()
-        .register::<posts::PatchPost>()
+        .register::<PatchPostV1>()
         .register::<posts::DeletePost>()
         .register::<tags::DeleteTag>();
     for (registry, slug, as_one_rpc) in [
@@ -463,7 +483,9 @@ async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version
             body: Some("Changed on the primary.".into()),
             ..Default::default()
         };
-        posts::patch(&primary, slug, &changed).await.unwrap();
+        posts::patch(&primary, slug, &changed, &posts::Expected::Any)
+            .await
+            .unwrap();
 
         let mut edit = post(slug, 1);
         edit.body = "Edited in the form.".into();
@@ -489,6 +511,20 @@ async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version
             kept.post.body, "Changed on the primary.",
             "{slug}: nothing written"
         );
+        // The API's PATCH with If-Match naming the version read before the change: the same.
+        let stale = posts::Expected::OneOf(vec![(id, opened.post.updated_at)]);
+        let edit_body = PostPatch {
+            body: Some("Patched from an old read.".into()),
+            ..Default::default()
+        };
+        let before = calls(&faults);
+        let refused = posts::patch(&replica, slug, &edit_body, &stale).await;
+        let rpcs = calls(&faults) - before;
+        assert!(
+            matches!(&refused, Err(BlogError::Changed(current)) if current.post.body == "Changed on the primary."),
+            "{slug}: expected the patch refused, got {refused:?}"
+        );
+        assert_eq!(rpcs == 1, as_one_rpc, "{slug}: {rpcs} calls");
 
         let saved = posts::update(&replica, id, current.post.updated_at, &edit)
             .await
