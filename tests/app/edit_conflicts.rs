@@ -360,3 +360,76 @@ async fn an_api_patch_with_if_match_is_refused_after_a_change_meanwhile() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The tag of `post`'s edit form renamed on the Tags page (here through the API, as the Tags page
+/// does it) while the form is open, then the form saved with only its body changed: the rename
+/// must not be undone for that post. A rename does not move the post's version, so the save was
+/// accepted and wrote the form's old label back over it (re-creating the old tag).
+#[tokio::test]
+async fn saving_an_edit_form_does_not_undo_a_tag_rename_made_meanwhile() {
+    let app = spawn_app().await;
+    app.create_post(
+        json!({ "title": "Tagged", "body": "original", "tags": ["rust"], "published": true }),
+    )
+    .await;
+    app.login().await;
+    let (status, form) = app.get_text("/admin/posts/tagged/edit").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (_, tags) = app.api_get("/tags").await;
+    let id = tags[0]["id"].as_i64().unwrap();
+    let (status, answer) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{id}"),
+            Some(&json!({ "label": "rust-lang" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let response = save_with_body(&app, &form, "a new body").await;
+    let status = response.status();
+    let tags = post_of(&app, "tagged").await["tags"].clone();
+    assert!(
+        status == StatusCode::CONFLICT || tags == json!(["rust-lang"]),
+        "the form answered {status} and the post's tags are now {tags}: the rename made meanwhile \
+         was undone (tags now: {:?})",
+        app.tag_labels().await
+    );
+}
+
+/// As above for a tag deleted on the Tags page while the form is open: the save must not silently
+/// bring the deleted tag back onto the post.
+#[tokio::test]
+async fn saving_an_edit_form_does_not_undo_a_tag_deletion_made_meanwhile() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Tagged", "body": "original", "tags": ["keep", "gone"], "published": true }))
+        .await;
+    app.login().await;
+    let (status, form) = app.get_text("/admin/posts/tagged/edit").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (_, tags) = app.api_get("/tags").await;
+    let gone = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "gone")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, _) = app
+        .api_call(Method::DELETE, &format!("/tags/{gone}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let response = save_with_body(&app, &form, "a new body").await;
+    let status = response.status();
+    let tags = post_of(&app, "tagged").await["tags"].clone();
+    assert!(
+        status == StatusCode::CONFLICT || tags == json!(["keep"]),
+        "the form answered {status} and the post's tags are now {tags}: the deletion made \
+         meanwhile was undone"
+    );
+}
+
