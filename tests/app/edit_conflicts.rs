@@ -433,3 +433,37 @@ async fn saving_an_edit_form_does_not_undo_a_tag_deletion_made_meanwhile() {
     );
 }
 
+/// `DELETE /api/posts/{slug}` with the `If-Match` of a version the post no longer is: the client
+/// deletes what it read, not what someone else saved since. As for PATCH, 412 and nothing done;
+/// the post used to be deleted (the header was ignored).
+#[tokio::test]
+async fn an_api_delete_with_a_stale_if_match_is_refused() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Doomed", "body": "original" }))
+        .await;
+    let read = app.api(Method::GET, "/posts/doomed").send().await.unwrap();
+    let etag = read.headers()["etag"].to_str().unwrap().to_owned();
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/doomed",
+            Some(&json!({ "body": "important change made meanwhile" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let deleted = app
+        .api(Method::DELETE, "/posts/doomed")
+        .header("if-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    let status = deleted.status();
+    let (found, _) = app.api_call(Method::GET, "/posts/doomed", None).await;
+    assert_eq!(
+        (status, found),
+        (StatusCode::PRECONDITION_FAILED, StatusCode::OK),
+        "a DELETE with a stale If-Match answered {status} and the post is now {found}"
+    );
+}
+
