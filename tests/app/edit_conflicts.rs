@@ -577,3 +577,49 @@ async fn the_conflict_page_escapes_the_current_post() {
     assert!(!html.contains("<script>alert(2)"), "{html}");
     assert!(!html.contains("<img src=x"), "{html}");
 }
+
+/// Two edit forms opened on the same version, saved at the same moment (and an API PATCH with
+/// the same version's ETag alongside): exactly one of them is saved, the others are refused
+/// (409, 412) and what was saved is the one that answered success.
+#[tokio::test]
+async fn edit_forms_saved_at_once_on_the_same_version_save_one() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Raced", "body": "original", "published": true }))
+        .await;
+    app.login().await;
+    for round in 0..5 {
+        let (_, first) = app.get_text("/admin/posts/raced/edit").await;
+        let (_, second) = app.get_text("/admin/posts/raced/edit").await;
+        let read = app.api(Method::GET, "/posts/raced").send().await.unwrap();
+        let etag = read.headers()["etag"].to_str().unwrap().to_owned();
+        let (first_body, second_body) = (format!("first {round}"), format!("second {round}"));
+        let (a, b, c) = tokio::join!(
+            save_with_body(&app, &first, &first_body),
+            save_with_body(&app, &second, &second_body),
+            app.api(Method::PATCH, "/posts/raced")
+                .header("if-match", &etag)
+                .json(&json!({ "body": format!("api {round}") }))
+                .send(),
+        );
+        let (a, b, c) = (a.status(), b.status(), c.unwrap().status());
+        let body = post_of(&app, "raced").await["body"].clone();
+        let winners: Vec<&str> = [
+            (a == StatusCode::SEE_OTHER, "first"),
+            (b == StatusCode::SEE_OTHER, "second"),
+            (c == StatusCode::OK, "api"),
+        ]
+        .into_iter()
+        .filter_map(|(won, who)| won.then_some(who))
+        .collect();
+        assert_eq!(winners.len(), 1, "{a} {b} {c}");
+        assert_eq!(body, format!("{} {round}", winners[0]), "{a} {b} {c}");
+        for (status, who) in [(a, "first"), (b, "second")] {
+            if who != winners[0] {
+                assert_eq!(status, StatusCode::CONFLICT);
+            }
+        }
+        if winners[0] != "api" {
+            assert_eq!(c, StatusCode::PRECONDITION_FAILED);
+        }
+    }
+}
