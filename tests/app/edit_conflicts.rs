@@ -623,3 +623,25 @@ async fn edit_forms_saved_at_once_on_the_same_version_save_one() {
         }
     }
 }
+
+/// The post deleted and a new one created at its address while its edit form is open: the form
+/// names the old post (its id), so the save does not land on the new post, nor offer to replace
+/// it as if it were the same post changed: the edit comes back as the deleted post's (404).
+#[tokio::test]
+async fn an_edit_form_of_a_post_deleted_and_recreated_meanwhile_does_not_touch_the_new_one() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Reborn", "body": "first life", "published": true }))
+        .await;
+    app.login().await;
+    let (_, form) = app.get_text("/admin/posts/reborn/edit").await;
+    let (status, _) = app.api_call(Method::DELETE, "/posts/reborn", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.create_post(json!({ "title": "Reborn", "body": "second life", "published": true }))
+        .await;
+    let response = save_with_body(&app, &form, "edit of the first life").await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert_eq!(post_of(&app, "reborn").await["body"], "second life");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
+    assert!(html.contains("edit of the first life"), "{html}");
+}
