@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::cookie::SignedCookieJar;
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
 use super::AppState;
@@ -177,8 +176,8 @@ struct PostForm {
     /// The id of the post the edit form was loaded from (hidden; absent in a new-post form, and
     /// in an edit form opened before forms carried it).
     post_id: Option<String>,
-    /// The version of the post the edit form was loaded from: its `updated_at`, see
-    /// [`version_token`] (hidden, absent as `post_id` is).
+    /// The version of the post the edit form was loaded from, a [`posts::Version::token`]
+    /// (hidden, absent as `post_id` is).
     version: Option<String>,
 }
 
@@ -205,17 +204,17 @@ impl PostForm {
     /// The post and the version of it this edit form was loaded from, when it says both in a
     /// form this server writes; `None` for a form that does not (opened before a deploy added
     /// them), which cannot tell whether the post changed since.
-    fn loaded_from(&self) -> Option<(i32, DateTime<Utc>)> {
+    fn loaded_from(&self) -> Option<(i32, posts::Version)> {
         let id = self.post_id.as_deref()?.trim().parse().ok()?;
-        let version = DateTime::parse_from_rfc3339(self.version.as_deref()?.trim()).ok()?;
-        Some((id, version.with_timezone(&Utc)))
+        let version = posts::Version::parse(self.version.as_deref()?)?;
+        Some((id, version))
     }
 
     /// This form with the post `current`'s id and version, to be saved over it.
     fn against(&self, current: &PostWithTags) -> PostForm {
         PostForm {
             post_id: Some(current.post.id.to_string()),
-            version: Some(version_token(current.post.updated_at)),
+            version: Some(posts::Version::of(current).token()),
             title: self.title.clone(),
             slug: self.slug.clone(),
             body: self.body.clone(),
@@ -234,13 +233,6 @@ impl PostForm {
             published: self.published.is_some(),
         }
     }
-}
-
-/// The version of a post an edit form carries: its `updated_at` to the nanosecond (RFC 3339), as
-/// read from the database. Every write of a post moves `updated_at` (`src/entity/post.rs`), on
-/// every node and in every version of the blog, so an equal token means an unchanged post.
-fn version_token(updated_at: DateTime<Utc>) -> String {
-    updated_at.to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
 fn post_form(
@@ -321,7 +313,7 @@ async fn edit_post(
         published: existing.post.published.then(|| "on".into()),
         draft_key: None,
         post_id: Some(existing.post.id.to_string()),
-        version: Some(version_token(existing.post.updated_at)),
+        version: Some(posts::Version::of(&existing).token()),
     };
     Ok(post_form(
         &state,
@@ -545,7 +537,7 @@ async fn delete_post(
     Path(slug): Path<String>,
     CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    posts::delete(&state.db, &slug).await?;
+    posts::delete(&state.db, &slug, &posts::Expected::Any).await?;
     Ok((
         state.flash(visitor.jar, "Post deleted."),
         Redirect::to("/admin"),

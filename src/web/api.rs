@@ -14,7 +14,7 @@ use super::AppState;
 use super::auth::ApiAdmin;
 use super::error::{Error, Result};
 use crate::blog::input::{PostDraft, PostInput, PostPatch, TagLabel};
-use crate::blog::posts::{self, Expected, PostWithTags, Visibility};
+use crate::blog::posts::{self, Expected, PostWithTags, Version, Visibility};
 use crate::blog::tags::{self, TagWithCount};
 use crate::blog::{BlogError, Page};
 use crate::entity::tag;
@@ -215,20 +215,15 @@ async fn show_post(
     ))
 }
 
-/// A post with its `ETag`: the post's id and version (its `updated_at` to the nanosecond, which
-/// every write of the post moves), for a PATCH's `If-Match`.
+/// A post with its `ETag`: the post's id and version ([`Version`]: its `updated_at` to the
+/// nanosecond, which every write of the post moves, and a hash of its tags' labels, which a tag
+/// renamed or deleted changes), for the `If-Match` of a PATCH or DELETE.
 fn with_etag(post: PostWithTags) -> impl IntoResponse {
-    let etag = format!(
-        "\"{}@{}\"",
-        post.post.id,
-        post.post
-            .updated_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-    );
+    let etag = format!("\"{}@{}\"", post.post.id, Version::of(&post).token());
     ([(header::ETAG, etag)], Json(post))
 }
 
-/// The versions of the post a PATCH may change, from its `If-Match` headers: any without one or
+/// The versions of the post a PATCH may change or a DELETE delete, from its `If-Match` headers: any without one or
 /// with `*`, else those of the ETags listed that this API gave ([`with_etag`]). A weak ETag
 /// never matches (`If-Match` compares strongly), nor one this API did not give: with none left,
 /// no version is allowed and the PATCH is refused.
@@ -255,8 +250,7 @@ fn if_match(headers: &HeaderMap) -> Expected {
             .filter_map(|tag| {
                 let inner = tag.strip_prefix('"')?.strip_suffix('"')?;
                 let (id, version) = inner.split_once('@')?;
-                let version = chrono::DateTime::parse_from_rfc3339(version).ok()?;
-                Some((id.parse().ok()?, version.with_timezone(&chrono::Utc)))
+                Some((id.parse().ok()?, Version::parse(version)?))
             })
             .collect(),
     )
@@ -287,21 +281,34 @@ async fn update_post(
 ) -> Result<impl IntoResponse> {
     match posts::patch(&state.db, &slug, &patch, &if_match(&headers)).await {
         Ok(post) => Ok(with_etag(post)),
-        Err(BlogError::Changed(_)) => Err(Error::Request(
-            StatusCode::PRECONDITION_FAILED,
-            "the post was changed since the version If-Match names (or If-Match names no \
-             version this API gave): nothing was saved; GET it for its current ETag"
-                .into(),
-        )),
-        Err(err) => Err(err.into()),
+        Err(err) => Err(precondition_failed(err, "saved")),
     }
 }
 
+/// A post changed since the version `If-Match` names: a 412 saying nothing was `done`.
+fn precondition_failed(err: BlogError, done: &str) -> Error {
+    match err {
+        BlogError::Changed(_) => Error::Request(
+            StatusCode::PRECONDITION_FAILED,
+            format!(
+                "the post was changed since the version If-Match names (or If-Match names no \
+                 version this API gave): nothing was {done}; GET it for its current ETag"
+            ),
+        ),
+        err => err.into(),
+    }
+}
+
+/// With `If-Match` (the `ETag` of a GET), the DELETE applies only to that version of the post,
+/// checked in the delete's transaction: a 412 when it changed since, the post kept.
 async fn delete_post(
     _: ApiAdmin,
     State(state): State<AppState>,
     Path(slug): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode> {
-    posts::delete(&state.db, &slug).await?;
+    posts::delete(&state.db, &slug, &if_match(&headers))
+        .await
+        .map_err(|err| precondition_failed(err, "deleted"))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sea_orm::{ActiveModelTrait, DbErr, SqlErr, TransactionSession, TransactionTrait};
 
-use blog::blog::input::{PostDraft, PostInput, PostPatch};
+use blog::blog::input::{PostDraft, PostInput, PostPatch, TagLabel};
 use blog::blog::posts::{self, CreatePost, UpdatePost, Visibility};
 use blog::blog::tags;
 use blog::blog::{BlogError, procedures};
@@ -167,7 +167,11 @@ async fn a_procedures_error_comes_back_typed() {
         other => panic!("expected the slug conflict, got {other:?}"),
     }
     let missing = replica
-        .call::<UpdatePost>((i32::MAX, chrono::Utc::now(), post("no-such-post", 0)))
+        .call::<UpdatePost>((
+            i32::MAX,
+            posts::Version::parse("2026-01-01T00:00:00Z~0000000000000000").unwrap(),
+            post("no-such-post", 0),
+        ))
         .await;
     assert!(
         matches!(missing, Err(BlogError::NotFound)),
@@ -227,7 +231,9 @@ async fn a_replica_deletes_posts_and_tags_with_procedures() {
     let tag = tags::find_by_label(&replica, "doomed-tag0").await.unwrap();
 
     let before = calls(&faults);
-    posts::delete(&replica, "doomed").await.expect("deleted");
+    posts::delete(&replica, "doomed", &posts::Expected::Any)
+        .await
+        .expect("deleted");
     tags::delete(&replica, tag.id).await.expect("deleted");
     assert_eq!(calls(&faults) - before, 2, "one RPC each");
 
@@ -245,7 +251,7 @@ async fn a_replica_deletes_posts_and_tags_with_procedures() {
         "the other tag stays"
     );
     assert!(matches!(
-        posts::delete(&replica, "doomed").await,
+        posts::delete(&replica, "doomed", &posts::Expected::Any).await,
         Err(BlogError::NotFound)
     ));
     assert!(matches!(
@@ -455,13 +461,29 @@ impl Procedure for PatchPostV1 {
     }
 }
 
+/// `blog.posts.delete` as the primary ran it before it took the versions to allow (`If-Match`).
+struct DeletePostV1;
+
+impl Procedure for DeletePostV1 {
+    const NAME: &'static str = posts::DeletePost::NAME;
+    const VERSION: u32 = 1;
+    type Args = String;
+    type Output = ();
+    type Error = BlogError;
+
+    async fn run(_: &ClusterTransaction, _: Self::Args) -> Result<(), BlogError> {
+        Err(BlogError::Conflict("version 1 of the delete ran".into()))
+    }
+}
+
 /// The edit form's update from a replica, against the version of the post it was opened on:
 /// after a change on the primary it is refused with the post as the primary has it, nothing
 /// written; against that version it saves. The same on a primary that runs the update as one
 /// procedure and on one that runs version 1 of it (a rolling deploy), where the replica runs the
 /// body as an interactive transaction and the check is made in that transaction; and the API's
-/// PATCH with an `If-Match` of the version before the change, likewise. The replica
-/// lags 300 ms: a version read from its copy would be the old one.
+/// PATCH with an `If-Match` of the version before the change, likewise, and a DELETE with it. A tag
+/// of the post renamed on the primary, which does not write the post, changes its version too.
+/// The replica lags 300 ms: a version read from its copy would be the old one.
 #[tokio::test]
 async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version() {
     let cluster = Cluster::start_with_lag(2, 2, Duration::from_millis(300)).await;
@@ -469,7 +491,7 @@ async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version
         .register::<CreatePost>()
         .register::<UpdatePostV1>()
         .register::<PatchPostV1>()
-        .register::<posts::DeletePost>()
+        .register::<DeletePostV1>()
         .register::<tags::DeleteTag>();
     for (registry, slug, as_one_rpc) in [
         (blog_procedures(), "checked", true),
@@ -490,7 +512,7 @@ async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version
         let mut edit = post(slug, 1);
         edit.body = "Edited in the form.".into();
         let before = calls(&faults);
-        let refused = posts::update(&replica, id, opened.post.updated_at, &edit).await;
+        let refused = posts::update(&replica, id, posts::Version::of(&opened), &edit).await;
         let rpcs = calls(&faults) - before;
         let current = match refused {
             Err(BlogError::Changed(current)) => current,
@@ -512,7 +534,7 @@ async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version
             "{slug}: nothing written"
         );
         // The API's PATCH with If-Match naming the version read before the change: the same.
-        let stale = posts::Expected::OneOf(vec![(id, opened.post.updated_at)]);
+        let stale = posts::Expected::OneOf(vec![(id, posts::Version::of(&opened))]);
         let edit_body = PostPatch {
             body: Some("Patched from an old read.".into()),
             ..Default::default()
@@ -526,11 +548,49 @@ async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version
         );
         assert_eq!(rpcs == 1, as_one_rpc, "{slug}: {rpcs} calls");
 
-        let saved = posts::update(&replica, id, current.post.updated_at, &edit)
+        let before = calls(&faults);
+        let refused = posts::delete(&replica, slug, &stale).await;
+        let rpcs = calls(&faults) - before;
+        assert!(
+            matches!(&refused, Err(BlogError::Changed(current)) if current.post.body == "Changed on the primary."),
+            "{slug}: expected the delete refused, got {refused:?}"
+        );
+        assert_eq!(rpcs == 1, as_one_rpc, "{slug}: {rpcs} calls");
+
+        let saved = posts::update(&replica, id, posts::Version::of(&current), &edit)
             .await
             .unwrap_or_else(|e| panic!("{slug}: saved against the current version: {e:?}"));
         assert_eq!(saved.post.body, "Edited in the form.");
         let on_primary = posts::find_by_id(&primary, id).await.unwrap();
         assert_eq!(on_primary.post.body, "Edited in the form.", "{slug}");
+
+        // A tag of the post renamed meanwhile: the post is not written, its version changes.
+        let tag = tags::find_by_label(&primary, &format!("{slug}-tag0"))
+            .await
+            .unwrap();
+        let renamed = TagLabel::parse(&format!("{slug}-renamed")).unwrap();
+        tags::rename(&primary, tag.id, &renamed).await.unwrap();
+        let refused = posts::update(&replica, id, posts::Version::of(&saved), &edit).await;
+        assert!(
+            matches!(&refused, Err(BlogError::Changed(current)) if current.tags == [renamed.as_str()]),
+            "{slug}: expected the update refused after the rename, got {refused:?}"
+        );
+        let kept = posts::find_by_id(&primary, id).await.unwrap();
+        assert_eq!(kept.tags, [renamed.as_str()], "{slug}: the rename stays");
+        let stale = posts::Expected::OneOf(vec![(id, posts::Version::of(&saved))]);
+        assert!(
+            matches!(
+                posts::delete(&replica, slug, &stale).await,
+                Err(BlogError::Changed(_))
+            ),
+            "{slug}: a delete against the version before the rename is refused"
+        );
+        posts::delete(
+            &replica,
+            slug,
+            &posts::Expected::OneOf(vec![(id, posts::Version::of(&kept))]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{slug}: deleted at its current version: {e:?}"));
     }
 }
