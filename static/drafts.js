@@ -5,9 +5,12 @@
 // session that ended).
 //
 // - On the post form (form[data-draft-key]), every change is saved to localStorage under
-//   "blog-draft:" and the form's key ("new", or "edit:<slug>"), with the time.
+//   "blog-draft:" and the form's key ("new", or "edit:<slug>"), with the time and, on an edit
+//   form, the version of the post the text was typed against.
 // - When the form opens and a saved draft for its key differs from what the form shows, a notice
 //   above the form offers to restore it or discard it. Nothing is put into the form without asking.
+// - Restoring a draft also restores that version, so a draft typed before someone else saved the
+//   post is saved as a conflict (the form comes back with both), never over their save.
 // - A draft is removed only once the server has confirmed the save: the page the save redirects to
 //   names the key in <main data-saved-draft>. Not on submit: that submit may be the one that fails
 //   (a form sent back with an error keeps its draft).
@@ -34,7 +37,8 @@
       const draft = JSON.parse(storage.getItem(PREFIX + key));
       const valid = draft && typeof draft === "object"
         && TEXT_FIELDS.every((name) => typeof draft[name] === "string")
-        && typeof draft.published === "boolean" && typeof draft.savedAt === "number";
+        && typeof draft.published === "boolean" && typeof draft.savedAt === "number"
+        && (draft.version === undefined || typeof draft.version === "string");
       return valid ? draft : null;
     } catch {
       return null;
@@ -72,10 +76,14 @@
   const same = (a, b) =>
     a.published === b.published && TEXT_FIELDS.every((name) => a[name] === b[name]);
 
+  // The version of the post this form's text is based on (edit forms only).
+  const version = field("version");
   let typed = false;
   const save = () => {
     typed = true;
-    write(key, { ...shown(), savedAt: Date.now() });
+    const draft = { ...shown(), savedAt: Date.now() };
+    if (version) draft.version = version.value;
+    write(key, draft);
   };
 
   const offer = (draft) => {
@@ -106,6 +114,9 @@
     const restore = button("Restore them", "restore", "", () => {
       for (const name of TEXT_FIELDS) field(name).value = draft[name];
       field("published").checked = draft.published;
+      // A draft from before versions were kept has none: its base is unknown, so it must not
+      // pass for the version shown (the server then answers with a conflict to resolve).
+      if (version) version.value = draft.version ?? "";
       save();
     });
     // What was typed since the notice appeared is the draft now: discarding keeps that.

@@ -15,6 +15,10 @@ pub enum BlogError {
     /// A unique constraint said no; the message is meant for a person.
     #[error("{0}")]
     Conflict(String),
+    /// The post changed since the version the write was told to expect (an edit form opened
+    /// before another save): nothing was written. Holds the post as it is now.
+    #[error("the post was changed since it was read")]
+    Changed(Box<crate::blog::posts::PostWithTags>),
     #[error(transparent)]
     Db(DbErr),
 }

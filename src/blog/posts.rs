@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ModelTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, Set,
@@ -172,38 +172,141 @@ pub async fn find_by_slug<C: ConnectionTrait>(
     }
 }
 
+/// The post `id`, drafts included.
+pub async fn find_by_id<C: ConnectionTrait>(db: &C, id: i32) -> Result<PostWithTags, BlogError> {
+    match post::Entity::find_by_id(id).one(db).await? {
+        Some(post) => Ok(with_tags(db, vec![post]).await?.remove(0)),
+        None => Err(BlogError::NotFound),
+    }
+}
+
 /// Creates a post and links its tags (creating missing ones) in one transaction.
 pub async fn create(db: &ClusterConnection, input: &PostInput) -> Result<PostWithTags, BlogError> {
     db.call::<CreatePost>(input.clone()).await.map(Saved::into)
 }
 
-/// Replaces a post's fields and tags in one transaction. The slug may change.
+/// Replaces the fields and tags of the post `id` in one transaction, if it is still the version
+/// `expected` (see [`Version`]): otherwise nothing is written and the answer is
+/// [`BlogError::Changed`] with the post as it is now. The check is made inside the write's
+/// transaction, on the primary, so no change made between the read of `expected` and this write
+/// (a save of the post, or a rename or deletion of one of its tags) is overwritten. The slug may
+/// change.
 pub async fn update(
     db: &ClusterConnection,
-    slug: &str,
+    id: i32,
+    expected: Version,
     input: &PostInput,
 ) -> Result<PostWithTags, BlogError> {
-    db.call::<UpdatePost>((slug.to_owned(), input.clone()))
+    db.call::<UpdatePost>((id, expected, input.clone()))
         .await
         .map(Saved::into)
+}
+
+/// A version of a post, as an edit form or an `ETag` names it: its `updated_at` to the
+/// nanosecond, which every write of the post moves (`src/entity/post.rs`), and a hash of the
+/// labels of its tags, which a tag renamed or deleted on the Tags page changes without writing
+/// the post. An equal version means the post and its tags are as they were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Version {
+    updated_at: DateTime<Utc>,
+    tags: u64,
+}
+
+impl Version {
+    /// The version `post` is, with its tags as read with it.
+    pub fn of(post: &PostWithTags) -> Self {
+        Version {
+            updated_at: post.post.updated_at,
+            tags: tags_hash(&post.tags),
+        }
+    }
+
+    /// The version as text: `updated_at` (RFC 3339, nanoseconds, UTC), `~`, and the tags' hash
+    /// (16 hex digits). No `"`, `,` or space, so it fits in an `ETag` and an `If-Match` list.
+    pub fn token(&self) -> String {
+        format!(
+            "{}~{:016x}",
+            self.updated_at.to_rfc3339_opts(SecondsFormat::Nanos, true),
+            self.tags
+        )
+    }
+
+    /// The version a [`Version::token`] names; `None` for any other text (among them a token of
+    /// before the tags' hash, which cannot tell whether the post's tags changed since).
+    pub fn parse(token: &str) -> Option<Self> {
+        let (updated_at, tags) = token.trim().rsplit_once('~')?;
+        if tags.len() != 16 || !tags.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(Version {
+            updated_at: DateTime::parse_from_rfc3339(updated_at)
+                .ok()?
+                .with_timezone(&Utc),
+            tags: u64::from_str_radix(tags, 16).ok()?,
+        })
+    }
+}
+
+/// The first 8 bytes of the SHA-256 of the labels, sorted, each preceded by its length: the same
+/// on every node and in every build (unlike `std`'s hashers), whatever order they were read in.
+fn tags_hash(labels: &[String]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&str> = labels.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let mut hasher = Sha256::new();
+    for label in sorted {
+        hasher.update((label.len() as u64).to_le_bytes());
+        hasher.update(label.as_bytes());
+    }
+    let digest = hasher.finalize();
+    u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 32 bytes"))
+}
+
+/// The versions of a post a write may replace or delete (the API's `If-Match`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Expected {
+    /// Whatever version it is now.
+    #[default]
+    Any,
+    /// One of these: the post's id and a [`Version`] of it. None of them matching, nothing is
+    /// written ([`BlogError::Changed`]).
+    OneOf(Vec<(i32, Version)>),
+}
+
+impl Expected {
+    fn allows(&self, post: &PostWithTags) -> bool {
+        match self {
+            Expected::Any => true,
+            Expected::OneOf(versions) => versions.contains(&(post.post.id, Version::of(post))),
+        }
+    }
 }
 
 /// Applies `patch` to the post `slug`: reads the post, merges the fields given, validates the
 /// result as [`PostInput::parse`] does and writes it, in one transaction (so a concurrent edit of
-/// other fields is kept). The slug may change.
+/// other fields is kept), if the post is a version `expected` allows (checked in that
+/// transaction). The slug may change.
 pub async fn patch(
     db: &ClusterConnection,
     slug: &str,
     patch: &PostPatch,
+    expected: &Expected,
 ) -> Result<PostWithTags, BlogError> {
-    db.call::<PatchPost>((slug.to_owned(), patch.clone()))
+    db.call::<PatchPost>((slug.to_owned(), patch.clone(), expected.clone()))
         .await
         .map(Saved::into)
 }
 
-/// Deletes a post; its tag links go with it (the tags stay).
-pub async fn delete(db: &ClusterConnection, slug: &str) -> Result<(), BlogError> {
-    db.call::<DeletePost>(slug.to_owned()).await
+/// Deletes the post `slug` if it is a version `expected` allows (checked in the delete's
+/// transaction: otherwise nothing is deleted, [`BlogError::Changed`]); its tag links go with it
+/// (the tags stay).
+pub async fn delete(
+    db: &ClusterConnection,
+    slug: &str,
+    expected: &Expected,
+) -> Result<(), BlogError> {
+    db.call::<DeletePost>((slug.to_owned(), expected.clone()))
+        .await
 }
 
 /// A post with its tags as a procedure returns it ([`PostWithTags`] flattens the post for JSON,
@@ -238,49 +341,70 @@ impl Procedure for CreatePost {
     }
 }
 
-/// [`update`]'s transaction: the slug the post has now, and its new content.
+/// [`update`]'s transaction: the post's id, the version of it the new content was written
+/// against ([`Version`]), and the new content.
+///
+/// Version 2 (version 1 took the post's slug and no version). On a primary still running version
+/// 1 (a rolling deploy) the call is refused before anything runs, and the caller runs this same
+/// body as an interactive transaction on the primary: the version check is then made in that
+/// transaction, as here.
 pub struct UpdatePost;
 
 impl Procedure for UpdatePost {
     const NAME: &'static str = "blog.posts.update";
-    const VERSION: u32 = 1;
-    type Args = (String, PostInput);
+    const VERSION: u32 = 2;
+    type Args = (i32, Version, PostInput);
     type Output = Saved;
     type Error = BlogError;
 
-    async fn run(txn: &ClusterTransaction, (slug, input): Self::Args) -> Result<Saved, BlogError> {
-        update_in(txn, &slug, &input).await.map(Saved::from)
+    async fn run(
+        txn: &ClusterTransaction,
+        (id, expected, input): Self::Args,
+    ) -> Result<Saved, BlogError> {
+        update_in(txn, id, expected, &input).await.map(Saved::from)
     }
 }
 
-/// [`patch`]'s transaction: the slug the post has now, and the fields to change. Its validation
-/// errors are [`BlogError::Validation`] with their fields, as [`PostInput::parse`] gives them.
+/// [`patch`]'s transaction: the slug the post has now, the fields to change, and the versions
+/// of the post it may change. Its validation errors are [`BlogError::Validation`] with their
+/// fields, as [`PostInput::parse`] gives them.
+///
+/// Version 2 (version 1 had no versions to check): on a primary still running version 1 the
+/// caller runs this body as an interactive transaction, which checks them.
 pub struct PatchPost;
 
 impl Procedure for PatchPost {
     const NAME: &'static str = "blog.posts.patch";
-    const VERSION: u32 = 1;
-    type Args = (String, PostPatch);
+    const VERSION: u32 = 2;
+    type Args = (String, PostPatch, Expected);
     type Output = Saved;
     type Error = BlogError;
 
-    async fn run(txn: &ClusterTransaction, (slug, patch): Self::Args) -> Result<Saved, BlogError> {
-        patch_in(txn, &slug, &patch).await.map(Saved::from)
+    async fn run(
+        txn: &ClusterTransaction,
+        (slug, patch, expected): Self::Args,
+    ) -> Result<Saved, BlogError> {
+        patch_in(txn, &slug, &patch, &expected)
+            .await
+            .map(Saved::from)
     }
 }
 
-/// [`delete`]'s transaction: the post's slug.
+/// [`delete`]'s transaction: the post's slug, and the versions of the post it may delete.
+///
+/// Version 2 (version 1 had no versions to check): on a primary still running version 1 the
+/// caller runs this body as an interactive transaction, which checks them.
 pub struct DeletePost;
 
 impl Procedure for DeletePost {
     const NAME: &'static str = "blog.posts.delete";
-    const VERSION: u32 = 1;
-    type Args = String;
+    const VERSION: u32 = 2;
+    type Args = (String, Expected);
     type Output = ();
     type Error = BlogError;
 
-    async fn run(txn: &ClusterTransaction, slug: String) -> Result<(), BlogError> {
-        delete_in(txn, &slug).await
+    async fn run(txn: &ClusterTransaction, (slug, expected): Self::Args) -> Result<(), BlogError> {
+        delete_in(txn, &slug, &expected).await
     }
 }
 
@@ -304,14 +428,19 @@ pub async fn create_in<C: ConnectionTrait>(
     Ok(with_tags(txn, vec![post]).await?.remove(0))
 }
 
-/// Replaces a post's fields and tags, inside the caller's transaction.
+/// Replaces the fields and tags of the post `id` if it is still the version `expected`, inside
+/// the caller's transaction (see [`update`]).
 pub async fn update_in<C: ConnectionTrait>(
     txn: &C,
-    slug: &str,
+    id: i32,
+    expected: Version,
     input: &PostInput,
 ) -> Result<PostWithTags, BlogError> {
-    let existing = find_existing(txn, slug).await?;
-    save_in(txn, existing, input, true).await
+    let existing = find_by_id(txn, id).await?;
+    if Version::of(&existing) != expected {
+        return Err(BlogError::Changed(Box::new(existing)));
+    }
+    save_in(txn, existing.post, input, true).await
 }
 
 /// Applies a patch to a post, inside the caller's transaction: the post as it is now, with the
@@ -321,8 +450,13 @@ pub async fn patch_in<C: ConnectionTrait>(
     txn: &C,
     slug: &str,
     patch: &PostPatch,
+    expected: &Expected,
 ) -> Result<PostWithTags, BlogError> {
-    let existing = find_existing(txn, slug).await?;
+    let current = find_by_slug(txn, slug, Visibility::All).await?;
+    if !expected.allows(&current) {
+        return Err(BlogError::Changed(Box::new(current)));
+    }
+    let existing = current.post;
     let draft = PostDraft {
         title: patch
             .title
@@ -335,14 +469,6 @@ pub async fn patch_in<C: ConnectionTrait>(
     };
     let input = PostInput::parse(&draft)?;
     save_in(txn, existing, &input, patch.tags.is_some()).await
-}
-
-async fn find_existing<C: ConnectionTrait>(txn: &C, slug: &str) -> Result<post::Model, BlogError> {
-    post::Entity::find()
-        .filter(post::Column::Slug.eq(slug))
-        .one(txn)
-        .await?
-        .ok_or(BlogError::NotFound)
 }
 
 /// Writes `input` over the post `existing`, its tags too when `replace_tags`.
@@ -375,10 +501,18 @@ async fn save_in<C: ConnectionTrait>(
     Ok(with_tags(txn, vec![post]).await?.remove(0))
 }
 
-/// Deletes a post, inside the caller's transaction.
-pub async fn delete_in<C: ConnectionTrait>(txn: &C, slug: &str) -> Result<(), BlogError> {
-    let existing = find_existing(txn, slug).await?;
-    existing.delete(txn).await?;
+/// Deletes the post `slug` if it is a version `expected` allows, inside the caller's transaction
+/// (see [`delete`]).
+pub async fn delete_in<C: ConnectionTrait>(
+    txn: &C,
+    slug: &str,
+    expected: &Expected,
+) -> Result<(), BlogError> {
+    let current = find_by_slug(txn, slug, Visibility::All).await?;
+    if !expected.allows(&current) {
+        return Err(BlogError::Changed(Box::new(current)));
+    }
+    current.post.delete(txn).await?;
     Ok(())
 }
 
@@ -426,7 +560,53 @@ async fn with_tags<C: ConnectionTrait>(
 
 #[cfg(test)]
 mod tests {
-    use super::fts_query;
+    use super::{PostWithTags, Version, fts_query};
+    use crate::entity::post;
+
+    fn post_with(tags: &[&str]) -> PostWithTags {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-29T07:00:00.123456789Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        PostWithTags {
+            post: post::Model {
+                id: 7,
+                slug: "p".into(),
+                title: "P".into(),
+                body: String::new(),
+                published: false,
+                published_at: None,
+                created_at: at,
+                updated_at: at,
+            },
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_version_covers_the_tags_in_any_order_and_round_trips() {
+        let v = Version::of(&post_with(&["b", "a"]));
+        assert_eq!(v, Version::of(&post_with(&["a", "b"])));
+        assert_ne!(v, Version::of(&post_with(&["a"])));
+        assert_ne!(v, Version::of(&post_with(&["a", "b-renamed"])));
+        assert_ne!(
+            Version::of(&post_with(&["ab"])),
+            Version::of(&post_with(&["a", "b"]))
+        );
+        let token = v.token();
+        assert!(
+            token.starts_with("2026-11-29T07:00:00.123456789Z~"),
+            "{token}"
+        );
+        assert_eq!(Version::parse(&token), Some(v));
+        for odd in [
+            "",
+            "2026-11-29T07:00:00.123456789Z",
+            "x~0000000000000000",
+            &token[..token.len() - 1],
+        ] {
+            assert_eq!(Version::parse(odd), None, "{odd:?}");
+        }
+    }
 
     #[test]
     fn search_text_is_quoted_words() {

@@ -1,6 +1,7 @@
 //! The blog's write procedures, and how its errors cross the network when one runs on the
 //! primary for a replica: a not-found or a conflict comes back as the same [`BlogError`] (a 404
-//! or a 409), a database error as the same `DbErr`.
+//! or a 409), a post changed meanwhile as the same [`BlogError::Changed`] with the post as it is,
+//! a database error as the same `DbErr`.
 
 use sea_orm_litefs::{Failure, ProcedureError, Procedures};
 
@@ -23,6 +24,9 @@ pub enum AppFailure {
     Conflict(String),
     /// Field names and messages (procedures take validated input, so this is a safety net).
     Validation(Vec<(String, String)>),
+    /// [`BlogError::Changed`], with the post as it is now. Last, so that the variants before it
+    /// keep their bincode numbers for nodes of the version before it.
+    Changed(posts::Saved),
 }
 
 /// The fields a form names; a validation error names one of them.
@@ -36,6 +40,7 @@ impl ProcedureError for BlogError {
             BlogError::Db(err) => Failure::Db(err),
             BlogError::NotFound => Failure::App(AppFailure::NotFound),
             BlogError::Conflict(message) => Failure::App(AppFailure::Conflict(message)),
+            BlogError::Changed(current) => Failure::App(AppFailure::Changed((*current).into())),
             BlogError::Validation(fields) => Failure::App(AppFailure::Validation(
                 fields
                     .into_iter()
@@ -49,6 +54,7 @@ impl ProcedureError for BlogError {
         match app {
             AppFailure::NotFound => BlogError::NotFound,
             AppFailure::Conflict(message) => BlogError::Conflict(message),
+            AppFailure::Changed(current) => BlogError::Changed(Box::new(current.into())),
             AppFailure::Validation(fields) => BlogError::Validation(
                 fields
                     .into_iter()

@@ -19,10 +19,10 @@ use super::csrf::CsrfForm;
 use super::error::{Error, PageError};
 use super::pages::PageQuery;
 use super::views::{
-    AdminTagsPage, DashboardPage, LoginPage, Pager, PostCard, PostFormPage, TagRename,
+    AdminTagsPage, CurrentPost, DashboardPage, LoginPage, Pager, PostCard, PostFormPage, TagRename,
 };
 use crate::blog::input::{PostDraft, PostInput, Slug, TagLabel, split_tag_list};
-use crate::blog::posts::{self, Visibility};
+use crate::blog::posts::{self, PostWithTags, Visibility};
 use crate::blog::{BlogError, FieldErrors, tags};
 
 pub fn router() -> Router<AppState> {
@@ -173,6 +173,12 @@ struct PostForm {
     published: Option<String>,
     /// The key of the browser's draft of this form (see [`PostFormPage::draft_key`]).
     draft_key: Option<String>,
+    /// The id of the post the edit form was loaded from (hidden; absent in a new-post form, and
+    /// in an edit form opened before forms carried it).
+    post_id: Option<String>,
+    /// The version of the post the edit form was loaded from, a [`posts::Version::token`]
+    /// (hidden, absent as `post_id` is).
+    version: Option<String>,
 }
 
 /// The longest draft key a form may send back (`edit:` and a slug, which is far shorter).
@@ -192,6 +198,29 @@ impl PostForm {
                 key.clone()
             }
             _ => editing.map_or("new".to_owned(), |slug| format!("edit:{slug}")),
+        }
+    }
+
+    /// The post and the version of it this edit form was loaded from, when it says both in a
+    /// form this server writes; `None` for a form that does not (opened before a deploy added
+    /// them), which cannot tell whether the post changed since.
+    fn loaded_from(&self) -> Option<(i32, posts::Version)> {
+        let id = self.post_id.as_deref()?.trim().parse().ok()?;
+        let version = posts::Version::parse(self.version.as_deref()?)?;
+        Some((id, version))
+    }
+
+    /// This form with the post `current`'s id and version, to be saved over it.
+    fn against(&self, current: &PostWithTags) -> PostForm {
+        PostForm {
+            post_id: Some(current.post.id.to_string()),
+            version: Some(posts::Version::of(current).token()),
+            title: self.title.clone(),
+            slug: self.slug.clone(),
+            body: self.body.clone(),
+            tags: self.tags.clone(),
+            published: self.published.clone(),
+            draft_key: self.draft_key.clone(),
         }
     }
 
@@ -234,7 +263,10 @@ fn post_form(
         body: form.body.clone(),
         tags: form.tags.clone(),
         published: form.published.is_some(),
+        post_id: editing.and(form.post_id.clone()).unwrap_or_default(),
+        version: editing.and(form.version.clone()).unwrap_or_default(),
         errors,
+        current: None,
     };
     (jar, view)
 }
@@ -280,6 +312,8 @@ async fn edit_post(
         tags: existing.tags.join(", "),
         published: existing.post.published.then(|| "on".into()),
         draft_key: None,
+        post_id: Some(existing.post.id.to_string()),
+        version: Some(posts::Version::of(&existing).token()),
     };
     Ok(post_form(
         &state,
@@ -296,11 +330,45 @@ const GONE_MEANWHILE: &str = "This post was deleted, or given another address, w
      editing it: nothing was saved. Your text is kept below: \u{201c}Create post\u{201d} saves it \
      as a new post, or copy it into the post from the dashboard.";
 
+/// What the edit form says when the post changed since the form was opened.
+const CHANGED_MEANWHILE: &str = "This post was changed by someone else since you opened this \
+     form: nothing was saved. Your text is kept in the form; the post as it is now is shown below \
+     it. Bring over what you want to keep of it, then save again to replace it with this form.";
+
+/// What the edit form says when it came without the version it was loaded from.
+const VERSION_UNKNOWN: &str = "This form does not say which version of the post it was \
+     opened on (it was opened before an update of the blog), so the post may have been changed by \
+     someone else since you opened this form: nothing was saved. Your text is kept in the form; \
+     the post as it is now is shown below it. Check it, then save again to replace it with this \
+     form.";
+
+/// The edit form sent back with a 409 because the post is not the version it was loaded from
+/// (or the form does not say which): the user's text kept, the post as it is now shown under it,
+/// and the form now carrying that version and posting to the post's address now, so that saving
+/// it again replaces the post as the user has seen it.
+fn changed_form(
+    state: &AppState,
+    visitor: Visitor,
+    form: &PostForm,
+    current: &PostWithTags,
+    message: &str,
+) -> Response {
+    let form = form.against(current);
+    let slug = current.post.slug.as_str();
+    // The key the page gave it: the browser's draft of it is the text shown.
+    let draft_key = form.draft_key(Some(slug));
+    let errors = FieldErrors::from([("form", message.to_owned())]);
+    let (jar, mut view) = post_form(state, visitor, Some(slug), &form, draft_key, errors);
+    view.current = Some(CurrentPost::new(current, &form.draft()));
+    (StatusCode::CONFLICT, jar, view).into_response()
+}
+
 /// Re-renders the form with what the user typed and what is wrong, or passes the error on.
 ///
-/// An edit whose post is gone from its address (deleted, or its slug changed on another node,
-/// since the form was opened) comes back as a new-post form holding the edit, with a 404: the post
-/// it was sent to does not exist, as the API answers a PATCH of it.
+/// A post changed since its edit form was opened comes back as [`changed_form`], with a 409. An
+/// edit whose post is gone (deleted, or, for a form without the post's id, its slug changed on
+/// another node, since the form was opened) comes back as a new-post form holding the edit, with
+/// a 404: the post it was sent to does not exist, as the API answers a PATCH of it.
 fn rejected_form(
     state: &AppState,
     visitor: Visitor,
@@ -308,6 +376,18 @@ fn rejected_form(
     form: &PostForm,
     err: BlogError,
 ) -> Result<Response, PageError> {
+    let err = match err {
+        BlogError::Changed(current) => {
+            return Ok(changed_form(
+                state,
+                visitor,
+                form,
+                &current,
+                CHANGED_MEANWHILE,
+            ));
+        }
+        other => other,
+    };
     if editing.is_some() && matches!(err, BlogError::NotFound) {
         let errors = FieldErrors::from([("form", GONE_MEANWHILE.to_owned())]);
         // Still under the edit's draft key: the browser's draft of it is the text shown.
@@ -390,7 +470,23 @@ async fn update_post(
     Path(slug): Path<String>,
     CsrfForm(form): CsrfForm<PostForm>,
 ) -> Result<Response, PageError> {
-    if let Some(label) = legacy_tag_split(&state, &slug, &form.tags).await {
+    let Some((id, expected)) = form.loaded_from() else {
+        // A form that does not say which version of the post it shows (opened before a deploy
+        // added it) is not saved blindly over changes it cannot see: it comes back with the post
+        // as it is now and its version, and saved again it saves. Read here, not in a write: it
+        // only shows the post.
+        return match posts::find_by_slug(&state.db, &slug, Visibility::All).await {
+            Ok(current) => Ok(changed_form(
+                &state,
+                visitor,
+                &form,
+                &current,
+                VERSION_UNKNOWN,
+            )),
+            Err(err) => rejected_form(&state, visitor, Some(&slug), &form, err),
+        };
+    };
+    if let Some(label) = legacy_tag_split(&state, id, &form.tags).await {
         let message = format!(
             "the tag \u{201c}{label}\u{201d} was saved when a label could hold a comma, and this \
              field separates tags with commas: rename it on the Tags page first, or take it out \
@@ -400,7 +496,7 @@ async fn update_post(
         return rejected_form(&state, visitor, Some(&slug), &form, err);
     }
     let updated = match PostInput::parse(&form.draft()) {
-        Ok(input) => posts::update(&state.db, &slug, &input).await,
+        Ok(input) => posts::update(&state.db, id, expected, &input).await,
         Err(err) => Err(err),
     };
     match updated {
@@ -418,10 +514,8 @@ async fn update_post(
 /// it would become other tags, and the post would lose it although the form was saved untouched.
 /// Found when its parts (two or more) come in a row in the list. Read outside the write: it only
 /// decides whether the form is refused, and the post keeps its tags either way.
-async fn legacy_tag_split(state: &AppState, slug: &str, raw_tags: &str) -> Option<String> {
-    let current = posts::find_by_slug(&state.db, slug, Visibility::All)
-        .await
-        .ok()?;
+async fn legacy_tag_split(state: &AppState, id: i32, raw_tags: &str) -> Option<String> {
+    let current = posts::find_by_id(&state.db, id).await.ok()?;
     let typed = split_tag_list(raw_tags);
     current
         .tags
@@ -443,7 +537,7 @@ async fn delete_post(
     Path(slug): Path<String>,
     CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    posts::delete(&state.db, &slug).await?;
+    posts::delete(&state.db, &slug, &posts::Expected::Any).await?;
     Ok((
         state.flash(visitor.jar, "Post deleted."),
         Redirect::to("/admin"),

@@ -3,7 +3,7 @@
 use super::slash::RouteWithSlash;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use super::AppState;
 use super::auth::ApiAdmin;
 use super::error::{Error, Result};
 use crate::blog::input::{PostDraft, PostInput, PostPatch, TagLabel};
-use crate::blog::posts::{self, PostWithTags, Visibility};
+use crate::blog::posts::{self, Expected, PostWithTags, Version, Visibility};
 use crate::blog::tags::{self, TagWithCount};
 use crate::blog::{BlogError, Page};
 use crate::entity::tag;
@@ -204,15 +204,56 @@ async fn show_post(
     State(state): State<AppState>,
     admin: Option<ApiAdmin>,
     Path(slug): Path<String>,
-) -> Result<Json<PostWithTags>> {
+) -> Result<impl IntoResponse> {
     let visibility = if admin.is_some() {
         Visibility::All
     } else {
         Visibility::PublishedOnly
     };
-    Ok(Json(
+    Ok(with_etag(
         posts::find_by_slug(&state.db, &slug, visibility).await?,
     ))
+}
+
+/// A post with its `ETag`: the post's id and version ([`Version`]: its `updated_at` to the
+/// nanosecond, which every write of the post moves, and a hash of its tags' labels, which a tag
+/// renamed or deleted changes), for the `If-Match` of a PATCH or DELETE.
+fn with_etag(post: PostWithTags) -> impl IntoResponse {
+    let etag = format!("\"{}@{}\"", post.post.id, Version::of(&post).token());
+    ([(header::ETAG, etag)], Json(post))
+}
+
+/// The versions of the post a PATCH may change or a DELETE delete, from its `If-Match` headers: any without one or
+/// with `*`, else those of the ETags listed that this API gave ([`with_etag`]). A weak ETag
+/// never matches (`If-Match` compares strongly), nor one this API did not give: with none left,
+/// no version is allowed and the PATCH is refused.
+fn if_match(headers: &HeaderMap) -> Expected {
+    let values: Vec<&str> = headers
+        .get_all(header::IF_MATCH)
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect();
+    if values.is_empty() {
+        return Expected::Any;
+    }
+    let tags: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tags.contains(&"*") {
+        return Expected::Any;
+    }
+    Expected::OneOf(
+        tags.into_iter()
+            .filter_map(|tag| {
+                let inner = tag.strip_prefix('"')?.strip_suffix('"')?;
+                let (id, version) = inner.split_once('@')?;
+                Some((id.parse().ok()?, Version::parse(version)?))
+            })
+            .collect(),
+    )
 }
 
 async fn create_post(
@@ -223,26 +264,51 @@ async fn create_post(
     let input = PostInput::parse(&draft)?;
     Ok((
         StatusCode::CREATED,
-        Json(posts::create(&state.db, &input).await?),
+        with_etag(posts::create(&state.db, &input).await?),
     ))
 }
 
 /// Fields left out keep their current values; unknown (misspelled) fields are a 422. The merge
 /// happens inside the write's transaction, so concurrent patches of different fields both stay.
+/// With `If-Match` (the `ETag` of a GET), the PATCH applies only to that version of the post,
+/// checked in the same transaction: a 412 when it changed since, nothing written.
 async fn update_post(
     _: ApiAdmin,
     State(state): State<AppState>,
     Path(slug): Path<String>,
+    headers: HeaderMap,
     ApiJson(patch): ApiJson<PostPatch>,
-) -> Result<Json<PostWithTags>> {
-    Ok(Json(posts::patch(&state.db, &slug, &patch).await?))
+) -> Result<impl IntoResponse> {
+    match posts::patch(&state.db, &slug, &patch, &if_match(&headers)).await {
+        Ok(post) => Ok(with_etag(post)),
+        Err(err) => Err(precondition_failed(err, "saved")),
+    }
 }
 
+/// A post changed since the version `If-Match` names: a 412 saying nothing was `done`.
+fn precondition_failed(err: BlogError, done: &str) -> Error {
+    match err {
+        BlogError::Changed(_) => Error::Request(
+            StatusCode::PRECONDITION_FAILED,
+            format!(
+                "the post was changed since the version If-Match names (or If-Match names no \
+                 version this API gave): nothing was {done}; GET it for its current ETag"
+            ),
+        ),
+        err => err.into(),
+    }
+}
+
+/// With `If-Match` (the `ETag` of a GET), the DELETE applies only to that version of the post,
+/// checked in the delete's transaction: a 412 when it changed since, the post kept.
 async fn delete_post(
     _: ApiAdmin,
     State(state): State<AppState>,
     Path(slug): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode> {
-    posts::delete(&state.db, &slug).await?;
+    posts::delete(&state.db, &slug, &if_match(&headers))
+        .await
+        .map_err(|err| precondition_failed(err, "deleted"))?;
     Ok(StatusCode::NO_CONTENT)
 }

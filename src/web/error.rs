@@ -58,6 +58,9 @@ impl From<BlogError> for Error {
             BlogError::Validation(fields) => Error::Invalid(fields),
             BlogError::NotFound => Error::NotFound,
             BlogError::Conflict(msg) => Error::Conflict(msg),
+            BlogError::Changed(_) => Error::Conflict(
+                "the post was changed by someone else since it was read: nothing was saved".into(),
+            ),
             BlogError::Db(db) => database_error(db),
         }
     }

@@ -3,6 +3,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 
+use crate::blog::input::PostDraft;
 use crate::blog::posts::PostWithTags;
 use crate::blog::tags::TagWithCount;
 use crate::blog::{FieldErrors, Page};
@@ -242,7 +243,51 @@ pub struct PostFormPage {
     pub body: String,
     pub tags: String,
     pub published: bool,
+    /// The id of the post edited, and the version of it the form was loaded from (hidden fields:
+    /// the save is refused if the post changed since); empty in a new-post form.
+    pub post_id: String,
+    pub version: String,
     pub errors: FieldErrors,
+    /// The post as it is now, shown when it changed since the form was opened (a 409).
+    pub current: Option<CurrentPost>,
+}
+
+/// The post as it is now, under an edit form refused because the post changed since it was
+/// opened; each field says whether it differs from the form's.
+pub struct CurrentPost {
+    pub title: String,
+    pub title_differs: bool,
+    pub slug: String,
+    pub slug_differs: bool,
+    pub tags: String,
+    pub tags_differs: bool,
+    pub published: bool,
+    pub published_differs: bool,
+    pub body: String,
+    pub body_differs: bool,
+}
+
+impl CurrentPost {
+    /// `current` compared with what the form holds, `shown`.
+    pub fn new(current: &PostWithTags, shown: &PostDraft) -> Self {
+        let mut typed_tags = shown.tags.clone();
+        typed_tags.sort();
+        typed_tags.dedup();
+        let mut tags = current.tags.clone();
+        tags.sort();
+        CurrentPost {
+            title_differs: current.post.title != shown.title.trim(),
+            slug_differs: shown.slug.as_deref().map(str::trim) != Some(current.post.slug.as_str()),
+            tags_differs: tags != typed_tags,
+            published_differs: current.post.published != shown.published,
+            body_differs: current.post.body != shown.body,
+            title: current.post.title.clone(),
+            slug: current.post.slug.clone(),
+            tags: current.tags.join(", "),
+            published: current.post.published,
+            body: current.post.body.clone(),
+        }
+    }
 }
 
 impl PostFormPage {

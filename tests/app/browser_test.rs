@@ -541,3 +541,66 @@ async fn draft_flow(browser: &Client, app: &TestApp) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A draft of an edit kept in the browser (the session ended before it was sent, the tab was
+/// closed) is restored into the edit form after someone else saved the post: the form now
+/// carries the post's new version, so saving the restored text must not silently overwrite that
+/// save (it must come back as the conflict it is, with the post as it is now).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_draft_does_not_overwrite_a_save_made_since_it_was_typed() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Drafted", "body": "v1.", "published": true }))
+        .await;
+    let driver = Chromedriver::start().await;
+    let browser = driver.session().await;
+    let outcome = restored_draft_flow(&browser, &app).await;
+    let source = browser.source().await.unwrap_or_default();
+    let _ = browser.close().await;
+    if let Err(step) = outcome {
+        panic!("restored draft flow failed: {step}\n--- page source ---\n{source}");
+    }
+    let (_, post) = app.api_get("/posts/drafted").await;
+    assert_eq!(
+        post["body"], "v2, saved by someone else.",
+        "the restored draft was saved over the change made since it was typed; the page: {source}"
+    );
+    assert!(
+        source.contains("changed by someone else"),
+        "the save is refused as a conflict: {source}"
+    );
+}
+
+async fn restored_draft_flow(browser: &Client, app: &TestApp) -> Result<(), String> {
+    use fantoccini::Locator::Css;
+    let base = &app.base;
+    browser::log_in(browser, base, &app.password).await?;
+    let edit = format!("{base}/admin/posts/drafted/edit");
+    if open_form(browser, &edit).await? {
+        return Err("a draft nobody wrote is offered".into());
+    }
+    type_in(browser, "main form textarea[name='body']", " Typed at v1.").await?;
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/drafted",
+            Some(&json!({ "body": "v2, saved by someone else." })),
+        )
+        .await;
+    if status != StatusCode::OK {
+        return Err(format!("the change meanwhile: {status}"));
+    }
+    if !open_form(browser, &edit).await? {
+        return Err("the draft is not offered".into());
+    }
+    browser::click(
+        browser,
+        Css(&format!("{NOTICE} button[data-draft-action='restore']")),
+    )
+    .await?;
+    if form_values(browser).await?[2] != "v1. Typed at v1." {
+        return Err(format!("restored: {:?}", form_values(browser).await));
+    }
+    browser::click(browser, Css("main form button[type='submit']")).await?;
+    browser::wait_for(browser, Css("p.flash, #form-error")).await?;
+    Ok(())
+}

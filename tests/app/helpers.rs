@@ -315,6 +315,18 @@ pub fn csrf_of(html: &str) -> String {
     token.to_owned()
 }
 
+/// The value of the first field named `name` in a page (one without characters to escape, as the
+/// edit form's hidden `post_id` and `version`).
+pub fn hidden_value(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in the page: {html}"))
+        + marker.len();
+    let len = html[start..].find('"').expect("closing quote of the value");
+    html[start..start + len].to_owned()
+}
+
 // --- For the tests of sign-in and hardening ---------------------------------------------------
 
 /// The `name=value` pairs a response sets, as a `Cookie` header would send them back.

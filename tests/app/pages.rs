@@ -7,8 +7,8 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::helpers::{
-    NODE_NAME, TestApp, cookie_client, csrf_of, host_of, location, new_visitor_at_login,
-    raw_exchange, spawn_app,
+    NODE_NAME, TestApp, cookie_client, csrf_of, hidden_value, host_of, location,
+    new_visitor_at_login, raw_exchange, spawn_app,
 };
 
 /// GET with a client that has no cookies: an anonymous visitor.
@@ -472,6 +472,8 @@ async fn admin_writes_a_post_through_the_form() {
             "/admin/posts/form-post",
             &[
                 ("csrf", &csrf_of(&edit)),
+                ("post_id", &hidden_value(&edit, "post_id")),
+                ("version", &hidden_value(&edit, "version")),
                 ("title", "Form Post"),
                 ("slug", "form-post"),
                 ("body", "Some *emphasis* here."),

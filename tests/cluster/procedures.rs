@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sea_orm::{ActiveModelTrait, DbErr, SqlErr, TransactionSession, TransactionTrait};
 
-use blog::blog::input::{PostDraft, PostInput, PostPatch};
+use blog::blog::input::{PostDraft, PostInput, PostPatch, TagLabel};
 use blog::blog::posts::{self, CreatePost, UpdatePost, Visibility};
 use blog::blog::tags;
 use blog::blog::{BlogError, procedures};
@@ -167,7 +167,11 @@ async fn a_procedures_error_comes_back_typed() {
         other => panic!("expected the slug conflict, got {other:?}"),
     }
     let missing = replica
-        .call::<UpdatePost>(("no-such-post".into(), post("no-such-post", 0)))
+        .call::<UpdatePost>((
+            i32::MAX,
+            posts::Version::parse("2026-01-01T00:00:00Z~0000000000000000").unwrap(),
+            post("no-such-post", 0),
+        ))
         .await;
     assert!(
         matches!(missing, Err(BlogError::NotFound)),
@@ -227,7 +231,9 @@ async fn a_replica_deletes_posts_and_tags_with_procedures() {
     let tag = tags::find_by_label(&replica, "doomed-tag0").await.unwrap();
 
     let before = calls(&faults);
-    posts::delete(&replica, "doomed").await.expect("deleted");
+    posts::delete(&replica, "doomed", &posts::Expected::Any)
+        .await
+        .expect("deleted");
     tags::delete(&replica, tag.id).await.expect("deleted");
     assert_eq!(calls(&faults) - before, 2, "one RPC each");
 
@@ -245,7 +251,7 @@ async fn a_replica_deletes_posts_and_tags_with_procedures() {
         "the other tag stays"
     );
     assert!(matches!(
-        posts::delete(&replica, "doomed").await,
+        posts::delete(&replica, "doomed", &posts::Expected::Any).await,
         Err(BlogError::NotFound)
     ));
     assert!(matches!(
@@ -271,14 +277,16 @@ async fn a_replica_patches_a_post_with_one_procedure() {
         title: Some("Retitled on the primary".into()),
         ..Default::default()
     };
-    posts::patch(&primary, "patched", &title).await.unwrap();
+    posts::patch(&primary, "patched", &title, &posts::Expected::Any)
+        .await
+        .unwrap();
 
     let before = calls(&faults);
     let body = PostPatch {
         body: Some("Rewritten on a replica.".into()),
         ..Default::default()
     };
-    let patched = posts::patch(&replica, "patched", &body)
+    let patched = posts::patch(&replica, "patched", &body, &posts::Expected::Any)
         .await
         .expect("patched");
     assert_eq!(calls(&faults) - before, 1, "one RPC");
@@ -296,7 +304,7 @@ async fn a_replica_patches_a_post_with_one_procedure() {
         tags: Some(vec!["x,y".into()]),
         ..Default::default()
     };
-    match posts::patch(&replica, "patched", &invalid).await {
+    match posts::patch(&replica, "patched", &invalid, &posts::Expected::Any).await {
         Err(BlogError::Validation(fields)) => {
             assert_eq!(
                 fields.keys().copied().collect::<Vec<_>>(),
@@ -306,7 +314,7 @@ async fn a_replica_patches_a_post_with_one_procedure() {
         }
         other => panic!("expected the validation errors, got {other:?}"),
     }
-    let missing = posts::patch(&replica, "no-such-post", &body).await;
+    let missing = posts::patch(&replica, "no-such-post", &body, &posts::Expected::Any).await;
     assert!(
         matches!(missing, Err(BlogError::NotFound)),
         "expected not found, got {missing:?}"
@@ -368,13 +376,15 @@ async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
         title: Some("Retitled on the primary".into()),
         ..Default::default()
     };
-    posts::patch(&primary, "skewed", &title).await.unwrap();
+    posts::patch(&primary, "skewed", &title, &posts::Expected::Any)
+        .await
+        .unwrap();
     let before = calls(&faults);
     let body = PostPatch {
         body: Some("Patched through the fallback.".into()),
         ..Default::default()
     };
-    let patched = posts::patch(&replica, "skewed", &body)
+    let patched = posts::patch(&replica, "skewed", &body, &posts::Expected::Any)
         .await
         .expect("patched");
     assert!(
@@ -390,14 +400,14 @@ async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
         tags: Some(vec!["x,y".into()]),
         ..Default::default()
     };
-    match posts::patch(&replica, "skewed", &invalid).await {
+    match posts::patch(&replica, "skewed", &invalid, &posts::Expected::Any).await {
         Err(BlogError::Validation(fields)) => assert_eq!(
             fields.keys().copied().collect::<Vec<_>>(),
             ["tags", "title"]
         ),
         other => panic!("expected the validation errors, got {other:?}"),
     }
-    let missing = posts::patch(&replica, "no-such-post", &body).await;
+    let missing = posts::patch(&replica, "no-such-post", &body, &posts::Expected::Any).await;
     assert!(
         matches!(missing, Err(BlogError::NotFound)),
         "expected not found, got {missing:?}"
@@ -407,7 +417,7 @@ async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
         tags: Some(vec![]),
         ..Default::default()
     };
-    match posts::patch(&replica, "skewed", &clash).await {
+    match posts::patch(&replica, "skewed", &clash, &posts::Expected::Any).await {
         Err(BlogError::Conflict(message)) => {
             assert_eq!(message, "a post with this slug already exists")
         }
@@ -418,4 +428,169 @@ async fn a_patch_on_a_primary_without_the_procedure_answers_the_same() {
         .unwrap();
     assert_eq!(unchanged.post.body, "Patched through the fallback.");
     assert_eq!(unchanged.tags.len(), 2, "the refused patches wrote nothing");
+}
+
+/// `blog.posts.update` as the primary ran it before it checked a version (a rolling deploy): it
+/// never runs here, its fingerprint only makes the primary refuse the current version.
+struct UpdatePostV1;
+
+impl Procedure for UpdatePostV1 {
+    const NAME: &'static str = UpdatePost::NAME;
+    const VERSION: u32 = 1;
+    type Args = (String, PostInput);
+    type Output = posts::Saved;
+    type Error = BlogError;
+
+    async fn run(_: &ClusterTransaction, _: Self::Args) -> Result<posts::Saved, BlogError> {
+        Err(BlogError::Conflict("version 1 of the update ran".into()))
+    }
+}
+
+/// `blog.posts.patch` as the primary ran it before it took the versions to allow (`If-Match`).
+struct PatchPostV1;
+
+impl Procedure for PatchPostV1 {
+    const NAME: &'static str = posts::PatchPost::NAME;
+    const VERSION: u32 = 1;
+    type Args = (String, PostPatch);
+    type Output = posts::Saved;
+    type Error = BlogError;
+
+    async fn run(_: &ClusterTransaction, _: Self::Args) -> Result<posts::Saved, BlogError> {
+        Err(BlogError::Conflict("version 1 of the patch ran".into()))
+    }
+}
+
+/// `blog.posts.delete` as the primary ran it before it took the versions to allow (`If-Match`).
+struct DeletePostV1;
+
+impl Procedure for DeletePostV1 {
+    const NAME: &'static str = posts::DeletePost::NAME;
+    const VERSION: u32 = 1;
+    type Args = String;
+    type Output = ();
+    type Error = BlogError;
+
+    async fn run(_: &ClusterTransaction, _: Self::Args) -> Result<(), BlogError> {
+        Err(BlogError::Conflict("version 1 of the delete ran".into()))
+    }
+}
+
+/// The edit form's update from a replica, against the version of the post it was opened on:
+/// after a change on the primary it is refused with the post as the primary has it, nothing
+/// written; against that version it saves. The same on a primary that runs the update as one
+/// procedure and on one that runs version 1 of it (a rolling deploy), where the replica runs the
+/// body as an interactive transaction and the check is made in that transaction; and the API's
+/// PATCH with an `If-Match` of the version before the change, likewise, and a DELETE with it. A tag
+/// of the post renamed on the primary, which does not write the post, changes its version too.
+/// The replica lags 300 ms: a version read from its copy would be the old one.
+#[tokio::test]
+async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version() {
+    let cluster = Cluster::start_with_lag(2, 2, Duration::from_millis(300)).await;
+    let previous = Procedures::new()
+        .register::<CreatePost>()
+        .register::<UpdatePostV1>()
+        .register::<PatchPostV1>()
+        .register::<DeletePostV1>()
+        .register::<tags::DeleteTag>();
+    for (registry, slug, as_one_rpc) in [
+        (blog_procedures(), "checked", true),
+        (previous, "checked-in-fallback", false),
+    ] {
+        let (faults, primary, replica) = nodes(&cluster, registry).await;
+        let created = replica.call::<CreatePost>(post(slug, 1)).await.unwrap();
+        let id = posts::PostWithTags::from(created).post.id;
+        let opened = posts::find_by_id(&primary, id).await.unwrap();
+        let changed = PostPatch {
+            body: Some("Changed on the primary.".into()),
+            ..Default::default()
+        };
+        posts::patch(&primary, slug, &changed, &posts::Expected::Any)
+            .await
+            .unwrap();
+
+        let mut edit = post(slug, 1);
+        edit.body = "Edited in the form.".into();
+        let before = calls(&faults);
+        let refused = posts::update(&replica, id, posts::Version::of(&opened), &edit).await;
+        let rpcs = calls(&faults) - before;
+        let current = match refused {
+            Err(BlogError::Changed(current)) => current,
+            other => panic!("{slug}: expected the post changed meanwhile, got {other:?}"),
+        };
+        assert_eq!(current.post.body, "Changed on the primary.", "{slug}");
+        assert_eq!(current.tags, [format!("{slug}-tag0")], "{slug}");
+        if as_one_rpc {
+            assert_eq!(rpcs, 1, "{slug}: one procedure call");
+        } else {
+            assert!(
+                rpcs > 1,
+                "{slug}: the refused call, then statements ({rpcs})"
+            );
+        }
+        let kept = posts::find_by_id(&primary, id).await.unwrap();
+        assert_eq!(
+            kept.post.body, "Changed on the primary.",
+            "{slug}: nothing written"
+        );
+        // The API's PATCH with If-Match naming the version read before the change: the same.
+        let stale = posts::Expected::OneOf(vec![(id, posts::Version::of(&opened))]);
+        let edit_body = PostPatch {
+            body: Some("Patched from an old read.".into()),
+            ..Default::default()
+        };
+        let before = calls(&faults);
+        let refused = posts::patch(&replica, slug, &edit_body, &stale).await;
+        let rpcs = calls(&faults) - before;
+        assert!(
+            matches!(&refused, Err(BlogError::Changed(current)) if current.post.body == "Changed on the primary."),
+            "{slug}: expected the patch refused, got {refused:?}"
+        );
+        assert_eq!(rpcs == 1, as_one_rpc, "{slug}: {rpcs} calls");
+
+        let before = calls(&faults);
+        let refused = posts::delete(&replica, slug, &stale).await;
+        let rpcs = calls(&faults) - before;
+        assert!(
+            matches!(&refused, Err(BlogError::Changed(current)) if current.post.body == "Changed on the primary."),
+            "{slug}: expected the delete refused, got {refused:?}"
+        );
+        assert_eq!(rpcs == 1, as_one_rpc, "{slug}: {rpcs} calls");
+
+        let saved = posts::update(&replica, id, posts::Version::of(&current), &edit)
+            .await
+            .unwrap_or_else(|e| panic!("{slug}: saved against the current version: {e:?}"));
+        assert_eq!(saved.post.body, "Edited in the form.");
+        let on_primary = posts::find_by_id(&primary, id).await.unwrap();
+        assert_eq!(on_primary.post.body, "Edited in the form.", "{slug}");
+
+        // A tag of the post renamed meanwhile: the post is not written, its version changes.
+        let tag = tags::find_by_label(&primary, &format!("{slug}-tag0"))
+            .await
+            .unwrap();
+        let renamed = TagLabel::parse(&format!("{slug}-renamed")).unwrap();
+        tags::rename(&primary, tag.id, &renamed).await.unwrap();
+        let refused = posts::update(&replica, id, posts::Version::of(&saved), &edit).await;
+        assert!(
+            matches!(&refused, Err(BlogError::Changed(current)) if current.tags == [renamed.as_str()]),
+            "{slug}: expected the update refused after the rename, got {refused:?}"
+        );
+        let kept = posts::find_by_id(&primary, id).await.unwrap();
+        assert_eq!(kept.tags, [renamed.as_str()], "{slug}: the rename stays");
+        let stale = posts::Expected::OneOf(vec![(id, posts::Version::of(&saved))]);
+        assert!(
+            matches!(
+                posts::delete(&replica, slug, &stale).await,
+                Err(BlogError::Changed(_))
+            ),
+            "{slug}: a delete against the version before the rename is refused"
+        );
+        posts::delete(
+            &replica,
+            slug,
+            &posts::Expected::OneOf(vec![(id, posts::Version::of(&kept))]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{slug}: deleted at its current version: {e:?}"));
+    }
 }
