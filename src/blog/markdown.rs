@@ -475,7 +475,6 @@ mod tests {
     /// each attribute against every one before it on the tag (to drop duplicates), so the time
     /// is quadratic in the tag's length, however shallow the HTML.
     #[test]
-    #[ignore = "known, left open: html5ever checks each attribute against the earlier ones of its tag (quadratic); see the issue's note"]
     fn a_tag_with_many_attributes_renders_in_linear_time() {
         let fastest = |body: &str| fastest_render(body, 2);
         let tag = |bytes: usize| {
