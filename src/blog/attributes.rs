@@ -2,8 +2,10 @@
 //!
 //! html5ever's tokenizer checks each attribute of a tag against every earlier one of the same tag
 //! (to drop duplicates), so one tag with tens of thousands of attributes takes time quadratic in
-//! its length. [`super::nesting`] measures with html5ever itself, which would pay that cost too, so
-//! this count runs first, by a scan of its own that reads each byte once.
+//! its length. And the attributes of every `<html>` start tag are added to the one `<html>`
+//! element, each time after a look at all it has: thousands of `<html>` tags, with an attribute
+//! each, are quadratic too. [`super::nesting`] measures with html5ever itself, which would pay
+//! those costs too, so this count runs first, by a scan of its own that reads each byte once.
 //!
 //! Where a tag starts is not knowable without the whole parser (a `<` in a comment, in raw text
 //! such as `<style>`'s, or in a quoted attribute value starts none), and guessing wrong one way
@@ -16,26 +18,39 @@
 //! than the tokenizer's, and more only for text that is not a tag (a post that shows such text
 //! with hundreds of attributes in it is shown as text, which loses nothing).
 
-/// Whether some tag in `html` (or something that might be one) has more than `limit` attributes.
+/// Whether some tag in `html` (or something that might be one) has more than `limit`
+/// attributes, or its `<html>` start tags have more than `limit` between them.
 pub fn too_many(html: &str, limit: usize) -> bool {
     let mut readings: Vec<Reading> = Vec::new();
+    // Attributes of `<html>` start tags, all added to the one `<html>` element.
+    let mut on_html = 0usize;
     for &byte in html.as_bytes() {
         let mut next: Vec<Reading> = Vec::with_capacity(readings.len() + 1);
         for reading in readings.drain(..) {
             let Some((state, new_attribute)) = reading.state.step(byte) else {
                 continue;
             };
+            let name = match (reading.state, state) {
+                (State::TagOpen, State::TagName) => Name::Html(0).then(byte),
+                (State::TagName, State::TagName) => reading.name.then(byte),
+                (State::EndTagOpen, State::TagName) => Name::Other,
+                _ => reading.name,
+            };
             let count = reading.count + usize::from(new_attribute);
-            if count > limit {
+            if new_attribute && reading.name == Name::Html(4) {
+                on_html += 1;
+            }
+            if count > limit || on_html > limit {
                 return true;
             }
-            merge(&mut next, Reading { state, count });
+            merge(&mut next, Reading { state, name, count });
         }
         if byte == b'<' {
             merge(
                 &mut next,
                 Reading {
                     state: State::TagOpen,
+                    name: Name::Html(0),
                     count: 0,
                 },
             );
@@ -49,14 +64,38 @@ pub fn too_many(html: &str, limit: usize) -> bool {
 #[derive(Clone, Copy)]
 struct Reading {
     state: State,
+    name: Name,
     count: usize,
 }
 
 /// Adds `reading`, or raises the count of the one already in its state.
 fn merge(readings: &mut Vec<Reading>, reading: Reading) {
-    match readings.iter_mut().find(|r| r.state == reading.state) {
+    match readings
+        .iter_mut()
+        .find(|r| r.state == reading.state && r.name == reading.name)
+    {
         Some(same) => same.count = same.count.max(reading.count),
         None => readings.push(reading),
+    }
+}
+
+/// The name of a start tag, as far as read: `html` up to this many letters, or something else
+/// (an end tag's too: the attributes of `</html>` go nowhere).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Name {
+    Html(usize),
+    Other,
+}
+
+impl Name {
+    /// The name with `byte` added to it.
+    fn then(self, byte: u8) -> Name {
+        match self {
+            Name::Html(n) if b"html".get(n) == Some(&byte.to_ascii_lowercase()) => {
+                Name::Html(n + 1)
+            }
+            _ => Name::Other,
+        }
     }
 }
 
@@ -210,6 +249,18 @@ mod tests {
         let inside = format!("<a title=\"<p{many}>\">");
         assert_eq!(html5ever_count(&inside), 1);
         assert!(too_many(&inside, 256));
+    }
+
+    /// The attributes of `<html>` start tags add up, as on the one element they go to.
+    #[test]
+    fn html_tags_count_their_attributes_together() {
+        // Three on `<html>` tags (an end tag's and `<htmlx>`'s are not), two at most on any one tag.
+        let html = "<html a><p b c><HTML d e></html f g><htmlx i j><html>";
+        assert!(!too_many(html, 3));
+        assert!(too_many(html, 2));
+        let tags: String = (0..300).map(|i| format!("<html a{i}>")).collect();
+        assert!(too_many(&tags, 256));
+        assert!(!too_many(&tags, 300));
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //!   (Markdown would make the whole rest of the post part of it) is shown as text instead.
 //!
 //! A block that would cost the sanitiser's parser time out of proportion to its length (nested
-//! more than [`MAX_NESTING`] deep, or a tag with more than [`MAX_ATTRIBUTES`] attributes) is shown
-//! as text too.
+//! more than [`MAX_NESTING`] deep, or a tag with more than [`MAX_ATTRIBUTES`] attributes, or
+//! `<html>` tags with more between them) is shown as text too.
 //!
 //! Fenced code is highlighted here (see [`super::highlight`]) before sanitising; the sanitiser
 //! keeps only the classes the highlighter and the footnotes use. Footnotes are numbered in order
@@ -148,10 +148,12 @@ const MAX_NESTING: usize = 100;
 /// How many attributes a tag may have before its block is shown as text instead. The
 /// sanitiser's parser checks each attribute of a tag against every earlier one, so one tag of
 /// 200 KB of attributes took over a second on every view, quadratic in its length; no real post
-/// gives a tag hundreds. The count is a scan of its own (see [`attributes`]), before any parse.
+/// gives a tag hundreds. The attributes of all the `<html>` start tags of a block count together:
+/// they all go to the one `<html>` element. The count is a scan of its own (see [`attributes`]),
+/// before any parse.
 const MAX_ATTRIBUTES: usize = 256;
 
-/// A block too costly to render (nested too deeply, or with a tag of too many attributes), as a paragraph of its text: Markdown's structure
+/// A block too costly to render (nested too deeply, or with too many attributes), as a paragraph of its text: Markdown's structure
 /// dropped, raw HTML shown as written.
 fn as_text(block: &[Event]) -> String {
     let mut text = String::new();
