@@ -263,6 +263,18 @@ mod tests {
         assert!(!too_many(&tags, 300));
     }
 
+    /// Each `<html>` tag costs a look at all the attributes the element has: many bare `<html>`
+    /// tags after one with the most allowed cost that many times over (240 KB took 0.4 s).
+    #[test]
+    fn html_tags_after_many_attributes_on_html_cost_too() {
+        let first: String = (0..256).map(|i| format!(" a{i}")).collect();
+        let tags = |n: usize| format!("<html{first}>{}", "<html>".repeat(n));
+        assert!(!too_many(&tags(256), 256));
+        assert!(too_many(&tags(257), 256));
+        // Bare `<html>` tags alone cost nothing.
+        assert!(!too_many(&"<html>".repeat(10_000), 256));
+    }
+
     #[test]
     fn many_tags_with_few_attributes_each_are_fine() {
         let html = "<p a=1 b='2' c=\"3\">x</p>".repeat(10_000);
