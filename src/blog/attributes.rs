@@ -4,7 +4,8 @@
 //! (to drop duplicates), so one tag with tens of thousands of attributes takes time quadratic in
 //! its length. And the attributes of every `<html>` start tag are added to the one `<html>`
 //! element, each time after a look at all it has: thousands of `<html>` tags, with an attribute
-//! each, are quadratic too. [`super::nesting`] measures with html5ever itself, which would pay
+//! each, are quadratic too, and once it has many, each bare `<html>` after costs as many looks.
+//! [`super::nesting`] measures with html5ever itself, which would pay
 //! those costs too, so this count runs first, by a scan of its own that reads each byte once.
 //!
 //! Where a tag starts is not knowable without the whole parser (a `<` in a comment, in raw text
@@ -19,15 +20,28 @@
 //! with hundreds of attributes in it is shown as text, which loses nothing).
 
 /// Whether some tag in `html` (or something that might be one) has more than `limit`
-/// attributes, or its `<html>` start tags have more than `limit` between them.
+/// attributes, or its `<html>` start tags have more than `limit` between them, or so many
+/// `<html>` tags follow those that adding theirs looks at more than `limit` squared.
 pub fn too_many(html: &str, limit: usize) -> bool {
     let mut readings: Vec<Reading> = Vec::new();
     // Attributes of `<html>` start tags, all added to the one `<html>` element.
     let mut on_html = 0usize;
+    // The attributes looked at to add them: those the element has, for each `<html>` tag.
+    let mut html_looks = 0usize;
     for &byte in html.as_bytes() {
         let mut next: Vec<Reading> = Vec::with_capacity(readings.len() + 1);
         for reading in readings.drain(..) {
-            let Some((state, new_attribute)) = reading.state.step(byte) else {
+            let step = reading.state.step(byte);
+            if reading.state == State::TagName
+                && reading.name == Name::Html(4)
+                && !matches!(step, Some((State::TagName, _)))
+            {
+                html_looks = html_looks.saturating_add(on_html);
+                if html_looks > limit.saturating_mul(limit) {
+                    return true;
+                }
+            }
+            let Some((state, new_attribute)) = step else {
                 continue;
             };
             let name = match (reading.state, state) {

@@ -10,7 +10,7 @@
 //!   (Markdown would make the whole rest of the post part of it) is shown as text instead.
 //!
 //! A block that would cost the sanitiser's parser time out of proportion to its length (nested
-//! more than [`MAX_NESTING`] deep, or a tag with more than [`MAX_ATTRIBUTES`] attributes, or
+//! more than `MAX_NESTING` deep, or a tag with more than `MAX_ATTRIBUTES` attributes, or
 //! `<html>` tags with more between them) is shown as text too.
 //!
 //! Fenced code is highlighted here (see [`super::highlight`]) before sanitising; the sanitiser
@@ -149,7 +149,8 @@ const MAX_NESTING: usize = 100;
 /// sanitiser's parser checks each attribute of a tag against every earlier one, so one tag of
 /// 200 KB of attributes took over a second on every view, quadratic in its length; no real post
 /// gives a tag hundreds. The attributes of all the `<html>` start tags of a block count together:
-/// they all go to the one `<html>` element. The count is a scan of its own (see [`attributes`]),
+/// they all go to the one `<html>` element, and each `<html>` tag after them costs a look at all
+/// of them: past 256 × 256 looks, the block is shown as text too. The count is a scan of its own (see [`attributes`]),
 /// before any parse.
 const MAX_ATTRIBUTES: usize = 256;
 
