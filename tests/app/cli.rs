@@ -273,3 +273,50 @@ fn migrate_options_go_before_or_after_it() {
     assert!(text.contains("--listen"), "{text}");
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
 }
+
+/// Serving's options reach `blog serve` given before it as well as after, as they did when
+/// every option was global.
+#[test]
+fn serve_options_go_before_or_after_serve() {
+    use blog::config::{Cli, Command};
+    let serve_config = |args: &[&str]| match <Cli as clap::Parser>::try_parse_from(args)
+        .expect("parses")
+        .command
+    {
+        Some(Command::Serve(config)) => *config,
+        other => panic!("{args:?} gave {other:?}"),
+    };
+    for args in [
+        &[
+            "blog",
+            "--listen",
+            "127.0.0.1:1234",
+            "--database",
+            "x.db",
+            "serve",
+        ][..],
+        &[
+            "blog",
+            "serve",
+            "--listen",
+            "127.0.0.1:1234",
+            "--database",
+            "x.db",
+        ],
+        &[
+            "blog",
+            "--database",
+            "x.db",
+            "serve",
+            "--listen",
+            "127.0.0.1:1234",
+        ],
+    ] {
+        let config = serve_config(args);
+        assert_eq!(config.listen.port(), 1234, "{args:?}");
+        assert_eq!(config.database, std::path::Path::new("x.db"), "{args:?}");
+    }
+    // The one after `serve` wins, as for any option given twice.
+    let config = serve_config(&["blog", "--site-title", "A", "serve", "--site-title", "B"]);
+    assert_eq!(config.site_title, "B");
+}
