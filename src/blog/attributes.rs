@@ -24,12 +24,13 @@
 /// `<html>` tags follow those that adding theirs looks at more than `limit` squared.
 pub fn too_many(html: &str, limit: usize) -> bool {
     let mut readings: Vec<Reading> = Vec::new();
+    // The readings after the byte, built in a second buffer (both reused: no allocation a byte).
+    let mut next: Vec<Reading> = Vec::new();
     // Attributes of `<html>` start tags, all added to the one `<html>` element.
     let mut on_html = 0usize;
     // The attributes looked at to add them: those the element has, for each `<html>` tag.
     let mut html_looks = 0usize;
     for &byte in html.as_bytes() {
-        let mut next: Vec<Reading> = Vec::with_capacity(readings.len() + 1);
         for reading in readings.drain(..) {
             let step = reading.state.step(byte);
             if reading.state == State::TagName
@@ -69,7 +70,7 @@ pub fn too_many(html: &str, limit: usize) -> bool {
                 },
             );
         }
-        readings = next;
+        std::mem::swap(&mut readings, &mut next);
     }
     false
 }
