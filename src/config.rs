@@ -7,8 +7,15 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The blog: Tags and Posts on SQLite, replicated by LiteFS, writes forwarded to the primary.
+///
+/// The options `migrate` reads too (the database, the cluster's, the log format) are global: they
+/// go before or after the subcommand. The others are serving's: `blog --listen ...` or
+/// `blog serve --listen ...`; `serve`'s are made global within it, so that clap gives the values
+/// written before `serve` to it as well (a global option's value is shared along the command
+/// line, the one given explicitly winning), and `migrate --help` lists none of them.
 #[derive(Debug, Parser)]
 #[command(name = "blog", version, about)]
+#[command(mut_subcommand("serve", |serve| serve.mut_args(|arg| arg.global(true))))]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -19,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the blog over HTTP (the default).
-    Serve,
+    Serve(Box<Config>),
     /// Apply, list or roll back migrations, and exit (default: apply pending ones).
     Migrate {
         #[command(subcommand)]
@@ -43,12 +50,7 @@ pub enum MigrateAction {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address the HTTP server listens on.
-    #[arg(
-        long,
-        env = "BLOG_LISTEN",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "BLOG_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
     /// The SQLite database file. In cluster mode it lives inside the LiteFS mount. Without it,
@@ -62,47 +64,31 @@ pub struct Config {
     pub database: PathBuf,
 
     /// The site's name: page titles, the header, the feed.
-    #[arg(
-        long,
-        env = "BLOG_SITE_TITLE",
-        default_value = "LiteFS Blog",
-        global = true
-    )]
+    #[arg(long, env = "BLOG_SITE_TITLE", default_value = "LiteFS Blog")]
     pub site_title: String,
 
     /// One sentence about the site, for search engines and link previews.
     #[arg(
         long,
         env = "BLOG_SITE_DESCRIPTION",
-        default_value = "A blog on SQLite, replicated by LiteFS.",
-        global = true
+        default_value = "A blog on SQLite, replicated by LiteFS."
     )]
     pub site_description: String,
 
     /// Name shown on pages and in the `x-blog-node` header. Defaults to the host name.
-    #[arg(long, env = "BLOG_NODE_NAME", global = true)]
+    #[arg(long, env = "BLOG_NODE_NAME")]
     pub node_name: Option<String>,
 
     /// The admin password (user `admin`), at least 15 characters and at most 1024 bytes
     /// (`MIN_PASSWORD_CHARS`, `MAX_PASSWORD_BYTES`). Generated
     /// and printed at start when unset.
-    #[arg(
-        long,
-        env = "BLOG_ADMIN_PASSWORD",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "BLOG_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
     /// Key that signs session, CSRF and consistency cookies (at least 32 characters). Defaults to
     /// a random key generated once at migration and kept in the replicated database, so every node
     /// of a cluster agrees on it.
-    #[arg(
-        long,
-        env = "BLOG_SESSION_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "BLOG_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
 
     /// The URL people use to reach the blog (`https://blog.example`): the origin of canonical
@@ -110,13 +96,13 @@ pub struct Config {
     /// unset, on Fly.io), cookies are `Secure`; forms are accepted only from its origin (without
     /// it, from the request's host). Kept as browsers write it:
     /// `https://Blog.Example:443/` is `https://blog.example`.
-    #[arg(long, env = "BLOG_PUBLIC_URL", value_parser = public_url, global = true)]
+    #[arg(long, env = "BLOG_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<String>,
 
     /// The header that carries the client's IP when a trusted proxy is in front (default on Fly:
     /// `fly-client-ip`). Used to throttle password guesses per client. Set it only behind a proxy
     /// that always sets it: otherwise clients choose their own IP.
-    #[arg(long, env = "BLOG_CLIENT_IP_HEADER", global = true)]
+    #[arg(long, env = "BLOG_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
 
     /// Serve `/metrics` on this address (host:port; host may be a name, such as Fly's
@@ -124,7 +110,7 @@ pub struct Config {
     /// machine (loopback) only, and not at all behind a proxy (a client-IP header set, or on Fly),
     /// which is a loopback peer for every client. Put it on a private address: metrics are not
     /// public.
-    #[arg(long, env = "BLOG_METRICS_LISTEN", global = true)]
+    #[arg(long, env = "BLOG_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
 
     /// A client that has not sent a request's headers within this time is disconnected. The same
@@ -134,8 +120,7 @@ pub struct Config {
         env = "BLOG_HEADER_READ_TIMEOUT_MS",
         value_name = "MS",
         default_value = "10000",
-        value_parser = millis,
-        global = true
+        value_parser = millis
     )]
     pub header_read_timeout: Duration,
 
@@ -145,30 +130,19 @@ pub struct Config {
         env = "BLOG_SHUTDOWN_GRACE_MS",
         value_name = "MS",
         default_value = "5000",
-        value_parser = millis,
-        global = true
+        value_parser = millis
     )]
     pub shutdown_grace: Duration,
 
     /// Open HTTP connections served at once; beyond it a connection gets a 503 and is closed.
-    #[arg(
-        long,
-        env = "BLOG_MAX_CONNECTIONS",
-        default_value_t = 1024,
-        global = true
-    )]
+    #[arg(long, env = "BLOG_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
     /// Open HTTP connections one client address (an IPv6 /64) may hold; beyond it, a 503. Not
     /// applied to loopback peers, nor behind a proxy (`BLOG_CLIENT_IP_HEADER` set, or on Fly.io),
     /// where every connection is the proxy's: Fly's proxy limits concurrency itself
     /// (`[http_service.concurrency]`). 0: no cap.
-    #[arg(
-        long,
-        env = "BLOG_MAX_CONNECTIONS_PER_CLIENT",
-        default_value_t = 64,
-        global = true
-    )]
+    #[arg(long, env = "BLOG_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64)]
     pub max_connections_per_client: usize,
 
     /// The LiteFS FUSE mount. Setting it turns cluster mode on.
@@ -185,21 +159,11 @@ pub struct Config {
     pub litefs_api: String,
 
     /// Where this node's write-forwarding RPC listens (host:port; host may be a name).
-    #[arg(
-        long,
-        env = "BLOG_RPC_LISTEN",
-        default_value = "127.0.0.1:7070",
-        global = true
-    )]
+    #[arg(long, env = "BLOG_RPC_LISTEN", default_value = "127.0.0.1:7070")]
     pub rpc_listen: String,
 
     /// How to reach the primary's RPC: `{primary}` is replaced by the host name in `.primary`.
-    #[arg(
-        long,
-        env = "BLOG_PRIMARY_RPC",
-        default_value = "{primary}:7070",
-        global = true
-    )]
+    #[arg(long, env = "BLOG_PRIMARY_RPC", default_value = "{primary}:7070")]
     pub primary_rpc: String,
 
     /// Shared secret that authenticates the nodes of a cluster to each other.
@@ -218,8 +182,7 @@ pub struct Config {
         env = "BLOG_FORWARD_TIMEOUT_MS",
         value_name = "MS",
         default_value = "5000",
-        value_parser = millis,
-        global = true
+        value_parser = millis
     )]
     pub forward_timeout: Duration,
 
@@ -231,8 +194,7 @@ pub struct Config {
         env = "BLOG_REMOTE_TX_LEASE_MS",
         value_name = "MS",
         default_value = "2000",
-        value_parser = millis,
-        global = true
+        value_parser = millis
     )]
     pub remote_tx_lease: Duration,
 

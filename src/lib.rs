@@ -77,24 +77,33 @@ pub enum StartError {
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> Result<(), StartError> {
-    init_tracing(cli.config.log_format);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate { action } => {
+    // `blog serve`'s options are its own (given before it too: see `Cli`); `migrate` reads the
+    // global ones, which are the top level's.
+    let (config, migrate) = match cli.command {
+        None => (cli.config, None),
+        Some(Command::Serve(config)) => (*config, None),
+        Some(Command::Migrate { action }) => (cli.config, Some(action)),
+    };
+    init_tracing(config.log_format);
+    match migrate {
+        Some(action) => {
             // The cluster layer always serves forwarded writes; this command must not take the
             // address `blog serve` listens on: an operator runs it beside a serving app (which
             // holds that address), and writes forwarded to a process that exits once migrations
             // are done could be cut mid-commit. A free loopback port reaches no replica.
-            let db = cluster_builder(&cli.config)
+            // Nor does it forward writes (it refuses to run on a replica), so it takes no
+            // forwarding settings: `migrate --help` lists only what it reads.
+            let db = node_builder(&config)
                 .rpc_listen(MIGRATE_RPC_LISTEN)
                 .start()
                 .await?;
             migrate_command(&db, action.unwrap_or(MigrateAction::Up)).await?;
-            println!("database: {}", cli.config.database.display());
+            println!("database: {}", config.database.display());
             Ok(())
         }
-        Command::Serve => {
-            let generated = cli.config.admin_password.is_none();
-            let running = start(cli.config).await?;
+        None => {
+            let generated = config.admin_password.is_none();
+            let running = start(config).await?;
             println!("Blog listening on http://{}/", running.addr);
             if generated {
                 println!(
@@ -158,11 +167,17 @@ async fn shutdown_signal() {
 /// The cluster crate's settings from the blog's configuration; its metrics keep the `blog_`
 /// prefix.
 fn cluster_builder(config: &Config) -> Builder {
-    let mut builder = Builder::new(config.database.clone())
+    node_builder(config)
         .rpc_listen(config.rpc_listen.clone())
         .primary_rpc(config.primary_rpc.clone())
         .forward_timeout(config.forward_timeout)
         .remote_transaction_lease(config.remote_tx_lease)
+}
+
+/// The database of this node and its cluster (LiteFS, the secret), without the settings of
+/// forwarding writes: what `blog migrate` reads.
+fn node_builder(config: &Config) -> Builder {
+    let mut builder = Builder::new(config.database.clone())
         .procedures(blog::procedures::registry())
         .metric_prefix("blog");
     if let Some(mount) = &config.litefs_dir {

@@ -4,6 +4,7 @@
 //! needs a transaction), so the same code runs on a plain SQLite connection, on the LiteFS primary
 //! and, through [`sea_orm_litefs::ClusterConnection`], on a replica that forwards its writes.
 
+mod attributes;
 mod error;
 pub mod highlight;
 pub mod input;

@@ -537,13 +537,22 @@ async fn delete_post(
     Path(slug): Path<String>,
     CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    posts::delete(&state.db, &slug, &posts::Expected::Any).await?;
-    Ok((
-        state.flash(visitor.jar, "Post deleted."),
-        Redirect::to("/admin"),
-    )
-        .into_response())
+    let message = match posts::delete(&state.db, &slug, &posts::Expected::Any).await {
+        Ok(()) => "Post deleted.",
+        Err(BlogError::NotFound) => POST_ALREADY_GONE,
+        Err(other) => return Err(other.into()),
+    };
+    Ok((state.flash(visitor.jar, message), Redirect::to("/admin")).into_response())
 }
+
+/// What the dashboard says after a delete of a post that no address holds any more (deleted in
+/// another tab or by another admin, or given another address): the list shows what is there.
+const POST_ALREADY_GONE: &str = "No post has that address any more: it was deleted, or given \
+     another address, meanwhile (in another tab, or by another admin). Nothing was deleted now.";
+
+/// What the tags page says after a delete of a tag already deleted.
+const TAG_ALREADY_GONE: &str = "That tag was already deleted (in another tab, or by another \
+     admin). Nothing was deleted now.";
 
 async fn tag_admin(
     _: PageAdmin,
@@ -697,10 +706,18 @@ async fn delete_tag(
     Path(id): Path<i32>,
     CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
 ) -> Result<Response, PageError> {
-    let tag = tags::find_by_id(&state.db, id).await?;
-    tags::delete(&state.db, id).await?;
+    // Gone before the look-up or between it and the delete: the same, the list says so.
+    let deleted = match tags::find_by_id(&state.db, id).await {
+        Ok(tag) => tags::delete(&state.db, id).await.map(|()| tag),
+        Err(err) => Err(err),
+    };
+    let message = match deleted {
+        Ok(tag) => format!("Deleted tag \"{}\".", tag.label),
+        Err(BlogError::NotFound) => TAG_ALREADY_GONE.to_owned(),
+        Err(other) => return Err(other.into()),
+    };
     Ok((
-        state.flash(visitor.jar, &format!("Deleted tag \"{}\".", tag.label)),
+        state.flash(visitor.jar, &message),
         Redirect::to("/admin/tags"),
     )
         .into_response())

@@ -171,3 +171,152 @@ fn one_access_log_line_per_request() {
     assert!(!served.contains('\u{1b}'), "no colours: {served:?}");
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
 }
+
+/// What `blog ... --help` prints, whatever its exit status.
+fn help(args: &[&str]) -> String {
+    let output = blog(&[], args).output().expect("blog runs");
+    assert!(output.status.success(), "blog {args:?} --help failed");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `blog migrate --help` (and its actions') lists the options migrating reads, and none of those
+/// only serving reads; `blog --help` and `blog serve --help` list every option.
+#[test]
+fn migrate_help_lists_only_what_migrate_uses() {
+    const MIGRATE: [&str; 5] = [
+        "--database",
+        "--litefs-dir",
+        "--litefs-api",
+        "--cluster-secret",
+        "--log-format",
+    ];
+    const SERVE_ONLY: [&str; 18] = [
+        "--listen",
+        "--site-title",
+        "--site-description",
+        "--node-name",
+        "--admin-password",
+        "--session-secret",
+        "--public-url",
+        "--client-ip-header",
+        "--metrics-listen",
+        "--header-read-timeout-ms",
+        "--shutdown-grace-ms",
+        "--max-connections",
+        "--max-connections-per-client",
+        "--rpc-listen",
+        "--primary-rpc",
+        "--forward-timeout-ms",
+        "--remote-tx-lease-ms",
+        "--steps",
+    ];
+    for args in [
+        &["migrate", "--help"][..],
+        &["migrate", "up", "--help"],
+        &["migrate", "status", "--help"],
+        &["migrate", "down", "--help"],
+    ] {
+        let text = help(args);
+        for option in MIGRATE {
+            assert!(
+                text.contains(option),
+                "blog {args:?} lacks {option}: {text}"
+            );
+        }
+        for option in SERVE_ONLY {
+            if option == "--steps" && args[1] == "down" {
+                continue;
+            }
+            assert!(
+                !text.contains(option),
+                "blog {args:?} lists {option}: {text}"
+            );
+        }
+    }
+    for args in [&["--help"][..], &["serve", "--help"]] {
+        let text = help(args);
+        for option in MIGRATE.iter().chain(&SERVE_ONLY[..17]) {
+            assert!(
+                text.contains(option),
+                "blog {args:?} lacks {option}: {text}"
+            );
+        }
+    }
+}
+
+/// `migrate`'s options go before or after it (and its action); serving's options are refused
+/// after `migrate`, with a message, rather than taken and ignored.
+#[test]
+fn migrate_options_go_before_or_after_it() {
+    let db = scratch_db("migrate-options");
+    let path = db.display().to_string();
+    let up = run(&[], &["migrate", "--database", &path]);
+    assert!(up.contains(&format!("database: {path}")), "{up}");
+    for args in [
+        &["migrate", "status", "--database", &path][..],
+        &["--database", &path, "migrate", "status"],
+    ] {
+        let status = run(&[], args);
+        assert!(
+            status.contains("Applied") && !status.contains("Pending"),
+            "{args:?}: {status}"
+        );
+    }
+    let output = blog(
+        &[],
+        &["migrate", "--database", &path, "--listen", "127.0.0.1:1"],
+    )
+    .output()
+    .expect("blog runs");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "migrate took --listen: {text}");
+    assert!(text.contains("--listen"), "{text}");
+    let _ = std::fs::remove_dir_all(db.parent().unwrap());
+}
+
+/// Serving's options reach `blog serve` given before it as well as after, as they did when
+/// every option was global.
+#[test]
+fn serve_options_go_before_or_after_serve() {
+    use blog::config::{Cli, Command};
+    let serve_config = |args: &[&str]| match <Cli as clap::Parser>::try_parse_from(args)
+        .expect("parses")
+        .command
+    {
+        Some(Command::Serve(config)) => *config,
+        other => panic!("{args:?} gave {other:?}"),
+    };
+    for args in [
+        &[
+            "blog",
+            "--listen",
+            "127.0.0.1:1234",
+            "--database",
+            "x.db",
+            "serve",
+        ][..],
+        &[
+            "blog",
+            "serve",
+            "--listen",
+            "127.0.0.1:1234",
+            "--database",
+            "x.db",
+        ],
+        &[
+            "blog",
+            "--database",
+            "x.db",
+            "serve",
+            "--listen",
+            "127.0.0.1:1234",
+        ],
+    ] {
+        let config = serve_config(args);
+        assert_eq!(config.listen.port(), 1234, "{args:?}");
+        assert_eq!(config.database, std::path::Path::new("x.db"), "{args:?}");
+    }
+    // The one after `serve` wins, as for any option given twice.
+    let config = serve_config(&["blog", "--site-title", "A", "serve", "--site-title", "B"]);
+    assert_eq!(config.site_title, "B");
+}

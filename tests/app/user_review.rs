@@ -417,6 +417,55 @@ async fn renaming_a_tag_deleted_meanwhile_keeps_the_label() {
     assert!(app.tag_labels().await.is_empty());
 }
 
+/// Deleting a post or a tag already deleted (in another tab, or by another admin) shows the list
+/// with a message saying so, not the bare 404 page: nothing is lost, it is gone either way. The
+/// API answers a 404 in its JSON error shape.
+#[tokio::test]
+async fn deleting_what_is_already_deleted_says_so_on_the_list() {
+    let app = spawn_app().await;
+    let id = app.create_tag("doomed").await["id"].as_i64().unwrap();
+    app.create_post(json!({ "title": "Doomed post", "body": "x", "published": true }))
+        .await;
+    app.create_post(json!({ "title": "Kept post", "body": "y", "published": true }))
+        .await;
+    app.login().await;
+    let csrf = app.csrf_for("/admin").await;
+    for path in [format!("/tags/{id}"), "/posts/doomed-post".to_owned()] {
+        let (status, _) = app.api_call(Method::DELETE, &path, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{path}");
+        // Again: the API's 404, in its one JSON shape.
+        let (status, answer) = app.api_call(Method::DELETE, &path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {answer}");
+        assert!(answer["error"].is_string(), "{path}: {answer}");
+    }
+
+    for (path, list, message) in [
+        (
+            format!("/admin/tags/{id}/delete"),
+            "/admin/tags",
+            "That tag was already deleted",
+        ),
+        (
+            "/admin/posts/doomed-post/delete".to_owned(),
+            "/admin",
+            "No post has that address any more",
+        ),
+    ] {
+        let response = app.post_form(&path, &[("csrf", &csrf)]).await;
+        let status = response.status();
+        let location = response.headers().get("location").cloned();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}: {body}");
+        assert_eq!(location.unwrap(), list, "{path}");
+        let (_, html) = app.get_text(list).await;
+        assert!(html.contains(message), "{path}: {html}");
+        assert!(html.contains("Nothing was deleted now"), "{path}: {html}");
+    }
+    let (_, dashboard) = app.get_text("/admin").await;
+    assert!(dashboard.contains("Kept post"), "{dashboard}");
+    assert_eq!(app.row_counts().await, (1, 0), "the other post is kept");
+}
+
 /// A body with a control character (a form feed pasted from a document) is accepted, and then
 /// the Atom feed is not well-formed XML: XML 1.0 allows no U+000C, not even as `&#12;`.
 #[tokio::test]
