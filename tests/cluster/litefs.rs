@@ -127,14 +127,28 @@ async fn the_primary_moves_to_node_2_and_the_running_apps_follow() {
 
 /// An operator's `blog migrate status` on a running machine (`fly ssh console`), with the same
 /// environment as `blog serve` (docs/reference.md lists the command): it must answer, not fail
-/// because the running app holds the forwarding RPC's address.
+/// because the running app holds the forwarding RPC's address. On Fly.io the settings are
+/// environment variables; `migrate` takes the ones it reads as flags too, and refuses serving's
+/// flags, so serving's RPC address comes as the machine has it, in `BLOG_RPC_LISTEN`.
 #[tokio::test]
 async fn review4_blog_migrate_status_runs_beside_the_serving_primary() {
     let cluster = Cluster::start(2).await;
     let node = cluster.node(1);
+    let mut flags = node.blog_flags().into_iter();
+    let mut migrate_flags = Vec::new();
+    let mut rpc_listen = None;
+    while let Some(flag) = flags.next() {
+        let value = flags.next().expect("every flag has a value");
+        match flag.to_str() {
+            Some("--rpc-listen") => rpc_listen = Some(value),
+            _ => migrate_flags.extend([flag, value]),
+        }
+    }
+    let rpc_listen = rpc_listen.expect("serve is given an RPC address");
     let output = std::process::Command::new(test_support::blog_binary())
         .args(["migrate", "status"])
-        .args(node.blog_flags())
+        .args(migrate_flags)
+        .env("BLOG_RPC_LISTEN", rpc_listen)
         .env("BLOG_CLUSTER_SECRET", crate::harness::SECRET)
         .env("NO_COLOR", "1")
         .output()
