@@ -552,6 +552,32 @@ mod tests {
         );
     }
 
+    /// Each formatting start tag (`<b>`, `<i>`, `<a>`...) is compared with every formatting
+    /// element open since the last marker, by a sorted copy of both attribute lists (the Noah's
+    /// Ark clause): a few dozen open `<b>` with 256 attributes each, then thousands of bare
+    /// `<b></b>`, cost the size of the one times the number of the other, quadratic in the length
+    /// with no tag over the attribute limit and nothing nested past 100 (500 KB took minutes).
+    #[test]
+    fn formatting_tags_after_many_attributes_on_open_ones_render_in_linear_time() {
+        let fastest = |body: &str| fastest_render(body, 2);
+        let body = |bytes: usize| {
+            // All different: the clause keeps no more than three equal ones.
+            let open: String = (0..(bytes / 2 / 1_800).max(1))
+                .map(|n| {
+                    let attributes: String = (0..256).map(|i| format!(" a{i:03}={n}")).collect();
+                    format!("<b{attributes}>")
+                })
+                .collect();
+            let bare = "<b></b>".repeat((bytes - open.len()) / 7);
+            format!("{open}{bare}\n")
+        };
+        let small = fastest(&body(4_000));
+        let large = fastest(&body(40_000));
+        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        println!("4 KB {small:?}, 40 KB {large:?}: {ratio:.1}x");
+        assert!(ratio < 40.0, "4 KB {small:?}, 40 KB {large:?}: {ratio:.1}x");
+    }
+
     /// Generated bodies, from pieces of Markdown and of HTML (good, broken and hostile, nested
     /// and not): rendering never panics (a panic is a 500 on every view of the post), and what
     /// it gives has no script, no event handler and no `javascript:` URL.
