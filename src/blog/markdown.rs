@@ -459,6 +459,21 @@ mod tests {
         );
     }
 
+    /// A block shown as text shows the code in it as the author wrote it, not the highlighter's
+    /// markup around it (escaped twice, `"` became `&quot;` on the page).
+    #[test]
+    fn a_block_shown_as_text_shows_its_code_as_written() {
+        let attributes: String = (0..=MAX_ATTRIBUTES).map(|i| format!(" a{i}")).collect();
+        let body = format!(
+            "- item\n\n  ```rust\n  let x = \"<y>\";\n  ```\n\n  <span{attributes}>z</span>\n"
+        );
+        let html = render(&body);
+        assert!(html.starts_with("<p>item"), "not shown as text: {html}");
+        let code = ammonia::clean_text(r#"let x = "<y>";"#);
+        assert!(html.contains(&code), "no {code} in {html}");
+        assert!(!html.contains("hl-"), "highlighter markup shown: {html}");
+    }
+
     /// More unclosed `<script>` blocks than are worth finding one by one: each is shown as text,
     /// and the Markdown after them renders.
     #[test]
