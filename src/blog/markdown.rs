@@ -74,6 +74,8 @@ pub fn render(markdown: &str) -> String {
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
     let mut footnotes = Footnotes::default();
     let mut block: Vec<Event> = Vec::new();
+    // The code, as written, of the block's highlighted code blocks, by their place in `block`.
+    let mut code_texts: HashMap<usize, String> = HashMap::new();
     let mut depth = 0usize;
     let mut code: Option<(String, String)> = None;
     for event in Parser::new_ext(&markdown, options()) {
@@ -97,7 +99,9 @@ pub fn render(markdown: &str) -> String {
             Event::End(TagEnd::CodeBlock) => {
                 let (lang, text) = code.take().unwrap_or_default();
                 depth -= 1;
-                Event::Html(highlight::code_block(&text, &lang).into())
+                let highlighted = highlight::code_block(&text, &lang);
+                code_texts.insert(block.len(), text);
+                Event::Html(highlighted.into())
             }
             Event::FootnoteReference(name) => Event::InlineHtml(footnotes.reference(&name).into()),
             Event::Start(Tag::FootnoteDefinition(name)) => {
@@ -127,11 +131,12 @@ pub fn render(markdown: &str) -> String {
             if attributes::too_many(&unsafe_html, MAX_ATTRIBUTES)
                 || nesting::too_costly(&unsafe_html, MAX_NESTING)
             {
-                out.push_str(&as_text(&block));
+                out.push_str(&as_text(&block, &code_texts));
             } else {
                 out.push_str(&SANITIZER.clean(&unsafe_html).to_string());
             }
             block.clear();
+            code_texts.clear();
         }
     }
     out
@@ -155,10 +160,15 @@ const MAX_NESTING: usize = 100;
 const MAX_ATTRIBUTES: usize = 256;
 
 /// A block too costly to render (nested too deeply, or with too many attributes), as a paragraph of its text: Markdown's structure
-/// dropped, raw HTML shown as written.
-fn as_text(block: &[Event]) -> String {
+/// dropped, raw HTML and code shown as written (`code_texts`: the code of the highlighted code
+/// blocks, by their place in `block`, not the highlighter's markup).
+fn as_text(block: &[Event], code_texts: &HashMap<usize, String>) -> String {
     let mut text = String::new();
-    for event in block {
+    for (at, event) in block.iter().enumerate() {
+        if let Some(code) = code_texts.get(&at) {
+            text.push_str(code);
+            continue;
+        }
         match event {
             Event::Text(t) | Event::Code(t) | Event::Html(t) | Event::InlineHtml(t) => {
                 text.push_str(t)
