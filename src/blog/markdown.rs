@@ -484,6 +484,19 @@ mod tests {
         assert!(!html.contains("hl-"), "highlighter markup shown: {html}");
     }
 
+    /// Footnotes in a block shown as text show as written, not as the markup made for them.
+    #[test]
+    fn a_block_shown_as_text_shows_its_footnotes_as_written() {
+        let attributes: String = (0..=MAX_ATTRIBUTES).map(|i| format!(" a{i}")).collect();
+        let html = render(&format!(
+            "Claim[^n] <i{attributes}>.\n\n[^n]: Note <i{attributes}>.\n"
+        ));
+        for written in ["Claim[^n]", "[^n]:&#32;Note"] {
+            assert!(html.contains(written), "no {written} in {html}");
+        }
+        assert!(!html.contains("footnote"), "footnote markup shown: {html}");
+    }
+
     /// More unclosed `<script>` blocks than are worth finding one by one: each is shown as text,
     /// and the Markdown after them renders.
     #[test]
