@@ -74,8 +74,9 @@ pub fn render(markdown: &str) -> String {
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
     let mut footnotes = Footnotes::default();
     let mut block: Vec<Event> = Vec::new();
-    // The code, as written, of the block's highlighted code blocks, by their place in `block`.
-    let mut code_texts: HashMap<usize, String> = HashMap::new();
+    // What the author wrote, by its place in `block`, for the events made here from it
+    // (highlighted code, footnote markup): shown instead of them if the block is shown as text.
+    let mut written: HashMap<usize, String> = HashMap::new();
     let mut depth = 0usize;
     let mut code: Option<(String, String)> = None;
     for event in Parser::new_ext(&markdown, options()) {
@@ -100,17 +101,22 @@ pub fn render(markdown: &str) -> String {
                 let (lang, text) = code.take().unwrap_or_default();
                 depth -= 1;
                 let highlighted = highlight::code_block(&text, &lang);
-                code_texts.insert(block.len(), text);
+                written.insert(block.len(), text);
                 Event::Html(highlighted.into())
             }
-            Event::FootnoteReference(name) => Event::InlineHtml(footnotes.reference(&name).into()),
+            Event::FootnoteReference(name) => {
+                written.insert(block.len(), format!("[^{name}]"));
+                Event::InlineHtml(footnotes.reference(&name).into())
+            }
             Event::Start(Tag::FootnoteDefinition(name)) => {
                 depth += 1;
+                written.insert(block.len(), format!("[^{name}]: "));
                 block.push(Event::Html(footnotes.definition_start(&name).into()));
                 continue;
             }
             Event::End(TagEnd::FootnoteDefinition) => {
                 depth -= 1;
+                written.insert(block.len(), String::new());
                 Event::Html(footnotes.definition_end().into())
             }
             Event::Start(tag) => {
@@ -131,12 +137,12 @@ pub fn render(markdown: &str) -> String {
             if attributes::too_many(&unsafe_html, MAX_ATTRIBUTES)
                 || nesting::too_costly(&unsafe_html, MAX_NESTING)
             {
-                out.push_str(&as_text(&block, &code_texts));
+                out.push_str(&as_text(&block, &written));
             } else {
                 out.push_str(&SANITIZER.clean(&unsafe_html).to_string());
             }
             block.clear();
-            code_texts.clear();
+            written.clear();
         }
     }
     out
@@ -160,13 +166,13 @@ const MAX_NESTING: usize = 100;
 const MAX_ATTRIBUTES: usize = 256;
 
 /// A block too costly to render (nested too deeply, or with too many attributes), as a paragraph of its text: Markdown's structure
-/// dropped, raw HTML and code shown as written (`code_texts`: the code of the highlighted code
-/// blocks, by their place in `block`, not the highlighter's markup).
-fn as_text(block: &[Event], code_texts: &HashMap<usize, String>) -> String {
+/// dropped, raw HTML, code and footnotes shown as written (`written`: what the author wrote for
+/// the events made here, by their place in `block`, instead of their markup).
+fn as_text(block: &[Event], written: &HashMap<usize, String>) -> String {
     let mut text = String::new();
     for (at, event) in block.iter().enumerate() {
-        if let Some(code) = code_texts.get(&at) {
-            text.push_str(code);
+        if let Some(as_written) = written.get(&at) {
+            text.push_str(as_written);
             continue;
         }
         match event {
