@@ -622,6 +622,29 @@ mod tests {
         assert!(ratio < 40.0, "4 KB {small:?}, 40 KB {large:?}: {ratio:.1}x");
     }
 
+    /// Ordinary formatting renders as HTML, however much of it: thousands of closed links, and
+    /// bold and emphasis with no or few attributes, some nested.
+    #[test]
+    fn many_ordinary_formatting_tags_render_as_html() {
+        let links = r#"<a href="https://example.com/page">a link</a> and "#.repeat(3_000);
+        let html = render(&format!("{links}end\n"));
+        assert_eq!(html.matches("<a href=").count(), 3_000, "{}", &html[..200]);
+        let bold = r#"<b>bold</b> <em>em</em> <b class="x"><i title="t">i <b>b</b></i></b> "#
+            .repeat(3_000);
+        let html = render(&format!("{bold}end\n"));
+        assert_eq!(html.matches("<b>b</b>").count(), 3_000, "{}", &html[..200]);
+        assert_eq!(
+            html.matches("<em>em</em>").count(),
+            3_000,
+            "{}",
+            &html[..200]
+        );
+        let markdown = "**bold** *em* [link](https://example.com) ".repeat(3_000);
+        let html = render(&markdown);
+        assert_eq!(html.matches("<strong>bold</strong>").count(), 3_000);
+        assert_eq!(html.matches("<a href=").count(), 3_000);
+    }
+
     /// Generated bodies, from pieces of Markdown and of HTML (good, broken and hostile, nested
     /// and not): rendering never panics (a panic is a 500 on every view of the post), and what
     /// it gives has no script, no event handler and no `javascript:` URL.

@@ -318,4 +318,64 @@ mod tests {
         assert!(!too_costly(&text, 100));
         assert!(!too_costly("", 100));
     }
+
+    /// `n` formatting tags of `names` (in turn), each with `attributes` different attributes, left
+    /// open (after `before`), then `bytes` of closed bare ones of the same names.
+    fn ark(before: &str, names: &[&str], n: usize, attributes: usize, bytes: usize) -> String {
+        let open: String = (0..n)
+            .map(|k| {
+                let attributes: String = (0..attributes).map(|i| format!(" a{i:03}={k}")).collect();
+                format!("<{}{attributes}>", names[k % names.len()])
+            })
+            .collect();
+        let bare: String = names
+            .iter()
+            .map(|name| format!("<{name}></{name}>"))
+            .collect();
+        let bare = bare.repeat(bytes / bare.len());
+        format!("{before}{open}{bare}")
+    }
+
+    /// Each formatting start tag is compared with every open one of its name, attribute list
+    /// against attribute list (html5ever's Noah's Ark clause): open ones with many attributes,
+    /// then many bare ones, are too costly, whatever the name, the attributes' number, the names'
+    /// mix, or a table the tags are moved out of.
+    #[test]
+    fn formatting_tags_compared_with_open_ones_of_many_attributes_cost_too_much() {
+        for (before, names, attributes) in [
+            ("", &["b"][..], 256),
+            ("", &["font"][..], 256),
+            ("", &["b"][..], 50),
+            ("", &["b", "i", "font", "a", "em"][..], 256),
+            ("<table>", &["b"][..], 256),
+            ("<table><tr>", &["font"][..], 50),
+            ("<table>", &["b", "s", "nobr"][..], 256),
+        ] {
+            let html = ark(before, names, 40, attributes, 100_000);
+            assert!(too_costly(&html, 100), "{before} {names:?} {attributes}");
+        }
+        // A `</b>` in a table does not close a `<b>` open outside it: the bare ones are still
+        // compared with it.
+        let open: String = (0..256).map(|i| format!(" a{i:03}")).collect();
+        let html = format!("<b{open}><table>{}", "</b><b>".repeat(100_000 / 7));
+        assert!(too_costly(&html, 100));
+    }
+
+    /// Ordinary formatting is not: many closed links, bold and emphasis with a few attributes,
+    /// some nested.
+    #[test]
+    fn ordinary_formatting_is_not_too_costly() {
+        let links = r#"<a href="https://example.com/page">a link</a> and "#.repeat(3_000);
+        assert!(!too_costly(&links, 100));
+        let bold = "<b>bold</b> <em>em</em> <i class=x>i</i> ".repeat(5_000);
+        assert!(!too_costly(&bold, 100));
+        let nested =
+            r#"<b class="x" id="y"><i class=z><b title="t">x</b> <b>y</b></i></b> "#.repeat(2_000);
+        assert!(!too_costly(&nested, 100));
+        let cells = format!(
+            r#"<font color="red" face="serif" size="2"><table>{}</table></font>"#,
+            r#"<tr><td><font color="blue">x</font></td></tr>"#.repeat(3_000)
+        );
+        assert!(!too_costly(&cells, 100));
+    }
 }
