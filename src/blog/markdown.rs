@@ -11,7 +11,8 @@
 //!
 //! A block that would cost the sanitiser's parser time out of proportion to its length (nested
 //! more than `MAX_NESTING` deep, or a tag with more than `MAX_ATTRIBUTES` attributes, or
-//! `<html>` tags with more between them) is shown as text too.
+//! `<html>` tags with more between them, or formatting tags the parser compares with open ones
+//! of their name by too many attributes, see [`nesting`]) is shown as text too.
 //!
 //! Fenced code is highlighted here (see [`super::highlight`]) before sanitising; the sanitiser
 //! keeps only the classes the highlighter and the footnotes use. Footnotes are numbered in order

@@ -9,7 +9,11 @@
 //! fed a little at a time and stopped as soon as the depth passes the limit: the work is in
 //! proportion to the length times the limit, whatever the HTML. It also counts the siblings
 //! ammonia's tree scans to move nodes out of tables (foster parenting), the other way found to
-//! make the sanitiser quadratic.
+//! make the sanitiser quadratic. And it counts the attributes the parser compares to open a
+//! formatting element (`<b>`, `<a>`, `<font>`...): each is compared, attribute list against
+//! sorted attribute list, with every one of its name in the list of active formatting elements
+//! (the "Noah's Ark" clause), so a few dozen open `<b>` with hundreds of attributes, then
+//! thousands of bare `<b></b>`, cost the one times the other.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -18,19 +22,52 @@ use std::rc::Rc;
 
 use html5ever::interface::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
 use html5ever::tendril::{StrTendril, TendrilSink};
-use html5ever::{Attribute, ExpandedName, ParseOpts, QualName, local_name, ns};
+use html5ever::{Attribute, ExpandedName, LocalName, ParseOpts, QualName, local_name, ns};
 
 /// Bytes fed to the parser between two looks at the depth.
 const CHUNK: usize = 1024;
 
+/// Attributes the parser may compare (or copy) to open formatting elements, per byte of HTML. An
+/// attribute compared (copied, and sorted with its list) cost about 40 ns in each of the two
+/// parses (this one and the sanitiser's) in the tests' build, dependencies optimised: a 512 KiB
+/// block just under this rate rendered in about 90 ms there, 18 ms of it the text's own, and less
+/// in a release build. Ordinary HTML (formatting elements with a few attributes, rarely nested
+/// in one of their own name) comes nowhere near.
+const COMPARED_PER_BYTE: usize = 1;
+
+/// The elements html5ever keeps in its list of active formatting elements.
+fn formatting(name: &QualName) -> bool {
+    name.ns == ns!(html)
+        && matches!(
+            name.local,
+            local_name!("a")
+                | local_name!("b")
+                | local_name!("big")
+                | local_name!("code")
+                | local_name!("em")
+                | local_name!("font")
+                | local_name!("i")
+                | local_name!("nobr")
+                | local_name!("s")
+                | local_name!("small")
+                | local_name!("strike")
+                | local_name!("strong")
+                | local_name!("tt")
+                | local_name!("u")
+        )
+}
+
 /// Whether sanitising `html` would cost more than `limit` steps of its parser per byte: its
 /// elements nest deeper than `limit` when parsed as ammonia parses it (a fragment in a `<div>`),
 /// or it moves so many nodes out of tables (foster parenting, each placed by a scan of the
-/// siblings in ammonia's tree) that the scans add up to more. Stops as soon as it knows.
+/// siblings in ammonia's tree) that the scans add up to more, or it opens formatting elements
+/// that the parser compares with open ones of their name by more than [`COMPARED_PER_BYTE`]
+/// attributes per byte. Stops as soon as it knows.
 pub fn too_costly(html: &str, limit: usize) -> bool {
     let deepest = Rc::new(Cell::new(0));
     let scanned = Rc::new(Cell::new(0));
-    let sink = DepthSink::new(limit, deepest.clone(), scanned.clone());
+    let compared = Rc::new(Cell::new(0));
+    let sink = DepthSink::new(limit, deepest.clone(), scanned.clone(), compared.clone());
     let mut parser = html5ever::parse_fragment(
         sink,
         ParseOpts::default(),
@@ -38,7 +75,11 @@ pub fn too_costly(html: &str, limit: usize) -> bool {
         vec![],
         false,
     );
-    let over = |fed: usize| deepest.get() > limit || scanned.get() > limit.saturating_mul(fed);
+    let over = |fed: usize| {
+        deepest.get() > limit
+            || scanned.get() > limit.saturating_mul(fed)
+            || compared.get() > COMPARED_PER_BYTE.saturating_mul(fed)
+    };
     let mut fed = 0;
     while fed < html.len() {
         let mut end = html.len().min(fed + CHUNK);
@@ -59,7 +100,12 @@ pub fn too_costly(html: &str, limit: usize) -> bool {
 #[cfg(test)]
 fn depth(html: &str, limit: usize) -> usize {
     let deepest = Rc::new(Cell::new(0));
-    let sink = DepthSink::new(limit, deepest.clone(), Rc::new(Cell::new(0)));
+    let sink = DepthSink::new(
+        limit,
+        deepest.clone(),
+        Rc::new(Cell::new(0)),
+        Rc::new(Cell::new(0)),
+    );
     html5ever::parse_fragment(
         sink,
         ParseOpts::default(),
@@ -91,10 +137,19 @@ struct DepthSink {
     deepest: Rc<Cell<usize>>,
     /// Siblings ammonia's tree would scan to put a node before another or take one out.
     scanned: Rc<Cell<usize>>,
+    /// Each formatting element's name and number of attributes, by id (`None` for other nodes).
+    formatting: RefCell<Vec<Option<(LocalName, usize)>>>,
+    /// Attributes the parser compared or copied to open formatting elements.
+    compared: Rc<Cell<usize>>,
 }
 
 impl DepthSink {
-    fn new(limit: usize, deepest: Rc<Cell<usize>>, scanned: Rc<Cell<usize>>) -> Self {
+    fn new(
+        limit: usize,
+        deepest: Rc<Cell<usize>>,
+        scanned: Rc<Cell<usize>>,
+        compared: Rc<Cell<usize>>,
+    ) -> Self {
         let sink = DepthSink {
             parents: RefCell::new(Vec::new()),
             children: RefCell::new(Vec::new()),
@@ -108,17 +163,25 @@ impl DepthSink {
             limit,
             deepest,
             scanned,
+            formatting: RefCell::new(Vec::new()),
+            compared,
         };
         sink.parents.borrow_mut().push(None);
+        sink.formatting.borrow_mut().push(None);
         sink.children.borrow_mut().push(Vec::new());
         sink
     }
 
-    fn node(&self, name: Option<QualName>, integration_point: bool) -> Rc<Node> {
+    fn node(&self, name: Option<QualName>, integration_point: bool, attributes: usize) -> Rc<Node> {
         let mut parents = self.parents.borrow_mut();
         let id = parents.len();
         parents.push(None);
         self.children.borrow_mut().push(Vec::new());
+        let formatting = name
+            .as_ref()
+            .filter(|name| formatting(name))
+            .map(|name| (name.local.clone(), attributes));
+        self.formatting.borrow_mut().push(formatting);
         Rc::new(Node {
             id,
             element: name.is_some(),
@@ -146,7 +209,41 @@ impl DepthSink {
         self.children.borrow_mut()[parent].push(child.id);
         if child.element {
             self.record(child.id);
+            self.compare(child.id);
         }
+    }
+
+    /// Counts the attributes the parser compared to open `id`, if a formatting element, with the
+    /// open ones of its name: those among its ancestors, each by both attribute lists, whether
+    /// the parser opened it for a tag or to reopen one (which copies its attributes). The
+    /// ancestors are the parser's own, as it placed the element (moved out of a table, or after
+    /// an end tag that closed nothing); an element it keeps in the list after closing it is
+    /// reopened (as an ancestor) before the next formatting tag, when it is the last of the list.
+    /// Ancestors past a marker (`<td>`, `<template>`...), which the parser does not compare, are
+    /// counted all the same: a few attributes too many, for ordinary HTML.
+    fn compare(&self, id: usize) {
+        let formatting = self.formatting.borrow();
+        let Some((name, attributes)) = &formatting[id] else {
+            return;
+        };
+        let parents = self.parents.borrow();
+        let mut compared = *attributes;
+        let mut depth = 0;
+        let mut at = parents[id];
+        while let Some(parent) = at {
+            depth += 1;
+            if depth > self.limit + 2 {
+                break;
+            }
+            if let Some((other, theirs)) = &formatting[parent]
+                && other == name
+            {
+                compared = compared.saturating_add(attributes + theirs);
+            }
+            at = parents[parent];
+        }
+        self.compared
+            .set(self.compared.get().saturating_add(compared));
     }
 
     /// Counts `id`'s ancestors (less the document and `<html>`), no further than past the limit.
@@ -192,18 +289,22 @@ impl TreeSink for DepthSink {
     fn create_element(
         &self,
         name: QualName,
-        _attrs: Vec<Attribute>,
+        attrs: Vec<Attribute>,
         flags: ElementFlags,
     ) -> Rc<Node> {
-        self.node(Some(name), flags.mathml_annotation_xml_integration_point)
+        self.node(
+            Some(name),
+            flags.mathml_annotation_xml_integration_point,
+            attrs.len(),
+        )
     }
 
     fn create_comment(&self, _text: StrTendril) -> Rc<Node> {
-        self.node(None, false)
+        self.node(None, false, 0)
     }
 
     fn create_pi(&self, _target: StrTendril, _data: StrTendril) -> Rc<Node> {
-        self.node(None, false)
+        self.node(None, false, 0)
     }
 
     fn append(&self, parent: &Rc<Node>, child: NodeOrText<Rc<Node>>) {
@@ -233,7 +334,7 @@ impl TreeSink for DepthSink {
         }
         // The contents are a fragment of their own, but the parser nests in them as in the
         // template: they count as its child (without being one for moves).
-        let contents = self.node(None, false);
+        let contents = self.node(None, false, 0);
         self.parents.borrow_mut()[contents.id] = Some(target.id);
         self.templates
             .borrow_mut()
