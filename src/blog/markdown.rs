@@ -623,6 +623,29 @@ mod tests {
         assert!(ratio < 40.0, "4 KB {small:?}, 40 KB {large:?}: {ratio:.1}x");
     }
 
+    /// Noah's Ark compares attribute lists by sorting copies of them, and attribute names by
+    /// their text: a few names of thousands of bytes (alike but for their end, in reverse order)
+    /// on one open `<b>` cost a comparison of those bytes for each bare `<b>` after it, quadratic
+    /// in the length with few attributes compared per byte.
+    #[test]
+    fn formatting_tags_after_long_attribute_names_on_open_ones_render_in_linear_time() {
+        let fastest = |body: &str| fastest_render(body, 2);
+        let body = |bytes: usize| {
+            let long = "a".repeat(bytes / 2 / 12);
+            let open: String = (0..12).rev().map(|i| format!(" {long}{i:02}")).collect();
+            format!("<b{open}>{}\n", "<b></b>".repeat(bytes / 2 / 7))
+        };
+        let small = fastest(&body(50_000));
+        let large = fastest(&body(500_000));
+        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        println!("50 KB {small:?}, 500 KB {large:?}: {ratio:.1}x");
+        // Linear bodies measure 10-13x here.
+        assert!(
+            ratio < 25.0,
+            "50 KB {small:?}, 500 KB {large:?}: {ratio:.1}x"
+        );
+    }
+
     /// Ordinary formatting renders as HTML, however much of it: thousands of closed links, and
     /// bold and emphasis with no or few attributes, some nested.
     #[test]

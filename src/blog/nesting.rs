@@ -462,6 +462,17 @@ mod tests {
         assert!(too_costly(&html, 100));
     }
 
+    /// Attribute names are compared by their text (when Noah's Ark sorts the lists): an open
+    /// `<b>` with a dozen names of many bytes each, then many bare `<b>`, is too costly too, though
+    /// it compares fewer attributes than bytes.
+    #[test]
+    fn formatting_tags_compared_with_open_ones_of_long_attribute_names_cost_too_much() {
+        let long = "a".repeat(250_000 / 12);
+        let open: String = (0..12).rev().map(|i| format!(" {long}{i:02}")).collect();
+        let html = format!("<b{open}>{}", "<b></b>".repeat(250_000 / 7));
+        assert!(too_costly(&html, 100));
+    }
+
     /// Ordinary formatting is not: many closed links, bold and emphasis with a few attributes,
     /// some nested.
     #[test]
