@@ -35,6 +35,19 @@ const CHUNK: usize = 1024;
 /// in one of their own name) comes nowhere near.
 const COMPARED_PER_BYTE: usize = 1;
 
+/// Bytes of an attribute's name that cost as much to compare as the attribute itself.
+const NAME_BYTES_PER_ATTRIBUTE: usize = 16;
+
+/// What comparing (or copying) an attribute costs, in attributes: Noah's Ark sorts copies of the
+/// lists, comparing names by their text (up to a few dozen times each, for the short lists that
+/// are sorted by insertion), so a dozen names of 20 KB each on one open `<b>` made each bare
+/// `<b>` after it cost a compare of megabytes while counting as 12 attributes. The values are
+/// compared only where the names are equal, after both lists are sorted, no further than the
+/// shorter, which is the new tag's own bytes, once for each open element of its name.
+fn weight(attribute: &Attribute) -> usize {
+    1 + attribute.name.local.len() / NAME_BYTES_PER_ATTRIBUTE
+}
+
 /// The elements html5ever keeps in its list of active formatting elements.
 fn formatting(name: &QualName) -> bool {
     name.ns == ns!(html)
@@ -62,7 +75,7 @@ fn formatting(name: &QualName) -> bool {
 /// or it moves so many nodes out of tables (foster parenting, each placed by a scan of the
 /// siblings in ammonia's tree) that the scans add up to more, or it opens formatting elements
 /// that the parser compares with open ones of their name by more than [`COMPARED_PER_BYTE`]
-/// attributes per byte. Stops as soon as it knows.
+/// attributes per byte (weighed by their names' length: [`weight`]). Stops as soon as it knows.
 pub fn too_costly(html: &str, limit: usize) -> bool {
     let deepest = Rc::new(Cell::new(0));
     let scanned = Rc::new(Cell::new(0));
@@ -137,7 +150,8 @@ struct DepthSink {
     deepest: Rc<Cell<usize>>,
     /// Siblings ammonia's tree would scan to put a node before another or take one out.
     scanned: Rc<Cell<usize>>,
-    /// Each formatting element's name and number of attributes, by id (`None` for other nodes).
+    /// Each formatting element's name and its attributes' [`weight`], by id (`None` for other
+    /// nodes).
     formatting: RefCell<Vec<Option<(LocalName, usize)>>>,
     /// Attributes the parser compared or copied to open formatting elements.
     compared: Rc<Cell<usize>>,
@@ -295,7 +309,7 @@ impl TreeSink for DepthSink {
         self.node(
             Some(name),
             flags.mathml_annotation_xml_integration_point,
-            attrs.len(),
+            attrs.iter().map(weight).sum(),
         )
     }
 
