@@ -11,7 +11,8 @@
 //!
 //! A block that would cost the sanitiser's parser time out of proportion to its length (nested
 //! more than `MAX_NESTING` deep, or a tag with more than `MAX_ATTRIBUTES` attributes, or
-//! `<html>` tags with more between them) is shown as text too.
+//! `<html>` tags with more between them, or formatting tags the parser compares with open ones
+//! of their name by too many attributes, see [`nesting`]) is shown as text too.
 //!
 //! Fenced code is highlighted here (see [`super::highlight`]) before sanitising; the sanitiser
 //! keeps only the classes the highlighter and the footnotes use. Footnotes are numbered in order
@@ -74,6 +75,9 @@ pub fn render(markdown: &str) -> String {
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
     let mut footnotes = Footnotes::default();
     let mut block: Vec<Event> = Vec::new();
+    // What the author wrote, by its place in `block`, for the events made here from it
+    // (highlighted code, footnote markup): shown instead of them if the block is shown as text.
+    let mut written: HashMap<usize, String> = HashMap::new();
     let mut depth = 0usize;
     let mut code: Option<(String, String)> = None;
     for event in Parser::new_ext(&markdown, options()) {
@@ -97,16 +101,23 @@ pub fn render(markdown: &str) -> String {
             Event::End(TagEnd::CodeBlock) => {
                 let (lang, text) = code.take().unwrap_or_default();
                 depth -= 1;
-                Event::Html(highlight::code_block(&text, &lang).into())
+                let highlighted = highlight::code_block(&text, &lang);
+                written.insert(block.len(), text);
+                Event::Html(highlighted.into())
             }
-            Event::FootnoteReference(name) => Event::InlineHtml(footnotes.reference(&name).into()),
+            Event::FootnoteReference(name) => {
+                written.insert(block.len(), format!("[^{name}]"));
+                Event::InlineHtml(footnotes.reference(&name).into())
+            }
             Event::Start(Tag::FootnoteDefinition(name)) => {
                 depth += 1;
+                written.insert(block.len(), format!("[^{name}]: "));
                 block.push(Event::Html(footnotes.definition_start(&name).into()));
                 continue;
             }
             Event::End(TagEnd::FootnoteDefinition) => {
                 depth -= 1;
+                written.insert(block.len(), String::new());
                 Event::Html(footnotes.definition_end().into())
             }
             Event::Start(tag) => {
@@ -127,11 +138,12 @@ pub fn render(markdown: &str) -> String {
             if attributes::too_many(&unsafe_html, MAX_ATTRIBUTES)
                 || nesting::too_costly(&unsafe_html, MAX_NESTING)
             {
-                out.push_str(&as_text(&block));
+                out.push_str(&as_text(&block, &written));
             } else {
                 out.push_str(&SANITIZER.clean(&unsafe_html).to_string());
             }
             block.clear();
+            written.clear();
         }
     }
     out
@@ -155,10 +167,15 @@ const MAX_NESTING: usize = 100;
 const MAX_ATTRIBUTES: usize = 256;
 
 /// A block too costly to render (nested too deeply, or with too many attributes), as a paragraph of its text: Markdown's structure
-/// dropped, raw HTML shown as written.
-fn as_text(block: &[Event]) -> String {
+/// dropped, raw HTML, code and footnotes shown as written (`written`: what the author wrote for
+/// the events made here, by their place in `block`, instead of their markup).
+fn as_text(block: &[Event], written: &HashMap<usize, String>) -> String {
     let mut text = String::new();
-    for event in block {
+    for (at, event) in block.iter().enumerate() {
+        if let Some(as_written) = written.get(&at) {
+            text.push_str(as_written);
+            continue;
+        }
         match event {
             Event::Text(t) | Event::Code(t) | Event::Html(t) | Event::InlineHtml(t) => {
                 text.push_str(t)
@@ -459,6 +476,34 @@ mod tests {
         );
     }
 
+    /// A block shown as text shows the code in it as the author wrote it, not the highlighter's
+    /// markup around it (escaped twice, `"` became `&quot;` on the page).
+    #[test]
+    fn a_block_shown_as_text_shows_its_code_as_written() {
+        let attributes: String = (0..=MAX_ATTRIBUTES).map(|i| format!(" a{i}")).collect();
+        let body = format!(
+            "- item\n\n  ```rust\n  let x = \"<y>\";\n  ```\n\n  <span{attributes}>z</span>\n"
+        );
+        let html = render(&body);
+        assert!(html.starts_with("<p>item"), "not shown as text: {html}");
+        let code = ammonia::clean_text(r#"let x = "<y>";"#);
+        assert!(html.contains(&code), "no {code} in {html}");
+        assert!(!html.contains("hl-"), "highlighter markup shown: {html}");
+    }
+
+    /// Footnotes in a block shown as text show as written, not as the markup made for them.
+    #[test]
+    fn a_block_shown_as_text_shows_its_footnotes_as_written() {
+        let attributes: String = (0..=MAX_ATTRIBUTES).map(|i| format!(" a{i}")).collect();
+        let html = render(&format!(
+            "Claim[^n] <i{attributes}>.\n\n[^n]: Note <i{attributes}>.\n"
+        ));
+        for written in ["Claim[^n]", "[^n]:&#32;Note"] {
+            assert!(html.contains(written), "no {written} in {html}");
+        }
+        assert!(!html.contains("footnote"), "footnote markup shown: {html}");
+    }
+
     /// More unclosed `<script>` blocks than are worth finding one by one: each is shown as text,
     /// and the Markdown after them renders.
     #[test]
@@ -550,6 +595,78 @@ mod tests {
             ratio < 40.0,
             "20 KB {small:?}, 200 KB {large:?}: {ratio:.1}x"
         );
+    }
+
+    /// Each formatting start tag (`<b>`, `<i>`, `<a>`...) is compared with every formatting
+    /// element open since the last marker, by a sorted copy of both attribute lists (the Noah's
+    /// Ark clause): a few dozen open `<b>` with 256 attributes each, then thousands of bare
+    /// `<b></b>`, cost the size of the one times the number of the other, quadratic in the length
+    /// with no tag over the attribute limit and nothing nested past 100 (500 KB took minutes).
+    #[test]
+    fn formatting_tags_after_many_attributes_on_open_ones_render_in_linear_time() {
+        let fastest = |body: &str| fastest_render(body, 2);
+        let body = |bytes: usize| {
+            // All different: the clause keeps no more than three equal ones.
+            let open: String = (0..(bytes / 2 / 1_800).max(1))
+                .map(|n| {
+                    let attributes: String = (0..256).map(|i| format!(" a{i:03}={n}")).collect();
+                    format!("<b{attributes}>")
+                })
+                .collect();
+            let bare = "<b></b>".repeat((bytes - open.len()) / 7);
+            format!("{open}{bare}\n")
+        };
+        let small = fastest(&body(4_000));
+        let large = fastest(&body(40_000));
+        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        println!("4 KB {small:?}, 40 KB {large:?}: {ratio:.1}x");
+        assert!(ratio < 40.0, "4 KB {small:?}, 40 KB {large:?}: {ratio:.1}x");
+    }
+
+    /// Noah's Ark compares attribute lists by sorting copies of them, and attribute names by
+    /// their text: a few names of thousands of bytes (alike but for their end, in reverse order)
+    /// on one open `<b>` cost a comparison of those bytes for each bare `<b>` after it, quadratic
+    /// in the length with few attributes compared per byte.
+    #[test]
+    fn formatting_tags_after_long_attribute_names_on_open_ones_render_in_linear_time() {
+        let fastest = |body: &str| fastest_render(body, 2);
+        let body = |bytes: usize| {
+            let long = "a".repeat(bytes / 2 / 12);
+            let open: String = (0..12).rev().map(|i| format!(" {long}{i:02}")).collect();
+            format!("<b{open}>{}\n", "<b></b>".repeat(bytes / 2 / 7))
+        };
+        let small = fastest(&body(50_000));
+        let large = fastest(&body(500_000));
+        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        println!("50 KB {small:?}, 500 KB {large:?}: {ratio:.1}x");
+        // Linear bodies measure 10-13x here.
+        assert!(
+            ratio < 25.0,
+            "50 KB {small:?}, 500 KB {large:?}: {ratio:.1}x"
+        );
+    }
+
+    /// Ordinary formatting renders as HTML, however much of it: thousands of closed links, and
+    /// bold and emphasis with no or few attributes, some nested.
+    #[test]
+    fn many_ordinary_formatting_tags_render_as_html() {
+        let links = r#"<a href="https://example.com/page">a link</a> and "#.repeat(3_000);
+        let html = render(&format!("{links}end\n"));
+        assert_eq!(html.matches("<a href=").count(), 3_000, "{}", &html[..200]);
+        let bold = r#"<b>bold</b> <em>em</em> <b class="x"><i title="t">i <b>b</b></i></b> "#
+            .repeat(3_000);
+        let html = render(&format!("{bold}end\n"));
+        assert_eq!(html.matches("<b>b</b>").count(), 3_000, "{}", &html[..200]);
+        assert_eq!(
+            html.matches("<em>em</em>").count(),
+            3_000,
+            "{}",
+            &html[..200]
+        );
+        let markdown = "**bold** *em* [link](https://example.com) ".repeat(3_000);
+        let html = render(&markdown);
+        assert_eq!(html.matches("<strong>bold</strong>").count(), 3_000);
+        assert_eq!(html.matches("<a href=").count(), 3_000);
     }
 
     /// Generated bodies, from pieces of Markdown and of HTML (good, broken and hostile, nested

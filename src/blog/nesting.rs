@@ -9,7 +9,11 @@
 //! fed a little at a time and stopped as soon as the depth passes the limit: the work is in
 //! proportion to the length times the limit, whatever the HTML. It also counts the siblings
 //! ammonia's tree scans to move nodes out of tables (foster parenting), the other way found to
-//! make the sanitiser quadratic.
+//! make the sanitiser quadratic. And it counts the attributes the parser compares to open a
+//! formatting element (`<b>`, `<a>`, `<font>`...): each is compared, attribute list against
+//! sorted attribute list, with every one of its name in the list of active formatting elements
+//! (the "Noah's Ark" clause), so a few dozen open `<b>` with hundreds of attributes, then
+//! thousands of bare `<b></b>`, cost the one times the other.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -18,19 +22,65 @@ use std::rc::Rc;
 
 use html5ever::interface::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
 use html5ever::tendril::{StrTendril, TendrilSink};
-use html5ever::{Attribute, ExpandedName, ParseOpts, QualName, local_name, ns};
+use html5ever::{Attribute, ExpandedName, LocalName, ParseOpts, QualName, local_name, ns};
 
 /// Bytes fed to the parser between two looks at the depth.
 const CHUNK: usize = 1024;
 
+/// Attributes the parser may compare (or copy) to open formatting elements, per byte of HTML. An
+/// attribute compared (copied, and sorted with its list) cost about 40 ns in each of the two
+/// parses (this one and the sanitiser's) in the tests' build, dependencies optimised: a 512 KiB
+/// block just under this rate rendered in about 90 ms there, 18 ms of it the text's own, and less
+/// in a release build. Ordinary HTML (formatting elements with a few attributes, rarely nested
+/// in one of their own name) comes nowhere near.
+const COMPARED_PER_BYTE: usize = 1;
+
+/// Bytes of an attribute's name that cost as much to compare as the attribute itself.
+const NAME_BYTES_PER_ATTRIBUTE: usize = 16;
+
+/// What comparing (or copying) an attribute costs, in attributes: Noah's Ark sorts copies of the
+/// lists, comparing names by their text (up to a few dozen times each, for the short lists that
+/// are sorted by insertion), so a dozen names of 20 KB each on one open `<b>` made each bare
+/// `<b>` after it cost a compare of megabytes while counting as 12 attributes. The values are
+/// compared only where the names are equal, after both lists are sorted, no further than the
+/// shorter, which is the new tag's own bytes, once for each open element of its name.
+fn weight(attribute: &Attribute) -> usize {
+    1 + attribute.name.local.len() / NAME_BYTES_PER_ATTRIBUTE
+}
+
+/// The elements html5ever keeps in its list of active formatting elements.
+fn formatting(name: &QualName) -> bool {
+    name.ns == ns!(html)
+        && matches!(
+            name.local,
+            local_name!("a")
+                | local_name!("b")
+                | local_name!("big")
+                | local_name!("code")
+                | local_name!("em")
+                | local_name!("font")
+                | local_name!("i")
+                | local_name!("nobr")
+                | local_name!("s")
+                | local_name!("small")
+                | local_name!("strike")
+                | local_name!("strong")
+                | local_name!("tt")
+                | local_name!("u")
+        )
+}
+
 /// Whether sanitising `html` would cost more than `limit` steps of its parser per byte: its
 /// elements nest deeper than `limit` when parsed as ammonia parses it (a fragment in a `<div>`),
 /// or it moves so many nodes out of tables (foster parenting, each placed by a scan of the
-/// siblings in ammonia's tree) that the scans add up to more. Stops as soon as it knows.
+/// siblings in ammonia's tree) that the scans add up to more, or it opens formatting elements
+/// that the parser compares with open ones of their name by more than [`COMPARED_PER_BYTE`]
+/// attributes per byte (weighed by their names' length: [`weight`]). Stops as soon as it knows.
 pub fn too_costly(html: &str, limit: usize) -> bool {
     let deepest = Rc::new(Cell::new(0));
     let scanned = Rc::new(Cell::new(0));
-    let sink = DepthSink::new(limit, deepest.clone(), scanned.clone());
+    let compared = Rc::new(Cell::new(0));
+    let sink = DepthSink::new(limit, deepest.clone(), scanned.clone(), compared.clone());
     let mut parser = html5ever::parse_fragment(
         sink,
         ParseOpts::default(),
@@ -38,7 +88,11 @@ pub fn too_costly(html: &str, limit: usize) -> bool {
         vec![],
         false,
     );
-    let over = |fed: usize| deepest.get() > limit || scanned.get() > limit.saturating_mul(fed);
+    let over = |fed: usize| {
+        deepest.get() > limit
+            || scanned.get() > limit.saturating_mul(fed)
+            || compared.get() > COMPARED_PER_BYTE.saturating_mul(fed)
+    };
     let mut fed = 0;
     while fed < html.len() {
         let mut end = html.len().min(fed + CHUNK);
@@ -59,7 +113,12 @@ pub fn too_costly(html: &str, limit: usize) -> bool {
 #[cfg(test)]
 fn depth(html: &str, limit: usize) -> usize {
     let deepest = Rc::new(Cell::new(0));
-    let sink = DepthSink::new(limit, deepest.clone(), Rc::new(Cell::new(0)));
+    let sink = DepthSink::new(
+        limit,
+        deepest.clone(),
+        Rc::new(Cell::new(0)),
+        Rc::new(Cell::new(0)),
+    );
     html5ever::parse_fragment(
         sink,
         ParseOpts::default(),
@@ -91,10 +150,20 @@ struct DepthSink {
     deepest: Rc<Cell<usize>>,
     /// Siblings ammonia's tree would scan to put a node before another or take one out.
     scanned: Rc<Cell<usize>>,
+    /// Each formatting element's name and its attributes' [`weight`], by id (`None` for other
+    /// nodes).
+    formatting: RefCell<Vec<Option<(LocalName, usize)>>>,
+    /// Attributes the parser compared or copied to open formatting elements.
+    compared: Rc<Cell<usize>>,
 }
 
 impl DepthSink {
-    fn new(limit: usize, deepest: Rc<Cell<usize>>, scanned: Rc<Cell<usize>>) -> Self {
+    fn new(
+        limit: usize,
+        deepest: Rc<Cell<usize>>,
+        scanned: Rc<Cell<usize>>,
+        compared: Rc<Cell<usize>>,
+    ) -> Self {
         let sink = DepthSink {
             parents: RefCell::new(Vec::new()),
             children: RefCell::new(Vec::new()),
@@ -108,17 +177,25 @@ impl DepthSink {
             limit,
             deepest,
             scanned,
+            formatting: RefCell::new(Vec::new()),
+            compared,
         };
         sink.parents.borrow_mut().push(None);
+        sink.formatting.borrow_mut().push(None);
         sink.children.borrow_mut().push(Vec::new());
         sink
     }
 
-    fn node(&self, name: Option<QualName>, integration_point: bool) -> Rc<Node> {
+    fn node(&self, name: Option<QualName>, integration_point: bool, attributes: usize) -> Rc<Node> {
         let mut parents = self.parents.borrow_mut();
         let id = parents.len();
         parents.push(None);
         self.children.borrow_mut().push(Vec::new());
+        let formatting = name
+            .as_ref()
+            .filter(|name| formatting(name))
+            .map(|name| (name.local.clone(), attributes));
+        self.formatting.borrow_mut().push(formatting);
         Rc::new(Node {
             id,
             element: name.is_some(),
@@ -146,7 +223,41 @@ impl DepthSink {
         self.children.borrow_mut()[parent].push(child.id);
         if child.element {
             self.record(child.id);
+            self.compare(child.id);
         }
+    }
+
+    /// Counts the attributes the parser compared to open `id`, if a formatting element, with the
+    /// open ones of its name: those among its ancestors, each by both attribute lists, whether
+    /// the parser opened it for a tag or to reopen one (which copies its attributes). The
+    /// ancestors are the parser's own, as it placed the element (moved out of a table, or after
+    /// an end tag that closed nothing); an element it keeps in the list after closing it is
+    /// reopened (as an ancestor) before the next formatting tag, when it is the last of the list.
+    /// Ancestors past a marker (`<td>`, `<template>`...), which the parser does not compare, are
+    /// counted all the same: a few attributes too many, for ordinary HTML.
+    fn compare(&self, id: usize) {
+        let formatting = self.formatting.borrow();
+        let Some((name, attributes)) = &formatting[id] else {
+            return;
+        };
+        let parents = self.parents.borrow();
+        let mut compared = *attributes;
+        let mut depth = 0;
+        let mut at = parents[id];
+        while let Some(parent) = at {
+            depth += 1;
+            if depth > self.limit + 2 {
+                break;
+            }
+            if let Some((other, theirs)) = &formatting[parent]
+                && other == name
+            {
+                compared = compared.saturating_add(attributes + theirs);
+            }
+            at = parents[parent];
+        }
+        self.compared
+            .set(self.compared.get().saturating_add(compared));
     }
 
     /// Counts `id`'s ancestors (less the document and `<html>`), no further than past the limit.
@@ -192,18 +303,22 @@ impl TreeSink for DepthSink {
     fn create_element(
         &self,
         name: QualName,
-        _attrs: Vec<Attribute>,
+        attrs: Vec<Attribute>,
         flags: ElementFlags,
     ) -> Rc<Node> {
-        self.node(Some(name), flags.mathml_annotation_xml_integration_point)
+        self.node(
+            Some(name),
+            flags.mathml_annotation_xml_integration_point,
+            attrs.iter().map(weight).sum(),
+        )
     }
 
     fn create_comment(&self, _text: StrTendril) -> Rc<Node> {
-        self.node(None, false)
+        self.node(None, false, 0)
     }
 
     fn create_pi(&self, _target: StrTendril, _data: StrTendril) -> Rc<Node> {
-        self.node(None, false)
+        self.node(None, false, 0)
     }
 
     fn append(&self, parent: &Rc<Node>, child: NodeOrText<Rc<Node>>) {
@@ -233,7 +348,7 @@ impl TreeSink for DepthSink {
         }
         // The contents are a fragment of their own, but the parser nests in them as in the
         // template: they count as its child (without being one for moves).
-        let contents = self.node(None, false);
+        let contents = self.node(None, false, 0);
         self.parents.borrow_mut()[contents.id] = Some(target.id);
         self.templates
             .borrow_mut()
@@ -317,5 +432,76 @@ mod tests {
         let text = format!("{}<div>é</div>", "é".repeat(CHUNK));
         assert!(!too_costly(&text, 100));
         assert!(!too_costly("", 100));
+    }
+
+    /// `n` formatting tags of `names` (in turn), each with `attributes` different attributes, left
+    /// open (after `before`), then `bytes` of closed bare ones of the same names.
+    fn ark(before: &str, names: &[&str], n: usize, attributes: usize, bytes: usize) -> String {
+        let open: String = (0..n)
+            .map(|k| {
+                let attributes: String = (0..attributes).map(|i| format!(" a{i:03}={k}")).collect();
+                format!("<{}{attributes}>", names[k % names.len()])
+            })
+            .collect();
+        let bare: String = names
+            .iter()
+            .map(|name| format!("<{name}></{name}>"))
+            .collect();
+        let bare = bare.repeat(bytes / bare.len());
+        format!("{before}{open}{bare}")
+    }
+
+    /// Each formatting start tag is compared with every open one of its name, attribute list
+    /// against attribute list (html5ever's Noah's Ark clause): open ones with many attributes,
+    /// then many bare ones, are too costly, whatever the name, the attributes' number, the names'
+    /// mix, or a table the tags are moved out of.
+    #[test]
+    fn formatting_tags_compared_with_open_ones_of_many_attributes_cost_too_much() {
+        for (before, names, attributes) in [
+            ("", &["b"][..], 256),
+            ("", &["font"][..], 256),
+            ("", &["b"][..], 50),
+            ("", &["b", "i", "font", "a", "em"][..], 256),
+            ("<table>", &["b"][..], 256),
+            ("<table><tr>", &["font"][..], 50),
+            ("<table>", &["b", "s", "nobr"][..], 256),
+        ] {
+            let html = ark(before, names, 40, attributes, 100_000);
+            assert!(too_costly(&html, 100), "{before} {names:?} {attributes}");
+        }
+        // A `</b>` in a table does not close a `<b>` open outside it: the bare ones are still
+        // compared with it.
+        let open: String = (0..256).map(|i| format!(" a{i:03}")).collect();
+        let html = format!("<b{open}><table>{}", "</b><b>".repeat(100_000 / 7));
+        assert!(too_costly(&html, 100));
+    }
+
+    /// Attribute names are compared by their text (when Noah's Ark sorts the lists): an open
+    /// `<b>` with a dozen names of many bytes each, then many bare `<b>`, is too costly too, though
+    /// it compares fewer attributes than bytes.
+    #[test]
+    fn formatting_tags_compared_with_open_ones_of_long_attribute_names_cost_too_much() {
+        let long = "a".repeat(250_000 / 12);
+        let open: String = (0..12).rev().map(|i| format!(" {long}{i:02}")).collect();
+        let html = format!("<b{open}>{}", "<b></b>".repeat(250_000 / 7));
+        assert!(too_costly(&html, 100));
+    }
+
+    /// Ordinary formatting is not: many closed links, bold and emphasis with a few attributes,
+    /// some nested.
+    #[test]
+    fn ordinary_formatting_is_not_too_costly() {
+        let links = r#"<a href="https://example.com/page">a link</a> and "#.repeat(3_000);
+        assert!(!too_costly(&links, 100));
+        let bold = "<b>bold</b> <em>em</em> <i class=x>i</i> ".repeat(5_000);
+        assert!(!too_costly(&bold, 100));
+        let nested =
+            r#"<b class="x" id="y"><i class=z><b title="t">x</b> <b>y</b></i></b> "#.repeat(2_000);
+        assert!(!too_costly(&nested, 100));
+        let cells = format!(
+            r#"<font color="red" face="serif" size="2"><table>{}</table></font>"#,
+            r#"<tr><td><font color="blue">x</font></td></tr>"#.repeat(3_000)
+        );
+        assert!(!too_costly(&cells, 100));
     }
 }
