@@ -118,20 +118,22 @@ struct Nodes {
     primary_proxy_via_link: String,
     /// The primary's LiteFS position file.
     primary_pos: std::path::PathBuf,
+    /// The post's body.
+    body: String,
 }
 
-fn draft(slug: &str) -> serde_json::Value {
+fn draft(slug: &str, body: &str) -> serde_json::Value {
     json!({
         "title": format!("Procedure benchmark {slug}"),
         "slug": slug,
-        "body": "A post with **five** tags.",
+        "body": body,
         "tags": (0..5).map(|t| format!("bench-tag-{t}")).collect::<Vec<_>>(),
         "published": true,
     })
 }
 
-fn input(slug: &str) -> PostInput {
-    let draft: PostDraft = serde_json::from_value(draft(slug)).expect("a valid draft");
+fn input(slug: &str, body: &str) -> PostInput {
+    let draft: PostDraft = serde_json::from_value(draft(slug, body)).expect("a valid draft");
     PostInput::parse(&draft).expect("a valid post")
 }
 
@@ -140,14 +142,24 @@ impl Nodes {
     async fn once(&self, case: Case, n: &str) -> Duration {
         let started = Instant::now();
         match case {
-            Case::PostOnPrimary => drop(posts::create(&self.primary, &input(n)).await.unwrap()),
-            Case::PostProcedure => drop(posts::create(&self.replica, &input(n)).await.unwrap()),
-            Case::PostProcedureNoCatchUp => {
-                drop(posts::create(&self.no_catch_up, &input(n)).await.unwrap())
-            }
+            Case::PostOnPrimary => drop(
+                posts::create(&self.primary, &input(n, &self.body))
+                    .await
+                    .unwrap(),
+            ),
+            Case::PostProcedure => drop(
+                posts::create(&self.replica, &input(n, &self.body))
+                    .await
+                    .unwrap(),
+            ),
+            Case::PostProcedureNoCatchUp => drop(
+                posts::create(&self.no_catch_up, &input(n, &self.body))
+                    .await
+                    .unwrap(),
+            ),
             Case::PostInteractive => {
                 let txn = self.replica.begin().await.unwrap();
-                posts::create_in(&txn, &input(n)).await.unwrap();
+                posts::create_in(&txn, &input(n, &self.body)).await.unwrap();
                 txn.commit().await.unwrap();
             }
             Case::HttpOnPrimary => drop(self.post(&self.primary_url, n, None).await),
@@ -189,7 +201,7 @@ impl Nodes {
             .client
             .post(format!("{base}/api/posts"))
             .basic_auth("admin", Some(ADMIN_PASSWORD))
-            .json(&draft(n));
+            .json(&draft(n, &self.body));
         let request = match cookie {
             Some(cookie) => request.header(reqwest::header::COOKIE, cookie),
             None => request,
@@ -326,7 +338,7 @@ pub async fn run() -> Cluster {
     let body = json!({ "name": PROXY_LINK, "listen": proxy_listen,
         "upstream": proxy_upstream, "enabled": true });
     toxiproxy(reqwest::Method::POST, "/proxies", body).await;
-    let nodes = Nodes {
+    let mut nodes = Nodes {
         primary,
         replica,
         no_catch_up,
@@ -338,19 +350,37 @@ pub async fn run() -> Cluster {
         primary_proxy_via_link: format!("http://{proxy_listen}"),
         primary_pos: cluster.node(1).mnt().join("blog.db-pos"),
         primary_url,
+        body: SMALL_BODY.to_owned(),
     };
 
     let rounds = samples();
+    let settings = settings();
+    // Packet mode: Toxiproxy adds nothing; the kernel holds the links' packets instead.
+    let packets = match settings.iter().any(|s| s.packets) {
+        true => Some(packet_delay()),
+        false => None,
+    };
     let mut rows = Vec::new();
-    for rtt in RTTS {
-        set_rtt(&cluster, rtt).await;
-        eprintln!("bench: added round trip {rtt} ms, {rounds} samples per case");
+    for setting in &settings {
+        let rtt = Duration::from_millis(setting.rtt_ms);
+        match &packets {
+            Some(delay) => {
+                set_rtt(&cluster, 0).await;
+                delay.set(rtt / 2);
+            }
+            None => set_rtt(&cluster, setting.rtt_ms).await,
+        }
+        nodes.body = setting.body.clone();
+        eprintln!("bench: {}, {rounds} samples per case", setting.label);
         let mut samples = vec![Vec::new(); CASES.len()];
         for round in 0..=rounds {
             for k in 0..CASES.len() {
                 let c = (k + round) % CASES.len();
                 let case = CASES[c];
-                let elapsed = nodes.once(case, &format!("p{rtt}-{round}-{c}")).await;
+                tokio::time::sleep(setting.idle).await;
+                let elapsed = nodes
+                    .once(case, &format!("p{}-{round}-{c}", rows.len()))
+                    .await;
                 if round > 0 {
                     samples[c].push(elapsed);
                 }
@@ -360,22 +390,113 @@ pub async fn run() -> Cluster {
             let c = CASES.iter().position(|x| *x == case).unwrap();
             percentile(&samples[c], 0.5)
         };
-        rows.extend(rows_for(rtt, median));
+        rows.extend(rows_for(setting, median));
     }
     println!("\nWrite procedures at added round-trip times (medians of {rounds}):");
     print_table(&rows);
     cluster
 }
 
+/// One part of the measurement: how far apart replica and primary are, and how.
+struct Setting {
+    label: String,
+    rtt_ms: u64,
+    /// Delayed by the kernel, packet by packet ([`test_support::packets`]), not by Toxiproxy.
+    packets: bool,
+    body: String,
+    /// Quiet time before each sample.
+    idle: Duration,
+    /// Whether the issue's targets apply (80 ms, the post of the issue).
+    targets: bool,
+}
+
+/// The post's body, but for the large-post rows of packet mode.
+const SMALL_BODY: &str = "A post with **five** tags.";
+
+/// What to measure: the round-trip times through Toxiproxy; with `BLOG_BENCH_PACKETS=1`, 80 ms
+/// delayed packet by packet instead, with the post of the issue and with a 100 KB body, each
+/// write after `BLOG_BENCH_IDLE_MS` (1500 by default) of quiet, as on a blog, where writes are
+/// seconds apart: after an idle time Linux starts each connection's congestion window small
+/// again, which only a real round trip makes cost anything.
+fn settings() -> Vec<Setting> {
+    if std::env::var_os("BLOG_BENCH_PACKETS").is_none_or(|v| v.is_empty() || v == "0") {
+        return RTTS
+            .iter()
+            .map(|&rtt_ms| Setting {
+                label: format!("{rtt_ms:>2} ms"),
+                rtt_ms,
+                packets: false,
+                body: SMALL_BODY.to_owned(),
+                idle: Duration::ZERO,
+                targets: rtt_ms == 80,
+            })
+            .collect();
+    }
+    let idle = std::env::var("BLOG_BENCH_IDLE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_millis(1500), Duration::from_millis);
+    vec![
+        Setting {
+            label: "80 ms, packets".into(),
+            rtt_ms: 80,
+            packets: true,
+            body: SMALL_BODY.to_owned(),
+            idle,
+            targets: true,
+        },
+        Setting {
+            label: "80 ms, packets, 100 KB body".into(),
+            rtt_ms: 80,
+            packets: true,
+            body: large_body(100 * 1024),
+            idle,
+            targets: false,
+        },
+    ]
+}
+
+/// About `bytes` of words that compress about as well as prose does not (numbers from a fixed
+/// xorshift sequence): LiteFS compresses its transactions, so a body of repeated text would
+/// cross the link in a few packets whatever its length.
+fn large_body(bytes: usize) -> String {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut body = String::with_capacity(bytes + 8);
+    while body.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        body.push_str(&(x % 100_000).to_string());
+        body.push(' ');
+    }
+    body
+}
+
+/// Every packet of the links between node 2 and the primary (the RPC, LiteFS replication, and the
+/// HTTP links), held by the kernel.
+fn packet_delay() -> test_support::packets::PacketDelay {
+    let ip = harness::ip(2);
+    let net = format!("{}.0/24", ip.rsplit_once('.').expect("an IPv4 address").0);
+    let ports = [
+        toxiproxy::RPC_PROXY_PORT,
+        toxiproxy::REPLICATION_PROXY_PORT,
+        HTTP_LINK_PORT,
+        PROXY_LINK_PORT,
+    ];
+    eprintln!("bench: packets to and from {net} ports {ports:?} are delayed by the kernel");
+    test_support::packets::PacketDelay::start(7, &net, &ports, Duration::ZERO)
+        .unwrap_or_else(|e| panic!("packet mode (BLOG_BENCH_PACKETS) needs root and iptables: {e}"))
+}
+
 /// The table's rows for one round-trip time, with the issue's targets at 80 ms.
-fn rows_for(rtt_ms: u64, median: impl Fn(Case) -> Duration) -> Vec<Row> {
-    let rtt = Duration::from_millis(rtt_ms);
-    let at_80 = rtt_ms == 80;
+fn rows_for(setting: &Setting, median: impl Fn(Case) -> Duration) -> Vec<Row> {
+    let rtt = Duration::from_millis(setting.rtt_ms);
+    let at_80 = setting.targets;
     let procedure = median(Case::PostProcedure);
     let on_primary = median(Case::PostOnPrimary);
     let interactive = median(Case::PostInteractive);
     let litefs_proxy = median(Case::LiteFsProxy);
-    let case = |what: &str| format!("{rtt_ms:>2} ms: {what}");
+    let case = |what: &str| format!("{}: {what}", setting.label);
     let mut rows = vec![
         latency_row(
             &case("post+5 tags, procedure vs RTT + primary"),

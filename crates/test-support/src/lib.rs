@@ -4,6 +4,8 @@
 //!   addresses of its own per process, see [`cluster::ip`]), with or without the blog's app on every node, and process faults
 //!   (kill -9, SIGSTOP, restarts with another primary);
 //! - [`toxiproxy`]: network faults between each node and the primary, through Toxiproxy;
+//! - [`packets`]: a delay of every packet of some ports, by the kernel (NFQUEUE), so that TCP
+//!   itself sees the distance (the benchmark's packet mode);
 //! - [`browser`]: headless Chromium driven with fantoccini, and the admin flow run in it.
 //!
 //! The tools they need (LiteFS, Toxiproxy, Chromium) are installed by the repository's
@@ -12,6 +14,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod locks;
+pub mod packets;
 pub mod toxiproxy;
 
 use std::path::PathBuf;

@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 pub fn api() -> String {
     format!("{}:8474", crate::cluster::ip(0))
 }
-const RPC_PROXY_PORT: u16 = 17070;
-const REPLICATION_PROXY_PORT: u16 = 20302;
+pub const RPC_PROXY_PORT: u16 = 17070;
+pub const REPLICATION_PROXY_PORT: u16 = 20302;
 
 /// A link between a node and the primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
