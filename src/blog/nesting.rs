@@ -242,19 +242,12 @@ impl DepthSink {
         };
         let parents = self.parents.borrow();
         let mut compared = *attributes;
-        let mut depth = 0;
-        let mut at = parents[id];
-        while let Some(parent) = at {
-            depth += 1;
-            if depth > self.limit + 2 {
-                break;
-            }
+        for parent in ancestors(&parents, id).take(self.limit + 2) {
             if let Some((other, theirs)) = &formatting[parent]
                 && other == name
             {
                 compared = compared.saturating_add(attributes + theirs);
             }
-            at = parents[parent];
         }
         self.compared
             .set(self.compared.get().saturating_add(compared));
@@ -263,20 +256,17 @@ impl DepthSink {
     /// Counts `id`'s ancestors (less the document and `<html>`), no further than past the limit.
     fn record(&self, id: usize) {
         let parents = self.parents.borrow();
-        let mut depth = 0;
-        let mut at = parents[id];
-        while let Some(parent) = at {
-            depth += 1;
-            if depth > self.limit + 2 {
-                break;
-            }
-            at = parents[parent];
-        }
+        let depth = ancestors(&parents, id).take(self.limit + 3).count();
         let depth = depth.saturating_sub(1);
         if depth > self.deepest.get() {
             self.deepest.set(depth);
         }
     }
+}
+
+/// The ancestors of `id`, nearest first, by `parents` (each node's parent, if any).
+fn ancestors(parents: &[Option<usize>], id: usize) -> impl Iterator<Item = usize> + '_ {
+    std::iter::successors(parents[id], move |&at| parents[at])
 }
 
 fn placeholder() -> QualName {
