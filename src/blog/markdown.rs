@@ -340,6 +340,23 @@ mod tests {
 
     /// The fastest of `runs` renders of `body`: ratios of these, within one run, say how the
     /// time grows with the length, whatever the machine's speed.
+    /// The fastest render of each of two bodies (of `runs` each), and how many times longer the
+    /// second took: a render linear in the body's length takes about as many times longer as the
+    /// body is.
+    fn growth(
+        runs: usize,
+        small: &str,
+        large: &str,
+    ) -> (std::time::Duration, std::time::Duration, f64) {
+        let small = fastest_render(small, runs);
+        let large = fastest_render(large, runs);
+        (
+            small,
+            large,
+            large.as_secs_f64() / small.as_secs_f64().max(1e-6),
+        )
+    }
+
     fn fastest_render(body: &str, runs: usize) -> std::time::Duration {
         (0..runs)
             .map(|_| {
@@ -521,7 +538,7 @@ mod tests {
     /// three each), not against a clock.
     #[test]
     fn pathological_bodies_render_in_linear_time() {
-        let fastest = |body: &str| fastest_render(body, 3);
+        let runs = 3;
         // Raw HTML that nests deeper than its tags say: a self-closing `<div/>` opens a div, and
         // an end tag with nothing of its name open is ignored.
         for unit in [
@@ -534,9 +551,11 @@ mod tests {
             "<div></x>",
             "<div></p>",
         ] {
-            let small = fastest(&format!("{} x\n", unit.repeat(4_000 / unit.len())));
-            let large = fastest(&format!("{} x\n", unit.repeat(40_000 / unit.len())));
-            let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+            let (small, large, ratio) = growth(
+                runs,
+                &format!("{} x\n", unit.repeat(4_000 / unit.len())),
+                &format!("{} x\n", unit.repeat(40_000 / unit.len())),
+            );
             println!("{unit:?}: 4 KB {small:?}, 40 KB {large:?}: {ratio:.1}x");
             assert!(ratio < 40.0, "{unit:?}: 4 KB {small:?}, 40 KB {large:?}");
         }
@@ -547,11 +566,13 @@ mod tests {
     /// `<a><table>` makes thousands of siblings, quadratic in its length without nesting deep.
     #[test]
     fn foster_parented_html_renders_in_linear_time() {
-        let fastest = |body: &str| fastest_render(body, 2);
+        let runs = 2;
         for unit in ["<a><table>", "<table><a>", "<table>x"] {
-            let small = fastest(&format!("{} x\n", unit.repeat(20_000 / unit.len())));
-            let large = fastest(&format!("{} x\n", unit.repeat(400_000 / unit.len())));
-            let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+            let (small, large, ratio) = growth(
+                runs,
+                &format!("{} x\n", unit.repeat(20_000 / unit.len())),
+                &format!("{} x\n", unit.repeat(400_000 / unit.len())),
+            );
             println!("{unit:?}: 20 KB {small:?}, 400 KB {large:?}: {ratio:.1}x");
             assert!(ratio < 80.0, "{unit:?}: 20 KB {small:?}, 400 KB {large:?}");
         }
@@ -562,14 +583,12 @@ mod tests {
     /// is quadratic in the tag's length, however shallow the HTML.
     #[test]
     fn a_tag_with_many_attributes_renders_in_linear_time() {
-        let fastest = |body: &str| fastest_render(body, 2);
+        let runs = 2;
         let tag = |bytes: usize| {
             let attributes: String = (0..bytes / 7).map(|i| format!("a{i:04}=1 ")).collect();
             format!("<p {attributes}>x</p>\n")
         };
-        let small = fastest(&tag(20_000));
-        let large = fastest(&tag(200_000));
-        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        let (small, large, ratio) = growth(runs, &tag(20_000), &tag(200_000));
         println!("20 KB {small:?}, 200 KB {large:?}: {ratio:.1}x");
         assert!(
             ratio < 40.0,
@@ -582,14 +601,12 @@ mod tests {
     /// `<html a00001>`, `<html a00002>`... are quadratic in their length, with one attribute a tag.
     #[test]
     fn many_html_tags_with_attributes_render_in_linear_time() {
-        let fastest = |body: &str| fastest_render(body, 2);
+        let runs = 2;
         let tags = |bytes: usize| {
             let tags: String = (0..bytes / 13).map(|i| format!("<html a{i:05}>")).collect();
             format!("{tags}\n")
         };
-        let small = fastest(&tags(20_000));
-        let large = fastest(&tags(200_000));
-        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        let (small, large, ratio) = growth(runs, &tags(20_000), &tags(200_000));
         println!("20 KB {small:?}, 200 KB {large:?}: {ratio:.1}x");
         assert!(
             ratio < 40.0,
@@ -604,7 +621,7 @@ mod tests {
     /// with no tag over the attribute limit and nothing nested past 100 (500 KB took minutes).
     #[test]
     fn formatting_tags_after_many_attributes_on_open_ones_render_in_linear_time() {
-        let fastest = |body: &str| fastest_render(body, 2);
+        let runs = 2;
         let body = |bytes: usize| {
             // All different: the clause keeps no more than three equal ones.
             let open: String = (0..(bytes / 2 / 1_800).max(1))
@@ -616,9 +633,7 @@ mod tests {
             let bare = "<b></b>".repeat((bytes - open.len()) / 7);
             format!("{open}{bare}\n")
         };
-        let small = fastest(&body(4_000));
-        let large = fastest(&body(40_000));
-        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        let (small, large, ratio) = growth(runs, &body(4_000), &body(40_000));
         println!("4 KB {small:?}, 40 KB {large:?}: {ratio:.1}x");
         assert!(ratio < 40.0, "4 KB {small:?}, 40 KB {large:?}: {ratio:.1}x");
     }
@@ -629,15 +644,13 @@ mod tests {
     /// in the length with few attributes compared per byte.
     #[test]
     fn formatting_tags_after_long_attribute_names_on_open_ones_render_in_linear_time() {
-        let fastest = |body: &str| fastest_render(body, 2);
+        let runs = 2;
         let body = |bytes: usize| {
             let long = "a".repeat(bytes / 2 / 12);
             let open: String = (0..12).rev().map(|i| format!(" {long}{i:02}")).collect();
             format!("<b{open}>{}\n", "<b></b>".repeat(bytes / 2 / 7))
         };
-        let small = fastest(&body(50_000));
-        let large = fastest(&body(500_000));
-        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        let (small, large, ratio) = growth(runs, &body(50_000), &body(500_000));
         println!("50 KB {small:?}, 500 KB {large:?}: {ratio:.1}x");
         // Linear bodies measure 10-13x here.
         assert!(
