@@ -160,7 +160,7 @@ async fn dashboard(
 }
 
 /// The post form as submitted: tags as one comma-separated field, the checkbox absent when off.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 struct PostForm {
     #[serde(default)]
     title: String,
@@ -215,12 +215,7 @@ impl PostForm {
         PostForm {
             post_id: Some(current.post.id.to_string()),
             version: Some(posts::Version::of(current).token()),
-            title: self.title.clone(),
-            slug: self.slug.clone(),
-            body: self.body.clone(),
-            tags: self.tags.clone(),
-            published: self.published.clone(),
-            draft_key: self.draft_key.clone(),
+            ..self.clone()
         }
     }
 

@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, location, spawn_app};
+use crate::helpers::{TestApp, input_value, location, spawn_app, unescape};
 
 /// The post as the admin sees it through the API.
 async fn post_of(app: &TestApp, slug: &str) -> Value {
@@ -14,28 +14,6 @@ async fn post_of(app: &TestApp, slug: &str) -> Value {
         .await;
     assert_eq!(status, StatusCode::OK, "{post}");
     post
-}
-
-/// Undoes askama's escaping of an attribute's value.
-fn unescape(value: &str) -> String {
-    // The ampersand last, so an escaped "&#34;" stays that text.
-    value
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#60;", "<")
-        .replace("&#62;", ">")
-        .replace("&#38;", "&")
-}
-
-/// The `value` of the input named `name` in the post form of `html`.
-fn input_value(html: &str, name: &str) -> String {
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no input {name} in {html}"))
-        + marker.len();
-    let end = start + html[start..].find('"').unwrap();
-    unescape(&html[start..end])
 }
 
 /// Every hidden field of the post form in `html`, as a browser sends them back.

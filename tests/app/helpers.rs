@@ -419,3 +419,25 @@ pub async fn new_visitor_at_login(app: &TestApp) -> (Client, String) {
     let csrf = csrf_of(&html);
     (client, csrf)
 }
+
+/// Undoes askama's escaping of an attribute's value.
+pub fn unescape(value: &str) -> String {
+    // The ampersand last, so an escaped "&#34;" stays that text.
+    value
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#38;", "&")
+}
+
+/// The `value` of the input named `name` in a page.
+pub fn input_value(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no input {name} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    unescape(&html[start..end])
+}

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, SqliteConnection};
 
-use crate::helpers::{TestApp, csrf_of, spawn_app};
+use crate::helpers::{TestApp, csrf_of, input_value, spawn_app};
 
 /// The post as the admin sees it through the API.
 async fn post_of(app: &TestApp, slug: &str) -> Value {
@@ -16,23 +16,6 @@ async fn post_of(app: &TestApp, slug: &str) -> Value {
         .await;
     assert_eq!(status, StatusCode::OK, "{post}");
     post
-}
-
-/// The `value` of the input named `name` in a page.
-fn input_value(html: &str, name: &str) -> String {
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no input {name} in {html}"))
-        + marker.len();
-    let end = start + html[start..].find('"').unwrap();
-    // The ampersand last, so an escaped "&#34;" stays that text.
-    html[start..end]
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#60;", "<")
-        .replace("&#62;", ">")
-        .replace("&#38;", "&")
 }
 
 /// Sends the edit form of the post at `path` as `html` shows it (body "b", published), with the
