@@ -604,3 +604,151 @@ async fn restored_draft_flow(browser: &Client, app: &TestApp) -> Result<(), Stri
     browser::wait_for(browser, Css("p.flash, #form-error")).await?;
     Ok(())
 }
+
+/// A draft kept by the drafts script of before versions (no `version` in it), restored after
+/// someone else saved the post, must not be saved over that save: its base is unknown, so the
+/// save comes back as a conflict. The conflict page then shows the restored text with the post's
+/// current version, is not offered the draft again, and saved again it saves, and the draft is
+/// gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_of_before_versions_restored_comes_back_as_a_conflict_then_saves() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Old draft", "body": "v1.", "published": true }))
+        .await;
+    let driver = Chromedriver::start().await;
+    let browser = driver.session().await;
+    let outcome = old_draft_flow(&browser, &app).await;
+    let source = browser.source().await.unwrap_or_default();
+    let _ = browser.close().await;
+    if let Err(step) = outcome {
+        panic!("old draft flow failed: {step}\n--- page source ---\n{source}");
+    }
+    let (_, post) = app.api_get("/posts/old-draft").await;
+    assert_eq!(
+        post["body"], "v1. Typed long ago. And after the conflict.",
+        "saved again from the conflict page, the restored text is saved"
+    );
+}
+
+async fn old_draft_flow(browser: &Client, app: &TestApp) -> Result<(), String> {
+    use fantoccini::Locator::Css;
+    let base = &app.base;
+    browser::log_in(browser, base, &app.password).await?;
+    let edit = format!("{base}/admin/posts/old-draft/edit");
+    if open_form(browser, &edit).await? {
+        return Err("a draft nobody wrote is offered".into());
+    }
+    browser::script(
+        browser,
+        "localStorage.setItem('blog-draft:edit:old-draft', JSON.stringify({
+           title: 'Old draft', slug: 'old-draft', body: 'v1. Typed long ago.', tags: '',
+           published: true, savedAt: Date.now() - 60000 }));",
+    )
+    .await?;
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/old-draft",
+            Some(&json!({ "body": "v2, saved by someone else." })),
+        )
+        .await;
+    if status != StatusCode::OK {
+        return Err(format!("the change meanwhile: {status}"));
+    }
+    if !open_form(browser, &edit).await? {
+        return Err("the old draft is not offered".into());
+    }
+    browser::click(
+        browser,
+        Css(&format!("{NOTICE} button[data-draft-action='restore']")),
+    )
+    .await?;
+    browser::click(browser, Css("main form button[type='submit']")).await?;
+    browser::wait_for(browser, Css("p.flash, #form-error")).await?;
+    let (_, post) = app.api_get("/posts/old-draft").await;
+    if post["body"] != "v2, saved by someone else." {
+        return Err(format!("the old draft was saved over the change: {post}"));
+    }
+    // The conflict page: the restored text, not offered again.
+    browser::wait_for(browser, Css("main form[data-draft-key][data-draft-ready]")).await?;
+    if !browser
+        .find_all(Css(NOTICE))
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty()
+    {
+        return Err("the conflict page offers the draft it shows".into());
+    }
+    if form_values(browser).await?[2] != "v1. Typed long ago." {
+        return Err(format!("conflict page: {:?}", form_values(browser).await));
+    }
+    type_in(
+        browser,
+        "main form textarea[name='body']",
+        " And after the conflict.",
+    )
+    .await?;
+    browser::click(browser, Css("main form button[type='submit']")).await?;
+    browser::wait_for(browser, Css("p.flash")).await?;
+    let left = browser::script(
+        browser,
+        "return localStorage.getItem('blog-draft:edit:old-draft');",
+    )
+    .await?;
+    if !left.is_null() {
+        return Err(format!("the draft is still kept after the save: {left}"));
+    }
+    Ok(())
+}
+
+/// The admin types in an edit form, follows a link away, someone else saves the post, and the
+/// admin comes Back: the browser puts the typed text back into the form (its form state), while
+/// the page, fetched again, carries the post's new version. Saved, that text must come back as a
+/// conflict, not be saved over the change it never saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_the_browser_restores_on_back_does_not_overwrite_a_save_made_since() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Went back", "body": "v1.", "published": true }))
+        .await;
+    let driver = Chromedriver::start().await;
+    let browser = driver.session().await;
+    let outcome = back_flow(&browser, &app).await;
+    let source = browser.source().await.unwrap_or_default();
+    let _ = browser.close().await;
+    if let Err(step) = outcome {
+        panic!("back flow failed: {step}\n--- page source ---\n{source}");
+    }
+    let (_, post) = app.api_get("/posts/went-back").await;
+    assert_eq!(
+        post["body"], "v2, saved by someone else.",
+        "text typed at v1 and put back by the browser was saved over v2; the page: {source}"
+    );
+}
+
+async fn back_flow(browser: &Client, app: &TestApp) -> Result<(), String> {
+    use fantoccini::Locator::Css;
+    let base = &app.base;
+    browser::log_in(browser, base, &app.password).await?;
+    let edit = format!("{base}/admin/posts/went-back/edit");
+    open_form(browser, &edit).await?;
+    type_in(browser, "main form textarea[name='body']", " Typed at v1.").await?;
+    browser::goto(browser, &format!("{base}/admin")).await?;
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/went-back",
+            Some(&json!({ "body": "v2, saved by someone else." })),
+        )
+        .await;
+    if status != StatusCode::OK {
+        return Err(format!("the change meanwhile: {status}"));
+    }
+    browser.back().await.map_err(|e| format!("back: {e}"))?;
+    browser::wait_for(browser, Css("main form[data-draft-key][data-draft-ready]")).await?;
+    if form_values(browser).await?[2] != "v1. Typed at v1." {
+        return Err(format!("after Back: {:?}", form_values(browser).await));
+    }
+    browser::click(browser, Css("main form button[type='submit']")).await?;
+    browser::wait_for(browser, Css("p.flash, #form-error")).await?;
+    Ok(())
+}

@@ -623,3 +623,177 @@ async fn an_edit_form_of_a_post_deleted_and_recreated_meanwhile_does_not_touch_t
     assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
     assert!(html.contains("edit of the first life"), "{html}");
 }
+
+/// `DELETE /api/posts/{slug}` against every shape of `If-Match`: only `*`, no header, or a list
+/// naming this post's current ETag deletes; a weak ETag (compared strongly), a garbage value, an
+/// empty one, the ETag of another post or of an earlier version of this one answers 412 in the
+/// API's JSON shape and deletes nothing. A post already gone answers 404 whatever the header.
+#[tokio::test]
+async fn an_api_delete_honours_every_shape_of_if_match() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Other", "body": "o" }))
+        .await;
+    let other = app.api(Method::GET, "/posts/other").send().await.unwrap();
+    let other_etag = other.headers()["etag"].to_str().unwrap().to_owned();
+
+    let etag_of = |slug: &'static str| {
+        let app = &app;
+        async move {
+            let read = app
+                .api(Method::GET, &format!("/posts/{slug}"))
+                .send()
+                .await
+                .unwrap();
+            read.headers()["etag"].to_str().unwrap().to_owned()
+        }
+    };
+    app.create_post(json!({ "title": "Target", "body": "t", "tags": ["x"] }))
+        .await;
+    let stale = etag_of("target").await;
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/target",
+            Some(&json!({ "body": "t2" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let current = etag_of("target").await;
+    let weak = format!("W/{current}");
+    let inner = current.trim_matches('"').to_owned();
+
+    let refused: Vec<(&str, Vec<String>)> = vec![
+        ("a weak ETag of the current version", vec![weak.clone()]),
+        ("garbage", vec!["garbage".into()]),
+        ("an unquoted current ETag", vec![inner.clone()]),
+        ("an empty value", vec![String::new()]),
+        ("another post's ETag", vec![other_etag.clone()]),
+        ("the stale ETag", vec![stale.clone()]),
+        (
+            "a list of stale and other",
+            vec![format!("{stale}, {other_etag}")],
+        ),
+        ("a quoted star", vec!["\"*\"".into()]),
+    ];
+    for (what, values) in refused {
+        let mut request = app.api(Method::DELETE, "/posts/target");
+        for v in &values {
+            request = request.header("if-match", v);
+        }
+        let (status, body) = crate::helpers::json_of(request.send().await.unwrap()).await;
+        let (found, _) = app.api_call(Method::GET, "/posts/target", None).await;
+        assert_eq!(
+            (status, found),
+            (StatusCode::PRECONDITION_FAILED, StatusCode::OK),
+            "DELETE with {what} ({values:?}) answered {status} {body} and the post is {found}"
+        );
+        assert!(
+            body["error"].is_string(),
+            "{what}: the API's JSON shape: {body}"
+        );
+    }
+
+    // A list naming the current version among others (and split over two headers) deletes.
+    let deleted = app
+        .api(Method::DELETE, "/posts/target")
+        .header("if-match", format!("{stale}, garbage"))
+        .header("if-match", format!("{weak}, {current}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let (found, _) = app.api_call(Method::GET, "/posts/target", None).await;
+    assert_eq!(found, StatusCode::NOT_FOUND);
+
+    // Gone already: with its last ETag, with `*`, the answer says so (404) in the JSON shape.
+    for value in [current.as_str(), "*"] {
+        let (status, body) = crate::helpers::json_of(
+            app.api(Method::DELETE, "/posts/target")
+                .header("if-match", value)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert!(
+            status == StatusCode::NOT_FOUND || status == StatusCode::PRECONDITION_FAILED,
+            "DELETE of a gone post with If-Match {value} answered {status} {body}"
+        );
+        assert!(body["error"].is_string(), "{body}");
+    }
+
+    // `*` deletes whatever version it is.
+    let deleted = app
+        .api(Method::DELETE, "/posts/other")
+        .header("if-match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+}
+
+/// Tag changes made on the Tags page (the admin's forms, not the API) while an edit form is open:
+/// a rename only in case, a delete and a new tag of the same label, and a rename away and back.
+/// The form saved after must not write back a tag list the post no longer has: either it comes
+/// back 409, or the post's tags are what they are now.
+#[tokio::test]
+async fn tag_changes_on_the_tags_page_are_not_undone_by_an_open_edit_form() {
+    let app = spawn_app().await;
+    app.login().await;
+    for (case, steps) in [("case", 0), ("recreated", 1), ("away-and-back", 2)] {
+        let slug = format!("post-{case}");
+        let label = format!("Tag-{case}");
+        app.create_post(json!({
+            "title": format!("Post {case}"), "slug": slug, "body": "b", "tags": [label.clone(), "keep"], "published": true
+        }))
+        .await;
+        let (status, form) = app.get_text(&format!("/admin/posts/{slug}/edit")).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, tags) = app.api_get("/tags").await;
+        assert!(tags.as_array().is_some(), "{tags}");
+        let id = tags
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["label"] == label.as_str())
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let csrf = app.csrf_for("/admin/tags").await;
+        let rename = |to: String| {
+            let app = &app;
+            let csrf = csrf.clone();
+            async move {
+                let response = app
+                    .post_form(
+                        &format!("/admin/tags/{id}"),
+                        &[("csrf", &csrf), ("label", &to)],
+                    )
+                    .await;
+                assert_eq!(response.status(), StatusCode::SEE_OTHER, "rename to {to}");
+            }
+        };
+        match steps {
+            0 => rename(label.to_lowercase()).await,
+            1 => {
+                let response = app
+                    .post_form(&format!("/admin/tags/{id}/delete"), &[("csrf", &csrf)])
+                    .await;
+                assert_eq!(response.status(), StatusCode::SEE_OTHER);
+                app.create_tag(&label).await;
+            }
+            _ => {
+                rename(format!("{label}-renamed")).await;
+                rename(label.clone()).await;
+            }
+        }
+        let expected = post_of(&app, &slug).await["tags"].clone();
+        let response = save_with_body(&app, &form, "a new body").await;
+        let status = response.status();
+        let tags = post_of(&app, &slug).await["tags"].clone();
+        assert!(
+            status == StatusCode::CONFLICT || tags == expected,
+            "{case}: the form answered {status} and the post's tags are now {tags}, not {expected}"
+        );
+    }
+}
