@@ -594,3 +594,74 @@ async fn a_stale_update_from_a_replica_is_refused_whatever_the_primary_s_version
         .unwrap_or_else(|e| panic!("{slug}: deleted at its current version: {e:?}"));
     }
 }
+
+/// A forwarded write answers once this replica has it, so an answered write (not marked stale)
+/// is on two machines: the primary lost the moment after the answer (every link of the replica to
+/// it cut, data in flight dropped) takes nothing answered with it. Answering as soon as the
+/// primary commits, as LiteFS's HTTP proxy does, would not: the same write on another replica,
+/// with the catch-up wait turned off, is answered and then is not in that replica's file.
+#[tokio::test]
+async fn an_answered_write_is_already_on_the_replica_when_the_primary_is_lost() {
+    use crate::toxiproxy::{Link, Toxic, rpc_listen};
+    let cluster = &Cluster::start_with_links(3).await;
+    let links = cluster.links.as_ref().expect("the cluster has links");
+    let open = |k: usize, catch_up: bool| {
+        cluster
+            .options(k)
+            .primary_rpc(rpc_listen(k))
+            .procedures(procedures::registry())
+            .catch_up(catch_up)
+            .start()
+    };
+    let waits = open(2, true).await.expect("node 2 joins");
+    let answers_first = open(3, false).await.expect("node 3 joins");
+    assert_eq!(waits.role().as_str(), "replica");
+    assert_eq!(answers_first.role().as_str(), "replica");
+
+    // Replication reaches both replicas half a second late; their RPC links are healthy.
+    for k in [2, 3] {
+        let late = Toxic::Latency {
+            ms: 500,
+            jitter_ms: 0,
+        };
+        links.inject(k, Link::Replication, late).await;
+    }
+    let in_file = |k: usize, slug: &'static str| async move {
+        let mut db = crate::open_db(cluster.node(k)).await;
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM posts WHERE slug = ?")
+            .bind(slug)
+            .fetch_one(&mut db)
+            .await
+            .expect("the replica's file reads")
+    };
+
+    posts::create(&waits, &post("kept-on-two", 5))
+        .await
+        .expect("the write commits and is answered");
+    links.cut(2).await;
+    assert_eq!(
+        in_file(2, "kept-on-two").await,
+        1,
+        "the answered write is here"
+    );
+
+    posts::create(&answers_first, &post("only-on-primary", 5))
+        .await
+        .expect("the write commits and is answered");
+    links.cut(3).await;
+    assert_eq!(
+        in_file(3, "only-on-primary").await,
+        0,
+        "answered at the primary's commit, the write had not reached this replica"
+    );
+    assert_eq!(
+        primary_i64(
+            cluster,
+            "SELECT count(*) FROM posts WHERE slug = ?",
+            "only-on-primary"
+        )
+        .await,
+        1,
+        "it committed on the primary, and only there"
+    );
+}

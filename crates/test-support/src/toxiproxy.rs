@@ -195,6 +195,17 @@ impl Toxiproxy {
         }
     }
 
+    /// Cuts node `k` off the primary, as if the primary's machine were lost: both links are
+    /// disabled, which closes their connections and drops what they still held (a toxic such as
+    /// [`Toxic::Partition`] would not: adding one makes a latency toxic let its data through).
+    pub async fn cut(&self, k: usize) {
+        for link in [Link::Rpc, Link::Replication] {
+            let path = format!("/proxies/{}", link.proxy(k));
+            let body = json!({ "enabled": false });
+            self.call(reqwest::Method::POST, &path, Some(body)).await;
+        }
+    }
+
     /// Adds `toxic` to node `k`'s `link`, until [`Toxiproxy::heal`].
     pub async fn inject(&self, k: usize, link: Link, toxic: Toxic) {
         for (suffix, kind, stream, attributes) in toxic.toxics() {
