@@ -53,6 +53,15 @@ async fn search_finds_posts_by_words_in_their_body() {
     assert_eq!(page["items"][0]["slug"], "replication-notes", "{page}");
     let (_, page) = app.api_get("/posts?q=replicating%20basil").await;
     assert_eq!(page["total_items"], 0, "{page}");
+    // Every word also finds the words it begins, as a search box is expected to: "lite" finds
+    // "LiteFS", "tomat basil" finds "Tomatoes & basil".
+    let (_, page) = app.api_get("/posts?q=lite").await;
+    assert_eq!(page["total_items"], 1, "{page}");
+    assert_eq!(page["items"][0]["slug"], "replication-notes", "{page}");
+    let (_, page) = app.api_get("/posts?q=tomat%20basil").await;
+    assert_eq!(page["items"][0]["slug"], "gardening", "{page}");
+    let (_, page) = app.api_get("/posts?q=lite%20basil").await;
+    assert_eq!(page["total_items"], 0, "every word still must match: {page}");
     // FTS5 syntax in the text is just words, never an error.
     let (status, page) = app.api_get("/posts?q=%22NEAR(%20*%20OR").await;
     assert_eq!(status, StatusCode::OK, "{page}");
