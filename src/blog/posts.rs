@@ -65,8 +65,9 @@ pub const MAX_SEARCH_CHARS: usize = 200;
 const MAX_SEARCH_WORDS: usize = 12;
 
 /// Posts whose title or body contain every word of `text` (full-text search with SQLite FTS5,
-/// words stemmed, so "replicating" finds "replicated"), best matches first, a title match
-/// weighing more than a body match. Text without any word finds nothing.
+/// words stemmed, so "replicating" finds "replicated", and each word found also as the start of
+/// a longer one, so "lite" finds "LiteFS"), best matches first, a title match weighing more than a
+/// body match. Text without any word finds nothing.
 pub async fn search<C: ConnectionTrait>(
     db: &C,
     visibility: Visibility,
@@ -100,8 +101,8 @@ pub async fn search<C: ConnectionTrait>(
     paginate(db, query, page, per_page).await
 }
 
-/// A person's search text as an FTS5 query: each word quoted (so nothing in it is FTS5 syntax),
-/// all of them required. `None` when there is no word to search for.
+/// A person's search text as an FTS5 query: each word quoted (so nothing in it is FTS5 syntax)
+/// and a prefix (`"lite"*`), all of them required. `None` when there is no word to search for.
 fn fts_query(text: &str) -> Option<String> {
     let words: Vec<String> = text
         .chars()
@@ -110,7 +111,7 @@ fn fts_query(text: &str) -> Option<String> {
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .take(MAX_SEARCH_WORDS)
-        .map(|w| format!("\"{w}\""))
+        .map(|w| format!("\"{w}\"*"))
         .collect();
     (!words.is_empty()).then(|| words.join(" "))
 }
@@ -609,10 +610,10 @@ mod tests {
     }
 
     #[test]
-    fn search_text_is_quoted_words() {
+    fn search_text_is_quoted_prefixes() {
         assert_eq!(
             fts_query("  LiteFS, \"replica\" OR NEAR(x*) ").as_deref(),
-            Some(r#""LiteFS" "replica" "OR" "NEAR" "x""#)
+            Some(r#""LiteFS"* "replica"* "OR"* "NEAR"* "x"*"#)
         );
         assert_eq!(fts_query(" -- ** "), None);
     }

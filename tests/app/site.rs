@@ -61,7 +61,10 @@ async fn search_finds_posts_by_words_in_their_body() {
     let (_, page) = app.api_get("/posts?q=tomat%20basil").await;
     assert_eq!(page["items"][0]["slug"], "gardening", "{page}");
     let (_, page) = app.api_get("/posts?q=lite%20basil").await;
-    assert_eq!(page["total_items"], 0, "every word still must match: {page}");
+    assert_eq!(
+        page["total_items"], 0,
+        "every word still must match: {page}"
+    );
     // FTS5 syntax in the text is just words, never an error.
     let (status, page) = app.api_get("/posts?q=%22NEAR(%20*%20OR").await;
     assert_eq!(status, StatusCode::OK, "{page}");
