@@ -659,7 +659,7 @@ async fn a_body_that_is_not_the_json_asked_for_is_answered_plainly() {
             "/posts/a-post",
             r#"{"titel": "typo"}"#,
             StatusCode::UNPROCESSABLE_ENTITY,
-            "the body is not valid JSON for a post's changes: titel: unknown field `titel`, expected one of `title`",
+            "the body is not valid JSON for a post's changes: unknown field `titel`, expected one of `title`",
         ),
         (
             Method::POST,
