@@ -89,7 +89,7 @@ impl<T: ApiBody, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 /// What the JSON parser says is wrong (the field's path, the problem, the line and column),
 /// without axum's prefix ("Failed to deserialize the JSON body into the target type") and with
 /// serde's "struct PostDraft" (or "struct PostDraft with 5 elements"), the name of a type of
-/// this program, said as "a JSON object".
+/// this program, said as "a JSON object", and an unknown field named once.
 fn parser_message(rejection: &JsonRejection) -> String {
     let detail = std::error::Error::source(rejection)
         .map_or_else(|| rejection.body_text(), ToString::to_string);
@@ -115,6 +115,16 @@ fn parser_message(rejection: &JsonRejection) -> String {
         }
     }
     plain.push_str(rest);
+    // The path names an unknown field a second time ("titel: unknown field `titel`"): once is
+    // enough.
+    if let Some((path, message)) = plain.split_once(": ")
+        && let Some(field) = message
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+        && path.rsplit('.').next() == Some(field)
+    {
+        return message.to_owned();
+    }
     plain
 }
 
