@@ -292,3 +292,39 @@ async fn timestamps_are_kept_by_the_entities() {
     let tag = app.create_tag("stamped").await;
     assert!(tag["created_at"].is_string(), "{tag}");
 }
+
+/// A post's HTML is rendered once and then served from memory (the metrics count the views that
+/// did not render), and an edit shows at once, on its page and in the feed.
+#[tokio::test]
+async fn a_post_renders_once_and_an_edit_shows_at_once() {
+    let app = spawn_app().await;
+    three_posts(&app).await;
+    for _ in 0..2 {
+        let (status, html) = app.get_text("/posts/replication-notes").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("<strong>database</strong>"), "{html}");
+    }
+    let (_, metrics) = app.get_text("/metrics").await;
+    let hits: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("blog_render_cache_hits_total "))
+        .unwrap_or_else(|| panic!("no render cache hits counted: {metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(hits >= 1.0, "{hits}");
+
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::PATCH,
+            "/posts/replication-notes",
+            Some(&json!({"body": "LiteFS replicates the **whole** file."})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, html) = app.get_text("/posts/replication-notes").await;
+    assert!(html.contains("<strong>whole</strong>"), "{html}");
+    assert!(!html.contains("<strong>database</strong>"), "{html}");
+    let (_, xml) = get_typed(&app, "/feed.xml").await;
+    assert!(xml.contains("&lt;strong&gt;whole&lt;/strong&gt;"), "{xml}");
+}
