@@ -145,6 +145,11 @@ pub struct Config {
     #[arg(long, env = "BLOG_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64)]
     pub max_connections_per_client: usize,
 
+    /// Megabytes of posts' rendered HTML each node keeps in memory, so a post is rendered once
+    /// rather than on every view (the least used go first). 0: render on every view.
+    #[arg(long, env = "BLOG_RENDER_CACHE_MB", default_value_t = 32)]
+    pub render_cache_mb: u64,
+
     /// The LiteFS FUSE mount. Setting it turns cluster mode on.
     #[arg(long, env = "BLOG_LITEFS_DIR", global = true)]
     pub litefs_dir: Option<PathBuf>,

@@ -347,6 +347,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 .map_err(StartError::DatabaseFile)?,
         ),
         metrics: metrics_handle(),
+        renders: Arc::new(blog::rendered::RenderCache::new(
+            config.render_cache_mb.saturating_mul(1024 * 1024),
+        )),
         site: Arc::new(web::site::Site {
             title: config.site_title.clone(),
             description: config.site_description.clone(),

@@ -9,6 +9,7 @@
 
 mod group_commit;
 mod procedures;
+mod render;
 
 use test_support::{cluster as harness, toxiproxy};
 
@@ -888,23 +889,34 @@ async fn run() -> Cluster {
 }
 
 fn main() {
-    // `scripts/bench procedures`: the write procedures' section alone.
-    let only_procedures = std::env::args().any(|a| a == "procedures");
+    // `scripts/bench procedures`: the write procedures' section alone; `scripts/bench render`:
+    // the render cache's.
+    let only = |section: &str| std::env::args().any(|a| a == section);
+    if only("render") {
+        runtime().block_on(render::run());
+        return;
+    }
+    let only_procedures = only("procedures");
     if !only_procedures {
         measure(run());
     }
     measure(procedures::run());
     if !only_procedures {
         measure(group_commit::soak());
+        runtime().block_on(render::run());
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
 
 /// Runs one section on its own runtime and cluster.
 fn measure(section: impl Future<Output = Cluster>) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = runtime();
     let cluster = runtime.block_on(section);
     // The runtime's tasks (RPC servers, followers) hold the in-process pools: end them and let
     // sqlx close its files in the mounts before the harness unmounts them.

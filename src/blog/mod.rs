@@ -12,6 +12,7 @@ pub mod markdown;
 mod nesting;
 pub mod posts;
 pub mod procedures;
+pub mod rendered;
 pub mod tags;
 
 pub use error::{BlogError, FieldErrors, Unique};

@@ -175,6 +175,20 @@ pub fn register_metrics() {
         "blog_db_errors_total",
         "Database errors answered as 503 (busy, readonly, cluster) or 500 (other)"
     );
+    for name in [
+        "blog_render_cache_hits_total",
+        "blog_render_cache_misses_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::describe_counter!(
+        "blog_render_cache_hits_total",
+        "Views of a post's body served from the render cache"
+    );
+    metrics::describe_counter!(
+        "blog_render_cache_misses_total",
+        "Views of a post's body that rendered its Markdown"
+    );
     metrics::describe_counter!(
         "http_requests_total",
         "HTTP requests by method, route and status"

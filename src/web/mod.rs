@@ -72,6 +72,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The site's title, description and public URL, from configuration.
     pub site: Arc<site::Site>,
+    /// Posts' rendered HTML, by their Markdown.
+    pub renders: Arc<crate::blog::rendered::RenderCache>,
 }
 
 /// What the public URL implies for cookies and forms.

@@ -85,7 +85,8 @@ async fn show_post(
     let (jar, mut chrome) = state.chrome(&visitor, post.post.title.clone());
     chrome.description = markdown::excerpt(&post.post.body, 160);
     chrome.og_type = "article";
-    let html = off_the_runtime(post.post.body.clone(), |body| markdown::render(&body)).await?;
+    let renders = state.renders.clone();
+    let html = off_the_runtime(post.post.body.clone(), move |body| renders.render(&body)).await?;
     let view = PostPage {
         chrome,
         html,
@@ -185,10 +186,11 @@ async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
     let origin = state.site.origin(&headers);
     let latest = posts::latest_published(&state.db, FEED_ENTRIES).await?;
     let feed_origin = origin.clone();
+    let renders = state.renders.clone();
     let entries = off_the_runtime(latest, move |latest| {
         latest
             .iter()
-            .map(|p| FeedEntry::new(&feed_origin, p))
+            .map(|p| FeedEntry::new(&feed_origin, p, &renders.render(&p.body)))
             .collect::<Vec<_>>()
     })
     .await?;

@@ -1,5 +1,7 @@
 //! The structs behind the askama templates in `templates/`.
 
+use std::sync::Arc;
+
 use askama::Template;
 use askama_web::WebTemplate;
 
@@ -119,7 +121,7 @@ pub struct IndexPage {
 pub struct PostPage {
     pub chrome: Chrome,
     pub post: PostCard,
-    pub html: String,
+    pub html: Arc<str>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -149,7 +151,8 @@ pub struct FeedEntry {
 }
 
 impl FeedEntry {
-    pub fn new(origin: &str, post: &crate::entity::post::Model) -> Self {
+    /// `html` is the post's rendered body.
+    pub fn new(origin: &str, post: &crate::entity::post::Model, html: &str) -> Self {
         let rfc3339 =
             |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let host = origin.split("://").nth(1).unwrap_or(origin);
@@ -163,7 +166,7 @@ impl FeedEntry {
             ),
             title: xml_text(&post.title),
             summary: xml_text(&crate::blog::markdown::excerpt(&post.body, 300)),
-            html: xml_text(&crate::blog::markdown::render(&post.body)),
+            html: xml_text(html),
             published: rfc3339(post.published_at.unwrap_or(post.created_at)),
             updated: rfc3339(post.updated_at),
         }

@@ -1,0 +1,156 @@
+//! Posts' rendered HTML, kept in memory so a post is rendered once, not on every view.
+//!
+//! Rendering a post's Markdown (parse, highlight, sanitise) costs about a millisecond per few
+//! kilobytes: a 400 KB tutorial takes a quarter of a second, on every view and in every feed
+//! request. The cache is keyed by a SHA-256 of the Markdown itself, not by the post, so it is
+//! never stale: an edit is a new key, and the old entry ages out. Each node keeps its own (a
+//! replica renders what it reads). It holds at most a configured number of bytes of HTML
+//! (`BLOG_RENDER_CACHE_MB`, 0 turns it off), evicting what is least used ([`quick_cache`]'s
+//! CLOCK-Pro); concurrent views of a post not yet rendered wait for one render instead of each
+//! rendering it.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use quick_cache::sync::Cache;
+use quick_cache::{OptionsBuilder, Weighter};
+use sha2::{Digest, Sha256};
+
+/// Rendered HTML by the SHA-256 of its Markdown.
+pub struct RenderCache {
+    cache: Option<Cache<[u8; 32], Arc<str>, HtmlBytes>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// An entry weighs its HTML's bytes and its key's.
+#[derive(Clone)]
+struct HtmlBytes;
+
+impl Weighter<[u8; 32], Arc<str>> for HtmlBytes {
+    fn weight(&self, key: &[u8; 32], html: &Arc<str>) -> u64 {
+        (key.len() + html.len()) as u64
+    }
+}
+
+/// A guess at the average entry, to size the cache's table: a post of a few kilobytes.
+const TYPICAL_ENTRY_BYTES: u64 = 8 * 1024;
+
+impl RenderCache {
+    /// A cache of at most `bytes` of HTML; 0: none, every view renders.
+    pub fn new(bytes: u64) -> Self {
+        let cache = (bytes > 0).then(|| {
+            let items = (bytes / TYPICAL_ENTRY_BYTES).clamp(16, 1 << 20) as usize;
+            // One shard: a shard holds only its share of the bytes and refuses an entry bigger
+            // than that, and the big posts are the ones worth keeping. A blog's views do not
+            // need the concurrency of more (a hit holds the lock for a lookup, never a render).
+            let options = OptionsBuilder::new()
+                .shards(1)
+                .estimated_items_capacity(items)
+                .weight_capacity(bytes)
+                .build()
+                .expect("the options are complete");
+            Cache::with_options(options, HtmlBytes, Default::default(), Default::default())
+        });
+        RenderCache {
+            cache,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The sanitised HTML of `markdown`, rendered now or earlier. Blocking: call it where a long
+    /// render may run (the blocking pool).
+    pub fn render(&self, markdown: &str) -> Arc<str> {
+        let Some(cache) = &self.cache else {
+            self.count(false);
+            return super::markdown::render(markdown).into();
+        };
+        let key: [u8; 32] = Sha256::digest(markdown.as_bytes()).into();
+        let mut rendered_here = false;
+        let html = cache
+            .get_or_insert_with(&key, || {
+                rendered_here = true;
+                Ok::<_, Infallible>(Arc::from(super::markdown::render(markdown)))
+            })
+            .unwrap_or_else(|never| match never {});
+        self.count(!rendered_here);
+        html
+    }
+
+    /// Views served from the cache, and views that rendered.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    fn count(&self, hit: bool) {
+        let (counter, name) = if hit {
+            (&self.hits, "blog_render_cache_hits_total")
+        } else {
+            (&self.misses, "blog_render_cache_misses_total")
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(name).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_renders_once_and_an_edit_renders_again() {
+        let cache = RenderCache::new(1 << 20);
+        let first = cache.render("Hello *world*");
+        assert_eq!(&*first, super::super::markdown::render("Hello *world*"));
+        assert_eq!(cache.counts(), (0, 1));
+        assert!(Arc::ptr_eq(&first, &cache.render("Hello *world*")));
+        assert_eq!(cache.counts(), (1, 1));
+        let edited = cache.render("Hello *there*");
+        assert!(edited.contains("<em>there</em>"), "{edited}");
+        assert_eq!(cache.counts(), (1, 2));
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_bytes() {
+        let cache = RenderCache::new(64 * 1024);
+        let body = |i: usize| format!("post {i}\n\n{}", "words and more words ".repeat(200));
+        for i in 0..200 {
+            cache.render(&body(i));
+        }
+        let held = cache.cache.as_ref().unwrap();
+        assert!(held.weight() <= 64 * 1024, "{} bytes held", held.weight());
+        assert!(held.len() < 200, "{} entries held", held.len());
+        // What was rendered last is still there.
+        let (hits, _) = cache.counts();
+        cache.render(&body(199));
+        assert_eq!(cache.counts().0, hits + 1);
+    }
+
+    #[test]
+    fn size_zero_renders_every_time() {
+        let cache = RenderCache::new(0);
+        cache.render("x");
+        cache.render("x");
+        assert_eq!(cache.counts(), (0, 2));
+    }
+
+    #[test]
+    fn concurrent_views_of_a_new_body_render_it_once() {
+        let cache = Arc::new(RenderCache::new(1 << 20));
+        let body = "# Big\n\n".to_owned() + &"a paragraph of text. ".repeat(20_000);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, body) = (cache.clone(), body.clone());
+                std::thread::spawn(move || cache.render(&body))
+            })
+            .collect();
+        let htmls: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(htmls.iter().all(|h| Arc::ptr_eq(h, &htmls[0])));
+        assert_eq!(cache.counts(), (7, 1));
+    }
+}
