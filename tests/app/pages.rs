@@ -494,10 +494,20 @@ async fn admin_writes_a_post_through_the_form() {
     let (_, tag_page) = anonymous_get(&app, "/tags/gamma").await;
     assert!(tag_page.contains("Form Post"));
 
-    // Delete it.
-    let csrf = app.csrf_for("/admin").await;
+    // Delete it, with the dashboard's button: the post's id and the version the page showed.
+    let (_, dashboard) = app.get_text("/admin").await;
+    let delete = &dashboard[dashboard
+        .find(r#"action="/admin/posts/form-post/delete""#)
+        .expect("the post's delete button")..];
     let response = app
-        .post_form("/admin/posts/form-post/delete", &[("csrf", &csrf)])
+        .post_form(
+            "/admin/posts/form-post/delete",
+            &[
+                ("csrf", &csrf_of(delete)),
+                ("post_id", &hidden_value(delete, "post_id")),
+                ("version", &hidden_value(delete, "version")),
+            ],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(response.headers()), "/admin");
