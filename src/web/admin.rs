@@ -210,13 +210,14 @@ struct PostForm {
     version: Option<String>,
 }
 
-/// The longest draft key a form may send back (`edit:` and a slug, which is far shorter).
+/// The longest draft key a form may send back (`edit:id:` and an id, or, from a form of before
+/// ids, `edit:` and a slug, which are far shorter).
 const MAX_DRAFT_KEY_BYTES: usize = 1024;
 
 impl PostForm {
     /// The key under which the browser keeps this form's unsaved text (`static/drafts.js`): the
-    /// one its page gave it, sent back with the form, or else the one of the address it was sent
-    /// to (`editing`: the slug of the post edited).
+    /// one its page gave it, sent back with the form, or else the one of the post the form says
+    /// it edits, or of the address it was sent to (`editing`: the slug of the post edited).
     fn draft_key(&self, editing: Option<&str>) -> String {
         match &self.draft_key {
             Some(key)
@@ -226,7 +227,11 @@ impl PostForm {
             {
                 key.clone()
             }
-            _ => editing.map_or("new".to_owned(), |slug| format!("edit:{slug}")),
+            _ => match (editing, self.post_id.as_deref().map(str::trim)) {
+                (None, _) => "new".to_owned(),
+                (Some(_), Some(id)) if id.parse::<i32>().is_ok() => edit_draft_key(id),
+                (Some(slug), _) => format!("edit:{slug}"),
+            },
         }
     }
 
@@ -255,6 +260,12 @@ impl PostForm {
             published: self.published.is_some(),
         }
     }
+}
+
+/// The key under which `static/drafts.js` keeps the unsaved text of the edit of the post `id`:
+/// its id, which a change of its slug keeps and a new post at its old slug does not have.
+fn edit_draft_key(id: impl std::fmt::Display) -> String {
+    format!("edit:id:{id}")
 }
 
 fn post_form(
@@ -289,6 +300,7 @@ fn post_form(
         version: editing.and(form.version.clone()).unwrap_or_default(),
         errors,
         current: None,
+        legacy_draft: None,
     };
     (jar, view)
 }
@@ -337,14 +349,20 @@ async fn edit_post(
         post_id: Some(existing.post.id.to_string()),
         version: Some(posts::Version::of(&existing).token()),
     };
-    Ok(post_form(
+    let (jar, mut view) = post_form(
         &state,
         visitor,
         Some(&slug),
         &form,
-        format!("edit:{slug}"),
+        edit_draft_key(existing.post.id),
         FieldErrors::new(),
-    ))
+    );
+    // A draft kept under the slug, before drafts were keyed by the post, is moved to its key.
+    view.legacy_draft = Some((
+        format!("edit:{slug}"),
+        posts::Version::time_text(existing.post.created_at),
+    ));
+    Ok((jar, view))
 }
 
 /// What the edit form says when no post has the address it edits any more.
@@ -833,6 +851,14 @@ mod tests {
         assert_eq!(form("edit:gone").draft_key(None), "edit:gone");
         assert_eq!(PostForm::default().draft_key(None), "new");
         assert_eq!(PostForm::default().draft_key(Some("a")), "edit:a");
+        let of_post = |id: &str| PostForm {
+            post_id: Some(id.to_owned()),
+            ..PostForm::default()
+        };
+        assert_eq!(of_post("7").draft_key(Some("a")), "edit:id:7");
+        assert_eq!(of_post("7").draft_key(None), "new");
+        assert_eq!(of_post("x").draft_key(Some("a")), "edit:a");
+        assert_eq!(form("edit:id:7").draft_key(Some("a")), "edit:id:7");
         assert_eq!(form("blog-session").draft_key(None), "new");
         assert_eq!(form("edit:a\nb").draft_key(Some("a")), "edit:a");
         let long = format!("edit:{}", "a".repeat(MAX_DRAFT_KEY_BYTES));

@@ -280,8 +280,14 @@ pub struct PostFormPage {
     pub action: String,
     pub editing: bool,
     /// Under which key `static/drafts.js` keeps this form's unsaved text in the browser: `new`, or
-    /// `edit:{slug}` (kept when an edit of a post deleted meanwhile comes back as a new-post form).
+    /// `edit:id:{id}` (kept when an edit of a post deleted meanwhile comes back as a new-post
+    /// form; a form of before ids sends back `edit:{slug}`, which is kept too).
     pub draft_key: String,
+    /// On the edit form: the key under which the script kept drafts of this post before they were
+    /// keyed by its id (`edit:{slug}`), and when the post was created
+    /// ([`crate::blog::posts::Version::time_text`]), so that the script moves a draft kept there
+    /// to `draft_key` unless it was typed before this post existed (for another post).
+    pub legacy_draft: Option<(String, String)>,
     pub title: String,
     pub slug: String,
     pub body: String,

@@ -167,9 +167,15 @@ async fn the_login_returns_to_a_page_that_can_be_shown() {
 #[tokio::test]
 async fn the_login_after_a_rejected_post_form_returns_to_the_form() {
     let app = spawn_app().await;
-    app.create_post(json!({"title": "Kept", "body": "Body.", "tags": [], "published": true}))
+    let kept = app
+        .create_post(json!({"title": "Kept", "body": "Body.", "tags": [], "published": true}))
         .await;
-    for (action, form_key) in [("/admin/posts/kept", "edit:kept"), ("/admin/posts", "new")] {
+    // The edit's draft is kept under the post's id.
+    let edit_key = format!("edit:id:{}", kept["id"]);
+    for (action, form_key) in [
+        ("/admin/posts/kept", edit_key.as_str()),
+        ("/admin/posts", "new"),
+    ] {
         let csrf = app.csrf_for("/admin/login").await;
         let sent = app
             .client
