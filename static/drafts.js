@@ -5,8 +5,13 @@
 // session that ended).
 //
 // - On the post form (form[data-draft-key]), every change is saved to localStorage under
-//   "blog-draft:" and the form's key ("new", or "edit:<slug>"), with the time and, on an edit
-//   form, the version of the post the text was typed against.
+//   "blog-draft:" and the form's key ("new", or "edit:id:<id>": the post's id, which a change of
+//   its slug keeps, and which a new post at its old slug does not have), with the time and, on an
+//   edit form, the version of the post the text was typed against.
+// - Drafts of edits were once kept under "edit:<slug>". The edit form at that slug moves such a
+//   draft to the post's key (data-legacy-draft-key names the old key), once, so a draft kept
+//   before the deploy is not lost; unless its version is older than the post (data-post-created):
+//   then it was typed for the post that had the slug before, and it is left where it is.
 // - When the form opens and a saved draft for its key differs from what the form shows, a notice
 //   above the form offers to restore it or discard it. Nothing is put into the form without asking.
 // - Restoring a draft also restores that version, so a draft typed before someone else saved the
@@ -47,8 +52,10 @@
   const write = (key, draft) => {
     try {
       storage.setItem(PREFIX + key, JSON.stringify(draft));
+      return true;
     } catch {
       // Storage full or refused: the form itself still works.
+      return false;
     }
   };
   const remove = (key) => {
@@ -66,6 +73,27 @@
   const form = document.querySelector("form[data-draft-key]");
   if (!form) return;
   const key = form.dataset.draftKey;
+
+  // A draft of this post kept under its slug, by the script of before drafts were keyed by the
+  // post: moved to this form's key (the newer of the two kept), unless it was typed against a
+  // version older than this post, which makes it another post's.
+  const legacyKey = form.dataset.legacyDraftKey;
+  if (legacyKey && legacyKey !== key) {
+    const legacy = read(legacyKey);
+    const created = form.dataset.postCreated;
+    // A version is "<updated_at>~<tags hash>", its time in the format of data-post-created
+    // (RFC 3339, nanoseconds, UTC), so comparing the texts compares the times.
+    const typedAt = legacy && legacy.version ? legacy.version.split("~")[0] : "";
+    const anotherPosts = Boolean(typedAt && created && typedAt < created);
+    if (legacy && !anotherPosts) {
+      const current = read(key);
+      if (!current || current.savedAt < legacy.savedAt) {
+        if (write(key, legacy)) remove(legacyKey);
+      } else {
+        remove(legacyKey);
+      }
+    }
+  }
   const field = (name) => form.elements.namedItem(name);
 
   const shown = () => {

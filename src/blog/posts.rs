@@ -225,11 +225,14 @@ impl Version {
     /// The version as text: `updated_at` (RFC 3339, nanoseconds, UTC), `~`, and the tags' hash
     /// (16 hex digits). No `"`, `,` or space, so it fits in an `ETag` and an `If-Match` list.
     pub fn token(&self) -> String {
-        format!(
-            "{}~{:016x}",
-            self.updated_at.to_rfc3339_opts(SecondsFormat::Nanos, true),
-            self.tags
-        )
+        format!("{}~{:016x}", Version::time_text(self.updated_at), self.tags)
+    }
+
+    /// A moment as a token writes it: RFC 3339 to the nanosecond (always nine digits), UTC, so
+    /// that two of them compare as texts as they do as times (`static/drafts.js` compares a
+    /// draft's version with the post's creation).
+    pub fn time_text(at: DateTime<Utc>) -> String {
+        at.to_rfc3339_opts(SecondsFormat::Nanos, true)
     }
 
     /// The version a [`Version::token`] names; `None` for any other text (among them a token of
@@ -599,6 +602,15 @@ mod tests {
             "{token}"
         );
         assert_eq!(Version::parse(&token), Some(v));
+        let whole_second = chrono::DateTime::parse_from_rfc3339("2026-11-29T07:00:01Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            Version::time_text(whole_second),
+            "2026-11-29T07:00:01.000000000Z",
+            "nine digits always, so the texts compare as the times do"
+        );
+        assert!(token.split('~').next().unwrap() < Version::time_text(whole_second).as_str());
         for odd in [
             "",
             "2026-11-29T07:00:00.123456789Z",

@@ -19,7 +19,8 @@ use super::csrf::CsrfForm;
 use super::error::{Error, PageError};
 use super::pages::PageQuery;
 use super::views::{
-    AdminTagsPage, CurrentPost, DashboardPage, LoginPage, Pager, PostCard, PostFormPage, TagRename,
+    AdminTagsPage, CurrentPost, DashboardPage, DashboardPost, DeleteRefused, LoginPage, Pager,
+    PostFormPage, TagRename,
 };
 use crate::blog::input::{PostDraft, PostInput, Slug, TagLabel, split_tag_list};
 use crate::blog::posts::{self, PostWithTags, Visibility};
@@ -34,7 +35,10 @@ pub fn router() -> Router<AppState> {
         .route_with_tsr("/admin/posts", get(to_new_post).post(create_post))
         .route_with_tsr("/admin/posts/{slug}/edit", get(edit_post))
         .route_with_tsr("/admin/posts/{slug}", get(to_edit_post).post(update_post))
-        .route_with_tsr("/admin/posts/{slug}/delete", post(delete_post))
+        .route_with_tsr(
+            "/admin/posts/{slug}/delete",
+            get(to_dashboard).post(delete_post),
+        )
         .route_with_tsr("/admin/tags", get(tag_admin).post(create_tag))
         .route_with_tsr("/admin/tags/{id}", post(rename_tag))
         .route_with_tsr("/admin/tags/{id}/delete", post(delete_tag))
@@ -141,22 +145,47 @@ async fn dashboard(
     State(state): State<AppState>,
     visitor: Visitor,
     Query(q): Query<PageQuery>,
-) -> Result<impl IntoResponse, PageError> {
-    let page = posts::list(&state.db, Visibility::All, None, q.page, 20).await?;
+) -> Result<Response, PageError> {
+    dashboard_page(&state, visitor, q.page, None).await
+}
+
+/// The dashboard at page `page` of the posts; with `refused`, a delete just refused (a 409).
+async fn dashboard_page(
+    state: &AppState,
+    visitor: Visitor,
+    page: u64,
+    refused: Option<DeleteRefused>,
+) -> Result<Response, PageError> {
+    let page = posts::list(&state.db, Visibility::All, None, page, 20).await?;
     let drafts = posts::count_drafts(&state.db).await?;
     let tag_count = tags::list_with_counts(&state.db, Visibility::All)
         .await?
         .len();
     let (jar, chrome) = state.chrome(&visitor, "Dashboard");
+    let status = if refused.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
     let view = DashboardPage {
         chrome,
-        posts: page.items.iter().map(PostCard::new).collect(),
+        posts: page.items.iter().map(DashboardPost::new).collect(),
         pager: Pager::new("/admin", &page),
         post_count: page.total_items,
         drafts,
         tag_count,
+        refused,
     };
-    Ok((jar, view))
+    Ok((status, jar, view).into_response())
+}
+
+/// The post and the version of it a form was loaded from, when it says both as this server
+/// writes them (hidden `post_id` and `version` fields); `None` for a form that does not (opened
+/// before a deploy added them), which cannot tell whether the post changed since.
+fn loaded_from(post_id: Option<&str>, version: Option<&str>) -> Option<(i32, posts::Version)> {
+    let id = post_id?.trim().parse().ok()?;
+    let version = posts::Version::parse(version?)?;
+    Some((id, version))
 }
 
 /// The post form as submitted: tags as one comma-separated field, the checkbox absent when off.
@@ -181,13 +210,14 @@ struct PostForm {
     version: Option<String>,
 }
 
-/// The longest draft key a form may send back (`edit:` and a slug, which is far shorter).
+/// The longest draft key a form may send back (`edit:id:` and an id, or, from a form of before
+/// ids, `edit:` and a slug, which are far shorter).
 const MAX_DRAFT_KEY_BYTES: usize = 1024;
 
 impl PostForm {
     /// The key under which the browser keeps this form's unsaved text (`static/drafts.js`): the
-    /// one its page gave it, sent back with the form, or else the one of the address it was sent
-    /// to (`editing`: the slug of the post edited).
+    /// one its page gave it, sent back with the form, or else the one of the post the form says
+    /// it edits, or of the address it was sent to (`editing`: the slug of the post edited).
     fn draft_key(&self, editing: Option<&str>) -> String {
         match &self.draft_key {
             Some(key)
@@ -197,7 +227,11 @@ impl PostForm {
             {
                 key.clone()
             }
-            _ => editing.map_or("new".to_owned(), |slug| format!("edit:{slug}")),
+            _ => match (editing, self.post_id.as_deref().map(str::trim)) {
+                (None, _) => "new".to_owned(),
+                (Some(_), Some(id)) if id.parse::<i32>().is_ok() => edit_draft_key(id),
+                (Some(slug), _) => format!("edit:{slug}"),
+            },
         }
     }
 
@@ -205,9 +239,7 @@ impl PostForm {
     /// form this server writes; `None` for a form that does not (opened before a deploy added
     /// them), which cannot tell whether the post changed since.
     fn loaded_from(&self) -> Option<(i32, posts::Version)> {
-        let id = self.post_id.as_deref()?.trim().parse().ok()?;
-        let version = posts::Version::parse(self.version.as_deref()?)?;
-        Some((id, version))
+        loaded_from(self.post_id.as_deref(), self.version.as_deref())
     }
 
     /// This form with the post `current`'s id and version, to be saved over it.
@@ -228,6 +260,12 @@ impl PostForm {
             published: self.published.is_some(),
         }
     }
+}
+
+/// The key under which `static/drafts.js` keeps the unsaved text of the edit of the post `id`:
+/// its id, which a change of its slug keeps and a new post at its old slug does not have.
+fn edit_draft_key(id: impl std::fmt::Display) -> String {
+    format!("edit:id:{id}")
 }
 
 fn post_form(
@@ -262,6 +300,7 @@ fn post_form(
         version: editing.and(form.version.clone()).unwrap_or_default(),
         errors,
         current: None,
+        legacy_draft: None,
     };
     (jar, view)
 }
@@ -310,14 +349,20 @@ async fn edit_post(
         post_id: Some(existing.post.id.to_string()),
         version: Some(posts::Version::of(&existing).token()),
     };
-    Ok(post_form(
+    let (jar, mut view) = post_form(
         &state,
         visitor,
         Some(&slug),
         &form,
-        format!("edit:{slug}"),
+        edit_draft_key(existing.post.id),
         FieldErrors::new(),
-    ))
+    );
+    // A draft kept under the slug, before drafts were keyed by the post, is moved to its key.
+    view.legacy_draft = Some((
+        format!("edit:{slug}"),
+        posts::Version::time_text(existing.post.created_at),
+    ));
+    Ok((jar, view))
 }
 
 /// What the edit form says when no post has the address it edits any more.
@@ -525,25 +570,88 @@ async fn legacy_tag_split(state: &AppState, id: i32, raw_tags: &str) -> Option<S
         })
 }
 
+/// A delete button of a post (the dashboard's, or the one shown with a refused delete): the id
+/// and the version of the post the page showed, in hidden fields.
+#[derive(Deserialize)]
+struct DeleteForm {
+    post_id: Option<String>,
+    version: Option<String>,
+}
+
+/// A delete form's address opened (a login returning to the page a delete was refused on):
+/// the dashboard, where the delete buttons are.
+async fn to_dashboard() -> Redirect {
+    Redirect::to("/admin")
+}
+
+/// Deletes the post `slug` if it is still the version the page showed (checked in the delete's
+/// transaction). A post changed since, or given another address (found by its id), is kept, and
+/// the dashboard comes back with a 409 showing it as it is now, with a delete button for that
+/// version; a form that does not say which version it showed (a page of before versions) comes
+/// back the same way, as an edit form without a version does. A post already gone: the dashboard
+/// and a message.
 async fn delete_post(
     _: PageAdmin,
     State(state): State<AppState>,
     visitor: Visitor,
     Path(slug): Path<String>,
-    CsrfForm(EmptyForm {}): CsrfForm<EmptyForm>,
+    CsrfForm(form): CsrfForm<DeleteForm>,
 ) -> Result<Response, PageError> {
-    let message = match posts::delete(&state.db, &slug, &posts::Expected::Any).await {
-        Ok(()) => "Post deleted.",
-        Err(BlogError::NotFound) => POST_ALREADY_GONE,
+    let gone = |visitor: Visitor, message: &str| {
+        Ok((state.flash(visitor.jar, message), Redirect::to("/admin")).into_response())
+    };
+    let Some((id, version)) = loaded_from(form.post_id.as_deref(), form.version.as_deref()) else {
+        // Not deleted blindly: shown as it is now, to be deleted from there. Read here, not in a
+        // write: it only shows the post.
+        return match posts::find_by_slug(&state.db, &slug, Visibility::All).await {
+            Ok(current) => {
+                let refused = DeleteRefused::new(DELETE_VERSION_UNKNOWN, &current);
+                dashboard_page(&state, visitor, 1, Some(refused)).await
+            }
+            Err(BlogError::NotFound) => gone(visitor, POST_ALREADY_GONE),
+            Err(other) => Err(other.into()),
+        };
+    };
+    let expected = posts::Expected::OneOf(vec![(id, version)]);
+    let current = match posts::delete(&state.db, &slug, &expected).await {
+        Ok(()) => return gone(visitor, "Post deleted."),
+        Err(BlogError::Changed(current)) if current.post.id == id => *current,
+        // No post at that address, or another one: the post the page showed, found by its id,
+        // was given another address (it changed), or it was deleted.
+        Err(BlogError::Changed(_) | BlogError::NotFound) => {
+            match posts::find_by_id(&state.db, id).await {
+                Ok(moved) => moved,
+                Err(BlogError::NotFound) => return gone(visitor, POST_DELETED_MEANWHILE),
+                Err(other) => return Err(other.into()),
+            }
+        }
         Err(other) => return Err(other.into()),
     };
-    Ok((state.flash(visitor.jar, message), Redirect::to("/admin")).into_response())
+    let refused = DeleteRefused::new(DELETE_CHANGED_MEANWHILE, &current);
+    dashboard_page(&state, visitor, 1, Some(refused)).await
 }
 
 /// What the dashboard says after a delete of a post that no address holds any more (deleted in
-/// another tab or by another admin, or given another address): the list shows what is there.
+/// another tab or by another admin, or given another address), from a page that does not say
+/// which post it showed: the list shows what is there.
 const POST_ALREADY_GONE: &str = "No post has that address any more: it was deleted, or given \
      another address, meanwhile (in another tab, or by another admin). Nothing was deleted now.";
+
+/// What the dashboard says after a delete of a post already deleted (the post the page showed,
+/// by its id; another post may have its address now).
+const POST_DELETED_MEANWHILE: &str = "That post was already deleted (in another tab, or by \
+     another admin). Nothing was deleted now.";
+
+/// What a refused delete says when the post changed since the page was loaded.
+const DELETE_CHANGED_MEANWHILE: &str = "This post was changed since this page was loaded (by \
+     someone else, or in another tab): nothing was deleted. Look at it as it is now, below, then \
+     delete it again if it should still go.";
+
+/// What a refused delete says when its form did not say which version of the post it showed.
+const DELETE_VERSION_UNKNOWN: &str = "This page does not say which version of the post it was \
+     loaded on (it was loaded before an update of the blog), so the post may have been changed \
+     since: nothing was deleted. Look at it as it is now, below, then delete it again if it \
+     should still go.";
 
 /// What the tags page says after a delete of a tag already deleted.
 const TAG_ALREADY_GONE: &str = "That tag was already deleted (in another tab, or by another \
@@ -743,6 +851,14 @@ mod tests {
         assert_eq!(form("edit:gone").draft_key(None), "edit:gone");
         assert_eq!(PostForm::default().draft_key(None), "new");
         assert_eq!(PostForm::default().draft_key(Some("a")), "edit:a");
+        let of_post = |id: &str| PostForm {
+            post_id: Some(id.to_owned()),
+            ..PostForm::default()
+        };
+        assert_eq!(of_post("7").draft_key(Some("a")), "edit:id:7");
+        assert_eq!(of_post("7").draft_key(None), "new");
+        assert_eq!(of_post("x").draft_key(Some("a")), "edit:a");
+        assert_eq!(form("edit:id:7").draft_key(Some("a")), "edit:id:7");
         assert_eq!(form("blog-session").draft_key(None), "new");
         assert_eq!(form("edit:a\nb").draft_key(Some("a")), "edit:a");
         let long = format!("edit:{}", "a".repeat(MAX_DRAFT_KEY_BYTES));

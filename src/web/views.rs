@@ -222,12 +222,56 @@ pub struct LoginPage {
 #[template(path = "admin.html")]
 pub struct DashboardPage {
     pub chrome: Chrome,
-    pub posts: Vec<PostCard>,
+    pub posts: Vec<DashboardPost>,
     pub pager: Pager,
     /// Every post, drafts included.
     pub post_count: u64,
     pub drafts: u64,
     pub tag_count: usize,
+    /// A delete just refused (a 409): why, and the post as it is now.
+    pub refused: Option<DeleteRefused>,
+}
+
+/// A post on the dashboard, with the id and version of it its delete button names (hidden
+/// fields: the delete is refused if the post changed since the page was loaded).
+pub struct DashboardPost {
+    pub card: PostCard,
+    pub id: i32,
+    /// A [`crate::blog::posts::Version::token`].
+    pub version: String,
+}
+
+impl DashboardPost {
+    pub fn new(p: &PostWithTags) -> Self {
+        DashboardPost {
+            card: PostCard::new(p),
+            id: p.post.id,
+            version: crate::blog::posts::Version::of(p).token(),
+        }
+    }
+}
+
+/// A delete of a post refused because the post changed since the page was loaded (or the page
+/// does not say which version it showed): the message, and the post as it is now, whose delete
+/// button names that version.
+pub struct DeleteRefused {
+    pub message: String,
+    pub post: DashboardPost,
+    /// When the post was last changed, as people read it, and for `<time datetime>`.
+    pub changed: String,
+    pub changed_datetime: String,
+}
+
+impl DeleteRefused {
+    pub fn new(message: impl Into<String>, current: &PostWithTags) -> Self {
+        let changed = current.post.updated_at;
+        DeleteRefused {
+            message: message.into(),
+            post: DashboardPost::new(current),
+            changed: changed.format("%B %-d, %Y, %H:%M:%S UTC").to_string(),
+            changed_datetime: changed.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+    }
 }
 
 /// The new/edit post form, with what the user typed and what is wrong with it.
@@ -239,8 +283,14 @@ pub struct PostFormPage {
     pub action: String,
     pub editing: bool,
     /// Under which key `static/drafts.js` keeps this form's unsaved text in the browser: `new`, or
-    /// `edit:{slug}` (kept when an edit of a post deleted meanwhile comes back as a new-post form).
+    /// `edit:id:{id}` (kept when an edit of a post deleted meanwhile comes back as a new-post
+    /// form; a form of before ids sends back `edit:{slug}`, which is kept too).
     pub draft_key: String,
+    /// On the edit form: the key under which the script kept drafts of this post before they were
+    /// keyed by its id (`edit:{slug}`), and when the post was created
+    /// ([`crate::blog::posts::Version::time_text`]), so that the script moves a draft kept there
+    /// to `draft_key` unless it was typed before this post existed (for another post).
+    pub legacy_draft: Option<(String, String)>,
     pub title: String,
     pub slug: String,
     pub body: String,

@@ -698,6 +698,219 @@ async fn old_draft_flow(browser: &Client, app: &TestApp) -> Result<(), String> {
     if !left.is_null() {
         return Err(format!("the draft is still kept after the save: {left}"));
     }
+    if open_form(browser, &edit).await? {
+        return Err("the saved draft is offered again".into());
+    }
+    let left = browser::script(browser, FORM_DRAFT).await?;
+    if !left.is_null() {
+        return Err(format!("the draft is still kept after the save: {left}"));
+    }
+    Ok(())
+}
+
+/// The post's draft, read in the page: the value kept under the key the open form gives it.
+const FORM_DRAFT: &str = "return localStorage.getItem('blog-draft:'
+     + document.querySelector('main form[data-draft-key]').dataset.draftKey);";
+
+/// A draft of an edit belongs to the post, not to its address: typed in the edit form, the page
+/// closed, then someone else gives the post another slug. The draft used to be kept under the
+/// slug, so the post's edit form at its new address never offered it, and a new post made at the
+/// old address was offered the other post's text. The draft must follow the post; restored, it
+/// still carries the version it was typed against (so saving it is a conflict, the slug change
+/// is not undone); and the new post at the old address offers nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_draft_follows_its_post_to_a_new_slug_not_to_a_new_post_at_the_old_one() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Moving", "body": "v1.", "published": true }))
+        .await;
+    let driver = Chromedriver::start().await;
+    let browser = driver.session().await;
+    let outcome = moved_draft_flow(&browser, &app).await;
+    let source = browser.source().await.unwrap_or_default();
+    let _ = browser.close().await;
+    if let Err(step) = outcome {
+        panic!("moved draft flow failed: {step}\n--- page source ---\n{source}");
+    }
+    let (status, post) = app.api_get("/posts/moved").await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    assert_eq!(
+        post["body"], "v1.",
+        "the draft typed before the slug changed was saved over the change; the page: {source}"
+    );
+}
+
+async fn moved_draft_flow(browser: &Client, app: &TestApp) -> Result<(), String> {
+    use fantoccini::Locator::Css;
+    let base = &app.base;
+    browser::log_in(browser, base, &app.password).await?;
+    let old_address = format!("{base}/admin/posts/moving/edit");
+    if open_form(browser, &old_address).await? {
+        return Err("a draft nobody wrote is offered".into());
+    }
+    type_in(
+        browser,
+        "main form textarea[name='body']",
+        " Typed before the move.",
+    )
+    .await?;
+    // The page is closed (the admin goes elsewhere), and the post is given another slug.
+    browser::goto(browser, &format!("{base}/admin")).await?;
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/moving",
+            Some(&json!({ "slug": "moved" })),
+        )
+        .await;
+    if status != StatusCode::OK {
+        return Err(format!("the slug change: {status}"));
+    }
+    if !open_form(browser, &format!("{base}/admin/posts/moved/edit")).await? {
+        return Err("the draft is not offered on the post's edit form at its new address".into());
+    }
+    browser::click(
+        browser,
+        Css(&format!("{NOTICE} button[data-draft-action='restore']")),
+    )
+    .await?;
+    let values = form_values(browser).await?;
+    if values[1] != "moving" || values[2] != "v1. Typed before the move." {
+        return Err(format!("restored: {values:?}"));
+    }
+    browser::click(browser, Css("main form button[type='submit']")).await?;
+    browser::wait_for(browser, Css("p.flash, #form-error")).await?;
+    let page = browser.source().await.map_err(|e| e.to_string())?;
+    if !page.contains("changed by someone else") {
+        return Err("the restored draft's save is not refused as a conflict".into());
+    }
+
+    // A new post at the old address is another post: it is not offered the moved post's draft.
+    app.create_post(json!({ "title": "Moving", "body": "another post.", "published": true }))
+        .await;
+    if open_form(browser, &old_address).await? {
+        return Err("the new post at the old address is offered the moved post's draft".into());
+    }
+    Ok(())
+}
+
+/// Drafts kept before they were keyed by the post (under `edit:<slug>`) are not lost by the
+/// deploy: the edit form at that slug offers such a draft, moved to the post's own key (so it is
+/// read under the slug once, and offered again from the post's key), and once saved it is gone.
+/// A draft kept under the slug before the post at that slug was created (the post that had the
+/// address then was given another one, or deleted) is not that post's: not offered to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_kept_under_a_slug_moves_to_its_post_and_skips_a_newer_post_there() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Kept by slug", "body": "v1.", "published": true }))
+        .await;
+    app.create_post(json!({ "title": "First home", "body": "v1.", "published": true }))
+        .await;
+    let driver = Chromedriver::start().await;
+    let browser = driver.session().await;
+    let outcome = slug_draft_flow(&browser, &app).await;
+    let source = browser.source().await.unwrap_or_default();
+    let _ = browser.close().await;
+    if let Err(step) = outcome {
+        panic!("slug-keyed draft flow failed: {step}\n--- page source ---\n{source}");
+    }
+    let (_, post) = app.api_get("/posts/kept-by-slug").await;
+    assert_eq!(post["body"], "v1. Typed before the deploy. Saved after.");
+}
+
+/// Keeps a draft of the open edit form's post, at the version the form shows, as the drafts
+/// script of before ids did: under `edit:<slug>`.
+async fn keep_under_slug(browser: &Client, slug: &str, body: &str) -> Result<(), String> {
+    browser::script(
+        browser,
+        &format!(
+            "const f = document.querySelector('main form[data-draft-key]');
+             localStorage.setItem('blog-draft:edit:{slug}', JSON.stringify({{
+               title: f.title.value, slug: f.slug.value, body: {body:?}, tags: f.tags.value,
+               published: f.published.checked, savedAt: Date.now() - 60000,
+               version: f.version.value }}));"
+        ),
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn slug_draft_flow(browser: &Client, app: &TestApp) -> Result<(), String> {
+    use fantoccini::Locator::{Css, XPath};
+    let base = &app.base;
+    browser::log_in(browser, base, &app.password).await?;
+    let edit = format!("{base}/admin/posts/kept-by-slug/edit");
+    if open_form(browser, &edit).await? {
+        return Err("a draft nobody wrote is offered".into());
+    }
+    keep_under_slug(browser, "kept-by-slug", "v1. Typed before the deploy.").await?;
+    if !open_form(browser, &edit).await? {
+        return Err("the draft kept under the slug is not offered".into());
+    }
+    let under_slug = browser::script(
+        browser,
+        "return localStorage.getItem('blog-draft:edit:kept-by-slug');",
+    )
+    .await?;
+    if !under_slug.is_null() {
+        return Err(format!(
+            "the draft is still kept under the slug: {under_slug}"
+        ));
+    }
+    let under_post = browser::script(browser, FORM_DRAFT).await?;
+    if !under_post
+        .as_str()
+        .is_some_and(|d| d.contains("Typed before the deploy."))
+    {
+        return Err(format!(
+            "the draft is not kept under the post's key: {under_post}"
+        ));
+    }
+    if !open_form(browser, &edit).await? {
+        return Err("the draft is not offered again from the post's key".into());
+    }
+    browser::click(
+        browser,
+        Css(&format!("{NOTICE} button[data-draft-action='restore']")),
+    )
+    .await?;
+    type_in(browser, "main form textarea[name='body']", " Saved after.").await?;
+    browser::click(browser, Css("main form button[type='submit']")).await?;
+    browser::wait_for(
+        browser,
+        XPath("//p[@class='flash' and contains(., 'Saved')]"),
+    )
+    .await?;
+    if open_form(browser, &edit).await? {
+        return Err("the saved draft is offered again".into());
+    }
+    let left = browser::script(browser, FORM_DRAFT).await?;
+    if !left.is_null() {
+        return Err(format!("the draft is still kept after the save: {left}"));
+    }
+
+    // A draft kept under "first-home" for the post there, which is then given another address;
+    // a new post is made at "first-home". Its edit form must not offer the other post's text.
+    let first = format!("{base}/admin/posts/first-home/edit");
+    if open_form(browser, &first).await? {
+        return Err("a draft nobody wrote is offered".into());
+    }
+    keep_under_slug(browser, "first-home", "v1. Typed for the first post.").await?;
+    browser::goto(browser, &format!("{base}/admin")).await?;
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/first-home",
+            Some(&json!({ "slug": "second-home" })),
+        )
+        .await;
+    if status != StatusCode::OK {
+        return Err(format!("the slug change: {status}"));
+    }
+    app.create_post(json!({ "title": "First home", "body": "another post.", "published": true }))
+        .await;
+    if open_form(browser, &first).await? {
+        return Err("the new post at the slug is offered a draft kept before it existed".into());
+    }
     Ok(())
 }
 

@@ -167,9 +167,15 @@ async fn the_login_returns_to_a_page_that_can_be_shown() {
 #[tokio::test]
 async fn the_login_after_a_rejected_post_form_returns_to_the_form() {
     let app = spawn_app().await;
-    app.create_post(json!({"title": "Kept", "body": "Body.", "tags": [], "published": true}))
+    let kept = app
+        .create_post(json!({"title": "Kept", "body": "Body.", "tags": [], "published": true}))
         .await;
-    for (action, form_key) in [("/admin/posts/kept", "edit:kept"), ("/admin/posts", "new")] {
+    // The edit's draft is kept under the post's id.
+    let edit_key = format!("edit:id:{}", kept["id"]);
+    for (action, form_key) in [
+        ("/admin/posts/kept", edit_key.as_str()),
+        ("/admin/posts", "new"),
+    ] {
         let csrf = app.csrf_for("/admin/login").await;
         let sent = app
             .client
@@ -494,10 +500,20 @@ async fn admin_writes_a_post_through_the_form() {
     let (_, tag_page) = anonymous_get(&app, "/tags/gamma").await;
     assert!(tag_page.contains("Form Post"));
 
-    // Delete it.
-    let csrf = app.csrf_for("/admin").await;
+    // Delete it, with the dashboard's button: the post's id and the version the page showed.
+    let (_, dashboard) = app.get_text("/admin").await;
+    let delete = &dashboard[dashboard
+        .find(r#"action="/admin/posts/form-post/delete""#)
+        .expect("the post's delete button")..];
     let response = app
-        .post_form("/admin/posts/form-post/delete", &[("csrf", &csrf)])
+        .post_form(
+            "/admin/posts/form-post/delete",
+            &[
+                ("csrf", &csrf_of(delete)),
+                ("post_id", &hidden_value(delete, "post_id")),
+                ("version", &hidden_value(delete, "version")),
+            ],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(response.headers()), "/admin");
