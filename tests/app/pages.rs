@@ -789,3 +789,34 @@ async fn an_oversized_form_is_a_413_page_and_saves_nothing() {
     assert!(html.contains("413 · Payload Too Large"), "{html}");
     assert_eq!(app.row_counts().await.0, 0, "no post was created");
 }
+
+/// A signed-in admin sent to the login page (a bookmark, the header's link in an old tab, or a
+/// `next` that names the login itself) goes on to where it leads, never to the form again; and a
+/// login whose `next` is the login page lands on the dashboard.
+#[tokio::test]
+async fn a_signed_in_admin_is_not_shown_the_login_form_again() {
+    let app = spawn_app().await;
+    let csrf = app.csrf_for("/admin/login").await;
+    let response = app
+        .post_form(
+            "/admin/login",
+            &[
+                ("csrf", csrf.as_str()),
+                ("password", app.password.as_str()),
+                ("next", "/admin/login?next=/admin/login"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(response.headers()), "/admin");
+    for (path, to) in [
+        ("/admin/login", "/admin"),
+        ("/admin/login?next=/admin/tags%3Fpage%3D1", "/admin/tags?page=1"),
+        ("/admin/login?next=/admin/login", "/admin"),
+        ("/admin/login?next=//evil.example", "/admin"),
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(response.headers()), to, "{path}");
+    }
+}
