@@ -63,26 +63,34 @@ fn safe_next(next: Option<&str>) -> String {
                 && !n[1..].starts_with(['/', '\\'])
                 && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
         {
+            // Never back to the login (or out): a signed-in admin would see the form again.
+            let path = n.split(['?', '#']).next().unwrap_or_default();
+            if matches!(path, "/admin/login" | "/admin/logout") {
+                return "/admin".to_owned();
+            }
             n.to_owned()
         }
         _ => "/admin".to_owned(),
     }
 }
 
+/// The login form; a visitor already signed in goes on to where it leads.
 async fn login_form(
     State(state): State<AppState>,
     visitor: Visitor,
     Query(q): Query<NextQuery>,
-) -> impl IntoResponse {
+) -> Response {
+    let next = safe_next(q.next.as_deref());
+    if visitor.admin {
+        return Redirect::to(&next).into_response();
+    }
     let (jar, chrome) = state.chrome(&visitor, "Log in");
-    (
-        jar,
-        LoginPage {
-            chrome,
-            next: safe_next(q.next.as_deref()),
-            error: None,
-        },
-    )
+    let page = LoginPage {
+        chrome,
+        next,
+        error: None,
+    };
+    (jar, page).into_response()
 }
 
 #[derive(Deserialize)]

@@ -811,7 +811,10 @@ async fn a_signed_in_admin_is_not_shown_the_login_form_again() {
     assert_eq!(location(response.headers()), "/admin");
     for (path, to) in [
         ("/admin/login", "/admin"),
-        ("/admin/login?next=/admin/tags%3Fpage%3D1", "/admin/tags?page=1"),
+        (
+            "/admin/login?next=/admin/tags%3Fpage%3D1",
+            "/admin/tags?page=1",
+        ),
         ("/admin/login?next=/admin/login", "/admin"),
         ("/admin/login?next=//evil.example", "/admin"),
     ] {

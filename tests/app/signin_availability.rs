@@ -175,10 +175,12 @@ async fn s3_a_login_writes_the_session_once() {
         "a login is one write of the session row"
     );
 
-    // Logging in again over a live session replaces it: its row is deleted, a new one written.
+    // Logging in again over a live session (a login form left open in another tab) replaces it:
+    // its row is deleted, a new one written. The form's token is taken from another page: a
+    // signed-in admin who opens the login page is sent on to the dashboard.
     let client = bare_client();
     let page = client
-        .get(app.url("/admin/login"))
+        .get(app.url("/admin/posts/new"))
         .header(COOKIE, &cookies)
         .send()
         .await
