@@ -311,6 +311,20 @@ mod tests {
     }
 
     #[test]
+    fn tags_that_differ_only_in_case_are_one_tag_as_first_written() {
+        let draft = PostDraft {
+            title: "T".into(),
+            tags: ["Rust", "rust", " RUST ", "Über", "über", "ÜBER", "go"]
+                .map(String::from)
+                .to_vec(),
+            ..Default::default()
+        };
+        let input = PostInput::parse(&draft).unwrap();
+        let tags: Vec<&str> = input.tags.iter().map(TagLabel::as_str).collect();
+        assert_eq!(tags, ["Rust", "Über", "go"]);
+    }
+
+    #[test]
     fn post_errors_are_per_field() {
         let draft = PostDraft {
             title: "".into(),
