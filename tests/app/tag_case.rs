@@ -349,3 +349,28 @@ async fn labels_that_differ_only_in_case_are_always_one_tag() {
         panic!("{failure}");
     }
 }
+
+/// Code that saves a tag's active model with only its label set (as the cluster layer's example
+/// does) gets the key of that label, on insert and on update: no tag whose key is not its label's.
+#[tokio::test]
+async fn an_active_model_saved_with_a_label_gets_its_key() {
+    use blog::entity::tag;
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = spawn_app().await;
+    let saved = tag::ActiveModel {
+        label: Set("Über".into()),
+        ..Default::default()
+    }
+    .insert(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(saved.label_key, "über");
+    let mut renamed: tag::ActiveModel = saved.into();
+    renamed.label = Set("GO".into());
+    let renamed = renamed.update(&app.db).await.unwrap();
+    assert_eq!(renamed.label_key, "go");
+    let (status, _) = app
+        .api_call(Method::POST, "/tags", Some(&json!({ "label": "go" })))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
