@@ -216,3 +216,44 @@ async fn writes_of_code_that_does_not_know_the_key_are_refused() {
     drop(db);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A migration that fails half-way (here a merge's delete, refused by a trigger of the
+/// database's own) leaves the database as it was, so that it can run again once the cause is
+/// gone: in one transaction, also on the migration crate's own command line (which runs
+/// migrations one by one on a plain connection, not in the blog's transaction).
+#[tokio::test]
+async fn a_migration_that_fails_half_way_leaves_nothing_and_runs_again() {
+    let (db, dir) = scratch("half-way").await;
+    Migrator::up(&db, Some(BEFORE)).await.unwrap();
+    for (id, label) in [(1, "Rust"), (2, "rust")] {
+        exec(
+            &db,
+            &format!("INSERT INTO tags (id, label, created_at) VALUES ({id}, '{label}', {NOW})"),
+        )
+        .await;
+    }
+    exec(
+        &db,
+        "CREATE TRIGGER no_delete BEFORE DELETE ON tags BEGIN SELECT RAISE(ABORT, 'kept'); END",
+    )
+    .await;
+    let failed = Migrator::up(&db, None).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT name FROM pragma_table_info('tags') ORDER BY cid"
+        )
+        .await,
+        ["id", "label", "created_at"],
+        "the column added before the failure is gone"
+    );
+    exec(&db, "DROP TRIGGER no_delete").await;
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(
+        rows(&db, "SELECT id, label, label_key FROM tags ORDER BY id").await,
+        ["1|Rust|rust"]
+    );
+    drop(db);
+    let _ = std::fs::remove_dir_all(dir);
+}
