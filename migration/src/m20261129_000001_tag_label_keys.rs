@@ -46,6 +46,13 @@ const TRIGGERS: &[&str] = &[
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// In one transaction on SQLite too (sea-orm-migration runs SQLite's without one): it adds a
+    /// column, then merges rows, and must not stop between the two. The blog runs migrations in a
+    /// transaction of its own already; this one is then a savepoint in it.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         // SQLite adds a NOT NULL column only with a default: '' is no key (the triggers refuse it).
