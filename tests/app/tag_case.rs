@@ -374,3 +374,65 @@ async fn an_active_model_saved_with_a_label_gets_its_key() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
+
+/// The blog started on a database of before case-insensitive tags, with tags that differ only in
+/// case: it migrates at start (the merge inside its own migration transaction), and serves one
+/// tag, labelled as the oldest, on every post that had any of them; the edit form of a post whose
+/// tags were merged saves (it is opened after the migration, on the post's new version).
+#[tokio::test]
+async fn the_blog_started_on_a_database_with_duplicates_in_case_serves_one_tag() {
+    use migration::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+    let dir = crate::helpers::new_dir();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("blog.db").display());
+    let old = sea_orm::Database::connect(&url).await.unwrap();
+    migration::Migrator::up(&old, Some(3)).await.unwrap();
+    old.execute_unprepared(
+        "INSERT INTO posts (id, slug, title, body, published, published_at, created_at, updated_at) VALUES \
+           (1, 'one', 'One', 'b', 1, '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z'), \
+           (2, 'two', 'Two', 'b', 1, '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z'); \
+         INSERT INTO tags (id, label, created_at) VALUES \
+           (1, 'über', '2026-11-28T00:00:00Z'), (2, 'Rust', '2026-11-28T00:00:00Z'), \
+           (3, 'rust', '2026-11-28T00:00:00Z'), (4, 'Über', '2026-11-28T00:00:00Z'); \
+         INSERT INTO posts_tags (post_id, tag_id) VALUES (1, 2), (1, 3), (1, 4), (2, 3), (2, 1);",
+    )
+    .await
+    .unwrap();
+    old.close().await.unwrap();
+
+    let app = crate::helpers::spawn_app_in(dir, &[]).await.unwrap();
+    let (_, tags) = app.api_get("/tags").await;
+    assert_eq!(
+        tags,
+        json!([
+            { "id": 2, "label": "Rust", "post_count": 2 },
+            { "id": 1, "label": "über", "post_count": 2 },
+        ])
+    );
+    assert_eq!(tags_of(&app, "one").await, json!(["Rust", "über"]));
+    assert_eq!(tags_of(&app, "two").await, json!(["Rust", "über"]));
+    let response = app.get("/tags/RUST").await;
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(location(response.headers()), "/tags/Rust");
+
+    app.login().await;
+    let (status, form) = app.get_text("/admin/posts/one/edit").await;
+    assert_eq!(status, StatusCode::OK);
+    let response = app
+        .post_form(
+            "/admin/posts/one",
+            &[
+                ("csrf", &crate::helpers::csrf_of(&form)),
+                ("title", "One"),
+                ("slug", "one"),
+                ("body", "b2"),
+                ("tags", &input_value(&form, "tags")),
+                ("published", "on"),
+                ("post_id", &crate::helpers::hidden_value(&form, "post_id")),
+                ("version", &crate::helpers::hidden_value(&form, "version")),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(tags_of(&app, "one").await, json!(["Rust", "über"]));
+}
