@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_tags_posts;
 mod m20261128_000001_posts_search;
 mod m20261128_000002_sessions_settings;
+mod m20261129_000001_tag_label_keys;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_tags_posts::Migration),
             Box::new(m20261128_000001_posts_search::Migration),
             Box::new(m20261128_000002_sessions_settings::Migration),
+            Box::new(m20261129_000001_tag_label_keys::Migration),
         ]
     }
 }

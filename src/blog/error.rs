@@ -33,7 +33,7 @@ pub enum BlogError {
 pub enum Unique {
     /// `posts.slug`.
     PostSlug,
-    /// `tags.label`.
+    /// `tags.label`, or `tags.label_key` (the same label in another case).
     TagLabel,
 }
 

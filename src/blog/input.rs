@@ -84,6 +84,20 @@ impl TagLabel {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The tag's key: labels with the same key are one tag (see [`label_key`]).
+    pub fn key(&self) -> String {
+        label_key(&self.0)
+    }
+}
+
+/// The key of a tag's label (`tags.label_key`): the label lowercased, Unicode's way
+/// (`str::to_lowercase`), so "Rust", "rust" and "RUST" are one tag, and "Über" and "über" too.
+/// The migration that added the key wrote it with the same rule
+/// (`migration/src/m20261129_000001_tag_label_keys.rs`): change one, change both, with a
+/// migration that computes the keys again.
+pub fn label_key(label: &str) -> String {
+    label.to_lowercase()
 }
 
 /// A label as given to look a tag up (a URL): normalized as labels are, without the rules for
@@ -227,6 +241,7 @@ impl PostInput {
         if draft.body.len() > MAX_BODY_BYTES {
             errors.insert("body", format!("at most {} KiB", MAX_BODY_BYTES / 1024));
         }
+        // One tag per key, spelled as first given.
         let mut tags: Vec<TagLabel> = Vec::new();
         let given: Vec<&String> = draft.tags.iter().filter(|t| !t.trim().is_empty()).collect();
         let too_many = given.len() > MAX_TAGS_PER_POST;
@@ -235,7 +250,7 @@ impl PostInput {
         }
         for raw in given.into_iter().filter(|_| !too_many) {
             match TagLabel::parse(raw) {
-                Ok(label) if !tags.contains(&label) => tags.push(label),
+                Ok(label) if !tags.iter().any(|t| t.key() == label.key()) => tags.push(label),
                 Ok(_) => {}
                 Err(e) => {
                     errors.insert("tags", format!("tag \"{}\": {e}", raw.trim()));
@@ -308,6 +323,34 @@ mod tests {
         let comma = TagLabel::parse("x,y").unwrap_err();
         assert!(comma.contains("no commas"), "{comma}");
         assert_eq!(lookup_label(" cafe\u{301},x "), "caf\u{e9},x");
+    }
+
+    #[test]
+    fn tags_that_differ_only_in_case_are_one_tag_as_first_written() {
+        let draft = PostDraft {
+            title: "T".into(),
+            tags: ["Rust", "rust", " RUST ", "Über", "über", "ÜBER", "go"]
+                .map(String::from)
+                .to_vec(),
+            ..Default::default()
+        };
+        let input = PostInput::parse(&draft).unwrap();
+        let tags: Vec<&str> = input.tags.iter().map(TagLabel::as_str).collect();
+        assert_eq!(tags, ["Rust", "Über", "go"]);
+    }
+
+    /// The keys the migration wrote (`migration/tests/tag_label_keys.rs` checks these too).
+    #[test]
+    fn a_key_is_the_label_lowercased_unicode_s_way() {
+        for (label, key) in [
+            ("RUST", "rust"),
+            ("Über", "über"),
+            ("ǅx", "ǆx"),
+            ("go", "go"),
+        ] {
+            assert_eq!(TagLabel::parse(label).unwrap().key(), key, "{label}");
+            assert_eq!(label_key(label), key, "{label}");
+        }
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! Operations on tags. Deleting a tag is a write procedure ([`DeleteTag`]): one round trip from a
 //! replica.
+//!
+//! Labels that differ only in case are one tag: each tag has a key, its label lowercased
+//! ([`label_key`]), unique, written with the label wherever a tag is inserted or renamed, and a
+//! label that comes in finds its tag by that key. The label shown keeps the case it was first
+//! written with (or renamed to).
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
@@ -8,7 +13,7 @@ use sea_orm::{
 
 use sea_orm_litefs::{ClusterConnection, ClusterTransaction, Procedure};
 
-use super::input::TagLabel;
+use super::input::{TagLabel, label_key};
 use super::posts::Visibility;
 use super::{BlogError, Unique};
 use crate::entity::{post_tag, tag};
@@ -65,16 +70,25 @@ pub async fn find_public<C: ConnectionTrait>(db: &C, label: &str) -> Result<tag:
     }
 }
 
-pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag::Model, BlogError> {
-    let tag = tag::ActiveModel {
+/// A new tag labelled `label`, with its key.
+fn new_tag(label: &TagLabel) -> tag::ActiveModel {
+    tag::ActiveModel {
         label: Set(label.as_str().to_owned()),
+        label_key: Set(label.key()),
         ..Default::default()
-    };
-    tag.insert(db)
+    }
+}
+
+/// Creates the tag `label`: a [`BlogError::Conflict`] if a tag has that label in any case.
+pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag::Model, BlogError> {
+    new_tag(label)
+        .insert(db)
         .await
         .map_err(BlogError::unless_unique(Unique::TagLabel))
 }
 
+/// Renames the tag `id` to `label`, which may differ from its label only in case; a
+/// [`BlogError::Conflict`] if another tag has that label in any case.
 pub async fn rename<C: ConnectionTrait>(
     db: &C,
     id: i32,
@@ -86,6 +100,7 @@ pub async fn rename<C: ConnectionTrait>(
         .ok_or(BlogError::NotFound)?;
     let mut tag: tag::ActiveModel = existing.into();
     tag.label = Set(label.as_str().to_owned());
+    tag.label_key = Set(label.key());
     tag.update(db)
         .await
         .map_err(BlogError::unless_unique(Unique::TagLabel))
@@ -128,10 +143,20 @@ pub async fn find_by_id<C: ConnectionTrait>(db: &C, id: i32) -> Result<tag::Mode
         .ok_or(BlogError::NotFound)
 }
 
+/// The tag whose label is `label` in any case (as [`lookup_label`](super::input::lookup_label)
+/// gives it). A tag whose key is not its label's (renamed by a node of before the keys, during a
+/// rolling deploy: see the migration that added them) is found by its exact label.
 pub async fn find_by_label<C: ConnectionTrait>(
     db: &C,
     label: &str,
 ) -> Result<tag::Model, BlogError> {
+    if let Some(tag) = tag::Entity::find()
+        .filter(tag::Column::LabelKey.eq(label_key(label)))
+        .one(db)
+        .await?
+    {
+        return Ok(tag);
+    }
     tag::Entity::find()
         .filter(tag::Column::Label.eq(label))
         .one(db)
@@ -159,7 +184,9 @@ pub async fn for_posts<C: ConnectionTrait>(
         .collect())
 }
 
-/// Ensures every label exists as a tag and returns their ids, in the labels' order.
+/// Ensures every label exists as a tag, in any case (a label new in every case becomes a tag
+/// spelled as given), and returns their ids in the labels' order, each once: labels that differ
+/// only in case are one tag (input parsed by a node of before the keys may hold both).
 /// Uses an upsert, so two writers creating the same new tag at once both succeed.
 pub async fn ensure<C: ConnectionTrait>(
     db: &C,
@@ -167,15 +194,20 @@ pub async fn ensure<C: ConnectionTrait>(
 ) -> Result<Vec<i32>, BlogError> {
     let mut ids = Vec::with_capacity(labels.len());
     for label in labels {
-        let tag = tag::ActiveModel {
-            label: Set(label.as_str().to_owned()),
-            ..Default::default()
+        let id = match find_by_label(db, label.as_str()).await {
+            Ok(tag) => tag.id,
+            Err(BlogError::NotFound) => {
+                tag::Entity::insert(new_tag(label))
+                    .on_conflict_do_nothing_on([tag::Column::LabelKey])
+                    .exec(db)
+                    .await?;
+                find_by_label(db, label.as_str()).await?.id
+            }
+            Err(other) => return Err(other),
         };
-        tag::Entity::insert(tag)
-            .on_conflict_do_nothing_on([tag::Column::Label])
-            .exec(db)
-            .await?;
-        ids.push(find_by_label(db, label.as_str()).await?.id);
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
     }
     Ok(ids)
 }

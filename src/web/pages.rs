@@ -3,9 +3,9 @@
 
 use super::slash::RouteWithSlash;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
@@ -116,13 +116,26 @@ async fn tag_index(
     Ok((jar, TagsPage { chrome, tags }))
 }
 
+/// A tag's posts. The tag's page is at its label as shown: the label in another case is a
+/// permanent redirect there (308), query kept. (The label normalized as labels are, NFC and
+/// trimmed, is the page itself, as before tags were case-insensitive.)
 async fn tag_posts(
     State(state): State<AppState>,
     visitor: Visitor,
+    OriginalUri(uri): OriginalUri,
     Path(label): Path<String>,
     Query(q): Query<PageQuery>,
-) -> Result<impl IntoResponse, PageError> {
-    let tag = tags::find_public(&state.db, &lookup_label(&label)).await?;
+) -> Result<Response, PageError> {
+    let label = lookup_label(&label);
+    let tag = tags::find_public(&state.db, &label).await?;
+    if label != tag.label {
+        let path = format!("/tags/{}", super::urlencode(&tag.label));
+        let location = match uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        return Ok(Redirect::permanent(&location).into_response());
+    }
     let page = posts::list(
         &state.db,
         Visibility::PublishedOnly,
@@ -139,7 +152,7 @@ async fn tag_posts(
         posts: page.items.iter().map(PostCard::new).collect(),
         pager: Pager::new(format!("/tags/{}", super::urlencode(&tag.label)), &page),
     };
-    Ok((jar, view))
+    Ok((jar, view).into_response())
 }
 
 #[derive(Deserialize)]

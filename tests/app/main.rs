@@ -14,6 +14,7 @@ mod shutdown;
 mod signin;
 mod signin_availability;
 mod site;
+mod tag_case;
 mod user_review;
 
 use test_support::browser;

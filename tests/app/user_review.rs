@@ -506,7 +506,7 @@ async fn app_with_a_legacy_comma_tag() -> TestApp {
         .await
         .unwrap();
     db.execute(
-        "INSERT INTO tags (label, created_at) SELECT 'x,y', created_at FROM posts; \
+        "INSERT INTO tags (label, label_key, created_at) SELECT 'x,y', 'x,y', created_at FROM posts; \
          INSERT INTO posts_tags (post_id, tag_id) \
          SELECT posts.id, tags.id FROM posts, tags WHERE posts.slug = 'legacy' AND tags.label = 'x,y'",
     )

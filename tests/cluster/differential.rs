@@ -18,6 +18,7 @@ fn at(second: u32) -> chrono::DateTime<Utc> {
 fn new_tag(label: &str, second: u32) -> tag::ActiveModel {
     tag::ActiveModel {
         label: Set(label.into()),
+        label_key: Set(blog::blog::input::label_key(label)),
         created_at: Set(at(second)),
         ..Default::default()
     }

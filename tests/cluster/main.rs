@@ -92,6 +92,7 @@ pub fn new_tag(label: &str) -> blog::entity::tag::ActiveModel {
     use sea_orm::Set;
     blog::entity::tag::ActiveModel {
         label: Set(label.into()),
+        label_key: Set(blog::blog::input::label_key(label)),
         created_at: Set(chrono::Utc::now()),
         ..Default::default()
     }

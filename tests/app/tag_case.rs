@@ -1,0 +1,438 @@
+//! Tags compare without regard to case: "Rust", "rust" and "RUST" are one tag, wherever a label
+//! comes in (the post form and the API's posts, the Tags page and the API's tags, `/tags/{label}`).
+//! "The same" is equal after Unicode lowercasing, so "Über" and "über" are one tag too. The label
+//! shown keeps the case it was first written with.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, input_value, location, spawn_app};
+
+/// The tags of the post `slug`, as the API shows them.
+async fn tags_of(app: &TestApp, slug: &str) -> Value {
+    let (status, post) = app
+        .api_call(Method::GET, &format!("/posts/{slug}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    post["tags"].clone()
+}
+
+/// The id of the tag labelled exactly `label`, as `GET /api/tags` lists it.
+async fn tag_id(app: &TestApp, label: &str) -> i64 {
+    let (_, tags) = app.api_get("/tags").await;
+    tags.as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == label)
+        .unwrap_or_else(|| panic!("no tag {label}: {tags}"))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_api_gives_a_post_one_tag_for_labels_that_differ_in_case() {
+    let app = spawn_app().await;
+    let post = app
+        .create_post(json!({
+            "title": "One", "slug": "one", "tags": ["Rust", "rust", "RUST", "Über", "über"],
+            "published": true
+        }))
+        .await;
+    assert_eq!(post["tags"], json!(["Rust", "Über"]), "{post}");
+    assert_eq!(app.tag_labels().await, ["Rust", "Über"]);
+
+    // An existing tag typed in another case is that tag, its label unchanged.
+    let post = app
+        .create_post(json!({
+            "title": "Two", "slug": "two", "tags": ["rUST", "ÜBER"], "published": true
+        }))
+        .await;
+    assert_eq!(post["tags"], json!(["Rust", "Über"]), "{post}");
+    let (status, patched) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/one",
+            Some(&json!({ "tags": ["rust", "über", "RUST"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["tags"], json!(["Rust", "Über"]));
+    let (_, tags) = app.api_get("/tags").await;
+    assert_eq!(
+        tags,
+        json!([
+            { "id": tags[0]["id"], "label": "Rust", "post_count": 2 },
+            { "id": tags[1]["id"], "label": "Über", "post_count": 2 },
+        ])
+    );
+    assert_eq!(app.row_counts().await, (2, 2));
+}
+
+#[tokio::test]
+async fn the_post_form_gives_a_post_one_tag_for_labels_that_differ_in_case() {
+    let app = spawn_app().await;
+    app.create_tag("Rust").await;
+    app.login().await;
+    let csrf = app.csrf_for("/admin/posts/new").await;
+    let response = app
+        .post_form(
+            "/admin/posts",
+            &[
+                ("csrf", &csrf),
+                ("title", "Form post"),
+                ("slug", "form-post"),
+                ("body", "b"),
+                ("tags", "rust, RUST, über, Über, new, NEW"),
+                ("published", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(response.headers()), "/posts/form-post");
+    assert_eq!(
+        tags_of(&app, "form-post").await,
+        json!(["Rust", "new", "über"])
+    );
+    assert_eq!(app.tag_labels().await, ["Rust", "new", "über"]);
+
+    // The edit form shows the tags as they are, and saved again with other cases changes nothing.
+    let (status, form) = app.get_text("/admin/posts/form-post/edit").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(input_value(&form, "tags"), "Rust, new, über");
+    let csrf = app.csrf_for("/admin/posts/form-post/edit").await;
+    let response = app
+        .post_form(
+            "/admin/posts/form-post",
+            &[
+                ("csrf", &csrf),
+                ("title", "Form post"),
+                ("slug", "form-post"),
+                ("body", "b2"),
+                ("tags", "RUST, New, ÜBER"),
+                ("published", "on"),
+                ("post_id", &crate::helpers::hidden_value(&form, "post_id")),
+                ("version", &crate::helpers::hidden_value(&form, "version")),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        tags_of(&app, "form-post").await,
+        json!(["Rust", "new", "über"])
+    );
+    assert_eq!(app.tag_labels().await, ["Rust", "new", "über"]);
+}
+
+#[tokio::test]
+async fn a_new_tag_in_another_case_of_an_existing_one_is_refused() {
+    let app = spawn_app().await;
+    app.create_tag("Rust").await;
+    app.create_tag("Über").await;
+    for label in ["rust", "RUST", "über"] {
+        let (status, body) = app
+            .api_call(Method::POST, "/tags", Some(&json!({ "label": label })))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{label}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("already exists"),
+            "{body}"
+        );
+    }
+    app.login().await;
+    let csrf = app.csrf_for("/admin/tags").await;
+    let response = app
+        .post_form("/admin/tags", &[("csrf", &csrf), ("label", "rUsT")])
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("a tag with this label already exists"),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"name="label" value="rUsT" required"#),
+        "{html}"
+    );
+    assert_eq!(app.tag_labels().await, ["Rust", "Über"]);
+}
+
+#[tokio::test]
+async fn a_rename_only_in_case_changes_the_label_shown() {
+    let app = spawn_app().await;
+    app.create_post(
+        json!({ "title": "P", "slug": "p", "tags": ["rust", "über"], "published": true }),
+    )
+    .await;
+    let rust = tag_id(&app, "rust").await;
+    let uber = tag_id(&app, "über").await;
+    app.login().await;
+    let csrf = app.csrf_for("/admin/tags").await;
+    let response = app
+        .post_form(
+            &format!("/admin/tags/{rust}"),
+            &[("csrf", &csrf), ("label", "Rust")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (status, renamed) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{uber}"),
+            Some(&json!({ "label": "Über" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    assert_eq!(app.tag_labels().await, ["Rust", "Über"]);
+    assert_eq!(tag_id(&app, "Rust").await, rust);
+    assert_eq!(tag_id(&app, "Über").await, uber);
+    assert_eq!(tags_of(&app, "p").await, json!(["Rust", "Über"]));
+}
+
+#[tokio::test]
+async fn a_rename_onto_another_tag_s_label_in_another_case_is_refused() {
+    let app = spawn_app().await;
+    app.create_tag("rust").await;
+    app.create_tag("Über").await;
+    let go = app.create_tag("go").await["id"].as_i64().unwrap();
+    for label in ["RUST", "über"] {
+        let (status, body) = app
+            .api_call(
+                Method::PATCH,
+                &format!("/tags/{go}"),
+                Some(&json!({ "label": label })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{label}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("already exists"),
+            "{body}"
+        );
+    }
+    app.login().await;
+    let csrf = app.csrf_for("/admin/tags").await;
+    let response = app
+        .post_form(
+            &format!("/admin/tags/{go}"),
+            &[("csrf", &csrf), ("label", "Rust")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("a tag with this label already exists"),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"value="Rust""#),
+        "the typed label is kept at its row: {html}"
+    );
+    assert!(
+        !html.contains(r#"name="label" value="" required aria-invalid="true""#),
+        "the error is at the renamed row, not the New tag field: {html}"
+    );
+    assert_eq!(app.tag_labels().await, ["go", "rust", "Über"]);
+}
+
+#[tokio::test]
+async fn a_tag_page_in_another_case_redirects_to_the_tag_s_own_address() {
+    let app = spawn_app().await;
+    app.create_post(
+        json!({ "title": "P", "slug": "p", "tags": ["Rust", "Über"], "published": true }),
+    )
+    .await;
+    app.create_post(json!({ "title": "D", "slug": "d", "tags": ["Drafty"], "published": false }))
+        .await;
+    for (path, to) in [
+        ("/tags/rust", "/tags/Rust"),
+        ("/tags/RUST?page=1", "/tags/Rust?page=1"),
+        ("/tags/%C3%BCber", "/tags/%C3%9Cber"),
+        ("/tags/%C3%9CBER?page=1", "/tags/%C3%9Cber?page=1"),
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT, "{path}");
+        assert_eq!(location(response.headers()), to, "{path}");
+    }
+    for path in ["/tags/Rust", "/tags/%C3%9Cber"] {
+        let (status, html) = app.get_text(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(html.contains(">P<"), "{path}: {html}");
+    }
+    // A tag only drafts carry stays hidden in any case.
+    for path in ["/tags/Drafty", "/tags/drafty"] {
+        assert_eq!(
+            app.get(path).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+}
+
+/// Letters with their case forms (a titlecase one too, `ǅ`), ASCII and not.
+const LETTERS: &[&[&str]] = &[
+    &["a", "A"],
+    &["r", "R"],
+    &["ü", "Ü"],
+    &["é", "É"],
+    &["ж", "Ж"],
+    &["ǆ", "ǅ", "Ǆ"],
+    &["ø", "Ø"],
+];
+
+/// Labels that differ only in case, given as the tags of one post (and some of them again on a
+/// second post): always one tag, labelled as first written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The closure's error type is proptest's `TestCaseError`, not ours to shrink.
+#[allow(clippy::result_large_err)]
+async fn labels_that_differ_only_in_case_are_always_one_tag() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+
+    let app = Arc::new(spawn_app().await);
+    // A word: letters by index; its spellings: for each, a case form of every letter.
+    let word = proptest::collection::vec(0..LETTERS.len(), 1..6);
+    let spellings = word.prop_flat_map(|letters| {
+        let spelling = letters
+            .iter()
+            .map(|&l| (Just(l), 0..LETTERS[l].len()))
+            .collect::<Vec<_>>();
+        proptest::collection::vec(spelling, 2..5)
+    });
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let handle = tokio::runtime::Handle::current();
+    let keys = Arc::new(Mutex::new(BTreeSet::new()));
+    let counter = Arc::new(Mutex::new(0));
+    let target = app.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        runner.run(&spellings, |spellings| {
+            let labels: Vec<String> = spellings
+                .iter()
+                .map(|forms| forms.iter().map(|&(l, f)| LETTERS[l][f]).collect())
+                .collect();
+            let n = {
+                let mut counter = counter.lock().unwrap();
+                *counter += 1;
+                *counter
+            };
+            let (first, again) = handle.block_on(async {
+                let first = target
+                    .create_post(json!({ "title": format!("P{n}"), "slug": format!("p-{n}"), "tags": labels, "published": true }))
+                    .await;
+                let again = target
+                    .create_post(json!({ "title": format!("Q{n}"), "slug": format!("q-{n}"), "tags": [labels[labels.len() - 1]], "published": true }))
+                    .await;
+                (first, again)
+            });
+            prop_assert_eq!(first["tags"].as_array().unwrap().len(), 1, "{:?}: {}", labels, first);
+            prop_assert_eq!(&first["tags"], &again["tags"], "{:?}", labels);
+            let shown = first["tags"][0].as_str().unwrap().to_owned();
+            let key = labels[0].to_lowercase();
+            let new = keys.lock().unwrap().insert(key.clone());
+            if new {
+                prop_assert_eq!(&shown, &labels[0], "a new tag keeps its first spelling");
+            } else {
+                prop_assert_eq!(shown.to_lowercase(), key);
+            }
+            let count = handle.block_on(target.tag_labels()).len();
+            prop_assert_eq!(count, keys.lock().unwrap().len(), "one tag per key");
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
+
+/// Code that saves a tag's active model with only its label set (as the cluster layer's example
+/// does) gets the key of that label, on insert and on update: no tag whose key is not its label's.
+#[tokio::test]
+async fn an_active_model_saved_with_a_label_gets_its_key() {
+    use blog::entity::tag;
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = spawn_app().await;
+    let saved = tag::ActiveModel {
+        label: Set("Über".into()),
+        ..Default::default()
+    }
+    .insert(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(saved.label_key, "über");
+    let mut renamed: tag::ActiveModel = saved.into();
+    renamed.label = Set("GO".into());
+    let renamed = renamed.update(&app.db).await.unwrap();
+    assert_eq!(renamed.label_key, "go");
+    let (status, _) = app
+        .api_call(Method::POST, "/tags", Some(&json!({ "label": "go" })))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+/// The blog started on a database of before case-insensitive tags, with tags that differ only in
+/// case: it migrates at start (the merge inside its own migration transaction), and serves one
+/// tag, labelled as the oldest, on every post that had any of them; the edit form of a post whose
+/// tags were merged saves (it is opened after the migration, on the post's new version).
+#[tokio::test]
+async fn the_blog_started_on_a_database_with_duplicates_in_case_serves_one_tag() {
+    use migration::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+    let dir = crate::helpers::new_dir();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("blog.db").display());
+    let old = sea_orm::Database::connect(&url).await.unwrap();
+    migration::Migrator::up(&old, Some(3)).await.unwrap();
+    old.execute_unprepared(
+        "INSERT INTO posts (id, slug, title, body, published, published_at, created_at, updated_at) VALUES \
+           (1, 'one', 'One', 'b', 1, '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z'), \
+           (2, 'two', 'Two', 'b', 1, '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z'); \
+         INSERT INTO tags (id, label, created_at) VALUES \
+           (1, 'über', '2026-11-28T00:00:00Z'), (2, 'Rust', '2026-11-28T00:00:00Z'), \
+           (3, 'rust', '2026-11-28T00:00:00Z'), (4, 'Über', '2026-11-28T00:00:00Z'); \
+         INSERT INTO posts_tags (post_id, tag_id) VALUES (1, 2), (1, 3), (1, 4), (2, 3), (2, 1);",
+    )
+    .await
+    .unwrap();
+    old.close().await.unwrap();
+
+    let app = crate::helpers::spawn_app_in(dir, &[]).await.unwrap();
+    let (_, tags) = app.api_get("/tags").await;
+    assert_eq!(
+        tags,
+        json!([
+            { "id": 2, "label": "Rust", "post_count": 2 },
+            { "id": 1, "label": "über", "post_count": 2 },
+        ])
+    );
+    assert_eq!(tags_of(&app, "one").await, json!(["Rust", "über"]));
+    assert_eq!(tags_of(&app, "two").await, json!(["Rust", "über"]));
+    let response = app.get("/tags/RUST").await;
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(location(response.headers()), "/tags/Rust");
+
+    app.login().await;
+    let (status, form) = app.get_text("/admin/posts/one/edit").await;
+    assert_eq!(status, StatusCode::OK);
+    let response = app
+        .post_form(
+            "/admin/posts/one",
+            &[
+                ("csrf", &crate::helpers::csrf_of(&form)),
+                ("title", "One"),
+                ("slug", "one"),
+                ("body", "b2"),
+                ("tags", &input_value(&form, "tags")),
+                ("published", "on"),
+                ("post_id", &crate::helpers::hidden_value(&form, "post_id")),
+                ("version", &crate::helpers::hidden_value(&form, "version")),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(tags_of(&app, "one").await, json!(["Rust", "über"]));
+}
