@@ -436,3 +436,33 @@ async fn the_blog_started_on_a_database_with_duplicates_in_case_serves_one_tag()
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(tags_of(&app, "one").await, json!(["Rust", "über"]));
 }
+
+/// Tags are listed in the order of their keys, whatever their case: `apple`, `banana`, `Rust`,
+/// not `Rust` first because capitals sort before small letters; on the tag index, in the API,
+/// and on a post.
+#[tokio::test]
+async fn tags_are_listed_alphabetically_whatever_their_case() {
+    let app = spawn_app().await;
+    app.create_post(json!({
+        "title": "Fruit", "slug": "fruit", "tags": ["Rust", "banana", "apple", "Zeta"],
+        "published": true
+    }))
+    .await;
+    let expected = ["apple", "banana", "Rust", "Zeta"];
+    let (_, tags) = app.api_get("/tags").await;
+    let listed: Vec<&str> = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, expected);
+    let on_post = tags_of(&app, "fruit").await;
+    assert_eq!(on_post, json!(expected));
+    let (_, html) = app.get_text("/tags").await;
+    let at = |label: &str| {
+        html.find(&format!(">{label}<"))
+            .unwrap_or_else(|| panic!("{label} on /tags: {html}"))
+    };
+    assert!(at("apple") < at("banana") && at("banana") < at("Rust") && at("Rust") < at("Zeta"));
+}
