@@ -26,7 +26,7 @@ pub struct TagWithCount {
     pub post_count: i64,
 }
 
-/// Tags alphabetically with their post counts. `All` (the admin): every tag, drafts counted.
+/// Tags alphabetically (by their keys: case does not count) with their post counts. `All` (the admin): every tag, drafts counted.
 /// `PublishedOnly` (visitors): counts of published posts only, and no tag whose posts are all
 /// drafts (its label alone could give away an unpublished post); a tag on no post is listed.
 pub async fn list_with_counts<C: ConnectionTrait>(
@@ -37,7 +37,7 @@ pub async fn list_with_counts<C: ConnectionTrait>(
         Visibility::All => {
             "SELECT tags.id, tags.label, count(posts_tags.post_id) AS post_count \
              FROM tags LEFT JOIN posts_tags ON posts_tags.tag_id = tags.id \
-             GROUP BY tags.id ORDER BY tags.label"
+             GROUP BY tags.id ORDER BY tags.label_key, tags.label"
         }
         Visibility::PublishedOnly => {
             "SELECT tags.id, tags.label, count(posts.id) AS post_count \
@@ -45,7 +45,7 @@ pub async fn list_with_counts<C: ConnectionTrait>(
              LEFT JOIN posts ON posts.id = posts_tags.post_id AND posts.published \
              GROUP BY tags.id \
              HAVING count(posts.id) > 0 OR count(posts_tags.post_id) = 0 \
-             ORDER BY tags.label"
+             ORDER BY tags.label_key, tags.label"
         }
     };
     Ok(
@@ -175,6 +175,7 @@ pub async fn for_posts<C: ConnectionTrait>(
     let links = post_tag::Entity::find()
         .filter(post_tag::Column::PostId.is_in(post_ids.iter().copied()))
         .find_also_related(tag::Entity)
+        .order_by_asc(tag::Column::LabelKey)
         .order_by_asc(tag::Column::Label)
         .all(db)
         .await?;
