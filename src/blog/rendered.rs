@@ -176,4 +176,18 @@ mod tests {
             }
         }
     }
+
+    /// Review: the largest sizes the option takes start (no panic, no huge allocation up front)
+    /// and cache.
+    #[test]
+    fn review_the_largest_sizes_start_and_cache() {
+        for bytes in [1, 31, 32, 33, u64::MAX / 2, u64::MAX] {
+            let cache = RenderCache::new(bytes);
+            let html = cache.render("*x*");
+            assert_eq!(&*html, super::super::markdown::render("*x*"));
+            cache.render("*x*");
+            let expect_hit = bytes > 64;
+            assert_eq!(cache.counts().0, u64::from(expect_hit), "{bytes}");
+        }
+    }
 }
