@@ -153,4 +153,41 @@ mod tests {
         assert!(htmls.iter().all(|h| Arc::ptr_eq(h, &htmls[0])));
         assert_eq!(cache.counts(), (7, 1));
     }
+
+    /// Review: entries of very different sizes (one near the whole capacity, then many small,
+    /// then big again, each looked at twice so some go hot): the bytes held never pass the bound,
+    /// and each answer is the render of its own Markdown.
+    #[test]
+    fn review_mixed_sizes_keep_the_bound_and_answer_their_own_markdown() {
+        let capacity = 128 * 1024;
+        let cache = RenderCache::new(capacity);
+        let held = || cache.cache.as_ref().unwrap().weight();
+        let big = |i: usize| format!("big {i}\n\n{}", "*x* ".repeat(8_000 + i));
+        let small = |i: usize| format!("small *{i}*");
+        for round in 0..3 {
+            for i in 0..4 {
+                for body in [big(i + round), small(i), big(i), small(i + 100)] {
+                    for _ in 0..2 {
+                        let html = cache.render(&body);
+                        assert_eq!(&*html, super::super::markdown::render(&body));
+                        assert!(held() <= capacity, "{} bytes held", held());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Review: the largest sizes the option takes start (no panic, no huge allocation up front)
+    /// and cache.
+    #[test]
+    fn review_the_largest_sizes_start_and_cache() {
+        for bytes in [1, 31, 32, 33, u64::MAX / 2, u64::MAX] {
+            let cache = RenderCache::new(bytes);
+            let html = cache.render("*x*");
+            assert_eq!(&*html, super::super::markdown::render("*x*"));
+            cache.render("*x*");
+            let expect_hit = bytes > 64;
+            assert_eq!(cache.counts().0, u64::from(expect_hit), "{bytes}");
+        }
+    }
 }

@@ -199,3 +199,290 @@ async fn a_dashboard_delete_of_a_post_deleted_and_recreated_meanwhile_keeps_the_
     assert!(dashboard.contains("already deleted"), "{dashboard}");
     assert!(dashboard.contains("Nothing was deleted now"), "{dashboard}");
 }
+
+// ---- Review (fresh context): what held when trying to break the dashboard's delete. ----
+
+/// The post's tag renamed on the Tags page (the API here) after the dashboard was loaded: the
+/// post did not get a new `updated_at`, but its version covers its tags' labels, so the delete
+/// is refused (409) and the post shown with the new label; the refused page's button deletes it.
+#[tokio::test]
+async fn review_a_tag_renamed_meanwhile_refuses_the_dashboard_delete() {
+    let app = spawn_app().await;
+    let tag = app.create_tag("oldname").await;
+    app.create_post(json!({ "title": "Tagged", "body": "v1", "tags": ["oldname"] }))
+        .await;
+    app.login().await;
+    let (_, dashboard) = app.get_text("/admin").await;
+    let form = delete_form(&dashboard, "tagged");
+    let (status, body) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{}", tag["id"]),
+            Some(&json!({ "label": "newname" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let response = press_delete(&app, "tagged", &form).await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert_eq!(status_of(&app, "tagged").await, StatusCode::OK, "{status}");
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains(CHANGED_SINCE_LOADED), "{html}");
+    assert!(html.contains("newname"), "the tags as they are now: {html}");
+    let again = delete_form(&html, "tagged");
+    assert_eq!(
+        press_delete(&app, "tagged", &again).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(status_of(&app, "tagged").await, StatusCode::NOT_FOUND);
+}
+
+/// The same button pressed twice (a double click, or Back and again): the first deletes, the
+/// second says the post was already deleted and deletes nothing else.
+#[tokio::test]
+async fn review_a_double_submitted_delete_deletes_once_and_says_so() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Twice", "body": "v1" }))
+        .await;
+    app.create_post(json!({ "title": "Bystander", "body": "v1" }))
+        .await;
+    app.login().await;
+    let (_, dashboard) = app.get_text("/admin").await;
+    let form = delete_form(&dashboard, "twice");
+    let (first, second) = tokio::join!(
+        press_delete(&app, "twice", &form),
+        press_delete(&app, "twice", &form)
+    );
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert_eq!(second.status(), StatusCode::SEE_OTHER);
+    let (_, dashboard) = app.get_text("/admin").await;
+    assert!(
+        dashboard.contains("Post deleted.") || dashboard.contains("already deleted"),
+        "{dashboard}"
+    );
+    let response = press_delete(&app, "twice", &form).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, dashboard) = app.get_text("/admin").await;
+    assert!(dashboard.contains("already deleted"), "{dashboard}");
+    assert_eq!(status_of(&app, "twice").await, StatusCode::NOT_FOUND);
+    assert_eq!(status_of(&app, "bystander").await, StatusCode::OK);
+}
+
+/// The fields of a delete button without (or with another session's, or a forged) CSRF token,
+/// or from another site: refused (403), nothing deleted.
+#[tokio::test]
+async fn review_a_dashboard_delete_without_its_csrf_token_deletes_nothing() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Guarded", "body": "v1" }))
+        .await;
+    app.login().await;
+    let (_, dashboard) = app.get_text("/admin").await;
+    let form = delete_form(&dashboard, "guarded");
+    let without: Vec<(String, String)> =
+        form.iter().filter(|(n, _)| n != "csrf").cloned().collect();
+    let response = press_delete(&app, "guarded", &without).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let mut forged = without.clone();
+    forged.push(("csrf".into(), "forged".into()));
+    let response = press_delete(&app, "guarded", &forged).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let fields: Vec<(&str, &str)> = form.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let response = app
+        .client
+        .post(app.url("/admin/posts/guarded/delete"))
+        .header("origin", "https://evil.example")
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // Another visitor (not signed in), with the admin's form: not deleted either.
+    let stranger = crate::helpers::cookie_client();
+    let response = stranger
+        .post(app.url("/admin/posts/guarded/delete"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_redirection() || response.status() == StatusCode::FORBIDDEN,
+        "{}",
+        response.status()
+    );
+    assert_eq!(status_of(&app, "guarded").await, StatusCode::OK);
+}
+
+/// Odd and forged ids and versions on a delete button: nothing is deleted (neither the post at
+/// the address nor the post the id names), and no answer is a 5xx.
+#[tokio::test]
+async fn review_odd_and_forged_delete_fields_delete_nothing_and_never_fail() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Target", "body": "v1" }))
+        .await;
+    app.create_post(json!({ "title": "Other", "body": "v1" }))
+        .await;
+    app.login().await;
+    let (_, dashboard) = app.get_text("/admin").await;
+    let target = delete_form(&dashboard, "target");
+    let other = delete_form(&dashboard, "other");
+    let field = |form: &[(String, String)], name: &str| {
+        form.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let csrf = field(&target, "csrf");
+    let (id, version) = (field(&target, "post_id"), field(&target, "version"));
+    let (other_id, other_version) = (field(&other, "post_id"), field(&other, "version"));
+    let cases: Vec<(String, String)> = vec![
+        // Another post's id and version, at this address.
+        (other_id.clone(), other_version.clone()),
+        // This post's version, another post's id.
+        (other_id.clone(), version.clone()),
+        // Another post's version, this post's id.
+        (id.clone(), other_version.clone()),
+        ("".into(), version.clone()),
+        ("-1".into(), version.clone()),
+        ("0".into(), version.clone()),
+        ("99999999999999999999".into(), version.clone()),
+        ("2147483647".into(), version.clone()),
+        ("1e3".into(), version.clone()),
+        (id.clone(), "".into()),
+        (id.clone(), "garbage".into()),
+        (id.clone(), "2026-11-29T07:00:00Z".into()),
+        (id.clone(), format!("{version}0")),
+        (id.clone(), version.replace('~', "~~")),
+        (
+            id.clone(),
+            "9999-12-31T23:59:59.999999999Z~0000000000000000".into(),
+        ),
+        (id.clone(), "\u{0}\u{ffff}~".into()),
+        (format!(" {id} "), "x".repeat(100_000)),
+    ];
+    for (post_id, version) in cases {
+        let fields = vec![
+            ("csrf".to_owned(), csrf.clone()),
+            ("post_id".to_owned(), post_id.clone()),
+            ("version".to_owned(), version.clone()),
+        ];
+        let response = press_delete(&app, "target", &fields).await;
+        let status = response.status();
+        let html = response.text().await.unwrap();
+        assert!(
+            status == StatusCode::CONFLICT || status == StatusCode::SEE_OTHER,
+            "{post_id:?} {:?}: {status} {html}",
+            &version[..version.len().min(60)]
+        );
+        assert_eq!(
+            status_of(&app, "target").await,
+            StatusCode::OK,
+            "{post_id:?}"
+        );
+        assert_eq!(
+            status_of(&app, "other").await,
+            StatusCode::OK,
+            "{post_id:?}"
+        );
+    }
+    // A delete at an address no post has, with a real post's id and version: that post is kept.
+    let fields = vec![
+        ("csrf".to_owned(), csrf.clone()),
+        ("post_id".to_owned(), id.clone()),
+        ("version".to_owned(), version.clone()),
+    ];
+    let response = press_delete(&app, "no-such-post", &fields).await;
+    assert!(
+        matches!(
+            response.status(),
+            StatusCode::CONFLICT | StatusCode::SEE_OTHER
+        ),
+        "{}",
+        response.status()
+    );
+    assert_eq!(status_of(&app, "target").await, StatusCode::OK);
+}
+
+/// The post given another slug, and a new post made at its old one, after the dashboard was
+/// loaded: the button deletes neither; the 409 shows the first post at its new address.
+#[tokio::test]
+async fn review_a_delete_of_a_moved_post_keeps_the_new_post_at_its_old_address() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Squatted", "body": "first" }))
+        .await;
+    app.login().await;
+    let (_, dashboard) = app.get_text("/admin").await;
+    let form = delete_form(&dashboard, "squatted");
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/squatted",
+            Some(&json!({ "slug": "moved-out" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.create_post(json!({ "title": "Squatted", "body": "second" }))
+        .await;
+    let response = press_delete(&app, "squatted", &form).await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert_eq!(status_of(&app, "squatted").await, StatusCode::OK);
+    assert_eq!(status_of(&app, "moved-out").await, StatusCode::OK);
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains(CHANGED_SINCE_LOADED), "{html}");
+    delete_form(&html, "moved-out");
+}
+
+/// The refused page's own button, after the post changed once more: refused again (409, with
+/// the newest version), never deleted blindly.
+#[tokio::test]
+async fn review_the_refused_pages_button_is_refused_too_after_another_change() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Busy", "body": "v1" }))
+        .await;
+    app.login().await;
+    let (_, dashboard) = app.get_text("/admin").await;
+    let form = delete_form(&dashboard, "busy");
+    for body in ["v2", "v3"] {
+        let (status, _) = app
+            .api_call(Method::PATCH, "/posts/busy", Some(&json!({ "body": body })))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let html = press_delete(&app, "busy", &form)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let refused_form = delete_form(&html, "busy");
+    let (status, _) = app
+        .api_call(Method::PATCH, "/posts/busy", Some(&json!({ "body": "v4" })))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let response = press_delete(&app, "busy", &refused_form).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(status_of(&app, "busy").await, StatusCode::OK);
+}
+
+/// Page 2 of the dashboard: its delete buttons carry the id and version too, and delete.
+#[tokio::test]
+async fn review_a_delete_from_page_two_of_the_dashboard_deletes_that_post() {
+    let app = spawn_app().await;
+    for i in 0..22 {
+        app.create_post(json!({ "title": format!("Post {i}"), "body": "x", "published": true }))
+            .await;
+    }
+    app.login().await;
+    let (status, page_two) = app.get_text("/admin?page=2").await;
+    assert_eq!(status, StatusCode::OK);
+    // The oldest posts are on page 2.
+    let form = delete_form(&page_two, "post-0");
+    assert!(
+        form.iter().any(|(n, v)| n == "version" && !v.is_empty()),
+        "{form:?}"
+    );
+    let response = press_delete(&app, "post-0", &form).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(status_of(&app, "post-0").await, StatusCode::NOT_FOUND);
+    assert_eq!(status_of(&app, "post-1").await, StatusCode::OK);
+}

@@ -339,3 +339,231 @@ async fn a_post_renders_once_and_an_edit_shows_at_once() {
         "{contents:?}"
     );
 }
+
+// ---- Review (fresh context): what held when trying to make the render cache serve stale HTML.
+
+/// The feed's content of the entry whose body contains `marker`, read as XML text.
+fn feed_has(xml: &str, rendered: &str) -> bool {
+    // The feed escapes the HTML once more (Atom's type="html"): '<' as &lt; or &#60;.
+    let escaped_lt = rendered.replace('<', "&lt;").replace('>', "&gt;");
+    let escaped_num = rendered.replace('<', "&#60;").replace('>', "&#62;");
+    xml.contains(&escaped_lt) || xml.contains(&escaped_num)
+}
+
+/// An edit through the admin form (not only the API) shows at once on the page and in the feed;
+/// an edit back to an earlier body (a key already cached) shows that body; a second post with the
+/// same body shares it and neither shows the other's title.
+#[tokio::test]
+async fn review_a_form_edit_and_an_edit_back_show_at_once_on_the_page_and_in_the_feed() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Cached", "body": "first **one**", "published": true }))
+        .await;
+    app.create_post(json!({ "title": "Twin", "body": "first **one**", "published": true }))
+        .await;
+    app.login().await;
+    for _ in 0..2 {
+        let (_, html) = app.get_text("/posts/cached").await;
+        assert!(html.contains("<strong>one</strong>"), "{html}");
+        let (_, xml) = get_typed(&app, "/feed.xml").await;
+        assert!(feed_has(&xml, "<strong>one</strong>"), "{xml}");
+    }
+    let save = |body: &'static str| {
+        let app = &app;
+        async move {
+            let (_, form) = app.get_text("/admin/posts/cached/edit").await;
+            let fields = [
+                ("csrf", crate::helpers::csrf_of(&form)),
+                ("title", "Cached".to_owned()),
+                ("slug", "cached".to_owned()),
+                ("body", body.to_owned()),
+                ("tags", String::new()),
+                ("published", "on".to_owned()),
+                ("draft_key", crate::helpers::input_value(&form, "draft_key")),
+                ("post_id", crate::helpers::input_value(&form, "post_id")),
+                ("version", crate::helpers::input_value(&form, "version")),
+            ];
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let response = app.post_form("/admin/posts/cached", &fields).await;
+            assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        }
+    };
+    save("second **two**").await;
+    let (_, html) = app.get_text("/posts/cached").await;
+    assert!(html.contains("<strong>two</strong>"), "{html}");
+    assert!(!html.contains("<strong>one</strong>"), "{html}");
+    let (_, xml) = get_typed(&app, "/feed.xml").await;
+    assert!(feed_has(&xml, "<strong>two</strong>"), "{xml}");
+    // The twin still shows the first body, under its own title.
+    let (_, twin) = app.get_text("/posts/twin").await;
+    assert!(
+        twin.contains("<strong>one</strong>") && twin.contains("Twin"),
+        "{twin}"
+    );
+    // Back to the first body: the cached HTML of that body, which is right again.
+    save("first **one**").await;
+    let (_, html) = app.get_text("/posts/cached").await;
+    assert!(html.contains("<strong>one</strong>"), "{html}");
+    assert!(!html.contains("<strong>two</strong>"), "{html}");
+    let (_, xml) = get_typed(&app, "/feed.xml").await;
+    assert!(!feed_has(&xml, "<strong>two</strong>"), "{xml}");
+}
+
+/// `--render-cache-mb 0`: every view renders, and pages, the feed and edits work as with it.
+#[tokio::test]
+async fn review_with_the_render_cache_off_pages_and_the_feed_still_render_and_edits_show() {
+    let app = crate::helpers::spawn_app_with(&["--render-cache-mb", "0"])
+        .await
+        .unwrap();
+    three_posts(&app).await;
+    for _ in 0..2 {
+        let (status, html) = app.get_text("/posts/replication-notes").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("<strong>database</strong>"), "{html}");
+    }
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::PATCH,
+            "/posts/replication-notes",
+            Some(&json!({"body": "now **whole**"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, html) = app.get_text("/posts/replication-notes").await;
+    assert!(html.contains("<strong>whole</strong>"), "{html}");
+    let (_, xml) = get_typed(&app, "/feed.xml").await;
+    assert!(feed_has(&xml, "<strong>whole</strong>"), "{xml}");
+}
+
+/// A post whose HTML is bigger than the whole cache (1 MB here): shown whole on every view (it
+/// is not kept), and an edit of it shows at once.
+#[tokio::test]
+async fn review_a_post_bigger_than_the_render_cache_is_shown_whole_and_fresh() {
+    let app = crate::helpers::spawn_app_with(&["--render-cache-mb", "1"])
+        .await
+        .unwrap();
+    // About 480 KB of Markdown, over 1.3 MB of HTML.
+    let body = |end: &str| format!("{}\n\nThe **{end}**.", "*a* ".repeat(120_000));
+    app.create_post(json!({ "title": "Huge", "body": body("end"), "published": true }))
+        .await;
+    for _ in 0..2 {
+        let (status, html) = app.get_text("/posts/huge").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.len() > 1024 * 1024, "{}", html.len());
+        assert!(
+            html.contains("The <strong>end</strong>."),
+            "the end is missing"
+        );
+    }
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::PATCH,
+            "/posts/huge",
+            Some(&json!({ "body": body("new end") })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, html) = app.get_text("/posts/huge").await;
+    assert!(html.contains("The <strong>new end</strong>."));
+    assert!(!html.contains("The <strong>end</strong>."));
+}
+
+/// Many readers of a post being edited meanwhile: each sees one whole version (the old or the
+/// new), never a mix or another post's; once the edit is answered, every view shows the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_concurrent_views_during_edits_see_whole_versions_and_then_the_new_one() {
+    let app = spawn_app().await;
+    let body = |n: usize| {
+        format!(
+            "# Version {n}\n\n{}\n\nEnd of version {n}.",
+            "text ".repeat(20_000)
+        )
+    };
+    app.create_post(json!({ "title": "Hot", "body": body(0), "published": true }))
+        .await;
+    app.create_post(json!({ "title": "Cold", "body": "cold *body*", "published": true }))
+        .await;
+    for n in 1..=3 {
+        let views: Vec<_> = (0..12)
+            .map(|i| {
+                let url = app.url(if i % 4 == 0 {
+                    "/posts/cold"
+                } else {
+                    "/posts/hot"
+                });
+                tokio::spawn(async move { reqwest::get(url).await.unwrap().text().await.unwrap() })
+            })
+            .collect();
+        let (status, _) = app
+            .api_call(
+                reqwest::Method::PATCH,
+                "/posts/hot",
+                Some(&json!({ "body": body(n) })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        for (i, view) in views.into_iter().enumerate() {
+            let html = view.await.unwrap();
+            if i % 4 == 0 {
+                assert!(html.contains("cold <em>body</em>"), "{html}");
+                assert!(!html.contains("Version"), "cold shows hot's body");
+                continue;
+            }
+            let shown: Vec<usize> = (0..=n)
+                .filter(|v| html.contains(&format!("<h1>Version {v}</h1>")))
+                .collect();
+            assert_eq!(shown.len(), 1, "versions {shown:?} in one view");
+            let v = shown[0];
+            assert!(v + 1 >= n, "version {v} shown during the edit to {n}");
+            assert!(
+                html.contains(&format!("End of version {v}.")),
+                "version {v} cut"
+            );
+        }
+        let (_, html) = app.get_text("/posts/hot").await;
+        assert!(
+            html.contains(&format!("<h1>Version {n}</h1>")),
+            "after edit {n}"
+        );
+    }
+}
+
+/// Many first views at once of a post slow to render (they wait for one render, parked on the
+/// blocking pool): `/healthz` never waits for them.
+#[tokio::test]
+async fn review_views_waiting_for_one_render_do_not_hold_up_the_health_check() {
+    let app = spawn_app().await;
+    let body: String = (0..4_500)
+        .map(|i| format!("- item **{i}** with _emphasis_, `code {i}` and [a link](/posts/p{i})\n"))
+        .collect();
+    app.create_post(json!({ "title": "Slow", "body": body, "published": true }))
+        .await;
+    let started = std::time::Instant::now();
+    let pages: Vec<_> = (0..6)
+        .map(|_| {
+            let url = app.url("/posts/slow");
+            tokio::spawn(async move {
+                let response = reqwest::get(url).await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response.text().await.unwrap().len()
+            })
+        })
+        .collect();
+    let client = reqwest::Client::new();
+    let mut slowest = std::time::Duration::ZERO;
+    while !pages.iter().all(|p| p.is_finished()) {
+        let asking = std::time::Instant::now();
+        let health = client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+        slowest = slowest.max(asking.elapsed());
+    }
+    let mut lens = Vec::new();
+    for page in pages {
+        lens.push(page.await.unwrap());
+    }
+    let took = started.elapsed();
+    assert!(lens.windows(2).all(|w| w[0] == w[1]), "{lens:?}");
+    assert!(
+        slowest < took / 4,
+        "a health check waited {slowest:?} of the pages' {took:?}"
+    );
+}
