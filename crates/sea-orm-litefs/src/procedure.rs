@@ -13,6 +13,9 @@
 //!   transaction that also stores the key with the output ([`run`]), so a lost answer is settled by
 //!   `resolve(key)` exactly as for a forwarded statement: the stored output, or "not committed".
 //!   Then the replica waits for the commit's position (read your writes), as for a statement.
+//!   A body's own error comes with the position the body read, and the replica waits for that
+//!   too: a read that explains the error (the post that changed, the slug that is taken) sees
+//!   what the primary saw.
 //! - Errors keep their type ([`ProcedureError`]): the app's own errors travel as the app
 //!   serializes them, database errors are rebuilt as the same `DbErr` (SQLite's errors as genuine
 //!   sqlx errors, cluster errors as the same [`ClusterError`](crate::ClusterError)).
@@ -223,7 +226,9 @@ pub struct ProcedureCall {
 pub struct ProcedureOutcome {
     /// The bincode of the output, or why it failed (nothing committed).
     pub result: Result<Vec<u8>, WireFailure>,
-    /// The commit's position, when it committed.
+    /// The commit's position, when it committed; when the body failed, the position it read
+    /// (the caller catches up to it before answering the error). A primary of before this sends
+    /// none with a failure, and a caller of before this ignores it.
     pub pos: Option<Pos>,
 }
 

@@ -19,7 +19,7 @@ use super::{
 use crate::client::CallError;
 use crate::connection::{Node, idempotency_key, refused_by_litefs, resolve, settle};
 use crate::rpc::Refusal;
-use crate::wire::{ErrorPhase, Outcome, Reply};
+use crate::wire::{ErrorPhase, Outcome, Pos, Reply};
 use crate::{ClusterConnection, ClusterError, metrics};
 
 /// Runs `P` with `args` in one transaction, wherever this node stands (see the module docs).
@@ -184,9 +184,13 @@ async fn forward<P: Procedure>(
             }
             Err(WireFailure::App(bytes)) => {
                 let app = bincode::deserialize(&bytes).map_err(|e| encoding::<P>("error", e))?;
+                catch_up_to_failure(node, pos, deadline).await;
                 return Err(P::Error::from_app(app));
             }
-            Err(WireFailure::Db(err)) => return Err(err.rebuild(node).await.into()),
+            Err(WireFailure::Db(err)) => {
+                catch_up_to_failure(node, pos, deadline).await;
+                return Err(err.rebuild(node).await.into());
+            }
         },
         Err(CallError::Failed(err)) => return Err(err.into_db_err().into()),
         Err(CallError::Lost { addr, reason }) => {
@@ -210,6 +214,20 @@ async fn forward<P: Procedure>(
             P::NAME
         ))
         .into()),
+    }
+}
+
+/// Waits, until the call's deadline, for this node to have what the primary's failed body read,
+/// so that the caller's next reads see why it failed. Nothing committed: a wait that ends first
+/// changes nothing of the answer (the reads may then be older, as any read on a lagging node).
+async fn catch_up_to_failure(node: &Node, pos: Option<Pos>, deadline: Instant) {
+    let Some(pos) = pos else { return };
+    if let Err(err) = node
+        .follower
+        .wait_for(pos, deadline.saturating_duration_since(Instant::now()))
+        .await
+    {
+        tracing::debug!(%err, "a failed procedure's position did not reach this node in time");
     }
 }
 

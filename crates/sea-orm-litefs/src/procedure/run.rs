@@ -118,7 +118,12 @@ pub(crate) async fn run(
                 }
                 failure => match moved(&failure, &moved_away) {
                     Some(refusal) => Err(refusal),
-                    None => Ok(failed(failure)),
+                    // The body decided on what this node had: the caller catches up to it
+                    // before it answers, so a read that explains the error sees its cause.
+                    None => Ok(ProcedureOutcome {
+                        result: Err(failure),
+                        pos: writer.pos(),
+                    }),
                 },
             };
         }
