@@ -10,8 +10,11 @@
 //   edit form, the version of the post the text was typed against.
 // - Drafts of edits were once kept under "edit:<slug>". The edit form at that slug moves such a
 //   draft to the post's key (data-legacy-draft-key names the old key), once, so a draft kept
-//   before the deploy is not lost; unless its version is older than the post (data-post-created):
-//   then it was typed for the post that had the slug before, and it is left where it is.
+//   before the deploy is not lost; unless its version (or, from before versions, the time it was
+//   saved) is older than the post (data-post-created): then it was typed for the post that had
+//   the slug before, and it is left where it is. A post given the slug after the draft was typed
+//   cannot be told apart (no slug history is kept): it is offered the draft, which restores the
+//   other post's version, so saving it is a conflict that shows both, never a silent overwrite.
 // - When the form opens and a saved draft for its key differs from what the form shows, a notice
 //   above the form offers to restore it or discard it. Nothing is put into the form without asking.
 // - Restoring a draft also restores that version, so a draft typed before someone else saved the
@@ -82,9 +85,17 @@
     const legacy = read(legacyKey);
     const created = form.dataset.postCreated;
     // A version is "<updated_at>~<tags hash>", its time in the format of data-post-created
-    // (RFC 3339, nanoseconds, UTC), so comparing the texts compares the times.
-    const typedAt = legacy && legacy.version ? legacy.version.split("~")[0] : "";
-    const anotherPosts = Boolean(typedAt && created && typedAt < created);
+    // (RFC 3339, nanoseconds, UTC), so comparing the texts compares the times. A draft of before
+    // versions has only the time it was saved (milliseconds): compared at that precision.
+    let anotherPosts = false;
+    if (legacy && created) {
+      if (legacy.version) {
+        anotherPosts = legacy.version.split("~")[0] < created;
+      } else {
+        const createdMs = Date.parse(created.replace(/(\.\d{3})\d*Z$/, "$1Z"));
+        anotherPosts = Number.isFinite(createdMs) && legacy.savedAt < createdMs;
+      }
+    }
     if (legacy && !anotherPosts) {
       const current = read(key);
       if (!current || current.savedAt < legacy.savedAt) {
