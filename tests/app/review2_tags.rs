@@ -61,3 +61,39 @@ async fn labels_that_differ_only_in_case_are_one_tag_also_where_only_one_case_is
     }
     assert_eq!(app.tag_labels().await.len(), 3, "one tag per word");
 }
+
+/// A tag saved before labels were NFC-normalized, labelled with the ANGSTROM SIGN (U+212B): its
+/// key (the migration lowercases it to `å`) is the key of its NFC form `Å`, but its label is not
+/// that form. Its page answers a 308 to itself, for ever (before case-insensitive tags: a 404).
+#[tokio::test]
+async fn a_tag_page_never_redirects_to_itself() {
+    use migration::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+    let dir = crate::helpers::new_dir();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("blog.db").display());
+    let old = sea_orm::Database::connect(&url).await.unwrap();
+    migration::Migrator::up(&old, Some(3)).await.unwrap();
+    old.execute_unprepared(
+        "INSERT INTO posts (id, slug, title, body, published, published_at, created_at, updated_at) VALUES \
+           (1, 'one', 'One', 'b', 1, '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z', '2026-11-28T00:00:00Z'); \
+         INSERT INTO tags (id, label, created_at) VALUES (1, '\u{212B}', '2026-11-28T00:00:00Z'); \
+         INSERT INTO posts_tags (post_id, tag_id) VALUES (1, 1);",
+    )
+    .await
+    .unwrap();
+    old.close().await.unwrap();
+    let app = crate::helpers::spawn_app_in(dir, &[]).await.unwrap();
+    assert_eq!(app.tag_labels().await, ["\u{212B}"]);
+
+    // The address the Tags page links to.
+    let path = "/tags/%E2%84%AB";
+    let (html_status, html) = app.get_text("/tags").await;
+    assert_eq!(html_status, StatusCode::OK);
+    assert!(html.contains(path), "{html}");
+    let (seen, end) = follow(&app, path).await;
+    assert!(
+        seen.iter().all(|(_, to)| to != path),
+        "{path} redirects to itself: {seen:?}"
+    );
+    assert_ne!(end, StatusCode::LOOP_DETECTED, "{seen:?}");
+}
