@@ -130,3 +130,151 @@ async fn a_tag_renamed_by_an_old_node_is_not_found_by_its_old_label() {
         .await;
     assert_eq!(post["tags"], json!(["Über"]), "{post}");
 }
+
+// What held.
+
+/// Posts created at once with `Rust` and `rust` (and tags created at once in two cases) end with
+/// one tag: writes on one node are serialized, and the upsert is on the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_at_once_in_two_cases_make_one_tag() {
+    let app = spawn_app().await;
+    for round in 0..5 {
+        let (a, b) = tokio::join!(
+            app.create_post(json!({
+                "title": format!("A{round}"), "slug": format!("a-{round}"),
+                "tags": [format!("Rust{round}")], "published": true
+            })),
+            app.create_post(json!({
+                "title": format!("B{round}"), "slug": format!("b-{round}"),
+                "tags": [format!("rust{round}"), format!("RUST{round}")], "published": true
+            })),
+        );
+        assert_eq!(a["tags"], b["tags"], "round {round}");
+        let label = format!("x{round}");
+        let upper = label.to_uppercase();
+        let (lower, upper) = (json!({ "label": label }), json!({ "label": upper }));
+        let ((s1, b1), (s2, b2)) = tokio::join!(
+            app.api_call(Method::POST, "/tags", Some(&lower)),
+            app.api_call(Method::POST, "/tags", Some(&upper)),
+        );
+        let mut statuses = [s1, s2];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::CREATED, StatusCode::CONFLICT],
+            "{b1} {b2}"
+        );
+    }
+    assert_eq!(app.tag_labels().await.len(), 10);
+    let (_, tags) = app.api_get("/tags").await;
+    for tag in tags.as_array().unwrap() {
+        if tag["label"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .starts_with("rust")
+        {
+            assert_eq!(tag["post_count"], 2, "{tag}");
+        }
+    }
+}
+
+/// The 308 to a tag's own address encodes what a path segment must (`#`, `?`, `%`, space, non
+/// ASCII), keeps the query as sent, and lands on the page; a trailing slash in another case ends
+/// there too. Greek final sigma: `ΟΔΟΣ`, `Οδος` and `οδος` are one tag.
+#[tokio::test]
+async fn the_redirect_to_a_tag_s_own_address_encodes_it_and_lands_on_the_page() {
+    let app = spawn_app().await;
+    let post = app
+        .create_post(json!({
+            "title": "P", "slug": "p", "published": true,
+            "tags": ["C#", "Why?", "100% Rust", "ΟΔΟΣ", "Οδος", "οδος", "Ünï Cödé"]
+        }))
+        .await;
+    assert_eq!(
+        post["tags"],
+        json!(["100% Rust", "C#", "Why?", "Ünï Cödé", "ΟΔΟΣ"])
+    );
+    for (path, to) in [
+        ("/tags/c%23", "/tags/C%23"),
+        ("/tags/WHY%3F?page=1&x=%2F", "/tags/Why%3F?page=1&x=%2F"),
+        ("/tags/100%25%20rust", "/tags/100%25%20Rust"),
+        (
+            "/tags/%CE%BF%CE%B4%CE%BF%CF%82",
+            "/tags/%CE%9F%CE%94%CE%9F%CE%A3",
+        ),
+        (
+            "/tags/%C3%BCn%C3%AF%20c%C3%B6d%C3%A9",
+            "/tags/%C3%9Cn%C3%AF%20C%C3%B6d%C3%A9",
+        ),
+        // NFD and lowercase: one hop to the NFC label as shown.
+        (
+            "/tags/u%CC%88n%C3%AF%20c%C3%B6d%C3%A9",
+            "/tags/%C3%9Cn%C3%AF%20C%C3%B6d%C3%A9",
+        ),
+    ] {
+        let (seen, end) = follow(&app, path).await;
+        assert_eq!(
+            seen,
+            [(StatusCode::PERMANENT_REDIRECT, to.to_owned())],
+            "{path}"
+        );
+        assert_eq!(end, StatusCode::OK, "{path}");
+    }
+    let (seen, end) = follow(&app, "/tags/c%23/").await;
+    assert_eq!(end, StatusCode::OK, "{seen:?}");
+    assert_eq!(seen.last().unwrap().1, "/tags/C%23", "{seen:?}");
+    // The page itself: no redirect.
+    let (seen, end) = follow(&app, "/tags/Why%3F").await;
+    assert_eq!((seen.len(), end), (0, StatusCode::OK));
+}
+
+/// The API's tag endpoints with case variants: a case-only rename is a rename (the post's ETag
+/// changes, its tags show the new case), a rename onto another tag in another case is a 409 that
+/// changes nothing, and a tag deleted can be created again in another case.
+#[tokio::test]
+async fn the_api_s_tag_endpoints_with_case_variants() {
+    let app = spawn_app().await;
+    app.create_post(
+        json!({ "title": "P", "slug": "p", "tags": ["rust", "go"], "published": true }),
+    )
+    .await;
+    let etag = |r: &reqwest::Response| r.headers()["etag"].to_str().unwrap().to_owned();
+    let before = etag(&app.get("/api/posts/p").await);
+    let (_, tags) = app.api_get("/tags").await;
+    let id_of = |label: &str| {
+        tags.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["label"] == label)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (rust, go) = (id_of("rust"), id_of("go"));
+    let (status, body) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{rust}"),
+            Some(&json!({ "label": "Rust" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(tags_of(&app, "p").await, json!(["Rust", "go"]));
+    assert_ne!(etag(&app.get("/api/posts/p").await), before);
+    let (status, body) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{go}"),
+            Some(&json!({ "label": "RUST" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(app.tag_labels().await, ["Rust", "go"]);
+    let (status, _) = app
+        .api_call(Method::DELETE, &format!("/tags/{rust}"), None)
+        .await;
+    assert!(status.is_success(), "{status}");
+    app.create_tag("RUST").await;
+    assert_eq!(tags_of(&app, "p").await, json!(["go"]));
+}

@@ -8,6 +8,7 @@ mod guarantees;
 mod lab;
 mod litefs;
 mod procedures;
+mod review2;
 mod search;
 
 use std::time::Duration;
