@@ -278,3 +278,35 @@ async fn the_api_s_tag_endpoints_with_case_variants() {
     app.create_tag("RUST").await;
     assert_eq!(tags_of(&app, "p").await, json!(["go"]));
 }
+
+/// docs/reference.md: a tag renamed by an old node to a non-ASCII label "keeps its old key: its
+/// page is found at its exact label, but the new label typed in another case would make a second
+/// tag". Once that second tag exists, its key is the first tag's label's, and the first tag's
+/// page (its exact label) is a 308 to the second's: the renamed tag has no page any more.
+#[tokio::test]
+async fn a_tag_renamed_by_an_old_node_keeps_its_page_at_its_exact_label() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "P", "slug": "p", "tags": ["Über"], "published": true }))
+        .await;
+    app.db
+        .execute_unprepared("UPDATE tags SET label = 'Ärger' WHERE label = 'Über'")
+        .await
+        .unwrap();
+    // The old label still finds the renamed tag (see the test above).
+    let q = app
+        .create_post(json!({ "title": "Q", "slug": "q", "tags": ["über"], "published": true }))
+        .await;
+    assert_eq!(q["tags"], json!(["Ärger"]), "{q}");
+    // The new label typed in another case: a second tag, as the docs say.
+    let r = app
+        .create_post(json!({ "title": "R", "slug": "r", "tags": ["ärger"], "published": true }))
+        .await;
+    assert_eq!(r["tags"], json!(["ärger"]), "{r}");
+    let (seen, end) = follow(&app, "/tags/%C3%84rger").await;
+    assert_eq!(
+        (seen.as_slice(), end),
+        (&[][..], StatusCode::OK),
+        "the page of the tag shown as Ärger"
+    );
+}
