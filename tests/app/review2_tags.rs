@@ -310,3 +310,35 @@ async fn a_tag_renamed_by_an_old_node_keeps_its_page_at_its_exact_label() {
         "the page of the tag shown as Ärger"
     );
 }
+
+/// A label's other case can be longer than the label: `İ` lowercases to two characters. An existing tag typed in its other case is refused as over 40
+/// characters, though it names a tag that exists (and whose label was within the limit).
+#[tokio::test]
+async fn an_existing_tag_typed_in_a_longer_case_is_that_tag() {
+    let app = spawn_app().await;
+    for (n, (label, other)) in [
+        ("İ".repeat(21), "i\u{307}".repeat(21)),
+        ("Kİ".repeat(14), "ki\u{307}".repeat(14)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        app.create_post(json!({
+            "title": format!("P{n}"), "slug": format!("p-{n}"), "tags": [label],
+            "published": true
+        }))
+        .await;
+        let (status, body) = app
+            .api_call(
+                Method::POST,
+                "/posts",
+                Some(&json!({
+                    "title": format!("Q{n}"), "slug": format!("q-{n}"), "tags": [other],
+                    "published": true
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["tags"], json!([label]), "{body}");
+    }
+}
