@@ -10,6 +10,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod pages;
+mod review2_tags;
 mod shutdown;
 mod signin;
 mod signin_availability;

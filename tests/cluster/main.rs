@@ -9,6 +9,7 @@ mod lab;
 mod litefs;
 mod procedures;
 mod review1;
+mod review2;
 mod search;
 
 use std::time::Duration;
