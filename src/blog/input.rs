@@ -92,12 +92,14 @@ impl TagLabel {
 }
 
 /// The key of a tag's label (`tags.label_key`): the label lowercased, Unicode's way
-/// (`str::to_lowercase`), so "Rust", "rust" and "RUST" are one tag, and "Über" and "über" too.
+/// (`str::to_lowercase`), then NFC, so "Rust", "rust" and "RUST" are one tag, "Über" and "über"
+/// too, and "J̌" and "ǰ" (lowercasing an NFC label need not give NFC: `J̌` has no precomposed
+/// capital and lowercases to `j` + U+030C, whose NFC is `ǰ`).
 /// The migration that added the key wrote it with the same rule
 /// (`migration/src/m20261129_000001_tag_label_keys.rs`): change one, change both, with a
 /// migration that computes the keys again.
 pub fn label_key(label: &str) -> String {
-    label.to_lowercase()
+    label.to_lowercase().nfc().collect()
 }
 
 /// A label as given to look a tag up (a URL): normalized as labels are, without the rules for
@@ -347,6 +349,10 @@ mod tests {
             ("Über", "über"),
             ("ǅx", "ǆx"),
             ("go", "go"),
+            ("J\u{30C}", "\u{1F0}"),
+            ("\u{1F0}", "\u{1F0}"),
+            ("\u{399}\u{308}\u{301}", "\u{390}"),
+            ("İ", "i\u{307}"),
         ] {
             assert_eq!(TagLabel::parse(label).unwrap().key(), key, "{label}");
             assert_eq!(label_key(label), key, "{label}");
