@@ -144,21 +144,22 @@ pub async fn find_by_id<C: ConnectionTrait>(db: &C, id: i32) -> Result<tag::Mode
 }
 
 /// The tag whose label is `label` in any case (as [`lookup_label`](super::input::lookup_label)
-/// gives it). A tag whose key is not its label's (renamed by a node of before the keys, during a
-/// rolling deploy: see the migration that added them) is found by its exact label.
+/// gives it): the tag labelled exactly so if there is one, else the tag of its key. (They differ
+/// only for a tag whose key is not its label's, renamed by a node of before the keys during a
+/// rolling deploy: see the migration that added them. It keeps its page at its exact label.)
 pub async fn find_by_label<C: ConnectionTrait>(
     db: &C,
     label: &str,
 ) -> Result<tag::Model, BlogError> {
     if let Some(tag) = tag::Entity::find()
-        .filter(tag::Column::LabelKey.eq(label_key(label)))
+        .filter(tag::Column::Label.eq(label))
         .one(db)
         .await?
     {
         return Ok(tag);
     }
     tag::Entity::find()
-        .filter(tag::Column::Label.eq(label))
+        .filter(tag::Column::LabelKey.eq(label_key(label)))
         .one(db)
         .await?
         .ok_or(BlogError::NotFound)
