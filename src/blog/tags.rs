@@ -126,6 +126,47 @@ async fn free_stale_key<C: ConnectionTrait>(db: &C, key: &str) -> Result<bool, B
     Ok(true)
 }
 
+/// What [`repair_stale_keys`] did: stale tags given their right key, and those left stale
+/// because their right key is another tag's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyRepair {
+    pub repaired: usize,
+    pub left: usize,
+}
+
+/// Gives every stale tag ([`is_stale`]) its right key where no other tag holds it, one after
+/// another, so that a stale tag holding another's right key is corrected first. Run by the
+/// primary at start-up, after the migrations, in their transaction: it reads every tag once
+/// (tags are few) and writes only stale ones, which exist only after a rolling deploy from a
+/// version of before the keys. A tag whose right key is another tag's is left (a person must
+/// rename or delete one of them; [`free_stale_key`] says so when it is in the way).
+pub async fn repair_stale_keys<C: ConnectionTrait>(db: &C) -> Result<KeyRepair, sea_orm::DbErr> {
+    let tags = tag::Entity::find().all(db).await?;
+    let mut taken: std::collections::HashSet<String> =
+        tags.iter().map(|t| t.label_key.clone()).collect();
+    let mut stale: Vec<tag::Model> = tags.into_iter().filter(is_stale).collect();
+    let mut repaired = 0;
+    while let Some(at) = stale
+        .iter()
+        .position(|t| !taken.contains(&label_key(&t.label)))
+    {
+        let tag = stale.swap_remove(at);
+        let right = label_key(&tag.label);
+        tag::Entity::update_many()
+            .col_expr(tag::Column::LabelKey, right.as_str().into())
+            .filter(tag::Column::Id.eq(tag.id))
+            .exec(db)
+            .await?;
+        taken.remove(&tag.label_key);
+        taken.insert(right);
+        repaired += 1;
+    }
+    Ok(KeyRepair {
+        repaired,
+        left: stale.len(),
+    })
+}
+
 /// Why a label whose key a stale tag holds cannot be written.
 fn stale_conflict(stale: &tag::Model, other: &tag::Model) -> String {
     format!(

@@ -398,6 +398,62 @@ async fn a_tag_renamed_by_an_old_node_onto_another_case_of_a_tag_is_refused_unti
     assert_eq!(r["tags"], json!(["Ärger"]), "{r}");
 }
 
+/// Tags renamed by an old node (keys stale, as an old node leaves them) get their right keys when
+/// the primary starts, one after another (`Ö` holds `ärger`, the right key of `Ärger`: corrected
+/// first), except a tag whose right key is another tag's (`Ä`, while `ä` exists), which keeps its
+/// page at its exact label.
+#[tokio::test]
+async fn the_primary_s_start_up_gives_stale_tags_their_right_keys_where_free() {
+    use migration::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+    let keys = "SELECT id || '|' || label || '|' || label_key AS row FROM tags ORDER BY id";
+    let dir = crate::helpers::new_dir();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("blog.db").display());
+    let old = sea_orm::Database::connect(&url).await.unwrap();
+    migration::Migrator::up(&old, None).await.unwrap();
+    old.execute_unprepared(
+        "INSERT INTO tags (id, label, label_key, created_at) VALUES \
+           (1, 'Ärger', 'über', '2026-11-29T00:00:00Z'), \
+           (2, 'Ö', 'ärger', '2026-11-29T00:00:00Z'), \
+           (3, 'Zorn', 'zorn', '2026-11-29T00:00:00Z'), \
+           (4, 'Ä', 'äx', '2026-11-29T00:00:00Z'), \
+           (5, 'ä', 'ä', '2026-11-29T00:00:00Z');",
+    )
+    .await
+    .expect("an old node's renames of non-ASCII labels pass the triggers");
+    old.close().await.unwrap();
+    let app = crate::helpers::spawn_app_in(dir, &[]).await.unwrap();
+    let rows: Vec<String> = app
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            keys,
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "row").unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        ["1|Ärger|ärger", "2|Ö|ö", "3|Zorn|zorn", "4|Ä|äx", "5|ä|ä"]
+    );
+    // The tags' own labels in another case find them; the one left keeps its page.
+    app.create_post(json!({
+        "title": "P", "slug": "p", "tags": ["ÄRGER", "ö", "über"], "published": true
+    }))
+    .await;
+    assert_eq!(tags_of(&app, "p").await, json!(["Ärger", "Ö", "über"]));
+    let q = app
+        .create_post(json!({ "title": "Q", "slug": "q", "tags": ["Ä", "ä"], "published": true }))
+        .await;
+    assert_eq!(q["tags"], json!(["Ä"]), "{q}");
+    for path in ["/tags/%C3%84", "/tags/%C3%A4"] {
+        let (seen, end) = follow(&app, path).await;
+        assert_eq!((seen.as_slice(), end), (&[][..], StatusCode::OK), "{path}");
+    }
+}
+
 /// A label's other case can be longer than the label: `İ` lowercases to two characters. An existing tag typed in its other case is refused as over 40
 /// characters, though it names a tag that exists (and whose label was within the limit).
 #[tokio::test]
