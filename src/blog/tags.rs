@@ -198,18 +198,26 @@ where
     }
 }
 
-/// Creates the tag `label`: a [`BlogError::Conflict`] if a tag has that label in any case.
+/// Creates the tag `label`: a [`BlogError::Conflict`] if a tag has that label in any case, a
+/// [`BlogError::Validation`] of `label` if it is too long to be stored.
 pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag::Model, BlogError> {
+    label
+        .check_length()
+        .map_err(|e| BlogError::field("label", e))?;
     unless_stale(db, label, || new_tag(label).insert(db)).await
 }
 
 /// Renames the tag `id` to `label`, which may differ from its label only in case; a
-/// [`BlogError::Conflict`] if another tag has that label in any case.
+/// [`BlogError::Conflict`] if another tag has that label in any case, a
+/// [`BlogError::Validation`] of `label` if it is too long to be stored.
 pub async fn rename<C: ConnectionTrait>(
     db: &C,
     id: i32,
     label: &TagLabel,
 ) -> Result<tag::Model, BlogError> {
+    label
+        .check_length()
+        .map_err(|e| BlogError::field("label", e))?;
     let existing = tag::Entity::find_by_id(id)
         .one(db)
         .await?
@@ -302,7 +310,7 @@ pub async fn for_posts<C: ConnectionTrait>(
 }
 
 /// Ensures every label exists as a tag, in any case (a label new in every case becomes a tag
-/// spelled as given), and returns their ids in the labels' order, each once: labels that differ
+/// spelled as given, if it is not too long to be stored: else a validation error at `tags`), and returns their ids in the labels' order, each once: labels that differ
 /// only in case are one tag (input parsed by a node of before the keys may hold both).
 /// A label a stale tag holds the key of is refused at the field `tags` if that tag cannot be
 /// given its right key ([`free_stale_key`]). Uses an upsert, so two writers creating the same new tag at once both succeed.
@@ -315,6 +323,11 @@ pub async fn ensure<C: ConnectionTrait>(
         let id = match find_by_label(db, label.as_str()).await {
             Ok(tag) => tag.id,
             Err(BlogError::NotFound) => {
+                // A label as typed may be longer than a label stored (it may name an existing
+                // tag in a longer case): a new tag's is held to the limit here.
+                label.check_length().map_err(|e| {
+                    BlogError::field("tags", format!("tag \"{}\": {e}", label.as_str()))
+                })?;
                 // A stale tag holding the key would make the upsert do nothing.
                 free_stale_key(db, &label.key())
                     .await

@@ -485,3 +485,64 @@ async fn an_existing_tag_typed_in_a_longer_case_is_that_tag() {
         assert_eq!(body["tags"], json!([label]), "{body}");
     }
 }
+
+/// A label as typed may be longer than 40 characters when it names an existing tag in another
+/// case (above); a label that would be stored is still held to 40: a new tag on a post (API and
+/// form: the form comes back with what was typed, nothing written), a tag created or renamed.
+#[tokio::test]
+async fn a_label_too_long_to_be_stored_is_refused_where_it_would_be_stored() {
+    let app = spawn_app().await;
+    let go = app.create_tag("go").await["id"].clone();
+    for long in ["x".repeat(41), "i\u{307}".repeat(21)] {
+        let (status, body) = app
+            .api_call(
+                Method::POST,
+                "/posts",
+                Some(&json!({ "title": "P", "slug": "p", "tags": ["go", long] })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let message = body["fields"]["tags"].as_str().unwrap();
+        assert!(message.contains("at most 40 characters"), "{body}");
+        for (method, path) in [
+            (Method::POST, "/tags".to_owned()),
+            (Method::PATCH, format!("/tags/{go}")),
+        ] {
+            let (status, body) = app
+                .api_call(method, &path, Some(&json!({ "label": long })))
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+            assert!(
+                body["fields"]["label"]
+                    .as_str()
+                    .unwrap()
+                    .contains("at most 40 characters"),
+                "{path}: {body}"
+            );
+        }
+    }
+    app.login().await;
+    let csrf = app.csrf_for("/admin/posts/new").await;
+    let typed = format!("go, {}", "y".repeat(41));
+    let response = app
+        .post_form(
+            "/admin/posts",
+            &[
+                ("csrf", &csrf),
+                ("title", "Form post"),
+                ("slug", "form-post"),
+                ("body", "typed body"),
+                ("tags", &typed),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("at most 40 characters"), "{html}");
+    assert!(
+        html.contains(&typed) && html.contains("typed body"),
+        "{html}"
+    );
+    assert_eq!(app.row_counts().await, (0, 1));
+    assert_eq!(app.tag_labels().await, ["go"]);
+}
