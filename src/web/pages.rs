@@ -116,11 +116,12 @@ async fn tag_index(
     Ok((jar, TagsPage { chrome, tags }))
 }
 
-/// A tag's posts. The tag's page is at its label as shown: the label in another case, or typed
-/// another way (NFD, spaces around it), is a permanent redirect there (308), query kept. The
-/// label as asked (the decoded path, before any normalization) that is the tag's label is the
-/// page itself: never a redirect to the address asked for (a tag saved before labels were NFC,
-/// such as one labelled with the ANGSTROM SIGN, is found by its NFC form, which is not its label).
+/// A tag's posts. The tag's page is at its label as shown: the label in another case is a
+/// permanent redirect there (308), query kept. (The label normalized as labels are, NFC and
+/// trimmed, is the page itself, as before tags were case-insensitive.) The label as asked (the
+/// decoded path, before any normalization) that is the tag's label is the page itself too: never
+/// a redirect to the address asked for (a tag saved before labels were NFC, such as one labelled
+/// with the ANGSTROM SIGN, is found by its NFC form, which is not its label).
 async fn tag_posts(
     State(state): State<AppState>,
     visitor: Visitor,
@@ -128,8 +129,9 @@ async fn tag_posts(
     Path(asked): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, PageError> {
-    let tag = tags::find_public(&state.db, &lookup_label(&asked)).await?;
-    if asked != tag.label {
+    let label = lookup_label(&asked);
+    let tag = tags::find_public(&state.db, &label).await?;
+    if asked != tag.label && label != tag.label {
         let path = format!("/tags/{}", super::urlencode(&tag.label));
         let location = match uri.query() {
             Some(query) => format!("{path}?{query}"),
