@@ -13,7 +13,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    ModelTrait, QueryFilter, QueryOrder, Set, Statement,
+    ModelTrait, QueryFilter, QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
 };
 
 use sea_orm_litefs::{ClusterConnection, ClusterTransaction, Procedure};
@@ -176,17 +176,37 @@ fn stale_conflict(stale: &tag::Model, other: &tag::Model) -> String {
     )
 }
 
+/// [`free_stale_key`] in a transaction of its own: on a replica, a transaction on the primary,
+/// so that it reads the tags where the write that failed saw them (the replica's copy may not
+/// have the old node's rename yet).
+async fn free_stale_key_on_primary<C: TransactionTrait>(
+    db: &C,
+    key: &str,
+) -> Result<bool, BlogError> {
+    let txn = db.begin().await?;
+    match free_stale_key(&txn, key).await {
+        Ok(freed) => {
+            txn.commit().await?;
+            Ok(freed)
+        }
+        Err(err) => {
+            let _ = txn.rollback().await;
+            Err(err)
+        }
+    }
+}
+
 /// Runs `write` (an insert or a rename of a tag to `label`), and once more if a unique violation
 /// was a stale tag holding `label`'s key, which [`free_stale_key`] gave its right key.
 async fn unless_stale<C, T, F, Fut>(db: &C, label: &TagLabel, write: F) -> Result<T, BlogError>
 where
-    C: ConnectionTrait,
+    C: ConnectionTrait + TransactionTrait,
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, sea_orm::DbErr>>,
 {
     match write().await {
         Err(err) if super::error::is_unique_violation(&err) => {
-            if free_stale_key(db, &label.key()).await? {
+            if free_stale_key_on_primary(db, &label.key()).await? {
                 write()
                     .await
                     .map_err(BlogError::unless_unique(Unique::TagLabel))
@@ -200,7 +220,10 @@ where
 
 /// Creates the tag `label`: a [`BlogError::Conflict`] if a tag has that label in any case, a
 /// [`BlogError::Validation`] of `label` if it is too long to be stored.
-pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag::Model, BlogError> {
+pub async fn create<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    label: &TagLabel,
+) -> Result<tag::Model, BlogError> {
     label
         .check_length()
         .map_err(|e| BlogError::field("label", e))?;
@@ -210,7 +233,7 @@ pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag:
 /// Renames the tag `id` to `label`, which may differ from its label only in case; a
 /// [`BlogError::Conflict`] if another tag has that label in any case, a
 /// [`BlogError::Validation`] of `label` if it is too long to be stored.
-pub async fn rename<C: ConnectionTrait>(
+pub async fn rename<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     id: i32,
     label: &TagLabel,
