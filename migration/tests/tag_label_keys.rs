@@ -257,3 +257,50 @@ async fn a_migration_that_fails_half_way_leaves_nothing_and_runs_again() {
     drop(db);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The key is the label lowercased, then NFC (as `blog::input::label_key`, whose tests check the
+/// same labels): where only one case has a precomposed letter (`ǰ`, no capital `J̌`; `ΐ`), the two
+/// cases are one key, and merged.
+#[tokio::test]
+async fn a_key_is_nfc_also_where_only_one_case_is_precomposed() {
+    let (db, dir) = scratch("nfc").await;
+    Migrator::up(&db, Some(BEFORE)).await.unwrap();
+    for (id, label) in [
+        (1, "\u{1F0}"),
+        (2, "J\u{30C}"),
+        (3, "\u{399}\u{308}\u{301}"),
+        (4, "\u{390}"),
+        (5, "İ"),
+    ] {
+        exec(
+            &db,
+            &format!("INSERT INTO tags (id, label, created_at) VALUES ({id}, '{label}', {NOW})"),
+        )
+        .await;
+    }
+    insert_post(&db, 1).await;
+    exec(
+        &db,
+        "INSERT INTO posts_tags (post_id, tag_id) VALUES (1, 2), (1, 3)",
+    )
+    .await;
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(
+        rows(&db, "SELECT id, label, label_key FROM tags ORDER BY id").await,
+        [
+            "1|\u{1F0}|\u{1F0}",
+            "3|\u{399}\u{308}\u{301}|\u{390}",
+            "5|İ|i\u{307}"
+        ]
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT post_id, tag_id FROM posts_tags ORDER BY post_id, tag_id"
+        )
+        .await,
+        ["1|1", "1|3"]
+    );
+    drop(db);
+    let _ = std::fs::remove_dir_all(dir);
+}

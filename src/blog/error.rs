@@ -47,7 +47,7 @@ impl Unique {
 }
 
 /// Any other unique violation: a write that was not expected to hit one.
-fn is_unique_violation(err: &DbErr) -> bool {
+pub(super) fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 

@@ -9,7 +9,13 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::{BlogError, FieldErrors};
 
+/// A tag's label, as stored, has at most this many characters.
 pub const MAX_LABEL_CHARS: usize = 40;
+/// A label as typed may have this many characters at most: an existing tag's label typed in
+/// another case can be longer than its label (`İ` lowercases to two characters; `J̌` is two where
+/// `ǰ` is one), and names that tag, whose label is kept. A label that is stored (a new tag, a
+/// rename) is held to [`MAX_LABEL_CHARS`] then ([`TagLabel::check_length`]).
+pub const MAX_TYPED_LABEL_CHARS: usize = 4 * MAX_LABEL_CHARS;
 /// Tags on one post at most.
 pub const MAX_TAGS_PER_POST: usize = 20;
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -36,8 +42,9 @@ fn normalized(raw: &str) -> String {
     raw.nfc().collect::<String>().trim().to_owned()
 }
 
-/// A tag label: NFC, trimmed, 1 to 40 characters, no `/` (labels appear in URLs), no `,` (the
-/// post form separates tags with commas, see [`split_tag_list`]), no hidden characters (see
+/// A tag label: NFC, trimmed, 1 to 160 characters ([`MAX_TYPED_LABEL_CHARS`]; a label stored is
+/// held to 40, see [`TagLabel::check_length`]), no `/` (labels appear in URLs), no `,` (the post
+/// form separates tags with commas, see [`split_tag_list`]), no hidden characters (see
 /// [`is_hidden`]), and not `.` or `..` (which URLs cannot name).
 ///
 /// These are the rules for a label that comes in; a tag saved before a rule was added (a comma
@@ -66,8 +73,8 @@ impl TagLabel {
         if label.is_empty() {
             return Err("a label is required".into());
         }
-        if label.chars().count() > MAX_LABEL_CHARS {
-            return Err(format!("at most {MAX_LABEL_CHARS} characters"));
+        if label.chars().count() > MAX_TYPED_LABEL_CHARS {
+            return Err(too_long());
         }
         if label.contains('/') || label.chars().any(is_hidden) {
             return Err("no slashes, control, invisible or direction characters".into());
@@ -85,19 +92,35 @@ impl TagLabel {
         &self.0
     }
 
+    /// Whether the label may be stored as a tag's label (a new tag, a rename): at most
+    /// [`MAX_LABEL_CHARS`] characters. A longer label may still name an existing tag in another
+    /// case (see [`MAX_TYPED_LABEL_CHARS`]).
+    pub fn check_length(&self) -> Result<(), String> {
+        if self.0.chars().count() > MAX_LABEL_CHARS {
+            return Err(too_long());
+        }
+        Ok(())
+    }
+
     /// The tag's key: labels with the same key are one tag (see [`label_key`]).
     pub fn key(&self) -> String {
         label_key(&self.0)
     }
 }
 
+fn too_long() -> String {
+    format!("at most {MAX_LABEL_CHARS} characters")
+}
+
 /// The key of a tag's label (`tags.label_key`): the label lowercased, Unicode's way
-/// (`str::to_lowercase`), so "Rust", "rust" and "RUST" are one tag, and "Über" and "über" too.
+/// (`str::to_lowercase`), then NFC, so "Rust", "rust" and "RUST" are one tag, "Über" and "über"
+/// too, and "J̌" and "ǰ" (lowercasing an NFC label need not give NFC: `J̌` has no precomposed
+/// capital and lowercases to `j` + U+030C, whose NFC is `ǰ`).
 /// The migration that added the key wrote it with the same rule
 /// (`migration/src/m20261129_000001_tag_label_keys.rs`): change one, change both, with a
 /// migration that computes the keys again.
 pub fn label_key(label: &str) -> String {
-    label.to_lowercase()
+    label.to_lowercase().nfc().collect()
 }
 
 /// A label as given to look a tag up (a URL): normalized as labels are, without the rules for
@@ -311,7 +334,17 @@ mod tests {
         assert_eq!(TagLabel::parse("  rust ").unwrap().as_str(), "rust");
         assert!(TagLabel::parse("").is_err());
         assert!(TagLabel::parse("a/b").is_err());
-        assert!(TagLabel::parse(&"x".repeat(41)).is_err());
+        // 41 characters may name an existing tag in another case; they cannot be stored.
+        let long = TagLabel::parse(&"x".repeat(41)).unwrap();
+        assert_eq!(long.check_length().unwrap_err(), "at most 40 characters");
+        assert!(
+            TagLabel::parse(&"x".repeat(40))
+                .unwrap()
+                .check_length()
+                .is_ok()
+        );
+        assert!(TagLabel::parse(&"x".repeat(MAX_TYPED_LABEL_CHARS)).is_ok());
+        assert!(TagLabel::parse(&"x".repeat(MAX_TYPED_LABEL_CHARS + 1)).is_err());
         assert_eq!(
             TagLabel::parse("cafe\u{301}").unwrap(),
             TagLabel::parse("caf\u{e9}").unwrap()
@@ -347,6 +380,10 @@ mod tests {
             ("Über", "über"),
             ("ǅx", "ǆx"),
             ("go", "go"),
+            ("J\u{30C}", "\u{1F0}"),
+            ("\u{1F0}", "\u{1F0}"),
+            ("\u{399}\u{308}\u{301}", "\u{390}"),
+            ("İ", "i\u{307}"),
         ] {
             assert_eq!(TagLabel::parse(label).unwrap().key(), key, "{label}");
             assert_eq!(label_key(label), key, "{label}");

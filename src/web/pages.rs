@@ -118,17 +118,20 @@ async fn tag_index(
 
 /// A tag's posts. The tag's page is at its label as shown: the label in another case is a
 /// permanent redirect there (308), query kept. (The label normalized as labels are, NFC and
-/// trimmed, is the page itself, as before tags were case-insensitive.)
+/// trimmed, is the page itself, as before tags were case-insensitive.) The label as asked (the
+/// decoded path, before any normalization) that is the tag's label is the page itself too: never
+/// a redirect to the address asked for (a tag saved before labels were NFC, such as one labelled
+/// with the ANGSTROM SIGN, is found by its NFC form, which is not its label).
 async fn tag_posts(
     State(state): State<AppState>,
     visitor: Visitor,
     OriginalUri(uri): OriginalUri,
-    Path(label): Path<String>,
+    Path(asked): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, PageError> {
-    let label = lookup_label(&label);
+    let label = lookup_label(&asked);
     let tag = tags::find_public(&state.db, &label).await?;
-    if label != tag.label {
+    if asked != tag.label && label != tag.label {
         let path = format!("/tags/{}", super::urlencode(&tag.label));
         let location = match uri.query() {
             Some(query) => format!("{path}?{query}"),

@@ -79,3 +79,56 @@ async fn a_replica_s_tag_writes_in_another_case_are_one_tag_or_a_conflict() {
         1
     );
 }
+
+/// A tag renamed by an old node (`Über` to `Ärger`, its key left `über`), then `Über` created on
+/// a replica that has not received the rename yet: the tag's stale key is corrected on the
+/// primary, where the rename is, and the new tag is made (not refused from the replica's older
+/// copy, where the tag is still `Über` with its right key).
+#[tokio::test]
+async fn a_stale_key_is_corrected_from_a_lagging_replica() {
+    use std::time::Duration;
+
+    use crate::harness::wait_until;
+    use crate::{create_tag, http, open_db};
+
+    let cluster = Cluster::start_with_lag(2, 2, Duration::from_millis(1500)).await;
+    let (primary, replica) = (cluster.url(1), cluster.url(2));
+    let api = http();
+    assert_eq!(create_tag(&api, &primary, "Über").await.0, 201);
+    wait_until("the tag on the replica", || {
+        let (api, replica) = (api.clone(), replica.clone());
+        async move {
+            let tags: serde_json::Value = api
+                .get(format!("{replica}/api/tags"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            tags.as_array()?
+                .iter()
+                .any(|t| t["label"] == "Über")
+                .then_some(())
+        }
+    })
+    .await;
+    // The old node's rename, on the primary.
+    sqlx::query("UPDATE tags SET label = 'Ärger' WHERE label = 'Über'")
+        .execute(&mut open_db(cluster.node(cluster.primary)).await)
+        .await
+        .unwrap();
+
+    let (status, body) = create_tag(&api, &replica, "Über").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        primary_i64(
+            &cluster,
+            "SELECT count(*) FROM tags WHERE label || label_key = ?",
+            "Ärgerärger"
+        )
+        .await,
+        1,
+        "the renamed tag's key is corrected"
+    );
+}
