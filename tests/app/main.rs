@@ -11,6 +11,7 @@ mod hardening;
 mod helpers;
 mod pages;
 mod review2_tags;
+mod review3_tags;
 mod shutdown;
 mod signin;
 mod signin_availability;

@@ -1,0 +1,222 @@
+//! A third review of case-insensitive tags, after the fixes of the second (NFC keys, a tag's page
+//! at its exact label, stale keys skipped by look-ups and corrected where they block a write, the
+//! primary's start-up repair, typed labels longer than stored ones): what breaks them, and what
+//! holds.
+
+use reqwest::{Method, StatusCode};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, location, spawn_app};
+
+/// The tags of the post `slug`, as the API shows them.
+async fn tags_of(app: &TestApp, slug: &str) -> Value {
+    let (status, post) = app
+        .api_call(Method::GET, &format!("/posts/{slug}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    post["tags"].clone()
+}
+
+/// An old node's rename (a node of before the keys: it sets the label only; the trigger lets a
+/// label with other letters than ASCII through, and the key stays as it was).
+async fn old_node_renames(app: &TestApp, from: &str, to: &str) {
+    app.db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            "UPDATE tags SET label = ? WHERE label = ?",
+            [to.into(), from.into()],
+        ))
+        .await
+        .expect("the trigger lets an old node's non-ASCII rename through");
+}
+
+/// `id|label|key` of every tag, by id, read straight from the database.
+async fn keys(app: &TestApp) -> Vec<String> {
+    app.db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT id || '|' || label || '|' || label_key AS row FROM tags ORDER BY id",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "row").unwrap())
+        .collect()
+}
+
+// What held.
+
+/// A big table at start-up: 6000 tags, 2000 of them stale in one chain, listed so that each can
+/// be corrected only after the one after it (`Ä{i}` holds `ä{i+1}`, the right key of the next);
+/// and 500 whose right key is another tag's. The primary starts, corrects the chain, leaves the
+/// 500, and writes nothing else.
+#[tokio::test]
+async fn the_start_up_repair_on_a_big_table_with_a_long_chain() {
+    use migration::MigratorTrait;
+    let dir = crate::helpers::new_dir();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("blog.db").display());
+    let old = sea_orm::Database::connect(&url).await.unwrap();
+    migration::Migrator::up(&old, None).await.unwrap();
+    let mut rows = Vec::new();
+    let chain = 2000;
+    for i in 0..chain {
+        // `Ä{i}`'s right key is `ä{i}`, held by `Ä{i-1}`; the last holds a key no label has.
+        let key = if i + 1 == chain {
+            "zz-end".to_owned()
+        } else {
+            format!("ä{}", i + 1)
+        };
+        rows.push(format!(
+            "({}, 'Ä{i}', '{key}', '2026-11-29T00:00:00Z')",
+            chain - i
+        ));
+    }
+    for i in 0..500 {
+        // `Ö{i}` (stale) and `ö{i}` (right): two tags in two cases, left as they are.
+        rows.push(format!(
+            "({}, 'Ö{i}', 'stale-{i}é', '2026-11-29T00:00:00Z')",
+            10_000 + 2 * i
+        ));
+        rows.push(format!(
+            "({}, 'ö{i}', 'ö{i}', '2026-11-29T00:00:00Z')",
+            10_001 + 2 * i
+        ));
+    }
+    for i in 0..3000 {
+        rows.push(format!(
+            "({}, 'tag-{i}', 'tag-{i}', '2026-11-29T00:00:00Z')",
+            20_000 + i
+        ));
+    }
+    // The chain's first link (`Ä0`, whose right key `ä0` is free) has the highest id.
+    for chunk in rows.chunks(500) {
+        old.execute_unprepared(&format!(
+            "INSERT INTO tags (id, label, label_key, created_at) VALUES {}",
+            chunk.join(", ")
+        ))
+        .await
+        .unwrap();
+    }
+    old.close().await.unwrap();
+
+    let app = crate::helpers::spawn_app_in(dir, &[]).await.unwrap();
+    let count = |sql: &'static str| {
+        let db = app.db.clone();
+        async move {
+            db.query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                sql,
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap()
+        }
+    };
+    assert_eq!(count("SELECT count(*) AS n FROM tags").await, 6000);
+    assert_eq!(
+        count(
+            "SELECT count(*) AS n FROM tags WHERE label LIKE 'Ä%' \
+             AND label_key = 'ä' || substr(label, 2)"
+        )
+        .await,
+        chain as i64
+    );
+    assert_eq!(
+        count("SELECT count(*) AS n FROM tags WHERE label_key LIKE 'stale-%'").await,
+        500
+    );
+    // A chain link in another case finds its tag; a tag left stale keeps its page.
+    let post = app
+        .create_post(json!({
+            "title": "P", "slug": "p", "tags": ["ä1999", "ä0", "Ö7", "ö7"], "published": true
+        }))
+        .await;
+    let mut tags: Vec<&str> = post["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["Ä0", "Ä1999", "Ö7"], "{post}");
+}
+
+/// A post saved again through its edit form keeps a stale tag (its exact label comes back as
+/// typed), and an old replica's input naming a stale tag by its exact label and its old label
+/// gets the stale tag and a new tag of the old label (the stale key corrected first), in one
+/// write, with no duplicate: a post never doubles a tag. The tag pages then redirect once at
+/// most, to pages that answer.
+#[tokio::test]
+async fn stale_tags_on_posts_stay_single_and_their_pages_settle_in_one_hop() {
+    let app = spawn_app().await;
+    app.create_post(json!({
+        "title": "P", "slug": "p", "tags": ["Über", "go"], "published": true
+    }))
+    .await;
+    old_node_renames(&app, "Über", "Ärger").await;
+    let (status, body) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/p",
+            Some(&json!({ "tags": ["Ärger", "go", "über", "ÜBER", "Go"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(tags_of(&app, "p").await, json!(["go", "Ärger", "über"]));
+    assert_eq!(
+        keys(&app).await,
+        ["1|Ärger|ärger", "2|go|go", "3|über|über"]
+    );
+    for (path, to) in [
+        ("/tags/%C3%84rger", None),
+        ("/tags/%C3%84RGER", Some("/tags/%C3%84rger")),
+        ("/tags/%C3%9CBER", Some("/tags/%C3%BCber")),
+        ("/tags/u%CC%88ber", None),
+    ] {
+        let response = app.get(path).await;
+        match to {
+            None => assert_eq!(response.status(), StatusCode::OK, "{path}"),
+            Some(to) => {
+                assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT, "{path}");
+                assert_eq!(location(response.headers()), to, "{path}");
+                assert_eq!(app.get(to).await.status(), StatusCode::OK, "{to}");
+            }
+        }
+    }
+}
+
+/// Two creates of `Über` at once, while a stale tag holds `über`: one tag made, the other a 409
+/// (never a 500), and the stale tag's key corrected once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_at_once_behind_a_stale_key_make_one_tag() {
+    let app = spawn_app().await;
+    for round in 0..5 {
+        let (old, new) = (format!("Über{round}"), format!("Ärger{round}"));
+        app.create_tag(&old).await;
+        old_node_renames(&app, &old, &new).await;
+        let body = json!({ "label": old });
+        let ((s1, b1), (s2, b2)) = tokio::join!(
+            app.api_call(Method::POST, "/tags", Some(&body)),
+            app.api_call(Method::POST, "/tags", Some(&body)),
+        );
+        let mut statuses = [s1, s2];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::CREATED, StatusCode::CONFLICT],
+            "{b1} {b2}"
+        );
+    }
+    let rows = keys(&app).await;
+    assert_eq!(rows.len(), 10, "{rows:?}");
+    for round in 0..5 {
+        assert!(
+            rows.iter()
+                .any(|r| r.ends_with(&format!("|Ärger{round}|ärger{round}"))),
+            "{rows:?}"
+        );
+    }
+}
