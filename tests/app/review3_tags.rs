@@ -18,6 +18,18 @@ async fn tags_of(app: &TestApp, slug: &str) -> Value {
     post["tags"].clone()
 }
 
+/// The id of the tag labelled exactly `label`, as `GET /api/tags` lists it.
+async fn id_of(app: &TestApp, label: &str) -> i64 {
+    let (_, tags) = app.api_get("/tags").await;
+    tags.as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == label)
+        .unwrap_or_else(|| panic!("no tag {label}: {tags}"))["id"]
+        .as_i64()
+        .unwrap()
+}
+
 /// An old node's rename (a node of before the keys: it sets the label only; the trigger lets a
 /// label with other letters than ASCII through, and the key stays as it was).
 async fn old_node_renames(app: &TestApp, from: &str, to: &str) {
@@ -112,6 +124,31 @@ async fn a_chain_of_stale_keys_does_not_refuse_a_write() {
         ["1|Ärger|ärger", "2|Ö|ö", "3|über|über"],
         "both stale keys corrected"
     );
+}
+
+/// A tag renamed by an old node (`Über` to `Ärger`, its key left `über`) while a tag `ärger`
+/// exists: the refusal of `über` says "rename or delete one of these two tags first". Renaming
+/// `ärger` to `Über` is renaming one of them, and leaves both labels' keys free for their tags;
+/// it is refused with that same message (the stale tag's right key is the key of the tag being
+/// renamed away from it), so the message asks for what was just done.
+#[tokio::test]
+async fn renaming_the_tag_a_stale_key_s_message_names_is_not_refused_by_that_message() {
+    let app = spawn_app().await;
+    app.create_post(json!({
+        "title": "P", "slug": "p", "tags": ["Über", "ärger"], "published": true
+    }))
+    .await;
+    old_node_renames(&app, "Über", "Ärger").await;
+    let lower = id_of(&app, "ärger").await;
+    let (status, body) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{lower}"),
+            Some(&json!({ "label": "Über" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(keys(&app).await, ["1|Ärger|ärger", "2|Über|über"]);
 }
 
 // What held.
