@@ -151,6 +151,43 @@ async fn renaming_the_tag_a_stale_key_s_message_names_is_not_refused_by_that_mes
     assert_eq!(keys(&app).await, ["1|Ärger|ärger", "2|Über|über"]);
 }
 
+/// A tag saved before labels were NFC (`cafe` + U+0301, its key the NFC `café`) has its page at its
+/// exact label (hardening f15, and the fix of the self-redirect). Once an old node renames another
+/// tag to the NFC `café` (its key left stale, its right key taken by the first tag), the first
+/// tag's address (`/tags/cafe%CC%81`, the one the Tags page links to) shows the other tag: the
+/// page looks the NFC label up, finds the other tag labelled exactly so, and serves it there, as
+/// the asked label's NFC is its label.
+#[tokio::test]
+async fn a_tag_s_exact_label_is_its_own_page_not_the_page_of_its_nfc_form() {
+    let app = spawn_app().await;
+    app.create_post(json!({
+        "title": "Legacy post", "slug": "legacy", "tags": ["Zorn"], "published": true
+    }))
+    .await;
+    app.create_post(json!({
+        "title": "Renamed post", "slug": "renamed", "tags": ["Ärger"], "published": true
+    }))
+    .await;
+    // The tag as saved before labels were NFC, with the key the migration gave it.
+    app.db
+        .execute_unprepared(
+            "UPDATE tags SET label = 'cafe\u{301}', label_key = 'caf\u{e9}' WHERE label = 'Zorn'",
+        )
+        .await
+        .unwrap();
+    old_node_renames(&app, "Ärger", "caf\u{e9}").await;
+
+    let (_, index) = app.get_text("/tags").await;
+    assert!(index.contains("/tags/cafe%CC%81"), "{index}");
+    let response = app.get("/tags/cafe%CC%81").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("Legacy post") && !html.contains("Renamed post"),
+        "the page at the legacy tag's exact label: {html}"
+    );
+}
+
 // What held.
 
 /// A big table at start-up: 6000 tags, 2000 of them stale in one chain, listed so that each can
