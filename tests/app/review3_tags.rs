@@ -188,6 +188,31 @@ async fn a_tag_s_exact_label_is_its_own_page_not_the_page_of_its_nfc_form() {
     );
 }
 
+/// A post carrying both tags of a pair that differ only in case (a tag renamed by an old node,
+/// `Über` to `Ärger`, beside a tag `ärger`: the pair the refusal messages ask a person to sort
+/// out) is saved again with the very tags it shows: the post's parse keeps one label per key, so
+/// `Ärger` is dropped and the post loses that tag, with nothing said.
+#[tokio::test]
+async fn a_post_saved_with_its_own_tags_keeps_them() {
+    let app = spawn_app().await;
+    app.create_post(json!({
+        "title": "P", "slug": "p", "tags": ["Über", "ärger"], "published": true
+    }))
+    .await;
+    old_node_renames(&app, "Über", "Ärger").await;
+    let shown = tags_of(&app, "p").await;
+    assert_eq!(shown, json!(["ärger", "Ärger"]));
+    let (status, body) = app
+        .api_call(Method::PATCH, "/posts/p", Some(&json!({ "tags": shown })))
+        .await;
+    assert!(status.is_success(), "{status}: {body}");
+    assert_eq!(
+        tags_of(&app, "p").await,
+        shown,
+        "the post saved with its own tags: {body}"
+    );
+}
+
 // What held.
 
 /// A big table at start-up: 6000 tags, 2000 of them stale in one chain, listed so that each can
