@@ -10,6 +10,7 @@ mod litefs;
 mod procedures;
 mod review1;
 mod review2;
+mod review3;
 mod search;
 
 use std::time::Duration;
