@@ -304,3 +304,68 @@ async fn a_key_is_nfc_also_where_only_one_case_is_precomposed() {
     drop(db);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A node of before the migration renames a tag with `UPDATE tags SET label = ?`, keeping its
+/// key: the database refuses that whenever the key could be wrong (the label changes, the key
+/// does not, and `lower()` tells the two labels apart), with a message saying why, and writes
+/// nothing. A change of the case of ASCII letters alone passes: the key stays right. The new code's rename sets both;
+/// a case-only rename of a non-ASCII label, which `lower()` cannot check, goes through a
+/// temporary key (no label's key starts with `/`), which no trigger refuses.
+#[tokio::test]
+async fn an_old_nodes_rename_that_could_leave_a_wrong_key_is_refused() {
+    let (db, dir) = scratch("old-rename").await;
+    Migrator::up(&db, None).await.unwrap();
+    for (id, label, key) in [(1, "Über", "über"), (2, "Go", "go"), (3, "Zorn", "zorn")] {
+        exec(
+            &db,
+            &format!(
+                "INSERT INTO tags (id, label, label_key, created_at) \
+                 VALUES ({id}, '{label}', '{key}', {NOW})"
+            ),
+        )
+        .await;
+    }
+    let tags_sql = "SELECT id, label, label_key FROM tags ORDER BY id";
+    let before = rows(&db, tags_sql).await;
+    for refused in [
+        "UPDATE tags SET label = 'Ärger' WHERE id = 1",
+        "UPDATE tags SET label = 'über' WHERE id = 1",
+        "UPDATE tags SET label = 'Rust' WHERE id = 2",
+        "UPDATE tags SET label = 'Gö' WHERE id = 2",
+        "UPDATE tags SET label = 'Über' WHERE id = 3",
+        // The new code's case-only rename of a non-ASCII label in one statement.
+        "UPDATE tags SET label = 'über', label_key = 'über' WHERE id = 1",
+    ] {
+        let Err(err) = db.execute_unprepared(refused).await else {
+            panic!("{refused} passed");
+        };
+        assert!(
+            err.to_string()
+                .contains("renamed by code of before case-insensitive tags"),
+            "{refused}: {err}"
+        );
+        assert_eq!(rows(&db, tags_sql).await, before, "{refused} wrote nothing");
+    }
+    // An ASCII case change by an old node (other letters as they were): the key stays right.
+    exec(&db, "UPDATE tags SET label = 'GO' WHERE id = 2").await;
+    exec(&db, "UPDATE tags SET label = 'ÜBER' WHERE id = 1").await;
+    // The new code's case-only rename of a non-ASCII label: a temporary key, then both.
+    exec(&db, "UPDATE tags SET label_key = '/1' WHERE id = 1").await;
+    exec(
+        &db,
+        "UPDATE tags SET label = 'über', label_key = 'über' WHERE id = 1",
+    )
+    .await;
+    // Setting a label to itself, as an update of every column does, is no rename.
+    exec(
+        &db,
+        "UPDATE tags SET label = 'Zorn', label_key = 'zorn' WHERE id = 3",
+    )
+    .await;
+    assert_eq!(
+        rows(&db, tags_sql).await,
+        ["1|über|über", "2|GO|go", "3|Zorn|zorn"]
+    );
+    drop(db);
+    let _ = std::fs::remove_dir_all(dir);
+}
