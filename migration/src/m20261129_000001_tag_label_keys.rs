@@ -9,9 +9,12 @@
 //! A node of before this migration (a rolling deploy) inserts tags without the key, and renames
 //! them without changing it. Two triggers keep such writes from leaving a tag whose key is not its
 //! label's: a new tag without a key is refused (an upsert of a tag that exists under that very
-//! label still passes, and does nothing), and so is any insert or rename whose key is not the
-//! label's where SQLite can tell: an ASCII label, whose key is its `lower()`. A rename to a
-//! label with other letters, made by such a node, keeps the tag's old key (docs/reference.md).
+//! label still passes, and does nothing); a rename that changes the label but not the key is
+//! refused unless SQLite's `lower()` sees the two labels as one (an ASCII case change, whose key
+//! stays right); and any insert or rename whose key is not the label's where SQLite can tell (an
+//! ASCII label, whose key is its `lower()`) is refused too. So no tag's key is ever stale
+//! (docs/reference.md). The app's own case-only rename of a non-ASCII label (`Über` to `über`:
+//! one key, which `lower()` cannot check) first sets a temporary key, then label and key.
 //!
 //! Down drops the key and the triggers; tags merged stay merged.
 
@@ -39,9 +42,14 @@ const TRIGGERS: &[&str] = &[
      BEGIN
         SELECT RAISE(ABORT, 'tags.label_key must be the label lowercased: this tag was written by code of before case-insensitive tags');
      END",
-    "CREATE TRIGGER tags_label_key_update BEFORE UPDATE OF label, label_key ON tags
+    // A rename that keeps the key is refused unless `lower()` sees no change (an ASCII case
+    // change: its key stays right). `OF label`: it does not fire on an update of the key alone,
+    // the first step of the app's case-only rename of a non-ASCII label (a temporary key).
+    "CREATE TRIGGER tags_label_key_update BEFORE UPDATE OF label ON tags
      WHEN NEW.label_key = ''
           OR (NEW.label NOT GLOB '*[^ -~]*' AND NEW.label_key IS NOT lower(NEW.label))
+          OR (NEW.label IS NOT OLD.label AND NEW.label_key IS OLD.label_key
+              AND lower(NEW.label) IS NOT lower(OLD.label))
      BEGIN
         SELECT RAISE(ABORT, 'tags.label_key must be the label lowercased: this tag was renamed by code of before case-insensitive tags');
      END",
