@@ -233,6 +233,13 @@ pub async fn create<C: ConnectionTrait + TransactionTrait>(
 /// Renames the tag `id` to `label`, which may differ from its label only in case; a
 /// [`BlogError::Conflict`] if another tag has that label in any case, a
 /// [`BlogError::Validation`] of `label` if it is too long to be stored.
+///
+/// In a transaction (on a replica, a transaction on the primary), in two statements: the tag
+/// first gets a temporary key of its own, then its label and its key. The database refuses a
+/// rename that keeps the key where its `lower()` sees the label change (what a node of before the
+/// keys does, see the migration that added them), and a rename only in the case of letters other
+/// than ASCII (`über` to `Über`) is such a rename in one statement. Refused at the second step
+/// (the key is another tag's), nothing is written.
 pub async fn rename<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     id: i32,
@@ -241,14 +248,41 @@ pub async fn rename<C: ConnectionTrait + TransactionTrait>(
     label
         .check_length()
         .map_err(|e| BlogError::field("label", e))?;
+    let txn = db.begin().await?;
+    match rename_in(&txn, id, label).await {
+        Ok(tag) => {
+            txn.commit().await?;
+            Ok(tag)
+        }
+        Err(err) => {
+            let _ = txn.rollback().await;
+            Err(err)
+        }
+    }
+}
+
+/// [`rename`]'s two statements, inside the caller's transaction.
+async fn rename_in<C: ConnectionTrait>(
+    db: &C,
+    id: i32,
+    label: &TagLabel,
+) -> Result<tag::Model, BlogError> {
     let existing = tag::Entity::find_by_id(id)
         .one(db)
         .await?
         .ok_or(BlogError::NotFound)?;
+    // No label's key starts with `/`: a label holds no slash, and lowercasing makes none.
+    tag::Entity::update_many()
+        .col_expr(tag::Column::LabelKey, format!("/{id}").into())
+        .filter(tag::Column::Id.eq(id))
+        .exec(db)
+        .await?;
     let mut tag: tag::ActiveModel = existing.into();
     tag.label = Set(label.as_str().to_owned());
     tag.label_key = Set(label.key());
-    unless_stale(db, label, || tag.clone().update(db)).await
+    tag.update(db)
+        .await
+        .map_err(BlogError::unless_unique(Unique::TagLabel))
 }
 
 /// Deletes a tag; the links to its posts go with it (the posts stay).
