@@ -229,20 +229,6 @@ async fn migrate_once(db: &ClusterConnection) -> Result<(), sea_orm::DbErr> {
         let _ = txn.rollback().await;
         return Err(e);
     }
-    // Tags renamed by a node of before the tags' keys (a rolling deploy) get their right keys.
-    match blog::tags::repair_stale_keys(&txn).await {
-        Ok(repair) if repair == Default::default() => {}
-        Ok(blog::tags::KeyRepair { repaired, left }) => tracing::warn!(
-            repaired,
-            left,
-            "tags renamed by an older version: keys corrected; those left hold another tag's \
-             label in another case, rename or delete one of each pair"
-        ),
-        Err(e) => {
-            let _ = txn.rollback().await;
-            return Err(e);
-        }
-    }
     txn.commit().await
 }
 

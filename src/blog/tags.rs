@@ -6,10 +6,9 @@
 //! label that comes in finds its tag by that key. The label shown keeps the case it was first
 //! written with (or renamed to).
 //!
-//! A tag renamed by a node of before the keys (a rolling deploy) keeps its old key: its key is
-//! *stale* ([`is_stale`]). A stale key finds nothing, and a write it stands in the way of gives
-//! the stale tag its right key first ([`free_stale_key`]); the primary's start-up gives every
-//! stale tag its right key where that key is free ([`repair_stale_keys`]).
+//! A node of before the keys (a rolling deploy) cannot leave a tag whose key is not its label's:
+//! the database refuses its new tags and its renames, but for a change of the case of ASCII
+//! letters, whose key stays right (see the migration that added the keys, and [`rename`]).
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
@@ -84,150 +83,16 @@ fn new_tag(label: &TagLabel) -> tag::ActiveModel {
     }
 }
 
-/// Whether `tag`'s key is not its label's: renamed by a node of before the keys (it sets the
-/// label only; the database can tell for ASCII labels alone, see the migration that added the
-/// keys). Such a tag is found by its exact label only.
-pub fn is_stale(tag: &tag::Model) -> bool {
-    tag.label_key != label_key(&tag.label)
-}
-
-/// Makes `key` free if a stale tag ([`is_stale`]) holds it, by giving that tag its right key:
-/// `true` if it did. `false` if no tag holds `key`, or the tag whose key it is. A
-/// [`BlogError::Conflict`] if the stale tag's right key is taken too (by the tag shown in
-/// another case): that needs a person to rename or delete one of the two.
-async fn free_stale_key<C: ConnectionTrait>(db: &C, key: &str) -> Result<bool, BlogError> {
-    let Some(holder) = tag::Entity::find()
-        .filter(tag::Column::LabelKey.eq(key))
-        .one(db)
-        .await?
-    else {
-        return Ok(false);
-    };
-    if !is_stale(&holder) {
-        return Ok(false);
-    }
-    let right = label_key(&holder.label);
-    if let Some(other) = tag::Entity::find()
-        .filter(tag::Column::LabelKey.eq(right.as_str()))
-        .one(db)
-        .await?
-    {
-        return Err(BlogError::Conflict(stale_conflict(&holder, &other)));
-    }
-    // Only if the tag is still as read (these statements need not share a transaction).
-    tag::Entity::update_many()
-        .col_expr(tag::Column::LabelKey, right.into())
-        .filter(tag::Column::Id.eq(holder.id))
-        .filter(tag::Column::Label.eq(holder.label.as_str()))
-        .filter(tag::Column::LabelKey.eq(key))
-        .exec(db)
-        .await
-        .map_err(BlogError::unless_unique(Unique::TagLabel))?;
-    Ok(true)
-}
-
-/// What [`repair_stale_keys`] did: stale tags given their right key, and those left stale
-/// because their right key is another tag's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KeyRepair {
-    pub repaired: usize,
-    pub left: usize,
-}
-
-/// Gives every stale tag ([`is_stale`]) its right key where no other tag holds it, one after
-/// another, so that a stale tag holding another's right key is corrected first. Run by the
-/// primary at start-up, after the migrations, in their transaction: it reads every tag once
-/// (tags are few) and writes only stale ones, which exist only after a rolling deploy from a
-/// version of before the keys. A tag whose right key is another tag's is left (a person must
-/// rename or delete one of them; [`free_stale_key`] says so when it is in the way).
-pub async fn repair_stale_keys<C: ConnectionTrait>(db: &C) -> Result<KeyRepair, sea_orm::DbErr> {
-    let tags = tag::Entity::find().all(db).await?;
-    let mut taken: std::collections::HashSet<String> =
-        tags.iter().map(|t| t.label_key.clone()).collect();
-    let mut stale: Vec<tag::Model> = tags.into_iter().filter(is_stale).collect();
-    let mut repaired = 0;
-    while let Some(at) = stale
-        .iter()
-        .position(|t| !taken.contains(&label_key(&t.label)))
-    {
-        let tag = stale.swap_remove(at);
-        let right = label_key(&tag.label);
-        tag::Entity::update_many()
-            .col_expr(tag::Column::LabelKey, right.as_str().into())
-            .filter(tag::Column::Id.eq(tag.id))
-            .exec(db)
-            .await?;
-        taken.remove(&tag.label_key);
-        taken.insert(right);
-        repaired += 1;
-    }
-    Ok(KeyRepair {
-        repaired,
-        left: stale.len(),
-    })
-}
-
-/// Why a label whose key a stale tag holds cannot be written.
-fn stale_conflict(stale: &tag::Model, other: &tag::Model) -> String {
-    format!(
-        "the tag \"{}\" was renamed during an upgrade and still answers to this label; it is the \
-         tag \"{}\" in another case: rename or delete one of these two tags first",
-        stale.label, other.label
-    )
-}
-
-/// [`free_stale_key`] in a transaction of its own: on a replica, a transaction on the primary,
-/// so that it reads the tags where the write that failed saw them (the replica's copy may not
-/// have the old node's rename yet).
-async fn free_stale_key_on_primary<C: TransactionTrait>(
-    db: &C,
-    key: &str,
-) -> Result<bool, BlogError> {
-    let txn = db.begin().await?;
-    match free_stale_key(&txn, key).await {
-        Ok(freed) => {
-            txn.commit().await?;
-            Ok(freed)
-        }
-        Err(err) => {
-            let _ = txn.rollback().await;
-            Err(err)
-        }
-    }
-}
-
-/// Runs `write` (an insert or a rename of a tag to `label`), and once more if a unique violation
-/// was a stale tag holding `label`'s key, which [`free_stale_key`] gave its right key.
-async fn unless_stale<C, T, F, Fut>(db: &C, label: &TagLabel, write: F) -> Result<T, BlogError>
-where
-    C: ConnectionTrait + TransactionTrait,
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, sea_orm::DbErr>>,
-{
-    match write().await {
-        Err(err) if super::error::is_unique_violation(&err) => {
-            if free_stale_key_on_primary(db, &label.key()).await? {
-                write()
-                    .await
-                    .map_err(BlogError::unless_unique(Unique::TagLabel))
-            } else {
-                Err(BlogError::unless_unique(Unique::TagLabel)(err))
-            }
-        }
-        other => other.map_err(BlogError::from),
-    }
-}
-
 /// Creates the tag `label`: a [`BlogError::Conflict`] if a tag has that label in any case, a
 /// [`BlogError::Validation`] of `label` if it is too long to be stored.
-pub async fn create<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
-    label: &TagLabel,
-) -> Result<tag::Model, BlogError> {
+pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag::Model, BlogError> {
     label
         .check_length()
         .map_err(|e| BlogError::field("label", e))?;
-    unless_stale(db, label, || new_tag(label).insert(db)).await
+    new_tag(label)
+        .insert(db)
+        .await
+        .map_err(BlogError::unless_unique(Unique::TagLabel))
 }
 
 /// Renames the tag `id` to `label`, which may differ from its label only in case; a
@@ -323,9 +188,8 @@ pub async fn find_by_id<C: ConnectionTrait>(db: &C, id: i32) -> Result<tag::Mode
 }
 
 /// The tag whose label is `label` in any case (as [`lookup_label`](super::input::lookup_label)
-/// gives it): the tag labelled exactly so if there is one, else the tag of its key, unless that
-/// tag's key is stale ([`is_stale`]: renamed by a node of before the keys, it is not its old
-/// label any more). A stale tag keeps its page at its exact label.
+/// gives it): the tag labelled exactly so if there is one (a legacy label that is not NFC is its
+/// own tag's, not the tag of its key), else the tag of its key.
 pub async fn find_by_label<C: ConnectionTrait>(
     db: &C,
     label: &str,
@@ -341,7 +205,6 @@ pub async fn find_by_label<C: ConnectionTrait>(
         .filter(tag::Column::LabelKey.eq(label_key(label)))
         .one(db)
         .await?
-        .filter(|tag| !is_stale(tag))
         .ok_or(BlogError::NotFound)
 }
 
@@ -369,8 +232,7 @@ pub async fn for_posts<C: ConnectionTrait>(
 /// Ensures every label exists as a tag, in any case (a label new in every case becomes a tag
 /// spelled as given, if it is not too long to be stored: else a validation error at `tags`), and returns their ids in the labels' order, each once: labels that differ
 /// only in case are one tag (input parsed by a node of before the keys may hold both).
-/// A label a stale tag holds the key of is refused at the field `tags` if that tag cannot be
-/// given its right key ([`free_stale_key`]). Uses an upsert, so two writers creating the same new tag at once both succeed.
+/// Uses an upsert, so two writers creating the same new tag at once both succeed.
 pub async fn ensure<C: ConnectionTrait>(
     db: &C,
     labels: &[TagLabel],
@@ -385,16 +247,6 @@ pub async fn ensure<C: ConnectionTrait>(
                 label.check_length().map_err(|e| {
                     BlogError::field("tags", format!("tag \"{}\": {e}", label.as_str()))
                 })?;
-                // A stale tag holding the key would make the upsert do nothing.
-                free_stale_key(db, &label.key())
-                    .await
-                    .map_err(|err| match err {
-                        BlogError::Conflict(message) => BlogError::field(
-                            "tags",
-                            format!("tag \"{}\": {message}", label.as_str()),
-                        ),
-                        other => other,
-                    })?;
                 tag::Entity::insert(new_tag(label))
                     .on_conflict_do_nothing_on([tag::Column::LabelKey])
                     .exec(db)
