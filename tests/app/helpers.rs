@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::{EntityTrait, PaginatorTrait, QueryOrder};
 use sea_orm_litefs::ClusterConnection;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -227,6 +227,50 @@ impl TestApp {
             .expect("tags are an array")
             .iter()
             .map(|t| t["label"].as_str().expect("label is a string").to_owned())
+            .collect()
+    }
+
+    /// A rename as a node of before the tags' keys makes it (a rolling deploy): it sets the label
+    /// only, `UPDATE tags SET label = ? WHERE label = ?`. The database's error as text if refused.
+    pub async fn old_node_renames(&self, from: &str, to: &str) -> Result<(), String> {
+        use sea_orm::ConnectionTrait;
+        self.db
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Sqlite,
+                "UPDATE tags SET label = ? WHERE label = ?",
+                [to.into(), from.into()],
+            ))
+            .await
+            .map(|done| assert_eq!(done.rows_affected(), 1, "no tag {from}"))
+            .map_err(|e| e.to_string())
+    }
+
+    /// [`old_node_renames`](Self::old_node_renames), refused by the database as a rename by code
+    /// of before case-insensitive tags.
+    pub async fn old_node_rename_is_refused(&self, from: &str, to: &str) {
+        let err = self
+            .old_node_renames(from, to)
+            .await
+            .expect_err("an old node's rename that keeps the key is refused");
+        assert!(
+            err.contains("renamed by code of before case-insensitive tags"),
+            "{from} -> {to}: {err}"
+        );
+    }
+
+    /// `id|label|key` of every tag, by id, read straight from the database; each key checked to
+    /// be its label's (no tag's key is ever stale).
+    pub async fn tag_rows(&self) -> Vec<String> {
+        let tags = blog::entity::tag::Entity::find()
+            .order_by_asc(blog::entity::tag::Column::Id)
+            .all(&self.db)
+            .await
+            .expect("read tags");
+        tags.iter()
+            .map(|t| {
+                assert_eq!(t.label_key, blog::blog::input::label_key(&t.label), "{t:?}");
+                format!("{}|{}|{}", t.id, t.label, t.label_key)
+            })
             .collect()
     }
 

@@ -99,36 +99,40 @@ async fn a_tag_page_never_redirects_to_itself() {
 }
 
 /// During a rolling deploy a node of before the keys renames `Über` to `Ärger` (it sets the
-/// label only; the trigger lets a non-ASCII label through, the key stays `über`). The tag's old
-/// label then still finds it: a post given `über` gets `Ärger`, and a new tag `Über` is refused
-/// as existing, though no tag is shown so, and stays so after the deploy until someone renames
-/// the tag again. (docs/reference.md says only that the new label in another case makes a second
-/// tag.)
+/// label only, the key would stay `über`). Premise changed: the review found the old label then
+/// still found the tag (a post given `über` got `Ärger`, a new tag `Über` was refused); the
+/// database now refuses that rename, so the tag stays `Über`, found by its label in any case, its
+/// posts as they were. An old node's ASCII case change passes, its key right.
 #[tokio::test]
-async fn a_tag_renamed_by_an_old_node_is_not_found_by_its_old_label() {
-    use sea_orm::ConnectionTrait;
+async fn an_old_node_s_rename_keeping_the_key_is_refused_and_its_tag_found_as_before() {
     let app = spawn_app().await;
-    app.create_post(json!({ "title": "P", "slug": "p", "tags": ["Über"], "published": true }))
-        .await;
-    // The old node's rename: `UPDATE tags SET label = ? WHERE id = ?`.
-    app.db
-        .execute_unprepared("UPDATE tags SET label = 'Ärger' WHERE label = 'Über'")
-        .await
-        .expect("the trigger lets an old node's non-ASCII rename through");
-    assert_eq!(tags_of(&app, "p").await, json!(["Ärger"]));
+    app.create_post(
+        json!({ "title": "P", "slug": "p", "tags": ["Über", "go"], "published": true }),
+    )
+    .await;
+    let before = app.tag_rows().await;
+    app.old_node_rename_is_refused("Über", "Ärger").await;
+    assert_eq!(app.tag_rows().await, before);
+    assert_eq!(tags_of(&app, "p").await, json!(["go", "Über"]));
 
     let (status, body) = app
-        .api_call(Method::POST, "/tags", Some(&json!({ "label": "Über" })))
+        .api_call(Method::POST, "/tags", Some(&json!({ "label": "über" })))
         .await;
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "no tag is shown as Über, yet it is refused: {body}"
-    );
+    assert_eq!(status, StatusCode::CONFLICT, "Über exists: {body}");
     let post = app
-        .create_post(json!({ "title": "Q", "slug": "q", "tags": ["über"], "published": true }))
+        .create_post(
+            json!({ "title": "Q", "slug": "q", "tags": ["über", "ärger"], "published": true }),
+        )
         .await;
-    assert_eq!(post["tags"], json!(["Über"]), "{post}");
+    assert_eq!(post["tags"], json!(["ärger", "Über"]), "{post}");
+
+    app.old_node_renames("go", "GO").await.unwrap();
+    let post = app
+        .create_post(json!({ "title": "R", "slug": "r", "tags": ["Go"], "published": true }))
+        .await;
+    assert_eq!(post["tags"], json!(["GO"]), "{post}");
+    assert_eq!(tags_of(&app, "p").await, json!(["GO", "Über"]));
+    assert_eq!(app.tag_rows().await.len(), 3);
 }
 
 // What held.
@@ -280,178 +284,117 @@ async fn the_api_s_tag_endpoints_with_case_variants() {
     assert_eq!(tags_of(&app, "p").await, json!(["go"]));
 }
 
-/// docs/reference.md: a tag renamed by an old node to a non-ASCII label keeps its old key, and
-/// its page at its exact label. (Written when its old label still found it and its new label in
-/// another case made a second tag, whose key then took the first tag's page; its old label now
-/// finds nothing, and the first new tag given it corrects the renamed tag's key, so the new label
-/// in another case is that tag: see the test above.)
+/// A tag's page is at its exact label, its label in another case a 308 to it. Premise changed: the
+/// review had an old node rename `Über` to `Ärger` (keeping the key `über`) and checked the page
+/// of the tag then; the database now refuses that rename, so the page stays at `Über`, and
+/// `Ärger` has none. Renamed by the blog itself, the tag's page moves with its label.
 #[tokio::test]
-async fn a_tag_renamed_by_an_old_node_keeps_its_page_at_its_exact_label() {
-    use sea_orm::ConnectionTrait;
+async fn a_tag_an_old_node_could_not_rename_keeps_its_page_and_the_blog_s_rename_moves_it() {
     let app = spawn_app().await;
     app.create_post(json!({ "title": "P", "slug": "p", "tags": ["Über"], "published": true }))
         .await;
-    app.db
-        .execute_unprepared("UPDATE tags SET label = 'Ärger' WHERE label = 'Über'")
-        .await
-        .unwrap();
-    let (seen, end) = follow(&app, "/tags/%C3%84rger").await;
-    assert_eq!(
-        (seen.as_slice(), end),
-        (&[][..], StatusCode::OK),
-        "the page of the tag shown as Ärger, its key stale"
-    );
-    // The old label is a tag of its own.
-    let q = app
-        .create_post(json!({ "title": "Q", "slug": "q", "tags": ["über"], "published": true }))
-        .await;
-    assert_eq!(q["tags"], json!(["über"]), "{q}");
-    // The new label typed in another case is the renamed tag.
-    let r = app
-        .create_post(json!({ "title": "R", "slug": "r", "tags": ["ärger"], "published": true }))
-        .await;
-    assert_eq!(r["tags"], json!(["Ärger"]), "{r}");
-    for (path, to) in [
-        ("/tags/%C3%84rger", None),
-        ("/tags/%C3%A4rger", Some("/tags/%C3%84rger")),
-        ("/tags/%C3%BCber", None),
-        ("/tags/%C3%9Cber", Some("/tags/%C3%BCber")),
+    app.old_node_rename_is_refused("Über", "Ärger").await;
+    for (path, to, status) in [
+        ("/tags/%C3%9Cber", None, StatusCode::OK),
+        ("/tags/%C3%BCber", Some("/tags/%C3%9Cber"), StatusCode::OK),
+        ("/tags/%C3%84rger", None, StatusCode::NOT_FOUND),
     ] {
         let (seen, end) = follow(&app, path).await;
         let expected: Vec<_> = to
             .map(|to| (StatusCode::PERMANENT_REDIRECT, to.to_owned()))
             .into_iter()
             .collect();
-        assert_eq!((seen, end), (expected, StatusCode::OK), "{path}");
+        assert_eq!((seen, end), (expected, status), "{path}");
     }
+    let (_, tags) = app.api_get("/tags").await;
+    let id = tags[0]["id"].clone();
+    let (status, body) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{id}"),
+            Some(&json!({ "label": "Ärger" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (path, to, status) in [
+        ("/tags/%C3%84rger", None, StatusCode::OK),
+        ("/tags/%C3%A4rger", Some("/tags/%C3%84rger"), StatusCode::OK),
+        ("/tags/%C3%9Cber", None, StatusCode::NOT_FOUND),
+    ] {
+        let (seen, end) = follow(&app, path).await;
+        let expected: Vec<_> = to
+            .map(|to| (StatusCode::PERMANENT_REDIRECT, to.to_owned()))
+            .into_iter()
+            .collect();
+        assert_eq!((seen, end), (expected, status), "{path}");
+    }
+    let q = app
+        .create_post(json!({ "title": "Q", "slug": "q", "tags": ["über"], "published": true }))
+        .await;
+    assert_eq!(q["tags"], json!(["über"]), "the old label is free: {q}");
+    assert_eq!(tags_of(&app, "p").await, json!(["Ärger"]));
 }
 
-/// A tag renamed by an old node (`Über` to `Ärger`, its key left `über`) while a tag `ärger`
-/// exists: its key cannot be corrected (`ärger` is taken). It keeps its page at its exact label,
-/// the other tag keeps its own; its old label is refused with a message that says which tags to
-/// rename (not given to the renamed tag); once one of them is renamed, the old label is free.
+/// An old node renames `Über` to `Ärger` while a tag `ärger` exists. Premise changed: the review
+/// found the renamed tag's key (left `über`) could not be corrected (`ärger` taken), and the old
+/// label refused until a person renamed one of the two; the database now refuses the rename, so
+/// the two tags stay apart with their own labels, keys, pages and posts, and the old label (in any
+/// case) is still its tag.
 #[tokio::test]
-async fn a_tag_renamed_by_an_old_node_onto_another_case_of_a_tag_is_refused_until_renamed() {
-    use sea_orm::ConnectionTrait;
+async fn an_old_node_s_rename_onto_another_case_of_a_tag_is_refused_and_both_stay() {
     let app = spawn_app().await;
     app.create_post(
         json!({ "title": "P", "slug": "p", "tags": ["Über", "ärger"], "published": true }),
     )
     .await;
-    app.db
-        .execute_unprepared("UPDATE tags SET label = 'Ärger' WHERE label = 'Über'")
-        .await
-        .unwrap();
-    for path in ["/tags/%C3%84rger", "/tags/%C3%A4rger"] {
+    let before = app.tag_rows().await;
+    app.old_node_rename_is_refused("Über", "Ärger").await;
+    app.old_node_rename_is_refused("Über", "ärger").await;
+    assert_eq!(app.tag_rows().await, before);
+    assert_eq!(tags_of(&app, "p").await, json!(["ärger", "Über"]));
+    for (path, status) in [
+        ("/tags/%C3%9Cber", StatusCode::OK),
+        ("/tags/%C3%A4rger", StatusCode::OK),
+    ] {
         let (seen, end) = follow(&app, path).await;
-        assert_eq!((seen.as_slice(), end), (&[][..], StatusCode::OK), "{path}");
+        assert_eq!((seen.as_slice(), end), (&[][..], status), "{path}");
     }
-    let (status, body) = app
-        .api_call(Method::POST, "/tags", Some(&json!({ "label": "Über" })))
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let message = body["error"].as_str().unwrap();
-    assert!(
-        message.contains("\"Ärger\"") && message.contains("\"ärger\""),
-        "{message}"
-    );
-    let (status, body) = app
-        .api_call(
-            Method::POST,
-            "/posts",
-            Some(&json!({ "title": "Q", "slug": "q", "tags": ["über"], "published": true })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(
-        body["fields"]["tags"]
-            .as_str()
-            .unwrap()
-            .contains("\"Ärger\""),
-        "{body}"
-    );
-    assert_eq!(app.tag_labels().await.len(), 2);
-
-    let (_, tags) = app.api_get("/tags").await;
-    let lower = tags
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["label"] == "ärger")
-        .unwrap()["id"]
-        .clone();
-    let (status, body) = app
-        .api_call(
-            Method::PATCH,
-            &format!("/tags/{lower}"),
-            Some(&json!({ "label": "Zorn" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     let q = app
-        .create_post(json!({ "title": "Q", "slug": "q", "tags": ["über"], "published": true }))
+        .create_post(
+            json!({ "title": "Q", "slug": "q", "tags": ["über", "ÄRGER"], "published": true }),
+        )
         .await;
-    assert_eq!(q["tags"], json!(["über"]), "{q}");
-    let r = app
-        .create_post(json!({ "title": "R", "slug": "r", "tags": ["ÄRGER"], "published": true }))
-        .await;
-    assert_eq!(r["tags"], json!(["Ärger"]), "{r}");
+    assert_eq!(q["tags"], json!(["ärger", "Über"]), "{q}");
+    assert_eq!(app.tag_rows().await, before);
 }
 
-/// Tags renamed by an old node (keys stale, as an old node leaves them) get their right keys when
-/// the primary starts, one after another (`Ö` holds `ärger`, the right key of `Ärger`: corrected
-/// first), except a tag whose right key is another tag's (`Ä`, while `ä` exists), which keeps its
-/// page at its exact label.
+/// Premise changed: the review checked that the primary's start-up gave tags renamed by an old
+/// node (keys stale) their right keys where free; that repair is gone, as no key can be stale:
+/// the renames that made them (`Über` to `Ärger`, `Ärger` onto `Ö`'s old key, `ä` to `Ä`) are
+/// refused, an ASCII case change (`Zorn` to `ZORN`) passes, and every key stays its label's,
+/// every tag found by its label in any case.
 #[tokio::test]
-async fn the_primary_s_start_up_gives_stale_tags_their_right_keys_where_free() {
-    use migration::MigratorTrait;
-    use sea_orm::ConnectionTrait;
-    let keys = "SELECT id || '|' || label || '|' || label_key AS row FROM tags ORDER BY id";
-    let dir = crate::helpers::new_dir();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("blog.db").display());
-    let old = sea_orm::Database::connect(&url).await.unwrap();
-    migration::Migrator::up(&old, None).await.unwrap();
-    old.execute_unprepared(
-        "INSERT INTO tags (id, label, label_key, created_at) VALUES \
-           (1, 'Ärger', 'über', '2026-11-29T00:00:00Z'), \
-           (2, 'Ö', 'ärger', '2026-11-29T00:00:00Z'), \
-           (3, 'Zorn', 'zorn', '2026-11-29T00:00:00Z'), \
-           (4, 'Ä', 'äx', '2026-11-29T00:00:00Z'), \
-           (5, 'ä', 'ä', '2026-11-29T00:00:00Z');",
-    )
-    .await
-    .expect("an old node's renames of non-ASCII labels pass the triggers");
-    old.close().await.unwrap();
-    let app = crate::helpers::spawn_app_in(dir, &[]).await.unwrap();
-    let rows: Vec<String> = app
-        .db
-        .query_all_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            keys,
-        ))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get::<String>("", "row").unwrap())
-        .collect();
-    assert_eq!(
-        rows,
-        ["1|Ärger|ärger", "2|Ö|ö", "3|Zorn|zorn", "4|Ä|äx", "5|ä|ä"]
-    );
-    // The tags' own labels in another case find them; the one left keeps its page.
+async fn an_old_node_leaves_no_stale_key_for_a_start_up_to_repair() {
+    let app = spawn_app().await;
     app.create_post(json!({
-        "title": "P", "slug": "p", "tags": ["ÄRGER", "ö", "über"], "published": true
+        "title": "P", "slug": "p", "tags": ["Über", "Ö", "Zorn", "ä"], "published": true
     }))
     .await;
-    assert_eq!(tags_of(&app, "p").await, json!(["Ärger", "Ö", "über"]));
-    let q = app
-        .create_post(json!({ "title": "Q", "slug": "q", "tags": ["Ä", "ä"], "published": true }))
-        .await;
-    assert_eq!(q["tags"], json!(["Ä"]), "{q}");
-    for path in ["/tags/%C3%84", "/tags/%C3%A4"] {
-        let (seen, end) = follow(&app, path).await;
-        assert_eq!((seen.as_slice(), end), (&[][..], StatusCode::OK), "{path}");
+    let before = app.tag_rows().await;
+    for (from, to) in [("Über", "Ärger"), ("Ö", "Ärger"), ("ä", "Ä"), ("Ö", "ö")] {
+        app.old_node_rename_is_refused(from, to).await;
     }
+    assert_eq!(app.tag_rows().await, before);
+    app.old_node_renames("Zorn", "ZORN").await.unwrap();
+    let rows = app.tag_rows().await;
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows.iter().any(|r| r.ends_with("|ZORN|zorn")), "{rows:?}");
+    app.create_post(json!({
+        "title": "Q", "slug": "q", "tags": ["über", "ö", "zorn", "Ä"], "published": true
+    }))
+    .await;
+    assert_eq!(tags_of(&app, "q").await, json!(["ZORN", "ä", "Ö", "Über"]));
+    assert_eq!(app.tag_rows().await.len(), 4);
 }
 
 /// A label's other case can be longer than the label: `İ` lowercases to two characters. An existing tag typed in its other case is refused as over 40
