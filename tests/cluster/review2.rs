@@ -80,10 +80,11 @@ async fn a_replica_s_tag_writes_in_another_case_are_one_tag_or_a_conflict() {
     );
 }
 
-/// A tag renamed by an old node (`Über` to `Ärger`, its key left `über`), then `Über` created on
-/// a replica that has not received the rename yet: the tag's stale key is corrected on the
-/// primary, where the rename is, and the new tag is made (not refused from the replica's older
-/// copy, where the tag is still `Über` with its right key).
+/// An old node's rename on the primary (`Über` to `Ärger`, which would leave the key `über`),
+/// then `Über` and `Ärger` created on a replica that lags. Premise changed: the review checked
+/// that the stale key the rename left was corrected on the primary; the database now refuses the
+/// rename, so nothing is stale: `Über` typed again is the tag that exists (a 409), `Ärger` a new
+/// tag, both decided on the primary.
 #[tokio::test]
 async fn a_stale_key_is_corrected_from_a_lagging_replica() {
     use std::time::Duration;
@@ -113,22 +114,37 @@ async fn a_stale_key_is_corrected_from_a_lagging_replica() {
         }
     })
     .await;
-    // The old node's rename, on the primary.
-    sqlx::query("UPDATE tags SET label = 'Ärger' WHERE label = 'Über'")
+    // The old node's rename, on the primary: refused, nothing written.
+    let err = sqlx::query("UPDATE tags SET label = 'Ärger' WHERE label = 'Über'")
         .execute(&mut open_db(cluster.node(cluster.primary)).await)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("renamed by code of before case-insensitive tags"),
+        "{err}"
+    );
 
-    let (status, body) = create_tag(&api, &replica, "Über").await;
+    let (status, body) = create_tag(&api, &replica, "über").await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = create_tag(&api, &replica, "Ärger").await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         primary_i64(
             &cluster,
-            "SELECT count(*) FROM tags WHERE label || label_key = ?",
-            "Ärgerärger"
+            "SELECT count(*) FROM tags WHERE label || '|' || label_key IN (?, 'Ärger|ärger')",
+            "Über|über"
         )
         .await,
-        1,
-        "the renamed tag's key is corrected"
+        2
+    );
+    assert_eq!(
+        primary_i64(
+            &cluster,
+            "SELECT count(*) FROM tags WHERE ? IS NOT NULL",
+            ""
+        )
+        .await,
+        2
     );
 }
