@@ -485,3 +485,24 @@ pub fn input_value(html: &str, name: &str) -> String {
     let end = start + html[start..].find('"').unwrap();
     unescape(&html[start..end])
 }
+
+/// The tags of the post `slug`, as the API shows them.
+pub async fn tags_of(app: &TestApp, slug: &str) -> serde_json::Value {
+    let (status, post) = app
+        .api_call(reqwest::Method::GET, &format!("/posts/{slug}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    post["tags"].clone()
+}
+
+/// The id of the tag labelled exactly `label`, as `GET /api/tags` lists it.
+pub async fn tag_id(app: &TestApp, label: &str) -> i64 {
+    let (_, tags) = app.api_get("/tags").await;
+    tags.as_array()
+        .expect("tags are an array")
+        .iter()
+        .find(|t| t["label"] == label)
+        .unwrap_or_else(|| panic!("no tag {label}: {tags}"))["id"]
+        .as_i64()
+        .expect("an id")
+}

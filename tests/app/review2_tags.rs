@@ -1,18 +1,9 @@
 //! A second review of case-insensitive tags: what breaks them, and what holds.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, location, spawn_app};
-
-/// The tags of the post `slug`, as the API shows them.
-async fn tags_of(app: &TestApp, slug: &str) -> Value {
-    let (status, post) = app
-        .api_call(Method::GET, &format!("/posts/{slug}"), None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{post}");
-    post["tags"].clone()
-}
+use crate::helpers::{TestApp, location, spawn_app, tags_of};
 
 /// Follows the redirects from `path` (at most 5): the statuses and locations seen, and where it
 /// ended.

@@ -10,30 +10,9 @@
 //! about, with the renames done by the blog itself.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, location, spawn_app};
-
-/// The tags of the post `slug`, as the API shows them.
-async fn tags_of(app: &TestApp, slug: &str) -> Value {
-    let (status, post) = app
-        .api_call(Method::GET, &format!("/posts/{slug}"), None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{post}");
-    post["tags"].clone()
-}
-
-/// The id of the tag labelled exactly `label`, as `GET /api/tags` lists it.
-async fn id_of(app: &TestApp, label: &str) -> i64 {
-    let (_, tags) = app.api_get("/tags").await;
-    tags.as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["label"] == label)
-        .unwrap_or_else(|| panic!("no tag {label}: {tags}"))["id"]
-        .as_i64()
-        .unwrap()
-}
+use crate::helpers::{location, spawn_app, tag_id, tags_of};
 
 /// A tag typed in another case of its label is that tag, never a second one. The review had an
 /// old node rename `Über` to `Ärger` (key left `über`), after which `ärger` made a second tag;
@@ -46,7 +25,7 @@ async fn a_tag_renamed_by_an_old_node_is_its_new_label_in_another_case() {
     let before = app.tag_rows().await;
     app.old_node_rename_is_refused("Über", "Ärger").await;
     assert_eq!(app.tag_rows().await, before);
-    let id = id_of(&app, "Über").await;
+    let id = tag_id(&app, "Über").await;
     let (status, body) = app
         .api_call(
             Method::PATCH,
@@ -91,7 +70,7 @@ async fn a_chain_of_stale_keys_does_not_refuse_a_write() {
     app.old_node_rename_is_refused("Über", "Ärger").await;
     assert_eq!(app.tag_rows().await, before);
     for (from, to) in [("Ärger", "Ö"), ("Über", "Ärger")] {
-        let id = id_of(&app, from).await;
+        let id = tag_id(&app, from).await;
         let (status, body) = app
             .api_call(
                 Method::PATCH,
@@ -134,8 +113,8 @@ async fn renaming_the_tag_a_stale_key_s_message_names_is_not_refused_by_that_mes
     }))
     .await;
     app.old_node_rename_is_refused("Über", "Ärger").await;
-    let upper = id_of(&app, "Über").await;
-    let lower = id_of(&app, "ärger").await;
+    let upper = tag_id(&app, "Über").await;
+    let lower = tag_id(&app, "ärger").await;
     let rename = |id: i64, to: &'static str| {
         let app = &app;
         async move {
@@ -191,7 +170,7 @@ async fn a_tag_s_exact_label_is_its_own_page_not_the_page_of_its_nfc_form() {
         .unwrap();
     let before = app.tag_rows().await;
     app.old_node_rename_is_refused("Ärger", "caf\u{e9}").await;
-    let arger = id_of(&app, "Ärger").await;
+    let arger = tag_id(&app, "Ärger").await;
     let (status, body) = app
         .api_call(
             Method::PATCH,

@@ -4,30 +4,9 @@
 //! shown keeps the case it was first written with.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, input_value, location, spawn_app};
-
-/// The tags of the post `slug`, as the API shows them.
-async fn tags_of(app: &TestApp, slug: &str) -> Value {
-    let (status, post) = app
-        .api_call(Method::GET, &format!("/posts/{slug}"), None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{post}");
-    post["tags"].clone()
-}
-
-/// The id of the tag labelled exactly `label`, as `GET /api/tags` lists it.
-async fn tag_id(app: &TestApp, label: &str) -> i64 {
-    let (_, tags) = app.api_get("/tags").await;
-    tags.as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["label"] == label)
-        .unwrap_or_else(|| panic!("no tag {label}: {tags}"))["id"]
-        .as_i64()
-        .unwrap()
-}
+use crate::helpers::{TestApp, input_value, location, spawn_app, tag_id, tags_of};
 
 #[tokio::test]
 async fn the_api_gives_a_post_one_tag_for_labels_that_differ_in_case() {
