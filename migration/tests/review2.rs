@@ -1,9 +1,11 @@
 //! A second review of the tag-key migration (`m20261129_000001_tag_label_keys`) on awkward data:
 //! what held.
 
+mod common;
+
 use migration::{Migrator, MigratorTrait};
 use sea_orm_migration::sea_orm::{
-    ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value,
 };
 
 /// Migrations before the one under test.
@@ -11,18 +13,7 @@ const BEFORE: u32 = 3;
 const NOW: &str = "2026-11-29T00:00:00Z";
 
 async fn scratch(name: &str) -> (DatabaseConnection, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!(
-        "blog-migration-review2-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("blog.db").display());
-    let db = Database::connect(&url).await.unwrap();
-    db.execute_unprepared("PRAGMA foreign_keys = ON")
-        .await
-        .unwrap();
-    (db, dir)
+    common::scratch("review2", name).await
 }
 
 async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<Value>) {

@@ -3,27 +3,16 @@
 //! their posts' links moved to it (a post linked to two of them keeps one link), and every tag
 //! gets its key.
 
+mod common;
+
 use migration::{Migrator, MigratorTrait};
-use sea_orm_migration::sea_orm::{
-    ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 /// Migrations before the one under test.
 const BEFORE: u32 = 3;
 
 async fn scratch(name: &str) -> (DatabaseConnection, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!(
-        "blog-migration-tag-keys-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("blog.db").display());
-    let db = Database::connect(&url).await.unwrap();
-    db.execute_unprepared("PRAGMA foreign_keys = ON")
-        .await
-        .unwrap();
-    (db, dir)
+    common::scratch("tag-keys", name).await
 }
 
 async fn exec(db: &DatabaseConnection, sql: &str) {
