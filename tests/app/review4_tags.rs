@@ -1,0 +1,152 @@
+//! A fourth review of case-insensitive tags, of the final design (a key written by the app, a
+//! rename in two statements through a temporary key `/<id>`, triggers that refuse an old node's
+//! writes): what breaks it, and what holds.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, location, spawn_app};
+
+/// The id of the tag labelled exactly `label`, as `GET /api/tags` lists it.
+async fn id_of(app: &TestApp, label: &str) -> i64 {
+    let (_, tags) = app.api_get("/tags").await;
+    tags.as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == label)
+        .unwrap_or_else(|| panic!("no tag {label}: {tags}"))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn rename(app: &TestApp, id: i64, label: &str) -> (StatusCode, Value) {
+    app.api_call(
+        Method::PATCH,
+        &format!("/tags/{id}"),
+        Some(&json!({ "label": label })),
+    )
+    .await
+}
+
+/// How many tags have a temporary key (`/<id>`), read straight from the database.
+async fn temporary_keys(app: &TestApp) -> usize {
+    app.tag_rows()
+        .await
+        .iter()
+        .filter(|row| row.ends_with(|c: char| c.is_ascii_digit()) && row.contains("|/"))
+        .count()
+}
+
+/// Renames the blog makes that the triggers could have refused, and renames that fail, never
+/// leave a temporary key or change a row they should not: a rename to the label a tag has, a
+/// case-only rename of a non-ASCII label through every case of a Greek word (the final sigma
+/// included), a rename onto another tag's key in another case, a rename of a tag that is not
+/// there.
+#[tokio::test]
+async fn renames_the_blog_makes_are_accepted_or_refused_whole() {
+    let app = spawn_app().await;
+    app.create_post(json!({
+        "title": "P", "slug": "p", "tags": ["Rust", "Über", "ΟΔΟΣ"], "published": true
+    }))
+    .await;
+    let rust = id_of(&app, "Rust").await;
+    let uber = id_of(&app, "Über").await;
+    let odos = id_of(&app, "ΟΔΟΣ").await;
+
+    // To the label it has: accepted, nothing changes.
+    let before = app.tag_rows().await;
+    for (id, label) in [(rust, "Rust"), (uber, "Über"), (odos, "ΟΔΟΣ")] {
+        let (status, body) = rename(&app, id, label).await;
+        assert_eq!(status, StatusCode::OK, "{label}: {body}");
+        assert_eq!(body["label"], label);
+    }
+    assert_eq!(app.tag_rows().await, before);
+
+    // Case only, non-ASCII letters, one key throughout.
+    for label in ["Οδος", "οδος", "ΟΔΟΣ", "οΔοΣ"] {
+        let (status, body) = rename(&app, odos, label).await;
+        assert_eq!(status, StatusCode::OK, "{label}: {body}");
+        assert_eq!(id_of(&app, label).await, odos);
+    }
+
+    // Onto another tag's key, and onto a tag that is not there: refused, nothing written.
+    let before = app.tag_rows().await;
+    for (id, label, expected) in [
+        (uber, "rUST", StatusCode::CONFLICT),
+        (uber, "ΟΔΟΣ", StatusCode::CONFLICT),
+        (odos, "über", StatusCode::CONFLICT),
+        (9999, "Nowhere", StatusCode::NOT_FOUND),
+    ] {
+        let (status, body) = rename(&app, id, label).await;
+        assert_eq!(status, expected, "{id} -> {label}: {body}");
+    }
+    assert_eq!(app.tag_rows().await, before);
+    assert_eq!(temporary_keys(&app).await, 0);
+
+    // The post kept its three tags, and each page is at its label.
+    let (_, post) = app.api_call(Method::GET, "/posts/p", None).await;
+    assert_eq!(post["tags"], json!(["Rust", "Über", "οΔοΣ"]), "{post}");
+    for path in [
+        "/tags/Rust",
+        "/tags/%C3%9Cber",
+        "/tags/%CE%BF%CE%94%CE%BF%CE%A3",
+    ] {
+        assert_eq!(app.get(path).await.status(), StatusCode::OK, "{path}");
+    }
+    let response = app.get("/tags/%CE%BF%CE%B4%CE%BF%CF%82").await;
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        location(response.headers()),
+        "/tags/%CE%BF%CE%94%CE%BF%CE%A3"
+    );
+}
+
+/// A rename and a create that want one key, at once, many times: one of them wins, the other is
+/// a 409, never a 500; no temporary key is left and every key is its label's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_and_a_create_of_one_key_at_once_make_one_tag() {
+    let app = spawn_app().await;
+    let mut created_tags = 0;
+    for round in 0..20 {
+        let from = format!("from{round}");
+        let id = app.create_tag(&from).await["id"].as_i64().unwrap();
+        let wanted = format!("Ärger{round}");
+        let create = json!({ "label": wanted.to_lowercase() });
+        let (renamed, created) = tokio::join!(
+            rename(&app, id, &wanted),
+            app.api_call(Method::POST, "/tags", Some(&create))
+        );
+        let statuses = (renamed.0, created.0);
+        assert!(
+            statuses == (StatusCode::OK, StatusCode::CONFLICT)
+                || statuses == (StatusCode::CONFLICT, StatusCode::CREATED),
+            "round {round}: {renamed:?} {created:?}"
+        );
+        if created.0 == StatusCode::CREATED {
+            created_tags += 1;
+        }
+    }
+    // tag_rows checks every key is its label's.
+    assert_eq!(app.tag_rows().await.len(), 20 + created_tags);
+    assert_eq!(temporary_keys(&app).await, 0);
+}
+
+/// An old node's rename that changes only the case of ASCII letters in a non-ASCII label (the
+/// one rename of a label the triggers let it make) keeps a right key; the page of the old label
+/// redirects to the new one in one hop.
+#[tokio::test]
+async fn an_old_node_s_ascii_case_change_of_a_non_ascii_label_keeps_a_right_key() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "P", "slug": "p", "tags": ["Über"], "published": true }))
+        .await;
+    app.old_node_renames("Über", "ÜBER").await.unwrap();
+    // tag_rows checks the key is the label's.
+    assert_eq!(app.tag_rows().await.len(), 1);
+    assert_eq!(app.tag_labels().await, ["ÜBER"]);
+    let response = app.get("/tags/%C3%9Cber").await;
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(location(response.headers()), "/tags/%C3%9CBER");
+    assert_eq!(app.get("/tags/%C3%9CBER").await.status(), StatusCode::OK);
+    // A case change of a non-ASCII letter is still refused to it.
+    app.old_node_rename_is_refused("ÜBER", "üBER").await;
+}
