@@ -37,6 +37,33 @@ async fn temporary_keys(app: &TestApp) -> usize {
         .count()
 }
 
+/// `ΟΔΟΣ` and `οδοσ` differ only in case: `οδοσ` uppercases to `ΟΔΟΣ`, and Unicode's caseless
+/// match (case folding: `Σ`, `σ` and `ς` all fold to `σ`) makes them one. The key is the label
+/// lowercased (`str::to_lowercase`), which gives the final `Σ` as `ς` (`οδος`) where `οδοσ` keeps
+/// its `σ`: two keys, two tags, and the page of one in the other's case is a 404.
+/// Fails: POST /api/tags `οδοσ` is a 201 beside `ΟΔΟΣ` (expected a 409).
+#[tokio::test]
+async fn labels_that_differ_only_in_a_final_sigma_s_case_are_one_tag() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "P", "slug": "p", "tags": ["ΟΔΟΣ"], "published": true }))
+        .await;
+    let (status, body) = app
+        .api_call(Method::POST, "/tags", Some(&json!({ "label": "οδοσ" })))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "οδοσ is ΟΔΟΣ in another case: {body}; tags {:?}",
+        app.tag_labels().await
+    );
+    let response = app.get("/tags/%CE%BF%CE%B4%CE%BF%CF%83").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::PERMANENT_REDIRECT,
+        "/tags/οδοσ"
+    );
+}
+
 /// Renames the blog makes that the triggers could have refused, and renames that fail, never
 /// leave a temporary key or change a row they should not: a rename to the label a tag has, a
 /// case-only rename of a non-ASCII label through every case of a Greek word (the final sigma
