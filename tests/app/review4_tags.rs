@@ -177,3 +177,58 @@ async fn an_old_node_s_ascii_case_change_of_a_non_ascii_label_keeps_a_right_key(
     // A case change of a non-ASCII letter is still refused to it.
     app.old_node_rename_is_refused("ÜBER", "üBER").await;
 }
+
+/// A tag renamed to a new label while a post is patched with that label in another case, at
+/// once, many times: never a 500; the post has exactly one tag of that key, and it is the renamed
+/// tag if the rename came first, else a new tag (and the rename is a 409); a second post that
+/// carries the renamed tag keeps it either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_racing_a_post_patch_in_another_case_leaves_one_tag_per_key() {
+    let app = spawn_app().await;
+    for round in 0..15 {
+        let from = format!("vorher{round}");
+        let wanted = format!("Ärger{round}");
+        let keeper = format!("keeper{round}");
+        let patched = format!("patched{round}");
+        app.create_post(json!({ "title": "K", "slug": keeper, "tags": [from], "published": true }))
+            .await;
+        app.create_post(json!({ "title": "P", "slug": patched, "tags": ["a"], "published": true }))
+            .await;
+        let id = id_of(&app, &from).await;
+        let patch = json!({ "tags": [wanted.to_lowercase(), "a"] });
+        let path = format!("/posts/{patched}");
+        let (renamed, patch_answer) = tokio::join!(
+            rename(&app, id, &wanted),
+            app.api_call(Method::PATCH, &path, Some(&patch))
+        );
+        assert_eq!(
+            patch_answer.0,
+            StatusCode::OK,
+            "round {round}: {patch_answer:?}"
+        );
+        let (_, post) = app
+            .api_call(Method::GET, &format!("/posts/{patched}"), None)
+            .await;
+        let (_, kept) = app
+            .api_call(Method::GET, &format!("/posts/{keeper}"), None)
+            .await;
+        match renamed.0 {
+            StatusCode::OK => {
+                assert_eq!(post["tags"], json!(["a", wanted]), "round {round}");
+                assert_eq!(kept["tags"], json!([wanted]), "round {round}");
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(
+                    post["tags"],
+                    json!(["a", wanted.to_lowercase()]),
+                    "round {round}"
+                );
+                assert_eq!(kept["tags"], json!([from]), "round {round}");
+            }
+            other => panic!("round {round}: rename {other}: {renamed:?}"),
+        }
+    }
+    // tag_rows checks every key is its label's.
+    app.tag_rows().await;
+    assert_eq!(temporary_keys(&app).await, 0);
+}
