@@ -232,3 +232,24 @@ async fn a_rename_racing_a_post_patch_in_another_case_leaves_one_tag_per_key() {
     app.tag_rows().await;
     assert_eq!(temporary_keys(&app).await, 0);
 }
+
+/// A post may have 20 tags; labels that differ only in case are one tag. The limit counts the
+/// labels as typed, before they are made one per key: 20 tags given with one of them again in
+/// another case (as a post form does where a tag is typed anew in the case one remembers) is
+/// refused as too many tags, where the post would have 20.
+/// Fails: POST /api/posts is a 422 `tags: at most 20 tags` (expected a 201 with 20 tags).
+#[tokio::test]
+async fn twenty_tags_with_one_again_in_another_case_are_not_too_many() {
+    let app = spawn_app().await;
+    let mut labels: Vec<String> = (0..20).map(|i| format!("tag{i:02}")).collect();
+    labels.push("TAG00".to_owned());
+    let (status, body) = app
+        .api_call(
+            Method::POST,
+            "/posts",
+            Some(&json!({ "title": "P", "slug": "p", "tags": labels, "published": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["tags"].as_array().unwrap().len(), 20, "{body}");
+}
