@@ -92,3 +92,29 @@ async fn a_replica_vanishing_mid_rename_leaves_nothing_of_it() {
         ("ÜBER", "über")
     );
 }
+
+/// A replica's rename, then at once a read on that replica (what its Tags page shows after the
+/// redirect): the new label, never the old one or the temporary key, many times over.
+#[tokio::test]
+async fn a_replica_reads_its_own_rename_at_once() {
+    let cluster = Cluster::start(2).await;
+    let (primary, replica) = cluster
+        .primary_and_replica(|o| o.procedures(procedures::registry()))
+        .await;
+    let label = |l: &str| TagLabel::parse(l).unwrap();
+    let tag = tags::create(&primary, &label("über")).await.unwrap();
+    for to in ["Über", "ÜBER", "über", "Ärger", "ärger"].repeat(4) {
+        let renamed = tags::rename(&replica, tag.id, &label(to)).await.unwrap();
+        assert_eq!(renamed.label, to);
+        let read = tags::find_by_id(&replica, tag.id).await.unwrap();
+        assert_eq!(
+            (read.label.as_str(), read.label_key.as_str()),
+            (to, blog::blog::input::label_key(to).as_str())
+        );
+        let listed = tags::list_with_counts(&replica, blog::blog::posts::Visibility::All)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].label, to);
+    }
+}
