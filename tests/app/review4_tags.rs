@@ -253,3 +253,20 @@ async fn twenty_tags_with_one_again_in_another_case_are_not_too_many() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["tags"].as_array().unwrap().len(), 20, "{body}");
 }
+
+/// Tags are listed "alphabetically (by their keys: case does not count)" (`tags::list_with_counts`,
+/// docs): the keys compare as bytes, so every label that begins with a letter beyond ASCII comes
+/// after `z`: `Éclair` and `über` after `Zeta`, in the API, on a post and on the tag index.
+/// Fails: GET /api/tags lists [apple, Zeta, Éclair, über] (expected [apple, Éclair, über, Zeta]).
+#[tokio::test]
+async fn tags_with_accented_initials_are_listed_alphabetically() {
+    let app = spawn_app().await;
+    app.create_post(json!({
+        "title": "P", "slug": "p", "tags": ["Zeta", "über", "apple", "Éclair"], "published": true
+    }))
+    .await;
+    let expected = ["apple", "Éclair", "über", "Zeta"];
+    assert_eq!(app.tag_labels().await, expected);
+    let (_, post) = app.api_call(Method::GET, "/posts/p", None).await;
+    assert_eq!(post["tags"], json!(expected));
+}
