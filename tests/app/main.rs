@@ -12,6 +12,7 @@ mod helpers;
 mod pages;
 mod review2_tags;
 mod review3_tags;
+mod review4_tags;
 mod shutdown;
 mod signin;
 mod signin_availability;

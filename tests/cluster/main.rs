@@ -11,6 +11,7 @@ mod procedures;
 mod review1;
 mod review2;
 mod review3;
+mod review4;
 mod search;
 
 use std::time::Duration;
