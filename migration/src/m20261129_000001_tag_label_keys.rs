@@ -1,6 +1,6 @@
-//! Tags compare without regard to case: `tags.label_key`, the label lowercased (Unicode, as Rust's
-//! `str::to_lowercase` does it: SQLite's `lower()` and `NOCASE` know ASCII only) then normalized
-//! to NFC, NOT NULL and UNIQUE. The app writes it with the label wherever it inserts or renames a tag.
+//! Tags compare without regard to case: `tags.label_key`, the label case-folded (Unicode's full
+//! case folding, as the `caseless` crate does it: SQLite's `lower()` and `NOCASE` know ASCII only)
+//! then normalized to NFC, NOT NULL and UNIQUE. The app writes it with the label wherever it inserts or renames a tag.
 //!
 //! Tags that already differ only in case are merged: per key the oldest tag (lowest id) stays,
 //! with the label it has; the posts of the others are linked to it instead (a post linked to two
@@ -24,13 +24,13 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// The key of a label, frozen here as this migration wrote it: the label lowercased, then NFC
-/// (lowercasing an NFC label need not give NFC: `J̌` lowercases to `j` + U+030C, whose NFC is
-/// `ǰ`). `blog::input::label_key` must give the same for every label (its tests check a few): a
+/// The key of a label, frozen here as this migration wrote it: the label case-folded, then NFC
+/// (folding an NFC label need not give NFC: `J̌` folds to `j` + U+030C, whose NFC is `ǰ`). Folding
+/// of an ASCII label is its `lower()`, which the triggers check. `blog::input::label_key` must give the same for every label (its tests check a few): a
 /// tag's key is compared with it.
 fn label_key(label: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
-    label.to_lowercase().nfc().collect()
+    caseless::default_case_fold_str(label).nfc().collect()
 }
 
 const TRIGGERS: &[&str] = &[

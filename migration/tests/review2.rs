@@ -70,7 +70,8 @@ const LINKS: &str = "SELECT post_id || '|' || tag_id FROM posts_tags ORDER BY po
 
 /// A post linked to three duplicates but not to the oldest; duplicates that are comma-legacy
 /// labels; `İ` (whose lowercase is two characters) and its lowercase typed; a 40-character label
-/// whose key is 80; titlecase `ǅ`; Greek final sigma; an empty and a blank label (kept, not
+/// whose key is 80; titlecase `ǅ`; Greek final sigma (`ΟΔΟΣ`, `οδος` and `οδοσ` one tag: case folding folds `Σ`,
+/// `σ` and `ς` alike); an empty and a blank label (kept, not
 /// merged with anything): merged per key into the oldest, one link per post, and down then up
 /// again gives the same keys.
 #[tokio::test]
@@ -124,12 +125,11 @@ async fn awkward_labels_merge_per_key_and_survive_down_and_up() {
         "7|İ|i\u{307}".to_owned(),
         format!("9|{long_upper}|{long_lower}"),
         "11|ǅ|ǆ".to_owned(),
-        "14|ΟΔΟΣ|οδος".to_owned(),
-        "16|οδοσ|οδοσ".to_owned(),
+        "14|ΟΔΟΣ|οδοσ".to_owned(),
         "17||".to_owned(),
         "18| | ".to_owned(),
     ];
-    let links = ["1|1", "2|5", "3|7", "3|9", "3|11", "4|14", "4|16", "4|17"];
+    let links = ["1|1", "2|5", "3|7", "3|9", "3|11", "4|14", "4|17"];
     assert_eq!(strings(&db, TAGS).await, tags);
     assert_eq!(strings(&db, LINKS).await, links);
 

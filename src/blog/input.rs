@@ -112,15 +112,17 @@ fn too_long() -> String {
     format!("at most {MAX_LABEL_CHARS} characters")
 }
 
-/// The key of a tag's label (`tags.label_key`): the label lowercased, Unicode's way
-/// (`str::to_lowercase`), then NFC, so "Rust", "rust" and "RUST" are one tag, "Über" and "über"
-/// too, and "J̌" and "ǰ" (lowercasing an NFC label need not give NFC: `J̌` has no precomposed
-/// capital and lowercases to `j` + U+030C, whose NFC is `ǰ`).
+/// The key of a tag's label (`tags.label_key`): the label case-folded, Unicode's way of comparing
+/// without regard to case (full folding, `caseless`), then NFC. So "Rust", "rust" and "RUST" are
+/// one tag, "Über" and "über" too, "ΟΔΟΣ", "οδος" and "οδοσ" (Σ, σ and ς fold alike), "µs" and
+/// "μs" (the micro sign and mu), "Straße" and "STRASSE"; and "J̌" and "ǰ" (folding an NFC label
+/// need not give NFC: `J̌` has no precomposed capital and folds to `j` + U+030C, whose NFC is
+/// `ǰ`). Lowercasing (`str::to_lowercase`) would keep the first pairs apart.
 /// The migration that added the key wrote it with the same rule
 /// (`migration/src/m20261129_000001_tag_label_keys.rs`): change one, change both, with a
 /// migration that computes the keys again.
 pub fn label_key(label: &str) -> String {
-    label.to_lowercase().nfc().collect()
+    caseless::default_case_fold_str(label).nfc().collect()
 }
 
 /// A label as given to look a tag up (a URL): normalized as labels are, without the rules for
@@ -264,20 +266,27 @@ impl PostInput {
         if draft.body.len() > MAX_BODY_BYTES {
             errors.insert("body", format!("at most {} KiB", MAX_BODY_BYTES / 1024));
         }
-        // One tag per key, spelled as first given.
+        // One tag per key, spelled as first given. The limit counts tags, so a label given again
+        // (in any case) is not one more; a list far longer than the limit is refused unread.
         let mut tags: Vec<TagLabel> = Vec::new();
         let given: Vec<&String> = draft.tags.iter().filter(|t| !t.trim().is_empty()).collect();
-        let too_many = given.len() > MAX_TAGS_PER_POST;
-        if too_many {
+        let too_many = |errors: &mut FieldErrors| {
             errors.insert("tags", format!("at most {MAX_TAGS_PER_POST} tags"));
-        }
-        for raw in given.into_iter().filter(|_| !too_many) {
-            match TagLabel::parse(raw) {
-                Ok(label) if !tags.iter().any(|t| t.key() == label.key()) => tags.push(label),
-                Ok(_) => {}
-                Err(e) => {
-                    errors.insert("tags", format!("tag \"{}\": {e}", raw.trim()));
+        };
+        if given.len() > MAX_TAGS_PER_POST * 4 {
+            too_many(&mut errors);
+        } else {
+            for raw in given {
+                match TagLabel::parse(raw) {
+                    Ok(label) if !tags.iter().any(|t| t.key() == label.key()) => tags.push(label),
+                    Ok(_) => {}
+                    Err(e) => {
+                        errors.insert("tags", format!("tag \"{}\": {e}", raw.trim()));
+                    }
                 }
+            }
+            if tags.len() > MAX_TAGS_PER_POST {
+                too_many(&mut errors);
             }
         }
         match slug {
