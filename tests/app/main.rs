@@ -13,6 +13,7 @@ mod pages;
 mod review2_tags;
 mod review3_tags;
 mod review4_tags;
+mod review5_tags;
 mod shutdown;
 mod signin;
 mod signin_availability;
