@@ -191,3 +191,25 @@ async fn tags_are_in_one_order_on_the_index_and_on_a_post() {
         at += found + needle.len();
     }
 }
+
+/// `ῷδε` in title case is `ῼ͂δε` (SpecialCasing: U+1FF7 titlecases to Ω + U+0342 + U+0345, whose
+/// NFC is U+1FFC U+0342): the same word, and Unicode's canonical caseless match (NFD, fold, NFD)
+/// makes them one. The key folds the NFC label and then normalizes: `ῷ` folds to `ῶι`, but `ῼ͂`
+/// folds to `ωι` + U+0342, whose NFC is `ωῖ`: two keys, two tags. The same for `ᾷ` and `ῇ`.
+/// Fails: POST /api/tags `ῼ͂δε` is a 201 beside `ῷδε` (expected a 409).
+#[tokio::test]
+async fn a_greek_label_in_title_case_is_the_same_tag() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "P", "slug": "p", "tags": ["ῷδε"], "published": true }))
+        .await;
+    // The upper case is found (it folds through ΩΙ).
+    let (status, body) = new_tag(&app, "Ω͂ΙΔΕ").await;
+    assert_eq!(status, StatusCode::CONFLICT, "Ω͂ΙΔΕ: {body}");
+    let (status, body) = new_tag(&app, "\u{3a9}\u{342}\u{345}δε").await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "ῼ͂δε is ῷδε in title case: {body}; tags {:?}",
+        app.tag_labels().await
+    );
+}
