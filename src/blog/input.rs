@@ -113,7 +113,8 @@ fn too_long() -> String {
 }
 
 /// The key of a tag's label (`tags.label_key`): the label case-folded, Unicode's way of comparing
-/// without regard to case (full folding, `caseless`), then NFC. So "Rust", "rust" and "RUST" are
+/// without regard to case (its canonical caseless match: NFD, full folding with `caseless`, then
+/// NFC here; folded without the NFD first, "ῷδε" and its title case "ῼ͂δε" would be two tags). So "Rust", "rust" and "RUST" are
 /// one tag, "Über" and "über" too, "ΟΔΟΣ", "οδος" and "οδοσ" (Σ, σ and ς fold alike), "µs" and
 /// "μs" (the micro sign and mu), "Straße" and "STRASSE"; and "J̌" and "ǰ" (folding an NFC label
 /// need not give NFC: `J̌` has no precomposed capital and folds to `j` + U+030C, whose NFC is
@@ -122,7 +123,8 @@ fn too_long() -> String {
 /// (`migration/src/m20261129_000001_tag_label_keys.rs`): change one, change both, with a
 /// migration that computes the keys again.
 pub fn label_key(label: &str) -> String {
-    caseless::default_case_fold_str(label).nfc().collect()
+    let decomposed: String = label.nfd().collect();
+    caseless::default_case_fold_str(&decomposed).nfc().collect()
 }
 
 /// A label as given to look a tag up (a URL): normalized as labels are, without the rules for
