@@ -59,7 +59,8 @@ pub async fn list_with_counts<C: ConnectionTrait>(
 }
 
 /// Where a label sorts: by its key with accents set aside (`Éclair` beside `eclair`, between
-/// `apple` and `Zeta`, not after `z` as its bytes would put it), then by its key. Not a
+/// `apple` and `Zeta`, not after `z` as its bytes would put it; `Łódź` beside `lodz`), then by its
+/// key. Not a
 /// language's collation, which the blog does not know; letters beyond Latin sort by their code.
 pub fn alphabetical(label: &str) -> (String, String) {
     use unicode_normalization::UnicodeNormalization;
@@ -67,6 +68,16 @@ pub fn alphabetical(label: &str) -> (String, String) {
     let base = key
         .nfd()
         .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .map(|c| match c {
+            // Letters with a stroke, which Unicode does not decompose, sort with their letter in
+            // the languages that write them (Polish Ł, Croatian Đ, Maltese Ħ, Sámi Ŧ). Not Ø, Æ
+            // or Œ: Danish and Norwegian sort Ø and Æ after z.
+            'ł' => 'l',
+            'đ' => 'd',
+            'ħ' => 'h',
+            'ŧ' => 't',
+            other => other,
+        })
         .collect();
     (base, key)
 }
