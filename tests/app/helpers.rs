@@ -506,3 +506,13 @@ pub async fn tag_id(app: &TestApp, label: &str) -> i64 {
         .as_i64()
         .expect("an id")
 }
+
+/// Renames the tag `id` to `label` through the API: the status and the answer.
+pub async fn rename_tag(app: &TestApp, id: i64, label: &str) -> (StatusCode, serde_json::Value) {
+    app.api_call(
+        reqwest::Method::PATCH,
+        &format!("/tags/{id}"),
+        Some(&serde_json::json!({ "label": label })),
+    )
+    .await
+}

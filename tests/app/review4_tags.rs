@@ -3,30 +3,9 @@
 //! writes): what breaks it, and what holds.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, location, spawn_app};
-
-/// The id of the tag labelled exactly `label`, as `GET /api/tags` lists it.
-async fn id_of(app: &TestApp, label: &str) -> i64 {
-    let (_, tags) = app.api_get("/tags").await;
-    tags.as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["label"] == label)
-        .unwrap_or_else(|| panic!("no tag {label}: {tags}"))["id"]
-        .as_i64()
-        .unwrap()
-}
-
-async fn rename(app: &TestApp, id: i64, label: &str) -> (StatusCode, Value) {
-    app.api_call(
-        Method::PATCH,
-        &format!("/tags/{id}"),
-        Some(&json!({ "label": label })),
-    )
-    .await
-}
+use crate::helpers::{TestApp, location, rename_tag, spawn_app, tag_id};
 
 /// How many tags have a temporary key (`/<id>`), read straight from the database.
 async fn temporary_keys(app: &TestApp) -> usize {
@@ -76,14 +55,14 @@ async fn renames_the_blog_makes_are_accepted_or_refused_whole() {
         "title": "P", "slug": "p", "tags": ["Rust", "Über", "ΟΔΟΣ"], "published": true
     }))
     .await;
-    let rust = id_of(&app, "Rust").await;
-    let uber = id_of(&app, "Über").await;
-    let odos = id_of(&app, "ΟΔΟΣ").await;
+    let rust = tag_id(&app, "Rust").await;
+    let uber = tag_id(&app, "Über").await;
+    let odos = tag_id(&app, "ΟΔΟΣ").await;
 
     // To the label it has: accepted, nothing changes.
     let before = app.tag_rows().await;
     for (id, label) in [(rust, "Rust"), (uber, "Über"), (odos, "ΟΔΟΣ")] {
-        let (status, body) = rename(&app, id, label).await;
+        let (status, body) = rename_tag(&app, id, label).await;
         assert_eq!(status, StatusCode::OK, "{label}: {body}");
         assert_eq!(body["label"], label);
     }
@@ -91,9 +70,9 @@ async fn renames_the_blog_makes_are_accepted_or_refused_whole() {
 
     // Case only, non-ASCII letters, one key throughout.
     for label in ["Οδος", "οδος", "ΟΔΟΣ", "οΔοΣ"] {
-        let (status, body) = rename(&app, odos, label).await;
+        let (status, body) = rename_tag(&app, odos, label).await;
         assert_eq!(status, StatusCode::OK, "{label}: {body}");
-        assert_eq!(id_of(&app, label).await, odos);
+        assert_eq!(tag_id(&app, label).await, odos);
     }
 
     // Onto another tag's key, and onto a tag that is not there: refused, nothing written.
@@ -104,7 +83,7 @@ async fn renames_the_blog_makes_are_accepted_or_refused_whole() {
         (odos, "über", StatusCode::CONFLICT),
         (9999, "Nowhere", StatusCode::NOT_FOUND),
     ] {
-        let (status, body) = rename(&app, id, label).await;
+        let (status, body) = rename_tag(&app, id, label).await;
         assert_eq!(status, expected, "{id} -> {label}: {body}");
     }
     assert_eq!(app.tag_rows().await, before);
@@ -140,7 +119,7 @@ async fn a_rename_and_a_create_of_one_key_at_once_make_one_tag() {
         let wanted = format!("Ärger{round}");
         let create = json!({ "label": wanted.to_lowercase() });
         let (renamed, created) = tokio::join!(
-            rename(&app, id, &wanted),
+            rename_tag(&app, id, &wanted),
             app.api_call(Method::POST, "/tags", Some(&create))
         );
         let statuses = (renamed.0, created.0);
@@ -194,11 +173,11 @@ async fn a_rename_racing_a_post_patch_in_another_case_leaves_one_tag_per_key() {
             .await;
         app.create_post(json!({ "title": "P", "slug": patched, "tags": ["a"], "published": true }))
             .await;
-        let id = id_of(&app, &from).await;
+        let id = tag_id(&app, &from).await;
         let patch = json!({ "tags": [wanted.to_lowercase(), "a"] });
         let path = format!("/posts/{patched}");
         let (renamed, patch_answer) = tokio::join!(
-            rename(&app, id, &wanted),
+            rename_tag(&app, id, &wanted),
             app.api_call(Method::PATCH, &path, Some(&patch))
         );
         assert_eq!(

@@ -4,27 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
-
-async fn id_of(app: &TestApp, label: &str) -> i64 {
-    let (_, tags) = app.api_get("/tags").await;
-    tags.as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["label"] == label)
-        .unwrap_or_else(|| panic!("no tag {label}: {tags}"))["id"]
-        .as_i64()
-        .unwrap()
-}
-
-async fn rename(app: &TestApp, id: i64, label: &str) -> (StatusCode, Value) {
-    app.api_call(
-        Method::PATCH,
-        &format!("/tags/{id}"),
-        Some(&json!({ "label": label })),
-    )
-    .await
-}
+use crate::helpers::{TestApp, rename_tag, spawn_app, tag_id};
 
 async fn new_tag(app: &TestApp, label: &str) -> (StatusCode, Value) {
     app.api_call(Method::POST, "/tags", Some(&json!({ "label": label })))
@@ -55,7 +35,7 @@ async fn labels_whose_folding_is_not_lowercasing_are_created_renamed_and_found()
     ];
     for cycle in cycles {
         app.create_tag(cycle[0]).await;
-        let id = id_of(&app, cycle[0]).await;
+        let id = tag_id(&app, cycle[0]).await;
         for label in cycle.iter().skip(1) {
             let (status, body) = new_tag(&app, label).await;
             assert_eq!(
@@ -64,7 +44,7 @@ async fn labels_whose_folding_is_not_lowercasing_are_created_renamed_and_found()
                 "{label} beside {}: {body}",
                 cycle[0]
             );
-            let (status, body) = rename(&app, id, label).await;
+            let (status, body) = rename_tag(&app, id, label).await;
             assert_eq!(status, StatusCode::OK, "rename to {label}: {body}");
             let rows = app.tag_rows().await;
             assert!(!rows.iter().any(|r| r.contains("|/")), "{rows:?}");
