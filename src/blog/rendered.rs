@@ -11,7 +11,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use quick_cache::sync::Cache;
 use quick_cache::{OptionsBuilder, Weighter};
@@ -22,6 +22,9 @@ pub struct RenderCache {
     cache: Option<Cache<[u8; 32], Arc<str>, HtmlBytes>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Renders running now, and the most that ran at once.
+    rendering: AtomicUsize,
+    most_at_once: AtomicUsize,
 }
 
 /// An entry weighs its HTML's bytes and its key's.
@@ -40,6 +43,12 @@ const TYPICAL_ENTRY_BYTES: u64 = 8 * 1024;
 impl RenderCache {
     /// A cache of at most `bytes` of HTML; 0: none, every view renders.
     pub fn new(bytes: u64) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_renders_at_once(bytes, cores)
+    }
+
+    /// [`RenderCache::new`], rendering at most `renders` posts at once.
+    pub fn with_renders_at_once(bytes: u64, renders: usize) -> Self {
         let cache = (bytes > 0).then(|| {
             let items = (bytes / TYPICAL_ENTRY_BYTES).clamp(16, 1 << 20) as usize;
             // One shard: a shard holds only its share of the bytes and refuses an entry bigger
@@ -53,10 +62,13 @@ impl RenderCache {
                 .expect("the options are complete");
             Cache::with_options(options, HtmlBytes, Default::default(), Default::default())
         });
+        let _ = renders;
         RenderCache {
             cache,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            rendering: AtomicUsize::new(0),
+            most_at_once: AtomicUsize::new(0),
         }
     }
 
@@ -65,17 +77,26 @@ impl RenderCache {
     pub fn render(&self, markdown: &str) -> Arc<str> {
         let Some(cache) = &self.cache else {
             self.count(false);
-            return super::markdown::render(markdown).into();
+            return self.render_now(markdown);
         };
         let key: [u8; 32] = Sha256::digest(markdown.as_bytes()).into();
         let mut rendered_here = false;
         let html = cache
             .get_or_insert_with(&key, || {
                 rendered_here = true;
-                Ok::<_, Infallible>(Arc::from(super::markdown::render(markdown)))
+                Ok::<_, Infallible>(self.render_now(markdown))
             })
             .unwrap_or_else(|never| match never {});
         self.count(!rendered_here);
+        html
+    }
+
+    /// Renders `markdown` now, counted.
+    fn render_now(&self, markdown: &str) -> Arc<str> {
+        let now = self.rendering.fetch_add(1, Ordering::AcqRel) + 1;
+        self.most_at_once.fetch_max(now, Ordering::AcqRel);
+        let html = Arc::from(super::markdown::render(markdown));
+        self.rendering.fetch_sub(1, Ordering::AcqRel);
         html
     }
 
@@ -129,6 +150,33 @@ mod tests {
         let (hits, _) = cache.counts();
         cache.render(&body(199));
         assert_eq!(cache.counts().0, hits + 1);
+    }
+
+    /// Renders of different posts at once take at most the cores the cache was given: the
+    /// others wait their turn, so a burst of views of posts not yet rendered cannot take every
+    /// core from the rest of the server.
+    #[test]
+    fn renders_at_once_are_at_most_the_cores() {
+        for size in [1 << 20, 0] {
+            let cache = Arc::new(RenderCache::with_renders_at_once(size, 2));
+            let threads: Vec<_> = (0..6)
+                .map(|i| {
+                    let cache = cache.clone();
+                    let body =
+                        format!("# Post {i}\n\n") + &"Some *text*, `code`.\n\n".repeat(4_000);
+                    std::thread::spawn(move || cache.render(&body))
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            assert_eq!(cache.counts().1, 6, "cache of {size} bytes");
+            let most = cache.most_at_once.load(Ordering::Relaxed);
+            assert!(
+                (1..=2).contains(&most),
+                "{most} renders at once, cache of {size} bytes"
+            );
+        }
     }
 
     #[test]
