@@ -7,11 +7,11 @@
 //! replica renders what it reads). It holds at most a configured number of bytes of HTML
 //! (`BLOG_RENDER_CACHE_MB`, 0 turns it off), evicting what is least used ([`quick_cache`]'s
 //! CLOCK-Pro); concurrent views of a post not yet rendered wait for one render instead of each
-//! rendering it.
+//! rendering it, and at most one render per core runs at once.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use quick_cache::sync::Cache;
 use quick_cache::{OptionsBuilder, Weighter};
@@ -22,8 +22,11 @@ pub struct RenderCache {
     cache: Option<Cache<[u8; 32], Arc<str>, HtmlBytes>>,
     hits: AtomicU64,
     misses: AtomicU64,
-    /// Renders running now, and the most that ran at once.
-    rendering: AtomicUsize,
+    /// Renders running now (at most `renders_at_once`; the others wait for `render_done`), and
+    /// the most that ran at once.
+    rendering: Mutex<usize>,
+    render_done: Condvar,
+    renders_at_once: usize,
     most_at_once: AtomicUsize,
 }
 
@@ -62,12 +65,13 @@ impl RenderCache {
                 .expect("the options are complete");
             Cache::with_options(options, HtmlBytes, Default::default(), Default::default())
         });
-        let _ = renders;
         RenderCache {
             cache,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            rendering: AtomicUsize::new(0),
+            rendering: Mutex::new(0),
+            render_done: Condvar::new(),
+            renders_at_once: renders.max(1),
             most_at_once: AtomicUsize::new(0),
         }
     }
@@ -91,13 +95,31 @@ impl RenderCache {
         html
     }
 
-    /// Renders `markdown` now, counted.
+    /// Renders `markdown` once fewer than `renders_at_once` renders run: a burst of views of
+    /// posts not rendered yet waits its turn (on the blocking pool's threads, which it does not
+    /// keep busy) rather than taking every core from the rest of the server.
     fn render_now(&self, markdown: &str) -> Arc<str> {
-        let now = self.rendering.fetch_add(1, Ordering::AcqRel) + 1;
-        self.most_at_once.fetch_max(now, Ordering::AcqRel);
-        let html = Arc::from(super::markdown::render(markdown));
-        self.rendering.fetch_sub(1, Ordering::AcqRel);
-        html
+        {
+            let mut running = self
+                .render_done
+                .wait_while(
+                    self.rendering.lock().unwrap_or_else(|e| e.into_inner()),
+                    |running| *running >= self.renders_at_once,
+                )
+                .unwrap_or_else(|e| e.into_inner());
+            *running += 1;
+            self.most_at_once.fetch_max(*running, Ordering::Relaxed);
+        }
+        // Given back however the render ends (a panic included).
+        struct Done<'a>(&'a RenderCache);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                *self.0.rendering.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+                self.0.render_done.notify_one();
+            }
+        }
+        let _done = Done(self);
+        Arc::from(super::markdown::render(markdown))
     }
 
     /// Views served from the cache, and views that rendered.
