@@ -260,4 +260,73 @@ mod tests {
             assert_eq!(cache.counts().0, u64::from(expect_hit), "{bytes}");
         }
     }
+
+    /// Runs `work` on its own thread and fails (rather than hangs) if it has not finished in
+    /// `secs`: a deadlock or a waiter that never wakes shows as a failure.
+    fn within<R: Send + 'static>(secs: u64, work: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(work());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(secs))
+            .expect("finished in time (no deadlock, no waiter left asleep)")
+    }
+
+    /// Review 6: feeds (one thread renders 20 posts one after another) and post views of the same
+    /// posts, all at once, one turn only, in a cache big enough and in one too small to keep a post
+    /// (every view renders and gives its placeholder's waiters the HTML): the placeholder holder
+    /// waits for a turn, and a turn holder never waits on a placeholder, so all finish, each with
+    /// its own Markdown's HTML, never more than one render at once.
+    #[test]
+    fn review6_feeds_and_views_with_one_turn_all_finish() {
+        for size in [1 << 20, 64, 0] {
+            let cache = Arc::new(RenderCache::with_renders_at_once(size, 1));
+            let body = |i: usize| format!("# Post {i}\n\n") + &"Some *text*.\n\n".repeat(200 + i);
+            let done = within(60, {
+                let cache = cache.clone();
+                move || {
+                    let threads: Vec<_> = (0..24)
+                        .map(|t| {
+                            let cache = cache.clone();
+                            std::thread::spawn(move || {
+                                let posts: Vec<usize> = if t % 3 == 0 {
+                                    (0..20).rev().collect() // a feed, newest first
+                                } else {
+                                    vec![t % 20] // a post page
+                                };
+                                for i in posts {
+                                    let html = cache.render(&body(i));
+                                    assert_eq!(&*html, super::super::markdown::render(&body(i)));
+                                }
+                            })
+                        })
+                        .collect();
+                    threads.into_iter().map(|t| t.join().is_ok()).all(|ok| ok)
+                }
+            });
+            assert!(done, "a render thread panicked, cache of {size} bytes");
+            assert_eq!(cache.most_at_once.load(Ordering::Relaxed), 1, "{size}");
+            assert_eq!(*cache.rendering.lock().unwrap(), 0, "every turn given back, {size}");
+        }
+    }
+
+    /// Review 6: a thread that panicked holding the turns' lock (poisoning it) does not stop the
+    /// renders after it, and a turn is still given back.
+    #[test]
+    fn review6_a_poisoned_turn_lock_still_renders() {
+        let cache = Arc::new(RenderCache::with_renders_at_once(1 << 20, 1));
+        let poisoner = cache.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = poisoner.rendering.lock().unwrap();
+            panic!("poison the turns' lock");
+        })
+        .join();
+        assert!(cache.rendering.is_poisoned());
+        let html = within(10, {
+            let cache = cache.clone();
+            move || (0..4).map(|i| cache.render(&format!("*{i}*"))).last()
+        });
+        assert!(html.unwrap().contains("<em>3</em>"));
+        assert_eq!(*cache.rendering.lock().unwrap_or_else(|e| e.into_inner()), 0);
+    }
 }
