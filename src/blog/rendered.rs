@@ -329,4 +329,34 @@ mod tests {
         assert!(html.unwrap().contains("<em>3</em>"));
         assert_eq!(*cache.rendering.lock().unwrap_or_else(|e| e.into_inner()), 0);
     }
+
+    /// Review 6: once the turns' lock is poisoned, `Condvar::wait_while` returns at the first
+    /// wake-up (a spurious one, or one whose freed turn another thread took first) without
+    /// looking at the count again, and `unwrap_or_else(into_inner)` takes that as a turn: the
+    /// cap is no longer kept. Latent: nothing panics holding that lock today.
+    #[test]
+    fn review6_a_poisoned_turn_lock_still_keeps_the_cap() {
+        let cache = Arc::new(RenderCache::with_renders_at_once(0, 1));
+        let poisoner = cache.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = poisoner.rendering.lock().unwrap();
+            panic!("poison the turns' lock");
+        })
+        .join();
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10 {
+                        cache.render(&format!("# {t} {i}\n\n{}", "*a* b\n\n".repeat(300)));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let most = cache.most_at_once.load(Ordering::Relaxed);
+        assert_eq!(most, 1, "{most} renders at once with 1 allowed");
+    }
 }
