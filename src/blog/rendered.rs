@@ -96,17 +96,19 @@ impl RenderCache {
     }
 
     /// Renders `markdown` once fewer than `renders_at_once` renders run: a burst of views of
-    /// posts not rendered yet waits its turn (on the blocking pool's threads, which it does not
-    /// keep busy) rather than taking every core from the rest of the server.
+    /// posts not rendered yet waits its turn (holding blocking-pool threads, but not cores)
+    /// rather than taking every core from the rest of the server.
     fn render_now(&self, markdown: &str) -> Arc<str> {
         {
-            let mut running = self
-                .render_done
-                .wait_while(
-                    self.rendering.lock().unwrap_or_else(|e| e.into_inner()),
-                    |running| *running >= self.renders_at_once,
-                )
-                .unwrap_or_else(|e| e.into_inner());
+            // Checked again after every wake-up, also once the lock is poisoned (`wait_while`
+            // would then return at the first wake-up without checking).
+            let mut running = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
+            while *running >= self.renders_at_once {
+                running = self
+                    .render_done
+                    .wait(running)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
             *running += 1;
             self.most_at_once.fetch_max(*running, Ordering::Relaxed);
         }
@@ -301,12 +303,19 @@ mod tests {
                             })
                         })
                         .collect();
-                    threads.into_iter().map(|t| t.join().is_ok()).all(|ok| ok)
+                    // Every thread joined, even after one that panicked.
+                    threads
+                        .into_iter()
+                        .fold(true, |all, t| t.join().is_ok() && all)
                 }
             });
             assert!(done, "a render thread panicked, cache of {size} bytes");
             assert_eq!(cache.most_at_once.load(Ordering::Relaxed), 1, "{size}");
-            assert_eq!(*cache.rendering.lock().unwrap(), 0, "every turn given back, {size}");
+            assert_eq!(
+                *cache.rendering.lock().unwrap(),
+                0,
+                "every turn given back, {size}"
+            );
         }
     }
 
@@ -324,10 +333,19 @@ mod tests {
         assert!(cache.rendering.is_poisoned());
         let html = within(10, {
             let cache = cache.clone();
-            move || (0..4).map(|i| cache.render(&format!("*{i}*"))).last()
+            move || {
+                let mut last = None;
+                for i in 0..4 {
+                    last = Some(cache.render(&format!("*{i}*")));
+                }
+                last
+            }
         });
         assert!(html.unwrap().contains("<em>3</em>"));
-        assert_eq!(*cache.rendering.lock().unwrap_or_else(|e| e.into_inner()), 0);
+        assert_eq!(
+            *cache.rendering.lock().unwrap_or_else(|e| e.into_inner()),
+            0
+        );
     }
 
     /// Review 6: once the turns' lock is poisoned, `Condvar::wait_while` returns at the first
