@@ -304,9 +304,11 @@ mod tests {
                         })
                         .collect();
                     // Every thread joined, even after one that panicked.
-                    threads
-                        .into_iter()
-                        .fold(true, |all, t| t.join().is_ok() && all)
+                    let mut all = true;
+                    for thread in threads {
+                        all &= thread.join().is_ok();
+                    }
+                    all
                 }
             });
             assert!(done, "a render thread panicked, cache of {size} bytes");
