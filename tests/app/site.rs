@@ -562,8 +562,11 @@ async fn review_views_waiting_for_one_render_do_not_hold_up_the_health_check() {
     }
     let took = started.elapsed();
     assert!(lens.windows(2).all(|w| w[0] == w[1]), "{lens:?}");
+    // A render on the runtime makes one check wait about as long as the pages (a ratio near 1);
+    // off it, checks wait only for the machine (0.26 was seen once under a full CI run, so a
+    // quarter was too close).
     assert!(
-        slowest < took / 4,
+        slowest < took / 2,
         "a health check waited {slowest:?} of the pages' {took:?}"
     );
 }
