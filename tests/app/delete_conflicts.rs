@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{TestApp, location, spawn_app, unescape};
+use crate::helpers::{TestApp, hidden_inputs, location, spawn_app};
 
 /// What a delete refused because the post changed since the page was loaded says.
 const CHANGED_SINCE_LOADED: &str = "was changed since this page was loaded";
@@ -18,20 +18,7 @@ fn form_fields(html: &str, action: &str) -> Option<Vec<(String, String)>> {
     let marker = format!(r#"<form method="post" action="{action}">"#);
     let form = &html[html.find(&marker)?..];
     let form = &form[..form.find("</form>").expect("the form ends")];
-    Some(
-        form.match_indices(r#"<input type="hidden" name=""#)
-            .map(|(at, marker)| {
-                let rest = &form[at + marker.len()..];
-                let name_end = rest.find('"').unwrap();
-                let value_at = rest.find(r#"value=""#).unwrap() + r#"value=""#.len();
-                let value_end = value_at + rest[value_at..].find('"').unwrap();
-                (
-                    rest[..name_end].to_owned(),
-                    unescape(&rest[value_at..value_end]),
-                )
-            })
-            .collect(),
-    )
+    Some(hidden_inputs(form))
 }
 
 /// The delete form of the post `slug` on the page `html`, its hidden fields.

@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, input_value, location, spawn_app, unescape};
+use crate::helpers::{TestApp, hidden_inputs, input_value, location, spawn_app};
 
 /// The post as the admin sees it through the API.
 async fn post_of(app: &TestApp, slug: &str) -> Value {
@@ -20,18 +20,7 @@ async fn post_of(app: &TestApp, slug: &str) -> Value {
 fn hidden_fields(html: &str) -> Vec<(String, String)> {
     let form = &html[html.find("<form method=\"post\"").expect("the post form")..];
     let form = &form[..form.find("</form>").unwrap()];
-    form.match_indices(r#"<input type="hidden" name=""#)
-        .map(|(at, marker)| {
-            let rest = &form[at + marker.len()..];
-            let name_end = rest.find('"').unwrap();
-            let value_at = rest.find(r#"value=""#).unwrap() + r#"value=""#.len();
-            let value_end = value_at + rest[value_at..].find('"').unwrap();
-            (
-                rest[..name_end].to_owned(),
-                unescape(&rest[value_at..value_end]),
-            )
-        })
-        .collect()
+    hidden_inputs(form)
 }
 
 /// The `action` of the post form in `html`.

@@ -516,3 +516,20 @@ pub async fn rename_tag(app: &TestApp, id: i64, label: &str) -> (StatusCode, ser
     )
     .await
 }
+
+/// The hidden fields of the form `form` (its HTML, from `<form` to `</form>`), as a browser sends
+/// them back.
+pub fn hidden_inputs(form: &str) -> Vec<(String, String)> {
+    form.match_indices(r#"<input type="hidden" name=""#)
+        .map(|(at, marker)| {
+            let rest = &form[at + marker.len()..];
+            let name_end = rest.find('"').unwrap();
+            let value_at = rest.find(r#"value=""#).unwrap() + r#"value=""#.len();
+            let value_end = value_at + rest[value_at..].find('"').unwrap();
+            (
+                rest[..name_end].to_owned(),
+                unescape(&rest[value_at..value_end]),
+            )
+        })
+        .collect()
+}
