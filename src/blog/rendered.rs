@@ -76,6 +76,17 @@ impl RenderCache {
         }
     }
 
+    /// [`RenderCache::render`] for a view on the runtime: on the blocking pool, so that however
+    /// long a post takes to render, the runtime's threads go on serving other requests. An error
+    /// only if the render panicked.
+    pub async fn render_async(
+        self: &Arc<Self>,
+        markdown: String,
+    ) -> Result<Arc<str>, tokio::task::JoinError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.render(&markdown)).await
+    }
+
     /// The sanitised HTML of `markdown`, rendered now or earlier. Blocking: call it where a long
     /// render may run (the blocking pool).
     pub fn render(&self, markdown: &str) -> Arc<str> {

@@ -85,8 +85,11 @@ async fn show_post(
     let (jar, mut chrome) = state.chrome(&visitor, post.post.title.clone());
     chrome.description = markdown::excerpt(&post.post.body, 160);
     chrome.og_type = "article";
-    let renders = state.renders.clone();
-    let html = off_the_runtime(post.post.body.clone(), move |body| renders.render(&body)).await?;
+    let html = state
+        .renders
+        .render_async(post.post.body.clone())
+        .await
+        .map_err(|e| Error::Internal(format!("rendering failed: {e}")))?;
     let view = PostPage {
         chrome,
         html,
