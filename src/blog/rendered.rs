@@ -390,4 +390,124 @@ mod tests {
         let most = cache.most_at_once.load(Ordering::Relaxed);
         assert_eq!(most, 1, "{most} renders at once with 1 allowed");
     }
+
+    /// A runtime with at most `blocking` threads in its blocking pool (a small server's).
+    fn runtime_with_blocking_threads(blocking: usize) -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(blocking)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A view of `body`, spawned on the runtime; `entered` counts it once its render has been
+    /// polled once (it has its place in a queue: for a turn, or for another view's render).
+    fn spawn_view(
+        cache: &Arc<RenderCache>,
+        body: String,
+        entered: &Arc<AtomicUsize>,
+    ) -> tokio::task::JoinHandle<Result<Arc<str>, tokio::task::JoinError>> {
+        let (cache, entered) = (cache.clone(), entered.clone());
+        tokio::spawn(async move {
+            let mut render = std::pin::pin!(cache.render_async(body));
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(render.as_mut().poll(cx))).await;
+            entered.fetch_add(1, Ordering::SeqCst);
+            match first {
+                std::task::Poll::Ready(html) => html,
+                std::task::Poll::Pending => render.await,
+            }
+        })
+    }
+
+    /// Waits (polling, without holding anything) until `ready` holds.
+    async fn until(ready: impl Fn() -> bool) {
+        while !ready() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Views of more posts not rendered yet than there are turns: the views waiting for a turn
+    /// hold no blocking-pool thread, so the rest of the server is not held up behind them. With
+    /// one turn and two blocking threads, while the first render runs, other blocking work (a
+    /// trivial task) and a view of a post already rendered both finish before any render does.
+    #[test]
+    fn views_waiting_for_a_turn_hold_no_blocking_thread() {
+        let runtime = runtime_with_blocking_threads(2);
+        let cache = Arc::new(RenderCache::with_renders_at_once(1 << 24, 1));
+        let body = |i: usize| format!("# Post {i}\n\n") + &"Some *text*, `code`.\n\n".repeat(8_000);
+        runtime.block_on(async {
+            let cached = cache.render_async("*cached*".to_owned()).await.unwrap();
+            let entered = Arc::new(AtomicUsize::new(0));
+            let views: Vec<_> = (0..6)
+                .map(|i| spawn_view(&cache, body(i), &entered))
+                .collect();
+            // A render has its turn; the other views wait for theirs.
+            until(|| entered.load(Ordering::SeqCst) == 6 && *cache.rendering.lock().unwrap() == 1)
+                .await;
+            let probe = tokio::task::spawn_blocking(|| ());
+            let again = cache.render_async("*cached*".to_owned());
+            let (probe, again) = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+                tokio::join!(probe, again)
+            })
+            .await
+            .expect("the other blocking task and the cached view finish");
+            let renders_done = views.iter().filter(|v| v.is_finished()).count();
+            assert_eq!(
+                renders_done, 0,
+                "the other blocking task and the cached view waited for {renders_done} renders"
+            );
+            probe.unwrap();
+            assert!(Arc::ptr_eq(&again.unwrap(), &cached));
+            for (i, view) in views.into_iter().enumerate() {
+                let html = view.await.unwrap().unwrap();
+                assert_eq!(&*html, super::super::markdown::render(&body(i)));
+            }
+        });
+        assert_eq!(cache.counts(), (1, 7));
+        assert_eq!(cache.most_at_once.load(Ordering::Relaxed), 1);
+        assert_eq!(*cache.rendering.lock().unwrap(), 0);
+    }
+
+    /// Views of a post that another view is rendering wait for that render without holding a
+    /// blocking-pool thread: with the post's placeholder held (as the view rendering it holds
+    /// it) and two blocking threads, three views of the post wait, and other blocking work still
+    /// runs. Once the HTML is in, the three answer it, without a render of their own.
+    #[test]
+    fn views_waiting_for_another_view_s_render_hold_no_blocking_thread() {
+        let runtime = runtime_with_blocking_threads(2);
+        let cache = Arc::new(RenderCache::with_renders_at_once(1 << 20, 1));
+        let body = "# Awaited\n\nIts *text*.".to_owned();
+        let key: [u8; 32] = Sha256::digest(body.as_bytes()).into();
+        let quick_cache::sync::GuardResult::Guard(guard) =
+            cache.cache.as_ref().unwrap().get_value_or_guard(&key, None)
+        else {
+            panic!("a post not rendered yet has no HTML");
+        };
+        let theirs: Arc<str> = Arc::from("<p>rendered by the other view</p>");
+        runtime.block_on(async {
+            let entered = Arc::new(AtomicUsize::new(0));
+            let views: Vec<_> = (0..3)
+                .map(|_| spawn_view(&cache, body.clone(), &entered))
+                .collect();
+            until(|| entered.load(Ordering::SeqCst) == 3).await;
+            let probe = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                tokio::task::spawn_blocking(|| ()),
+            )
+            .await;
+            assert!(
+                probe.is_ok(),
+                "other blocking work waited behind views waiting for a render"
+            );
+            assert!(views.iter().all(|v| !v.is_finished()), "no HTML yet");
+            guard.insert(theirs.clone()).unwrap();
+            for view in views {
+                assert!(Arc::ptr_eq(&view.await.unwrap().unwrap(), &theirs));
+            }
+        });
+        assert_eq!(cache.counts(), (3, 0));
+        assert_eq!(cache.most_at_once.load(Ordering::Relaxed), 0);
+    }
 }
