@@ -7,26 +7,32 @@
 //! replica renders what it reads). It holds at most a configured number of bytes of HTML
 //! (`BLOG_RENDER_CACHE_MB`, 0 turns it off), evicting what is least used ([`quick_cache`]'s
 //! CLOCK-Pro); concurrent views of a post not yet rendered wait for one render instead of each
-//! rendering it, and at most one render per core runs at once.
+//! rendering it, and at most one render per core runs at once. A view waits (for its turn, or
+//! for another view's render of the same post) without holding a thread: only a render that has
+//! its turn runs, on the blocking pool ([`RenderCache::render_async`]).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use quick_cache::sync::Cache;
 use quick_cache::{OptionsBuilder, Weighter};
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinError;
 
 /// Rendered HTML by the SHA-256 of its Markdown.
 pub struct RenderCache {
     cache: Option<Cache<[u8; 32], Arc<str>, HtmlBytes>>,
     hits: AtomicU64,
     misses: AtomicU64,
-    /// Renders running now (at most `renders_at_once`; the others wait for `render_done`), and
-    /// the most that ran at once.
-    rendering: Mutex<usize>,
-    render_done: Condvar,
-    renders_at_once: usize,
+    /// The turns to render: one permit per render allowed at once. Waited for asynchronously;
+    /// never closed.
+    turns: Arc<Semaphore>,
+    /// Renders running now, each holding a turn (so never more than the turns), and the most
+    /// that ran at once.
+    rendering: Arc<Mutex<usize>>,
     most_at_once: AtomicUsize,
 }
 
@@ -42,6 +48,21 @@ impl Weighter<[u8; 32], Arc<str>> for HtmlBytes {
 
 /// A guess at the average entry, to size the cache's table: a post of a few kilobytes.
 const TYPICAL_ENTRY_BYTES: u64 = 8 * 1024;
+
+/// A turn to render, given back when dropped, however the render ends (a panic included, or on
+/// the blocking pool after the view that asked for it went away: the render runs to its end
+/// there, and its turn is given back then).
+struct Turn {
+    rendering: Arc<Mutex<usize>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        // Before the permit (dropped after this): the count never passes the turns.
+        *self.rendering.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+    }
+}
 
 impl RenderCache {
     /// A cache of at most `bytes` of HTML; 0: none, every view renders.
@@ -69,70 +90,99 @@ impl RenderCache {
             cache,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            rendering: Mutex::new(0),
-            render_done: Condvar::new(),
-            renders_at_once: renders.max(1),
+            turns: Arc::new(Semaphore::new(renders.clamp(1, Semaphore::MAX_PERMITS))),
+            rendering: Arc::new(Mutex::new(0)),
             most_at_once: AtomicUsize::new(0),
         }
     }
 
-    /// [`RenderCache::render`] for a view on the runtime: on the blocking pool, so that however
-    /// long a post takes to render, the runtime's threads go on serving other requests. An error
-    /// only if the render panicked.
-    pub async fn render_async(
-        self: &Arc<Self>,
-        markdown: String,
-    ) -> Result<Arc<str>, tokio::task::JoinError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.render(&markdown)).await
+    /// The sanitised HTML of `markdown`, rendered now or earlier, for a view on the runtime. It
+    /// waits for another view's render of the same Markdown, and for a turn to render, without
+    /// holding a thread; only the render itself, once it has its turn, runs on the blocking
+    /// pool, so that however long a post takes to render, the runtime's threads go on serving
+    /// other requests. An error only if the render panicked.
+    ///
+    /// Dropped (the request went away) while waiting, nothing is held: the post's placeholder
+    /// goes to the next view waiting for it, which renders it. Dropped while rendering, the
+    /// render ends on the blocking pool and gives its turn back; the placeholder goes on as
+    /// above.
+    pub async fn render_async(&self, markdown: String) -> Result<Arc<str>, JoinError> {
+        let Some(cache) = &self.cache else {
+            let html = self.render_on_the_pool(markdown).await?;
+            self.count(false);
+            return Ok(html);
+        };
+        let key: [u8; 32] = Sha256::digest(markdown.as_bytes()).into();
+        match cache.get_value_or_guard_async(&key).await {
+            Ok(html) => {
+                self.count(true);
+                Ok(html)
+            }
+            Err(placeholder) => {
+                // A render that fails drops the placeholder unfilled, as a view that went away.
+                let html = self.render_on_the_pool(markdown).await?;
+                // Refused only if the placeholder was taken out meanwhile: the HTML is still
+                // this view's.
+                let _ = placeholder.insert(html.clone());
+                self.count(false);
+                Ok(html)
+            }
+        }
     }
 
-    /// The sanitised HTML of `markdown`, rendered now or earlier. Blocking: call it where a long
-    /// render may run (the blocking pool).
+    /// Renders `markdown` on the blocking pool once it has a turn, waited for here.
+    async fn render_on_the_pool(&self, markdown: String) -> Result<Arc<str>, JoinError> {
+        let turn = self.turn().await;
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            Arc::<str>::from(super::markdown::render(&markdown))
+        })
+        .await
+    }
+
+    /// The sanitised HTML of `markdown`, rendered now or earlier, on this thread: blocking (it
+    /// waits here for another render of the same Markdown and for a turn), for a thread of its
+    /// own. A view on the runtime uses [`RenderCache::render_async`].
     pub fn render(&self, markdown: &str) -> Arc<str> {
+        let render_here = || {
+            let _turn = block_on(self.turn());
+            Arc::<str>::from(super::markdown::render(markdown))
+        };
         let Some(cache) = &self.cache else {
             self.count(false);
-            return self.render_now(markdown);
+            return render_here();
         };
         let key: [u8; 32] = Sha256::digest(markdown.as_bytes()).into();
         let mut rendered_here = false;
         let html = cache
             .get_or_insert_with(&key, || {
                 rendered_here = true;
-                Ok::<_, Infallible>(self.render_now(markdown))
+                Ok::<_, Infallible>(render_here())
             })
             .unwrap_or_else(|never| match never {});
         self.count(!rendered_here);
         html
     }
 
-    /// Renders `markdown` once fewer than `renders_at_once` renders run: a burst of views of
-    /// posts not rendered yet waits its turn (holding blocking-pool threads, but not cores)
-    /// rather than taking every core from the rest of the server.
-    fn render_now(&self, markdown: &str) -> Arc<str> {
-        {
-            // Checked again after every wake-up, also once the lock is poisoned (`wait_while`
-            // would then return at the first wake-up without checking).
-            let mut running = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
-            while *running >= self.renders_at_once {
-                running = self
-                    .render_done
-                    .wait(running)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
-            *running += 1;
-            self.most_at_once.fetch_max(*running, Ordering::Relaxed);
+    /// A turn to render, once fewer than the turns' renders run: a burst of views of posts not
+    /// rendered yet waits its turn rather than taking every core from the rest of the server.
+    /// Waiting holds no thread (but in [`RenderCache::render`], which blocks its own).
+    async fn turn(&self) -> Turn {
+        let permit = self
+            .turns
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the turns are never closed");
+        // Kept right also once the lock is poisoned: each change is one step under the lock.
+        let mut running = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        *running += 1;
+        self.most_at_once.fetch_max(*running, Ordering::Relaxed);
+        drop(running);
+        Turn {
+            rendering: self.rendering.clone(),
+            _permit: permit,
         }
-        // Given back however the render ends (a panic included).
-        struct Done<'a>(&'a RenderCache);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                *self.0.rendering.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-                self.0.render_done.notify_one();
-            }
-        }
-        let _done = Done(self);
-        Arc::from(super::markdown::render(markdown))
     }
 
     /// Views served from the cache, and views that rendered.
@@ -151,6 +201,26 @@ impl RenderCache {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(name).increment(1);
+    }
+}
+
+/// Runs `future` to its end on this thread, parked while it waits: for [`RenderCache::render`]'s
+/// turn, off the runtime (the turns are a runtime-independent semaphore).
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
     }
 }
 
@@ -509,5 +579,112 @@ mod tests {
         });
         assert_eq!(cache.counts(), (3, 0));
         assert_eq!(cache.most_at_once.load(Ordering::Relaxed), 0);
+    }
+
+    /// Fails (rather than hangs) if `future` has not finished in 60 seconds.
+    async fn within_a_minute<F: Future>(what: &str, future: F) -> F::Output {
+        tokio::time::timeout(std::time::Duration::from_secs(60), future)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: not finished in a minute"))
+    }
+
+    /// The views' way ([`RenderCache::render_async`]) keeps the cap and the dedupe: views of
+    /// different posts at once render at most two at once with two turns (also once the count's
+    /// lock is poisoned), and concurrent views of one post not rendered yet render it once.
+    #[test]
+    fn views_keep_the_cap_and_render_a_post_once() {
+        let runtime = runtime_with_blocking_threads(64);
+        let body = |i: usize| format!("# Post {i}\n\n") + &"Some *text*, `code`.\n\n".repeat(2_000);
+        for (size, poisoned) in [(1 << 20, false), (0, false), (1 << 20, true)] {
+            let cache = Arc::new(RenderCache::with_renders_at_once(size, 2));
+            if poisoned {
+                let poisoner = cache.clone();
+                let _ = std::thread::spawn(move || {
+                    let _held = poisoner.rendering.lock().unwrap();
+                    panic!("poison the count's lock");
+                })
+                .join();
+            }
+            runtime.block_on(within_a_minute("views", async {
+                let views: Vec<_> = (0..8)
+                    .map(|i| {
+                        let (cache, body) = (cache.clone(), body(i));
+                        tokio::spawn(async move { cache.render_async(body).await })
+                    })
+                    .collect();
+                for (i, view) in views.into_iter().enumerate() {
+                    let html = view.await.unwrap().unwrap();
+                    assert_eq!(&*html, super::super::markdown::render(&body(i)));
+                }
+            }));
+            let most = cache.most_at_once.load(Ordering::Relaxed);
+            assert!((1..=2).contains(&most), "{most} at once, {size} {poisoned}");
+            assert_eq!(cache.counts(), (0, 8), "{size} {poisoned}");
+            assert_eq!(
+                *cache.rendering.lock().unwrap_or_else(|e| e.into_inner()),
+                0
+            );
+        }
+        let cache = Arc::new(RenderCache::with_renders_at_once(1 << 20, 2));
+        let htmls = runtime.block_on(within_a_minute("views of one post", async {
+            let views: Vec<_> = (0..8)
+                .map(|_| {
+                    let (cache, body) = (cache.clone(), body(0));
+                    tokio::spawn(async move { cache.render_async(body).await })
+                })
+                .collect();
+            let mut htmls = Vec::new();
+            for view in views {
+                htmls.push(view.await.unwrap().unwrap());
+            }
+            htmls
+        }));
+        assert!(htmls.iter().all(|h| Arc::ptr_eq(h, &htmls[0])));
+        assert_eq!(cache.counts(), (7, 1));
+    }
+
+    /// A view whose request went away (its future dropped: a client that disconnected) while it
+    /// waited for a turn, holding its post's placeholder, or while its render ran, or while
+    /// another view waited for its render: no turn is kept and no placeholder blocks the post.
+    /// The next view of the post renders it, a view waiting for the render takes it over, and
+    /// every turn is given back.
+    #[test]
+    fn a_view_that_went_away_keeps_no_turn_and_blocks_no_post() {
+        let runtime = runtime_with_blocking_threads(8);
+        let cache = Arc::new(RenderCache::with_renders_at_once(1 << 24, 1));
+        let body = |name: &str| format!("# {name}\n\n") + &"Some *text*, `code`.\n\n".repeat(4_000);
+        let rendering = || *cache.rendering.lock().unwrap();
+        runtime.block_on(within_a_minute("views", async {
+            let entered = Arc::new(AtomicUsize::new(0));
+            // Gone while waiting for a turn, with its post's placeholder.
+            let long = spawn_view(&cache, body("long"), &entered);
+            until(|| rendering() == 1).await;
+            let waiting = spawn_view(&cache, body("waiting"), &entered);
+            until(|| entered.load(Ordering::SeqCst) == 2).await;
+            waiting.abort();
+            assert!(waiting.await.unwrap_err().is_cancelled());
+            long.await.unwrap().unwrap();
+            let html = cache.render_async(body("waiting")).await.unwrap();
+            assert_eq!(&*html, super::super::markdown::render(&body("waiting")));
+
+            // Gone while rendering, with a view of the same post waiting for that render: the
+            // waiting view renders it, once the first render has given its turn back.
+            let first = spawn_view(&cache, body("rendering"), &entered);
+            until(|| rendering() == 1).await;
+            let second = spawn_view(&cache, body("rendering"), &entered);
+            until(|| entered.load(Ordering::SeqCst) == 4).await;
+            first.abort();
+            assert!(first.await.unwrap_err().is_cancelled());
+            let html = second.await.unwrap().unwrap();
+            assert_eq!(&*html, super::super::markdown::render(&body("rendering")));
+            until(|| rendering() == 0).await;
+            // Both are cached now.
+            for name in ["waiting", "rendering"] {
+                cache.render_async(body(name)).await.unwrap();
+            }
+        }));
+        assert_eq!(cache.most_at_once.load(Ordering::Relaxed), 1);
+        assert_eq!(*cache.rendering.lock().unwrap(), 0);
+        assert_eq!(cache.counts(), (2, 3));
     }
 }
