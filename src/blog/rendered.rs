@@ -506,15 +506,15 @@ mod tests {
     fn views_waiting_for_a_turn_hold_no_blocking_thread() {
         let runtime = runtime_with_blocking_threads(2);
         let cache = Arc::new(RenderCache::with_renders_at_once(1 << 24, 1));
-        let body = |i: usize| format!("# Post {i}\n\n") + &"Some *text*, `code`.\n\n".repeat(8_000);
+        let body = |i: usize| format!("# Post {i}\n\n") + &"Some *text*, `code`.\n\n".repeat(4_000);
         runtime.block_on(async {
             let cached = cache.render_async("*cached*".to_owned()).await.unwrap();
             let entered = Arc::new(AtomicUsize::new(0));
-            let views: Vec<_> = (0..6)
+            let views: Vec<_> = (0..4)
                 .map(|i| spawn_view(&cache, body(i), &entered))
                 .collect();
             // A render has its turn; the other views wait for theirs.
-            until(|| entered.load(Ordering::SeqCst) == 6 && *cache.rendering.lock().unwrap() == 1)
+            until(|| entered.load(Ordering::SeqCst) == 4 && *cache.rendering.lock().unwrap() == 1)
                 .await;
             let probe = tokio::task::spawn_blocking(|| ());
             let again = cache.render_async("*cached*".to_owned());
@@ -535,7 +535,7 @@ mod tests {
                 assert_eq!(&*html, super::super::markdown::render(&body(i)));
             }
         });
-        assert_eq!(cache.counts(), (1, 7));
+        assert_eq!(cache.counts(), (1, 5));
         assert_eq!(cache.most_at_once.load(Ordering::Relaxed), 1);
         assert_eq!(*cache.rendering.lock().unwrap(), 0);
     }
@@ -594,7 +594,7 @@ mod tests {
     #[test]
     fn views_keep_the_cap_and_render_a_post_once() {
         let runtime = runtime_with_blocking_threads(64);
-        let body = |i: usize| format!("# Post {i}\n\n") + &"Some *text*, `code`.\n\n".repeat(2_000);
+        let body = |i: usize| format!("# Post {i}\n\n") + &"Some *text*, `code`.\n\n".repeat(500);
         for (size, poisoned) in [(1 << 20, false), (0, false), (1 << 20, true)] {
             let cache = Arc::new(RenderCache::with_renders_at_once(size, 2));
             if poisoned {
