@@ -446,4 +446,126 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// A scratch folder for one test, absent: a start refused at its settings must not create it.
+    fn absent_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("builder-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// Starts `builder`, expecting a refusal that mentions every one of `words`; and nothing was
+    /// done: the database's folder was not created, nor any LiteFS step tried (the mount given
+    /// does not exist, and no secret is set, which would be refused otherwise).
+    async fn refused(what: &str, builder: Builder, words: &[String]) {
+        let folder = builder.database().parent().unwrap().to_path_buf();
+        let err = match builder.clone().start().await {
+            Ok(_) => panic!("{what}: started with {builder:?}"),
+            Err(err) => err,
+        };
+        let text = err.to_string();
+        for word in words {
+            assert!(
+                text.contains(word.as_str()),
+                "{what}: {text:?} lacks {word:?}"
+            );
+        }
+        assert!(!folder.exists(), "{what}: {} was created", folder.display());
+    }
+
+    /// The lease of a remote transaction at or above the forward timeout: a write queued on the
+    /// primary behind the transaction of a replica that vanished gives up before the lease frees
+    /// the writer. Refused at start, saying both values and what to change.
+    #[tokio::test]
+    async fn a_lease_not_below_the_forward_timeout_is_refused_before_anything_starts() {
+        let dir = absent_dir("lease");
+        let standalone = Builder::new(dir.join("blog.db"));
+        let cluster = standalone.clone().litefs(&dir, "http://127.0.0.1:1");
+        for (lease, timeout) in [(2000, 2000), (3000, 2000), (5000, 5000)] {
+            let (lease, timeout) = (Duration::from_millis(lease), Duration::from_millis(timeout));
+            for builder in [&standalone, &cluster] {
+                let builder = builder
+                    .clone()
+                    .forward_timeout(timeout)
+                    .remote_transaction_lease(lease);
+                let words = [
+                    "remote_transaction_lease".to_owned(),
+                    "forward_timeout".to_owned(),
+                    format!("{lease:?}"),
+                    format!("{timeout:?}"),
+                ];
+                refused(
+                    &format!("lease {lease:?}, timeout {timeout:?}"),
+                    builder,
+                    &words,
+                )
+                .await;
+            }
+        }
+        // Only the forward timeout lowered to the default lease is refused too.
+        let default_lease = Duration::from_secs(2);
+        let words = [
+            "remote_transaction_lease".to_owned(),
+            format!("{default_lease:?}"),
+        ];
+        let builder = standalone.clone().forward_timeout(default_lease);
+        refused("forward timeout = default lease", builder, &words).await;
+    }
+
+    /// Other limits that cannot work, or contradict each other, are refused the same way.
+    #[tokio::test]
+    async fn zero_limits_and_a_lifetime_below_the_lease_are_refused_before_anything_starts() {
+        let dir = absent_dir("limits");
+        let base = Builder::new(dir.join("blog.db")).litefs(&dir, "http://127.0.0.1:1");
+        let zero = Duration::ZERO;
+        let cases: [(&str, Builder); 6] = [
+            ("forward_timeout", base.clone().forward_timeout(zero)),
+            (
+                "remote_transaction_lease",
+                base.clone().remote_transaction_lease(zero),
+            ),
+            (
+                "remote_transaction_max_lifetime",
+                base.clone().remote_transaction_max_lifetime(zero),
+            ),
+            ("startup_timeout", base.clone().startup_timeout(zero)),
+            (
+                "max_remote_transactions",
+                base.clone().max_remote_transactions(0),
+            ),
+            (
+                "remote_transaction_max_lifetime",
+                base.clone()
+                    .remote_transaction_lease(Duration::from_secs(2))
+                    .remote_transaction_max_lifetime(Duration::from_secs(1)),
+            ),
+        ];
+        for (setting, builder) in cases {
+            refused(setting, builder, &[setting.to_owned()]).await;
+        }
+    }
+
+    /// The limits the rules allow start: the defaults, a lease just below the timeout, a
+    /// lifetime equal to the lease.
+    #[tokio::test]
+    async fn consistent_limits_start() {
+        let dir = absent_dir("consistent");
+        let ms = Duration::from_millis;
+        for (i, builder) in [
+            Builder::new(dir.join("0.db")),
+            Builder::new(dir.join("1.db"))
+                .forward_timeout(ms(2000))
+                .remote_transaction_lease(ms(1999)),
+            Builder::new(dir.join("2.db"))
+                .remote_transaction_lease(ms(1000))
+                .remote_transaction_max_lifetime(ms(1000)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let db = builder.start().await.unwrap_or_else(|e| panic!("{i}: {e}"));
+            drop(db);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
