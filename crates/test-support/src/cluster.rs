@@ -265,7 +265,9 @@ impl Cluster {
 
     /// Options for joining node `k` from this process, as another app would. Its RPC listens on
     /// a free port of the node's address beside a node app, or, in a LiteFS-only cluster, on the
-    /// node's RPC port (7070), where the other nodes' connections forward to.
+    /// node's RPC port (7070), where the other nodes' connections forward to. Its forward
+    /// timeout and remote-transaction lease are the apps' ([`FORWARD_TIMEOUT_MS`],
+    /// [`REMOTE_TX_LEASE_MS`]).
     pub fn options(&self, k: usize) -> sea_orm_litefs::Builder {
         let node = self.node(k);
         let port = if self.apps { 0 } else { 7070 };
@@ -275,6 +277,7 @@ impl Cluster {
             .primary_rpc("{primary}:7070")
             .secret(SECRET)
             .forward_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS))
+            .remote_transaction_lease(Duration::from_millis(REMOTE_TX_LEASE_MS))
     }
 
     /// A primary on node 1 and a replica on node 2, both opened in this process, the replica
