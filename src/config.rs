@@ -181,7 +181,8 @@ pub struct Config {
     pub cluster_secret: Option<String>,
 
     /// Deadline of a write, in milliseconds: waiting for the primary's writer, one forwarded
-    /// call, and the wait for this node to replicate its commit.
+    /// call, and the wait for this node to replicate its commit. More than 0, and more than
+    /// the remote-transaction lease.
     #[arg(
         long = "forward-timeout-ms",
         env = "BLOG_FORWARD_TIMEOUT_MS",
@@ -192,8 +193,8 @@ pub struct Config {
     pub forward_timeout: Duration,
 
     /// On the primary: a remote transaction idle this long (its replica vanished) is rolled back.
-    /// Keep it below the forward timeout, so that a vanished replica frees the writer before the
-    /// writes queued behind it give up.
+    /// More than 0, and below the forward timeout (the blog refuses to start otherwise), so that
+    /// a vanished replica frees the writer before the writes queued behind it give up.
     #[arg(
         long = "remote-tx-lease-ms",
         env = "BLOG_REMOTE_TX_LEASE_MS",
@@ -319,6 +320,39 @@ impl Config {
             axum::http::HeaderName::try_from(header.as_str()).map_err(|e| {
                 format!("BLOG_CLIENT_IP_HEADER is not a header name ({e}): {header}")
             })?;
+        }
+        self.check_forwarding()
+    }
+
+    /// The forwarding limits, as the cluster crate's `Builder::start` checks them, said in the
+    /// blog's own settings' names.
+    fn check_forwarding(&self) -> Result<(), String> {
+        let (timeout, lease) = (
+            self.forward_timeout.as_millis(),
+            self.remote_tx_lease.as_millis(),
+        );
+        if timeout == 0 {
+            return Err(
+                "BLOG_FORWARD_TIMEOUT_MS is 0: every write would give up before it starts \
+                 (unset it for the default, 5000)"
+                    .into(),
+            );
+        }
+        if lease == 0 {
+            return Err(
+                "BLOG_REMOTE_TX_LEASE_MS is 0: a transaction from a replica would be rolled \
+                 back at its first pause (unset it for the default, 2000)"
+                    .into(),
+            );
+        }
+        if lease >= timeout {
+            return Err(format!(
+                "BLOG_REMOTE_TX_LEASE_MS ({lease} ms) must be below BLOG_FORWARD_TIMEOUT_MS \
+                 ({timeout} ms): on the primary, a write queued behind the transaction of a \
+                 replica that vanished waits for the lease to roll it back, and gives up at the \
+                 forward timeout. Lower BLOG_REMOTE_TX_LEASE_MS or raise BLOG_FORWARD_TIMEOUT_MS, \
+                 leaving the write time to run (the defaults are 2000 and 5000)"
+            ));
         }
         Ok(())
     }

@@ -320,3 +320,100 @@ fn serve_options_go_before_or_after_serve() {
     let config = serve_config(&["blog", "--site-title", "A", "serve", "--site-title", "B"]);
     assert_eq!(config.site_title, "B");
 }
+
+/// `blog serve` with `env`, expected to refuse to start: it exits with status 1 (an error, not a
+/// panic, nor clap's usage error), before it creates the database. Returns what it printed on
+/// stderr. A blog that starts instead fails the test as soon as it says it listens.
+fn refused_start(what: &str, env: &[(&str, String)]) -> String {
+    let db = scratch_db(&format!("refused-{}", what.replace(' ', "-")));
+    let mut env = env.to_vec();
+    env.push(("BLOG_DATABASE", db.display().to_string()));
+    env.push(("BLOG_LISTEN", "127.0.0.1:0".to_owned()));
+    let mut child = blog(&env, &["serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("blog runs");
+    let stdout = child.stdout.take().unwrap();
+    let (lines, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let listening = receive
+            .recv_timeout(Duration::from_millis(50))
+            .is_ok_and(|line| line.contains("Blog listening"));
+        if listening || Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: blog started (listening: {listening})");
+        }
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{what}: {status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    assert!(!db.exists(), "{what}: the database was created: {stderr}");
+    let _ = std::fs::remove_dir_all(db.parent().unwrap());
+    stderr
+}
+
+/// A remote-transaction lease at or above the forward timeout, or either of them 0, given through
+/// the environment: the blog says which settings, their values and what to do, and exits 1.
+#[test]
+fn forwarding_limits_that_cannot_work_are_refused_at_start() {
+    let ms = |v: u64| v.to_string();
+    for (what, env, words) in [
+        (
+            "lease equal to the timeout",
+            vec![
+                ("BLOG_FORWARD_TIMEOUT_MS", ms(2000)),
+                ("BLOG_REMOTE_TX_LEASE_MS", ms(2000)),
+            ],
+            &[
+                "BLOG_REMOTE_TX_LEASE_MS (2000 ms)",
+                "BLOG_FORWARD_TIMEOUT_MS (2000 ms)",
+            ][..],
+        ),
+        (
+            "lease above the timeout",
+            vec![
+                ("BLOG_FORWARD_TIMEOUT_MS", ms(1000)),
+                ("BLOG_REMOTE_TX_LEASE_MS", ms(3000)),
+            ],
+            &[
+                "BLOG_REMOTE_TX_LEASE_MS (3000 ms)",
+                "BLOG_FORWARD_TIMEOUT_MS (1000 ms)",
+            ],
+        ),
+        (
+            "timeout at the default lease",
+            vec![("BLOG_FORWARD_TIMEOUT_MS", ms(2000))],
+            &[
+                "BLOG_REMOTE_TX_LEASE_MS (2000 ms)",
+                "BLOG_FORWARD_TIMEOUT_MS (2000 ms)",
+            ],
+        ),
+        (
+            "timeout 0",
+            vec![("BLOG_FORWARD_TIMEOUT_MS", ms(0))],
+            &["BLOG_FORWARD_TIMEOUT_MS is 0"],
+        ),
+        (
+            "lease 0",
+            vec![("BLOG_REMOTE_TX_LEASE_MS", ms(0))],
+            &["BLOG_REMOTE_TX_LEASE_MS is 0"],
+        ),
+    ] {
+        let stderr = refused_start(what, &env);
+        for word in words {
+            assert!(stderr.contains(word), "{what}: {stderr:?} lacks {word:?}");
+        }
+    }
+}

@@ -39,8 +39,9 @@ fn set_cookies_named(response: &reqwest::Response, name: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn s1_a_logout_that_cannot_be_written_keeps_the_cookie_and_says_so() {
-    // A short write deadline, so the locked database fails the delete quickly.
-    let app = spawn_app_with(&["--forward-timeout-ms", "400"])
+    // A short write deadline, so the locked database fails the delete quickly (and a lease below
+    // it, as the blog requires).
+    let app = spawn_app_with(&["--forward-timeout-ms", "400", "--remote-tx-lease-ms", "200"])
         .await
         .expect("starts");
     let cookies = login_cookies(&app).await;

@@ -273,18 +273,29 @@ async fn a_write_refused_at_its_deadline_never_commits_later() {
 async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller() {
     let cluster = Cluster::start(2).await;
     let (primary, replica) = cluster
-        .primary_and_replica(|o| {
-            o.max_remote_transactions(2)
-                .remote_transaction_lease(Duration::from_secs(10))
-        })
+        .primary_and_replica(|o| o.max_remote_transactions(2))
         .await;
     replica
         .execute_unprepared("CREATE TABLE d6(x)")
         .await
         .unwrap();
 
-    // One open, one waiting for the writer: a third is refused at once.
+    // One open, one waiting for the writer: a third is refused at once. The first is kept busy,
+    // so that it holds the writer throughout, its lease (shorter than the deadline, as it must
+    // be) never ending it.
     let first = replica.begin().await.unwrap();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return first,
+                _ = tick.tick() => {
+                    first.execute_unprepared("SELECT 1").await.unwrap();
+                }
+            }
+        }
+    });
     let waiting = {
         let replica = replica.clone();
         tokio::spawn(async move {
@@ -308,7 +319,8 @@ async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller()
         elapsed < DEADLINE + Duration::from_millis(500),
         "{elapsed:?}"
     );
-    first.rollback().await.unwrap();
+    stop.send(()).unwrap();
+    first.await.unwrap().rollback().await.unwrap();
     let started = Instant::now();
     primary
         .execute_unprepared("INSERT INTO d6 VALUES (0)")

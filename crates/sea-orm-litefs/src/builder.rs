@@ -19,6 +19,10 @@ const MAX_WRITE_QUEUE: usize = 1024;
 /// The settings of one node. Every setting has a default; a node in a LiteFS cluster needs at
 /// least [`Builder::litefs`] and [`Builder::secret`].
 ///
+/// [`Builder::start`] refuses, before it does anything, limits that cannot work together: the
+/// remote-transaction lease must be shorter than the forward timeout, the maximum lifetime no
+/// shorter than the lease, and no duration or count may be 0 (see [`StartError`]).
+///
 /// ```no_run
 /// # async fn run() -> Result<(), sea_orm_litefs::StartError> {
 /// use std::time::Duration;
@@ -123,29 +127,32 @@ impl Builder {
     }
 
     /// The deadline of a write: waiting for the primary's writer, a forwarded call's answer, and
-    /// the wait for this node to replicate the commit after it. Default 5 s.
+    /// the wait for this node to replicate the commit after it. Default 5 s; it must be longer
+    /// than [`Builder::remote_transaction_lease`].
     pub fn forward_timeout(mut self, timeout: Duration) -> Self {
         self.forward_timeout = timeout;
         self
     }
 
-    /// A remote transaction idle this long is rolled back by the primary (default 2 s). Keep it
-    /// below the forward timeout: writes queued behind a vanished replica's transaction wait
-    /// this long.
+    /// A remote transaction idle this long is rolled back by the primary (default 2 s). It must
+    /// be shorter than the forward timeout ([`Builder::start`] refuses it otherwise): writes
+    /// queued behind a vanished replica's transaction wait this long for the writer, and give up
+    /// at the forward timeout. What is left of the timeout is what they have to run, so keep a
+    /// margin (the defaults leave 3 s).
     pub fn remote_transaction_lease(mut self, lease: Duration) -> Self {
         self.remote_tx_lease = lease;
         self
     }
 
     /// A remote transaction open this long is rolled back by the primary, busy or not
-    /// (default 30 s).
+    /// (default 30 s). It may not be shorter than the lease.
     pub fn remote_transaction_max_lifetime(mut self, lifetime: Duration) -> Self {
         self.remote_tx_max_lifetime = lifetime;
         self
     }
 
-    /// Remote transactions open or waiting on the primary at once (default 64); more are refused
-    /// as busy.
+    /// Remote transactions open or waiting on the primary at once (default 64, at least 1); more
+    /// are refused as busy.
     pub fn max_remote_transactions(mut self, max: usize) -> Self {
         self.max_remote_transactions = max;
         self
@@ -199,8 +206,59 @@ impl Builder {
         })
     }
 
+    /// Refuses limits that cannot work, or contradict each other (see [`StartError`]).
+    fn check_limits(&self) -> Result<(), StartError> {
+        let zero = |setting, why| Err(StartError::Zero { setting, why });
+        if self.forward_timeout.is_zero() {
+            return zero(
+                "forward_timeout",
+                "every write would give up before it starts",
+            );
+        }
+        if self.remote_tx_lease.is_zero() {
+            return zero(
+                "remote_transaction_lease",
+                "a transaction from a replica would be rolled back at its first pause between two \
+                 statements",
+            );
+        }
+        if self.remote_tx_max_lifetime.is_zero() {
+            return zero(
+                "remote_transaction_max_lifetime",
+                "every transaction from a replica would be rolled back at once",
+            );
+        }
+        if self.startup_timeout.is_zero() {
+            return zero(
+                "startup_timeout",
+                "start-up would give up before LiteFS could answer",
+            );
+        }
+        if self.max_remote_transactions == 0 {
+            return zero(
+                "max_remote_transactions",
+                "every transaction from a replica would be refused as busy",
+            );
+        }
+        if self.remote_tx_lease >= self.forward_timeout {
+            return Err(StartError::LeaseNotBelowForwardTimeout {
+                lease: self.remote_tx_lease,
+                forward_timeout: self.forward_timeout,
+            });
+        }
+        if self.remote_tx_max_lifetime < self.remote_tx_lease {
+            return Err(StartError::LifetimeBelowLease {
+                max_lifetime: self.remote_tx_max_lifetime,
+                lease: self.remote_tx_lease,
+            });
+        }
+        Ok(())
+    }
+
     /// Opens the database and, with a LiteFS mount, follows LiteFS and starts the RPC server.
+    /// Limits that cannot work are refused first, before anything is opened or claimed.
     pub async fn start(self) -> Result<ClusterConnection, StartError> {
+        self.check_limits()?;
         metrics::use_prefix(&self.metric_prefix)?;
         metrics::describe();
         let timeout = self.forward_timeout;
@@ -364,6 +422,37 @@ pub enum StartError {
     /// this process.
     #[error("metric prefix {wanted:?}: {why}")]
     MetricPrefix { wanted: String, why: String },
+    /// A duration or count that must be more than 0 is 0.
+    #[error(
+        "{setting} is 0, which cannot work: {why}. Give it a positive value, or leave the default"
+    )]
+    Zero {
+        setting: &'static str,
+        why: &'static str,
+    },
+    /// The remote-transaction lease is not shorter than the forward timeout.
+    #[error(
+        "remote_transaction_lease ({lease:?}) must be shorter than forward_timeout \
+         ({forward_timeout:?}): on the primary, a write queued behind the open transaction of a \
+         replica that vanished waits for the lease to roll it back, and gives up at the forward \
+         timeout, so it would fail. Lower the lease or raise the forward timeout, leaving the \
+         write time to run (the defaults are 2s and 5s)"
+    )]
+    LeaseNotBelowForwardTimeout {
+        lease: Duration,
+        forward_timeout: Duration,
+    },
+    /// The maximum lifetime of a remote transaction is shorter than its lease.
+    #[error(
+        "remote_transaction_max_lifetime ({max_lifetime:?}) must not be shorter than \
+         remote_transaction_lease ({lease:?}): the lifetime ends any transaction from a replica, \
+         the lease one left idle, so a lease beyond the lifetime never applies. Raise the \
+         lifetime or lower the lease (the defaults are 30s and 2s)"
+    )]
+    LifetimeBelowLease {
+        max_lifetime: Duration,
+        lease: Duration,
+    },
 }
 
 /// Creates the database file in WAL mode if it does not exist (WAL is a property of the file: the
@@ -443,6 +532,128 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(mode, "wal", "file {i}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A scratch folder for one test, absent: a start refused at its settings must not create it.
+    fn absent_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("builder-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// Starts `builder`, expecting a refusal that mentions every one of `words`; and nothing was
+    /// done: the database's folder was not created, nor any LiteFS step tried (the mount given
+    /// does not exist, and no secret is set, which would be refused otherwise).
+    async fn refused(what: &str, builder: Builder, words: &[String]) {
+        let folder = builder.database().parent().unwrap().to_path_buf();
+        let err = match builder.clone().start().await {
+            Ok(_) => panic!("{what}: started with {builder:?}"),
+            Err(err) => err,
+        };
+        let text = err.to_string();
+        for word in words {
+            assert!(
+                text.contains(word.as_str()),
+                "{what}: {text:?} lacks {word:?}"
+            );
+        }
+        assert!(!folder.exists(), "{what}: {} was created", folder.display());
+    }
+
+    /// The lease of a remote transaction at or above the forward timeout: a write queued on the
+    /// primary behind the transaction of a replica that vanished gives up before the lease frees
+    /// the writer. Refused at start, saying both values and what to change.
+    #[tokio::test]
+    async fn a_lease_not_below_the_forward_timeout_is_refused_before_anything_starts() {
+        let dir = absent_dir("lease");
+        let standalone = Builder::new(dir.join("blog.db"));
+        let cluster = standalone.clone().litefs(&dir, "http://127.0.0.1:1");
+        for (lease, timeout) in [(2000, 2000), (3000, 2000), (5000, 5000)] {
+            let (lease, timeout) = (Duration::from_millis(lease), Duration::from_millis(timeout));
+            for builder in [&standalone, &cluster] {
+                let builder = builder
+                    .clone()
+                    .forward_timeout(timeout)
+                    .remote_transaction_lease(lease);
+                let words = [
+                    "remote_transaction_lease".to_owned(),
+                    "forward_timeout".to_owned(),
+                    format!("{lease:?}"),
+                    format!("{timeout:?}"),
+                ];
+                refused(
+                    &format!("lease {lease:?}, timeout {timeout:?}"),
+                    builder,
+                    &words,
+                )
+                .await;
+            }
+        }
+        // Only the forward timeout lowered to the default lease is refused too.
+        let default_lease = Duration::from_secs(2);
+        let words = [
+            "remote_transaction_lease".to_owned(),
+            format!("{default_lease:?}"),
+        ];
+        let builder = standalone.clone().forward_timeout(default_lease);
+        refused("forward timeout = default lease", builder, &words).await;
+    }
+
+    /// Other limits that cannot work, or contradict each other, are refused the same way.
+    #[tokio::test]
+    async fn zero_limits_and_a_lifetime_below_the_lease_are_refused_before_anything_starts() {
+        let dir = absent_dir("limits");
+        let base = Builder::new(dir.join("blog.db")).litefs(&dir, "http://127.0.0.1:1");
+        let zero = Duration::ZERO;
+        let cases: [(&str, Builder); 6] = [
+            ("forward_timeout", base.clone().forward_timeout(zero)),
+            (
+                "remote_transaction_lease",
+                base.clone().remote_transaction_lease(zero),
+            ),
+            (
+                "remote_transaction_max_lifetime",
+                base.clone().remote_transaction_max_lifetime(zero),
+            ),
+            ("startup_timeout", base.clone().startup_timeout(zero)),
+            (
+                "max_remote_transactions",
+                base.clone().max_remote_transactions(0),
+            ),
+            (
+                "remote_transaction_max_lifetime",
+                base.clone()
+                    .remote_transaction_lease(Duration::from_secs(2))
+                    .remote_transaction_max_lifetime(Duration::from_secs(1)),
+            ),
+        ];
+        for (setting, builder) in cases {
+            refused(setting, builder, &[setting.to_owned()]).await;
+        }
+    }
+
+    /// The limits the rules allow start: the defaults, a lease just below the timeout, a
+    /// lifetime equal to the lease.
+    #[tokio::test]
+    async fn consistent_limits_start() {
+        let dir = absent_dir("consistent");
+        let ms = Duration::from_millis;
+        for (i, builder) in [
+            Builder::new(dir.join("0.db")),
+            Builder::new(dir.join("1.db"))
+                .forward_timeout(ms(2000))
+                .remote_transaction_lease(ms(1999)),
+            Builder::new(dir.join("2.db"))
+                .remote_transaction_lease(ms(1000))
+                .remote_transaction_max_lifetime(ms(1000)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let db = builder.start().await.unwrap_or_else(|e| panic!("{i}: {e}"));
+            drop(db);
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

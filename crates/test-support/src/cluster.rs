@@ -265,7 +265,9 @@ impl Cluster {
 
     /// Options for joining node `k` from this process, as another app would. Its RPC listens on
     /// a free port of the node's address beside a node app, or, in a LiteFS-only cluster, on the
-    /// node's RPC port (7070), where the other nodes' connections forward to.
+    /// node's RPC port (7070), where the other nodes' connections forward to. Its forward
+    /// timeout and remote-transaction lease are the apps' ([`FORWARD_TIMEOUT_MS`],
+    /// [`REMOTE_TX_LEASE_MS`]).
     pub fn options(&self, k: usize) -> sea_orm_litefs::Builder {
         let node = self.node(k);
         let port = if self.apps { 0 } else { 7070 };
@@ -275,6 +277,7 @@ impl Cluster {
             .primary_rpc("{primary}:7070")
             .secret(SECRET)
             .forward_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS))
+            .remote_transaction_lease(Duration::from_millis(REMOTE_TX_LEASE_MS))
     }
 
     /// A primary on node 1 and a replica on node 2, both opened in this process, the replica
@@ -402,7 +405,8 @@ impl Cluster {
         .await;
     }
 
-    /// Stops node `k`'s LiteFS gracefully (it unmounts), killing it if it does not stop.
+    /// Stops node `k`'s LiteFS gracefully (it unmounts), killing it if it does not stop. A mount
+    /// still in use (an app left running) is then detached lazily.
     pub fn stop_litefs(&mut self, k: usize) {
         if let Some(child) = self.nodes[k - 1].litefs.take() {
             terminate(child);
@@ -581,11 +585,22 @@ impl Drop for Cluster {
                 }
             }
         }
+        // The apps go first, as `litefs mount` stops its `exec` command before it unmounts.
         for k in 1..=self.nodes.len() {
             self.stop_app(k);
         }
+        // Then each LiteFS. A mount still in use now is this process's own: the nodes a test
+        // opened in it (`Cluster::connect`, `primary_and_replica`) keep their SQLite files open
+        // until the test's runtime drops their tasks, which is after the cluster. LiteFS would
+        // try to unmount it on SIGTERM and fail ("Device or resource busy"), so such a LiteFS is
+        // stopped as `kill_litefs` does, its mount detached lazily; an unused mount is left to
+        // LiteFS to unmount as it stops.
         for k in 1..=self.nodes.len() {
-            self.stop_litefs(k);
+            if in_use(&self.node(k).mnt()) {
+                self.kill_litefs(k);
+            } else {
+                self.stop_litefs(k);
+            }
         }
         if let Some(dir) = trace_dir() {
             for node in &self.nodes {
@@ -633,8 +648,33 @@ fn is_mounted(path: &Path) -> bool {
         .any(|l| l.split(' ').nth(1) == Some(&target))
 }
 
+/// Whether any process has a file open in the mount `mnt` (a database, its WAL or its shared
+/// memory index): an unmount then fails with "Device or resource busy".
+fn in_use(mnt: &Path) -> bool {
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    processes
+        .flatten()
+        .filter(|p| {
+            p.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|p| std::fs::read_dir(p.path().join("fd")).ok())
+        .flat_map(|fds| fds.flatten())
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|file| file.starts_with(mnt)))
+}
+
+/// Removes the mount LiteFS left behind (it could not unmount, or did not stop in time). One
+/// still in use (apps left running across a LiteFS restart hold their files by design) cannot be
+/// unmounted at once: it is detached lazily, and goes once its last file is closed.
 fn unmount(path: &Path) {
-    if is_mounted(path) {
+    if !is_mounted(path) {
+        return;
+    }
+    if !in_use(path) {
         let _ = Command::new("fusermount3").arg("-u").arg(path).status();
     }
     if is_mounted(path) {

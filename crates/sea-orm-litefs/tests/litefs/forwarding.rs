@@ -12,7 +12,7 @@ use sea_orm_litefs::testing::Faults;
 use sea_orm_litefs::{
     ClusterConnection, ClusterError, ClusterTransaction, Procedure, Procedures, Role,
 };
-use test_support::cluster::{Cluster, wait_until};
+use test_support::cluster::{Cluster, REMOTE_TX_LEASE_MS, wait_until};
 
 const SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS note (id INTEGER PRIMARY KEY, body TEXT NOT NULL UNIQUE)";
@@ -98,7 +98,8 @@ async fn two_nodes(faults: Arc<Faults>) -> (Cluster, ClusterConnection, ClusterC
     two_nodes_timed(faults, None).await
 }
 
-/// The same, both nodes' forward timeout `timeout` if given (else the cluster's).
+/// The same, both nodes' forward timeout `timeout` if given (else the cluster's), with a
+/// remote-transaction lease below it: the cluster's, or half the timeout if that is shorter.
 async fn two_nodes_timed(
     faults: Arc<Faults>,
     timeout: Option<Duration>,
@@ -111,7 +112,9 @@ async fn two_nodes_timed(
             .register::<GatedNote>()
     };
     let timed = |options: sea_orm_litefs::Builder| match timeout {
-        Some(timeout) => options.forward_timeout(timeout),
+        Some(timeout) => options
+            .forward_timeout(timeout)
+            .remote_transaction_lease((timeout / 2).min(Duration::from_millis(REMOTE_TX_LEASE_MS))),
         None => options,
     };
     let primary = timed(cluster.options(1))
