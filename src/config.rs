@@ -92,7 +92,8 @@ pub struct Config {
     pub session_secret: Option<String>,
 
     /// The URL people use to reach the blog (`https://blog.example`): the origin of canonical
-    /// links, the feed and the sitemap (without it, the request's `Host`). When it is https (or,
+    /// links, the feed and the sitemap (without it, the request's `Host`, over https on Fly.io,
+    /// http elsewhere). When it is https (or,
     /// unset, on Fly.io), cookies are `Secure`; forms are accepted only from its origin (without
     /// it, from the request's host). Kept as browsers write it:
     /// `https://Blog.Example:443/` is `https://blog.example`.
