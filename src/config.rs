@@ -8,11 +8,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The blog: Tags and Posts on SQLite, replicated by LiteFS, writes forwarded to the primary.
 ///
-/// The options `migrate` reads too (the database, the cluster's, the log format) are global: they
-/// go before or after the subcommand. The others are serving's: `blog --listen ...` or
-/// `blog serve --listen ...`; `serve`'s are made global within it, so that clap gives the values
-/// written before `serve` to it as well (a global option's value is shared along the command
-/// line, the one given explicitly winning), and `migrate --help` lists none of them.
+/// With no command it serves the blog. Every option can also be set by the environment variable
+/// shown under it; a flag wins over its variable. `blog migrate --help` lists what migrating reads.
+//
+// The options `migrate` reads too (the database, the cluster's, the log format) are global: they
+// go before or after the subcommand. The others are serving's: `blog --listen ...` or
+// `blog serve --listen ...`; `serve`'s are made global within it, so that clap gives the values
+// written before `serve` to it as well (a global option's value is shared along the command
+// line, the one given explicitly winning), and `migrate --help` lists none of them.
 #[derive(Debug, Parser)]
 #[command(name = "blog", version, about)]
 #[command(mut_subcommand("serve", |serve| serve.mut_args(|arg| arg.global(true))))]
