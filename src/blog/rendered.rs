@@ -7,26 +7,32 @@
 //! replica renders what it reads). It holds at most a configured number of bytes of HTML
 //! (`BLOG_RENDER_CACHE_MB`, 0 turns it off), evicting what is least used ([`quick_cache`]'s
 //! CLOCK-Pro); concurrent views of a post not yet rendered wait for one render instead of each
-//! rendering it, and at most one render per core runs at once.
+//! rendering it, and at most one render per core runs at once. A view waits (for its turn, or
+//! for another view's render of the same post) without holding a thread: only a render that has
+//! its turn runs, on the blocking pool ([`RenderCache::render_async`]).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use quick_cache::sync::Cache;
 use quick_cache::{OptionsBuilder, Weighter};
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinError;
 
 /// Rendered HTML by the SHA-256 of its Markdown.
 pub struct RenderCache {
     cache: Option<Cache<[u8; 32], Arc<str>, HtmlBytes>>,
     hits: AtomicU64,
     misses: AtomicU64,
-    /// Renders running now (at most `renders_at_once`; the others wait for `render_done`), and
-    /// the most that ran at once.
-    rendering: Mutex<usize>,
-    render_done: Condvar,
-    renders_at_once: usize,
+    /// The turns to render: one permit per render allowed at once. Waited for asynchronously;
+    /// never closed.
+    turns: Arc<Semaphore>,
+    /// Renders running now, each holding a turn (so never more than the turns), and the most
+    /// that ran at once.
+    rendering: Arc<Mutex<usize>>,
     most_at_once: AtomicUsize,
 }
 
@@ -42,6 +48,21 @@ impl Weighter<[u8; 32], Arc<str>> for HtmlBytes {
 
 /// A guess at the average entry, to size the cache's table: a post of a few kilobytes.
 const TYPICAL_ENTRY_BYTES: u64 = 8 * 1024;
+
+/// A turn to render, given back when dropped, however the render ends (a panic included, or on
+/// the blocking pool after the view that asked for it went away: the render runs to its end
+/// there, and its turn is given back then).
+struct Turn {
+    rendering: Arc<Mutex<usize>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        // Before the permit (dropped after this): the count never passes the turns.
+        *self.rendering.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+    }
+}
 
 impl RenderCache {
     /// A cache of at most `bytes` of HTML; 0: none, every view renders.
@@ -69,59 +90,99 @@ impl RenderCache {
             cache,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            rendering: Mutex::new(0),
-            render_done: Condvar::new(),
-            renders_at_once: renders.max(1),
+            turns: Arc::new(Semaphore::new(renders.clamp(1, Semaphore::MAX_PERMITS))),
+            rendering: Arc::new(Mutex::new(0)),
             most_at_once: AtomicUsize::new(0),
         }
     }
 
-    /// The sanitised HTML of `markdown`, rendered now or earlier. Blocking: call it where a long
-    /// render may run (the blocking pool).
+    /// The sanitised HTML of `markdown`, rendered now or earlier, for a view on the runtime. It
+    /// waits for another view's render of the same Markdown, and for a turn to render, without
+    /// holding a thread; only the render itself, once it has its turn, runs on the blocking
+    /// pool, so that however long a post takes to render, the runtime's threads go on serving
+    /// other requests. An error only if the render panicked.
+    ///
+    /// Dropped (the request went away) while waiting, nothing is held: the post's placeholder
+    /// goes to the next view waiting for it, which renders it. Dropped while rendering, the
+    /// render ends on the blocking pool and gives its turn back; the placeholder goes on as
+    /// above.
+    pub async fn render_async(&self, markdown: String) -> Result<Arc<str>, JoinError> {
+        let Some(cache) = &self.cache else {
+            let html = self.render_on_the_pool(markdown).await?;
+            self.count(false);
+            return Ok(html);
+        };
+        let key: [u8; 32] = Sha256::digest(markdown.as_bytes()).into();
+        match cache.get_value_or_guard_async(&key).await {
+            Ok(html) => {
+                self.count(true);
+                Ok(html)
+            }
+            Err(placeholder) => {
+                // A render that fails drops the placeholder unfilled, as a view that went away.
+                let html = self.render_on_the_pool(markdown).await?;
+                // Refused only if the placeholder was taken out meanwhile: the HTML is still
+                // this view's.
+                let _ = placeholder.insert(html.clone());
+                self.count(false);
+                Ok(html)
+            }
+        }
+    }
+
+    /// Renders `markdown` on the blocking pool once it has a turn, waited for here.
+    async fn render_on_the_pool(&self, markdown: String) -> Result<Arc<str>, JoinError> {
+        let turn = self.turn().await;
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            Arc::<str>::from(super::markdown::render(&markdown))
+        })
+        .await
+    }
+
+    /// The sanitised HTML of `markdown`, rendered now or earlier, on this thread: blocking (it
+    /// waits here for another render of the same Markdown and for a turn), for a thread of its
+    /// own. A view on the runtime uses [`RenderCache::render_async`].
     pub fn render(&self, markdown: &str) -> Arc<str> {
+        let render_here = || {
+            let _turn = block_on(self.turn());
+            Arc::<str>::from(super::markdown::render(markdown))
+        };
         let Some(cache) = &self.cache else {
             self.count(false);
-            return self.render_now(markdown);
+            return render_here();
         };
         let key: [u8; 32] = Sha256::digest(markdown.as_bytes()).into();
         let mut rendered_here = false;
         let html = cache
             .get_or_insert_with(&key, || {
                 rendered_here = true;
-                Ok::<_, Infallible>(self.render_now(markdown))
+                Ok::<_, Infallible>(render_here())
             })
             .unwrap_or_else(|never| match never {});
         self.count(!rendered_here);
         html
     }
 
-    /// Renders `markdown` once fewer than `renders_at_once` renders run: a burst of views of
-    /// posts not rendered yet waits its turn (holding blocking-pool threads, but not cores)
-    /// rather than taking every core from the rest of the server.
-    fn render_now(&self, markdown: &str) -> Arc<str> {
-        {
-            // Checked again after every wake-up, also once the lock is poisoned (`wait_while`
-            // would then return at the first wake-up without checking).
-            let mut running = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
-            while *running >= self.renders_at_once {
-                running = self
-                    .render_done
-                    .wait(running)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
-            *running += 1;
-            self.most_at_once.fetch_max(*running, Ordering::Relaxed);
+    /// A turn to render, once fewer than the turns' renders run: a burst of views of posts not
+    /// rendered yet waits its turn rather than taking every core from the rest of the server.
+    /// Waiting holds no thread (but in [`RenderCache::render`], which blocks its own).
+    async fn turn(&self) -> Turn {
+        let permit = self
+            .turns
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the turns are never closed");
+        // Kept right also once the lock is poisoned: each change is one step under the lock.
+        let mut running = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        *running += 1;
+        self.most_at_once.fetch_max(*running, Ordering::Relaxed);
+        drop(running);
+        Turn {
+            rendering: self.rendering.clone(),
+            _permit: permit,
         }
-        // Given back however the render ends (a panic included).
-        struct Done<'a>(&'a RenderCache);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                *self.0.rendering.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-                self.0.render_done.notify_one();
-            }
-        }
-        let _done = Done(self);
-        Arc::from(super::markdown::render(markdown))
     }
 
     /// Views served from the cache, and views that rendered.
@@ -140,6 +201,26 @@ impl RenderCache {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(name).increment(1);
+    }
+}
+
+/// Runs `future` to its end on this thread, parked while it waits: for [`RenderCache::render`]'s
+/// turn, off the runtime (the turns are a runtime-independent semaphore).
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
     }
 }
 
@@ -378,5 +459,232 @@ mod tests {
         }
         let most = cache.most_at_once.load(Ordering::Relaxed);
         assert_eq!(most, 1, "{most} renders at once with 1 allowed");
+    }
+
+    /// A runtime with at most `blocking` threads in its blocking pool (a small server's).
+    fn runtime_with_blocking_threads(blocking: usize) -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(blocking)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A view of `body`, spawned on the runtime; `entered` counts it once its render has been
+    /// polled once (it has its place in a queue: for a turn, or for another view's render).
+    fn spawn_view(
+        cache: &Arc<RenderCache>,
+        body: String,
+        entered: &Arc<AtomicUsize>,
+    ) -> tokio::task::JoinHandle<Result<Arc<str>, tokio::task::JoinError>> {
+        let (cache, entered) = (cache.clone(), entered.clone());
+        tokio::spawn(async move {
+            let mut render = std::pin::pin!(cache.render_async(body));
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(render.as_mut().poll(cx))).await;
+            entered.fetch_add(1, Ordering::SeqCst);
+            match first {
+                std::task::Poll::Ready(html) => html,
+                std::task::Poll::Pending => render.await,
+            }
+        })
+    }
+
+    /// Waits (polling, without holding anything) until `ready` holds.
+    async fn until(ready: impl Fn() -> bool) {
+        while !ready() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Views of more posts not rendered yet than there are turns: the views waiting for a turn
+    /// hold no blocking-pool thread, so the rest of the server is not held up behind them. With
+    /// one turn and two blocking threads, while the first render runs, other blocking work (a
+    /// trivial task) and a view of a post already rendered both finish before any render does.
+    #[test]
+    fn views_waiting_for_a_turn_hold_no_blocking_thread() {
+        let runtime = runtime_with_blocking_threads(2);
+        let cache = Arc::new(RenderCache::with_renders_at_once(1 << 24, 1));
+        let body = |i: usize| format!("# Post {i}\n\n") + &"Some *text*, `code`.\n\n".repeat(4_000);
+        runtime.block_on(async {
+            let cached = cache.render_async("*cached*".to_owned()).await.unwrap();
+            let entered = Arc::new(AtomicUsize::new(0));
+            let views: Vec<_> = (0..4)
+                .map(|i| spawn_view(&cache, body(i), &entered))
+                .collect();
+            // A render has its turn; the other views wait for theirs.
+            until(|| entered.load(Ordering::SeqCst) == 4 && *cache.rendering.lock().unwrap() == 1)
+                .await;
+            let probe = tokio::task::spawn_blocking(|| ());
+            let again = cache.render_async("*cached*".to_owned());
+            let (probe, again) = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+                tokio::join!(probe, again)
+            })
+            .await
+            .expect("the other blocking task and the cached view finish");
+            let renders_done = views.iter().filter(|v| v.is_finished()).count();
+            assert_eq!(
+                renders_done, 0,
+                "the other blocking task and the cached view waited for {renders_done} renders"
+            );
+            probe.unwrap();
+            assert!(Arc::ptr_eq(&again.unwrap(), &cached));
+            for (i, view) in views.into_iter().enumerate() {
+                let html = view.await.unwrap().unwrap();
+                assert_eq!(&*html, super::super::markdown::render(&body(i)));
+            }
+        });
+        assert_eq!(cache.counts(), (1, 5));
+        assert_eq!(cache.most_at_once.load(Ordering::Relaxed), 1);
+        assert_eq!(*cache.rendering.lock().unwrap(), 0);
+    }
+
+    /// Views of a post that another view is rendering wait for that render without holding a
+    /// blocking-pool thread: with the post's placeholder held (as the view rendering it holds
+    /// it) and two blocking threads, three views of the post wait, and other blocking work still
+    /// runs. Once the HTML is in, the three answer it, without a render of their own.
+    #[test]
+    fn views_waiting_for_another_view_s_render_hold_no_blocking_thread() {
+        let runtime = runtime_with_blocking_threads(2);
+        let cache = Arc::new(RenderCache::with_renders_at_once(1 << 20, 1));
+        let body = "# Awaited\n\nIts *text*.".to_owned();
+        let key: [u8; 32] = Sha256::digest(body.as_bytes()).into();
+        let quick_cache::sync::GuardResult::Guard(guard) =
+            cache.cache.as_ref().unwrap().get_value_or_guard(&key, None)
+        else {
+            panic!("a post not rendered yet has no HTML");
+        };
+        let theirs: Arc<str> = Arc::from("<p>rendered by the other view</p>");
+        runtime.block_on(async {
+            let entered = Arc::new(AtomicUsize::new(0));
+            let views: Vec<_> = (0..3)
+                .map(|_| spawn_view(&cache, body.clone(), &entered))
+                .collect();
+            until(|| entered.load(Ordering::SeqCst) == 3).await;
+            let probe = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                tokio::task::spawn_blocking(|| ()),
+            )
+            .await;
+            assert!(
+                probe.is_ok(),
+                "other blocking work waited behind views waiting for a render"
+            );
+            assert!(views.iter().all(|v| !v.is_finished()), "no HTML yet");
+            guard.insert(theirs.clone()).unwrap();
+            for view in views {
+                assert!(Arc::ptr_eq(&view.await.unwrap().unwrap(), &theirs));
+            }
+        });
+        assert_eq!(cache.counts(), (3, 0));
+        assert_eq!(cache.most_at_once.load(Ordering::Relaxed), 0);
+    }
+
+    /// Fails (rather than hangs) if `future` has not finished in 60 seconds.
+    async fn within_a_minute<F: Future>(what: &str, future: F) -> F::Output {
+        tokio::time::timeout(std::time::Duration::from_secs(60), future)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: not finished in a minute"))
+    }
+
+    /// The views' way ([`RenderCache::render_async`]) keeps the cap and the dedupe: views of
+    /// different posts at once render at most two at once with two turns (also once the count's
+    /// lock is poisoned), and concurrent views of one post not rendered yet render it once.
+    #[test]
+    fn views_keep_the_cap_and_render_a_post_once() {
+        let runtime = runtime_with_blocking_threads(64);
+        let body = |i: usize| format!("# Post {i}\n\n") + &"Some *text*, `code`.\n\n".repeat(500);
+        for (size, poisoned) in [(1 << 20, false), (0, false), (1 << 20, true)] {
+            let cache = Arc::new(RenderCache::with_renders_at_once(size, 2));
+            if poisoned {
+                let poisoner = cache.clone();
+                let _ = std::thread::spawn(move || {
+                    let _held = poisoner.rendering.lock().unwrap();
+                    panic!("poison the count's lock");
+                })
+                .join();
+            }
+            runtime.block_on(within_a_minute("views", async {
+                let views: Vec<_> = (0..8)
+                    .map(|i| {
+                        let (cache, body) = (cache.clone(), body(i));
+                        tokio::spawn(async move { cache.render_async(body).await })
+                    })
+                    .collect();
+                for (i, view) in views.into_iter().enumerate() {
+                    let html = view.await.unwrap().unwrap();
+                    assert_eq!(&*html, super::super::markdown::render(&body(i)));
+                }
+            }));
+            let most = cache.most_at_once.load(Ordering::Relaxed);
+            assert!((1..=2).contains(&most), "{most} at once, {size} {poisoned}");
+            assert_eq!(cache.counts(), (0, 8), "{size} {poisoned}");
+            assert_eq!(
+                *cache.rendering.lock().unwrap_or_else(|e| e.into_inner()),
+                0
+            );
+        }
+        let cache = Arc::new(RenderCache::with_renders_at_once(1 << 20, 2));
+        let htmls = runtime.block_on(within_a_minute("views of one post", async {
+            let views: Vec<_> = (0..8)
+                .map(|_| {
+                    let (cache, body) = (cache.clone(), body(0));
+                    tokio::spawn(async move { cache.render_async(body).await })
+                })
+                .collect();
+            let mut htmls = Vec::new();
+            for view in views {
+                htmls.push(view.await.unwrap().unwrap());
+            }
+            htmls
+        }));
+        assert!(htmls.iter().all(|h| Arc::ptr_eq(h, &htmls[0])));
+        assert_eq!(cache.counts(), (7, 1));
+    }
+
+    /// A view whose request went away (its future dropped: a client that disconnected) while it
+    /// waited for a turn, holding its post's placeholder, or while its render ran, or while
+    /// another view waited for its render: no turn is kept and no placeholder blocks the post.
+    /// The next view of the post renders it, a view waiting for the render takes it over, and
+    /// every turn is given back.
+    #[test]
+    fn a_view_that_went_away_keeps_no_turn_and_blocks_no_post() {
+        let runtime = runtime_with_blocking_threads(8);
+        let cache = Arc::new(RenderCache::with_renders_at_once(1 << 24, 1));
+        let body = |name: &str| format!("# {name}\n\n") + &"Some *text*, `code`.\n\n".repeat(4_000);
+        let rendering = || *cache.rendering.lock().unwrap();
+        runtime.block_on(within_a_minute("views", async {
+            let entered = Arc::new(AtomicUsize::new(0));
+            // Gone while waiting for a turn, with its post's placeholder.
+            let long = spawn_view(&cache, body("long"), &entered);
+            until(|| rendering() == 1).await;
+            let waiting = spawn_view(&cache, body("waiting"), &entered);
+            until(|| entered.load(Ordering::SeqCst) == 2).await;
+            waiting.abort();
+            assert!(waiting.await.unwrap_err().is_cancelled());
+            long.await.unwrap().unwrap();
+            let html = cache.render_async(body("waiting")).await.unwrap();
+            assert_eq!(&*html, super::super::markdown::render(&body("waiting")));
+
+            // Gone while rendering, with a view of the same post waiting for that render: the
+            // waiting view renders it, once the first render has given its turn back.
+            let first = spawn_view(&cache, body("rendering"), &entered);
+            until(|| rendering() == 1).await;
+            let second = spawn_view(&cache, body("rendering"), &entered);
+            until(|| entered.load(Ordering::SeqCst) == 4).await;
+            first.abort();
+            assert!(first.await.unwrap_err().is_cancelled());
+            let html = second.await.unwrap().unwrap();
+            assert_eq!(&*html, super::super::markdown::render(&body("rendering")));
+            until(|| rendering() == 0).await;
+            // Both are cached now.
+            for name in ["waiting", "rendering"] {
+                cache.render_async(body(name)).await.unwrap();
+            }
+        }));
+        assert_eq!(cache.most_at_once.load(Ordering::Relaxed), 1);
+        assert_eq!(*cache.rendering.lock().unwrap(), 0);
+        assert_eq!(cache.counts(), (2, 3));
     }
 }

@@ -106,12 +106,32 @@ fn new_tag(label: &TagLabel) -> tag::ActiveModel {
     }
 }
 
+/// Why `label`, too long to be stored ([`TagLabel::check_length`]), cannot be a tag's label: a
+/// [`BlogError::Conflict`], as a short label gets, if it names a tag other than `own` in another
+/// case (a case may be longer than the tag's label, see
+/// [`MAX_TYPED_LABEL_CHARS`](super::input::MAX_TYPED_LABEL_CHARS)), else a
+/// [`BlogError::Validation`] of `label` (too long). `Ok` if it is not too long.
+async fn check_length<C: ConnectionTrait>(
+    db: &C,
+    label: &TagLabel,
+    own: Option<i32>,
+) -> Result<(), BlogError> {
+    let Err(too_long) = label.check_length() else {
+        return Ok(());
+    };
+    match find_by_label(db, label.as_str()).await {
+        Ok(tag) if Some(tag.id) != own => {
+            Err(BlogError::Conflict(Unique::TagLabel.message().into()))
+        }
+        Ok(_) | Err(BlogError::NotFound) => Err(BlogError::field("label", too_long)),
+        Err(other) => Err(other),
+    }
+}
+
 /// Creates the tag `label`: a [`BlogError::Conflict`] if a tag has that label in any case, a
-/// [`BlogError::Validation`] of `label` if it is too long to be stored.
+/// [`BlogError::Validation`] of `label` if it is too long to be stored (and names no tag).
 pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag::Model, BlogError> {
-    label
-        .check_length()
-        .map_err(|e| BlogError::field("label", e))?;
+    check_length(db, label, None).await?;
     new_tag(label)
         .insert(db)
         .await
@@ -120,7 +140,8 @@ pub async fn create<C: ConnectionTrait>(db: &C, label: &TagLabel) -> Result<tag:
 
 /// Renames the tag `id` to `label`, which may differ from its label only in case; a
 /// [`BlogError::Conflict`] if another tag has that label in any case, a
-/// [`BlogError::Validation`] of `label` if it is too long to be stored.
+/// [`BlogError::Validation`] of `label` if it is too long to be stored (and names no other tag),
+/// [`BlogError::NotFound`] if there is no tag `id`, before either.
 ///
 /// In a transaction (on a replica, a transaction on the primary), in two statements: the tag
 /// first gets a temporary key of its own, then its label and its key. The database refuses a
@@ -133,9 +154,12 @@ pub async fn rename<C: ConnectionTrait + TransactionTrait>(
     id: i32,
     label: &TagLabel,
 ) -> Result<tag::Model, BlogError> {
-    label
-        .check_length()
-        .map_err(|e| BlogError::field("label", e))?;
+    if label.check_length().is_err() {
+        // Nothing is written: read, not in a transaction. The tag first, as a short label's
+        // rename finds it before its key is refused.
+        find_by_id(db, id).await?;
+        check_length(db, label, Some(id)).await?;
+    }
     let txn = db.begin().await?;
     match rename_in(&txn, id, label).await {
         Ok(tag) => {

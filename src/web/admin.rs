@@ -157,14 +157,33 @@ async fn dashboard(
     dashboard_page(&state, visitor, q.page, None).await
 }
 
-/// The dashboard at page `page` of the posts; with `refused`, a delete just refused (a 409).
+/// Posts on a page of the dashboard.
+const DASHBOARD_PER_PAGE: u64 = 20;
+
+/// The dashboard at page `page` of the posts; with `refused`, a delete just refused (a 409),
+/// shown on that page if it is still there, else on the last page.
 async fn dashboard_page(
     state: &AppState,
     visitor: Visitor,
     page: u64,
     refused: Option<DeleteRefused>,
 ) -> Result<Response, PageError> {
-    let page = posts::list(&state.db, Visibility::All, None, page, 20).await?;
+    let list = |page| posts::list(&state.db, Visibility::All, None, page, DASHBOARD_PER_PAGE);
+    let page = match list(page).await {
+        // A refused delete from a page that is gone (posts deleted meanwhile), or from a page
+        // that never was: the last page there is, not a 404 in place of the 409.
+        Err(BlogError::NotFound) if refused.is_some() && page > 1 => {
+            let first = list(1).await?;
+            match first.total_pages {
+                1 => first,
+                last => match list(last).await {
+                    Err(BlogError::NotFound) => first,
+                    other => other?,
+                },
+            }
+        }
+        other => other?,
+    };
     let drafts = posts::count_drafts(&state.db).await?;
     let tag_count = tags::list_with_counts(&state.db, Visibility::All)
         .await?
@@ -584,6 +603,18 @@ async fn legacy_tag_split(state: &AppState, id: i32, raw_tags: &str) -> Option<S
 struct DeleteForm {
     post_id: Option<String>,
     version: Option<String>,
+    /// The page of the dashboard the button was on, to come back to if the delete is refused;
+    /// absent (a page of before this field) or not a number: page 1.
+    page: Option<String>,
+}
+
+impl DeleteForm {
+    fn page(&self) -> u64 {
+        self.page
+            .as_deref()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(1)
+    }
 }
 
 /// A delete form's address opened (a login returning to the page a delete was refused on):
@@ -614,7 +645,7 @@ async fn delete_post(
         return match posts::find_by_slug(&state.db, &slug, Visibility::All).await {
             Ok(current) => {
                 let refused = DeleteRefused::new(DELETE_VERSION_UNKNOWN, &current);
-                dashboard_page(&state, visitor, 1, Some(refused)).await
+                dashboard_page(&state, visitor, form.page(), Some(refused)).await
             }
             Err(BlogError::NotFound) => gone(visitor, POST_ALREADY_GONE),
             Err(other) => Err(other.into()),
@@ -636,7 +667,7 @@ async fn delete_post(
         Err(other) => return Err(other.into()),
     };
     let refused = DeleteRefused::new(DELETE_CHANGED_MEANWHILE, &current);
-    dashboard_page(&state, visitor, 1, Some(refused)).await
+    dashboard_page(&state, visitor, form.page(), Some(refused)).await
 }
 
 /// What the dashboard says after a delete of a post that no address holds any more (deleted in

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use std::sync::Arc;
 
 use super::AppState;
 use super::auth::Visitor;
@@ -85,8 +86,7 @@ async fn show_post(
     let (jar, mut chrome) = state.chrome(&visitor, post.post.title.clone());
     chrome.description = markdown::excerpt(&post.post.body, 160);
     chrome.og_type = "article";
-    let renders = state.renders.clone();
-    let html = off_the_runtime(post.post.body.clone(), move |body| renders.render(&body)).await?;
+    let html = rendered(&state, post.post.body.clone()).await?;
     let view = PostPage {
         chrome,
         html,
@@ -95,8 +95,18 @@ async fn show_post(
     Ok((jar, view))
 }
 
-/// Runs `work` (rendering posts' Markdown) on the blocking pool: however long a post takes to
-/// render, the runtime's threads go on serving other requests, `/healthz` included.
+/// The HTML of a post's Markdown, from the render cache: rendered on the blocking pool (however
+/// long a post takes to render, the runtime's threads go on serving other requests, `/healthz`
+/// included), waiting for its turn, or for another view's render of it, without holding a thread.
+async fn rendered(state: &AppState, markdown: String) -> Result<Arc<str>, Error> {
+    state
+        .renders
+        .render_async(markdown)
+        .await
+        .map_err(|e| Error::Internal(format!("rendering failed: {e}")))
+}
+
+/// Runs `work` (the feed's entries, from posts and their HTML) on the blocking pool.
 async fn off_the_runtime<T: Send + 'static, R: Send + 'static>(
     input: T,
     work: impl FnOnce(T) -> R + Send + 'static,
@@ -202,11 +212,16 @@ async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
     let origin = state.site.origin(&headers);
     let latest = posts::latest_published(&state.db, FEED_ENTRIES).await?;
     let feed_origin = origin.clone();
-    let renders = state.renders.clone();
-    let entries = off_the_runtime(latest, move |latest| {
+    // One post at a time: a feed request takes at most one turn to render.
+    let mut htmls = Vec::with_capacity(latest.len());
+    for post in &latest {
+        htmls.push(rendered(&state, post.body.clone()).await?);
+    }
+    let entries = off_the_runtime((latest, htmls), move |(latest, htmls)| {
         latest
             .iter()
-            .map(|p| FeedEntry::new(&feed_origin, p, &renders.render(&p.body)))
+            .zip(&htmls)
+            .map(|(p, html)| FeedEntry::new(&feed_origin, p, html))
             .collect::<Vec<_>>()
     })
     .await?;

@@ -473,3 +473,115 @@ async fn review_a_delete_from_page_two_of_the_dashboard_deletes_that_post() {
     assert_eq!(status_of(&app, "post-0").await, StatusCode::NOT_FOUND);
     assert_eq!(status_of(&app, "post-1").await, StatusCode::OK);
 }
+
+/// The field `name` of the form `fields`, if it has one.
+fn field_of(fields: &[(String, String)], name: &str) -> Option<String> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// A delete refused from page 2 of the dashboard: the 409 is page 2 (the page the admin was on,
+/// its rows and its pager), not page 1, with the refused post shown as it is now and a button for
+/// that version, which keeps the page too and deletes the post.
+#[tokio::test]
+async fn a_delete_refused_from_page_two_shows_page_two() {
+    let app = spawn_app().await;
+    for i in 0..22 {
+        app.create_post(json!({ "title": format!("Post {i}"), "body": "x", "published": true }))
+            .await;
+    }
+    app.login().await;
+    let (status, page_two) = app.get_text("/admin?page=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page_two.contains("Page 2 of 2"), "{page_two}");
+    let form = delete_form(&page_two, "post-0");
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/post-0",
+            Some(&json!({ "body": "rewritten meanwhile" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let response = press_delete(&app, "post-0", &form).await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert_eq!(status_of(&app, "post-0").await, StatusCode::OK);
+    assert!(html.contains(CHANGED_SINCE_LOADED), "{html}");
+    assert!(
+        html.contains("Page 2 of 2"),
+        "the 409 is not the page the delete came from: {html}"
+    );
+    // Page 2's rows, not page 1's.
+    form_fields(&html, "/admin/posts/post-1/delete").expect("page 2's other post is listed");
+    assert!(
+        form_fields(&html, "/admin/posts/post-21/delete").is_none(),
+        "page 1's newest post is listed: {html}"
+    );
+
+    // The refused post's button names its version now, and keeps the page.
+    let again = delete_form(&html, "post-0");
+    assert_ne!(field_of(&again, "version"), field_of(&form, "version"));
+    assert_eq!(field_of(&again, "page").as_deref(), Some("2"), "{again:?}");
+    let response = press_delete(&app, "post-0", &again).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(status_of(&app, "post-0").await, StatusCode::NOT_FOUND);
+}
+
+/// A delete refused from a page that is no longer there (posts deleted meanwhile), or naming a
+/// page that never was: the 409 is the last page there is, never a 404 or a 5xx, with the refused
+/// post and its button; a page field that is not a number is page 1.
+#[tokio::test]
+async fn a_delete_refused_from_a_page_gone_meanwhile_shows_the_last_page() {
+    let app = spawn_app().await;
+    for i in 0..21 {
+        app.create_post(json!({ "title": format!("Post {i}"), "body": "x", "published": true }))
+            .await;
+    }
+    app.login().await;
+    let (_, page_two) = app.get_text("/admin?page=2").await;
+    let form = delete_form(&page_two, "post-0");
+    assert_eq!(field_of(&form, "page").as_deref(), Some("2"), "{form:?}");
+    // Page 2 goes: 20 posts left, one page.
+    let (status, _) = app.api_call(Method::DELETE, "/posts/post-20", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/post-0",
+            Some(&json!({ "body": "v2" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let with_page = |page: &str| {
+        let mut fields: Vec<(String, String)> =
+            form.iter().filter(|(n, _)| n != "page").cloned().collect();
+        fields.push(("page".into(), page.into()));
+        fields
+    };
+    for page in [
+        "2",
+        "99999999999999999999",
+        "18446744073709551615",
+        "0",
+        "-1",
+        "two",
+        "",
+    ] {
+        let response = press_delete(&app, "post-0", &with_page(page)).await;
+        let status = response.status();
+        let html = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::CONFLICT, "page {page:?}: {html}");
+        assert!(html.contains(CHANGED_SINCE_LOADED), "{html}");
+        // The one page there is: its newest and oldest posts, and the refused post's button.
+        form_fields(&html, "/admin/posts/post-19/delete").expect("the last page's rows");
+        let again = delete_form(&html, "post-0");
+        assert_ne!(field_of(&again, "version"), field_of(&form, "version"));
+    }
+    assert_eq!(status_of(&app, "post-0").await, StatusCode::OK);
+}

@@ -522,3 +522,115 @@ async fn a_case_only_rename_of_a_non_ascii_label_works_and_is_all_or_nothing() {
     );
     assert_eq!(tags_of(&app, "p").await, json!(["ärger", "Über"]));
 }
+
+/// A label as typed may be up to 160 characters, though a label stored has at most 40: one of
+/// 41 or more whose key is an existing tag's (`İ` typed as `i` and a combining dot, two
+/// characters) names that tag. Created (API and Tags page), or given to another tag by a rename,
+/// it gets the answer a short label naming that tag in another case gets: it already exists, not
+/// "at most 40 characters". A long label naming no tag, or a rename of the tag itself to a label
+/// too long to be stored, is still "at most 40 characters".
+#[tokio::test]
+async fn a_long_label_naming_an_existing_tag_is_refused_as_that_tag() {
+    let app = spawn_app().await;
+    let dotted = "İ".repeat(21);
+    let dotted_id = app.create_tag(&dotted).await["id"].as_i64().unwrap();
+    let go = app.create_tag("go").await["id"].as_i64().unwrap();
+    // The same tag, typed 42 characters long, and typed short (40) in another case.
+    let long = "i\u{307}".repeat(21);
+    let short = format!("{}{}", "İ".repeat(19), "i\u{307}".repeat(2));
+    assert!(long.chars().count() > 40 && short.chars().count() <= 40);
+
+    for (method, path) in [
+        (Method::POST, "/tags".to_owned()),
+        (Method::PATCH, format!("/tags/{go}")),
+    ] {
+        let short_answer = app
+            .api_call(method.clone(), &path, Some(&json!({ "label": short })))
+            .await;
+        assert_eq!(
+            short_answer.0,
+            StatusCode::CONFLICT,
+            "{path}: {short_answer:?}"
+        );
+        let long_answer = app
+            .api_call(method.clone(), &path, Some(&json!({ "label": long })))
+            .await;
+        assert_eq!(long_answer, short_answer, "{method} {path}");
+        // A long label naming no tag: too long.
+        let (status, body) = app
+            .api_call(method, &path, Some(&json!({ "label": "x".repeat(41) })))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        assert!(
+            body["fields"]["label"]
+                .as_str()
+                .unwrap()
+                .contains("at most 40 characters"),
+            "{path}: {body}"
+        );
+    }
+    // The tag renamed to its own label in that longer case: it would be stored, so too long.
+    let (status, body) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{dotted_id}"),
+            Some(&json!({ "label": long })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["fields"]["label"]
+            .as_str()
+            .unwrap()
+            .contains("at most 40 characters"),
+        "{body}"
+    );
+    // A rename of a tag deleted meanwhile to that label: the tag is gone, as for a short label.
+    let gone = app.create_tag("gone").await["id"].as_i64().unwrap();
+    let (status, _) = app
+        .api_call(Method::DELETE, &format!("/tags/{gone}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let short_gone = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{gone}"),
+            Some(&json!({ "label": short })),
+        )
+        .await;
+    let long_gone = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{gone}"),
+            Some(&json!({ "label": long })),
+        )
+        .await;
+    assert_eq!(short_gone.0, StatusCode::NOT_FOUND, "{short_gone:?}");
+    assert_eq!(long_gone, short_gone);
+
+    // The Tags page: the form comes back as for the short label, with the label kept.
+    app.login().await;
+    for path in ["/admin/tags".to_owned(), format!("/admin/tags/{go}")] {
+        let mut answers = Vec::new();
+        for label in [&short, &long] {
+            let csrf = app.csrf_for("/admin/tags").await;
+            let response = app
+                .post_form(&path, &[("csrf", &csrf), ("label", label)])
+                .await;
+            let status = response.status();
+            let html = response.text().await.unwrap();
+            assert!(html.contains(&format!(r#"value="{label}""#)), "{html}");
+            answers.push((status, html.replace(label.as_str(), "LABEL")));
+        }
+        assert_eq!(answers[0].0, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert!(
+            answers[1]
+                .1
+                .contains("a tag with this label already exists"),
+            "{path}: {}",
+            answers[1].1
+        );
+        assert_eq!(answers[1].0, answers[0].0, "{path}");
+    }
+    assert_eq!(app.tag_labels().await, ["go", dotted.as_str()]);
+}
