@@ -8,11 +8,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The blog: Tags and Posts on SQLite, replicated by LiteFS, writes forwarded to the primary.
 ///
-/// The options `migrate` reads too (the database, the cluster's, the log format) are global: they
-/// go before or after the subcommand. The others are serving's: `blog --listen ...` or
-/// `blog serve --listen ...`; `serve`'s are made global within it, so that clap gives the values
-/// written before `serve` to it as well (a global option's value is shared along the command
-/// line, the one given explicitly winning), and `migrate --help` lists none of them.
+/// With no command it serves the blog. Every option can also be set by the environment variable
+/// shown under it; a flag wins over its variable. `blog migrate --help` lists what migrating reads.
+//
+// The options `migrate` reads too (the database, the cluster's, the log format) are global: they
+// go before or after the subcommand. The others are serving's: `blog --listen ...` or
+// `blog serve --listen ...`; `serve`'s are made global within it, so that clap gives the values
+// written before `serve` to it as well (a global option's value is shared along the command
+// line, the one given explicitly winning), and `migrate --help` lists none of them.
 #[derive(Debug, Parser)]
 #[command(name = "blog", version, about)]
 #[command(mut_subcommand("serve", |serve| serve.mut_args(|arg| arg.global(true))))]
@@ -92,7 +95,8 @@ pub struct Config {
     pub session_secret: Option<String>,
 
     /// The URL people use to reach the blog (`https://blog.example`): the origin of canonical
-    /// links, the feed and the sitemap (without it, the request's `Host`). When it is https (or,
+    /// links, the feed and the sitemap (without it, the request's `Host`, over https on Fly.io,
+    /// http elsewhere). When it is https (or,
     /// unset, on Fly.io), cookies are `Secure`; forms are accepted only from its origin (without
     /// it, from the request's host). Kept as browsers write it:
     /// `https://Blog.Example:443/` is `https://blog.example`.

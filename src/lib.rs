@@ -354,6 +354,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             title: config.site_title.clone(),
             description: config.site_description.clone(),
             url: config.public_url.clone(),
+            https: config.secure_cookies(),
         }),
     };
     let app = web::app(state);

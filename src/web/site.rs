@@ -23,6 +23,9 @@ pub struct Site {
     /// request's `Host` is used: fine for trying it out, but set it in production so canonical
     /// links and feed ids do not depend on what a client sent.
     pub url: Option<String>,
+    /// Without `url`, whether the request's host is served over https: on Fly.io, whose proxy
+    /// serves every app over https, the blog itself sees only plain HTTP.
+    pub https: bool,
 }
 
 impl Site {
@@ -39,7 +42,8 @@ impl Site {
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
             })
             .unwrap_or("localhost");
-        format!("http://{host}")
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{host}")
     }
 }
 

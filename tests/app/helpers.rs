@@ -118,9 +118,19 @@ pub fn new_dir() -> PathBuf {
 /// Starts the real `blog` binary, standalone, on a port of its own with its database in `dir`
 /// and [`PASSWORD`], plus `args`; returns the process and its `host:port` once it listens.
 pub fn spawn_binary(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
+    spawn_binary_with(dir, args, &[])
+}
+
+/// [`spawn_binary`] with these environment variables set too.
+pub fn spawn_binary_with(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_blog"))
         .args(args)
+        .envs(env.iter().copied())
         .env("BLOG_LISTEN", "127.0.0.1:0")
         .env("BLOG_DATABASE", dir.join("blog.db"))
         .env("BLOG_ADMIN_PASSWORD", PASSWORD)

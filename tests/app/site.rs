@@ -570,3 +570,46 @@ async fn review_views_waiting_for_one_render_do_not_hold_up_the_health_check() {
         "a health check waited {slowest:?} of the pages' {took:?}"
     );
 }
+
+/// On Fly.io with no `BLOG_PUBLIC_URL`, absolute links follow the request's host but are https:
+/// Fly's proxy serves every app over https (`force_https` in fly.toml), and the cookies already
+/// say so. Before, a deploy that followed the docs had every canonical link, feed id and sitemap
+/// entry on `http://`.
+#[tokio::test]
+async fn on_fly_without_a_public_url_absolute_links_are_https() {
+    let dir = crate::helpers::new_dir();
+    let (mut child, addr) =
+        crate::helpers::spawn_binary_with(&dir, &[], &[("FLY_APP_NAME", "my-blog")]);
+    let client = reqwest::Client::new();
+    let mut pages = Vec::new();
+    for path in ["/", "/robots.txt", "/sitemap.xml", "/feed.xml"] {
+        let response = client
+            .get(format!("http://{addr}{path}"))
+            .header("host", "my-blog.fly.dev")
+            .header("fly-client-ip", "203.0.113.7")
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        pages.push(response.text().await.unwrap());
+    }
+    let [home, robots, sitemap, feed] = <[String; 4]>::try_from(pages).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        home.contains(r#"<link rel="canonical" href="https://my-blog.fly.dev/">"#),
+        "{home}"
+    );
+    assert!(
+        robots.contains("Sitemap: https://my-blog.fly.dev/sitemap.xml"),
+        "{robots}"
+    );
+    assert!(
+        sitemap.contains("<loc>https://my-blog.fly.dev/</loc>"),
+        "{sitemap}"
+    );
+    for text in [&home, &robots, &sitemap, &feed] {
+        assert!(!text.contains("http://my-blog"), "{text}");
+    }
+}
