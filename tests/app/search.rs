@@ -319,3 +319,34 @@ async fn a_search_that_finds_every_post_of_thousands_answers_in_time() {
         );
     }
 }
+
+/// During a rolling deploy a node of this version can serve reads from a database the primary
+/// (still of the version before) has not migrated yet: no unstemmed index. Search then answers
+/// as before it (the stemmed index only, each word a prefix of a stem), never an error.
+#[tokio::test]
+async fn a_database_not_yet_migrated_is_searched_as_before() {
+    let app = spawn_app().await;
+    posts(&app).await;
+    for sql in [
+        "DROP TRIGGER posts_fts_unstemmed_update",
+        "DROP TRIGGER posts_fts_unstemmed_delete",
+        "DROP TRIGGER posts_fts_unstemmed_insert",
+        "DROP TABLE posts_fts_unstemmed",
+        "DELETE FROM seaql_migrations WHERE version = 'm20261129_000002_posts_search_unstemmed'",
+    ] {
+        sea_orm::ConnectionTrait::execute_unprepared(&app.db, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    assert_eq!(
+        search(&app, "replic").await,
+        set(&["replication-notes", "primary", "failover", "copies", "sets"])
+    );
+    assert_eq!(
+        search(&app, "replicating nodes").await,
+        set(&["replication-notes", "copies"])
+    );
+    assert_eq!(search(&app, "replicatio").await, set(&[]), "as before");
+    let (status, page) = app.api_get("/posts?q=lite%20basil").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+}
