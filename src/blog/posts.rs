@@ -94,7 +94,7 @@ pub async fn search<C: ConnectionTrait>(
             total_pages: 1,
         });
     }
-    let (sql, values) = search_sql(&words, visibility);
+    let (sql, values) = search_sql(&words, visibility, has_unstemmed_index(db).await?);
     let found: Vec<i32> = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
@@ -153,12 +153,30 @@ fn search_words(text: &str) -> Vec<String> {
     words
 }
 
+/// Whether the database has the unstemmed index: not before migration
+/// `m20261129_000002_posts_search_unstemmed`, which a node of this version may find during a
+/// rolling deploy (on a replica, while the primary still runs the version before).
+async fn has_unstemmed_index<C: ConnectionTrait>(db: &C) -> Result<bool, BlogError> {
+    Ok(db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'posts_fts_unstemmed'",
+        ))
+        .await?
+        .is_some())
+}
+
 /// The query of [`search`]: the ids of the posts that match every one of `words` (not empty),
 /// best first, and its values. Per word, each index is asked once (the stemmed one for the
 /// word, `"word"`, which its tokenizer stems; the unstemmed one for the words it begins,
 /// `"word"*`) with the row's BM25 score; a post is found when every word matched it in one
-/// index or the other.
-fn search_sql(words: &[String], visibility: Visibility) -> (String, Vec<sea_orm::Value>) {
+/// index or the other. Without the unstemmed index (a database not migrated yet), the stemmed
+/// one is asked for the stems the word's stem begins (`"word"*`), as before that index.
+fn search_sql(
+    words: &[String],
+    visibility: Visibility,
+    unstemmed: bool,
+) -> (String, Vec<sea_orm::Value>) {
     let mut matches = Vec::new();
     let mut values: Vec<sea_orm::Value> = Vec::new();
     for (i, word) in words.iter().enumerate() {
@@ -166,6 +184,10 @@ fn search_sql(words: &[String], visibility: Visibility) -> (String, Vec<sea_orm:
             "SELECT {i} AS word, rowid AS id, bm25(posts_fts, 5.0, 1.0) AS score \
              FROM posts_fts WHERE posts_fts MATCH ?"
         ));
+        if !unstemmed {
+            values.push(format!("\"{word}\"*").into());
+            continue;
+        }
         values.push(format!("\"{word}\"").into());
         matches.push(format!(
             "SELECT {i}, rowid, bm25(posts_fts_unstemmed, 5.0, 1.0) \
@@ -177,9 +199,13 @@ fn search_sql(words: &[String], visibility: Visibility) -> (String, Vec<sea_orm:
         Visibility::PublishedOnly => "AND posts.published",
         Visibility::All => "",
     };
+    // MATERIALIZED: the rows of each full-text query with their scores first, then the
+    // aggregate; flattened into it (as SQLite does with one query alone), `bm25()` is "unable
+    // to use function bm25 in the requested context".
     let sql = format!(
-        "SELECT found.id FROM (\
-            SELECT id, sum(score) AS score FROM ({}) \
+        "WITH matched AS MATERIALIZED ({}) \
+         SELECT found.id FROM (\
+            SELECT id, sum(score) AS score FROM matched \
             GROUP BY id HAVING count(DISTINCT word) = {} \
          ) AS found JOIN posts ON posts.id = found.id {published} \
          ORDER BY found.score, found.id DESC",
