@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ModelTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ModelTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, Set, Statement,
     sea_query::{Expr, ExprTrait},
 };
 use sea_orm_litefs::{ClusterConnection, ClusterTransaction, Procedure};
@@ -64,10 +64,18 @@ pub async fn list<C: ConnectionTrait>(
 pub const MAX_SEARCH_CHARS: usize = 200;
 const MAX_SEARCH_WORDS: usize = 12;
 
-/// Posts whose title or body contain every word of `text` (full-text search with SQLite FTS5,
-/// words stemmed, so "replicating" finds "replicated", and each word found also as the start of
-/// a longer one, so "lite" finds "LiteFS"), best matches first, a title match weighing more than a
-/// body match. Text without any word finds nothing.
+/// Posts whose title or body contain every word of `text` (full-text search with SQLite FTS5),
+/// best matches first. A word matches a post that has a word it begins, as written ("lite"
+/// finds "LiteFS", "replicatio" finds "replication"; case and diacritics aside), or a word of
+/// the same stem ("replicating" finds "replicated"): two indexes, `posts_fts_unstemmed` asked
+/// for the word as a prefix, `posts_fts` (porter) for the word's stem. Text without any word
+/// finds nothing.
+///
+/// Ranking: per post, the sum over the words of its BM25 score in each index that matched (a
+/// title match weighing five times a body match), so a word found both as written and by its
+/// stem counts more than one found one way only, and a rare word more than a common one; ties
+/// newest first. Each index is queried once per word, ranks and all (ranking each post found by
+/// a query of its own made a search that finds thousands of posts quadratic).
 pub async fn search<C: ConnectionTrait>(
     db: &C,
     visibility: Visibility,
@@ -75,45 +83,136 @@ pub async fn search<C: ConnectionTrait>(
     page: u64,
     per_page: u64,
 ) -> Result<Page<PostWithTags>, BlogError> {
-    let Some(fts) = fts_query(text) else {
+    let per_page = per_page.clamp(1, 100);
+    let words = search_words(text);
+    if words.is_empty() {
         return Ok(Page {
             items: Vec::new(),
             page: 1,
-            per_page: per_page.clamp(1, 100),
+            per_page,
             total_items: 0,
             total_pages: 1,
         });
-    };
-    let mut query = post::Entity::find()
-        .filter(Expr::cust_with_values(
-            "posts.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)",
-            [fts.clone()],
-        ))
-        .order_by_asc(Expr::cust_with_values(
-            "(SELECT bm25(posts_fts, 5.0, 1.0) FROM posts_fts \
-              WHERE posts_fts MATCH ? AND posts_fts.rowid = posts.id)",
-            [fts],
-        ))
-        .order_by_desc(post::Column::Id);
-    if visibility == Visibility::PublishedOnly {
-        query = query.filter(post::Column::Published.eq(true));
     }
-    paginate(db, query, page, per_page).await
+    let (sql, values) = search_sql(&words, visibility, has_unstemmed_index(db).await?);
+    let found: Vec<i32> = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sql,
+            values,
+        ))
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index(0))
+        .collect::<Result<_, _>>()?;
+    let total_items = found.len() as u64;
+    let total_pages = std::cmp::max(total_items.div_ceil(per_page), 1);
+    let page = std::cmp::max(page, 1);
+    // Past the last page there is nothing (and a huge page number would overflow the offset).
+    if page > total_pages {
+        return Err(BlogError::NotFound);
+    }
+    let ids: Vec<i32> = found
+        .iter()
+        .skip(((page - 1) * per_page) as usize)
+        .take(per_page as usize)
+        .copied()
+        .collect();
+    let mut posts = post::Entity::find()
+        .filter(post::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    posts.sort_by_key(|p| ids.iter().position(|id| *id == p.id));
+    Ok(Page {
+        items: with_tags(db, posts).await?,
+        page,
+        per_page,
+        total_items,
+        total_pages,
+    })
 }
 
-/// A person's search text as an FTS5 query: each word quoted (so nothing in it is FTS5 syntax)
-/// and a prefix (`"lite"*`), all of them required. `None` when there is no word to search for.
-fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
+/// The words of a person's search text: its runs of letters and digits, lowercased, each once,
+/// at most [`MAX_SEARCH_WORDS`] of them from its first [`MAX_SEARCH_CHARS`] characters. Only
+/// letters and digits, so a word quoted (`"word"`) is never FTS5 syntax.
+fn search_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for word in text
         .chars()
         .take(MAX_SEARCH_CHARS)
         .collect::<String>()
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .take(MAX_SEARCH_WORDS)
-        .map(|w| format!("\"{w}\"*"))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" "))
+        .map(str::to_lowercase)
+    {
+        if !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    words.truncate(MAX_SEARCH_WORDS);
+    words
+}
+
+/// Whether the database has the unstemmed index: not before migration
+/// `m20261129_000002_posts_search_unstemmed`, which a node of this version may find during a
+/// rolling deploy (on a replica, while the primary still runs the version before).
+async fn has_unstemmed_index<C: ConnectionTrait>(db: &C) -> Result<bool, BlogError> {
+    Ok(db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'posts_fts_unstemmed'",
+        ))
+        .await?
+        .is_some())
+}
+
+/// The query of [`search`]: the ids of the posts that match every one of `words` (not empty),
+/// best first, and its values. Per word, each index is asked once (the stemmed one for the
+/// word, `"word"`, which its tokenizer stems; the unstemmed one for the words it begins,
+/// `"word"*`) with the row's BM25 score; a post is found when every word matched it in one
+/// index or the other. Without the unstemmed index (a database not migrated yet), the stemmed
+/// one is asked for the stems the word's stem begins (`"word"*`), as before that index.
+fn search_sql(
+    words: &[String],
+    visibility: Visibility,
+    unstemmed: bool,
+) -> (String, Vec<sea_orm::Value>) {
+    let mut matches = Vec::new();
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        matches.push(format!(
+            "SELECT {i} AS word, rowid AS id, bm25(posts_fts, 5.0, 1.0) AS score \
+             FROM posts_fts WHERE posts_fts MATCH ?"
+        ));
+        if !unstemmed {
+            values.push(format!("\"{word}\"*").into());
+            continue;
+        }
+        values.push(format!("\"{word}\"").into());
+        matches.push(format!(
+            "SELECT {i}, rowid, bm25(posts_fts_unstemmed, 5.0, 1.0) \
+             FROM posts_fts_unstemmed WHERE posts_fts_unstemmed MATCH ?"
+        ));
+        values.push(format!("\"{word}\"*").into());
+    }
+    let published = match visibility {
+        Visibility::PublishedOnly => "AND posts.published",
+        Visibility::All => "",
+    };
+    // MATERIALIZED: the rows of each full-text query with their scores first, then the
+    // aggregate; flattened into it (as SQLite does with one query alone), `bm25()` is "unable
+    // to use function bm25 in the requested context".
+    let sql = format!(
+        "WITH matched AS MATERIALIZED ({}) \
+         SELECT found.id FROM (\
+            SELECT id, sum(score) AS score FROM matched \
+            GROUP BY id HAVING count(DISTINCT word) = {} \
+         ) AS found JOIN posts ON posts.id = found.id {published} \
+         ORDER BY found.score, found.id DESC",
+        matches.join(" UNION ALL "),
+        words.len()
+    );
+    (sql, values)
 }
 
 /// One page of the posts `query` selects, in its order, with their tags.
@@ -564,7 +663,7 @@ async fn with_tags<C: ConnectionTrait>(
 
 #[cfg(test)]
 mod tests {
-    use super::{PostWithTags, Version, fts_query};
+    use super::{MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, Version, search_words};
     use crate::entity::post;
 
     fn post_with(tags: &[&str]) -> PostWithTags {
@@ -622,11 +721,17 @@ mod tests {
     }
 
     #[test]
-    fn search_text_is_quoted_prefixes() {
+    fn search_words_are_letters_and_digits_lowercased_once() {
         assert_eq!(
-            fts_query("  LiteFS, \"replica\" OR NEAR(x*) ").as_deref(),
-            Some(r#""LiteFS"* "replica"* "OR"* "NEAR"* "x"*"#)
+            search_words("  LiteFS, \"replica\" OR NEAR(x*) litefs Ünïcode 世界 "),
+            ["litefs", "replica", "or", "near", "x", "ünïcode", "世界"]
         );
-        assert_eq!(fts_query(" -- ** "), None);
+        assert!(search_words(" -- ** \" ").is_empty());
+        let many: String = (0..20).map(|i| format!("w{i} ")).collect();
+        assert_eq!(search_words(&many).len(), MAX_SEARCH_WORDS);
+        assert_eq!(
+            search_words(&"a".repeat(500)),
+            ["a".repeat(MAX_SEARCH_CHARS)]
+        );
     }
 }

@@ -14,6 +14,7 @@ mod review2_tags;
 mod review3_tags;
 mod review4_tags;
 mod review5_tags;
+mod search;
 mod shutdown;
 mod signin;
 mod signin_availability;

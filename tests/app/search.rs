@@ -1,0 +1,352 @@
+//! Search finds what docs/reference.md promises: every typed word matches a post that has a word
+//! it begins (as typed, unstemmed: `replicatio` finds "replication") or a word of the same stem
+//! (`replicating` finds "replicated"); every word is required; whatever is typed, the answer is
+//! a page of results, never an error; and a search of a word that begins most words of most
+//! posts answers in good time on a blog of a few thousand posts.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// The posts of the tests below: three with "replication", one "replicated" only, one
+/// "replica" only, and one with none of them.
+async fn posts(app: &TestApp) {
+    for (title, body) in [
+        (
+            "Replication notes",
+            "LiteFS replication: the database file is replicated to every node.",
+        ),
+        (
+            "Primary",
+            "Writes go to the primary; replication does the rest.",
+        ),
+        (
+            "Failover",
+            "After a failover, Replication resumes from the new primary.",
+        ),
+        ("Copies", "Every node keeps a replicated copy."),
+        ("Sets", "A replica set of three."),
+        ("Gardening", "Tomatoes & basil, < 3 of each."),
+    ] {
+        app.create_post(json!({ "title": title, "body": body, "published": true }))
+            .await;
+    }
+}
+
+/// `GET /api/posts?q=` and `GET /search?q=` with `q` (percent-encoded here): both 200, and
+/// agreeing; the slugs the API found.
+async fn search(app: &TestApp, q: &str) -> BTreeSet<String> {
+    let encoded = percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC);
+    let (status, page) = app
+        .api_get(&format!("/posts?q={encoded}&per_page=100"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "q={q:?}: {page}");
+    let slugs: BTreeSet<String> = page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("q={q:?}: {page}"))
+        .iter()
+        .map(|p| p["slug"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(page["total_items"], slugs.len(), "q={q:?}: {page}");
+    let (status, html) = app.get_text(&format!("/search?q={encoded}")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the search page for q={q:?}: {html}"
+    );
+    for slug in &slugs {
+        assert!(
+            html.contains(&format!(r#"<a href="/posts/{slug}">"#)),
+            "the search page for q={q:?} lists {slug} as the API does: {html}"
+        );
+    }
+    slugs
+}
+
+fn set(slugs: &[&str]) -> BTreeSet<String> {
+    slugs.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_word_finds_the_words_it_begins_also_past_their_stem() {
+    let app = spawn_app().await;
+    posts(&app).await;
+    let replication = ["replication-notes", "primary", "failover"];
+    // Every start of "replication" finds the three posts that contain it (on main `replica`,
+    // `replicat`, `replicati` and `replicatio` found none: the index holds the stem "replic").
+    for typed in [
+        "replic",
+        "replica",
+        "replicat",
+        "replicati",
+        "replicatio",
+        "replication",
+        "REPLICATIO",
+    ] {
+        let found = search(&app, typed).await;
+        for slug in replication {
+            assert!(found.contains(slug), "{typed} finds {slug}: {found:?}");
+        }
+        assert!(!found.contains("gardening"), "{typed}: {found:?}");
+    }
+    assert_eq!(
+        search(&app, "replicatio").await,
+        set(&replication),
+        "only posts with a word it begins"
+    );
+    assert_eq!(
+        search(&app, "replica").await,
+        set(&["replication-notes", "primary", "failover", "copies", "sets"])
+    );
+    assert_eq!(
+        search(&app, "replicate").await,
+        set(&["replication-notes", "primary", "failover", "copies"]),
+        "\"replicate\" begins \"replicated\", and has the stem of \"replication\""
+    );
+}
+
+#[tokio::test]
+async fn a_word_still_finds_the_words_of_its_stem() {
+    let app = spawn_app().await;
+    posts(&app).await;
+    // "replicating" begins no word of any post: only its stem finds them.
+    let found = search(&app, "replicating").await;
+    for slug in ["replication-notes", "copies"] {
+        assert!(found.contains(slug), "{found:?}");
+    }
+    assert!(!found.contains("gardening"), "{found:?}");
+    assert_eq!(search(&app, "tomato").await, set(&["gardening"]));
+    assert_eq!(
+        search(&app, "nodes").await,
+        set(&["replication-notes", "copies"])
+    );
+}
+
+#[tokio::test]
+async fn every_word_is_required_whichever_way_it_matches() {
+    let app = spawn_app().await;
+    posts(&app).await;
+    assert_eq!(
+        search(&app, "replicatio litefs").await,
+        set(&["replication-notes"])
+    );
+    // One word found by its stem alone ("nodes": "node"), the other as a start alone
+    // ("replicatio": "replication"), in the same post.
+    assert_eq!(
+        search(&app, "nodes replicatio").await,
+        set(&["replication-notes"])
+    );
+    assert_eq!(
+        search(&app, "replicatio primary").await,
+        set(&["primary", "failover"])
+    );
+    assert_eq!(search(&app, "replicatio basil").await, set(&[]));
+    assert_eq!(search(&app, "replicating tomatoes").await, set(&[]));
+    // Punctuation separates words; case and diacritics do not matter.
+    assert_eq!(
+        search(&app, "Réplicatio,  PRIMARY!").await,
+        set(&["primary", "failover"])
+    );
+}
+
+#[tokio::test]
+async fn the_best_match_comes_first() {
+    let app = spawn_app().await;
+    posts(&app).await;
+    // A title match weighs more than a body match.
+    let (status, page) = app.api_get("/posts?q=replicatio").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"][0]["slug"], "replication-notes", "{page}");
+    let (_, page) = app.api_get("/posts?q=primary").await;
+    assert_eq!(page["items"][0]["slug"], "primary", "{page}");
+}
+
+/// FTS5's own syntax typed into the box is only words: no error, and what it finds is what
+/// its words find.
+#[tokio::test]
+async fn query_syntax_in_the_text_is_only_words() {
+    let app = spawn_app().await;
+    posts(&app).await;
+    for q in [
+        "\"",
+        "*",
+        "NEAR(",
+        "-",
+        "OR",
+        "AND",
+        "NOT",
+        "(",
+        ")",
+        "((replicatio",
+        "replicatio)",
+        "\"replicatio",
+        "replicatio\"*",
+        "replicatio*",
+        "-replicatio",
+        "replicatio OR basil",
+        "NEAR(replicatio litefs, 2)",
+        "title:replicatio",
+        "{title body}: replicatio",
+        "^replicatio",
+        "replicatio + litefs",
+        "'; DROP TABLE posts; --",
+        "",
+        "   ",
+        "\u{0}",
+    ] {
+        let found = search(&app, q).await;
+        let words: String = q
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            found,
+            search(&app, &words).await,
+            "q={q:?} finds as {words:?}"
+        );
+    }
+    assert_eq!(
+        search(&app, "-replicatio").await,
+        set(&["replication-notes", "primary", "failover"])
+    );
+    assert_eq!(
+        search(&app, "replicatio OR basil").await,
+        set(&[]),
+        "OR is a word"
+    );
+}
+
+/// Search text: anything printable, anything at all, or words mixed with FTS5's syntax.
+fn search_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\PC{0,40}",
+        ".{0,300}",
+        proptest::collection::vec(
+            prop_oneof![
+                Just("\"".to_owned()),
+                Just("*".to_owned()),
+                Just("(".to_owned()),
+                Just(")".to_owned()),
+                Just("-".to_owned()),
+                Just("^".to_owned()),
+                Just(":".to_owned()),
+                Just("+".to_owned()),
+                Just("{".to_owned()),
+                Just(" OR ".to_owned()),
+                Just(" AND ".to_owned()),
+                Just(" NOT ".to_owned()),
+                Just("NEAR(".to_owned()),
+                Just(" ".to_owned()),
+                "[a-zA-Z0-9éü世界]{1,8}",
+            ],
+            0..20
+        )
+        .prop_map(|parts| parts.concat()),
+    ]
+}
+
+/// Any text at all: a 200 with a page of results from the API and from the search page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::result_large_err)]
+async fn any_text_is_answered_with_results() {
+    let app = Arc::new(spawn_app().await);
+    posts(&app).await;
+    let mut runner = TestRunner::new(Config {
+        cases: 300,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let handle = tokio::runtime::Handle::current();
+    let target = app.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        runner.run(&search_text(), |q| {
+            let encoded =
+                percent_encoding::utf8_percent_encode(&q, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string();
+            let (status, page): (StatusCode, Value) =
+                handle.block_on(target.api_get(&format!("/posts?q={encoded}")));
+            prop_assert_eq!(status, StatusCode::OK, "API, q={:?}: {}", q, page);
+            prop_assert!(page["items"].is_array(), "API, q={:?}: {}", q, page);
+            let (status, html) = handle.block_on(target.get_text(&format!("/search?q={encoded}")));
+            prop_assert_eq!(status, StatusCode::OK, "page, q={:?}: {}", q, html);
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
+
+/// A blog of a few thousand posts, searched for a word that begins most words of every post:
+/// the answer comes in good time (on main the ranking ran the full-text query again for each
+/// post found, computing its statistics afresh each time: minutes of work, past the 30 s
+/// request timeout).
+#[tokio::test]
+async fn a_search_that_finds_every_post_of_thousands_answers_in_time() {
+    let app = spawn_app().await;
+    // 3,000 posts of 200 words each, written straight into the database (the triggers index
+    // them): "the tale of tN" fifty times, N a number of the post's own.
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.db,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO posts (slug, title, body, published, published_at, created_at, updated_at)
+         SELECT 'bulk-' || i, 'Bulk ' || i,
+                replace(hex(zeroblob(50)), '00', 'the tale of t' || i || ' and t' || (i % 97) || ' '),
+                1, '2026-11-29T00:00:00Z', '2026-11-29T00:00:00Z', '2026-11-29T00:00:00Z'
+         FROM n",
+    )
+    .await
+    .unwrap();
+    for q in ["t", "the", "ta t"] {
+        let started = Instant::now();
+        let (status, page) = app.api_get(&format!("/posts?q={q}")).await;
+        let took = started.elapsed();
+        assert_eq!(status, StatusCode::OK, "q={q}: {page}");
+        assert_eq!(page["total_items"], 3000, "q={q}");
+        assert!(
+            took < Duration::from_secs(10),
+            "q={q} took {took:?} over 3,000 posts"
+        );
+    }
+}
+
+/// During a rolling deploy a node of this version can serve reads from a database the primary
+/// (still of the version before) has not migrated yet: no unstemmed index. Search then answers
+/// as before it (the stemmed index only, each word a prefix of a stem), never an error.
+#[tokio::test]
+async fn a_database_not_yet_migrated_is_searched_as_before() {
+    let app = spawn_app().await;
+    posts(&app).await;
+    for sql in [
+        "DROP TRIGGER posts_fts_unstemmed_update",
+        "DROP TRIGGER posts_fts_unstemmed_delete",
+        "DROP TRIGGER posts_fts_unstemmed_insert",
+        "DROP TABLE posts_fts_unstemmed",
+        "DELETE FROM seaql_migrations WHERE version = 'm20261129_000002_posts_search_unstemmed'",
+    ] {
+        sea_orm::ConnectionTrait::execute_unprepared(&app.db, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    assert_eq!(
+        search(&app, "replic").await,
+        set(&["replication-notes", "primary", "failover", "copies", "sets"])
+    );
+    assert_eq!(
+        search(&app, "replicating nodes").await,
+        set(&["replication-notes", "copies"])
+    );
+    assert_eq!(search(&app, "replicatio").await, set(&[]), "as before");
+    let (status, page) = app.api_get("/posts?q=lite%20basil").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+}
