@@ -499,3 +499,29 @@ fn review_a_lease_above_30_s_below_the_timeout_starts_or_is_refused_in_the_blogs
         panic!("lease 30000 timeout 30001: {status}: {stderr}");
     }
 }
+
+/// Review: a forward timeout too big for the cluster layer's use of it (SQLite's busy timeout is
+/// half of it, in i32 milliseconds: from 4294967296 ms on) must start, or be refused like the
+/// other forwarding limits: exit 1, no panic, the database not created, a message naming
+/// BLOG_FORWARD_TIMEOUT_MS. Just below that edge, the blog starts.
+#[test]
+fn review_a_huge_forward_timeout_starts_or_is_refused_without_a_panic() {
+    let ms = |v: u64| v.to_string();
+    for timeout in [4_294_967_296, u64::MAX / 2, u64::MAX] {
+        let what = format!("timeout {timeout}");
+        let env = [("BLOG_FORWARD_TIMEOUT_MS", ms(timeout))];
+        if let Err((status, stderr, created)) = start_outcome(&what, &env) {
+            assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+            assert_eq!(status.code(), Some(1), "{what}: {status}: {stderr}");
+            assert!(!created, "{what}: the database was created: {stderr}");
+            assert!(
+                stderr.contains("BLOG_FORWARD_TIMEOUT_MS"),
+                "{what}: the message does not name the setting: {stderr}"
+            );
+        }
+    }
+    let env = [("BLOG_FORWARD_TIMEOUT_MS", ms(4_294_967_295))];
+    if let Err((status, stderr, _)) = start_outcome("timeout 4294967295", &env) {
+        panic!("timeout 4294967295: {status}: {stderr}");
+    }
+}
