@@ -525,3 +525,32 @@ fn review_a_huge_forward_timeout_starts_or_is_refused_without_a_panic() {
         panic!("timeout 4294967295: {status}: {stderr}");
     }
 }
+
+/// Review, holds: the edges of the blog's own check, 1 ms apart: a lease 1 ms below the timeout
+/// starts, at it or 1 ms above is refused in the blog's terms, and the smallest pair (1, 2) starts.
+#[test]
+fn review_holds_forwarding_limits_one_ms_apart() {
+    let ms = |v: u64| v.to_string();
+    for (lease, timeout) in [(1, 2), (4_999, 5_000)] {
+        let env = [
+            ("BLOG_FORWARD_TIMEOUT_MS", ms(timeout)),
+            ("BLOG_REMOTE_TX_LEASE_MS", ms(lease)),
+        ];
+        let what = format!("lease {lease} timeout {timeout}");
+        if let Err((status, stderr, _)) = start_outcome(&what, &env) {
+            panic!("{what}: {status}: {stderr}");
+        }
+    }
+    for (lease, timeout) in [(5_000, 5_000), (5_001, 5_000), (2, 1)] {
+        let env = [
+            ("BLOG_FORWARD_TIMEOUT_MS", ms(timeout)),
+            ("BLOG_REMOTE_TX_LEASE_MS", ms(lease)),
+        ];
+        let what = format!("refused lease {lease} timeout {timeout}");
+        let stderr = refused_start(&what, &env);
+        assert!(
+            stderr.contains(&format!("BLOG_REMOTE_TX_LEASE_MS ({lease} ms)")),
+            "{what}: {stderr}"
+        );
+    }
+}
