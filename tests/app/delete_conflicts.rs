@@ -637,3 +637,17 @@ async fn review_a_delete_refused_with_a_page_beyond_u64_shows_the_last_page() {
         assert_eq!(shown, Some(3), "page {page:?}: not the last page");
     }
 }
+
+/// Review, holds: with three pages, the page field as sent is the page shown, trimmed and with a
+/// sign; 0 and non-numbers are page 1; a page past the end is the last page; always a 409.
+#[tokio::test]
+async fn review_holds_a_refused_delete_shows_the_page_its_field_names() {
+    let pages = ["2", " 3 ", "+2", "0", "-3", "2.0", "", "4", "1000"];
+    let expected = [2, 3, 2, 1, 1, 1, 1, 3, 3];
+    for ((page, status, shown), want) in
+        refused_delete_shows(&pages).await.into_iter().zip(expected)
+    {
+        assert_eq!(status, StatusCode::CONFLICT, "{page:?}");
+        assert_eq!(shown, Some(want), "page {page:?}");
+    }
+}
