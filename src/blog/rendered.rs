@@ -687,4 +687,153 @@ mod tests {
         assert_eq!(*cache.rendering.lock().unwrap(), 0);
         assert_eq!(cache.counts(), (2, 3));
     }
+
+    /// Polls `future` at most `polls` times: dropped right after its `polls`-th `Pending` (a
+    /// request that went away at that await point), `None` then.
+    struct DropAfter<F> {
+        future: Option<std::pin::Pin<Box<F>>>,
+        polls: usize,
+    }
+
+    impl<F: Future> Future for DropAfter<F> {
+        type Output = Option<F::Output>;
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Self::Output> {
+            let Some(future) = self.future.as_mut() else {
+                return std::task::Poll::Ready(None);
+            };
+            if let std::task::Poll::Ready(out) = future.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Some(out));
+            }
+            self.polls -= 1;
+            if self.polls == 0 {
+                self.future = None;
+                return std::task::Poll::Ready(None);
+            }
+            std::task::Poll::Pending
+        }
+    }
+
+    /// Review, holds: views of 3 posts (more views than turns) dropped after 1, 2, 3... polls,
+    /// among views that run to their end, on a current-thread runtime and on a one-worker runtime,
+    /// in a big cache, one too small to keep a post, and none: every view that finished has its
+    /// own Markdown's HTML, every turn comes back, and afterwards each post renders (never stuck),
+    /// a big cache then answering it from the cache.
+    #[test]
+    fn review_holds_views_dropped_at_every_await_point_keep_no_turn_and_block_no_post() {
+        let runtimes: [fn() -> tokio::runtime::Runtime; 2] = [
+            || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            },
+            || {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .max_blocking_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            },
+        ];
+        let body = |i: usize| format!("# Post {i}\n\n") + &"Some *text*, `code`.\n\n".repeat(300);
+        for (r, runtime) in runtimes.iter().enumerate() {
+            for size in [1 << 20, 64, 0] {
+                let runtime = runtime();
+                let cache = Arc::new(RenderCache::with_renders_at_once(size, 1));
+                runtime.block_on(within_a_minute("views", async {
+                    let mut views = Vec::new();
+                    for polls in 1..=6 {
+                        for i in 0..3 {
+                            let dropped = cache.clone();
+                            let view = DropAfter {
+                                future: Some(Box::pin(async move {
+                                    dropped.render_async(body(i)).await
+                                })),
+                                polls,
+                            };
+                            views.push((i, tokio::spawn(view)));
+                            let whole = cache.clone();
+                            views.push((
+                                i,
+                                tokio::spawn(
+                                    async move { Some(whole.render_async(body(i)).await) },
+                                ),
+                            ));
+                        }
+                    }
+                    for (i, view) in views {
+                        if let Some(html) = view.await.unwrap() {
+                            assert_eq!(&*html.unwrap(), super::super::markdown::render(&body(i)));
+                        }
+                    }
+                    until(|| *cache.rendering.lock().unwrap() == 0).await;
+                    assert_eq!(cache.turns.available_permits(), 1, "runtime {r}, {size}");
+                    for i in 0..3 {
+                        let html = cache.render_async(body(i)).await.unwrap();
+                        assert_eq!(&*html, super::super::markdown::render(&body(i)));
+                    }
+                    let (hits, _) = cache.counts();
+                    for i in 0..3 {
+                        cache.render_async(body(i)).await.unwrap();
+                    }
+                    let expected = if size == 1 << 20 { hits + 3 } else { hits };
+                    assert_eq!(cache.counts().0, expected, "runtime {r}, {size}");
+                }));
+                assert_eq!(cache.most_at_once.load(Ordering::Relaxed), 1, "{r} {size}");
+            }
+        }
+    }
+
+    /// Review, holds: sync renders (threads, as the feed once did) and async views of the same 8
+    /// posts at once, 2 turns, a big cache: each post is rendered once in all (the sync and async
+    /// ways wait for each other's placeholder), never more than 2 renders at once, every call
+    /// counted once as a hit or a miss, every turn given back.
+    #[test]
+    fn review_holds_sync_renders_and_async_views_of_the_same_posts_render_each_once() {
+        let cache = Arc::new(RenderCache::with_renders_at_once(1 << 24, 2));
+        let body = |i: usize| format!("# Post {i}\n\n") + &"Some *text*, `code`.\n\n".repeat(800);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    for k in 0..8 {
+                        let i = (k + t * 2) % 8;
+                        assert_eq!(
+                            &*cache.render(&body(i)),
+                            super::super::markdown::render(&body(i))
+                        );
+                    }
+                })
+            })
+            .collect();
+        runtime.block_on(within_a_minute("views", async {
+            let views: Vec<_> = (0..32)
+                .map(|v| {
+                    let cache = cache.clone();
+                    tokio::spawn(async move { (v % 8, cache.render_async(body(v % 8)).await) })
+                })
+                .collect();
+            for view in views {
+                let (i, html) = view.await.unwrap();
+                assert_eq!(&*html.unwrap(), super::super::markdown::render(&body(i)));
+            }
+        }));
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(cache.counts(), (32 + 32 - 8, 8));
+        let most = cache.most_at_once.load(Ordering::Relaxed);
+        assert!((1..=2).contains(&most), "{most}");
+        assert_eq!(*cache.rendering.lock().unwrap(), 0);
+        assert_eq!(cache.turns.available_permits(), 2);
+    }
 }

@@ -417,3 +417,140 @@ fn forwarding_limits_that_cannot_work_are_refused_at_start() {
         }
     }
 }
+
+/// How `blog serve` with `env` ended up: `Ok` once it says it listens (then it is stopped), else
+/// its exit status and stderr, and whether the database file was created meanwhile.
+fn start_outcome(
+    what: &str,
+    env: &[(&str, String)],
+) -> Result<(), (std::process::ExitStatus, String, bool)> {
+    let db = scratch_db(&format!("outcome-{}", what.replace(' ', "-")));
+    let mut env = env.to_vec();
+    env.push(("BLOG_DATABASE", db.display().to_string()));
+    env.push(("BLOG_LISTEN", "127.0.0.1:0".to_owned()));
+    let mut child = blog(&env, &["serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("blog runs");
+    let stdout = child.stdout.take().unwrap();
+    let (lines, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let listening = receive
+            .recv_timeout(Duration::from_millis(50))
+            .is_ok_and(|line| line.contains("Blog listening"));
+        if listening {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(db.parent().unwrap());
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: neither listening nor exited within {LINE_TIMEOUT:?}");
+        }
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let created = db.exists();
+    let _ = std::fs::remove_dir_all(db.parent().unwrap());
+    Err((status, stderr, created))
+}
+
+/// Review: a lease below the forward timeout, both above 0, is what `--help` and
+/// docs/reference.md call valid. With a lease above 30 s (the cluster crate's default
+/// remote-transaction lifetime, which the blog has no setting for), the blog must start, or be
+/// refused in its own settings' names, as the other forwarding limits are.
+#[test]
+fn review_a_lease_above_30_s_below_the_timeout_starts_or_is_refused_in_the_blogs_terms() {
+    let ms = |v: u64| v.to_string();
+    for (lease, timeout) in [(30_001, 60_000), (45_000, 45_001)] {
+        let what = format!("lease {lease} timeout {timeout}");
+        let env = [
+            ("BLOG_FORWARD_TIMEOUT_MS", ms(timeout)),
+            ("BLOG_REMOTE_TX_LEASE_MS", ms(lease)),
+        ];
+        if let Err((status, stderr, created)) = start_outcome(&what, &env) {
+            assert_eq!(status.code(), Some(1), "{what}: {status}: {stderr}");
+            assert!(
+                stderr.contains("BLOG_REMOTE_TX_LEASE_MS")
+                    && !stderr.contains("remote_transaction_max_lifetime"),
+                "{what}: refused in terms the operator cannot set: {stderr}"
+            );
+            assert!(!created, "{what}: the database was created: {stderr}");
+        }
+    }
+    // The edge that does start: a lease of exactly 30 s.
+    let env = [
+        ("BLOG_FORWARD_TIMEOUT_MS", ms(30_001)),
+        ("BLOG_REMOTE_TX_LEASE_MS", ms(30_000)),
+    ];
+    if let Err((status, stderr, _)) = start_outcome("lease 30000", &env) {
+        panic!("lease 30000 timeout 30001: {status}: {stderr}");
+    }
+}
+
+/// Review: a forward timeout too big for the cluster layer's use of it (SQLite's busy timeout is
+/// half of it, in i32 milliseconds: from 4294967296 ms on) must start, or be refused like the
+/// other forwarding limits: exit 1, no panic, the database not created, a message naming
+/// BLOG_FORWARD_TIMEOUT_MS. Just below that edge, the blog starts.
+#[test]
+fn review_a_huge_forward_timeout_starts_or_is_refused_without_a_panic() {
+    let ms = |v: u64| v.to_string();
+    for timeout in [4_294_967_296, u64::MAX / 2, u64::MAX] {
+        let what = format!("timeout {timeout}");
+        let env = [("BLOG_FORWARD_TIMEOUT_MS", ms(timeout))];
+        if let Err((status, stderr, created)) = start_outcome(&what, &env) {
+            assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+            assert_eq!(status.code(), Some(1), "{what}: {status}: {stderr}");
+            assert!(!created, "{what}: the database was created: {stderr}");
+            assert!(
+                stderr.contains("BLOG_FORWARD_TIMEOUT_MS"),
+                "{what}: the message does not name the setting: {stderr}"
+            );
+        }
+    }
+    let env = [("BLOG_FORWARD_TIMEOUT_MS", ms(4_294_967_295))];
+    if let Err((status, stderr, _)) = start_outcome("timeout 4294967295", &env) {
+        panic!("timeout 4294967295: {status}: {stderr}");
+    }
+}
+
+/// Review, holds: the edges of the blog's own check, 1 ms apart: a lease 1 ms below the timeout
+/// starts, at it or 1 ms above is refused in the blog's terms, and the smallest pair (1, 2) starts.
+#[test]
+fn review_holds_forwarding_limits_one_ms_apart() {
+    let ms = |v: u64| v.to_string();
+    for (lease, timeout) in [(1, 2), (4_999, 5_000)] {
+        let env = [
+            ("BLOG_FORWARD_TIMEOUT_MS", ms(timeout)),
+            ("BLOG_REMOTE_TX_LEASE_MS", ms(lease)),
+        ];
+        let what = format!("lease {lease} timeout {timeout}");
+        if let Err((status, stderr, _)) = start_outcome(&what, &env) {
+            panic!("{what}: {status}: {stderr}");
+        }
+    }
+    for (lease, timeout) in [(5_000, 5_000), (5_001, 5_000), (2, 1)] {
+        let env = [
+            ("BLOG_FORWARD_TIMEOUT_MS", ms(timeout)),
+            ("BLOG_REMOTE_TX_LEASE_MS", ms(lease)),
+        ];
+        let what = format!("refused lease {lease} timeout {timeout}");
+        let stderr = refused_start(&what, &env);
+        assert!(
+            stderr.contains(&format!("BLOG_REMOTE_TX_LEASE_MS ({lease} ms)")),
+            "{what}: {stderr}"
+        );
+    }
+}

@@ -585,3 +585,69 @@ async fn a_delete_refused_from_a_page_gone_meanwhile_shows_the_last_page() {
     }
     assert_eq!(status_of(&app, "post-0").await, StatusCode::OK);
 }
+
+/// Review: three pages of posts (41), the delete of the oldest post (on page 3) refused, its form
+/// sent with `page` set to `page`: the 409 and the "Page N of 3" it shows.
+async fn refused_delete_shows(pages: &[&str]) -> Vec<(String, StatusCode, Option<u64>)> {
+    let app = spawn_app().await;
+    for i in 0..41 {
+        app.create_post(json!({ "title": format!("Post {i}"), "body": "x", "published": true }))
+            .await;
+    }
+    app.login().await;
+    let (_, page_three) = app.get_text("/admin?page=3").await;
+    assert!(page_three.contains("Page 3 of 3"), "{page_three}");
+    let form = delete_form(&page_three, "post-0");
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/post-0",
+            Some(&json!({ "body": "v2" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut answers = Vec::new();
+    for page in pages {
+        let mut fields: Vec<(String, String)> =
+            form.iter().filter(|(n, _)| n != "page").cloned().collect();
+        fields.push(("page".into(), (*page).into()));
+        let response = press_delete(&app, "post-0", &fields).await;
+        let status = response.status();
+        let html = response.text().await.unwrap();
+        assert!(html.contains(CHANGED_SINCE_LOADED), "{page:?}: {html}");
+        let shown = (1..=3).find(|n| html.contains(&format!("Page {n} of 3")));
+        answers.push(((*page).to_owned(), status, shown));
+    }
+    assert_eq!(status_of(&app, "post-0").await, StatusCode::OK);
+    answers
+}
+
+/// Review: a page number too big for a u64 is still a number, a page that never was, which the
+/// change says shows the last page (as 18446744073709551615 does); it is taken as "not a number"
+/// and shows page 1.
+#[tokio::test]
+async fn review_a_delete_refused_with_a_page_beyond_u64_shows_the_last_page() {
+    let pages = [
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999",
+    ];
+    for (page, status, shown) in refused_delete_shows(&pages).await {
+        assert_eq!(status, StatusCode::CONFLICT, "{page}");
+        assert_eq!(shown, Some(3), "page {page:?}: not the last page");
+    }
+}
+
+/// Review, holds: with three pages, the page field as sent is the page shown, trimmed and with a
+/// sign; 0 and non-numbers are page 1; a page past the end is the last page; always a 409.
+#[tokio::test]
+async fn review_holds_a_refused_delete_shows_the_page_its_field_names() {
+    let pages = ["2", " 3 ", "+2", "0", "-3", "2.0", "", "4", "1000"];
+    let expected = [2, 3, 2, 1, 1, 1, 1, 3, 3];
+    for ((page, status, shown), want) in
+        refused_delete_shows(&pages).await.into_iter().zip(expected)
+    {
+        assert_eq!(status, StatusCode::CONFLICT, "{page:?}");
+        assert_eq!(shown, Some(want), "page {page:?}");
+    }
+}

@@ -634,3 +634,95 @@ async fn a_long_label_naming_an_existing_tag_is_refused_as_that_tag() {
     }
     assert_eq!(app.tag_labels().await, ["go", dotted.as_str()]);
 }
+
+/// Review, holds: a 40-character tag of `İ` whose key is 80 characters: typed in its 80-character
+/// lower case it is that tag everywhere: created (API, Tags page) it already exists, as the exact
+/// label does; on a post it is that tag, the label kept; a rename of another tag to it is that
+/// conflict; a rename of a deleted tag to it is gone, as with a short label, on the Tags page too;
+/// a long label naming no tag is too long on a post as well. Nothing is written by a refusal.
+#[tokio::test]
+async fn review_holds_a_40_character_tag_typed_80_long_is_that_tag_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let dotted = "İ".repeat(40);
+    let long = "i\u{307}".repeat(40);
+    assert_eq!(long.chars().count(), 80);
+    let dotted_id = app.create_tag(&dotted).await["id"].as_i64().unwrap();
+    let other = app.create_tag("other").await["id"].as_i64().unwrap();
+    let (_, before) = app.api_get("/tags").await;
+
+    let exact = app
+        .api_call(Method::POST, "/tags", Some(&json!({ "label": dotted })))
+        .await;
+    assert_eq!(exact.0, StatusCode::CONFLICT, "{exact:?}");
+    let typed_long = app
+        .api_call(Method::POST, "/tags", Some(&json!({ "label": long })))
+        .await;
+    assert_eq!(typed_long, exact);
+    let renamed = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{other}"),
+            Some(&json!({ "label": long })),
+        )
+        .await;
+    assert_eq!(renamed.0, StatusCode::CONFLICT, "{renamed:?}");
+    let own = app
+        .api_call(
+            Method::PATCH,
+            &format!("/tags/{dotted_id}"),
+            Some(&json!({ "label": long })),
+        )
+        .await;
+    assert_eq!(own.0, StatusCode::UNPROCESSABLE_ENTITY, "{own:?}");
+    let (_, after) = app.api_get("/tags").await;
+    assert_eq!(after, before, "a refusal wrote something");
+
+    // On a post: the existing tag, its label kept; a long label naming no tag is too long.
+    let post = app
+        .create_post(json!({ "title": "P", "slug": "p", "tags": [long], "published": true }))
+        .await;
+    assert_eq!(post["tags"], json!([dotted]), "{post}");
+    let (status, body) = app
+        .api_call(
+            Method::POST,
+            "/posts",
+            Some(&json!({ "title": "Q", "slug": "q", "tags": ["y".repeat(41)] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("at most 40"), "{body}");
+    assert_eq!(app.tag_labels().await, [dotted.as_str(), "other"]);
+
+    // A rename of a deleted tag on the Tags page: the same answer, short or long.
+    let gone = app.create_tag("gone").await["id"].as_i64().unwrap();
+    let (status, _) = app
+        .api_call(Method::DELETE, &format!("/tags/{gone}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.login().await;
+    let mut answers = Vec::new();
+    for label in [&dotted, &long] {
+        let csrf = app.csrf_for("/admin/tags").await;
+        let response = app
+            .post_form(
+                &format!("/admin/tags/{gone}"),
+                &[("csrf", &csrf), ("label", label)],
+            )
+            .await;
+        let status = response.status();
+        let place = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| l.to_str().unwrap().to_owned());
+        let html = response.text().await.unwrap();
+        answers.push((status, place, html.replace(label.as_str(), "LABEL")));
+    }
+    assert!(
+        answers[0].0.is_client_error() || answers[0].0.is_redirection(),
+        "{:?}",
+        answers[0]
+    );
+    assert_eq!(answers[1].0, answers[0].0);
+    assert_eq!(answers[1].1, answers[0].1);
+    assert_eq!(app.tag_labels().await, [dotted.as_str(), "other"]);
+}

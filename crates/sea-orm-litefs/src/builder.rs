@@ -657,4 +657,37 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Review: a forward timeout beyond what the layer can use (half of it is SQLite's busy
+    /// timeout, which sqlx takes in i32 milliseconds: from 2^32 ms on), or `Duration::MAX`: start
+    /// is refused as the other limits are (naming forward_timeout, nothing created, no panic in a
+    /// worker), or it starts and writes.
+    #[tokio::test]
+    async fn review_a_huge_forward_timeout_is_refused_before_anything_starts_or_works() {
+        for (i, timeout) in [Duration::from_millis(1 << 32), Duration::MAX]
+            .into_iter()
+            .enumerate()
+        {
+            let dir = absent_dir(&format!("huge-timeout-{i}"));
+            let builder = Builder::new(dir.join("blog.db")).forward_timeout(timeout);
+            match builder.start().await {
+                Err(err) => {
+                    let text = err.to_string();
+                    assert!(
+                        text.contains("forward_timeout"),
+                        "{timeout:?}: not refused as a limit: {text}"
+                    );
+                    assert!(!dir.exists(), "{timeout:?}: {} was created", dir.display());
+                }
+                Ok(db) => {
+                    use sea_orm::ConnectionTrait;
+                    db.execute_unprepared("CREATE TABLE t (x INTEGER)")
+                        .await
+                        .unwrap_or_else(|e| panic!("{timeout:?}: {e}"));
+                    drop(db);
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
