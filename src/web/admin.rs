@@ -609,11 +609,13 @@ struct DeleteForm {
 }
 
 impl DeleteForm {
+    /// A number too big for a u64 is a page past the end, as any other.
     fn page(&self) -> u64 {
-        self.page
-            .as_deref()
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or(1)
+        match self.page.as_deref().map(|p| p.trim().parse::<u64>()) {
+            Some(Ok(page)) => page,
+            Some(Err(e)) if *e.kind() == std::num::IntErrorKind::PosOverflow => u64::MAX,
+            _ => 1,
+        }
     }
 }
 
