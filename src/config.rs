@@ -185,8 +185,8 @@ pub struct Config {
     pub cluster_secret: Option<String>,
 
     /// Deadline of a write, in milliseconds: waiting for the primary's writer, one forwarded
-    /// call, and the wait for this node to replicate its commit. More than 0, and more than
-    /// the remote-transaction lease.
+    /// call, and the wait for this node to replicate its commit. More than 0, more than the
+    /// remote-transaction lease, and at most an hour.
     #[arg(
         long = "forward-timeout-ms",
         env = "BLOG_FORWARD_TIMEOUT_MS",
@@ -198,7 +198,8 @@ pub struct Config {
 
     /// On the primary: a remote transaction idle this long (its replica vanished) is rolled back.
     /// More than 0, and below the forward timeout (the blog refuses to start otherwise), so that
-    /// a vanished replica frees the writer before the writes queued behind it give up.
+    /// a vanished replica frees the writer before the writes queued behind it give up. A remote
+    /// transaction open 30 s (or this long, if longer) is rolled back too.
     #[arg(
         long = "remote-tx-lease-ms",
         env = "BLOG_REMOTE_TX_LEASE_MS",
@@ -275,6 +276,9 @@ pub const MIN_PASSWORD_CHARS: usize = 15;
 /// request waiting for an argon2 slot never holds more than this of a password.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// The longest forward timeout and lease accepted, in milliseconds (the cluster layer's limit).
+pub const MAX_FORWARDING_MS: u128 = 60 * 60 * 1000;
+
 /// The shortest `BLOG_SESSION_SECRET` accepted.
 pub const MIN_SESSION_SECRET_CHARS: usize = 32;
 /// The database path in `DATABASE_URL` (`sqlite://blog.db?mode=rwc`, `sqlite:blog.db`), else
@@ -335,6 +339,17 @@ impl Config {
             self.forward_timeout.as_millis(),
             self.remote_tx_lease.as_millis(),
         );
+        for (setting, value) in [
+            ("BLOG_FORWARD_TIMEOUT_MS", timeout),
+            ("BLOG_REMOTE_TX_LEASE_MS", lease),
+        ] {
+            if value > MAX_FORWARDING_MS {
+                return Err(format!(
+                    "{setting} ({value} ms) is longer than an hour ({MAX_FORWARDING_MS} ms), the \
+                     most a write may wait"
+                ));
+            }
+        }
         if timeout == 0 {
             return Err(
                 "BLOG_FORWARD_TIMEOUT_MS is 0: every write would give up before it starts \

@@ -50,7 +50,8 @@ pub struct Builder {
     secret: Option<String>,
     forward_timeout: Duration,
     remote_tx_lease: Duration,
-    remote_tx_max_lifetime: Duration,
+    /// Unset: 30 s, or the lease if that is longer ([`Builder::max_lifetime`]).
+    remote_tx_max_lifetime: Option<Duration>,
     max_remote_transactions: usize,
     startup_timeout: Duration,
     metric_prefix: String,
@@ -61,6 +62,12 @@ pub struct Builder {
     pub(crate) catch_up: bool,
     pub(crate) faults: Arc<server::Faults>,
 }
+
+/// The default of [`Builder::remote_transaction_max_lifetime`] (unless the lease is longer).
+const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30);
+
+/// The longest duration [`Builder::start`] accepts for any of its limits: one hour.
+pub(crate) const MAX_LIMIT: Duration = Duration::from_secs(60 * 60);
 
 impl Builder {
     /// A node whose SQLite file is `database`, opened with this crate's defaults: foreign keys on,
@@ -75,7 +82,7 @@ impl Builder {
             secret: None,
             forward_timeout: Duration::from_secs(5),
             remote_tx_lease: Duration::from_secs(2),
-            remote_tx_max_lifetime: Duration::from_secs(30),
+            remote_tx_max_lifetime: None,
             max_remote_transactions: 64,
             startup_timeout: Duration::from_secs(30),
             metric_prefix: metrics::DEFAULT_PREFIX.into(),
@@ -145,9 +152,9 @@ impl Builder {
     }
 
     /// A remote transaction open this long is rolled back by the primary, busy or not
-    /// (default 30 s). It may not be shorter than the lease.
+    /// (default 30 s, or the lease if that is longer). It may not be shorter than the lease.
     pub fn remote_transaction_max_lifetime(mut self, lifetime: Duration) -> Self {
-        self.remote_tx_max_lifetime = lifetime;
+        self.remote_tx_max_lifetime = Some(lifetime);
         self
     }
 
@@ -206,8 +213,25 @@ impl Builder {
         })
     }
 
+    /// The longest remote transaction: as set, else 30 s, or the lease if that is longer (a
+    /// lease set past 30 s is not undone by a default the app never chose).
+    fn max_lifetime(&self) -> Duration {
+        self.remote_tx_max_lifetime
+            .unwrap_or_else(|| DEFAULT_MAX_LIFETIME.max(self.remote_tx_lease))
+    }
+
     /// Refuses limits that cannot work, or contradict each other (see [`StartError`]).
     fn check_limits(&self) -> Result<(), StartError> {
+        for (setting, value) in [
+            ("forward_timeout", self.forward_timeout),
+            ("remote_transaction_lease", self.remote_tx_lease),
+            ("remote_transaction_max_lifetime", self.max_lifetime()),
+            ("startup_timeout", self.startup_timeout),
+        ] {
+            if value > MAX_LIMIT {
+                return Err(StartError::TooLong { setting, value });
+            }
+        }
         let zero = |setting, why| Err(StartError::Zero { setting, why });
         if self.forward_timeout.is_zero() {
             return zero(
@@ -222,7 +246,7 @@ impl Builder {
                  statements",
             );
         }
-        if self.remote_tx_max_lifetime.is_zero() {
+        if self.max_lifetime().is_zero() {
             return zero(
                 "remote_transaction_max_lifetime",
                 "every transaction from a replica would be rolled back at once",
@@ -246,9 +270,9 @@ impl Builder {
                 forward_timeout: self.forward_timeout,
             });
         }
-        if self.remote_tx_max_lifetime < self.remote_tx_lease {
+        if self.max_lifetime() < self.remote_tx_lease {
             return Err(StartError::LifetimeBelowLease {
-                max_lifetime: self.remote_tx_max_lifetime,
+                max_lifetime: self.max_lifetime(),
                 lease: self.remote_tx_lease,
             });
         }
@@ -346,7 +370,7 @@ impl Builder {
             Some(follower.clone()),
             server::SessionLimits {
                 lease: self.remote_tx_lease,
-                max_lifetime: self.remote_tx_max_lifetime,
+                max_lifetime: self.max_lifetime(),
                 max_sessions: self.max_remote_transactions,
             },
             self.faults.clone(),
@@ -429,6 +453,16 @@ pub enum StartError {
     Zero {
         setting: &'static str,
         why: &'static str,
+    },
+    /// A duration is longer than an hour.
+    #[error(
+        "{setting} ({value:?}) is longer than an hour, the most any of this layer's durations may \
+         be: no write, transaction or start-up needs to wait longer, and much longer ones overflow \
+         what SQLite and the clock can hold"
+    )]
+    TooLong {
+        setting: &'static str,
+        value: Duration,
     },
     /// The remote-transaction lease is not shorter than the forward timeout.
     #[error(
@@ -648,6 +682,14 @@ mod tests {
             Builder::new(dir.join("2.db"))
                 .remote_transaction_lease(ms(1000))
                 .remote_transaction_max_lifetime(ms(1000)),
+            // A lease past the default lifetime (30 s), the lifetime not set: it follows the lease.
+            Builder::new(dir.join("3.db"))
+                .forward_timeout(ms(60_000))
+                .remote_transaction_lease(ms(40_000)),
+            // An hour is the most a duration may be.
+            Builder::new(dir.join("4.db"))
+                .forward_timeout(MAX_LIMIT)
+                .startup_timeout(MAX_LIMIT),
         ]
         .into_iter()
         .enumerate()
@@ -656,6 +698,42 @@ mod tests {
             drop(db);
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Any duration past an hour is refused, naming it: none is needed, and far longer ones
+    /// overflow SQLite's busy timeout (half the forward timeout, in i32 milliseconds) or the
+    /// clock's deadlines.
+    #[tokio::test]
+    async fn durations_over_an_hour_are_refused_before_anything_starts() {
+        let dir = absent_dir("too-long");
+        let base = Builder::new(dir.join("blog.db")).litefs(&dir, "http://127.0.0.1:1");
+        let over = MAX_LIMIT + Duration::from_millis(1);
+        let cases: [(&str, Builder); 5] = [
+            ("forward_timeout", base.clone().forward_timeout(over)),
+            (
+                "remote_transaction_lease",
+                base.clone()
+                    .forward_timeout(MAX_LIMIT)
+                    .remote_transaction_lease(over),
+            ),
+            (
+                "remote_transaction_max_lifetime",
+                base.clone().remote_transaction_max_lifetime(Duration::MAX),
+            ),
+            ("startup_timeout", base.clone().startup_timeout(over)),
+            (
+                "forward_timeout",
+                base.clone().forward_timeout(Duration::MAX),
+            ),
+        ];
+        for (setting, builder) in cases {
+            refused(
+                setting,
+                builder,
+                &[setting.to_owned(), "an hour".to_owned()],
+            )
+            .await;
+        }
     }
 
     /// Review: a forward timeout beyond what the layer can use (half of it is SQLite's busy
