@@ -18,6 +18,7 @@ mod shutdown;
 mod signin;
 mod signin_availability;
 mod site;
+mod slug_redirects;
 mod tag_case;
 mod user_review;
 
