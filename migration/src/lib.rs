@@ -8,6 +8,7 @@ mod m20261126_000001_create_tags_posts;
 mod m20261128_000001_posts_search;
 mod m20261128_000002_sessions_settings;
 mod m20261129_000001_tag_label_keys;
+mod m20261130_000001_post_slugs;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_posts_search::Migration),
             Box::new(m20261128_000002_sessions_settings::Migration),
             Box::new(m20261129_000001_tag_label_keys::Migration),
+            Box::new(m20261130_000001_post_slugs::Migration),
         ]
     }
 }

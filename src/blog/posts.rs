@@ -173,6 +173,27 @@ pub async fn find_by_slug<C: ConnectionTrait>(
     }
 }
 
+/// The post that had the slug `slug` before it was renamed (the database records a post's old
+/// slugs, `post_slugs`: see `migration/src/m20261130_000001_post_slugs.rs`), if `visibility`
+/// shows it. A slug a post has now is never an old slug: look it up with [`find_by_slug`] first.
+pub async fn find_by_old_slug<C: ConnectionTrait>(
+    db: &C,
+    slug: &str,
+    visibility: Visibility,
+) -> Result<post::Model, BlogError> {
+    let post = post::Entity::find()
+        .filter(Expr::cust_with_values(
+            "posts.id IN (SELECT post_id FROM post_slugs WHERE slug = ?)",
+            [slug],
+        ))
+        .one(db)
+        .await?;
+    match post {
+        Some(post) if post.published || visibility == Visibility::All => Ok(post),
+        _ => Err(BlogError::NotFound),
+    }
+}
+
 /// The post `id`, drafts included.
 pub async fn find_by_id<C: ConnectionTrait>(db: &C, id: i32) -> Result<PostWithTags, BlogError> {
     match post::Entity::find_by_id(id).one(db).await? {

@@ -88,7 +88,7 @@ fn migrate_up_status_down_with_logs_at_info_and_no_colours() {
 
     let down = run(&env, &["migrate", "down"]);
     assert!(
-        down.contains("Rolling back migration 'm20261129_000001_tag_label_keys'"),
+        down.contains("Rolling back migration 'm20261130_000001_post_slugs'"),
         "{down}"
     );
     let status = run(&env, &["migrate", "status"]);
