@@ -524,7 +524,11 @@ async fn create_post(
         Ok(post) => {
             let message = format!("Created \"{}\".", post.post.title);
             let jar = state.flash_saved(visitor.jar, &message, &form.draft_key(None));
-            Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
+            Ok((
+                jar,
+                Redirect::to(&format!("/posts/{}", super::urlencode(&post.post.slug))),
+            )
+                .into_response())
         }
         Err(err) => rejected_form(&state, visitor, None, &form, err),
     }
@@ -570,7 +574,11 @@ async fn update_post(
         Ok(post) => {
             let message = format!("Saved \"{}\".", post.post.title);
             let jar = state.flash_saved(visitor.jar, &message, &form.draft_key(Some(&slug)));
-            Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
+            Ok((
+                jar,
+                Redirect::to(&format!("/posts/{}", super::urlencode(&post.post.slug))),
+            )
+                .into_response())
         }
         Err(err) => rejected_form(&state, visitor, Some(&slug), &form, err),
     }
