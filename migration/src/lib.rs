@@ -9,6 +9,7 @@ mod m20261128_000001_posts_search;
 mod m20261128_000002_sessions_settings;
 mod m20261129_000001_tag_label_keys;
 mod m20261129_000002_posts_search_unstemmed;
+mod m20261130_000001_post_slugs;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_sessions_settings::Migration),
             Box::new(m20261129_000001_tag_label_keys::Migration),
             Box::new(m20261129_000002_posts_search_unstemmed::Migration),
+            Box::new(m20261130_000001_post_slugs::Migration),
         ]
     }
 }

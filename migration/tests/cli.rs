@@ -47,7 +47,7 @@ fn status_up_and_down_on_blog_database() {
     assert!(!after.contains("Pending"), "{after}");
     let down = migration(env(), &["down"]);
     assert!(
-        down.contains("Rolling back migration 'm20261129_000002_posts_search_unstemmed'"),
+        down.contains("Rolling back migration 'm20261130_000001_post_slugs'"),
         "{down}"
     );
     let _ = std::fs::remove_dir_all(db.parent().unwrap());

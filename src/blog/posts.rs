@@ -60,6 +60,61 @@ pub async fn list<C: ConnectionTrait>(
     paginate(db, query, page, per_page).await
 }
 
+/// Which posts the admin dashboard lists (its filter, `?status=` in its address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shown {
+    #[default]
+    All,
+    Drafts,
+    Published,
+}
+
+impl Shown {
+    /// Every filter, in the order the dashboard offers them.
+    pub const EVERY: [Shown; 3] = [Shown::All, Shown::Drafts, Shown::Published];
+
+    /// The filter `text` names (`all`, `drafts`, `published`, as in the address), if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Shown::EVERY.into_iter().find(|s| s.as_str() == text.trim())
+    }
+
+    /// Its name in the dashboard's address.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shown::All => "all",
+            Shown::Drafts => "drafts",
+            Shown::Published => "published",
+        }
+    }
+}
+
+/// One page of the admin dashboard's posts `shown`: drafts first, the newest edited first (a post
+/// taken back to a draft too, whenever it was published), then published posts, the newest
+/// published first.
+pub async fn dashboard<C: ConnectionTrait>(
+    db: &C,
+    shown: Shown,
+    page: u64,
+    per_page: u64,
+) -> Result<Page<PostWithTags>, BlogError> {
+    let mut query = post::Entity::find();
+    match shown {
+        Shown::All => {}
+        Shown::Drafts => query = query.filter(post::Column::Published.eq(false)),
+        Shown::Published => query = query.filter(post::Column::Published.eq(true)),
+    }
+    let query = query
+        .order_by_asc(post::Column::Published)
+        .order_by_desc(Expr::cust(
+            "CASE WHEN posts.published THEN NULL ELSE posts.updated_at END",
+        ))
+        .order_by_desc(post::Column::PublishedAt)
+        .order_by_desc(post::Column::UpdatedAt)
+        .order_by_desc(post::Column::Id);
+    paginate(db, query, page, per_page).await
+}
+
 /// Longest search text accepted, and most words used from it.
 pub const MAX_SEARCH_CHARS: usize = 200;
 const MAX_SEARCH_WORDS: usize = 12;
@@ -268,6 +323,27 @@ pub async fn find_by_slug<C: ConnectionTrait>(
         Some(post) if post.published || visibility == Visibility::All => {
             Ok(with_tags(db, vec![post]).await?.remove(0))
         }
+        _ => Err(BlogError::NotFound),
+    }
+}
+
+/// The post that had the slug `slug` before it was renamed (the database records a post's old
+/// slugs, `post_slugs`: see `migration/src/m20261130_000001_post_slugs.rs`), if `visibility`
+/// shows it. A slug a post has now is never an old slug: look it up with [`find_by_slug`] first.
+pub async fn find_by_old_slug<C: ConnectionTrait>(
+    db: &C,
+    slug: &str,
+    visibility: Visibility,
+) -> Result<post::Model, BlogError> {
+    let post = post::Entity::find()
+        .filter(Expr::cust_with_values(
+            "posts.id IN (SELECT post_id FROM post_slugs WHERE slug = ?)",
+            [slug],
+        ))
+        .one(db)
+        .await?;
+    match post {
+        Some(post) if post.published || visibility == Visibility::All => Ok(post),
         _ => Err(BlogError::NotFound),
     }
 }
@@ -624,6 +700,11 @@ pub async fn count_drafts<C: ConnectionTrait>(db: &C) -> Result<u64, BlogError> 
         .filter(post::Column::Published.eq(false))
         .count(db)
         .await?)
+}
+
+/// Every post, drafts included.
+pub async fn count_all<C: ConnectionTrait>(db: &C) -> Result<u64, BlogError> {
+    Ok(post::Entity::find().count(db).await?)
 }
 
 async fn link_tags<C: ConnectionTrait>(

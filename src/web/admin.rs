@@ -17,13 +17,12 @@ use super::AppState;
 use super::auth::{self, ClientIp, PageAdmin, Verdict, Visitor};
 use super::csrf::CsrfForm;
 use super::error::{Error, PageError};
-use super::pages::PageQuery;
 use super::views::{
-    AdminTagsPage, CurrentPost, DashboardPage, DashboardPost, DeleteRefused, LoginPage, Pager,
-    PostFormPage, TagRename,
+    AdminTagsPage, CurrentPost, DashboardFilter, DashboardPage, DashboardPost, DeleteRefused,
+    LoginPage, Pager, PostFormPage, TagRename,
 };
 use crate::blog::input::{PostDraft, PostInput, Slug, TagLabel, split_tag_list};
-use crate::blog::posts::{self, PostWithTags, Visibility};
+use crate::blog::posts::{self, PostWithTags, Shown, Visibility};
 use crate::blog::{BlogError, FieldErrors, tags};
 
 pub fn router() -> Router<AppState> {
@@ -148,27 +147,50 @@ async fn logout(
     Ok((jar, Redirect::to("/")).into_response())
 }
 
+/// The dashboard's address: its page and its filter.
+#[derive(Deserialize)]
+struct DashboardQuery {
+    #[serde(default = "first_page")]
+    page: u64,
+    /// `all` (or absent), `drafts` or `published`; anything else is a 400 that says so.
+    #[serde(default)]
+    status: Shown,
+}
+
+fn first_page() -> u64 {
+    1
+}
+
 async fn dashboard(
     _: PageAdmin,
     State(state): State<AppState>,
     visitor: Visitor,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<DashboardQuery>,
 ) -> Result<Response, PageError> {
-    dashboard_page(&state, visitor, q.page, None).await
+    dashboard_page(&state, visitor, q.status, q.page, None).await
 }
 
 /// Posts on a page of the dashboard.
 const DASHBOARD_PER_PAGE: u64 = 20;
 
-/// The dashboard at page `page` of the posts; with `refused`, a delete just refused (a 409),
-/// shown on that page if it is still there, else on the last page.
+/// The dashboard's address with the filter `shown` (`/admin` for all posts), without a page.
+fn dashboard_address(shown: Shown) -> String {
+    match shown {
+        Shown::All => "/admin".to_owned(),
+        other => format!("/admin?status={}", other.as_str()),
+    }
+}
+
+/// The dashboard at page `page` of the posts `shown`; with `refused`, a delete just refused (a
+/// 409), shown on that page if it is still there, else on the last page.
 async fn dashboard_page(
     state: &AppState,
     visitor: Visitor,
+    shown: Shown,
     page: u64,
     refused: Option<DeleteRefused>,
 ) -> Result<Response, PageError> {
-    let list = |page| posts::list(&state.db, Visibility::All, None, page, DASHBOARD_PER_PAGE);
+    let list = |page| posts::dashboard(&state.db, shown, page, DASHBOARD_PER_PAGE);
     let page = match list(page).await {
         // A refused delete from a page that is gone (posts deleted meanwhile), or from a page
         // that never was: the last page there is, not a 404 in place of the 409.
@@ -184,6 +206,7 @@ async fn dashboard_page(
         }
         other => other?,
     };
+    let post_count = posts::count_all(&state.db).await?;
     let drafts = posts::count_drafts(&state.db).await?;
     let tag_count = tags::list_with_counts(&state.db, Visibility::All)
         .await?
@@ -194,13 +217,32 @@ async fn dashboard_page(
     } else {
         StatusCode::OK
     };
+    let filters = Shown::EVERY
+        .into_iter()
+        .map(|filter| DashboardFilter {
+            href: dashboard_address(filter),
+            label: match filter {
+                Shown::All => "All",
+                Shown::Drafts => "Drafts",
+                Shown::Published => "Published",
+            },
+            count: match filter {
+                Shown::All => post_count,
+                Shown::Drafts => drafts,
+                Shown::Published => post_count.saturating_sub(drafts),
+            },
+            current: filter == shown,
+        })
+        .collect();
     let view = DashboardPage {
         chrome,
         posts: page.items.iter().map(DashboardPost::new).collect(),
-        pager: Pager::new("/admin", &page),
-        post_count: page.total_items,
+        pager: Pager::new(dashboard_address(shown), &page),
+        post_count,
         drafts,
         tag_count,
+        shown: shown.as_str(),
+        filters,
         refused,
     };
     Ok((status, jar, view).into_response())
@@ -524,7 +566,11 @@ async fn create_post(
         Ok(post) => {
             let message = format!("Created \"{}\".", post.post.title);
             let jar = state.flash_saved(visitor.jar, &message, &form.draft_key(None));
-            Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
+            Ok((
+                jar,
+                Redirect::to(&format!("/posts/{}", super::urlencode(&post.post.slug))),
+            )
+                .into_response())
         }
         Err(err) => rejected_form(&state, visitor, None, &form, err),
     }
@@ -570,7 +616,11 @@ async fn update_post(
         Ok(post) => {
             let message = format!("Saved \"{}\".", post.post.title);
             let jar = state.flash_saved(visitor.jar, &message, &form.draft_key(Some(&slug)));
-            Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
+            Ok((
+                jar,
+                Redirect::to(&format!("/posts/{}", super::urlencode(&post.post.slug))),
+            )
+                .into_response())
         }
         Err(err) => rejected_form(&state, visitor, Some(&slug), &form, err),
     }
@@ -606,6 +656,9 @@ struct DeleteForm {
     /// The page of the dashboard the button was on, to come back to if the delete is refused;
     /// absent (a page of before this field) or not a number: page 1.
     page: Option<String>,
+    /// The dashboard's filter the button was shown with, to come back to (a [`Shown`]); absent
+    /// (a page of before this field) or not a filter: all posts.
+    status: Option<String>,
 }
 
 impl DeleteForm {
@@ -616,6 +669,13 @@ impl DeleteForm {
             Some(Err(e)) if *e.kind() == std::num::IntErrorKind::PosOverflow => u64::MAX,
             _ => 1,
         }
+    }
+
+    fn shown(&self) -> Shown {
+        self.status
+            .as_deref()
+            .and_then(Shown::parse)
+            .unwrap_or_default()
     }
 }
 
@@ -638,8 +698,10 @@ async fn delete_post(
     Path(slug): Path<String>,
     CsrfForm(form): CsrfForm<DeleteForm>,
 ) -> Result<Response, PageError> {
+    let shown = form.shown();
     let gone = |visitor: Visitor, message: &str| {
-        Ok((state.flash(visitor.jar, message), Redirect::to("/admin")).into_response())
+        let dashboard = Redirect::to(&dashboard_address(shown));
+        Ok((state.flash(visitor.jar, message), dashboard).into_response())
     };
     let Some((id, version)) = loaded_from(form.post_id.as_deref(), form.version.as_deref()) else {
         // Not deleted blindly: shown as it is now, to be deleted from there. Read here, not in a
@@ -647,7 +709,7 @@ async fn delete_post(
         return match posts::find_by_slug(&state.db, &slug, Visibility::All).await {
             Ok(current) => {
                 let refused = DeleteRefused::new(DELETE_VERSION_UNKNOWN, &current);
-                dashboard_page(&state, visitor, form.page(), Some(refused)).await
+                dashboard_page(&state, visitor, shown, form.page(), Some(refused)).await
             }
             Err(BlogError::NotFound) => gone(visitor, POST_ALREADY_GONE),
             Err(other) => Err(other.into()),
@@ -669,7 +731,7 @@ async fn delete_post(
         Err(other) => return Err(other.into()),
     };
     let refused = DeleteRefused::new(DELETE_CHANGED_MEANWHILE, &current);
-    dashboard_page(&state, visitor, form.page(), Some(refused)).await
+    dashboard_page(&state, visitor, shown, form.page(), Some(refused)).await
 }
 
 /// What the dashboard says after a delete of a post that no address holds any more (deleted in

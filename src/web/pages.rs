@@ -4,7 +4,7 @@
 use super::slash::RouteWithSlash;
 use axum::Router;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use super::error::PageError;
 use super::views::{
     FeedEntry, FeedXml, IndexPage, Pager, PostCard, PostPage, SearchPage, SitemapXml, TagsPage,
 };
+use crate::blog::BlogError;
 use crate::blog::input::lookup_label;
 use crate::blog::posts::{self, Visibility};
 use crate::blog::{markdown, tags};
@@ -72,17 +73,35 @@ async fn home(
     Ok((jar, view))
 }
 
+/// A post's page. A slug the post had before (it was renamed) is a permanent redirect (301: feed
+/// readers and crawlers of before 308 know it) to its address now, query kept, if the visitor may
+/// see the post there: a draft's old slug is a 404 for visitors, as the draft is, and the admin
+/// is sent on to it. A slug a post has now always wins over another post's old one.
 async fn show_post(
     State(state): State<AppState>,
     visitor: Visitor,
+    OriginalUri(uri): OriginalUri,
     Path(slug): Path<String>,
-) -> Result<impl IntoResponse, PageError> {
+) -> Result<Response, PageError> {
     let visibility = if visitor.admin {
         Visibility::All
     } else {
         Visibility::PublishedOnly
     };
-    let post = posts::find_by_slug(&state.db, &slug, visibility).await?;
+    let post = match posts::find_by_slug(&state.db, &slug, visibility).await {
+        Err(BlogError::NotFound) => {
+            // A slug a post has now (a draft the visitor may not see) is no old slug: the
+            // database forgets an old slug when a post takes it.
+            let moved = posts::find_by_old_slug(&state.db, &slug, visibility).await?;
+            let path = format!("/posts/{}", super::urlencode(&moved.slug));
+            let location = match uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path,
+            };
+            return Ok(moved_permanently(&location));
+        }
+        other => other?,
+    };
     let (jar, mut chrome) = state.chrome(&visitor, post.post.title.clone());
     chrome.description = markdown::excerpt(&post.post.body, 160);
     chrome.og_type = "article";
@@ -92,7 +111,17 @@ async fn show_post(
         html,
         post: PostCard::new(&post),
     };
-    Ok((jar, view))
+    Ok((jar, view).into_response())
+}
+
+/// A 301 to `location`, a path on this site (percent-encoded: a header value is ASCII).
+fn moved_permanently(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, value)]).into_response(),
+        Err(_) => {
+            PageError(Error::Internal(format!("not a header value: {location:?}"))).into_response()
+        }
+    }
 }
 
 /// The HTML of a post's Markdown, from the render cache: rendered on the blocking pool (however

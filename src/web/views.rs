@@ -228,8 +228,22 @@ pub struct DashboardPage {
     pub post_count: u64,
     pub drafts: u64,
     pub tag_count: usize,
+    /// The filter shown, as its address names it (`all`, `drafts`, `published`): the delete
+    /// buttons send it back.
+    pub shown: &'static str,
+    /// The filter's links, each with its count.
+    pub filters: Vec<DashboardFilter>,
     /// A delete just refused (a 409): why, and the post as it is now.
     pub refused: Option<DeleteRefused>,
+}
+
+/// A link of the dashboard's filter: All, Drafts or Published, with the number of such posts.
+pub struct DashboardFilter {
+    pub href: String,
+    pub label: &'static str,
+    pub count: u64,
+    /// The filter shown.
+    pub current: bool,
 }
 
 /// A post on the dashboard, with the id and version of it its delete button names (hidden

@@ -74,6 +74,7 @@ const PUBLIC_PAGES: &[&str] = &[
 
 const ADMIN_PAGES: &[&str] = &[
     "/admin",
+    "/admin?status=drafts",
     "/admin/posts/new",
     "/admin/posts/forwarding/edit",
     "/admin/tags",

@@ -88,7 +88,7 @@ fn migrate_up_status_down_with_logs_at_info_and_no_colours() {
 
     let down = run(&env, &["migrate", "down"]);
     assert!(
-        down.contains("Rolling back migration 'm20261129_000002_posts_search_unstemmed'"),
+        down.contains("Rolling back migration 'm20261130_000001_post_slugs'"),
         "{down}"
     );
     let status = run(&env, &["migrate", "status"]);
@@ -508,7 +508,13 @@ fn review_a_lease_above_30_s_below_the_timeout_starts_or_is_refused_in_the_blogs
 #[test]
 fn review_a_huge_forward_timeout_starts_or_is_refused_without_a_panic() {
     let ms = |v: u64| v.to_string();
-    for timeout in [3_600_001, 4_294_967_295, 4_294_967_296, u64::MAX / 2, u64::MAX] {
+    for timeout in [
+        3_600_001,
+        4_294_967_295,
+        4_294_967_296,
+        u64::MAX / 2,
+        u64::MAX,
+    ] {
         let what = format!("timeout {timeout}");
         let env = [("BLOG_FORWARD_TIMEOUT_MS", ms(timeout))];
         if let Err((status, stderr, created)) = start_outcome(&what, &env) {

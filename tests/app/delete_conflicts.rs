@@ -651,3 +651,92 @@ async fn review_holds_a_refused_delete_shows_the_page_its_field_names() {
         assert_eq!(shown, Some(want), "page {page:?}");
     }
 }
+
+/// A delete refused from page 2 of the dashboard's drafts: the 409 is that page of the drafts
+/// (the filter marked, its rows and its pager), and the refused post's button keeps the filter
+/// and the page. A delete done from a filter comes back to that filter; a filter field that is
+/// not one (a form of before it, or tampered with) is all posts, as a page that is not a number
+/// is page 1.
+#[tokio::test]
+async fn a_delete_refused_from_a_filtered_page_keeps_the_filter_and_the_page() {
+    let app = spawn_app().await;
+    for i in 0..3 {
+        app.create_post(json!({ "title": format!("Public {i}"), "body": "x", "published": true }))
+            .await;
+    }
+    for i in 0..22 {
+        app.create_post(json!({ "title": format!("Draft {i}"), "body": "x", "published": false }))
+            .await;
+    }
+    app.login().await;
+    let (status, page_two) = app.get_text("/admin?status=drafts&page=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        crate::dashboard::listed(&page_two),
+        ["draft-1", "draft-0"],
+        "{page_two}"
+    );
+    let form = delete_form(&page_two, "draft-0");
+    assert_eq!(
+        field_of(&form, "status").as_deref(),
+        Some("drafts"),
+        "{form:?}"
+    );
+    assert_eq!(field_of(&form, "page").as_deref(), Some("2"), "{form:?}");
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/draft-0",
+            Some(&json!({ "body": "rewritten meanwhile" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let response = press_delete(&app, "draft-0", &form).await;
+    let status = response.status();
+    let html = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert!(html.contains(CHANGED_SINCE_LOADED), "{html}");
+    assert!(html.contains("Page 2 of 2"), "{html}");
+    // Edited meanwhile, draft-0 is the newest edited draft now: page 1's first.
+    assert_eq!(crate::dashboard::listed(&html)[1..], ["draft-2", "draft-1"]);
+    assert!(crate::dashboard::filter_link(&html, "/admin?status=drafts").1);
+    assert!(!crate::dashboard::filter_link(&html, "/admin").1);
+    let again = delete_form(&html, "draft-0");
+    assert_eq!(field_of(&again, "status").as_deref(), Some("drafts"));
+    assert_eq!(field_of(&again, "page").as_deref(), Some("2"));
+
+    // Any filter field a form may send: what it shows.
+    for (sent, current) in [
+        ("published", "/admin?status=published"),
+        ("all", "/admin"),
+        ("bogus", "/admin"),
+        ("", "/admin"),
+    ] {
+        let mut fields: Vec<(String, String)> = again
+            .iter()
+            .filter(|(n, _)| n != "status")
+            .cloned()
+            .collect();
+        fields.push(("status".into(), sent.into()));
+        fields.retain(|(n, _)| n != "version");
+        fields.push((
+            "version".into(),
+            "2020-01-01T00:00:00.000000000Z~0000000000000000".into(),
+        ));
+        let response = press_delete(&app, "draft-0", &fields).await;
+        let status = response.status();
+        let html = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::CONFLICT, "status {sent:?}: {html}");
+        assert!(
+            crate::dashboard::filter_link(&html, current).1,
+            "status {sent:?}: {html}"
+        );
+    }
+
+    // Deleted from the drafts' filter: back to it.
+    let response = press_delete(&app, "draft-0", &again).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(response.headers()), "/admin?status=drafts");
+    assert_eq!(status_of(&app, "draft-0").await, StatusCode::NOT_FOUND);
+}

@@ -4,6 +4,7 @@
 mod api;
 mod browser_test;
 mod cli;
+mod dashboard;
 mod delete_conflicts;
 mod edit_conflicts;
 mod fuzz;
@@ -19,6 +20,7 @@ mod shutdown;
 mod signin;
 mod signin_availability;
 mod site;
+mod slug_redirects;
 mod tag_case;
 mod user_review;
 

@@ -8,6 +8,7 @@ mod guarantees;
 mod lab;
 mod litefs;
 mod procedures;
+mod redirects;
 mod review1;
 mod review2;
 mod review3;
