@@ -421,3 +421,29 @@ async fn a_word_typed_as_the_post_has_it_finds_it_whatever_its_script() {
     }
     assert!(missed.is_empty(), "{missed:#?}");
 }
+
+/// A title match ranks above a body match (docs/reference.md: "a title match weighs five times
+/// a body match"). Fails: "replica" begins the title word "Replication" (the unstemmed index
+/// only) and is a body word of the other post (both indexes, its two scores summed), and the
+/// body match comes first.
+#[tokio::test]
+async fn a_title_match_ranks_above_a_body_match() {
+    let app = spawn_app().await;
+    post(
+        &app,
+        "in-title",
+        "Replication",
+        "Notes on how the database file is copied to every node.",
+        true,
+    )
+    .await;
+    post(
+        &app,
+        "in-body",
+        "Regions",
+        "We added a replica in a second region; it serves reads close to readers.",
+        true,
+    )
+    .await;
+    assert_eq!(found(&app, "replica").await, ["in-title", "in-body"]);
+}
