@@ -447,3 +447,47 @@ async fn a_title_match_ranks_above_a_body_match() {
     .await;
     assert_eq!(found(&app, "replica").await, ["in-title", "in-body"]);
 }
+
+/// Equal matches are "ties newest first", newest as the list orders posts: by publication.
+/// Fails: ties are ordered by id (creation), so a post written first as a draft and published
+/// last is the newest on the home page and in `GET /api/posts`, and the oldest in a search.
+#[tokio::test]
+async fn ties_are_newest_first_as_the_list_has_them() {
+    let app = spawn_app().await;
+    post(
+        &app,
+        "written-first",
+        "Garden notes",
+        "Tomatoes and basil.",
+        false,
+    )
+    .await;
+    post(
+        &app,
+        "written-second",
+        "Garden notes",
+        "Tomatoes and basil.",
+        true,
+    )
+    .await;
+    let (status, body) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/written-first",
+            Some(&json!({ "published": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, list) = app.api_get("/posts").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(
+        slugs(&list),
+        ["written-first", "written-second"],
+        "newest published first"
+    );
+    assert_eq!(
+        found(&app, "tomatoes").await,
+        slugs(&list),
+        "a tie in search is newest first as well"
+    );
+}
