@@ -547,3 +547,32 @@ async fn accents_aside_in_greek_too() {
     both.sort();
     assert_eq!(both, ["greek", "greek-plain"], "typed with it");
 }
+
+/// Holds: "the first 12 words of the first 200 characters": a 13th word, or a word past the
+/// 200th character, that no post has, leaves the post found; the 12th must match.
+#[tokio::test]
+async fn only_the_first_twelve_words_of_the_first_200_characters_count() {
+    let app = spawn_app().await;
+    let words: Vec<String> = (1..=12).map(|i| format!("w{i}x")).collect();
+    post(&app, "all", "Twelve", &words.join(" "), true).await;
+    let twelve = words.join(" ");
+    assert_eq!(found(&app, &format!("{twelve} absentword")).await, ["all"]);
+    assert_eq!(
+        found(&app, &format!("{} absentword", words[..11].join(" "))).await,
+        Vec::<String>::new()
+    );
+    let padded = format!("w1x{}", " ".repeat(196));
+    assert_eq!(padded.chars().count(), 199);
+    assert_eq!(
+        found(&app, &format!("{padded}wabsent")).await,
+        ["all"],
+        "cut to 'w'"
+    );
+    assert_eq!(found(&app, &format!("{padded} absentword")).await, ["all"]);
+    let padded = format!("w1x{}", " ".repeat(195));
+    assert_eq!(
+        found(&app, &format!("{padded}wabsent")).await,
+        Vec::<String>::new(),
+        "'wa' is kept"
+    );
+}
