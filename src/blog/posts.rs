@@ -121,16 +121,16 @@ const MAX_SEARCH_WORDS: usize = 12;
 
 /// Posts whose title or body contain every word of `text` (full-text search with SQLite FTS5),
 /// best matches first. A word matches a post that has a word it begins, as written ("lite"
-/// finds "LiteFS", "replicatio" finds "replication"; case and diacritics aside), or a word of
-/// the same stem ("replicating" finds "replicated"): two indexes, `posts_fts_unstemmed` asked
-/// for the word as a prefix, `posts_fts` (porter) for the word's stem. Text without any word
-/// finds nothing.
+/// finds "LiteFS", "replicatio" finds "replication"; case and Latin diacritics aside), or a
+/// word whose stem begins with the word's stem ("replicating" finds "replicated", "running"
+/// finds "runner"): two indexes, `posts_fts_unstemmed` and `posts_fts` (porter), each asked for
+/// the word as a prefix (which `posts_fts` stems). Text without any word finds nothing.
 ///
-/// Ranking: per post, the sum over the words of its BM25 score in each index that matched (a
-/// title match weighing five times a body match), so a word found both as written and by its
-/// stem counts more than one found one way only, and a rare word more than a common one; ties
-/// newest first. Each index is queried once per word, ranks and all (ranking each post found by
-/// a query of its own made a search that finds thousands of posts quadratic).
+/// Ranking: per post, the sum over the words of the word's BM25 score (a title match weighing
+/// five times a body match, a rare word more than a common one) in the index of words as
+/// written if it matched there, else in the stemmed one; ties in the order of the post lists
+/// (newest published first). Each index is queried once per word, ranks and all (ranking each
+/// post found by a query of its own made a search that finds thousands of posts quadratic).
 pub async fn search<C: ConnectionTrait>(
     db: &C,
     visibility: Visibility,
@@ -187,16 +187,20 @@ pub async fn search<C: ConnectionTrait>(
     })
 }
 
-/// The words of a person's search text: its runs of letters and digits, lowercased, each once,
-/// at most [`MAX_SEARCH_WORDS`] of them from its first [`MAX_SEARCH_CHARS`] characters. Only
-/// letters and digits, so a word quoted (`"word"`) is never FTS5 syntax.
+/// The words of a person's search text: its runs of letters, digits and the marks that combine
+/// with them (an accent typed apart, `e` then U+0301, is part of its word, as in the indexes),
+/// in NFC, lowercased, each once, at most [`MAX_SEARCH_WORDS`] of them from its first
+/// [`MAX_SEARCH_CHARS`] characters. Only those, so a word quoted (`"word"`) is never FTS5 syntax.
 fn search_words(text: &str) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
     let mut words: Vec<String> = Vec::new();
     for word in text
         .chars()
         .take(MAX_SEARCH_CHARS)
+        .nfc()
         .collect::<String>()
-        .split(|c: char| !c.is_alphanumeric())
+        .split(|c: char| !(c.is_alphanumeric() || is_combining_mark(c)))
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
     {
@@ -222,11 +226,12 @@ async fn has_unstemmed_index<C: ConnectionTrait>(db: &C) -> Result<bool, BlogErr
 }
 
 /// The query of [`search`]: the ids of the posts that match every one of `words` (not empty),
-/// best first, and its values. Per word, each index is asked once (the stemmed one for the
-/// word, `"word"`, which its tokenizer stems; the unstemmed one for the words it begins,
-/// `"word"*`) with the row's BM25 score; a post is found when every word matched it in one
-/// index or the other. Without the unstemmed index (a database not migrated yet), the stemmed
-/// one is asked for the stems the word's stem begins (`"word"*`), as before that index.
+/// best first, and its values. Per word, each index is asked once for the word as a prefix
+/// (`"word"*`; the stemmed index stems it first) with the row's BM25 score and which index it
+/// came from; a post is found when every word matched it in one index or the other, and each
+/// word counts with its score in the unstemmed index if it matched there. Without the unstemmed
+/// index (a database not migrated yet) the stemmed one alone answers, as before that index: so
+/// a migrated node finds whatever an unmigrated one does.
 fn search_sql(
     words: &[String],
     visibility: Visibility,
@@ -236,34 +241,36 @@ fn search_sql(
     let mut values: Vec<sea_orm::Value> = Vec::new();
     for (i, word) in words.iter().enumerate() {
         matches.push(format!(
-            "SELECT {i} AS word, rowid AS id, bm25(posts_fts, 5.0, 1.0) AS score \
+            "SELECT {i} AS word, rowid AS id, bm25(posts_fts, 5.0, 1.0) AS score, 1 AS stemmed \
              FROM posts_fts WHERE posts_fts MATCH ?"
         ));
-        if !unstemmed {
-            values.push(format!("\"{word}\"*").into());
-            continue;
-        }
-        values.push(format!("\"{word}\"").into());
-        matches.push(format!(
-            "SELECT {i}, rowid, bm25(posts_fts_unstemmed, 5.0, 1.0) \
-             FROM posts_fts_unstemmed WHERE posts_fts_unstemmed MATCH ?"
-        ));
         values.push(format!("\"{word}\"*").into());
+        if unstemmed {
+            matches.push(format!(
+                "SELECT {i}, rowid, bm25(posts_fts_unstemmed, 5.0, 1.0), 0 \
+                 FROM posts_fts_unstemmed WHERE posts_fts_unstemmed MATCH ?"
+            ));
+            values.push(format!("\"{word}\"*").into());
+        }
     }
     let published = match visibility {
         Visibility::PublishedOnly => "AND posts.published",
         Visibility::All => "",
     };
     // MATERIALIZED: the rows of each full-text query with their scores first, then the
-    // aggregate; flattened into it (as SQLite does with one query alone), `bm25()` is "unable
-    // to use function bm25 in the requested context".
+    // aggregates; flattened into them (as SQLite does with one query alone), `bm25()` is "unable
+    // to use function bm25 in the requested context". In `per_word`, `score` is a bare column
+    // beside `min(stemmed)`: SQLite takes it from the row with that minimum, the unstemmed
+    // index's when the word matched there. Ties in the post lists' order (`list`).
     let sql = format!(
-        "WITH matched AS MATERIALIZED ({}) \
+        "WITH matched AS MATERIALIZED ({}), \
+         per_word AS (SELECT word, id, score, min(stemmed) FROM matched GROUP BY word, id) \
          SELECT found.id FROM (\
-            SELECT id, sum(score) AS score FROM matched \
-            GROUP BY id HAVING count(DISTINCT word) = {} \
+            SELECT id, sum(score) AS score FROM per_word \
+            GROUP BY id HAVING count(*) = {} \
          ) AS found JOIN posts ON posts.id = found.id {published} \
-         ORDER BY found.score, found.id DESC",
+         ORDER BY found.score, posts.published_at IS NOT NULL DESC, posts.published_at DESC, \
+            posts.updated_at DESC, posts.id DESC",
         matches.join(" UNION ALL "),
         words.len()
     );
