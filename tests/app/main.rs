@@ -15,6 +15,7 @@ mod review2_tags;
 mod review3_tags;
 mod review4_tags;
 mod review5_tags;
+mod review9;
 mod search;
 mod shutdown;
 mod signin;
