@@ -607,3 +607,30 @@ async fn an_old_slug_with_an_unencoded_utf8_query_redirects_to_an_ascii_location
         "{location:?}"
     );
 }
+
+/// A slug with a slash, written in SQL (a client other than the blog, as `slug_redirects.rs`
+/// allows for slugs outside ASCII): the post is at `/posts/a%2Fb` (the path segment decoded),
+/// so its old address must lead there; a Location with the slash as is names another path.
+#[tokio::test]
+async fn an_old_slug_leads_in_one_hop_to_a_current_slug_with_a_slash() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Dated", "slug": "dated", "body": "x", "published": true }))
+        .await;
+    sql(
+        &app,
+        "UPDATE posts SET slug = '2026/dated' WHERE slug = 'dated'",
+    )
+    .await;
+    let (status, _, body) = anonymous(&app, "/posts/2026%2Fdated").await;
+    assert_eq!(status, StatusCode::OK, "the post is at its slug, encoded");
+    assert!(body.contains("<h1>Dated</h1>"), "{body}");
+    let (status, location, _) = anonymous(&app, "/posts/dated").await;
+    assert_eq!(status, StatusCode::MOVED_PERMANENTLY);
+    let location = location.unwrap();
+    let (status, _, _) = anonymous(&app, &location).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "301 to {location}, which is no post"
+    );
+}
