@@ -16,6 +16,7 @@ mod review3_tags;
 mod review4_tags;
 mod review5_tags;
 mod review8_search;
+mod review9;
 mod search;
 mod shutdown;
 mod signin;
