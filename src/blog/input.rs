@@ -332,6 +332,135 @@ mod tests {
         assert!(Slug::from_title("!!!").is_none());
     }
 
+    /// The newcomer's review: titles in other languages than English gave mangled slugs
+    /// ("Été à Paris" gave `t-paris`) or none ("日本語のポスト" was refused).
+    #[test]
+    fn slugs_of_titles_in_other_languages() {
+        for (title, slug) in [
+            ("Été à Paris", "ete-a-paris"),
+            ("Über uns", "uber-uns"),
+            ("Crème brûlée für Straße", "creme-brulee-fur-strasse"),
+            (
+                "Łódź, Đakovo, Æsir, Øre, Œuvre",
+                "lodz-dakovo-aesir-ore-oeuvre",
+            ),
+            ("İstanbul", "istanbul"),
+            ("ǅemal ﬁne Ⅻ ²", "dzemal-fine-xii-2"),
+            ("日本語のポスト", "日本語のポスト"),
+            ("Привет, Мир", "привет-мир"),
+            ("Ελληνικά ΚΑΙ", "ελληνικά-και"),
+            ("한국어 글", "한국어-글"),
+            ("हिन्दी में", "हिन्दी-में"),
+            ("Rust™ & 日本", "rust-日本"),
+        ] {
+            assert_eq!(
+                Slug::from_title(title).map(|s| s.0),
+                Some(slug.to_owned()),
+                "{title}"
+            );
+        }
+        assert!(Slug::from_title("!!! ™ ©").is_none());
+        let draft = PostDraft {
+            title: "!!!".into(),
+            ..Default::default()
+        };
+        let BlogError::Validation(errors) = PostInput::parse(&draft).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(
+            errors["slug"],
+            "the title has no letters or digits to make a slug from: give one"
+        );
+    }
+
+    #[test]
+    fn typed_unicode_slugs_in_lowercase_are_accepted() {
+        for ok in ["日本語", "привет-мир", "café", "cafe\u{301}-2", "ελληνικά"]
+        {
+            let slug = Slug::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(slug.as_str(), normalized(ok), "kept in NFC");
+        }
+        for bad in [
+            "Привет",
+            "Café",
+            "日本語 ポスト",
+            "a_b",
+            "\u{301}a",
+            "a-\u{301}",
+            "a/b",
+        ] {
+            assert!(Slug::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Slug::parse(&"語".repeat(MAX_SLUG_CHARS)).is_ok());
+        assert!(Slug::parse(&"語".repeat(MAX_SLUG_CHARS + 1)).is_err());
+    }
+
+    /// Any title gives a valid slug or the clear error, a slug made of a title is its own slug,
+    /// and a title already in ASCII gives the slug it gave before Unicode slugs.
+    #[test]
+    fn any_title_gives_a_valid_slug_that_is_its_own_slug() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let mut runner = TestRunner::new(Config {
+            cases: 2000,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let piece = prop_oneof![
+            any::<char>().prop_map(String::from),
+            proptest::sample::select(vec![
+                "é", "E\u{301}", "ß", "ẞ", "İ", "ǅ", "日本", "ー", "-", " ", "--", "Ω", "\u{301}",
+                "\u{94d}", "ह", "ﬁ", "½", "Ⅻ", "\u{958}", "ά", "Σ", "ŉ", "™", "\u{200b}",
+            ])
+            .prop_map(String::from),
+            "[A-Za-z0-9 ,!-]{1,5}",
+        ];
+        let title = proptest::collection::vec(piece, 0..60).prop_map(|p| p.concat());
+        let is_a_mark = |c: char| {
+            use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+            c.general_category_group() == GeneralCategoryGroup::Mark
+        };
+        runner
+            .run(&title, |title| {
+                let Some(slug) = Slug::from_title(&title) else {
+                    prop_assert!(
+                        !title.chars().any(|c| c.is_alphanumeric() && !is_a_mark(c)),
+                        "{title:?} has letters but no slug"
+                    );
+                    return Ok(());
+                };
+                prop_assert_eq!(Slug::parse(slug.as_str()), Ok(slug.clone()));
+                prop_assert!(slug.as_str().chars().count() <= MAX_SLUG_CHARS);
+                prop_assert_eq!(
+                    Slug::from_title(slug.as_str()).map(|s| s.0),
+                    Some(slug.0.clone()),
+                    "from {:?}",
+                    title
+                );
+                if title.is_ascii() {
+                    prop_assert_eq!(slug.0, ascii_slug_of_before(&title));
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// `Slug::from_title` of before Unicode slugs, for ASCII titles.
+    fn ascii_slug_of_before(title: &str) -> String {
+        let mut slug = String::new();
+        for c in title.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c);
+            } else if !slug.is_empty() && !slug.ends_with('-') {
+                slug.push('-');
+            }
+            if slug.len() >= MAX_SLUG_CHARS {
+                break;
+            }
+        }
+        slug.trim_end_matches('-').to_owned()
+    }
+
     #[test]
     fn slug_rules() {
         assert!(Slug::parse("ok-slug-1").is_ok());

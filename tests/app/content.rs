@@ -1,0 +1,179 @@
+//! Findings of a newcomer's review of the blog's content handling: slugs of titles in other
+//! languages, tags of drafts, images, static files' caching, and small things.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{hidden_inputs, input_value, location, spawn_app};
+
+/// `s` with every byte outside ASCII percent-encoded (upper-case hex), as links to it must be.
+fn encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The first `<form ...>...</form>` of `html` whose start contains `marker`.
+fn form_with<'a>(html: &'a str, marker: &str) -> &'a str {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let start = html[..at].rfind("<form").expect("a form");
+    let end = at + html[at..].find("</form>").expect("the form's end");
+    &html[start..end]
+}
+
+/// The review: "Été à Paris" got the slug `t-paris`, "日本語のポスト" none (422, "the title has
+/// no letters or digits"). Latin letters lose their accents; other scripts' letters are kept.
+#[tokio::test]
+async fn titles_in_other_languages_get_slugs() {
+    let app = spawn_app().await;
+    for (title, slug) in [
+        ("Été à Paris", "ete-a-paris"),
+        ("Über uns", "uber-uns"),
+        ("Crème brûlée für Straße", "creme-brulee-fur-strasse"),
+        ("日本語のポスト", "日本語のポスト"),
+    ] {
+        let (status, post) = app
+            .api_call(Method::POST, "/posts", Some(&json!({ "title": title })))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{title}: {post}");
+        assert_eq!(post["slug"], slug, "{title}");
+    }
+    let (status, post) = app
+        .api_call(
+            Method::POST,
+            "/posts",
+            Some(&json!({ "title": "Typed", "slug": "日本語" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{post}");
+    assert_eq!(post["slug"], "日本語");
+    let (status, error) = app
+        .api_call(
+            Method::POST,
+            "/posts",
+            Some(&json!({ "title": "Typed", "slug": "日本 語" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert!(error.to_string().contains("lowercase letters"), "{error}");
+}
+
+/// A post whose slug is not ASCII, through every route that names it: the form's redirects, the
+/// post's page and canonical link, the dashboard's links, the edit and delete forms, the API by
+/// slug, the feed and the sitemap. Links and `Location` are percent-encoded.
+#[tokio::test]
+async fn a_unicode_slug_works_on_every_route() {
+    let app = spawn_app().await;
+    app.login().await;
+    let slug = "日本語のポスト";
+    let path = format!("/posts/{}", encoded(slug));
+    let csrf = app.csrf_for("/admin/posts/new").await;
+    let response = app
+        .post_form(
+            "/admin/posts",
+            &[
+                ("csrf", &csrf),
+                ("title", "日本語のポスト"),
+                ("slug", ""),
+                ("body", "本文"),
+                ("published", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(response.headers()), path);
+
+    // Asked with lower-case hex, the page names itself in the one way.
+    let (status, page) = app.get_text(&path.to_lowercase()).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let canonical = format!(r#"<link rel="canonical" href="{}{path}">"#, app.base);
+    assert!(page.contains(&canonical), "{canonical} in {page}");
+    let edit = format!("/admin/posts/{}/edit", encoded(slug));
+    assert!(page.contains(&format!(r#"href="{edit}""#)), "{page}");
+
+    let (_, dashboard) = app.get_text("/admin").await;
+    assert!(
+        dashboard.contains(&format!(r#"href="{path}""#)),
+        "{dashboard}"
+    );
+    assert!(
+        dashboard.contains(&format!(r#"href="{edit}""#)),
+        "{dashboard}"
+    );
+
+    // The edit form, sent back as shown with a new title.
+    let (status, form_page) = app.get_text(&edit).await;
+    assert_eq!(status, StatusCode::OK, "{form_page}");
+    let action = format!("/admin/posts/{}", encoded(slug));
+    let form = form_with(&form_page, &format!(r#"action="{action}""#));
+    let mut fields = hidden_inputs(form);
+    for name in ["title", "slug", "tags"] {
+        fields.push((name.into(), input_value(form, name)));
+    }
+    fields.push(("body".into(), "新しい本文".into()));
+    fields.push(("published".into(), "on".into()));
+    let response = app
+        .client
+        .post(app.url(&action))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(response.headers()), path);
+
+    // The API by slug, the feed and the sitemap.
+    let (status, post) = app.api_get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    assert_eq!(post["body"], "新しい本文");
+    let (_, feed) = app.get_text("/feed.xml").await;
+    assert!(
+        feed.contains(&format!(r#"href="{}{path}""#, app.base)),
+        "{feed}"
+    );
+    let (_, sitemap) = app.get_text("/sitemap.xml").await;
+    assert!(
+        sitemap.contains(&format!("<loc>{}{path}</loc>", app.base)),
+        "{sitemap}"
+    );
+    let (status, patched) = app
+        .api_call(Method::PATCH, &path, Some(&json!({ "title": "改題" })))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+
+    // Deleted from the dashboard.
+    let (_, dashboard) = app.get_text("/admin").await;
+    let delete = format!("/admin/posts/{}/delete", encoded(slug));
+    let form = form_with(&dashboard, &format!(r#"action="{delete}""#));
+    let response = app
+        .client
+        .post(app.url(&delete))
+        .form(&hidden_inputs(form))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get(&path).await.status(), StatusCode::NOT_FOUND);
+
+    // And one made and deleted by the API, by its slug decomposed (NFD) in the address.
+    let post = app
+        .create_post(json!({ "title": "Café", "slug": "café" }))
+        .await;
+    assert_eq!(post["slug"], "caf\u{e9}");
+    let (status, _) = app
+        .api_call(
+            Method::DELETE,
+            &format!("/posts/{}", encoded("cafe\u{301}")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
