@@ -5,7 +5,7 @@
 //! bidi overrides and BOMs, line and paragraph separators) are refused in labels and titles.
 
 use unicode_normalization::UnicodeNormalization;
-use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
 
 use super::{BlogError, FieldErrors};
 
@@ -133,7 +133,11 @@ pub fn lookup_label(raw: &str) -> String {
     normalized(raw)
 }
 
-/// A URL slug: lowercase ASCII letters, digits and single dashes.
+/// A URL slug: lowercase letters (of any script), digits and single dashes, NFC, at most
+/// [`MAX_SLUG_CHARS`] characters. A combining mark may follow a letter of a script other than
+/// Latin ("हिन्दी", "ά" typed decomposed): [`Slug::from_title`] strips Latin letters' accents, so it
+/// never makes one after an ASCII letter, but a typed slug such as "café" keeps its accent.
+/// Slugs that are ASCII (every slug before Unicode slugs) are unchanged by these rules.
 /// Serializable for write procedures; deserializing parses again, so no invalid slug is made.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
@@ -152,42 +156,124 @@ impl TryFrom<String> for Slug {
     }
 }
 
+/// The error of a title [`Slug::from_title`] cannot make a slug of.
+pub const NO_SLUG_IN_TITLE: &str =
+    "the title has no letters or digits to make a slug from: give one";
+
+/// Whether `c` is lowercase as it is: its lowercase is itself (letters without case included).
+fn is_lowercase_as_is(c: char) -> bool {
+    let mut lower = c.to_lowercase();
+    lower.next() == Some(c) && lower.next().is_none()
+}
+
+fn is_mark(c: char) -> bool {
+    c.general_category_group() == GeneralCategoryGroup::Mark
+}
+
+/// Latin letters (lowercase) with no decomposition into an ASCII letter and accents, written the
+/// usual way in ASCII.
+fn latin_in_ascii(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ß' => "ss",
+        'æ' => "ae",
+        'œ' => "oe",
+        'ø' => "o",
+        'ł' => "l",
+        'đ' => "d",
+        'ð' => "d",
+        'þ' => "th",
+        'ı' => "i",
+        'ħ' => "h",
+        'ŧ' => "t",
+        'ŀ' => "l",
+        'ŉ' => "n",
+        'ƒ' => "f",
+        _ => return None,
+    })
+}
+
+/// Appends `c` (a lowercase letter or digit) as ASCII letters or digits to `out`, if it is one with accents or a compatibility form
+/// of one ("é" → "e", "ǆ" → "dz", "ｆ" → "f", "²" → "2") or in [`latin_in_ascii`].
+fn in_ascii(c: char, out: &mut String) -> bool {
+    if let Some(ascii) = latin_in_ascii(c) {
+        out.push_str(ascii);
+        return true;
+    }
+    let mut letters = String::new();
+    for d in std::iter::once(c).nfkd() {
+        if d.is_ascii_alphanumeric() {
+            letters.push(d.to_ascii_lowercase());
+        } else if !is_mark(d) {
+            return false;
+        }
+    }
+    if letters.is_empty() {
+        return false;
+    }
+    out.push_str(&letters);
+    true
+}
+
 impl Slug {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let slug = raw.trim();
+        let slug = normalized(raw);
         if slug.is_empty() {
             return Err("a slug is required".into());
         }
-        if slug.len() > MAX_SLUG_CHARS {
+        if slug.chars().count() > MAX_SLUG_CHARS {
             return Err(format!("at most {MAX_SLUG_CHARS} characters"));
         }
-        let valid = slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !slug.starts_with('-')
-            && !slug.ends_with('-')
-            && !slug.contains("--");
-        if !valid {
-            return Err("use lowercase letters, digits and single dashes".into());
+        let mut previous: Option<char> = None;
+        for c in slug.chars() {
+            let fits = match c {
+                '-' => previous.is_some_and(|p| p != '-'),
+                c if is_mark(c) => previous.is_some_and(|p| p != '-'),
+                c => c.is_alphanumeric() && is_lowercase_as_is(c),
+            };
+            if !fits {
+                return Err(
+                    "use lowercase letters, digits and single dashes (no dash first or last)"
+                        .into(),
+                );
+            }
+            previous = Some(c);
         }
-        Ok(Slug(slug.to_owned()))
+        if slug.ends_with('-') {
+            return Err(
+                "use lowercase letters, digits and single dashes (no dash first or last)".into(),
+            );
+        }
+        Ok(Slug(slug))
     }
 
-    /// Derives a slug from a title: "Hello, World!" becomes "hello-world".
+    /// Derives a slug from a title: "Hello, World!" becomes "hello-world", "Été à Paris"
+    /// "ete-a-paris" (Latin letters lose their accents, see [`in_ascii`]), "日本語のポスト" stays
+    /// "日本語のポスト" (letters of other scripts are kept, lowercased). Anything else separates
+    /// words with one dash. `None` when the title has no letters or digits.
     pub fn from_title(title: &str) -> Option<Self> {
         let mut slug = String::new();
+        let title: String = title.nfc().collect();
         for c in title.chars().flat_map(char::to_lowercase) {
             if c.is_ascii_alphanumeric() {
+                slug.push(c);
+            } else if is_mark(c) {
+                // An accent on a letter kept as it is (not on one made ASCII, nor on a dash).
+                if slug.chars().next_back().is_some_and(|p| !p.is_ascii()) {
+                    slug.push(c);
+                }
+            } else if c.is_alphanumeric() && in_ascii(c, &mut slug) {
+                // Written in ASCII: "é" as "e", "ß" as "ss".
+            } else if c.is_alphanumeric() && is_lowercase_as_is(c) {
                 slug.push(c);
             } else if !slug.is_empty() && !slug.ends_with('-') {
                 slug.push('-');
             }
-            if slug.len() >= MAX_SLUG_CHARS {
+            if slug.chars().count() > MAX_SLUG_CHARS {
                 break;
             }
         }
-        let slug = slug.trim_end_matches('-');
-        Slug::parse(slug).ok()
+        let slug: String = slug.nfc().take(MAX_SLUG_CHARS).collect();
+        Slug::parse(slug.trim_end_matches('-')).ok()
     }
 
     pub fn as_str(&self) -> &str {
@@ -258,10 +344,7 @@ impl PostInput {
             Some(raw) => Slug::parse(raw).map_err(|e| errors.insert("slug", e)).ok(),
             None if title.is_empty() => None,
             None => Slug::from_title(title).or_else(|| {
-                errors.insert(
-                    "slug",
-                    "the title has no letters or digits to make a slug from: give one".into(),
-                );
+                errors.insert("slug", NO_SLUG_IN_TITLE.into());
                 None
             }),
         };

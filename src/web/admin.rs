@@ -295,7 +295,7 @@ fn post_form(
     let view = PostFormPage {
         chrome,
         action: editing.map_or("/admin/posts".to_owned(), |slug| {
-            format!("/admin/posts/{slug}")
+            format!("/admin/posts/{}", super::urlencode(slug))
         }),
         editing: editing.is_some(),
         draft_key,
@@ -505,7 +505,7 @@ async fn create_post(
         Ok(post) => {
             let message = format!("Created \"{}\".", post.post.title);
             let jar = state.flash_saved(visitor.jar, &message, &form.draft_key(None));
-            Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
+            Ok((jar, Redirect::to(&super::post_path(&post.post.slug))).into_response())
         }
         Err(err) => rejected_form(&state, visitor, None, &form, err),
     }
@@ -551,7 +551,7 @@ async fn update_post(
         Ok(post) => {
             let message = format!("Saved \"{}\".", post.post.title);
             let jar = state.flash_saved(visitor.jar, &message, &form.draft_key(Some(&slug)));
-            Ok((jar, Redirect::to(&format!("/posts/{}", post.post.slug))).into_response())
+            Ok((jar, Redirect::to(&super::post_path(&post.post.slug))).into_response())
         }
         Err(err) => rejected_form(&state, visitor, Some(&slug), &form, err),
     }

@@ -156,6 +156,12 @@ pub fn urlencode(s: &str) -> String {
     utf8_percent_encode(s, URL_ESCAPED).to_string()
 }
 
+/// The path of the post `slug`, percent-encoded (a slug may be Unicode): for links, redirects,
+/// the feed and the sitemap.
+pub fn post_path(slug: &str) -> String {
+    format!("/posts/{}", urlencode(slug))
+}
+
 /// The Content-Security-Policy of every response: no inline scripts or styles anywhere.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \

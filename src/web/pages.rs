@@ -85,6 +85,9 @@ async fn show_post(
     let (jar, mut chrome) = state.chrome(&visitor, post.post.title.clone());
     chrome.description = markdown::excerpt(&post.post.body, 160);
     chrome.og_type = "article";
+    // The post's one address, however the request spelled it (its hex's case, NFD).
+    let page = super::site::current_page(&state.site);
+    chrome.canonical = format!("{}{}", page.origin, super::post_path(&post.post.slug));
     let renders = state.renders.clone();
     let html = off_the_runtime(post.post.body.clone(), move |body| renders.render(&body)).await?;
     let view = PostPage {
@@ -232,7 +235,7 @@ async fn sitemap(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         posts: posts
             .iter()
             .map(|p| {
-                let url = format!("{origin}/posts/{}", p.slug);
+                let url = format!("{origin}{}", super::post_path(&p.slug));
                 (url, p.updated_at.format("%Y-%m-%d").to_string())
             })
             .collect(),

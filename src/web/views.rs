@@ -158,7 +158,7 @@ impl FeedEntry {
         let host = origin.split("://").nth(1).unwrap_or(origin);
         let host = host.split(':').next().unwrap_or(host);
         FeedEntry {
-            url: format!("{origin}/posts/{}", post.slug),
+            url: format!("{origin}{}", super::post_path(&post.slug)),
             id: format!(
                 "tag:{host},{}:post-{}",
                 post.created_at.format("%Y-%m-%d"),
