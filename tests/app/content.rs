@@ -177,3 +177,81 @@ async fn a_unicode_slug_works_on_every_route() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+/// What a visitor sees of the tag `label`: listed on `/tags` (with its count), its page's status,
+/// listed by the public API.
+async fn public_view_of_tag(
+    app: &crate::helpers::TestApp,
+    label: &str,
+) -> (bool, StatusCode, bool) {
+    let (_, index) = app.get_text("/tags").await;
+    let listed = index.contains(&format!(r#"href="/tags/{label}""#));
+    let page = app.get(&format!("/tags/{label}")).await.status();
+    let (_, api) = app.api_get("/tags").await;
+    let in_api = api
+        .as_array()
+        .expect("tags are an array")
+        .iter()
+        .any(|t| t["label"] == label);
+    (listed, page, in_api)
+}
+
+/// The review: a draft's tag is hidden from visitors, but once the draft is deleted (or the tag
+/// taken off a post) it showed on `/tags` with 0 posts, its page answered 200 and `/api/tags`
+/// listed it: the rule was "a tag with a published post, or on no post at all". The one rule now:
+/// visitors see tags that have a published post; the admin sees every tag.
+#[tokio::test]
+async fn tags_without_a_published_post_are_not_public() {
+    let app = spawn_app().await;
+    let hidden = (false, StatusCode::NOT_FOUND, false);
+    app.create_post(json!({ "title": "Draft", "slug": "draft", "tags": ["secret"] }))
+        .await;
+    app.create_post(json!({
+        "title": "Out", "slug": "out", "tags": ["kept", "dropped"], "published": true
+    }))
+    .await;
+    app.create_tag("empty").await;
+    assert_eq!(public_view_of_tag(&app, "secret").await, hidden);
+    assert_eq!(
+        public_view_of_tag(&app, "dropped").await,
+        (true, StatusCode::OK, true)
+    );
+
+    let (status, _) = app.api_call(Method::DELETE, "/posts/draft", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/out",
+            Some(&json!({ "tags": ["kept"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for label in ["secret", "dropped", "empty"] {
+        assert_eq!(public_view_of_tag(&app, label).await, hidden, "{label}");
+    }
+    assert_eq!(
+        public_view_of_tag(&app, "kept").await,
+        (true, StatusCode::OK, true)
+    );
+
+    // The admin still sees every tag, to rename or delete one: in the API and in tag management.
+    let (status, all) = app.api_call(Method::GET, "/tags", None).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let mut labels: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap())
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["dropped", "empty", "kept", "secret"]);
+    app.login().await;
+    let (_, manage) = app.get_text("/admin/tags").await;
+    for label in ["secret", "dropped", "empty", "kept"] {
+        assert!(
+            manage.contains(&format!(r#"value="{label}""#)),
+            "{label} in {manage}"
+        );
+    }
+}
