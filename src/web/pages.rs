@@ -109,7 +109,7 @@ async fn off_the_runtime<T: Send + 'static, R: Send + 'static>(
         .map_err(|e| Error::Internal(format!("rendering failed: {e}")))
 }
 
-/// Tags of published posts (and tags on no post), with counts of published posts.
+/// Tags of published posts, with counts of published posts (see [`tags::list_with_counts`]).
 async fn tag_index(
     State(state): State<AppState>,
     visitor: Visitor,

@@ -577,8 +577,7 @@ async fn admin_manages_tags_through_the_forms() {
     }
     assert_eq!(app.tag_labels().await, ["gardening"]);
 
-    let (_, tags) = app.api_get("/tags").await;
-    let id = tags[0]["id"].as_i64().unwrap();
+    let id = crate::helpers::tag_id(&app, "gardening").await;
     let response = app
         .post_form(
             &format!("/admin/tags/{id}"),
