@@ -255,3 +255,61 @@ async fn tags_without_a_published_post_are_not_public() {
         );
     }
 }
+
+/// The review: images by URL never showed (`img-src 'self' data:`). https images are allowed,
+/// `http:` ones not (mixed content); a file in `static/` is an image of the blog's own. The post
+/// form says how to add one.
+#[tokio::test]
+async fn images_by_https_url_are_allowed_and_the_form_says_how_to_add_one() {
+    let app = spawn_app().await;
+    let response = app.get("/").await;
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let img_src = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("img-src "))
+        .unwrap_or_else(|| panic!("no img-src in {csp}"));
+    let sources: Vec<&str> = img_src.split_whitespace().skip(1).collect();
+    assert!(sources.contains(&"https:"), "{csp}");
+    assert!(
+        !sources.iter().any(|s| s.starts_with("http:") || *s == "*"),
+        "{csp}"
+    );
+
+    app.create_post(json!({
+        "title": "Icon",
+        "slug": "icon",
+        "body": "![icon](/static/favicon.svg) ![cat](https://example.com/cat.png)",
+        "published": true
+    }))
+    .await;
+    let (_, page) = app.get_text("/posts/icon").await;
+    assert!(
+        page.contains(r#"<img src="/static/favicon.svg" alt="icon">"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<img src="https://example.com/cat.png" alt="cat">"#),
+        "{page}"
+    );
+    assert_eq!(
+        app.get("/static/favicon.svg").await.status(),
+        StatusCode::OK
+    );
+
+    app.login().await;
+    let (_, form) = app.get_text("/admin/posts/new").await;
+    assert!(
+        form.contains("https://") && form.contains("/static/"),
+        "the form says how to add images: {form}"
+    );
+    let reference =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reference.md")).unwrap();
+    assert!(
+        reference.contains("![") && reference.contains("img-src"),
+        "docs/reference.md says how to add images and why only https"
+    );
+}
