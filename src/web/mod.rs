@@ -162,9 +162,10 @@ pub fn post_path(slug: &str) -> String {
     format!("/posts/{}", urlencode(slug))
 }
 
-/// The Content-Security-Policy of every response: no inline scripts or styles anywhere.
+/// The Content-Security-Policy of every response: no inline scripts or styles anywhere. Images
+/// may come from anywhere by https (a post's `![](https://...)`), not by http (mixed content).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+     style-src 'self'; img-src 'self' data: https:; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
 /// The whole application.

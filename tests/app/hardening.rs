@@ -101,7 +101,7 @@ async fn f08_readiness_fails_when_the_database_is_read_only() {
 
 // --- 9: security headers and Secure cookies -----------------------------------------------------
 
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 #[tokio::test]
 async fn f09_every_response_has_security_headers() {
