@@ -313,3 +313,115 @@ async fn images_by_https_url_are_allowed_and_the_form_says_how_to_add_one() {
         "docs/reference.md says how to add images and why only https"
     );
 }
+
+/// The `/static/...` addresses the page `html` links in `href` or `src` attributes.
+fn static_links(html: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    for attribute in [r#"href="/static/"#, r#"src="/static/"#] {
+        for (at, _) in html.match_indices(attribute) {
+            let start = at + attribute.find('/').unwrap();
+            let end = start + html[start..].find('"').unwrap();
+            links.push(crate::helpers::unescape(&html[start..end]));
+        }
+    }
+    links
+}
+
+/// The review: `static/style.css` was served with `max-age=3600` at a fixed address, so after a
+/// deploy browsers kept the old stylesheet for an hour. Pages link every static file with its
+/// content's hash, served `immutable` for a year; the file at its bare address or another
+/// version still comes, with a short cache.
+#[tokio::test]
+async fn static_files_are_linked_by_their_content_s_version() {
+    use sha2::Digest;
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "P", "slug": "p", "published": true }))
+        .await;
+    // The page after a save carries the drafts script in base.html; the form has it in its own.
+    app.login().await;
+    let csrf = app.csrf_for("/admin/posts/new").await;
+    let saved = app
+        .post_form(
+            "/admin/posts",
+            &[("csrf", &csrf), ("title", "Saved"), ("body", "b")],
+        )
+        .await;
+    let after_save = location(saved.headers()).to_owned();
+    let mut linked = std::collections::BTreeSet::new();
+    for path in [
+        after_save.as_str(),
+        "/",
+        "/posts/p",
+        "/tags",
+        "/search?q=p",
+        "/no-such-page",
+        "/admin",
+        "/admin/posts/new",
+        "/admin/posts/p/edit",
+        "/admin/tags",
+    ] {
+        let (_, html) = app.get_text(path).await;
+        let links = static_links(&html);
+        assert!(!links.is_empty(), "{path} links no static file: {html}");
+        linked.extend(links);
+    }
+    // The login page, as a visitor sees it.
+    let login = crate::helpers::bare_client()
+        .get(app.url("/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    linked.extend(static_links(&login.text().await.unwrap()));
+    let names: Vec<&str> = linked
+        .iter()
+        .map(|l| l["/static/".len()..].split('?').next().unwrap())
+        .collect();
+    for name in ["style.css", "favicon.svg", "drafts.js"] {
+        assert!(names.contains(&name), "{name} in {linked:?}");
+    }
+
+    for link in &linked {
+        let (name, version) = link["/static/".len()..]
+            .split_once("?v=")
+            .unwrap_or_else(|| panic!("{link} has no version"));
+        let file = std::fs::read(format!("{}/static/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let hash = hex::encode(sha2::Sha256::digest(&file));
+        assert!(
+            hash.starts_with(version) && version.len() >= 12,
+            "{link}: {hash}"
+        );
+
+        let response = app.get(link).await;
+        assert_eq!(response.status(), StatusCode::OK, "{link}");
+        let cache = response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            cache.contains("immutable") && cache.contains("max-age=31536000"),
+            "{link}: {cache}"
+        );
+        assert_eq!(response.bytes().await.unwrap(), file, "{link}");
+
+        for other in [
+            format!("/static/{name}"),
+            format!("/static/{name}?v=0123456789ab"),
+        ] {
+            let response = app.get(&other).await;
+            assert_eq!(response.status(), StatusCode::OK, "{other}");
+            let cache = response.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let max_age: u64 = cache
+                .split(',')
+                .find_map(|d| d.trim().strip_prefix("max-age="))
+                .map_or(0, |s| s.parse().unwrap());
+            assert!(
+                !cache.contains("immutable") && max_age <= 300,
+                "{other}: {cache}"
+            );
+            assert_eq!(response.bytes().await.unwrap(), file, "{other}");
+        }
+    }
+}
