@@ -24,6 +24,7 @@ pub mod serve;
 pub mod session_store;
 pub mod site;
 mod slash;
+pub mod static_files;
 pub mod throttle;
 pub mod views;
 
@@ -170,6 +171,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 
 /// The whole application.
 pub fn app(state: AppState) -> Router {
+    static_files::prime();
     let request_id = HeaderName::from_static("x-request-id");
     let sessions =
         SessionManagerLayer::new(session_store::SeaOrmSessionStore::new(state.db.clone()))
@@ -189,10 +191,7 @@ pub fn app(state: AppState) -> Router {
         .nest_service(
             "/static",
             tower::ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=3600"),
-                ))
+                .layer(middleware::from_fn(static_files::cache_control))
                 .map_response(layers::static_errors_are_not_found)
                 .service(ServeDir::new(static_dir()).not_found_service(
                     axum::handler::HandlerWithoutStateExt::into_service(not_found),
