@@ -425,3 +425,68 @@ async fn static_files_are_linked_by_their_content_s_version() {
         }
     }
 }
+
+/// The review's small things. Quotes had no style of their own: the stylesheet gives
+/// `blockquote` one, in its colour variables (which the dark scheme redefines).
+#[test]
+fn blockquotes_have_a_style_in_light_and_dark() {
+    let css =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/static/style.css")).unwrap();
+    let rule = css
+        .lines()
+        .find(|l| l.trim_start().starts_with("blockquote") && l.contains('{'))
+        .unwrap_or_else(|| panic!("no blockquote rule in style.css"));
+    assert!(
+        rule.contains("border-left") && rule.contains("var(--"),
+        "a quote is marked, in the scheme's colours: {rule}"
+    );
+}
+
+/// The first sign-in of a browser said "Welcome back."; it says "Signed in." now, and "Welcome
+/// back." the next time.
+#[tokio::test]
+async fn the_first_sign_in_is_not_welcomed_back() {
+    let app = spawn_app().await;
+    app.login().await;
+    let (_, dashboard) = app.get_text("/admin").await;
+    assert!(
+        dashboard.contains(r#"<p class="flash" role="status">Signed in.</p>"#),
+        "{dashboard}"
+    );
+    let csrf = crate::helpers::csrf_of(&dashboard);
+    let response = app.post_form("/admin/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    app.login().await;
+    let (_, dashboard) = app.get_text("/admin").await;
+    assert!(
+        dashboard.contains(r#"<p class="flash" role="status">Welcome back.</p>"#),
+        "{dashboard}"
+    );
+}
+
+/// A body that starts with `# Title`, the post's own title, showed the title twice: that first
+/// heading is not shown (the body keeps it); another first heading is.
+#[tokio::test]
+async fn a_leading_heading_that_repeats_the_title_is_shown_once() {
+    let app = spawn_app().await;
+    app.create_post(json!({
+        "title": "Été à Paris", "slug": "same", "published": true,
+        "body": "\n# Été à Paris #\n\nIt was warm.\n"
+    }))
+    .await;
+    app.create_post(json!({
+        "title": "Another", "slug": "other", "published": true,
+        "body": "# A different heading\n\nText.\n"
+    }))
+    .await;
+    let (_, page) = app.get_text("/posts/same").await;
+    assert_eq!(page.matches("Été à Paris</h1>").count(), 1, "{page}");
+    assert!(page.contains("It was warm."), "{page}");
+    let (_, page) = app.get_text("/posts/other").await;
+    assert_eq!(page.matches("<h1").count(), 2, "{page}");
+    let (_, feed) = app.get_text("/feed.xml").await;
+    assert!(!feed.contains("Été à Paris&lt;/h1&gt;"), "{feed}");
+    assert!(feed.contains("A different heading&lt;/h1&gt;"), "{feed}");
+    let (_, post) = app.api_get("/posts/same").await;
+    assert_eq!(post["body"], "\n# Été à Paris #\n\nIt was warm.\n", "kept");
+}

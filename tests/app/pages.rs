@@ -317,7 +317,7 @@ async fn login_rejects_a_wrong_password_and_accepts_the_right_one() {
     assert_eq!(status, StatusCode::OK);
     assert!(dashboard.contains("<h1>Dashboard</h1>"));
     assert!(
-        dashboard.contains(r#"<p class="flash" role="status">Welcome back.</p>"#),
+        dashboard.contains(r#"<p class="flash" role="status">Signed in.</p>"#),
         "{dashboard}"
     );
     let (_, again) = app.get_text("/admin").await;
