@@ -118,7 +118,13 @@ async fn login(
         Verdict::Right => {
             auth::start_session(&visitor.session).await?;
             let jar = auth::remember_sign_in(visitor.jar, state.security.secure_cookies);
-            let jar = state.flash(jar, "Welcome back.");
+            // "Welcome back" only to a browser that signed in before.
+            let welcome = if signed_in_before {
+                "Welcome back."
+            } else {
+                "Signed in."
+            };
+            let jar = state.flash(jar, welcome);
             Ok((jar, Redirect::to(&next)).into_response())
         }
         Verdict::Throttled(wait) => Err(PageError(Error::TooManyRequests(wait))),

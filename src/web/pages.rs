@@ -89,7 +89,8 @@ async fn show_post(
     let page = super::site::current_page(&state.site);
     chrome.canonical = format!("{}{}", page.origin, super::post_path(&post.post.slug));
     let renders = state.renders.clone();
-    let html = off_the_runtime(post.post.body.clone(), move |body| renders.render(&body)).await?;
+    let body = markdown::without_title(&post.post.body, &post.post.title).to_owned();
+    let html = off_the_runtime(body, move |body| renders.render(&body)).await?;
     let view = PostPage {
         chrome,
         html,
@@ -209,7 +210,10 @@ async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
     let entries = off_the_runtime(latest, move |latest| {
         latest
             .iter()
-            .map(|p| FeedEntry::new(&feed_origin, p, &renders.render(&p.body)))
+            .map(|p| {
+                let body = markdown::without_title(&p.body, &p.title);
+                FeedEntry::new(&feed_origin, p, &renders.render(body))
+            })
             .collect::<Vec<_>>()
     })
     .await?;
