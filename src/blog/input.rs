@@ -5,7 +5,7 @@
 //! bidi overrides and BOMs, line and paragraph separators) are refused in labels and titles.
 
 use unicode_normalization::UnicodeNormalization;
-use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
 
 use super::{BlogError, FieldErrors};
 
@@ -133,7 +133,11 @@ pub fn lookup_label(raw: &str) -> String {
     normalized(raw)
 }
 
-/// A URL slug: lowercase ASCII letters, digits and single dashes.
+/// A URL slug: lowercase letters (of any script), digits and single dashes, NFC, at most
+/// [`MAX_SLUG_CHARS`] characters. A combining mark may follow a letter of a script other than
+/// Latin ("हिन्दी", "ά" typed decomposed): [`Slug::from_title`] strips Latin letters' accents, so it
+/// never makes one after an ASCII letter, but a typed slug such as "café" keeps its accent.
+/// Slugs that are ASCII (every slug before Unicode slugs) are unchanged by these rules.
 /// Serializable for write procedures; deserializing parses again, so no invalid slug is made.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
@@ -152,42 +156,124 @@ impl TryFrom<String> for Slug {
     }
 }
 
+/// The error of a title [`Slug::from_title`] cannot make a slug of.
+pub const NO_SLUG_IN_TITLE: &str =
+    "the title has no letters or digits to make a slug from: give one";
+
+/// Whether `c` is lowercase as it is: its lowercase is itself (letters without case included).
+fn is_lowercase_as_is(c: char) -> bool {
+    let mut lower = c.to_lowercase();
+    lower.next() == Some(c) && lower.next().is_none()
+}
+
+fn is_mark(c: char) -> bool {
+    c.general_category_group() == GeneralCategoryGroup::Mark
+}
+
+/// Latin letters (lowercase) with no decomposition into an ASCII letter and accents, written the
+/// usual way in ASCII.
+fn latin_in_ascii(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ß' => "ss",
+        'æ' => "ae",
+        'œ' => "oe",
+        'ø' => "o",
+        'ł' => "l",
+        'đ' => "d",
+        'ð' => "d",
+        'þ' => "th",
+        'ı' => "i",
+        'ħ' => "h",
+        'ŧ' => "t",
+        'ŀ' => "l",
+        'ŉ' => "n",
+        'ƒ' => "f",
+        _ => return None,
+    })
+}
+
+/// Appends `c` (a lowercase letter or digit) as ASCII letters or digits to `out`, if it is one with accents or a compatibility form
+/// of one ("é" → "e", "ǆ" → "dz", "ｆ" → "f", "²" → "2") or in [`latin_in_ascii`].
+fn in_ascii(c: char, out: &mut String) -> bool {
+    if let Some(ascii) = latin_in_ascii(c) {
+        out.push_str(ascii);
+        return true;
+    }
+    let mut letters = String::new();
+    for d in std::iter::once(c).nfkd() {
+        if d.is_ascii_alphanumeric() {
+            letters.push(d.to_ascii_lowercase());
+        } else if !is_mark(d) {
+            return false;
+        }
+    }
+    if letters.is_empty() {
+        return false;
+    }
+    out.push_str(&letters);
+    true
+}
+
 impl Slug {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let slug = raw.trim();
+        let slug = normalized(raw);
         if slug.is_empty() {
             return Err("a slug is required".into());
         }
-        if slug.len() > MAX_SLUG_CHARS {
+        if slug.chars().count() > MAX_SLUG_CHARS {
             return Err(format!("at most {MAX_SLUG_CHARS} characters"));
         }
-        let valid = slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !slug.starts_with('-')
-            && !slug.ends_with('-')
-            && !slug.contains("--");
-        if !valid {
-            return Err("use lowercase letters, digits and single dashes".into());
+        let mut previous: Option<char> = None;
+        for c in slug.chars() {
+            let fits = match c {
+                '-' => previous.is_some_and(|p| p != '-'),
+                c if is_mark(c) => previous.is_some_and(|p| p != '-'),
+                c => c.is_alphanumeric() && is_lowercase_as_is(c),
+            };
+            if !fits {
+                return Err(
+                    "use lowercase letters, digits and single dashes (no dash first or last)"
+                        .into(),
+                );
+            }
+            previous = Some(c);
         }
-        Ok(Slug(slug.to_owned()))
+        if slug.ends_with('-') {
+            return Err(
+                "use lowercase letters, digits and single dashes (no dash first or last)".into(),
+            );
+        }
+        Ok(Slug(slug))
     }
 
-    /// Derives a slug from a title: "Hello, World!" becomes "hello-world".
+    /// Derives a slug from a title: "Hello, World!" becomes "hello-world", "Été à Paris"
+    /// "ete-a-paris" (Latin letters lose their accents, see [`in_ascii`]), "日本語のポスト" stays
+    /// "日本語のポスト" (letters of other scripts are kept, lowercased). Anything else separates
+    /// words with one dash. `None` when the title has no letters or digits.
     pub fn from_title(title: &str) -> Option<Self> {
         let mut slug = String::new();
+        let title: String = title.nfc().collect();
         for c in title.chars().flat_map(char::to_lowercase) {
             if c.is_ascii_alphanumeric() {
+                slug.push(c);
+            } else if is_mark(c) {
+                // An accent on a letter kept as it is (not on one made ASCII, nor on a dash).
+                if slug.chars().next_back().is_some_and(|p| !p.is_ascii()) {
+                    slug.push(c);
+                }
+            } else if c.is_alphanumeric() && in_ascii(c, &mut slug) {
+                // Written in ASCII: "é" as "e", "ß" as "ss".
+            } else if c.is_alphanumeric() && is_lowercase_as_is(c) {
                 slug.push(c);
             } else if !slug.is_empty() && !slug.ends_with('-') {
                 slug.push('-');
             }
-            if slug.len() >= MAX_SLUG_CHARS {
+            if slug.chars().count() > MAX_SLUG_CHARS {
                 break;
             }
         }
-        let slug = slug.trim_end_matches('-');
-        Slug::parse(slug).ok()
+        let slug: String = slug.nfc().take(MAX_SLUG_CHARS).collect();
+        Slug::parse(slug.trim_end_matches('-')).ok()
     }
 
     pub fn as_str(&self) -> &str {
@@ -258,10 +344,7 @@ impl PostInput {
             Some(raw) => Slug::parse(raw).map_err(|e| errors.insert("slug", e)).ok(),
             None if title.is_empty() => None,
             None => Slug::from_title(title).or_else(|| {
-                errors.insert(
-                    "slug",
-                    "the title has no letters or digits to make a slug from: give one".into(),
-                );
+                errors.insert("slug", NO_SLUG_IN_TITLE.into());
                 None
             }),
         };
@@ -330,6 +413,135 @@ mod tests {
             "litefs-rust-2026"
         );
         assert!(Slug::from_title("!!!").is_none());
+    }
+
+    /// The newcomer's review: titles in other languages than English gave mangled slugs
+    /// ("Été à Paris" gave `t-paris`) or none ("日本語のポスト" was refused).
+    #[test]
+    fn slugs_of_titles_in_other_languages() {
+        for (title, slug) in [
+            ("Été à Paris", "ete-a-paris"),
+            ("Über uns", "uber-uns"),
+            ("Crème brûlée für Straße", "creme-brulee-fur-strasse"),
+            (
+                "Łódź, Đakovo, Æsir, Øre, Œuvre",
+                "lodz-dakovo-aesir-ore-oeuvre",
+            ),
+            ("İstanbul", "istanbul"),
+            ("ǅemal ﬁne Ⅻ ²", "dzemal-fine-xii-2"),
+            ("日本語のポスト", "日本語のポスト"),
+            ("Привет, Мир", "привет-мир"),
+            ("Ελληνικά ΚΑΙ", "ελληνικά-και"),
+            ("한국어 글", "한국어-글"),
+            ("हिन्दी में", "हिन्दी-में"),
+            ("Rust™ & 日本", "rust-日本"),
+        ] {
+            assert_eq!(
+                Slug::from_title(title).map(|s| s.0),
+                Some(slug.to_owned()),
+                "{title}"
+            );
+        }
+        assert!(Slug::from_title("!!! ™ ©").is_none());
+        let draft = PostDraft {
+            title: "!!!".into(),
+            ..Default::default()
+        };
+        let BlogError::Validation(errors) = PostInput::parse(&draft).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(
+            errors["slug"],
+            "the title has no letters or digits to make a slug from: give one"
+        );
+    }
+
+    #[test]
+    fn typed_unicode_slugs_in_lowercase_are_accepted() {
+        for ok in ["日本語", "привет-мир", "café", "cafe\u{301}-2", "ελληνικά"]
+        {
+            let slug = Slug::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(slug.as_str(), normalized(ok), "kept in NFC");
+        }
+        for bad in [
+            "Привет",
+            "Café",
+            "日本語 ポスト",
+            "a_b",
+            "\u{301}a",
+            "a-\u{301}",
+            "a/b",
+        ] {
+            assert!(Slug::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Slug::parse(&"語".repeat(MAX_SLUG_CHARS)).is_ok());
+        assert!(Slug::parse(&"語".repeat(MAX_SLUG_CHARS + 1)).is_err());
+    }
+
+    /// Any title gives a valid slug or the clear error, a slug made of a title is its own slug,
+    /// and a title already in ASCII gives the slug it gave before Unicode slugs.
+    #[test]
+    fn any_title_gives_a_valid_slug_that_is_its_own_slug() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let mut runner = TestRunner::new(Config {
+            cases: 2000,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let piece = prop_oneof![
+            any::<char>().prop_map(String::from),
+            proptest::sample::select(vec![
+                "é", "E\u{301}", "ß", "ẞ", "İ", "ǅ", "日本", "ー", "-", " ", "--", "Ω", "\u{301}",
+                "\u{94d}", "ह", "ﬁ", "½", "Ⅻ", "\u{958}", "ά", "Σ", "ŉ", "™", "\u{200b}",
+            ])
+            .prop_map(String::from),
+            "[A-Za-z0-9 ,!-]{1,5}",
+        ];
+        let title = proptest::collection::vec(piece, 0..60).prop_map(|p| p.concat());
+        let is_a_mark = |c: char| {
+            use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+            c.general_category_group() == GeneralCategoryGroup::Mark
+        };
+        runner
+            .run(&title, |title| {
+                let Some(slug) = Slug::from_title(&title) else {
+                    prop_assert!(
+                        !title.chars().any(|c| c.is_alphanumeric() && !is_a_mark(c)),
+                        "{title:?} has letters but no slug"
+                    );
+                    return Ok(());
+                };
+                prop_assert_eq!(Slug::parse(slug.as_str()), Ok(slug.clone()));
+                prop_assert!(slug.as_str().chars().count() <= MAX_SLUG_CHARS);
+                prop_assert_eq!(
+                    Slug::from_title(slug.as_str()).map(|s| s.0),
+                    Some(slug.0.clone()),
+                    "from {:?}",
+                    title
+                );
+                if title.is_ascii() {
+                    prop_assert_eq!(slug.0, ascii_slug_of_before(&title));
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// `Slug::from_title` of before Unicode slugs, for ASCII titles.
+    fn ascii_slug_of_before(title: &str) -> String {
+        let mut slug = String::new();
+        for c in title.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c);
+            } else if !slug.is_empty() && !slug.ends_with('-') {
+                slug.push('-');
+            }
+            if slug.len() >= MAX_SLUG_CHARS {
+                break;
+            }
+        }
+        slug.trim_end_matches('-').to_owned()
     }
 
     #[test]

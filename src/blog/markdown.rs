@@ -303,6 +303,39 @@ fn unclosed_raw_text_block(markdown: &str) -> Option<usize> {
     })
 }
 
+/// `markdown` without its first line if that is an ATX heading of level 1 whose text is `title`
+/// (`# Title`, `# Title #`), which the page shows above the body already: a body written with
+/// its title at the top shows it once. The post keeps its body as written; any other first
+/// heading stays.
+pub fn without_title<'a>(markdown: &'a str, title: &str) -> &'a str {
+    let start = markdown.len() - markdown.trim_start_matches(['\n', '\r', ' ', '\t']).len();
+    // Back to the start of the first line that is not blank (its indentation counts).
+    let start = markdown[..start].rfind('\n').map_or(0, |at| at + 1);
+    let rest = &markdown[start..];
+    let (line, after) = rest.split_once('\n').unwrap_or((rest, ""));
+    let line = line.trim_end_matches('\r');
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    let Some(text) = line[indent..].strip_prefix('#') else {
+        return markdown;
+    };
+    if indent > 3 || !(text.is_empty() || text.starts_with([' ', '\t'])) {
+        return markdown;
+    }
+    // A closing sequence of `#`s goes if a space comes before it (CommonMark).
+    let text = text.trim();
+    let unclosed = text.trim_end_matches('#');
+    let text = if unclosed.is_empty() || unclosed.ends_with([' ', '\t']) {
+        unclosed.trim_end()
+    } else {
+        text
+    };
+    if text == title.trim() {
+        after
+    } else {
+        markdown
+    }
+}
+
 /// The first paragraph's text, shortened, for lists of posts: plain text, which the templates
 /// escape (once) like any other text.
 pub fn excerpt(markdown: &str, max_chars: usize) -> String {
@@ -337,6 +370,30 @@ pub fn excerpt(markdown: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_first_heading_that_is_the_title_is_left_out() {
+        for (body, rest) in [
+            ("# Hello\n\nText", "\nText"),
+            ("\n\n  # Hello  \r\nText", "Text"),
+            ("# Hello ##\nText", "Text"),
+            ("# Hello", ""),
+        ] {
+            assert_eq!(without_title(body, "Hello"), rest, "{body:?}");
+        }
+        for kept in [
+            "## Hello\nText",
+            "#Hello\nText",
+            "    # Hello\nText",
+            "# Hello#\nText",
+            "# Hello world\nText",
+            "Text\n# Hello",
+            "Hello\n=====",
+            "",
+        ] {
+            assert_eq!(without_title(kept, "Hello"), kept, "{kept:?}");
+        }
+    }
 
     /// The fastest of `runs` renders of `body`: ratios of these, within one run, say how the
     /// time grows with the length, whatever the machine's speed.

@@ -11,6 +11,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
 };
 use sea_orm_litefs::{ClusterConnection, ClusterTransaction, Procedure};
+use unicode_normalization::UnicodeNormalization;
 
 use super::input::{PostDraft, PostInput, PostPatch};
 use super::{BlogError, Page, Unique, tags};
@@ -322,6 +323,8 @@ pub async fn find_by_slug<C: ConnectionTrait>(
     slug: &str,
     visibility: Visibility,
 ) -> Result<PostWithTags, BlogError> {
+    // Slugs are stored in NFC: an address may spell one decomposed.
+    let slug: String = slug.nfc().collect();
     let post = post::Entity::find()
         .filter(post::Column::Slug.eq(slug))
         .one(db)

@@ -30,9 +30,12 @@ pub struct TagWithCount {
     pub post_count: i64,
 }
 
-/// Tags alphabetically ([`alphabetical`]: case and accents do not count) with their post counts. `All` (the admin): every tag, drafts counted.
-/// `PublishedOnly` (visitors): counts of published posts only, and no tag whose posts are all
-/// drafts (its label alone could give away an unpublished post); a tag on no post is listed.
+/// Tags alphabetically ([`alphabetical`]: case and accents do not count) with their post counts.
+/// `All` (the admin): every tag, drafts counted, tags on no post included (to rename or delete
+/// them). `PublishedOnly` (visitors): the one public rule, a tag is shown if a published post
+/// carries it, with its count of published posts. So neither a tag only drafts carry (its label
+/// alone could give away an unpublished post) nor one on no post (a draft deleted, a tag taken
+/// off its post, a tag made in advance) is listed or has a page.
 pub async fn list_with_counts<C: ConnectionTrait>(
     db: &C,
     visibility: Visibility,
@@ -45,10 +48,9 @@ pub async fn list_with_counts<C: ConnectionTrait>(
         }
         Visibility::PublishedOnly => {
             "SELECT tags.id, tags.label, count(posts.id) AS post_count \
-             FROM tags LEFT JOIN posts_tags ON posts_tags.tag_id = tags.id \
-             LEFT JOIN posts ON posts.id = posts_tags.post_id AND posts.published \
-             GROUP BY tags.id \
-             HAVING count(posts.id) > 0 OR count(posts_tags.post_id) = 0"
+             FROM tags JOIN posts_tags ON posts_tags.tag_id = tags.id \
+             JOIN posts ON posts.id = posts_tags.post_id AND posts.published \
+             GROUP BY tags.id"
         }
     };
     let mut tags = TagWithCount::find_by_statement(Statement::from_string(DbBackend::Sqlite, sql))
@@ -82,7 +84,8 @@ pub fn alphabetical(label: &str) -> (String, String) {
     (base, key)
 }
 
-/// A tag a visitor may see (see [`list_with_counts`]); `NotFound` for a tag only drafts carry.
+/// A tag a visitor may see (see [`list_with_counts`]); `NotFound` for a tag no published post
+/// carries.
 /// `label` as [`lookup_label`](super::input::lookup_label) gives it.
 pub async fn find_public<C: ConnectionTrait>(db: &C, label: &str) -> Result<tag::Model, BlogError> {
     let tag = find_by_label(db, label).await?;

@@ -117,7 +117,13 @@ async fn login(
         Verdict::Right => {
             auth::start_session(&visitor.session).await?;
             let jar = auth::remember_sign_in(visitor.jar, state.security.secure_cookies);
-            let jar = state.flash(jar, "Welcome back.");
+            // "Welcome back" only to a browser that signed in before.
+            let welcome = if signed_in_before {
+                "Welcome back."
+            } else {
+                "Signed in."
+            };
+            let jar = state.flash(jar, welcome);
             Ok((jar, Redirect::to(&next)).into_response())
         }
         Verdict::Throttled(wait) => Err(PageError(Error::TooManyRequests(wait))),
@@ -356,7 +362,7 @@ fn post_form(
     let view = PostFormPage {
         chrome,
         action: editing.map_or("/admin/posts".to_owned(), |slug| {
-            format!("/admin/posts/{slug}")
+            format!("/admin/posts/{}", super::urlencode(slug))
         }),
         editing: editing.is_some(),
         draft_key,
@@ -566,11 +572,7 @@ async fn create_post(
         Ok(post) => {
             let message = format!("Created \"{}\".", post.post.title);
             let jar = state.flash_saved(visitor.jar, &message, &form.draft_key(None));
-            Ok((
-                jar,
-                Redirect::to(&format!("/posts/{}", super::urlencode(&post.post.slug))),
-            )
-                .into_response())
+            Ok((jar, Redirect::to(&super::post_path(&post.post.slug))).into_response())
         }
         Err(err) => rejected_form(&state, visitor, None, &form, err),
     }
@@ -616,11 +618,7 @@ async fn update_post(
         Ok(post) => {
             let message = format!("Saved \"{}\".", post.post.title);
             let jar = state.flash_saved(visitor.jar, &message, &form.draft_key(Some(&slug)));
-            Ok((
-                jar,
-                Redirect::to(&format!("/posts/{}", super::urlencode(&post.post.slug))),
-            )
-                .into_response())
+            Ok((jar, Redirect::to(&super::post_path(&post.post.slug))).into_response())
         }
         Err(err) => rejected_form(&state, visitor, Some(&slug), &form, err),
     }

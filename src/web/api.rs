@@ -129,10 +129,18 @@ fn parser_message(rejection: &JsonRejection) -> String {
 }
 
 /// Tags of published posts (and tags on no post), with counts of published posts.
-async fn list_tags(State(state): State<AppState>) -> Result<Json<Vec<TagWithCount>>> {
-    Ok(Json(
-        tags::list_with_counts(&state.db, Visibility::PublishedOnly).await?,
-    ))
+/// Tags a published post carries, with counts of published posts; the admin (with Basic auth)
+/// sees every tag, drafts counted, as tag management does (see [`tags::list_with_counts`]).
+async fn list_tags(
+    State(state): State<AppState>,
+    admin: Option<ApiAdmin>,
+) -> Result<Json<Vec<TagWithCount>>> {
+    let visibility = if admin.is_some() {
+        Visibility::All
+    } else {
+        Visibility::PublishedOnly
+    };
+    Ok(Json(tags::list_with_counts(&state.db, visibility).await?))
 }
 
 #[derive(Deserialize)]

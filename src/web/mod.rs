@@ -24,6 +24,7 @@ pub mod serve;
 pub mod session_store;
 pub mod site;
 mod slash;
+pub mod static_files;
 pub mod throttle;
 pub mod views;
 
@@ -156,13 +157,21 @@ pub fn urlencode(s: &str) -> String {
     utf8_percent_encode(s, URL_ESCAPED).to_string()
 }
 
-/// The Content-Security-Policy of every response: no inline scripts or styles anywhere.
+/// The path of the post `slug`, percent-encoded (a slug may be Unicode): for links, redirects,
+/// the feed and the sitemap.
+pub fn post_path(slug: &str) -> String {
+    format!("/posts/{}", urlencode(slug))
+}
+
+/// The Content-Security-Policy of every response: no inline scripts or styles anywhere. Images
+/// may come from anywhere by https (a post's `![](https://...)`), not by http (mixed content).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+     style-src 'self'; img-src 'self' data: https:; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
 /// The whole application.
 pub fn app(state: AppState) -> Router {
+    static_files::prime();
     let request_id = HeaderName::from_static("x-request-id");
     let sessions =
         SessionManagerLayer::new(session_store::SeaOrmSessionStore::new(state.db.clone()))
@@ -182,10 +191,7 @@ pub fn app(state: AppState) -> Router {
         .nest_service(
             "/static",
             tower::ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=3600"),
-                ))
+                .layer(middleware::from_fn(static_files::cache_control))
                 .map_response(layers::static_errors_are_not_found)
                 .service(ServeDir::new(static_dir()).not_found_service(
                     axum::handler::HandlerWithoutStateExt::into_service(not_found),

@@ -105,7 +105,11 @@ async fn show_post(
     let (jar, mut chrome) = state.chrome(&visitor, post.post.title.clone());
     chrome.description = markdown::excerpt(&post.post.body, 160);
     chrome.og_type = "article";
-    let html = rendered(&state, post.post.body.clone()).await?;
+    // The post's one address, however the request spelled it (its hex's case, NFD).
+    let page = super::site::current_page(&state.site);
+    chrome.canonical = format!("{}{}", page.origin, super::post_path(&post.post.slug));
+    let body = markdown::without_title(&post.post.body, &post.post.title).to_owned();
+    let html = rendered(&state, body).await?;
     let view = PostPage {
         chrome,
         html,
@@ -145,7 +149,7 @@ async fn off_the_runtime<T: Send + 'static, R: Send + 'static>(
         .map_err(|e| Error::Internal(format!("rendering failed: {e}")))
 }
 
-/// Tags of published posts (and tags on no post), with counts of published posts.
+/// Tags of published posts, with counts of published posts (see [`tags::list_with_counts`]).
 async fn tag_index(
     State(state): State<AppState>,
     visitor: Visitor,
@@ -244,7 +248,8 @@ async fn feed(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
     // One post at a time: a feed request takes at most one turn to render.
     let mut htmls = Vec::with_capacity(latest.len());
     for post in &latest {
-        htmls.push(rendered(&state, post.body.clone()).await?);
+        let body = markdown::without_title(&post.body, &post.title).to_owned();
+        htmls.push(rendered(&state, body).await?);
     }
     let entries = off_the_runtime((latest, htmls), move |(latest, htmls)| {
         latest
@@ -276,7 +281,7 @@ async fn sitemap(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         posts: posts
             .iter()
             .map(|p| {
-                let url = format!("{origin}/posts/{}", p.slug);
+                let url = format!("{origin}{}", super::post_path(&p.slug));
                 (url, p.updated_at.format("%Y-%m-%d").to_string())
             })
             .collect(),

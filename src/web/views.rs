@@ -40,6 +40,12 @@ pub struct Chrome {
 }
 
 impl Chrome {
+    /// The address of the file `name` of `static/`, with its version (see
+    /// [`super::static_files`]): how every template links a static file.
+    pub fn asset(&self, name: &str) -> String {
+        super::static_files::url(name)
+    }
+
     /// What the footer says about where writes go, true to this node's role.
     pub fn replication(&self) -> &'static str {
         match self.role {
@@ -158,7 +164,7 @@ impl FeedEntry {
         let host = origin.split("://").nth(1).unwrap_or(origin);
         let host = host.split(':').next().unwrap_or(host);
         FeedEntry {
-            url: format!("{origin}/posts/{}", post.slug),
+            url: format!("{origin}{}", super::post_path(&post.slug)),
             id: format!(
                 "tag:{host},{}:post-{}",
                 post.created_at.format("%Y-%m-%d"),

@@ -1100,3 +1100,48 @@ async fn review_a_versionless_draft_kept_under_a_slug_is_not_offered_to_a_post_c
     )
     .await;
 }
+
+/// The newcomer's review: `![cat](https://...)` showed only its alt text, the CSP allowing images
+/// from the blog itself and `data:` only. An https image is loaded now (here it fails to connect:
+/// the point is that the browser tries); an `http:` one is still refused by the CSP (mixed
+/// content on an https blog); a file in `static/` linked as `/static/...` loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_images_are_loaded_and_http_ones_refused() {
+    let app = spawn_app().await;
+    app.create_post(json!({
+        "title": "Pictures",
+        "slug": "pictures",
+        "body": "![https cat](https://127.0.0.1:1/https-cat.png)\n\n\
+                 ![http cat](http://127.0.0.1:1/http-cat.png)\n\n\
+                 ![icon](/static/favicon.svg)\n",
+        "published": true
+    }))
+    .await;
+    let driver = Chromedriver::start().await;
+    let browser = driver.session().await;
+    let seen = async {
+        browser::goto(&browser, &app.url("/posts/pictures")).await?;
+        let icon = browser::script(
+            &browser,
+            "const i = document.querySelector('img[alt=icon]'); \
+             return i.complete && i.naturalWidth > 0;",
+        )
+        .await?;
+        Ok::<_, String>((icon, browser::console_errors(&browser).await?))
+    }
+    .await;
+    let _ = browser.close().await;
+    let (icon, errors) = seen.unwrap_or_else(|e| panic!("{e}"));
+    let refused = |name: &str| {
+        errors
+            .iter()
+            .any(|e| e.contains(name) && e.contains("Content Security Policy"))
+    };
+    assert_eq!(icon, json!(true), "the static file is shown: {errors:?}");
+    assert!(refused("http-cat.png"), "http stays refused: {errors:?}");
+    assert!(!refused("https-cat.png"), "https is allowed: {errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("https-cat.png")),
+        "the https image was tried (and failed to connect): {errors:?}"
+    );
+}

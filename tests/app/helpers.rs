@@ -229,9 +229,10 @@ impl TestApp {
         body
     }
 
-    /// Every tag label, as `GET /api/tags` lists them.
+    /// Every tag label, as `GET /api/tags` lists them to the admin (visitors see only tags of
+    /// published posts).
     pub async fn tag_labels(&self) -> Vec<String> {
-        let (status, body) = self.api_get("/tags").await;
+        let (status, body) = self.api_call(reqwest::Method::GET, "/tags", None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body.as_array()
             .expect("tags are an array")
@@ -505,9 +506,9 @@ pub async fn tags_of(app: &TestApp, slug: &str) -> serde_json::Value {
     post["tags"].clone()
 }
 
-/// The id of the tag labelled exactly `label`, as `GET /api/tags` lists it.
+/// The id of the tag labelled exactly `label`, as `GET /api/tags` lists it to the admin.
 pub async fn tag_id(app: &TestApp, label: &str) -> i64 {
-    let (_, tags) = app.api_get("/tags").await;
+    let (_, tags) = app.api_call(reqwest::Method::GET, "/tags", None).await;
     tags.as_array()
         .expect("tags are an array")
         .iter()

@@ -4,6 +4,7 @@
 mod api;
 mod browser_test;
 mod cli;
+mod content;
 mod dashboard;
 mod delete_conflicts;
 mod edit_conflicts;

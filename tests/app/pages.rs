@@ -317,7 +317,7 @@ async fn login_rejects_a_wrong_password_and_accepts_the_right_one() {
     assert_eq!(status, StatusCode::OK);
     assert!(dashboard.contains("<h1>Dashboard</h1>"));
     assert!(
-        dashboard.contains(r#"<p class="flash" role="status">Welcome back.</p>"#),
+        dashboard.contains(r#"<p class="flash" role="status">Signed in.</p>"#),
         "{dashboard}"
     );
     let (_, again) = app.get_text("/admin").await;
@@ -577,8 +577,7 @@ async fn admin_manages_tags_through_the_forms() {
     }
     assert_eq!(app.tag_labels().await, ["gardening"]);
 
-    let (_, tags) = app.api_get("/tags").await;
-    let id = tags[0]["id"].as_i64().unwrap();
+    let id = crate::helpers::tag_id(&app, "gardening").await;
     let response = app
         .post_form(
             &format!("/admin/tags/{id}"),

@@ -200,7 +200,7 @@ async fn pages_carry_meta_tags_and_times() {
         r#"<meta name="description" content="Tomatoes &#38; basil, &#60; 3 of each.">"#,
         r#"<meta property="og:type" content="article">"#,
         r#"<meta property="og:title" content="Gardening">"#,
-        r#"<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">"#,
+        r#"<link rel="icon" type="image/svg+xml" href="/static/favicon.svg?v="#,
         r##"<a class="skip-link" href="#content">"##,
     ] {
         assert!(post.contains(tag), "no {tag} in {post}");
