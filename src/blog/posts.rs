@@ -150,7 +150,8 @@ pub async fn search<C: ConnectionTrait>(
             total_pages: 1,
         });
     }
-    let (sql, values) = search_sql(&words, visibility, has_unstemmed_index(db).await?);
+    let unstemmed = has_table(db, "posts_fts_unstemmed").await?;
+    let (sql, values) = search_sql(&words, visibility, unstemmed);
     let found: Vec<i32> = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
@@ -213,14 +214,17 @@ fn search_words(text: &str) -> Vec<String> {
     words
 }
 
-/// Whether the database has the unstemmed index: not before migration
-/// `m20261129_000002_posts_search_unstemmed`, which a node of this version may find during a
-/// rolling deploy (on a replica, while the primary still runs the version before).
-async fn has_unstemmed_index<C: ConnectionTrait>(db: &C) -> Result<bool, BlogError> {
+/// Whether the database has the table `name`: a node of this version may find a database its
+/// latest migrations have not run on yet during a rolling deploy (on a replica, while the
+/// primary still runs the version before), or after `blog migrate down`. Search then answers
+/// without the unstemmed index (`m20261129_000002_posts_search_unstemmed`), and an old slug
+/// without `post_slugs` (`m20261130_000001_post_slugs`) is no old slug.
+async fn has_table<C: ConnectionTrait>(db: &C, name: &str) -> Result<bool, BlogError> {
     Ok(db
-        .query_one_raw(Statement::from_string(
+        .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
-            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'posts_fts_unstemmed'",
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?",
+            [name.into()],
         ))
         .await?
         .is_some())
@@ -345,6 +349,9 @@ pub async fn find_by_old_slug<C: ConnectionTrait>(
     slug: &str,
     visibility: Visibility,
 ) -> Result<post::Model, BlogError> {
+    if !has_table(db, "post_slugs").await? {
+        return Err(BlogError::NotFound);
+    }
     let post = post::Entity::find()
         .filter(Expr::cust_with_values(
             "posts.id IN (SELECT post_id FROM post_slugs WHERE slug = ?)",
