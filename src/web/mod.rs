@@ -38,7 +38,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Key, SignedCookieJar};
 use metrics_exporter_prometheus::PrometheusHandle;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -157,10 +157,22 @@ pub fn urlencode(s: &str) -> String {
     utf8_percent_encode(s, URL_ESCAPED).to_string()
 }
 
+/// What [`post_path`] escapes in a slug: [`URL_ESCAPED`], and `/` and `.`, which the slug rules
+/// refuse but a slug written in SQL may have: escaped, the path still names that one post, not
+/// another path (`2026/dated`) or a dot segment (`..`) a client would resolve away.
+const SEGMENT_ESCAPED: &AsciiSet = &URL_ESCAPED.add(b'/').add(b'.');
+
 /// The path of the post `slug`, percent-encoded (a slug may be Unicode): for links, redirects,
 /// the feed and the sitemap.
 pub fn post_path(slug: &str) -> String {
-    format!("/posts/{}", urlencode(slug))
+    format!("/posts/{}", utf8_percent_encode(slug, SEGMENT_ESCAPED))
+}
+
+/// A query string as a client sent it, with what is not printable ASCII percent-encoded (UTF-8
+/// bytes, controls, spaces): the same query, fit for a `Location`.
+pub fn ascii_query(query: &str) -> String {
+    const ESCAPED: &AsciiSet = &CONTROLS.add(b' ');
+    utf8_percent_encode(query, ESCAPED).to_string()
 }
 
 /// The Content-Security-Policy of every response: no inline scripts or styles anywhere. Images

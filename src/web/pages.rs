@@ -93,9 +93,10 @@ async fn show_post(
             // A slug a post has now (a draft the visitor may not see) is no old slug: the
             // database forgets an old slug when a post takes it.
             let moved = posts::find_by_old_slug(&state.db, &slug, visibility).await?;
-            let path = format!("/posts/{}", super::urlencode(&moved.slug));
+            let path = super::post_path(&moved.slug);
+            // The query as sent, but in ASCII, as a Location must be (a client may send UTF-8).
             let location = match uri.query() {
-                Some(query) => format!("{path}?{query}"),
+                Some(query) => format!("{path}?{}", super::ascii_query(query)),
                 None => path,
             };
             return Ok(moved_permanently(&location));
