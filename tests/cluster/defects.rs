@@ -459,6 +459,7 @@ async fn after_a_failover_to_a_primary_that_was_behind_reads_your_writes_hold() 
         assert_eq!(created.status(), 201, "{:?}", created.text().await);
         let read = browser
             .get(format!("{}/api/tags", cluster.url(1)))
+            .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
             .send()
             .await
             .unwrap();
@@ -511,7 +512,12 @@ async fn a_cookie_from_a_lost_history_costs_one_request_at_most() {
         let label = format!("after-{i}");
         post(label.clone()).await;
         let started = Instant::now();
-        let read = browser.get(&tags_on_1).send().await.unwrap();
+        let read = browser
+            .get(&tags_on_1)
+            .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap();
         let elapsed = started.elapsed();
         let stale = read.headers().get("x-blog-stale").cloned();
         let tags: Vec<serde_json::Value> = read.json().await.unwrap();

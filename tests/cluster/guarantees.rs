@@ -217,6 +217,7 @@ async fn write_then_read_elsewhere(writer: &str, reader: &str, prefix: &str) -> 
         let cookie = set_cookie.split(';').next().unwrap().to_owned();
         let read = browser
             .get(format!("{reader}/api/tags"))
+            .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
             .header("cookie", cookie)
             .send()
             .await
@@ -316,6 +317,7 @@ async fn a_client_that_sends_a_fixed_cookie_reads_its_write_on_the_same_replica(
     // The client keeps no cookie: its next request sends the same fixed one.
     let read = client
         .get(format!("{replica}/api/tags"))
+        .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
         .header("cookie", "theme=dark")
         .send()
         .await

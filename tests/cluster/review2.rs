@@ -101,6 +101,7 @@ async fn a_stale_key_is_corrected_from_a_lagging_replica() {
         async move {
             let tags: serde_json::Value = api
                 .get(format!("{replica}/api/tags"))
+                .basic_auth("admin", Some(crate::harness::ADMIN_PASSWORD))
                 .send()
                 .await
                 .ok()?
