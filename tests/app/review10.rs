@@ -1,0 +1,242 @@
+//! A fresh-context review of the content changes (branch `content`): slugs in any language, tags
+//! shown to visitors, the CSP's images, static files by version, a body's first `# Title`.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{hidden_inputs, host_of, location, raw_exchange, spawn_app};
+
+/// `s` with every byte outside ASCII percent-encoded (upper-case hex).
+fn encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The first `<form ...>...</form>` of `html` whose start contains `marker`.
+fn form_with<'a>(html: &'a str, marker: &str) -> &'a str {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let start = html[..at].rfind("<form").expect("a form");
+    let end = at + html[at..].find("</form>").expect("the form's end");
+    &html[start..end]
+}
+
+/// Holds: titles of marks only, emoji, RTL scripts, Turkish İ/ı, Greek, fullwidth digits and
+/// mixed scripts make slugs of their letters (or none), and every slug a title makes is a slug
+/// the rules accept and the slug of itself as a title (idempotent).
+#[test]
+fn holds_slugs_of_odd_titles() {
+    use blog::blog::input::Slug;
+    let slug = |title: &str| Slug::from_title(title).map(|s| s.as_str().to_owned());
+    for (title, expected) in [
+        ("\u{301}\u{308}\u{20e3}", None),
+        ("🎉🎉 ✨", None),
+        ("🎉 Party 🎉", Some("party")),
+        ("مرحبا بالعالم", Some("مرحبا-بالعالم")),
+        ("שלום עולם", Some("שלום-עולם")),
+        ("İstanbul ISPARTA", Some("istanbul-isparta")),
+        ("ısparta", Some("isparta")),
+        ("ΟΔΟΣ", Some("οδοσ")),
+        ("１２３ ｆｏｏ", Some("123-foo")),
+        ("Rust и Go", Some("rust-и-go")),
+        ("1\u{fe0f}\u{20e3} Intro", Some("1-intro")),
+    ] {
+        assert_eq!(slug(title).as_deref(), expected, "{title:?}");
+    }
+    let letters = [
+        "a",
+        "Z",
+        "é",
+        "e\u{301}",
+        "ß",
+        "İ",
+        "ı",
+        "Σ",
+        "ς",
+        "ά",
+        "α\u{301}",
+        "日",
+        "ガ",
+        "ｶ",
+        "ﾞ",
+        "١",
+        "٣",
+        "١\u{301}",
+        "-",
+        " ",
+        "!",
+        "🎉",
+        "\u{301}",
+        "ǅ",
+        "ﬁ",
+        "²",
+        "Ⅻ",
+        "ⅻ",
+        "ŋ",
+        "ə",
+        "\u{94d}",
+        "ह",
+        "𐐀",
+        "𐐨",
+        "Ǆ",
+        "ǰ",
+        "J\u{30c}",
+        "ẞ",
+        "ŉ",
+    ];
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    runner
+        .run(
+            &proptest::collection::vec(proptest::sample::select(letters.to_vec()), 0..40),
+            |parts| {
+                let title: String = parts.concat();
+                if let Some(once) = Slug::from_title(&title) {
+                    let again = Slug::from_title(once.as_str());
+                    proptest::prop_assert_eq!(
+                        again.as_ref().map(Slug::as_str),
+                        Some(once.as_str()),
+                        "{:?}",
+                        title
+                    );
+                    proptest::prop_assert!(Slug::parse(once.as_str()).is_ok());
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+/// Holds: a slug of 100 four-byte letters (400 bytes) is a post's address on every route: its
+/// page, the edit form (asked encoded and as raw UTF-8), a save, the old-slug redirect after a
+/// rename, and a delete from the dashboard.
+#[tokio::test]
+async fn holds_a_slug_of_100_four_byte_letters_on_every_route() {
+    let app = spawn_app().await;
+    app.login().await;
+    let slug = "𐐨".repeat(100);
+    let post = app
+        .create_post(json!({ "title": "Deseret", "slug": slug, "published": true }))
+        .await;
+    assert_eq!(post["slug"], slug.as_str());
+    let too_long = "𐐨".repeat(101);
+    let (status, error) = app
+        .api_call(
+            Method::POST,
+            "/posts",
+            Some(&json!({ "title": "Deseret 2", "slug": too_long })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    let path = format!("/posts/{}", encoded(&slug));
+    let (status, page) = app.get_text(&path).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let edit = format!("/admin/posts/{}/edit", encoded(&slug));
+    assert_eq!(app.get(&edit).await.status(), StatusCode::OK);
+    // Unencoded: raw UTF-8 in the request line, with the session's cookies.
+    let raw = format!(
+        "GET /posts/{slug} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        host_of(&app)
+    );
+    let answer = raw_exchange(&host_of(&app), raw.as_bytes(), Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Renamed: the old 400-byte slug redirects to the new one, percent-encoded.
+    let (status, form_page) = app.get_text(&edit).await;
+    assert_eq!(status, StatusCode::OK);
+    let action = format!("/admin/posts/{}", encoded(&slug));
+    let form = form_with(&form_page, &format!(r#"action="{action}""#));
+    let mut fields = hidden_inputs(form);
+    let new_slug = "𐐩".repeat(100);
+    fields.extend([
+        ("title".to_owned(), "Deseret".to_owned()),
+        ("slug".to_owned(), new_slug.clone()),
+        ("body".to_owned(), "text".to_owned()),
+        ("tags".to_owned(), String::new()),
+        ("published".to_owned(), "on".to_owned()),
+    ]);
+    let response = app
+        .client
+        .post(app.url(&action))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let new_path = format!("/posts/{}", encoded(&new_slug));
+    assert_eq!(location(response.headers()), new_path);
+    let response = app.get(&path).await;
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(location(response.headers()), new_path);
+
+    let (_, dashboard) = app.get_text("/admin").await;
+    let delete = format!("/admin/posts/{}/delete", encoded(&new_slug));
+    let form = form_with(&dashboard, &format!(r#"action="{delete}""#));
+    let response = app
+        .client
+        .post(app.url(&delete))
+        .form(&hidden_inputs(form))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get(&new_path).await.status(), StatusCode::NOT_FOUND);
+}
+
+/// Holds: two titles that make one slug ("Straße", "Strasse"; "İstanbul", "ıstanbul") give the
+/// second a clear conflict, 409 by the API and the form back (422/409) with the slug field's
+/// message and the input kept, and nothing written; a typed slug in upper case is a 422 on the
+/// slug field.
+#[tokio::test]
+async fn holds_titles_that_slug_alike_are_a_clear_conflict() {
+    let app = spawn_app().await;
+    app.login().await;
+    for (first, second) in [("Straße", "Strasse"), ("İstanbul", "ıstanbul")] {
+        app.create_post(json!({ "title": first })).await;
+        let (status, error) = app
+            .api_call(Method::POST, "/posts", Some(&json!({ "title": second })))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{second}: {error}");
+        let csrf = app.csrf_for("/admin/posts/new").await;
+        let response = app
+            .post_form(
+                "/admin/posts",
+                &[
+                    ("csrf", &csrf),
+                    ("title", second),
+                    ("slug", ""),
+                    ("body", "kept body"),
+                ],
+            )
+            .await;
+        let status = response.status();
+        let html = response.text().await.unwrap();
+        assert!(
+            status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{status}: {html}"
+        );
+        assert!(html.contains("kept body"), "{html}");
+        assert!(html.contains("slug"), "{html}");
+    }
+    let (status, posts) = app.api_call(Method::GET, "/posts", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(posts["items"].as_array().map(Vec::len), Some(2), "{posts}");
+    let (status, error) = app
+        .api_call(
+            Method::POST,
+            "/posts",
+            Some(&json!({ "title": "Upper", "slug": "Café" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert!(error.to_string().contains("slug"), "{error}");
+}
