@@ -256,3 +256,28 @@ async fn a_title_spelled_with_a_zero_width_joiner_is_refused() {
         assert_eq!(status, StatusCode::CREATED, "{title:?}: {post}");
     }
 }
+
+/// Holds: an NFD address of a Unicode post (percent-encoded, or raw UTF-8 in the request line)
+/// is the post (200), its canonical the NFC address.
+#[tokio::test]
+async fn holds_nfd_addresses_of_posts() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Crème", "slug": "crème", "published": true }))
+        .await;
+    let (status, page) = app
+        .get_text(&format!("/posts/{}", encoded("cre\u{300}me")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let canonical = format!(
+        r#"<link rel="canonical" href="{}/posts/{}">"#,
+        app.base,
+        encoded("crème")
+    );
+    assert!(page.contains(&canonical), "{page}");
+    let raw = format!(
+        "GET /posts/cre\u{300}me HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        host_of(&app)
+    );
+    let answer = raw_exchange(&host_of(&app), raw.as_bytes(), Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
