@@ -322,3 +322,100 @@ async fn an_old_slug_asked_decomposed_redirects() {
     let answer = raw_exchange(&host_of(&app), raw.as_bytes(), Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 301"), "{answer}");
 }
+
+/// Holds: a tag is shown to visitors while a published post carries it, through unpublish,
+/// publish, a tag taken off, a rename of its post and a delete: /tags and its counts, its page
+/// (also asked in another case: 404, no 308 naming a hidden tag), GET /api/tags (all of them
+/// with auth); the feed and sitemap name no hidden tag.
+#[tokio::test]
+async fn holds_tags_are_public_while_a_published_post_carries_them() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "A", "tags": ["Shared", "Solo"], "published": true }))
+        .await;
+    app.create_post(json!({ "title": "B", "tags": ["Shared"], "published": true }))
+        .await;
+    async fn seen(app: &crate::helpers::TestApp) -> Vec<(String, i64)> {
+        let (_, list) = app.api_get("/tags").await;
+        let mut out: Vec<(String, i64)> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["label"].as_str().unwrap().to_owned(),
+                    t["post_count"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+    async fn page(app: &crate::helpers::TestApp, path: &str) -> StatusCode {
+        let response = bare(app).get(app.url(path)).send().await.unwrap();
+        response.status()
+    }
+    fn bare(_: &crate::helpers::TestApp) -> reqwest::Client {
+        crate::helpers::bare_client()
+    }
+    let s = |l: &str, n: i64| (l.to_owned(), n);
+    assert_eq!(seen(&app).await, vec![s("Shared", 2), s("Solo", 1)]);
+
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/a",
+            Some(&json!({ "published": false })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen(&app).await, vec![s("Shared", 1)]);
+    for path in [
+        "/tags/Solo",
+        "/tags/solo",
+        "/tags/SOLO",
+        "/tags/Solo?page=2",
+    ] {
+        assert_eq!(page(&app, path).await, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(
+        page(&app, "/tags/shared").await,
+        StatusCode::PERMANENT_REDIRECT
+    );
+    let (_, tags_page) = app.get_text("/tags").await;
+    assert!(!tags_page.contains("Solo"), "{tags_page}");
+    for path in ["/feed.xml", "/sitemap.xml", "/"] {
+        let (_, text) = app.get_text(path).await;
+        assert!(!text.contains("Solo"), "{path}: {text}");
+    }
+    assert!(app.tag_labels().await.contains(&"Solo".to_owned()));
+
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/a",
+            Some(&json!({ "published": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen(&app).await, vec![s("Shared", 2), s("Solo", 1)]);
+    let (status, _) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/a",
+            Some(&json!({ "tags": ["Shared"], "slug": "a2" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen(&app).await, vec![s("Shared", 2)]);
+    assert_eq!(page(&app, "/tags/Solo").await, StatusCode::NOT_FOUND);
+    let (status, _) = app.api_call(Method::DELETE, "/posts/b", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(seen(&app).await, vec![s("Shared", 1)]);
+    let (status, _) = app.api_call(Method::DELETE, "/posts/a2", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(seen(&app).await, vec![]);
+    assert_eq!(page(&app, "/tags/Shared").await, StatusCode::NOT_FOUND);
+    let mut all = app.tag_labels().await;
+    all.sort();
+    assert_eq!(all, ["Shared", "Solo"]);
+}
