@@ -419,3 +419,29 @@ async fn holds_tags_are_public_while_a_published_post_carries_them() {
     all.sort();
     assert_eq!(all, ["Shared", "Solo"]);
 }
+
+/// (minor) A tag asked in another case with a query in raw UTF-8 (GET /tags/rust?ref=café, which
+/// hyper accepts) is redirected (308) with that query copied raw into Location, as old slugs were
+/// until review 9's fix (ascii_query), which the tag redirect did not get. Fails: the Location's
+/// bytes are not ASCII ('/tags/Rust?ref=café').
+#[tokio::test]
+async fn a_tag_redirect_keeps_a_utf8_query_in_ascii() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "R", "tags": ["Rust"], "published": true }))
+        .await;
+    let raw = format!(
+        "GET /tags/rust?ref=caf\u{e9} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        host_of(&app)
+    );
+    let answer = raw_exchange(&host_of(&app), raw.as_bytes(), Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 308"), "{answer}");
+    let location = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("location:"))
+        .expect("a Location");
+    assert!(location.is_ascii(), "{location:?}");
+    assert!(
+        location.ends_with("/tags/Rust?ref=caf%C3%A9"),
+        "{location:?}"
+    );
+}
