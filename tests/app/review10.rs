@@ -445,3 +445,37 @@ async fn a_tag_redirect_keeps_a_utf8_query_in_ascii() {
         "{location:?}"
     );
 }
+
+/// Holds: the CSP loosens img-src by `https:` only (every other directive as before), and a
+/// post's images by javascript:, data: (SVG) or http URLs, in Markdown or raw HTML with srcset,
+/// bring no script into the page.
+#[tokio::test]
+async fn holds_csp_images_and_nothing_else_loosened() {
+    let app = spawn_app().await;
+    let body = "![a](javascript:alert(1))\n\n![b](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+)\n\n\
+                ![c](http://example.com/c.png)\n\n\
+                <img src=\"https://example.com/d.png\" srcset=\"javascript:alert(2) 1x, https://e.example/e.png 2x\" onerror=\"alert(3)\">\n\n\
+                <svg><image href=\"javascript:alert(4)\"/><script>alert(5)</script></svg>\n";
+    app.create_post(json!({ "title": "Images", "body": body, "published": true }))
+        .await;
+    let response = app.get("/posts/images").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let csp = response
+        .headers()
+        .get("content-security-policy")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        csp,
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    let html = response.text().await.unwrap();
+    let article = &html[html.find("<article").unwrap()..];
+    for bad in ["javascript:", "onerror", "<script", "alert(5)", "<svg"] {
+        assert!(!article.contains(bad), "{bad} in {article}");
+    }
+    assert!(article.contains("https://example.com/d.png"), "{article}");
+}
