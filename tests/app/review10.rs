@@ -479,3 +479,103 @@ async fn holds_csp_images_and_nothing_else_loosened() {
     }
     assert!(article.contains("https://example.com/d.png"), "{article}");
 }
+
+/// The version of `/static/style.css` the pages link.
+async fn style_version(app: &crate::helpers::TestApp) -> String {
+    let (_, home) = app.get_text("/").await;
+    let at = home
+        .find("/static/style.css?v=")
+        .expect("style.css linked by version");
+    home[at + "/static/style.css?v=".len()..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect()
+}
+
+async fn cache_of(
+    app: &crate::helpers::TestApp,
+    method: Method,
+    path: &str,
+) -> (StatusCode, String) {
+    let response = app
+        .client
+        .request(method, app.url(path))
+        .send()
+        .await
+        .unwrap();
+    let policy = response
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (response.status(), policy)
+}
+
+/// Holds: only `v` equal to the file's version is immutable (also with other parameters, by
+/// HEAD, and on a 304); an empty, wrong-case, very long or second `v` is no-cache, the bare
+/// address five minutes; traversal out of static/ is a 404 however spelled.
+#[tokio::test]
+async fn holds_static_versions_odd_queries_head_304_and_traversal() {
+    let app = spawn_app().await;
+    let v = style_version(&app).await;
+    assert_eq!(v.len(), 16);
+    const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+    for (query, policy) in [
+        (format!("v={v}"), IMMUTABLE),
+        (format!("x=1&v={v}"), IMMUTABLE),
+        (format!("v={v}&x=1"), IMMUTABLE),
+        (String::new(), "public, max-age=300"),
+        ("v=".to_owned(), "no-cache"),
+        ("v".to_owned(), "no-cache"),
+        (format!("v={}", v.to_uppercase()), "no-cache"),
+        (format!("v=x&v={v}"), "no-cache"),
+        (format!("v={}", "0".repeat(8000)), "no-cache"),
+        (format!("v={v}0"), "no-cache"),
+    ] {
+        let path = if query.is_empty() {
+            "/static/style.css".to_owned()
+        } else {
+            format!("/static/style.css?{query}")
+        };
+        assert_eq!(
+            cache_of(&app, Method::GET, &path).await,
+            (StatusCode::OK, policy.to_owned()),
+            "{path}"
+        );
+        assert_eq!(
+            cache_of(&app, Method::HEAD, &path).await,
+            (StatusCode::OK, policy.to_owned()),
+            "HEAD {path}"
+        );
+    }
+    let first = app.get(&format!("/static/style.css?v={v}")).await;
+    let modified = first.headers().get("last-modified").unwrap().clone();
+    let response = app
+        .client
+        .get(app.url(&format!("/static/style.css?v={v}")))
+        .header("if-modified-since", modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(response.headers()["cache-control"], IMMUTABLE);
+    for path in [
+        "/static/../Cargo.toml",
+        "/static/%2e%2e/Cargo.toml",
+        "/static/%2E%2E%2FCargo.toml",
+        "/static/..%5CCargo.toml",
+        "/static//etc/passwd",
+    ] {
+        let raw = format!(
+            "GET {path}?v={v} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            host_of(&app)
+        );
+        let answer = raw_exchange(&host_of(&app), raw.as_bytes(), Duration::from_secs(10)).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 404") || answer.starts_with("HTTP/1.1 400"),
+            "{path}: {answer}"
+        );
+        assert!(!answer.contains("[package]"), "{path}: {answer}");
+        assert!(!answer.contains("immutable"), "{path}: {answer}");
+    }
+}
