@@ -579,3 +579,52 @@ async fn holds_static_versions_odd_queries_head_304_and_traversal() {
         assert!(!answer.contains("immutable"), "{path}: {answer}");
     }
 }
+
+/// A file of static/ that is removed when the test ends.
+struct TempStatic(std::path::PathBuf);
+
+impl Drop for TempStatic {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// (minor) A static file changed with the same size and modification time (a copy that keeps
+/// times, `touch -r`, or two saves within the file system's time granularity) keeps its old
+/// version: the new content is served `immutable` under the old content's hash, and browsers
+/// keep it there for a year. Fails: the link's version is unchanged and GET ?v=<old hash>
+/// answers the new bytes with `immutable`.
+#[tokio::test]
+async fn a_static_file_changed_with_the_same_size_and_mtime_gets_a_new_version() {
+    use blog::web::static_files::url;
+    let app = spawn_app().await;
+    let name = format!("review10-same-stamp-{}.txt", std::process::id());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("static")
+        .join(&name);
+    let _guard = TempStatic(path.clone());
+    std::fs::write(&path, "first").unwrap();
+    let stamp = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let before = url(&name);
+    assert!(before.contains("?v="), "{before}");
+    std::fs::write(&path, "other").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(stamp)
+        .unwrap();
+    let response = app.get(&before).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let policy = response.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.text().await.unwrap();
+    assert_eq!(body, "other");
+    assert_ne!(
+        policy, "public, max-age=31536000, immutable",
+        "the new bytes are served immutable under the old version {before}"
+    );
+    assert_ne!(url(&name), before, "the version of the new content");
+}
