@@ -659,3 +659,55 @@ async fn a_leading_title_heading_typed_decomposed_is_hidden() {
     assert!(!feed.contains("</h1>"), "{feed}");
     assert_eq!(h1s, 1, "the title once");
 }
+
+/// Holds: only a first ATX `# <the title>` goes (closing #s after a space; up to three spaces;
+/// "# Hello # #" whose heading is "Hello #" for the title "Hello #"; "# C#" for "C#"); a
+/// setext heading, a heading after text, in a fence, of level 2, "# Hello #" for the title
+/// "Hello #" (its heading is "Hello") stay; the list's excerpt and the search result show the
+/// text after the heading; the page's description too.
+#[tokio::test]
+async fn holds_only_a_first_atx_heading_equal_to_the_title_goes() {
+    let app = spawn_app().await;
+    for (i, (title, body, hidden)) in [
+        ("Hello #", "# Hello # #\n\nAlpha words.\n", true),
+        ("C#", "# C#\n\nAlpha words.\n", true),
+        ("Hello", "   # Hello\t##  \n\nAlpha words.\n", true),
+        ("Hello", "#\tHello\r\n\r\nAlpha words.\r\n", true),
+        ("Hello #", "# Hello #\n\nAlpha words.\n", false),
+        ("Hello", "Hello\n=====\n\nAlpha words.\n", false),
+        ("Hello", "Alpha words.\n\n# Hello\n", false),
+        (
+            "Hello",
+            "```\n# Hello\n```\n\n# Hello\n\nAlpha words.\n",
+            false,
+        ),
+        ("Hello", "## Hello\n\nAlpha words.\n", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let slug = format!("p{i}");
+        app.create_post(json!({ "title": title, "slug": slug, "body": body, "published": true }))
+            .await;
+        let (status, page) = app.get_text(&format!("/posts/{slug}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let article = &page[page.find("<article").unwrap()..];
+        let shown = article.matches("<h1").count() + article.matches("<h2").count();
+        assert_eq!(
+            shown,
+            if hidden { 1 } else { 2 },
+            "{title:?} {body:?}: {article}"
+        );
+        assert!(article.contains("Alpha words."), "{article}");
+        let (_, post) = app.api_get(&format!("/posts/{slug}")).await;
+        assert_eq!(post["body"], body, "kept as stored");
+        if hidden {
+            assert!(
+                page.contains(r#"name="description" content="Alpha words.""#),
+                "{page}"
+            );
+        }
+    }
+    let (_, results) = app.get_text("/search?q=alpha").await;
+    assert_eq!(results.matches("Alpha words.").count(), 9, "{results}");
+}
