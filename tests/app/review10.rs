@@ -711,3 +711,93 @@ async fn holds_only_a_first_atx_heading_equal_to_the_title_goes() {
     let (_, results) = app.get_text("/search?q=alpha").await;
     assert_eq!(results.matches("Alpha words.").count(), 9, "{results}");
 }
+
+/// Holds: a title with a letter (not only marks) of any script always makes a slug (a proptest of
+/// any characters), and `/admin/posts/<slug>/edit` answers the edit form asked with the slug as
+/// raw UTF-8 or decomposed (NFD), its form's action encoded; saved from the NFD form, the post
+/// keeps its NFC slug.
+#[tokio::test]
+async fn holds_any_title_with_a_letter_has_a_slug_and_raw_or_nfd_edit_addresses() {
+    use blog::blog::input::Slug;
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+    let config = proptest::test_runner::Config {
+        cases: 5000,
+        ..Default::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new_with_rng(
+        config,
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    );
+    runner
+        .run(
+            &proptest::collection::vec(proptest::char::any(), 0..12),
+            |chars| {
+                let title: String = chars.into_iter().collect();
+                let letters = title.chars().any(|c| {
+                    c.is_alphanumeric() && c.general_category_group() != GeneralCategoryGroup::Mark
+                });
+                proptest::prop_assert_eq!(
+                    Slug::from_title(&title).is_some(),
+                    letters,
+                    "{:?}",
+                    title
+                );
+                Ok(())
+            },
+        )
+        .unwrap();
+
+    let app = spawn_app().await;
+    app.login().await;
+    app.create_post(json!({ "title": "Crème brûlée", "slug": "crème-日本", "published": true }))
+        .await;
+    let cookies = crate::helpers::login_cookies(&app).await;
+    let raw = format!(
+        "GET /admin/posts/crème-日本/edit HTTP/1.1\r\nHost: {}\r\nCookie: {cookies}\r\nConnection: close\r\n\r\n",
+        host_of(&app)
+    );
+    let answer = raw_exchange(&host_of(&app), raw.as_bytes(), Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let action = format!(r#"action="/admin/posts/{}""#, encoded("crème-日本"));
+    assert!(answer.contains(&action), "{answer}");
+
+    let nfd = format!("/admin/posts/{}/edit", encoded("cre\u{300}me-日本"));
+    let (status, page) = app.get_text(&nfd).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let form = &page[page
+        .find("<form method=\"post\" action=\"/admin/posts/")
+        .unwrap()..];
+    let form = &form[..form.find("</form>").unwrap()];
+    let action = form["<form method=\"post\" action=\"".len()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut fields = hidden_inputs(form);
+    fields.extend([
+        ("title".to_owned(), "Crème brûlée".to_owned()),
+        ("slug".to_owned(), "crème-日本".to_owned()),
+        ("body".to_owned(), "edited".to_owned()),
+        ("tags".to_owned(), String::new()),
+        ("published".to_owned(), "on".to_owned()),
+    ]);
+    let response = app
+        .client
+        .post(app.url(&action))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{action}");
+    assert_eq!(
+        location(response.headers()),
+        format!("/posts/{}", encoded("crème-日本"))
+    );
+    let (_, post) = app
+        .api_get(&format!("/posts/{}", encoded("crème-日本")))
+        .await;
+    assert_eq!(post["body"], "edited");
+    assert_eq!(post["slug"], "crème-日本");
+}
