@@ -12,6 +12,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod pages;
+mod review10;
 mod review2_tags;
 mod review3_tags;
 mod review4_tags;
