@@ -37,6 +37,13 @@ fn is_hidden(c: char) -> bool {
     )
 }
 
+/// Zero-width non-joiner and joiner (U+200C, U+200D): invisible, but part of how Persian, the
+/// scripts of India and emoji sequences are written, so a title may have them (a tag label may
+/// not: it names a tag, and two labels should not differ invisibly).
+fn is_joiner(c: char) -> bool {
+    matches!(c, '\u{200C}' | '\u{200D}')
+}
+
 /// NFC, trimmed.
 fn normalized(raw: &str) -> String {
     raw.nfc().collect::<String>().trim().to_owned()
@@ -329,7 +336,7 @@ impl PostInput {
             errors.insert("title", "a title is required".into());
         } else if title.chars().count() > MAX_TITLE_CHARS {
             errors.insert("title", format!("at most {MAX_TITLE_CHARS} characters"));
-        } else if title.chars().any(is_hidden) {
+        } else if title.chars().any(|c| is_hidden(c) && !is_joiner(c)) {
             errors.insert(
                 "title",
                 "no control, invisible or direction characters".into(),

@@ -329,7 +329,9 @@ pub fn without_title<'a>(markdown: &'a str, title: &str) -> &'a str {
     } else {
         text
     };
-    if text == title.trim() {
+    // Compared in NFC: the title is stored so, the body as typed (it may be decomposed).
+    use unicode_normalization::UnicodeNormalization;
+    if text.nfc().eq(title.trim().nfc()) {
         after
     } else {
         markdown

@@ -194,7 +194,6 @@ pub async fn search<C: ConnectionTrait>(
 /// in NFC, lowercased, each once, at most [`MAX_SEARCH_WORDS`] of them from its first
 /// [`MAX_SEARCH_CHARS`] characters. Only those, so a word quoted (`"word"`) is never FTS5 syntax.
 fn search_words(text: &str) -> Vec<String> {
-    use unicode_normalization::UnicodeNormalization;
     use unicode_normalization::char::is_combining_mark;
     let mut words: Vec<String> = Vec::new();
     for word in text
@@ -352,10 +351,12 @@ pub async fn find_by_old_slug<C: ConnectionTrait>(
     if !has_table(db, "post_slugs").await? {
         return Err(BlogError::NotFound);
     }
+    // Slugs are stored in NFC, old ones too: an address may spell one decomposed.
+    let slug: String = slug.nfc().collect();
     let post = post::Entity::find()
         .filter(Expr::cust_with_values(
             "posts.id IN (SELECT post_id FROM post_slugs WHERE slug = ?)",
-            [slug],
+            [slug.as_str()],
         ))
         .one(db)
         .await?;

@@ -178,7 +178,7 @@ async fn tag_posts(
     if asked != tag.label && label != tag.label {
         let path = format!("/tags/{}", super::urlencode(&tag.label));
         let location = match uri.query() {
-            Some(query) => format!("{path}?{query}"),
+            Some(query) => format!("{path}?{}", super::ascii_query(query)),
             None => path,
         };
         return Ok(Redirect::permanent(&location).into_response());

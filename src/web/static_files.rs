@@ -32,6 +32,9 @@ const VERSION_DIGITS: usize = 16;
 
 struct Stamp {
     modified: Option<SystemTime>,
+    /// The inode and its change time: a file rewritten with its size and mtime kept (`cp -p`,
+    /// `touch -r`) still has a new ctime, which no one can set.
+    changed: (u64, i64, i64),
     len: u64,
     version: String,
 }
@@ -64,12 +67,17 @@ impl StaticFiles {
         let path = self.dir.join(name);
         let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
         let modified = meta.modified().ok();
+        let changed = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.ino(), meta.ctime(), meta.ctime_nsec())
+        };
         let mut versions = self
             .versions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(stamp) = versions.get(name)
             && stamp.modified == modified
+            && stamp.changed == changed
             && stamp.len == meta.len()
         {
             return Some(stamp.version.clone());
@@ -81,6 +89,7 @@ impl StaticFiles {
             name.to_owned(),
             Stamp {
                 modified,
+                changed,
                 len: meta.len(),
                 version: version.clone(),
             },
