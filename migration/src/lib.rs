@@ -27,3 +27,12 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
+
+/// Runs `statements` in order on the migration's connection (in its transaction, when it has one).
+async fn run_sql(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    for sql in statements {
+        db.execute_unprepared(sql).await?;
+    }
+    Ok(())
+}
