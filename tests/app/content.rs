@@ -4,30 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{hidden_inputs, input_value, location, spawn_app};
-
-/// `s` with every byte outside ASCII percent-encoded (upper-case hex), as links to it must be.
-fn encoded(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// The first `<form ...>...</form>` of `html` whose start contains `marker`.
-fn form_with<'a>(html: &'a str, marker: &str) -> &'a str {
-    let at = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("no {marker} in {html}"));
-    let start = html[..at].rfind("<form").expect("a form");
-    let end = at + html[at..].find("</form>").expect("the form's end");
-    &html[start..end]
-}
+use crate::helpers::{encoded, form_with, hidden_inputs, input_value, location, spawn_app};
 
 /// The review: "Été à Paris" got the slug `t-paris`, "日本語のポスト" none (422, "the title has
 /// no letters or digits"). Latin letters lose their accents; other scripts' letters are kept.

@@ -544,3 +544,26 @@ pub fn hidden_inputs(form: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// `s` with every byte outside ASCII percent-encoded (upper-case hex), as links to it must be.
+pub fn encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The first `<form ...>...</form>` of `html` whose start contains `marker`.
+pub fn form_with<'a>(html: &'a str, marker: &str) -> &'a str {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let start = html[..at].rfind("<form").expect("a form");
+    let end = at + html[at..].find("</form>").expect("the form's end");
+    &html[start..end]
+}

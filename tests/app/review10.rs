@@ -6,30 +6,9 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{hidden_inputs, host_of, location, raw_exchange, spawn_app};
-
-/// `s` with every byte outside ASCII percent-encoded (upper-case hex).
-fn encoded(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// The first `<form ...>...</form>` of `html` whose start contains `marker`.
-fn form_with<'a>(html: &'a str, marker: &str) -> &'a str {
-    let at = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("no {marker} in {html}"));
-    let start = html[..at].rfind("<form").expect("a form");
-    let end = at + html[at..].find("</form>").expect("the form's end");
-    &html[start..end]
-}
+use crate::helpers::{
+    encoded, form_with, hidden_inputs, host_of, location, raw_exchange, spawn_app,
+};
 
 /// Holds: titles of marks only, emoji, RTL scripts, Turkish İ/ı, Greek, fullwidth digits and
 /// mixed scripts make slugs of their letters (or none), and every slug a title makes is a slug
