@@ -325,42 +325,12 @@ fn serve_options_go_before_or_after_serve() {
 /// panic, nor clap's usage error), before it creates the database. Returns what it printed on
 /// stderr. A blog that starts instead fails the test as soon as it says it listens.
 fn refused_start(what: &str, env: &[(&str, String)]) -> String {
-    let db = scratch_db(&format!("refused-{}", what.replace(' ', "-")));
-    let mut env = env.to_vec();
-    env.push(("BLOG_DATABASE", db.display().to_string()));
-    env.push(("BLOG_LISTEN", "127.0.0.1:0".to_owned()));
-    let mut child = blog(&env, &["serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("blog runs");
-    let stdout = child.stdout.take().unwrap();
-    let (lines, receive) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let deadline = Instant::now() + LINE_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        let listening = receive
-            .recv_timeout(Duration::from_millis(50))
-            .is_ok_and(|line| line.contains("Blog listening"));
-        if listening || Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: blog started (listening: {listening})");
-        }
+    let Err((status, stderr, created)) = start_outcome(what, env) else {
+        panic!("{what}: blog started");
     };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(1), "{what}: {status}: {stderr}");
     assert!(!stderr.contains("panicked"), "{what}: {stderr}");
-    assert!(!db.exists(), "{what}: the database was created: {stderr}");
-    let _ = std::fs::remove_dir_all(db.parent().unwrap());
+    assert!(!created, "{what}: the database was created: {stderr}");
     stderr
 }
 
