@@ -3,6 +3,7 @@
 //! titles with zero-width joiners. What fails, and what held when tried.
 
 use reqwest::StatusCode;
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app};
@@ -28,6 +29,13 @@ async fn found(app: &TestApp, q: &str) -> Vec<String> {
 async fn post(app: &TestApp, slug: &str, title: &str, body: &str) -> Value {
     app.create_post(json!({ "slug": slug, "title": title, "body": body, "published": true }))
         .await
+}
+
+async fn exec(app: &TestApp, sql: &str) {
+    app.db
+        .execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// Posts that have none of the words searched, so that BM25's IDF is positive for the others.
@@ -96,5 +104,75 @@ async fn a_post_with_the_word_as_typed_ranks_below_one_with_only_its_stem() {
         got.first().map(String::as_str),
         Some("with-body"),
         "'running' lists {got:?}: the post with the word itself (and the same title) is second"
+    );
+}
+
+/// The `href`s and `action`s of `html` that contain `needle`.
+fn targets(html: &str, needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for attr in ["href=\"", "action=\""] {
+        for (at, _) in html.match_indices(attr) {
+            let rest = &html[at + attr.len()..];
+            let value = &rest[..rest.find('"').unwrap()];
+            if value.contains(needle) {
+                out.push(value.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// A slug with a slash, written in SQL (as review 9's test and `slug_redirects.rs` allow): c6e42c6
+/// made `post_path` escape it, so the redirect, canonical, feed and sitemap say
+/// `/posts/2026%2Fdated`, the post's address. The templates' links still use askama's
+/// `urlencode` (which keeps `/`), and the edit form's action `super::urlencode`, so the home
+/// page, the tag page, the dashboard (view, edit, delete) and the post page's Edit link point at
+/// `/posts/2026/dated` and `/admin/posts/2026/dated/...`, which are no post. Fails: GET of the
+/// home page's link is a 404; hrefs like "/posts/2026/dated" and
+/// "/admin/posts/2026/dated/edit" are listed.
+#[tokio::test]
+async fn a_slug_with_a_slash_is_linked_where_the_post_is_from_every_page() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Dated", "slug": "dated", "body": "x",
+                            "published": true, "tags": ["notes"] }))
+        .await;
+    exec(
+        &app,
+        "UPDATE posts SET slug = '2026/dated' WHERE slug = 'dated'",
+    )
+    .await;
+    app.login().await;
+    let mut wrong = Vec::new();
+    let mut seen = 0;
+    for page in [
+        "/",
+        "/tags/notes",
+        "/admin",
+        "/posts/2026%2Fdated",
+        "/admin/posts/2026%2Fdated/edit",
+        "/feed.xml",
+        "/sitemap.xml",
+    ] {
+        let (status, html) = app.get_text(page).await;
+        assert_eq!(status, StatusCode::OK, "GET {page}");
+        for target in targets(&html, "dated") {
+            seen += 1;
+            let path = target
+                .split_once("://")
+                .map_or(target.as_str(), |(_, rest)| {
+                    &rest[rest.find('/').unwrap()..]
+                });
+            if !path.contains("2026%2Fdated") {
+                wrong.push(format!("{page}: {target}"));
+            }
+        }
+    }
+    assert!(seen >= 5, "too few links to the post seen ({seen})");
+    let (_, home) = app.get_text("/").await;
+    let link = targets(&home, "dated").remove(0);
+    let (status, _) = app.get_text(&link).await;
+    assert!(
+        wrong.is_empty() && status == StatusCode::OK,
+        "the home page's link {link} answers {status}; links that name another path: {wrong:#?}"
     );
 }
