@@ -2,7 +2,7 @@
 //! ties, the stemmed index by prefix), old slugs and post addresses (`post_path`, `ascii_query`),
 //! titles with zero-width joiners. What fails, and what held when tried.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
@@ -175,4 +175,28 @@ async fn a_slug_with_a_slash_is_linked_where_the_post_is_from_every_page() {
         wrong.is_empty() && status == StatusCode::OK,
         "the home page's link {link} answers {status}; links that name another path: {wrong:#?}"
     );
+}
+
+/// b7ac956 lets a title have U+200C/U+200D anywhere, so a title of joiners only, which shows
+/// nothing, is a title when a slug is given: the post is listed, and its page and the feed have
+/// an empty heading. Before, it was refused ("no control, invisible or direction characters");
+/// a title of spaces is "a title is required". Fails: POST /api/posts with the title "\u{200d}"
+/// (or "\u{200c}\u{200d}") and the slug "x" is 201 Created, the post titled with nothing
+/// visible.
+#[tokio::test]
+async fn a_title_of_joiners_only_is_refused_as_no_title() {
+    let app = spawn_app().await;
+    let mut created = Vec::new();
+    for (i, title) in ["\u{200d}", "\u{200c}\u{200d}", " \u{200c} "]
+        .iter()
+        .enumerate()
+    {
+        let body =
+            json!({ "title": title, "slug": format!("x{i}"), "body": "x", "published": true });
+        let (status, answer) = app.api_call(Method::POST, "/posts", Some(&body)).await;
+        if status != StatusCode::UNPROCESSABLE_ENTITY {
+            created.push(format!("{title:?}: {status} {answer}"));
+        }
+    }
+    assert!(created.is_empty(), "{created:#?}");
 }
