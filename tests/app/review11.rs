@@ -2,6 +2,8 @@
 //! ties, the stemmed index by prefix), old slugs and post addresses (`post_path`, `ascii_query`),
 //! titles with zero-width joiners. What fails, and what held when tried.
 
+use std::collections::BTreeSet;
+
 use reqwest::{Method, StatusCode};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
@@ -51,6 +53,24 @@ async fn fillers(app: &TestApp, n: usize) {
     }
 }
 
+/// The slugs of the posts `index MATCH "word"*` finds, best BM25 first (title weight 5).
+async fn bm25_order(app: &TestApp, index: &str, word: &str) -> Vec<String> {
+    let sql = format!(
+        "SELECT posts.slug FROM {index} JOIN posts ON posts.id = {index}.rowid \
+         WHERE {index} MATCH '\"{word}\"*' ORDER BY bm25({index}, 5.0, 1.0)"
+    );
+    app.db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            sql,
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
 /// An emoji written with its variation selector (U+FE0F, a combining mark: "❤️" is U+2764
 /// U+FE0F) next to a word. `search_words` now keeps marks, so the selector, cut off from the
 /// emoji (not a letter), is a "word" of its own, which the index has no token for: the search
@@ -84,6 +104,43 @@ async fn a_search_with_an_emoji_and_its_variation_selector_finds_what_its_words_
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// Holds: the bare column beside `min(stemmed)` is the unstemmed index's score when a word
+/// matched a post in both indexes. Post "a-both" has "replica" in its body (both indexes) and
+/// "Replication" in its title (the unstemmed index only: its stem "replic" does not begin with
+/// "replica"); "b-title" has "replica" in its title (both). In the stemmed index b-title is
+/// first (a title match against a body match), in the unstemmed one a-both (title and body);
+/// the sum of both (the rule before) and the stemmed score alone would put b-title first: the
+/// search follows the unstemmed one.
+#[tokio::test]
+async fn holds_a_word_found_in_both_indexes_scores_as_in_the_unstemmed_one() {
+    let app = spawn_app().await;
+    post(
+        &app,
+        "a-both",
+        "Replication notes",
+        "One replica and another replica.",
+    )
+    .await;
+    post(
+        &app,
+        "b-title",
+        "A replica",
+        "Text with a few more words here.",
+    )
+    .await;
+    fillers(&app, 4).await;
+    // The premise: the two indexes order these two posts differently.
+    assert_eq!(
+        bm25_order(&app, "posts_fts", "replica").await,
+        ["b-title", "a-both"]
+    );
+    assert_eq!(
+        bm25_order(&app, "posts_fts_unstemmed", "replica").await,
+        ["a-both", "b-title"]
+    );
+    assert_eq!(found(&app, "replica").await, ["a-both", "b-title"]);
+}
+
 /// Ranking: "a word scores in the index of words as written if it matched there, else in the
 /// stemmed one" means a post that has the word as typed loses the score of its stem's other
 /// matches. "with-body" has all that "title-only" has (the title "Runners", stem "runner", which
@@ -105,6 +162,70 @@ async fn a_post_with_the_word_as_typed_ranks_below_one_with_only_its_stem() {
         Some("with-body"),
         "'running' lists {got:?}: the post with the word itself (and the same title) is second"
     );
+}
+
+/// Holds: a migrated node finds every post an unmigrated one finds (one word or several, stems,
+/// prefixes, accents typed apart, words of the title and the body mixed).
+#[tokio::test]
+async fn holds_a_migrated_node_finds_every_post_an_unmigrated_one_finds() {
+    let app = spawn_app().await;
+    post(&app, "runner", "The runner", "Every morning a replica set.").await;
+    post(&app, "happily", "Happily ever after", "The end, naïve.").await;
+    post(
+        &app,
+        "replication",
+        "Replication notes",
+        "LiteFS copies a café.",
+    )
+    .await;
+    post(
+        &app,
+        "connected",
+        "Connected nodes",
+        "Connections and runs.",
+    )
+    .await;
+    let queries = [
+        "running",
+        "run",
+        "runs",
+        "happiness",
+        "replica",
+        "replicating",
+        "replicated set",
+        "connecting",
+        "connection nodes",
+        "nai\u{308}ve",
+        "cafe",
+        "CAFÉ copies",
+        "the runner morning",
+        "every replica",
+        "end naive happily",
+    ];
+    let mut after = Vec::new();
+    for q in queries {
+        after.push(found(&app, q).await);
+    }
+    for sql in [
+        "DROP TRIGGER posts_fts_unstemmed_update",
+        "DROP TRIGGER posts_fts_unstemmed_delete",
+        "DROP TRIGGER posts_fts_unstemmed_insert",
+        "DROP TABLE posts_fts_unstemmed",
+    ] {
+        exec(&app, sql).await;
+    }
+    let mut lost = Vec::new();
+    let mut any = 0;
+    for (q, after) in queries.iter().zip(after) {
+        let before: BTreeSet<String> = found(&app, q).await.into_iter().collect();
+        any += before.len();
+        let after: BTreeSet<String> = after.into_iter().collect();
+        if !before.is_subset(&after) {
+            lost.push(format!("{q:?}: unmigrated {before:?}, migrated {after:?}"));
+        }
+    }
+    assert!(any > 10, "the unmigrated node found too little to compare");
+    assert!(lost.is_empty(), "{lost:#?}");
 }
 
 /// The `href`s and `action`s of `html` that contain `needle`.
@@ -199,4 +320,41 @@ async fn a_title_of_joiners_only_is_refused_as_no_title() {
         }
     }
     assert!(created.is_empty(), "{created:#?}");
+}
+
+/// Holds: ranking with several words, one found as written ("litefs") and one by its stem only
+/// ("replicating" finds "replication" and "replicated"): both in the title first, then one in
+/// the title and one in the body, then both in the body, in either word order; a post with one
+/// word only is not found.
+#[tokio::test]
+async fn holds_several_words_rank_by_where_each_matched() {
+    let app = spawn_app().await;
+    post(
+        &app,
+        "body-both",
+        "Notes",
+        "LiteFS keeps a replicated copy.",
+    )
+    .await;
+    post(&app, "mixed", "LiteFS notes", "Keeping a replicated copy.").await;
+    post(
+        &app,
+        "title-both",
+        "LiteFS replication",
+        "Some text about things.",
+    )
+    .await;
+    post(&app, "one-word", "LiteFS alone", "Nothing of the other.").await;
+    fillers(&app, 10).await;
+    for q in [
+        "litefs replicating",
+        "replicating LiteFS",
+        "REPLICATING, litefs!",
+    ] {
+        assert_eq!(
+            found(&app, q).await,
+            ["title-both", "mixed", "body-both"],
+            "{q:?}"
+        );
+    }
 }
