@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, host_of, raw_exchange, spawn_app};
 
 fn enc(q: &str) -> String {
     percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -226,6 +226,67 @@ async fn holds_a_migrated_node_finds_every_post_an_unmigrated_one_finds() {
     }
     assert!(any > 10, "the unmigrated node found too little to compare");
     assert!(lost.is_empty(), "{lost:#?}");
+}
+
+/// A raw GET (bytes as sent): the status line and the Location, if any.
+async fn raw_get(app: &TestApp, target: &str) -> (String, Option<String>) {
+    let host = host_of(app);
+    let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let answer = raw_exchange(
+        &host,
+        request.as_bytes(),
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    let location = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .map(str::to_owned);
+    (status, location)
+}
+
+/// Holds: `ascii_query` keeps a query's `%xx` as sent (no double encoding, `%2F`, `%25`, `+`,
+/// a lone `%` too) and encodes only what is not printable ASCII, in the old-slug 301 and the
+/// tag-case 308 alike.
+#[tokio::test]
+async fn holds_redirects_keep_a_query_s_escapes_as_sent() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Mover", "slug": "old-one", "body": "x",
+                            "published": true, "tags": ["Rust"] }))
+        .await;
+    let (status, body) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/old-one",
+            Some(&json!({ "slug": "new-one" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (query, expected) in [
+        (
+            "ref=caf%C3%A9&x=%2F%25&y=a+b",
+            "ref=caf%C3%A9&x=%2F%25&y=a+b",
+        ),
+        ("p=100%&q=%zz", "p=100%&q=%zz"),
+        ("ref=café%20x", "ref=caf%C3%A9%20x"),
+        ("ref=%e2%9c%93", "ref=%e2%9c%93"),
+    ] {
+        let (status, location) = raw_get(&app, &format!("/posts/old-one?{query}")).await;
+        assert!(status.starts_with("HTTP/1.1 301"), "{query}: {status}");
+        assert_eq!(
+            location.as_deref(),
+            Some(format!("/posts/new-one?{expected}").as_str()),
+            "{query}"
+        );
+        let (status, location) = raw_get(&app, &format!("/tags/rust?{query}")).await;
+        assert!(status.starts_with("HTTP/1.1 308"), "{query}: {status}");
+        assert_eq!(
+            location.as_deref(),
+            Some(format!("/tags/Rust?{expected}").as_str()),
+            "{query}"
+        );
+    }
 }
 
 /// The `href`s and `action`s of `html` that contain `needle`.
