@@ -13,6 +13,7 @@ mod hardening;
 mod helpers;
 mod pages;
 mod review10;
+mod review11;
 mod review2_tags;
 mod review3_tags;
 mod review4_tags;
