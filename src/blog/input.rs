@@ -332,7 +332,8 @@ impl PostInput {
         let mut errors = FieldErrors::new();
         let title = normalized(&draft.title);
         let title = title.as_str();
-        if title.is_empty() {
+        if title.chars().all(is_joiner) {
+            // Empty, or joiners alone, which show nothing.
             errors.insert("title", "a title is required".into());
         } else if title.chars().count() > MAX_TITLE_CHARS {
             errors.insert("title", format!("at most {MAX_TITLE_CHARS} characters"));

@@ -127,9 +127,10 @@ const MAX_SEARCH_WORDS: usize = 12;
 /// finds "runner"): two indexes, `posts_fts_unstemmed` and `posts_fts` (porter), each asked for
 /// the word as a prefix (which `posts_fts` stems). Text without any word finds nothing.
 ///
-/// Ranking: per post, the sum over the words of the word's BM25 score (a title match weighing
-/// five times a body match, a rare word more than a common one) in the index of words as
-/// written if it matched there, else in the stemmed one; ties in the order of the post lists
+/// Ranking: first the posts with fewer words found only by their stem (a word found as typed
+/// is the better match), then per post the sum over the words of the word's BM25 score (a title
+/// match weighing five times a body match, a rare word more than a common one) in the index of
+/// words as written if it matched there, else in the stemmed one; ties in the order of the post lists
 /// (newest published first). Each index is queried once per word, ranks and all (ranking each
 /// post found by a query of its own made a search that finds thousands of posts quadratic).
 pub async fn search<C: ConnectionTrait>(
@@ -202,7 +203,8 @@ fn search_words(text: &str) -> Vec<String> {
         .nfc()
         .collect::<String>()
         .split(|c: char| !(c.is_alphanumeric() || is_combining_mark(c)))
-        .filter(|w| !w.is_empty())
+        // A word has a letter or digit: marks alone (an emoji's variation selector) are none.
+        .filter(|w| w.chars().any(char::is_alphanumeric))
         .map(str::to_lowercase)
     {
         if !words.contains(&word) {
@@ -268,13 +270,14 @@ fn search_sql(
     // index's when the word matched there. Ties in the post lists' order (`list`).
     let sql = format!(
         "WITH matched AS MATERIALIZED ({}), \
-         per_word AS (SELECT word, id, score, min(stemmed) FROM matched GROUP BY word, id) \
+         per_word AS (SELECT word, id, score, min(stemmed) AS stem_only FROM matched \
+            GROUP BY word, id) \
          SELECT found.id FROM (\
-            SELECT id, sum(score) AS score FROM per_word \
+            SELECT id, sum(stem_only) AS stem_only, sum(score) AS score FROM per_word \
             GROUP BY id HAVING count(*) = {} \
          ) AS found JOIN posts ON posts.id = found.id {published} \
-         ORDER BY found.score, posts.published_at IS NOT NULL DESC, posts.published_at DESC, \
-            posts.updated_at DESC, posts.id DESC",
+         ORDER BY found.stem_only, found.score, posts.published_at IS NOT NULL DESC, \
+            posts.published_at DESC, posts.updated_at DESC, posts.id DESC",
         matches.join(" UNION ALL "),
         words.len()
     );

@@ -362,7 +362,7 @@ fn post_form(
     let view = PostFormPage {
         chrome,
         action: editing.map_or("/admin/posts".to_owned(), |slug| {
-            format!("/admin/posts/{}", super::urlencode(slug))
+            format!("/admin/posts/{}", super::path_segment(slug))
         }),
         editing: editing.is_some(),
         draft_key,
@@ -389,7 +389,7 @@ async fn to_new_post() -> Redirect {
 
 /// As [`to_new_post`], for the edit of the post `slug`.
 async fn to_edit_post(Path(slug): Path<String>) -> Redirect {
-    Redirect::to(&format!("/admin/posts/{}/edit", super::urlencode(&slug)))
+    Redirect::to(&format!("/admin/posts/{}/edit", super::path_segment(&slug)))
 }
 
 async fn new_post(

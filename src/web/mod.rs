@@ -165,13 +165,19 @@ const SEGMENT_ESCAPED: &AsciiSet = &URL_ESCAPED.add(b'/').add(b'.');
 /// The path of the post `slug`, percent-encoded (a slug may be Unicode): for links, redirects,
 /// the feed and the sitemap.
 pub fn post_path(slug: &str) -> String {
-    format!("/posts/{}", utf8_percent_encode(slug, SEGMENT_ESCAPED))
+    format!("/posts/{}", path_segment(slug))
 }
 
-/// A query string as a client sent it, with what is not printable ASCII percent-encoded (UTF-8
-/// bytes, controls, spaces): the same query, fit for a `Location`.
+/// `s` percent-encoded as one segment of a path (a slug in `/posts/...` or `/admin/posts/...`).
+pub fn path_segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT_ESCAPED).to_string()
+}
+
+/// A query string as a client sent it, with what a URI may not hold percent-encoded (UTF-8
+/// bytes, controls, spaces, `"<>` and backquotes; escapes already there are kept as sent): the
+/// same query, fit for a `Location`.
 pub fn ascii_query(query: &str) -> String {
-    const ESCAPED: &AsciiSet = &CONTROLS.add(b' ');
+    const ESCAPED: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`');
     utf8_percent_encode(query, ESCAPED).to_string()
 }
 
