@@ -2,9 +2,9 @@
 //! every visitor at once while browsers keep each version for good.
 //!
 //! Pages link `/static/style.css?v=<hash>` ([`url`]): the first 16 hex digits of the SHA-256 of
-//! the file, computed at start-up ([`prime`]) and again if the file changes on disk (its size or
-//! modification time, checked at each link: an edit of `static/style.css` under `cargo run` shows
-//! at the next reload). A request whose `v` is the file's version is served `immutable` for a
+//! the file, computed at start-up ([`prime`]) and again if the file changes on disk (its size,
+//! modification time, inode or change time, checked at each link: an edit of `static/style.css`
+//! under `cargo run` shows at the next reload). A request whose `v` is the file's version is served `immutable` for a
 //! year; without `v` (an address typed, or a post's `![](/static/...)`) for five minutes; with
 //! another `v` (a page of another version of the site, during a deploy) with `no-cache`, so no
 //! browser keeps this content under that version's address.
