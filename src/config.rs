@@ -186,7 +186,7 @@ pub struct Config {
 
     /// Deadline of a write, in milliseconds: waiting for the primary's writer, one forwarded
     /// call, and the wait for this node to replicate its commit. More than 0, more than the
-    /// remote-transaction lease, and at most an hour.
+    /// remote-transaction lease when that is set, and at most an hour.
     #[arg(
         long = "forward-timeout-ms",
         env = "BLOG_FORWARD_TIMEOUT_MS",
@@ -197,17 +197,17 @@ pub struct Config {
     pub forward_timeout: Duration,
 
     /// On the primary: a remote transaction idle this long (its replica vanished) is rolled back.
-    /// More than 0, and below the forward timeout (the blog refuses to start otherwise), so that
-    /// a vanished replica frees the writer before the writes queued behind it give up. A remote
-    /// transaction open 30 s (or this long, if longer) is rolled back too.
+    /// Default 2000, or half the forward timeout if that is less. More than 0, and below the
+    /// forward timeout (the blog refuses to start otherwise), so that a vanished replica frees
+    /// the writer before the writes queued behind it give up. A remote transaction open 30 s (or
+    /// this long, if longer) is rolled back too.
     #[arg(
         long = "remote-tx-lease-ms",
         env = "BLOG_REMOTE_TX_LEASE_MS",
         value_name = "MS",
-        default_value = "2000",
         value_parser = millis
     )]
-    pub remote_tx_lease: Duration,
+    pub remote_tx_lease: Option<Duration>,
 
     /// Log format.
     #[arg(
@@ -276,6 +276,10 @@ pub const MIN_PASSWORD_CHARS: usize = 15;
 /// request waiting for an argon2 slot never holds more than this of a password.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// The remote-transaction lease when `BLOG_REMOTE_TX_LEASE_MS` is not set, unless half the forward
+/// timeout is less (the cluster layer's default).
+pub const DEFAULT_REMOTE_TX_LEASE: Duration = Duration::from_secs(2);
+
 /// The longest forward timeout and lease accepted, in milliseconds (the cluster layer's limit).
 pub const MAX_FORWARDING_MS: u128 = 60 * 60 * 1000;
 
@@ -332,17 +336,23 @@ impl Config {
         self.check_forwarding()
     }
 
+    /// The remote-transaction lease: as set, else 2000 ms, or half the forward timeout if that is
+    /// less, so that setting only the timeout (to 2000 or less) works. The cluster crate's
+    /// `Builder` has the same default.
+    pub fn remote_tx_lease(&self) -> Duration {
+        self.remote_tx_lease
+            .unwrap_or_else(|| DEFAULT_REMOTE_TX_LEASE.min(self.forward_timeout / 2))
+    }
+
     /// The forwarding limits, as the cluster crate's `Builder::start` checks them, said in the
-    /// blog's own settings' names.
+    /// blog's own settings' names. Only a lease set explicitly can be 0 or reach the timeout: the
+    /// default is below any timeout above 0.
     fn check_forwarding(&self) -> Result<(), String> {
-        let (timeout, lease) = (
-            self.forward_timeout.as_millis(),
-            self.remote_tx_lease.as_millis(),
-        );
-        for (setting, value) in [
-            ("BLOG_FORWARD_TIMEOUT_MS", timeout),
-            ("BLOG_REMOTE_TX_LEASE_MS", lease),
-        ] {
+        let timeout = self.forward_timeout.as_millis();
+        let mut limits = vec![("BLOG_FORWARD_TIMEOUT_MS", timeout)];
+        let lease = self.remote_tx_lease.map(|lease| lease.as_millis());
+        limits.extend(lease.map(|lease| ("BLOG_REMOTE_TX_LEASE_MS", lease)));
+        for (setting, value) in limits {
             if value > MAX_FORWARDING_MS {
                 return Err(format!(
                     "{setting} ({value} ms) is longer than an hour ({MAX_FORWARDING_MS} ms), the \
@@ -357,23 +367,23 @@ impl Config {
                     .into(),
             );
         }
-        if lease == 0 {
-            return Err(
+        match lease {
+            None => Ok(()),
+            Some(0) => Err(
                 "BLOG_REMOTE_TX_LEASE_MS is 0: a transaction from a replica would be rolled \
-                 back at its first pause (unset it for the default, 2000)"
+                 back at its first pause (unset it for the default, 2000 or half the forward \
+                 timeout if that is less)"
                     .into(),
-            );
-        }
-        if lease >= timeout {
-            return Err(format!(
+            ),
+            Some(lease) if lease >= timeout => Err(format!(
                 "BLOG_REMOTE_TX_LEASE_MS ({lease} ms) must be below BLOG_FORWARD_TIMEOUT_MS \
                  ({timeout} ms): on the primary, a write queued behind the transaction of a \
                  replica that vanished waits for the lease to roll it back, and gives up at the \
                  forward timeout. Lower BLOG_REMOTE_TX_LEASE_MS or raise BLOG_FORWARD_TIMEOUT_MS, \
                  leaving the write time to run (the defaults are 2000 and 5000)"
-            ));
+            )),
+            Some(_) => Ok(()),
         }
-        Ok(())
     }
 
     /// Whether cookies must be `Secure`: the public URL is https, or the blog runs on Fly.io

@@ -171,7 +171,7 @@ fn cluster_builder(config: &Config) -> Builder {
         .rpc_listen(config.rpc_listen.clone())
         .primary_rpc(config.primary_rpc.clone())
         .forward_timeout(config.forward_timeout)
-        .remote_transaction_lease(config.remote_tx_lease)
+        .remote_transaction_lease(config.remote_tx_lease())
 }
 
 /// The database of this node and its cluster (LiteFS, the secret), without the settings of

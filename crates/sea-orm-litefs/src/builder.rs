@@ -49,7 +49,8 @@ pub struct Builder {
     primary_rpc: String,
     secret: Option<String>,
     forward_timeout: Duration,
-    remote_tx_lease: Duration,
+    /// Unset: 2 s, or half the forward timeout if that is shorter ([`Builder::lease`]).
+    remote_tx_lease: Option<Duration>,
     /// Unset: 30 s, or the lease if that is longer ([`Builder::max_lifetime`]).
     remote_tx_max_lifetime: Option<Duration>,
     max_remote_transactions: usize,
@@ -62,6 +63,10 @@ pub struct Builder {
     pub(crate) catch_up: bool,
     pub(crate) faults: Arc<server::Faults>,
 }
+
+/// The default of [`Builder::remote_transaction_lease`] (unless half the forward timeout is
+/// shorter).
+const DEFAULT_LEASE: Duration = Duration::from_secs(2);
 
 /// The default of [`Builder::remote_transaction_max_lifetime`] (unless the lease is longer).
 const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30);
@@ -81,7 +86,7 @@ impl Builder {
             primary_rpc: "{primary}:7070".into(),
             secret: None,
             forward_timeout: Duration::from_secs(5),
-            remote_tx_lease: Duration::from_secs(2),
+            remote_tx_lease: None,
             remote_tx_max_lifetime: None,
             max_remote_transactions: 64,
             startup_timeout: Duration::from_secs(30),
@@ -141,13 +146,14 @@ impl Builder {
         self
     }
 
-    /// A remote transaction idle this long is rolled back by the primary (default 2 s). It must
+    /// A remote transaction idle this long is rolled back by the primary (default 2 s, or half
+    /// the forward timeout if that is shorter, so that setting only the timeout works). It must
     /// be shorter than the forward timeout ([`Builder::start`] refuses it otherwise): writes
     /// queued behind a vanished replica's transaction wait this long for the writer, and give up
     /// at the forward timeout. What is left of the timeout is what they have to run, so keep a
     /// margin (the defaults leave 3 s).
     pub fn remote_transaction_lease(mut self, lease: Duration) -> Self {
-        self.remote_tx_lease = lease;
+        self.remote_tx_lease = Some(lease);
         self
     }
 
@@ -213,18 +219,26 @@ impl Builder {
         })
     }
 
+    /// The remote-transaction lease: as set, else 2 s, or half the forward timeout if that is
+    /// shorter (a timeout set alone at or below 2 s is not refused for a default the app never
+    /// chose).
+    fn lease(&self) -> Duration {
+        self.remote_tx_lease
+            .unwrap_or_else(|| DEFAULT_LEASE.min(self.forward_timeout / 2))
+    }
+
     /// The longest remote transaction: as set, else 30 s, or the lease if that is longer (a
     /// lease set past 30 s is not undone by a default the app never chose).
     fn max_lifetime(&self) -> Duration {
         self.remote_tx_max_lifetime
-            .unwrap_or_else(|| DEFAULT_MAX_LIFETIME.max(self.remote_tx_lease))
+            .unwrap_or_else(|| DEFAULT_MAX_LIFETIME.max(self.lease()))
     }
 
     /// Refuses limits that cannot work, or contradict each other (see [`StartError`]).
     fn check_limits(&self) -> Result<(), StartError> {
         for (setting, value) in [
             ("forward_timeout", self.forward_timeout),
-            ("remote_transaction_lease", self.remote_tx_lease),
+            ("remote_transaction_lease", self.lease()),
             ("remote_transaction_max_lifetime", self.max_lifetime()),
             ("startup_timeout", self.startup_timeout),
         ] {
@@ -239,7 +253,7 @@ impl Builder {
                 "every write would give up before it starts",
             );
         }
-        if self.remote_tx_lease.is_zero() {
+        if self.lease().is_zero() {
             return zero(
                 "remote_transaction_lease",
                 "a transaction from a replica would be rolled back at its first pause between two \
@@ -264,16 +278,16 @@ impl Builder {
                 "every transaction from a replica would be refused as busy",
             );
         }
-        if self.remote_tx_lease >= self.forward_timeout {
+        if self.lease() >= self.forward_timeout {
             return Err(StartError::LeaseNotBelowForwardTimeout {
-                lease: self.remote_tx_lease,
+                lease: self.lease(),
                 forward_timeout: self.forward_timeout,
             });
         }
-        if self.max_lifetime() < self.remote_tx_lease {
+        if self.max_lifetime() < self.lease() {
             return Err(StartError::LifetimeBelowLease {
                 max_lifetime: self.max_lifetime(),
-                lease: self.remote_tx_lease,
+                lease: self.lease(),
             });
         }
         Ok(())
@@ -369,7 +383,7 @@ impl Builder {
             writer.clone(),
             Some(follower.clone()),
             server::SessionLimits {
-                lease: self.remote_tx_lease,
+                lease: self.lease(),
                 max_lifetime: self.max_lifetime(),
                 max_sessions: self.max_remote_transactions,
             },
