@@ -116,16 +116,28 @@ pub async fn dashboard<C: ConnectionTrait>(
     paginate(db, query, page, per_page).await
 }
 
-/// Longest search text accepted, and most words used from it.
+/// Longest search text accepted, and most words used from it: each word is one full-text query
+/// per index, so a query's cost grows with its words (the rest are ignored, and said to be:
+/// [`SearchWords::ignored`]).
 pub const MAX_SEARCH_CHARS: usize = 200;
-const MAX_SEARCH_WORDS: usize = 12;
+pub const MAX_SEARCH_WORDS: usize = 8;
+
+/// The words of a person's search text ([`search_words`]): the first [`MAX_SEARCH_WORDS`] are
+/// searched, the others ignored (a page or the API says which).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchWords {
+    pub searched: Vec<String>,
+    pub ignored: Vec<String>,
+}
 
 /// Posts whose title or body contain every word of `text` (full-text search with SQLite FTS5),
 /// best matches first. A word matches a post that has a word it begins, as written ("lite"
 /// finds "LiteFS", "replicatio" finds "replication"; case and Latin diacritics aside), or a
 /// word whose stem begins with the word's stem ("replicating" finds "replicated", "running"
 /// finds "runner"): two indexes, `posts_fts_unstemmed` and `posts_fts` (porter), each asked for
-/// the word as a prefix (which `posts_fts` stems). Text without any word finds nothing.
+/// the word as a prefix (which `posts_fts` stems). A word of one character is matched whole,
+/// not as a prefix: one letter begins most words of most posts, so as a prefix it was the most
+/// expensive search there was, and found everything. No words find nothing.
 ///
 /// Ranking: first the posts with fewer words found only by their stem (a word found as typed
 /// is the better match), then per post the sum over the words of the word's BM25 score (a title
@@ -133,15 +145,16 @@ const MAX_SEARCH_WORDS: usize = 12;
 /// words as written if it matched there, else in the stemmed one; ties in the order of the post lists
 /// (newest published first). Each index is queried once per word, ranks and all (ranking each
 /// post found by a query of its own made a search that finds thousands of posts quadratic).
+///
+/// `words` are the searched ones of [`search_words`].
 pub async fn search<C: ConnectionTrait>(
     db: &C,
     visibility: Visibility,
-    text: &str,
+    words: &[String],
     page: u64,
     per_page: u64,
 ) -> Result<Page<PostWithTags>, BlogError> {
     let per_page = per_page.clamp(1, 100);
-    let words = search_words(text);
     if words.is_empty() {
         return Ok(Page {
             items: Vec::new(),
@@ -152,7 +165,7 @@ pub async fn search<C: ConnectionTrait>(
         });
     }
     let unstemmed = has_table(db, "posts_fts_unstemmed").await?;
-    let (sql, values) = search_sql(&words, visibility, unstemmed);
+    let (sql, values) = search_sql(words, visibility, unstemmed);
     let found: Vec<i32> = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
@@ -192,9 +205,10 @@ pub async fn search<C: ConnectionTrait>(
 
 /// The words of a person's search text: its runs of letters, digits and the marks that combine
 /// with them (an accent typed apart, `e` then U+0301, is part of its word, as in the indexes),
-/// in NFC, lowercased, each once, at most [`MAX_SEARCH_WORDS`] of them from its first
-/// [`MAX_SEARCH_CHARS`] characters. Only those, so a word quoted (`"word"`) is never FTS5 syntax.
-fn search_words(text: &str) -> Vec<String> {
+/// in NFC, lowercased, each once, from its first [`MAX_SEARCH_CHARS`] characters: the first
+/// [`MAX_SEARCH_WORDS`] searched, the others ignored. Only those, so a word quoted (`"word"`) is
+/// never FTS5 syntax.
+pub fn search_words(text: &str) -> SearchWords {
     use unicode_normalization::char::is_combining_mark;
     let mut words: Vec<String> = Vec::new();
     for word in text
@@ -211,8 +225,11 @@ fn search_words(text: &str) -> Vec<String> {
             words.push(word);
         }
     }
-    words.truncate(MAX_SEARCH_WORDS);
-    words
+    let ignored = words.split_off(words.len().min(MAX_SEARCH_WORDS));
+    SearchWords {
+        searched: words,
+        ignored,
+    }
 }
 
 /// Whether the database has the table `name`: a node of this version may find a database its
@@ -233,7 +250,8 @@ async fn has_table<C: ConnectionTrait>(db: &C, name: &str) -> Result<bool, BlogE
 
 /// The query of [`search`]: the ids of the posts that match every one of `words` (not empty),
 /// best first, and its values. Per word, each index is asked once for the word as a prefix
-/// (`"word"*`; the stemmed index stems it first) with the row's BM25 score and which index it
+/// (`"word"*`; the stemmed index stems it first), or whole if it is one character (`"w"`), with
+/// the row's BM25 score and which index it
 /// came from; a post is found when every word matched it in one index or the other, and each
 /// word counts with its score in the unstemmed index if it matched there. Without the unstemmed
 /// index (a database not migrated yet) the stemmed one alone answers, as before that index: so
@@ -246,17 +264,22 @@ fn search_sql(
     let mut matches = Vec::new();
     let mut values: Vec<sea_orm::Value> = Vec::new();
     for (i, word) in words.iter().enumerate() {
+        let pattern = if word.chars().count() == 1 {
+            format!("\"{word}\"")
+        } else {
+            format!("\"{word}\"*")
+        };
         matches.push(format!(
             "SELECT {i} AS word, rowid AS id, bm25(posts_fts, 5.0, 1.0) AS score, 1 AS stemmed \
              FROM posts_fts WHERE posts_fts MATCH ?"
         ));
-        values.push(format!("\"{word}\"*").into());
+        values.push(pattern.clone().into());
         if unstemmed {
             matches.push(format!(
                 "SELECT {i}, rowid, bm25(posts_fts_unstemmed, 5.0, 1.0), 0 \
                  FROM posts_fts_unstemmed WHERE posts_fts_unstemmed MATCH ?"
             ));
-            values.push(format!("\"{word}\"*").into());
+            values.push(pattern.into());
         }
     }
     let published = match visibility {
@@ -765,7 +788,9 @@ async fn with_tags<C: ConnectionTrait>(
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, Version, search_words};
+    use super::{
+        MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, SearchWords, Version, search_words,
+    };
     use crate::entity::post;
 
     fn post_with(tags: &[&str]) -> PostWithTags {
@@ -825,14 +850,18 @@ mod tests {
     #[test]
     fn search_words_are_letters_and_digits_lowercased_once() {
         assert_eq!(
-            search_words("  LiteFS, \"replica\" OR NEAR(x*) litefs Ünïcode 世界 "),
+            search_words("  LiteFS, \"replica\" OR NEAR(x*) litefs Ünïcode 世界 ").searched,
             ["litefs", "replica", "or", "near", "x", "ünïcode", "世界"]
         );
-        assert!(search_words(" -- ** \" ").is_empty());
-        let many: String = (0..20).map(|i| format!("w{i} ")).collect();
-        assert_eq!(search_words(&many).len(), MAX_SEARCH_WORDS);
+        assert_eq!(search_words(" -- ** \" "), SearchWords::default());
+        let many: String = (0..20).map(|i| format!("w{i} w{i} ")).collect();
+        let words = search_words(&many);
+        assert_eq!(words.searched.len(), MAX_SEARCH_WORDS);
+        assert_eq!(words.searched[0], "w0");
+        assert_eq!(words.ignored.len(), 20 - MAX_SEARCH_WORDS);
+        assert_eq!(words.ignored[0], format!("w{MAX_SEARCH_WORDS}"));
         assert_eq!(
-            search_words(&"a".repeat(500)),
+            search_words(&"a".repeat(500)).searched,
             ["a".repeat(MAX_SEARCH_CHARS)]
         );
     }

@@ -7,8 +7,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::ApiAdmin;
@@ -199,23 +199,44 @@ fn per_page() -> u64 {
     posts::PER_PAGE
 }
 
+/// A page of posts; with `?q=`, also the words of the search text that were not searched (past
+/// the first [`posts::MAX_SEARCH_WORDS`]), empty when none were.
+#[derive(Serialize)]
+struct PostList {
+    #[serde(flatten)]
+    page: Page<PostWithTags>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignored_words: Option<Vec<String>>,
+}
+
 /// Published posts, newest first (best match first with `?q=`); the admin (with Basic auth)
 /// also sees drafts.
 async fn list_posts(
     State(state): State<AppState>,
     admin: Option<ApiAdmin>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Page<PostWithTags>>> {
+) -> Result<Json<PostList>> {
     let visibility = if admin.is_some() {
         Visibility::All
     } else {
         Visibility::PublishedOnly
     };
-    let page = match &q.q {
-        Some(text) => posts::search(&state.db, visibility, text, q.page, q.per_page).await?,
-        None => posts::list(&state.db, visibility, None, q.page, q.per_page).await?,
+    let list = match &q.q {
+        Some(text) => {
+            let words = posts::search_words(text);
+            let page =
+                posts::search(&state.db, visibility, &words.searched, q.page, q.per_page).await?;
+            PostList {
+                page,
+                ignored_words: Some(words.ignored),
+            }
+        }
+        None => PostList {
+            page: posts::list(&state.db, visibility, None, q.page, q.per_page).await?,
+            ignored_words: None,
+        },
     };
-    Ok(Json(page))
+    Ok(Json(list))
 }
 
 async fn show_post(

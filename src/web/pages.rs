@@ -216,10 +216,11 @@ async fn search(
     Query(q): Query<SearchQuery>,
 ) -> Result<impl IntoResponse, PageError> {
     let text = q.q.trim();
+    let words = posts::search_words(text);
     let page = posts::search(
         &state.db,
         Visibility::PublishedOnly,
-        text,
+        &words.searched,
         q.page,
         posts::PER_PAGE,
     )
@@ -234,6 +235,9 @@ async fn search(
     let view = SearchPage {
         chrome,
         query: text.to_owned(),
+        words: words.searched,
+        ignored: words.ignored,
+        max_words: posts::MAX_SEARCH_WORDS,
         total: page.total_items,
         posts: page.items.iter().map(PostCard::new).collect(),
         pager: Pager::new(format!("/search?q={}", super::urlencode(text)), &page),

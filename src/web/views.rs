@@ -135,6 +135,10 @@ pub struct PostPage {
 pub struct SearchPage {
     pub chrome: Chrome,
     pub query: String,
+    /// The words searched, and those past the first `max_words`, ignored.
+    pub words: Vec<String>,
+    pub ignored: Vec<String>,
+    pub max_words: usize,
     pub total: u64,
     pub posts: Vec<PostCard>,
     pub pager: Pager,

@@ -586,7 +586,7 @@ async fn only_the_first_eight_words_of_the_first_200_characters_count() {
         ["all"],
         "cut to 'w1'"
     );
-    assert_eq!(found(&app, &format!("{padded} absentword")).await, ["all"]);
+    assert_eq!(found(&app, &format!("{padded}  absentword")).await, ["all"]);
     let padded = format!("w1x{}", " ".repeat(194));
     assert_eq!(
         found(&app, &format!("{padded}w1absent")).await,
