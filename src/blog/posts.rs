@@ -248,12 +248,38 @@ async fn has_table<C: ConnectionTrait>(db: &C, name: &str) -> Result<bool, BlogE
         .is_some())
 }
 
+/// Whether `word` has a Chinese, Japanese or Korean character (Han, Hiragana, Katakana, Hangul):
+/// SQLite's unicode61 tokenizer makes a whole run of them one token, so such a word is also
+/// looked for as a substring of titles and bodies ([`search_sql`]).
+fn has_cjk(word: &str) -> bool {
+    word.chars().any(|c| {
+        matches!(c as u32,
+            0x1100..=0x11FF     // Hangul Jamo
+            | 0x2E80..=0x2FDF   // CJK radicals, Kangxi radicals
+            | 0x3005..=0x3007   // 々 〆 〇
+            | 0x3040..=0x30FF   // Hiragana, Katakana
+            | 0x3130..=0x318F   // Hangul compatibility Jamo
+            | 0x31F0..=0x31FF   // Katakana phonetic extensions
+            | 0x3400..=0x4DBF   // CJK extension A
+            | 0x4E00..=0x9FFF   // CJK unified ideographs
+            | 0xA960..=0xA97F   // Hangul Jamo extended A
+            | 0xAC00..=0xD7FF   // Hangul syllables, Jamo extended B
+            | 0xF900..=0xFAFF   // CJK compatibility ideographs
+            | 0xFF66..=0xFF9D   // halfwidth Katakana
+            | 0xFFA0..=0xFFDC   // halfwidth Hangul
+            | 0x20000..=0x3FFFF // CJK extensions B and on (planes 2 and 3)
+        )
+    })
+}
+
 /// The query of [`search`]: the ids of the posts that match every one of `words` (not empty),
 /// best first, and its values. Per word, each index is asked once for the word as a prefix
 /// (`"word"*`; the stemmed index stems it first), or whole if it is one character (`"w"`), with
-/// the row's BM25 score and which index it
-/// came from; a post is found when every word matched it in one index or the other, and each
-/// word counts with its score in the unstemmed index if it matched there. Without the unstemmed
+/// the row's BM25 score and how it matched (`kind`: 0 in the unstemmed index, 2 in the stemmed
+/// one). A word with a CJK character ([`has_cjk`]) is also looked for as a substring of the
+/// title and the body (`kind` 1: found as typed; scored -5 in the title, -1 in the body, as
+/// BM25's weights have it, with no rarity). A post is found when every word matched it one way
+/// or another, and each word counts with the score of its best kind. Without the unstemmed
 /// index (a database not migrated yet) the stemmed one alone answers, as before that index: so
 /// a migrated node finds whatever an unmigrated one does.
 fn search_sql(
@@ -270,7 +296,7 @@ fn search_sql(
             format!("\"{word}\"*")
         };
         matches.push(format!(
-            "SELECT {i} AS word, rowid AS id, bm25(posts_fts, 5.0, 1.0) AS score, 1 AS stemmed \
+            "SELECT {i} AS word, rowid AS id, bm25(posts_fts, 5.0, 1.0) AS score, 2 AS kind \
              FROM posts_fts WHERE posts_fts MATCH ?"
         ));
         values.push(pattern.clone().into());
@@ -281,6 +307,18 @@ fn search_sql(
             ));
             values.push(pattern.into());
         }
+        if has_cjk(word) {
+            // `lower()` folds ASCII only: enough for the Latin letters of a word mixing scripts
+            // ("litefs世界"), which the word has in lower case.
+            matches.push(format!(
+                "SELECT {i}, id, -(5.0 * in_title + in_body), 1 FROM (\
+                    SELECT id, instr(lower(title), ?) > 0 AS in_title, \
+                        instr(lower(body), ?) > 0 AS in_body FROM posts\
+                 ) WHERE in_title OR in_body"
+            ));
+            values.push(word.clone().into());
+            values.push(word.clone().into());
+        }
     }
     let published = match visibility {
         Visibility::PublishedOnly => "AND posts.published",
@@ -289,14 +327,14 @@ fn search_sql(
     // MATERIALIZED: the rows of each full-text query with their scores first, then the
     // aggregates; flattened into them (as SQLite does with one query alone), `bm25()` is "unable
     // to use function bm25 in the requested context". In `per_word`, `score` is a bare column
-    // beside `min(stemmed)`: SQLite takes it from the row with that minimum, the unstemmed
-    // index's when the word matched there. Ties in the post lists' order (`list`).
+    // beside `min(kind)`: SQLite takes it from the row with that minimum, the unstemmed index's
+    // when the word matched there, else the substring's. Ties in the post lists' order (`list`).
     let sql = format!(
         "WITH matched AS MATERIALIZED ({}), \
-         per_word AS (SELECT word, id, score, min(stemmed) AS stem_only FROM matched \
+         per_word AS (SELECT word, id, score, min(kind) AS kind FROM matched \
             GROUP BY word, id) \
          SELECT found.id FROM (\
-            SELECT id, sum(stem_only) AS stem_only, sum(score) AS score FROM per_word \
+            SELECT id, sum(kind = 2) AS stem_only, sum(score) AS score FROM per_word \
             GROUP BY id HAVING count(*) = {} \
          ) AS found JOIN posts ON posts.id = found.id {published} \
          ORDER BY found.stem_only, found.score, posts.published_at IS NOT NULL DESC, \
@@ -789,8 +827,29 @@ async fn with_tags<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::{
-        MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, SearchWords, Version, search_words,
+        MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, SearchWords, Version, has_cjk,
+        search_words,
     };
+
+    #[test]
+    fn cjk_words_are_those_with_han_kana_or_hangul() {
+        for word in [
+            "世界",
+            "ひらがな",
+            "カタカナ",
+            "ｶﾀｶﾅ",
+            "한국어",
+            "litefs世界",
+            "々",
+            "𠮷",
+        ] {
+            assert!(has_cjk(word), "{word}");
+        }
+        for word in ["litefs", "ünïcode", "ελληνικά", "हिन्दी", "١٢٣", "ｌｉｔｅ"]
+        {
+            assert!(!has_cjk(word), "{word}");
+        }
+    }
     use crate::entity::post;
 
     fn post_with(tags: &[&str]) -> PostWithTags {
