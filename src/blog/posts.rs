@@ -130,17 +130,18 @@ pub struct SearchWords {
     pub ignored: Vec<String>,
 }
 
-/// Posts whose title or body contain every word of `text` (full-text search with SQLite FTS5),
+/// Posts whose title or body contain every one of `words` (full-text search with SQLite FTS5),
 /// best matches first. A word matches a post that has a word it begins, as written ("lite"
 /// finds "LiteFS", "replicatio" finds "replication"; case and Latin diacritics aside), or a
 /// word whose stem begins with the word's stem ("replicating" finds "replicated", "running"
 /// finds "runner"): two indexes, `posts_fts_unstemmed` and `posts_fts` (porter), each asked for
 /// the word as a prefix (which `posts_fts` stems). A word of one character is matched whole,
 /// not as a prefix: one letter begins most words of most posts, so as a prefix it was the most
-/// expensive search there was, and found everything. No words find nothing.
+/// expensive search there was, and found everything. A word with a CJK character is also found
+/// inside a run of them (the index makes a run one word), as a substring. No words find nothing.
 ///
 /// Ranking: first the posts with fewer words found only by their stem (a word found as typed
-/// is the better match), then per post the sum over the words of the word's BM25 score (a title
+/// is the better match; a CJK substring match is one), then per post the sum over the words of the word's BM25 score (a title
 /// match weighing five times a body match, a rare word more than a common one) in the index of
 /// words as written if it matched there, else in the stemmed one; ties in the order of the post lists
 /// (newest published first). Each index is queried once per word, ranks and all (ranking each
