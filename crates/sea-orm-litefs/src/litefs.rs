@@ -490,6 +490,21 @@ mod tests {
         });
     }
 
+    #[test]
+    fn each_role_has_its_own_word() {
+        let roles = [
+            Role::Standalone,
+            Role::Primary,
+            Role::Replica {
+                primary: "node-1".into(),
+            },
+            Role::NoPrimary,
+        ];
+        let words: std::collections::HashSet<_> = roles.iter().map(Role::as_str).collect();
+        assert_eq!(words.len(), roles.len(), "{words:?}");
+        assert_eq!(Role::NoPrimary.as_str(), "no-primary");
+    }
+
     #[tokio::test]
     async fn a_reset_to_an_earlier_position_is_waited_through() {
         let f = follower();
