@@ -38,13 +38,14 @@ pub enum Role {
 }
 
 impl Role {
-    /// The role as one lowercase word, for headers, logs and pages.
+    /// The role as one lowercase word (`no-primary` for [`Role::NoPrimary`]), for headers, logs
+    /// and pages.
     pub fn as_str(&self) -> &'static str {
         match self {
             Role::Standalone => "standalone",
             Role::Primary => "primary",
             Role::Replica { .. } => "replica",
-            Role::NoPrimary => "replica",
+            Role::NoPrimary => "no-primary",
         }
     }
 
