@@ -570,6 +570,39 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// LiteFS's API where nothing listens: start-up waits its time, then says why it heard
+    /// nothing (the connection's own error), not only that it did not.
+    #[tokio::test]
+    async fn a_silent_litefs_is_reported_with_its_cause() {
+        let dir = std::env::temp_dir().join(format!("builder-silent-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = Builder::new(dir.join("app.db"))
+            .litefs(&dir, &api)
+            .secret("s")
+            .startup_timeout(Duration::from_millis(300))
+            .start()
+            .await
+            .err()
+            .expect("nothing answers there");
+        let text = err.to_string();
+        assert!(matches!(err, StartError::LiteFsSilent { .. }), "{text}");
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// LiteFS's API speaks plain HTTP: an `https://` address could never be reached.
+    #[tokio::test]
+    async fn an_https_litefs_api_is_refused_before_anything() {
+        let dir = absent_dir("https-api");
+        let builder = Builder::new(dir.join("app.db"))
+            .litefs(&dir, "https://127.0.0.1:20202")
+            .secret("s");
+        refused("https API", builder, &["https://127.0.0.1:20202".into(), "http://".into()]).await;
+    }
+
     /// A scratch folder for one test, absent: a start refused at its settings must not create it.
     fn absent_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("builder-{name}-{}", std::process::id()));
