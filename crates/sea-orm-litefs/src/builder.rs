@@ -222,6 +222,12 @@ impl Builder {
 
     /// Refuses limits that cannot work, or contradict each other (see [`StartError`]).
     fn check_limits(&self) -> Result<(), StartError> {
+        if let Some((_, api)) = &self.litefs {
+            let host = api.strip_prefix("http://").unwrap_or(api);
+            if host.contains("://") || host.trim_end_matches('/').is_empty() {
+                return Err(StartError::LiteFsApi { api: api.clone() });
+            }
+        }
         for (setting, value) in [
             ("forward_timeout", self.forward_timeout),
             ("remote_transaction_lease", self.remote_tx_lease),
@@ -323,9 +329,13 @@ impl Builder {
         let db_path = mount.db_path();
         let follower = litefs::Follower::start(mount, api, self.startup_timeout)
             .await
-            .ok_or_else(|| StartError::LiteFsSilent {
+            .map_err(|last_error| StartError::LiteFsSilent {
                 api: api.clone(),
                 waited: self.startup_timeout,
+                cause: last_error.map_or_else(
+                    || "it answered, but named no primary".to_owned(),
+                    |e| format!("the last try said: {e}"),
+                ),
             })?;
         let role = follower.role();
         tracing::info!(?role, "joined the LiteFS cluster");
@@ -416,8 +426,19 @@ pub enum StartError {
     #[error("the database {database} must be directly inside the LiteFS mount {mount}")]
     NotInMount { database: PathBuf, mount: PathBuf },
     /// LiteFS's `/events` stream did not name a primary in time.
-    #[error("LiteFS at {api} did not answer /events within {waited:?}")]
-    LiteFsSilent { api: String, waited: Duration },
+    #[error("LiteFS at {api} did not answer /events within {waited:?} ({cause})")]
+    LiteFsSilent {
+        api: String,
+        waited: Duration,
+        /// The error of the last attempt to connect, or what LiteFS said instead.
+        cause: String,
+    },
+    /// LiteFS's API address is not plain `http://host:port`.
+    #[error(
+        "LiteFS's API address {api:?} must be http://host:port (LiteFS serves its API over plain \
+         HTTP, e.g. http://127.0.0.1:20202)"
+    )]
+    LiteFsApi { api: String },
     /// A replica's copy of the database did not appear in time.
     #[error("the database {database} did not replicate here within {waited:?}")]
     NotReplicated { database: PathBuf, waited: Duration },
