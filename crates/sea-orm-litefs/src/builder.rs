@@ -606,8 +606,7 @@ mod tests {
             .startup_timeout(Duration::from_millis(300))
             .start()
             .await
-            .err()
-            .expect("nothing answers there");
+            .expect_err("nothing answers there");
         let text = err.to_string();
         assert!(matches!(err, StartError::LiteFsSilent { .. }), "{text}");
         assert!(text.to_lowercase().contains("refused"), "{text}");
@@ -621,7 +620,12 @@ mod tests {
         let builder = Builder::new(dir.join("app.db"))
             .litefs(&dir, "https://127.0.0.1:20202")
             .secret("s");
-        refused("https API", builder, &["https://127.0.0.1:20202".into(), "http://".into()]).await;
+        refused(
+            "https API",
+            builder,
+            &["https://127.0.0.1:20202".into(), "http://".into()],
+        )
+        .await;
     }
 
     /// A scratch folder for one test, absent: a start refused at its settings must not create it.

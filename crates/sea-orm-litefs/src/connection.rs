@@ -52,6 +52,16 @@ pub struct ClusterConnection {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for ClusterConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConnection")
+            .field("role", &self.role().as_str())
+            .field("rpc_addr", &self.inner.rpc_addr)
+            .field("forward_timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A statement's answer, in the shape SeaORM's method asked for.
 pub enum Answer {
     Exec(ExecResult),

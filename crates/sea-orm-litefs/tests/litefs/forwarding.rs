@@ -200,13 +200,15 @@ async fn a_write_through_a_replicas_local_connection_is_refused_before_the_file(
     assert_eq!(code.as_deref(), Some("8"), "{err:?}");
     assert_eq!(bodies(&primary).await, ["first"]);
     assert_eq!(
-        replica.local().query_all_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT body FROM note",
-        ))
-        .await
-        .unwrap()
-        .len(),
+        replica
+            .local()
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT body FROM note",
+            ))
+            .await
+            .unwrap()
+            .len(),
         1,
         "reads through it still work"
     );
