@@ -17,7 +17,12 @@ use crate::{Procedures, client, litefs, metrics, pools, server, sqlite, writer};
 const MAX_WRITE_QUEUE: usize = 1024;
 
 /// The settings of one node. Every setting has a default; a node in a LiteFS cluster needs at
-/// least [`Builder::litefs`] and [`Builder::secret`].
+/// least [`Builder::litefs`] and [`Builder::secret`], and, when its nodes are on different
+/// machines, [`Builder::rpc_listen`] on an address the others can reach (the default,
+/// `127.0.0.1:7070`, is this machine's only) and [`Builder::primary_rpc`] saying how they reach
+/// it. A wrong secret or address is found at the first forwarded write
+/// ([`ClusterError::AuthFailed`](crate::ClusterError::AuthFailed),
+/// [`ClusterError::PrimaryUnreachable`](crate::ClusterError::PrimaryUnreachable)), not at start.
 ///
 /// [`Builder::start`] refuses, before it does anything, limits that cannot work together: the
 /// remote-transaction lease must be shorter than the forward timeout, the maximum lifetime no
@@ -135,7 +140,8 @@ impl Builder {
 
     /// The deadline of a write: waiting for the primary's writer, a forwarded call's answer, and
     /// the wait for this node to replicate the commit after it. Default 5 s; it must be longer
-    /// than [`Builder::remote_transaction_lease`].
+    /// than [`Builder::remote_transaction_lease`]. The primary stops any forwarded call at 60 s,
+    /// whatever this says.
     pub fn forward_timeout(mut self, timeout: Duration) -> Self {
         self.forward_timeout = timeout;
         self
