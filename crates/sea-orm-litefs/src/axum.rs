@@ -11,7 +11,7 @@
 //! ignored.
 //!
 //! ```no_run
-//! # fn app(db: sea_orm_litefs::ClusterConnection, key: cookie::Key) -> axum::Router {
+//! # fn app(db: sea_orm_litefs::ClusterConnection, key: sea_orm_litefs::axum::Key) -> axum::Router {
 //! use sea_orm_litefs::axum::ReadYourWritesLayer;
 //!
 //! axum::Router::new()
@@ -28,10 +28,15 @@ use axum::extract::Request;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
-use cookie::{Cookie, CookieJar, Key, SameSite};
+use cookie::{Cookie, CookieJar, SameSite};
 use futures::future::BoxFuture;
 
 use crate::{ClusterConnection, Pos, track_writes};
+
+/// The key that signs the position cookie (the `cookie` crate's): `Key::generate()`, or
+/// `Key::from(bytes)` with at least 64 bytes shared by every node, e.g. derived from the cluster
+/// secret.
+pub use cookie::Key;
 
 /// The layer; see the module docs.
 #[derive(Clone)]
@@ -68,6 +73,13 @@ impl ReadYourWritesLayer {
     /// The response header set to `1` when this node may not show the client's last write.
     pub fn stale_header(mut self, name: HeaderName) -> Self {
         self.stale_header = name;
+        self
+    }
+
+    /// How long the position cookie lives (default 5 minutes): long enough for any replica to
+    /// catch up; after it, a node no longer waits for that write.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
         self
     }
 

@@ -17,7 +17,12 @@ use crate::{Procedures, client, litefs, metrics, pools, server, sqlite, writer};
 const MAX_WRITE_QUEUE: usize = 1024;
 
 /// The settings of one node. Every setting has a default; a node in a LiteFS cluster needs at
-/// least [`Builder::litefs`] and [`Builder::secret`].
+/// least [`Builder::litefs`] and [`Builder::secret`], and, when its nodes are on different
+/// machines, [`Builder::rpc_listen`] on an address the others can reach (the default,
+/// `127.0.0.1:7070`, is this machine's only) and [`Builder::primary_rpc`] saying how they reach
+/// it. A wrong secret or address is found at the first forwarded write
+/// ([`ClusterError::AuthFailed`](crate::ClusterError::AuthFailed),
+/// [`ClusterError::PrimaryUnreachable`](crate::ClusterError::PrimaryUnreachable)), not at start.
 ///
 /// [`Builder::start`] refuses, before it does anything, limits that cannot work together: the
 /// remote-transaction lease must be shorter than the forward timeout, the maximum lifetime no
@@ -140,7 +145,8 @@ impl Builder {
 
     /// The deadline of a write: waiting for the primary's writer, a forwarded call's answer, and
     /// the wait for this node to replicate the commit after it. Default 5 s; it must be longer
-    /// than [`Builder::remote_transaction_lease`].
+    /// than [`Builder::remote_transaction_lease`]. The primary stops any forwarded call at 60 s,
+    /// whatever this says.
     pub fn forward_timeout(mut self, timeout: Duration) -> Self {
         self.forward_timeout = timeout;
         self
@@ -236,6 +242,12 @@ impl Builder {
 
     /// Refuses limits that cannot work, or contradict each other (see [`StartError`]).
     fn check_limits(&self) -> Result<(), StartError> {
+        if let Some((_, api)) = &self.litefs {
+            let host = api.strip_prefix("http://").unwrap_or(api);
+            if host.contains("://") || host.trim_end_matches('/').is_empty() {
+                return Err(StartError::LiteFsApi { api: api.clone() });
+            }
+        }
         for (setting, value) in [
             ("forward_timeout", self.forward_timeout),
             ("remote_transaction_lease", self.lease()),
@@ -337,9 +349,13 @@ impl Builder {
         let db_path = mount.db_path();
         let follower = litefs::Follower::start(mount, api, self.startup_timeout)
             .await
-            .ok_or_else(|| StartError::LiteFsSilent {
+            .map_err(|last_error| StartError::LiteFsSilent {
                 api: api.clone(),
                 waited: self.startup_timeout,
+                cause: last_error.map_or_else(
+                    || "it answered, but named no primary".to_owned(),
+                    |e| format!("the last try said: {e}"),
+                ),
             })?;
         let role = follower.role();
         tracing::info!(?role, "joined the LiteFS cluster");
@@ -430,8 +446,19 @@ pub enum StartError {
     #[error("the database {database} must be directly inside the LiteFS mount {mount}")]
     NotInMount { database: PathBuf, mount: PathBuf },
     /// LiteFS's `/events` stream did not name a primary in time.
-    #[error("LiteFS at {api} did not answer /events within {waited:?}")]
-    LiteFsSilent { api: String, waited: Duration },
+    #[error("LiteFS at {api} did not answer /events within {waited:?} ({cause})")]
+    LiteFsSilent {
+        api: String,
+        waited: Duration,
+        /// The error of the last attempt to connect, or what LiteFS said instead.
+        cause: String,
+    },
+    /// LiteFS's API address is not plain `http://host:port`.
+    #[error(
+        "LiteFS's API address {api:?} must be http://host:port (LiteFS serves its API over plain \
+         HTTP, e.g. http://127.0.0.1:20202)"
+    )]
+    LiteFsApi { api: String },
     /// A replica's copy of the database did not appear in time.
     #[error("the database {database} did not replicate here within {waited:?}")]
     NotReplicated { database: PathBuf, waited: Duration },
@@ -582,6 +609,43 @@ mod tests {
             assert_eq!(mode, "wal", "file {i}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// LiteFS's API where nothing listens: start-up waits its time, then says why it heard
+    /// nothing (the connection's own error), not only that it did not.
+    #[tokio::test]
+    async fn a_silent_litefs_is_reported_with_its_cause() {
+        let dir = std::env::temp_dir().join(format!("builder-silent-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = Builder::new(dir.join("app.db"))
+            .litefs(&dir, &api)
+            .secret("s")
+            .startup_timeout(Duration::from_millis(300))
+            .start()
+            .await
+            .expect_err("nothing answers there");
+        let text = err.to_string();
+        assert!(matches!(err, StartError::LiteFsSilent { .. }), "{text}");
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// LiteFS's API speaks plain HTTP: an `https://` address could never be reached.
+    #[tokio::test]
+    async fn an_https_litefs_api_is_refused_before_anything() {
+        let dir = absent_dir("https-api");
+        let builder = Builder::new(dir.join("app.db"))
+            .litefs(&dir, "https://127.0.0.1:20202")
+            .secret("s");
+        refused(
+            "https API",
+            builder,
+            &["https://127.0.0.1:20202".into(), "http://".into()],
+        )
+        .await;
     }
 
     /// A scratch folder for one test, absent: a start refused at its settings must not create it.

@@ -52,6 +52,16 @@ pub struct ClusterConnection {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for ClusterConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConnection")
+            .field("role", &self.role().as_str())
+            .field("rpc_addr", &self.inner.rpc_addr)
+            .field("forward_timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A statement's answer, in the shape SeaORM's method asked for.
 pub enum Answer {
     Exec(ExecResult),
@@ -113,10 +123,23 @@ impl ClusterConnection {
             .map_or(Role::Standalone, |n| n.follower.role())
     }
 
-    /// The local read-write connection, for migrations at start-up on the primary or standalone
-    /// (it bypasses the writer: use the handle itself for everything else).
+    /// This node's own database, as a plain SeaORM connection: for migrations at start-up on the
+    /// primary or standalone (`Migrator::up(&db.local(), None)`: SeaORM's migrator takes a
+    /// `DatabaseConnection`, not this handle). It bypasses the writer and forwarding, so use the
+    /// handle itself for everything else.
+    ///
+    /// On a node that does not write locally right now (a replica, or one that knows no
+    /// primary) it is read-only (`PRAGMA query_only`): a write through it fails at once with
+    /// SQLite's `SQLITE_READONLY` ("attempt to write a readonly database"), before it reaches
+    /// the replica's file, and is not forwarded. A connection taken on the primary that loses the
+    /// lease later has its writes refused by LiteFS: nothing commits either way.
     pub fn local(&self) -> DatabaseConnection {
-        self.inner.writer.databases.current().rw.clone()
+        let databases = self.inner.writer.databases.current();
+        if self.role().writes_locally() {
+            databases.rw.clone()
+        } else {
+            databases.ro.clone()
+        }
     }
 
     /// Waits until this node's database includes `pos` (a write seen elsewhere), at most

@@ -56,7 +56,7 @@ pub enum ClusterError {
     /// lifetime, rolled back by a statement, a LiteFS remount, a restart): it was rolled back.
     #[error("the remote transaction was lost on the primary and rolled back: {0}")]
     SessionLost(String),
-    /// A statement of a kind the wrapper never runs (see the README's "What runs where").
+    /// A statement of a kind the wrapper never runs (see the crate README's "What runs where").
     #[error("{0}")]
     Refused(String),
     /// The primary could not start the work: nothing committed.
@@ -94,7 +94,9 @@ impl ClusterError {
         matches!(self, ClusterError::OutcomeUnknown { .. })
     }
 
-    /// Whether the same call may succeed later (a 503 rather than a bug in the caller).
+    /// Whether the same call may succeed later (a 503 rather than a bug in the caller). Not
+    /// whether retrying is safe: an [`outcome_unknown`](Self::outcome_unknown) write is
+    /// transient, and may have committed.
     pub fn is_transient(&self) -> bool {
         !matches!(
             self,

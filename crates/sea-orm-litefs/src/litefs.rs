@@ -38,13 +38,14 @@ pub enum Role {
 }
 
 impl Role {
-    /// The role as one lowercase word, for headers, logs and pages.
+    /// The role as one lowercase word (`no-primary` for [`Role::NoPrimary`]), for headers, logs
+    /// and pages.
     pub fn as_str(&self) -> &'static str {
         match self {
             Role::Standalone => "standalone",
             Role::Primary => "primary",
             Role::Replica { .. } => "replica",
-            Role::NoPrimary => "replica",
+            Role::NoPrimary => "no-primary",
         }
     }
 
@@ -202,12 +203,18 @@ pub struct Follower {
     streaming: AtomicBool,
     /// Set when the database was missing while the stream was down: LiteFS went away.
     mount_lost: AtomicBool,
+    /// Why the last attempt to read `/events` failed, if one did.
+    last_error: Mutex<Option<String>>,
 }
 
 impl Follower {
     /// Starts following `api` (LiteFS's HTTP address). Waits, up to `startup`, for LiteFS to say
-    /// who is primary.
-    pub async fn start(mount: Mount, api: &str, startup: Duration) -> Option<std::sync::Arc<Self>> {
+    /// who is primary; if it did not, the error of the last attempt to ask it, if any.
+    pub async fn start(
+        mount: Mount,
+        api: &str,
+        startup: Duration,
+    ) -> Result<std::sync::Arc<Self>, Option<String>> {
         let authority = api
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -217,7 +224,10 @@ impl Follower {
         let (ready_tx, mut ready_rx) = watch::channel(false);
         tokio::spawn(async move { task_follower.follow_events(authority, ready_tx).await });
         let ready = tokio::time::timeout(startup, ready_rx.wait_for(|r| *r)).await;
-        ready.is_ok().then_some(follower)
+        match ready {
+            Ok(_) => Ok(follower),
+            Err(_) => Err(follower.last_error.lock().unwrap().clone()),
+        }
     }
 
     pub(crate) fn new(mount: Mount) -> Self {
@@ -230,6 +240,7 @@ impl Follower {
             connected_before: AtomicBool::new(false),
             streaming: AtomicBool::new(false),
             mount_lost: AtomicBool::new(false),
+            last_error: Mutex::new(None),
         };
         follower.refresh_position();
         follower
@@ -354,7 +365,10 @@ impl Follower {
         loop {
             match self.read_events(&authority, &ready).await {
                 Ok(()) => tracing::warn!("LiteFS /events stream ended; reconnecting"),
-                Err(err) => tracing::warn!(error = %err, "LiteFS /events unavailable; retrying"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "LiteFS /events unavailable; retrying");
+                    *self.last_error.lock().unwrap() = Some(err.to_string());
+                }
             }
             if self.mount.position().is_err() && std::fs::metadata(self.mount.db_path()).is_err() {
                 self.mount_lost.store(true, Ordering::Release);
@@ -488,6 +502,21 @@ mod tests {
                 "postApplyChecksum": format!("{checksum:016x}"),
             }),
         });
+    }
+
+    #[test]
+    fn each_role_has_its_own_word() {
+        let roles = [
+            Role::Standalone,
+            Role::Primary,
+            Role::Replica {
+                primary: "node-1".into(),
+            },
+            Role::NoPrimary,
+        ];
+        let words: std::collections::HashSet<_> = roles.iter().map(Role::as_str).collect();
+        assert_eq!(words.len(), roles.len(), "{words:?}");
+        assert_eq!(Role::NoPrimary.as_str(), "no-primary");
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@
 //! small lexer that knows those kinds by their first keyword; only the rest is prepared, and
 //! preparing them changes nothing. A string with several statements is judged as a whole.
 //!
-//! The table of what happens to each kind is in the README ("What runs where").
+//! The table of what happens to each kind is in the crate README ("What runs where").
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int};

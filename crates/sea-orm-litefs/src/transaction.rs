@@ -124,6 +124,20 @@ pub struct ClusterTransaction {
     cluster: Arc<Inner>,
 }
 
+impl std::fmt::Debug for ClusterTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = match &self.session.place {
+            Place::Local { .. } => "local".to_owned(),
+            Place::Remote { id, addr } => format!("session {id} on {addr}"),
+        };
+        f.debug_struct("ClusterTransaction")
+            .field("place", &place)
+            .field("depth", &self.depth)
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
+}
+
 fn finished() -> DbErr {
     DbErr::Custom("the transaction is already finished".into())
 }

@@ -1068,3 +1068,24 @@ async fn review_a_write_interrupted_in_a_savepoint_is_told_through_the_pending_r
     assert!(committed.contains("interrupted"), "{committed}");
     assert_eq!(rows(&primary_writer).await, 0, "nothing committed");
 }
+
+/// An app's state that derives `Debug` holds these: each says what it is, without its secrets
+/// (`Procedures` shows its names already).
+#[tokio::test]
+async fn the_handle_its_transactions_and_procedures_show_what_they_are() {
+    use sea_orm::TransactionTrait;
+    let dir = std::env::temp_dir().join(format!("debug-handle-{}", std::process::id()));
+    let db = crate::Builder::new(dir.join("app.db"))
+        .secret("not-shown")
+        .start()
+        .await
+        .unwrap();
+    let shown = format!("{db:?}");
+    assert!(shown.contains("standalone"), "{shown}");
+    assert!(!shown.contains("not-shown"), "{shown}");
+    let txn = db.begin().await.unwrap();
+    let shown = format!("{txn:?}");
+    assert!(shown.contains("local"), "{shown}");
+    drop(txn);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

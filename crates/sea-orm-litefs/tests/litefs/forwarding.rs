@@ -178,6 +178,48 @@ async fn a_replica_returns_the_primary_result_and_reads_its_own_write() {
 }
 
 #[tokio::test]
+async fn a_write_through_a_replicas_local_connection_is_refused_before_the_file() {
+    let (_cluster, primary, replica) = two_nodes(Arc::default()).await;
+    primary.execute_raw(insert("first")).await.unwrap();
+
+    let err = replica
+        .local()
+        .execute_unprepared("INSERT INTO note (body) VALUES ('local')")
+        .await
+        .unwrap_err();
+
+    // SQLite's own refusal on a read-only connection (SQLITE_READONLY, 8), not LiteFS refusing a
+    // write that reached the replica's file (a disk I/O error).
+    let code = match &err {
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned()),
+        _ => None,
+    };
+    assert_eq!(code.as_deref(), Some("8"), "{err:?}");
+    assert_eq!(bodies(&primary).await, ["first"]);
+    assert_eq!(
+        replica
+            .local()
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT body FROM note",
+            ))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "reads through it still work"
+    );
+    primary
+        .local()
+        .execute_unprepared("INSERT INTO note (body) VALUES ('on the primary')")
+        .await
+        .expect("the primary's local connection writes");
+}
+
+#[tokio::test]
 async fn a_constraint_violation_on_the_primary_is_the_same_error_on_the_replica() {
     let (_cluster, primary, replica) = two_nodes(Arc::default()).await;
     primary.execute_raw(insert("taken")).await.unwrap();
