@@ -379,53 +379,6 @@ async fn a_one_letter_word_is_matched_whole() {
     assert_eq!(search(&app, "te").await, set(&["tea"]));
 }
 
-/// Not a check but a measurement (run it with `--ignored --nocapture`): how long the most
-/// expensive searches take on 3,000 posts of 200 words. Timings are not asserted.
-#[tokio::test]
-#[ignore = "a measurement; prints timings"]
-async fn measure_the_most_expensive_searches() {
-    let app = spawn_app().await;
-    sea_orm::ConnectionTrait::execute_unprepared(
-        &app.db,
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
-         INSERT INTO posts (slug, title, body, published, published_at, created_at, updated_at)
-         SELECT 'bulk-' || i, 'Bulk ' || i,
-                replace(hex(zeroblob(20)), '00',
-                    'the tale of t' || i || ' and a bold cat eats fine grapes here in july ' ||
-                    'keeping lots more nice old pears quite ripe so that unusual vines ' ||
-                    'were xenial yet zesty '),
-                1, '2026-11-29T00:00:00Z', '2026-11-29T00:00:00Z', '2026-11-29T00:00:00Z'
-         FROM n",
-    )
-    .await
-    .unwrap();
-    for q in [
-        "t",
-        "a b c d e f g h i j k l",
-        "t a b c f g h i j k l m",
-        "th an bo ca ea fi gr he in ju ke lo",
-        "the tale of and bold cat eats fine grapes here july keeping",
-        // Eight words with CJK characters: each is also a substring scan of every post.
-        "世界 北京 東京 大阪 서울 カナ ひら 漢字",
-    ] {
-        let mut best = Duration::MAX;
-        let mut total = Value::Null;
-        for _ in 0..5 {
-            let started = Instant::now();
-            let (status, page) = app
-                .api_get(&format!(
-                    "/posts?q={}",
-                    percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC)
-                ))
-                .await;
-            best = best.min(started.elapsed());
-            assert_eq!(status, StatusCode::OK, "q={q}: {page}");
-            total = page["total_items"].clone();
-        }
-        println!("q={q:?}: {total} found, best of 5: {best:?}");
-    }
-}
-
 /// The slugs `GET /api/posts?q=` finds for `q`, in order, as a visitor or as the admin.
 async fn found_in_order(app: &TestApp, q: &str, admin: bool) -> Vec<String> {
     let encoded = percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC);
