@@ -219,6 +219,27 @@ async fn a_write_through_a_replicas_local_connection_is_refused_before_the_file(
         .expect("the primary's local connection writes");
 }
 
+/// A replica can learn, before any write, whether the primary accepts it: a wrong secret is
+/// a wrong setting, found by asking, not by the first write that fails.
+#[tokio::test]
+async fn a_replica_checks_that_the_primary_accepts_its_secret() {
+    let (cluster, primary, replica) = two_nodes(Arc::default()).await;
+    let wait = Duration::from_secs(2);
+    primary.check_primary(wait).await.expect("the primary has itself");
+    replica.check_primary(wait).await.expect("the same secret");
+
+    let stranger = cluster
+        .options(2)
+        .secret("not the cluster's secret")
+        .rpc_listen("127.0.0.1:0")
+        .start()
+        .await
+        .expect("a wrong secret is not known at start");
+    let err = stranger.check_primary(wait).await.unwrap_err();
+    assert!(matches!(err, ClusterError::AuthFailed { .. }), "{err:?}");
+    assert_eq!(bodies(&primary).await, Vec::<String>::new(), "nothing written");
+}
+
 #[tokio::test]
 async fn a_constraint_violation_on_the_primary_is_the_same_error_on_the_replica() {
     let (_cluster, primary, replica) = two_nodes(Arc::default()).await;
