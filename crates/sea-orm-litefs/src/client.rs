@@ -159,6 +159,13 @@ impl Forwarder {
         }
     }
 
+    /// Opens (or finds) an authenticated connection to the current primary within `deadline`:
+    /// whether it is there and accepts this node's secret. The connection is kept for calls.
+    pub async fn check(&self, deadline: Instant) -> Result<(), ClusterError> {
+        let addr = self.current_primary()?;
+        self.client(&addr, deadline).await.map(drop)
+    }
+
     /// Calls the current primary within `deadline`, following "not primary" answers. With
     /// `pinned`, calls that address only (a remote transaction stays where it began). Returns the
     /// answer and the address that gave it.

@@ -142,6 +142,22 @@ impl ClusterConnection {
         }
     }
 
+    /// Whether this node can forward writes now, asked within `timeout` without writing
+    /// anything: on a replica, an authenticated RPC connection to the primary is opened (and
+    /// kept for the next write) or found open. A wrong secret is
+    /// [`ClusterError::AuthFailed`]: a setting to fix, not a moment to wait out, which a
+    /// readiness check can tell apart from a primary that is away
+    /// ([`ClusterError::PrimaryUnreachable`], [`ClusterError::NoPrimary`]). The primary and a
+    /// standalone node write locally: `Ok`.
+    pub async fn check_primary(&self, timeout: Duration) -> Result<(), ClusterError> {
+        match &self.inner.node {
+            Some(node) if !self.role().writes_locally() => {
+                node.forwarder.check(Instant::now() + timeout).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Waits until this node's database includes `pos` (a write seen elsewhere), at most
     /// `timeout`. A standalone node has everything.
     pub async fn wait_for(&self, pos: Pos, timeout: Duration) -> Result<(), ClusterError> {
