@@ -72,6 +72,41 @@ async fn sign_in(browser: &reqwest::Client, base: &str, next: &str) -> reqwest::
         .unwrap()
 }
 
+/// A replica whose cluster secret is not the primary's can never forward a write: a setting to
+/// fix, so it is not ready (a deploy's health check stops there), and says why. A primary that
+/// is away is not that: the replica still serves reads, and stays ready.
+#[tokio::test]
+async fn a_replica_with_the_wrong_secret_is_not_ready_and_says_why() {
+    let mut cluster = Cluster::start(2).await;
+    let client = http();
+    cluster.stop_app(2);
+    let wrong = [("BLOG_CLUSTER_SECRET", "not the cluster's secret")];
+    cluster.start_app_with(2, &wrong, "/healthz").await;
+
+    let ready = client
+        .get(format!("{}/readyz", cluster.url(2)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let why = ready.text().await.unwrap();
+    assert!(why.contains("BLOG_CLUSTER_SECRET"), "{why}");
+    let (status, body) = create_tag(&client, &cluster.url(2), "never").await;
+    assert_eq!(status, 503, "{body}");
+
+    cluster.stop_app(2);
+    cluster.start_app(2).await;
+    let (status, body) = create_tag(&client, &cluster.url(2), "with-the-secret").await;
+    assert_eq!(status, 201, "{body}");
+    cluster.stop_app(1);
+    let ready = client
+        .get(format!("{}/readyz", cluster.url(2)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "a primary away is not this replica's fault");
+}
+
 #[tokio::test]
 async fn a_write_on_a_replica_is_forwarded_and_never_attempted_locally() {
     let cluster = Cluster::start(3).await;

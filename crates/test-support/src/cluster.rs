@@ -416,6 +416,12 @@ impl Cluster {
 
     /// Starts node `k`'s app and waits for its `/readyz`.
     pub async fn start_app(&mut self, k: usize) {
+        self.start_app_with(k, &[], "/readyz").await;
+    }
+
+    /// Starts node `k`'s app with `env` set on top of the cluster's (a wrong setting, say), and
+    /// waits until `path` answers a success (`/healthz` for an app that may not be ready).
+    pub async fn start_app_with(&mut self, k: usize, env: &[(&str, &str)], path: &str) {
         let node = self.node(k);
         let primary_rpc = match self.links {
             Some(_) => crate::toxiproxy::rpc_listen(k),
@@ -437,13 +443,14 @@ impl Cluster {
             .env("BLOG_FORWARD_TIMEOUT_MS", FORWARD_TIMEOUT_MS.to_string())
             .env("BLOG_REMOTE_TX_LEASE_MS", REMOTE_TX_LEASE_MS.to_string())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("blog starts");
         self.nodes[k - 1].app = Some(child);
-        let url = format!("{}/readyz", self.url(k));
+        let url = format!("{}{path}", self.url(k));
         let log = self.node(k).app_log();
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut tick = tokio::time::interval(Duration::from_millis(20));
