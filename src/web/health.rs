@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
@@ -26,7 +27,7 @@ use sea_orm::{ConnectionTrait, Statement};
 
 use super::AppState;
 use super::error::{Error, PageError};
-use sea_orm_litefs::Role;
+use sea_orm_litefs::{ClusterError, Role};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -107,6 +108,10 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// How long `/readyz` on a replica waits to learn whether the primary accepts its secret (only
+/// when no connection to it is open; one that is was accepted).
+const PRIMARY_CHECK: Duration = Duration::from_secs(1);
+
 async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     let unavailable = |why: &str| {
         (
@@ -129,7 +134,19 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
             (StatusCode::OK, format!("ready ({})\n", role.as_str()))
         }
         // Not the primary's name: this port is public, and that name is a private address.
-        Role::Replica { .. } => (StatusCode::OK, "ready (replica)\n".to_owned()),
+        Role::Replica { .. } => match state.db.check_primary(PRIMARY_CHECK).await {
+            // A setting to fix, not a moment to wait out: every write here would fail.
+            Err(err @ ClusterError::AuthFailed { .. }) => {
+                tracing::error!(%err, "the primary refuses this node's cluster secret");
+                unavailable(
+                    "the primary refuses this node's cluster secret: BLOG_CLUSTER_SECRET must be \
+                     the same on every node",
+                )
+            }
+            // A primary away (or slow to answer) is not this replica's fault: it serves reads,
+            // and its writes say why they fail.
+            _ => (StatusCode::OK, "ready (replica)\n".to_owned()),
+        },
         Role::NoPrimary => unavailable("no primary to forward writes to"),
     }
 }
