@@ -88,13 +88,15 @@ fn sqlite_code(err: &DbErr) -> Option<i64> {
     }
 }
 
-/// A database failure: 503 with a message when retrying can help, 500 otherwise; counted.
+/// A database failure: 503 with a message, but 500 for a statement the cluster layer refuses (a
+/// bug in the app); counted.
 fn database_error(err: DbErr) -> Error {
     if let Some(cluster) = ClusterError::find(&err) {
         metrics::counter!("blog_db_errors_total", "kind" => "cluster").increment(1);
         // The details, for the operator; the answer's own line (`Error::log`) has what the
         // client is told.
-        if cluster.outcome_unknown() || cluster.is_transient() {
+        let refused = matches!(cluster, ClusterError::Refused(_));
+        if !refused {
             tracing::warn!(error = %cluster, "cluster write failed");
         }
         return if cluster.outcome_unknown() {
@@ -104,14 +106,16 @@ fn database_error(err: DbErr) -> Error {
                  again."
                     .into(),
             )
-        } else if cluster.is_transient() {
+        } else if refused {
+            // A statement the cluster layer refuses: a bug in the app, not the request.
+            Error::Internal(cluster.to_string())
+        } else {
+            // Transient, or a setting of this node's (a cluster secret the primary refuses):
+            // nothing was saved either way, and the client can do nothing but wait.
             Error::Unavailable(format!(
                 "writes are unavailable: {}",
                 public_reason(cluster)
             ))
-        } else {
-            // A statement the cluster layer refuses: a bug in the app, not the request.
-            Error::Internal(cluster.to_string())
         };
     }
     // Each of these stops a write before it commits: SQLite rolls the transaction back.
