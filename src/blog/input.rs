@@ -621,6 +621,25 @@ mod tests {
         }
     }
 
+    /// A body that starts with a byte-order mark (an editor's, kept by a paste) is stored
+    /// without it; one inside the body stays.
+    #[test]
+    fn a_leading_byte_order_mark_is_dropped_from_a_body() {
+        for (body, stored) in [
+            ("\u{feff}# Hello", "# Hello"),
+            ("\u{feff}", ""),
+            ("a\u{feff}b", "a\u{feff}b"),
+            ("# Hello", "# Hello"),
+        ] {
+            let draft = PostDraft {
+                title: "T".into(),
+                body: body.into(),
+                ..Default::default()
+            };
+            assert_eq!(PostInput::parse(&draft).unwrap().body, stored, "{body:?}");
+        }
+    }
+
     #[test]
     fn post_errors_are_per_field() {
         let draft = PostDraft {

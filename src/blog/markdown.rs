@@ -397,6 +397,18 @@ mod tests {
         }
     }
 
+    /// A byte-order mark (U+FEFF) at the start of a body, as some editors save a file, is no
+    /// text: the first line is Markdown as it would be without it.
+    #[test]
+    fn a_leading_byte_order_mark_is_not_text() {
+        assert_eq!(render("\u{feff}# Hello\n\nText"), render("# Hello\n\nText"));
+        assert_eq!(without_title("\u{feff}# Hello\n\nText", "Hello"), "\nText");
+        assert_eq!(without_title("\u{feff}Text", "Hello"), "Text");
+        assert_eq!(excerpt("\u{feff}First words.", 100), "First words.");
+        // Only a leading one: elsewhere it is the author's text.
+        assert!(render("a\u{feff}b").contains("a\u{feff}b"));
+    }
+
     /// The fastest of `runs` renders of `body`: ratios of these, within one run, say how the
     /// time grows with the length, whatever the machine's speed.
     /// The fastest render of each of two bodies (of `runs` each), and how many times longer the
