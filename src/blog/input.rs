@@ -386,7 +386,7 @@ impl PostInput {
             Some(slug) if errors.is_empty() => Ok(PostInput {
                 title: title.to_owned(),
                 slug,
-                body: draft.body.clone(),
+                body: super::markdown::without_bom(&draft.body).to_owned(),
                 tags,
                 published: draft.published,
             }),

@@ -69,9 +69,19 @@ fn allowed_class(element: &str, class: &str) -> bool {
     }
 }
 
+/// `markdown` without a byte-order mark (U+FEFF) at its start, which some editors write at the
+/// start of a file and a paste of it keeps: Markdown would take it for text, and a first line
+/// `# Hello` for a paragraph. Bodies are stored without one ([`PostInput`]); a body stored with
+/// one before renders as if it had none. A mark anywhere else is the author's text.
+///
+/// [`PostInput`]: super::input::PostInput
+pub fn without_bom(markdown: &str) -> &str {
+    markdown.strip_prefix('\u{feff}').unwrap_or(markdown)
+}
+
 /// The post's HTML, sanitised.
 pub fn render(markdown: &str) -> String {
-    let markdown = show_unclosed_raw_text_blocks(markdown);
+    let markdown = show_unclosed_raw_text_blocks(without_bom(markdown));
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
     let mut footnotes = Footnotes::default();
     let mut block: Vec<Event> = Vec::new();
@@ -308,6 +318,7 @@ fn unclosed_raw_text_block(markdown: &str) -> Option<usize> {
 /// its title at the top shows it once. The post keeps its body as written; any other first
 /// heading stays.
 pub fn without_title<'a>(markdown: &'a str, title: &str) -> &'a str {
+    let markdown = without_bom(markdown);
     let start = markdown.len() - markdown.trim_start_matches(['\n', '\r', ' ', '\t']).len();
     // Back to the start of the first line that is not blank (its indentation counts).
     let start = markdown[..start].rfind('\n').map_or(0, |at| at + 1);
@@ -346,7 +357,7 @@ pub fn excerpt(markdown: &str, max_chars: usize) -> String {
     let mut text = String::new();
     let mut in_paragraph = false;
     // Footnotes enabled as in `render`, so a reference is an event (skipped), not text.
-    for event in Parser::new_ext(markdown, options()) {
+    for event in Parser::new_ext(without_bom(markdown), options()) {
         match event {
             Event::Start(Tag::Paragraph) => in_paragraph = true,
             Event::End(TagEnd::Paragraph) if in_paragraph => break,
