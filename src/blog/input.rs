@@ -464,6 +464,37 @@ mod tests {
         );
     }
 
+    /// A capital sigma that ends a word lowercases to the final form ς, as `str::to_lowercase`
+    /// lowercases the word: "ΟΔΟΣ" gave `οδοσ`, where "Οδος" gives `οδος`.
+    #[test]
+    fn a_final_capital_sigma_gives_a_final_sigma() {
+        for (title, slug) in [
+            ("ΟΔΟΣ", "οδος"),
+            ("Οδος", "οδος"),
+            ("ΟΔΟΣ ΚΑΙ ΣΟΦΙΑ", "οδος-και-σοφια"),
+            ("ΟΔΟΣ-ΚΑΙ", "οδος-και"),
+            ("ΟΔΟΣ, ΝΕΟΣ!", "οδος-νεος"),
+            ("ΣΟΦΟΣ", "σοφος"),
+            ("Σ", "σ"),
+        ] {
+            assert_eq!(
+                Slug::from_title(title).map(|s| s.0),
+                Some(slug.to_owned()),
+                "{title}"
+            );
+            assert_eq!(
+                title
+                    .to_lowercase()
+                    .split([' ', '-', ',', '!'])
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("-"),
+                slug,
+                "{title}"
+            );
+        }
+    }
+
     #[test]
     fn typed_unicode_slugs_in_lowercase_are_accepted() {
         for ok in ["日本語", "привет-мир", "café", "cafe\u{301}-2", "ελληνικά"]
@@ -501,7 +532,7 @@ mod tests {
             any::<char>().prop_map(String::from),
             proptest::sample::select(vec![
                 "é", "E\u{301}", "ß", "ẞ", "İ", "ǅ", "日本", "ー", "-", " ", "--", "Ω", "\u{301}",
-                "\u{94d}", "ह", "ﬁ", "½", "Ⅻ", "\u{958}", "ά", "Σ", "ŉ", "™", "\u{200b}",
+                "\u{94d}", "ह", "ﬁ", "½", "Ⅻ", "\u{958}", "ά", "Σ", "ΟΔΟΣ", "ŉ", "™", "\u{200b}",
             ])
             .prop_map(String::from),
             "[A-Za-z0-9 ,!-]{1,5}",

@@ -95,3 +95,17 @@ async fn a_title_or_label_with_a_byte_order_mark_is_refused_by_name() {
     let text = error.to_string();
     assert!(text.contains("title") && text.contains("tags"), "{error}");
 }
+
+/// A Greek title in capitals ends its words with a final sigma, as in lowercase: "ΟΔΟΣ" gave the
+/// slug `οδοσ`, "Οδος" `οδος`.
+#[tokio::test]
+async fn a_greek_title_in_capitals_gets_the_slug_it_has_in_lowercase() {
+    let app = spawn_app().await;
+    for (title, slug) in [
+        ("ΟΔΟΣ ΚΑΙ ΣΟΦΙΑ", "οδος-και-σοφια"),
+        ("Νεος δρομος", "νεος-δρομος"),
+    ] {
+        let post = app.create_post(json!({ "title": title })).await;
+        assert_eq!(post["slug"], slug, "{title}: {post}");
+    }
+}
