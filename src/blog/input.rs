@@ -255,12 +255,15 @@ impl Slug {
 
     /// Derives a slug from a title: "Hello, World!" becomes "hello-world", "Été à Paris"
     /// "ete-a-paris" (Latin letters lose their accents, see [`in_ascii`]), "日本語のポスト" stays
-    /// "日本語のポスト" (letters of other scripts are kept, lowercased). Anything else separates
+    /// "日本語のポスト" (letters of other scripts are kept, lowercased as the title is by
+    /// `str::to_lowercase`, so "ΟΔΟΣ" gives "οδος"). Anything else separates
     /// words with one dash. `None` when the title has no letters or digits.
     pub fn from_title(title: &str) -> Option<Self> {
         let mut slug = String::new();
-        let title: String = title.nfc().collect();
-        for c in title.chars().flat_map(char::to_lowercase) {
+        // Lowercased as a whole, not character by character: a capital sigma that ends a word
+        // becomes the final form ς ("ΟΔΟΣ" gives `οδος`, as "Οδος" does). Otherwise the same.
+        let title: String = title.nfc().collect::<String>().to_lowercase();
+        for c in title.chars() {
             if c.is_ascii_alphanumeric() {
                 slug.push(c);
             } else if is_mark(c) {
