@@ -520,6 +520,42 @@ mod tests {
         assert!(Slug::parse(&"語".repeat(MAX_SLUG_CHARS + 1)).is_err());
     }
 
+    /// A typed slug is folded with NFKC (compatibility) before it is checked, when that gives a
+    /// slug: fullwidth letters are the letters a title would give (`ｆｏｏ` is `foo`); an accent
+    /// typed stays (`café`, where the title "Café" gives `cafe`); a character whose folding is no
+    /// slug (`½` is `1⁄2`) is checked as typed.
+    #[test]
+    fn typed_slugs_are_folded_with_nfkc() {
+        for (typed, slug) in [
+            ("ｆｏｏ", "foo"),
+            ("ｆｏｏ-２０２６", "foo-2026"),
+            ("ﬁne", "fine"),
+            ("ｶﾀｶﾅ", "カタカナ"),
+            ("café", "café"),
+            ("cafe\u{301}", "café"),
+            ("½", "½"),
+            ("foo", "foo"),
+        ] {
+            assert_eq!(
+                Slug::typed(typed).map(|s| s.0),
+                Ok(slug.to_owned()),
+                "{typed}"
+            );
+        }
+        assert!(Slug::typed("ＦＯＯ").is_err());
+        let draft = PostDraft {
+            title: "T".into(),
+            slug: Some("ｆｏｏ".into()),
+            ..Default::default()
+        };
+        assert_eq!(PostInput::parse(&draft).unwrap().slug.as_str(), "foo");
+        // A title in halfwidth katakana gives the slug its typed form gives.
+        assert_eq!(
+            Slug::from_title("ｶﾀｶﾅ ｶﾞ").map(|s| s.0),
+            Some("カタカナ-ガ".to_owned())
+        );
+    }
+
     /// Any title gives a valid slug or the clear error, a slug made of a title is its own slug,
     /// and a title already in ASCII gives the slug it gave before Unicode slugs.
     #[test]
@@ -535,7 +571,8 @@ mod tests {
             any::<char>().prop_map(String::from),
             proptest::sample::select(vec![
                 "é", "E\u{301}", "ß", "ẞ", "İ", "ǅ", "日本", "ー", "-", " ", "--", "Ω", "\u{301}",
-                "\u{94d}", "ह", "ﬁ", "½", "Ⅻ", "\u{958}", "ά", "Σ", "ΟΔΟΣ", "ŉ", "™", "\u{200b}",
+                "\u{94d}", "ह", "ﬁ", "½", "Ⅻ", "\u{958}", "ά", "Σ", "ΟΔΟΣ", "ｆ", "ｶﾞ", "ﾞ", "㍿",
+                "ŉ", "™", "\u{200b}",
             ])
             .prop_map(String::from),
             "[A-Za-z0-9 ,!-]{1,5}",
@@ -555,6 +592,8 @@ mod tests {
                     return Ok(());
                 };
                 prop_assert_eq!(Slug::parse(slug.as_str()), Ok(slug.clone()));
+                // Typed, a slug made of a title is that slug (folding it changes nothing).
+                prop_assert_eq!(Slug::typed(slug.as_str()), Ok(slug.clone()));
                 prop_assert!(slug.as_str().chars().count() <= MAX_SLUG_CHARS);
                 prop_assert_eq!(
                     Slug::from_title(slug.as_str()).map(|s| s.0),

@@ -109,3 +109,67 @@ async fn a_greek_title_in_capitals_gets_the_slug_it_has_in_lowercase() {
         assert_eq!(post["slug"], slug, "{title}: {post}");
     }
 }
+
+/// A typed slug in fullwidth letters (`ｆｏｏ`, as an input method for Chinese or Japanese types
+/// them) was kept as typed, though the title "foo" gives `foo`: it is folded (NFKC) to `foo`, by
+/// the API and the form. An accent typed stays: `café` is the slug typed, where the title "Café"
+/// gives `cafe`. A patch that does not give a slug keeps the post's slug as stored.
+#[tokio::test]
+async fn typed_fullwidth_slugs_are_folded_and_accents_kept() {
+    let app = spawn_app().await;
+    let post = app
+        .create_post(json!({ "title": "Wide", "slug": "ｆｏｏ" }))
+        .await;
+    assert_eq!(post["slug"], "foo", "{post}");
+    let post = app
+        .create_post(json!({ "title": "Accent", "slug": "café" }))
+        .await;
+    assert_eq!(post["slug"], "café", "{post}");
+    let post = app.create_post(json!({ "title": "Café" })).await;
+    assert_eq!(post["slug"], "cafe", "{post}");
+    let (status, post) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/foo",
+            Some(&json!({ "slug": "ｂａｒ" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    assert_eq!(post["slug"], "bar", "{post}");
+
+    app.login().await;
+    let csrf = app.csrf_for("/admin/posts/new").await;
+    let response = app
+        .post_form(
+            "/admin/posts",
+            &[
+                ("csrf", &csrf),
+                ("title", "Formed"),
+                ("slug", "ｆｏｒｍ-２"),
+                ("body", ""),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (status, post) = app.api_call(Method::GET, "/posts/form-2", None).await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+
+    // A slug stored in fullwidth before (typed then): a patch of its body keeps it.
+    app.db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            "UPDATE posts SET slug = ? WHERE slug = ?",
+            ["ｗｉｄｅ".into(), "bar".into()],
+        ))
+        .await
+        .unwrap();
+    let (status, post) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/ｗｉｄｅ",
+            Some(&json!({ "body": "Edited." })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    assert_eq!(post["slug"], "ｗｉｄｅ", "{post}");
+}
