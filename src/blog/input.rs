@@ -221,6 +221,25 @@ fn in_ascii(c: char, out: &mut String) -> bool {
     true
 }
 
+/// `c` (a lowercase letter or digit kept in a slug, after `previous`) in its NFKC form if that
+/// is lowercase letters, digits and marks that may follow (halfwidth "ｶ" as "カ", "ﾞ" as the
+/// combining mark U+3099 after a letter not in ASCII); `None` if it is not ("½", whose form
+/// `1⁄2` is no slug).
+fn folded(c: char, mut previous: Option<char>) -> Option<String> {
+    let folded: String = std::iter::once(c).nfkc().collect();
+    let fits = folded.chars().all(|f| {
+        let fits = if is_mark(f) {
+            // As [`Slug::from_title`] keeps marks: on a letter kept as it is, not an ASCII one.
+            previous.is_some_and(|p| !p.is_ascii())
+        } else {
+            f.is_alphanumeric() && is_lowercase_as_is(f)
+        };
+        previous = Some(f);
+        fits
+    });
+    fits.then_some(folded)
+}
+
 impl Slug {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let slug = normalized(raw);
@@ -253,6 +272,25 @@ impl Slug {
         Ok(Slug(slug))
     }
 
+    /// A slug as a person types it: each character folded with NFKC (compatibility) first where
+    /// that gives letters, digits or a mark that may follow ([`folded`]), so fullwidth
+    /// letters are the letters a title would give (`ｆｏｏ` is `foo`, `ｶﾀｶﾅ` is `カタカナ`); a
+    /// character whose folding is none of these is checked as typed (`½` folds to `1⁄2`: `½`
+    /// stays, as the slug of the title "½" is `½`). Accents typed stay: `café` is `café` (the
+    /// title "Café" gives `cafe`). Anything [`Slug::parse`] accepts is accepted, maybe folded.
+    pub fn typed(raw: &str) -> Result<Self, String> {
+        // Character by character, as [`Slug::from_title`] folds the letters it keeps, so a slug
+        // made of a title is that slug typed.
+        let mut folded = String::new();
+        for c in normalized(raw).chars() {
+            match self::folded(c, folded.chars().next_back()) {
+                Some(f) => folded.push_str(&f),
+                None => folded.push(c),
+            }
+        }
+        Slug::parse(&folded)
+    }
+
     /// Derives a slug from a title: "Hello, World!" becomes "hello-world", "Été à Paris"
     /// "ete-a-paris" (Latin letters lose their accents, see [`in_ascii`]), "日本語のポスト" stays
     /// "日本語のポスト" (letters of other scripts are kept, lowercased as the title is by
@@ -274,7 +312,23 @@ impl Slug {
             } else if c.is_alphanumeric() && in_ascii(c, &mut slug) {
                 // Written in ASCII: "é" as "e", "ß" as "ss".
             } else if c.is_alphanumeric() && is_lowercase_as_is(c) {
-                slug.push(c);
+                // In its compatibility form if that is letters too ("ｶ" as "カ"), as a typed
+                // slug is folded ([`Slug::typed`]); Latin letters of that form in ASCII as
+                // above ("𐞢" as "ø", so "o").
+                match folded(c, slug.chars().next_back()) {
+                    Some(f) => {
+                        for f in f.chars() {
+                            if is_mark(f) {
+                                if slug.chars().next_back().is_some_and(|p| !p.is_ascii()) {
+                                    slug.push(f);
+                                }
+                            } else if !in_ascii(f, &mut slug) {
+                                slug.push(f);
+                            }
+                        }
+                    }
+                    None => slug.push(c),
+                }
             } else if !slug.is_empty() && !slug.ends_with('-') {
                 slug.push('-');
             }
@@ -352,7 +406,7 @@ impl PostInput {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            Some(raw) => Slug::parse(raw).map_err(|e| errors.insert("slug", e)).ok(),
+            Some(raw) => Slug::typed(raw).map_err(|e| errors.insert("slug", e)).ok(),
             None if title.is_empty() => None,
             None => Slug::from_title(title).or_else(|| {
                 errors.insert("slug", NO_SLUG_IN_TITLE.into());
