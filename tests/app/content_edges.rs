@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{cookie_client, encoded, location, spawn_app};
 
 /// A body that starts with a byte-order mark (U+FEFF, as some editors save a file and a paste
 /// of it keeps) rendered its first line `# Hello` as a paragraph: Markdown sees the mark as
@@ -172,4 +172,120 @@ async fn typed_fullwidth_slugs_are_folded_and_accents_kept() {
         .await;
     assert_eq!(status, StatusCode::OK, "{post}");
     assert_eq!(post["slug"], "ｗｉｄｅ", "{post}");
+}
+
+/// Renames the post `from` to `to` through the API.
+async fn rename(app: &crate::helpers::TestApp, from: &str, to: &str) {
+    let (status, body) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/posts/{}", encoded(from)),
+            Some(&json!({ "slug": to })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{from} -> {to}: {body}");
+}
+
+/// Only the public page redirected from a post's old slug: `GET /api/posts/<old slug>` and the
+/// admin's edit page there were 404s. The API's GET is a 301 to the post's address in the API
+/// (a draft's old slug: a 404 without credentials, the 301 with them, as its GET shows drafts),
+/// the edit page a 301 to the edit page at the current slug (for the admin only), Locations
+/// percent-encoded.
+#[tokio::test]
+async fn a_renamed_posts_old_slug_leads_to_it_in_the_api_and_the_edit_page() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Moving", "slug": "old", "published": true }))
+        .await;
+    rename(&app, "old", "日本語").await;
+    let now = format!("/api/posts/{}", encoded("日本語"));
+    let response = cookie_client()
+        .get(app.url("/api/posts/old"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(location(response.headers()), now);
+    let response = app.api(Method::GET, "/posts/old").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(location(response.headers()), now);
+    // A slug a post has now is that post, not a redirect.
+    let (status, post) = app.api_get(&now["/api".len()..]).await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+
+    // A draft's old slug: a 404 that names nothing for a client without credentials.
+    app.create_post(json!({ "title": "Hidden", "slug": "draft-old" }))
+        .await;
+    rename(&app, "draft-old", "draft-new").await;
+    let response = cookie_client()
+        .get(app.url("/api/posts/draft-old"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.headers().get("location").is_none());
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("draft-new"), "{text}");
+    let response = app
+        .api(Method::GET, "/posts/draft-old")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(location(response.headers()), "/api/posts/draft-new");
+
+    // The edit page: only behind the admin's sign-in, which it asks for first as before.
+    let response = cookie_client()
+        .get(app.url("/admin/posts/old/edit"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert!(location(response.headers()).starts_with("/admin/login"));
+    app.login().await;
+    let response = app.get("/admin/posts/old/edit").await;
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        location(response.headers()),
+        format!("/admin/posts/{}/edit", encoded("日本語"))
+    );
+    let response = app.get("/admin/posts/draft-old/edit").await;
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(location(response.headers()), "/admin/posts/draft-new/edit");
+    // A slug no post ever had is still a 404.
+    let response = app.get("/admin/posts/never/edit").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let (status, _) = app.api_get("/posts/never").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A PATCH or DELETE at a post's old slug stays a 404 (a write goes to the address it names, not
+/// through a redirect), and its message names the post's address now; nothing is written.
+#[tokio::test]
+async fn a_write_at_an_old_slug_is_a_404_that_names_the_current_address() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Moving", "slug": "old", "body": "Kept." }))
+        .await;
+    rename(&app, "old", "ｎｅｗ-日本").await;
+    let now = format!("/api/posts/{}", encoded("new-日本"));
+    let (status, error) = app
+        .api_call(
+            Method::PATCH,
+            "/posts/old",
+            Some(&json!({ "body": "Lost?" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+    let message = error["error"].as_str().unwrap_or_default();
+    assert!(message.contains(&now), "{error}");
+    let (status, error) = app.api_call(Method::DELETE, "/posts/old", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+    let message = error["error"].as_str().unwrap_or_default();
+    assert!(message.contains(&now), "{error}");
+    let (status, post) = app.api_call(Method::GET, &now["/api".len()..], None).await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    assert_eq!(post["body"], "Kept.", "{post}");
+    // A slug no post had: the plain 404.
+    let (status, error) = app.api_call(Method::DELETE, "/posts/never", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+    assert!(!error.to_string().contains("/api/posts/"), "{error}");
 }
