@@ -391,8 +391,19 @@ mod tests {
             ("\n\n  # Hello  \r\nText", "Text"),
             ("# Hello ##\nText", "Text"),
             ("# Hello", ""),
+            // A setext heading of level 1 too.
+            ("Hello\n=====\nText", "Text"),
+            ("\n  Hello  \r\n  ==  \r\n\nText", "\nText"),
+            ("Hello\n=", ""),
+            ("\u{feff}Hello\n===\nText", "Text"),
+            ("He\u{301}llo\n===\nText", "Text"),
         ] {
-            assert_eq!(without_title(body, "Hello"), rest, "{body:?}");
+            let title = if body.contains('\u{301}') {
+                "H\u{e9}llo"
+            } else {
+                "Hello"
+            };
+            assert_eq!(without_title(body, title), rest, "{body:?}");
         }
         for kept in [
             "## Hello\nText",
@@ -401,8 +412,22 @@ mod tests {
             "# Hello#\nText",
             "# Hello world\nText",
             "Text\n# Hello",
-            "Hello\n=====",
             "",
+            // Another case is another heading: the author may mean it.
+            "# hello\nText",
+            "hello\n=====\nText",
+            "HELLO\n=====",
+            // Not a setext heading of level 1, or not of the title alone.
+            "Hello\n-----\nText",
+            "Hello\nworld\n=====",
+            "Hello world\n=====",
+            "- Hello\n=====",
+            "> Hello\n=====",
+            "    Hello\n=====",
+            "Hello\n    =====",
+            "Hello\n= =",
+            "Hello\n===x",
+            "Hello\n\n=====",
         ] {
             assert_eq!(without_title(kept, "Hello"), kept, "{kept:?}");
         }

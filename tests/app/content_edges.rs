@@ -289,3 +289,25 @@ async fn a_write_at_an_old_slug_is_a_404_that_names_the_current_address() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
     assert!(!error.to_string().contains("/api/posts/"), "{error}");
 }
+
+/// A body that starts with its title as a setext heading (`Title` over `=====`) showed the title
+/// twice, where `# Title` shows it once. In another case it stays: the author may mean it.
+#[tokio::test]
+async fn a_setext_title_heading_is_shown_once() {
+    let app = spawn_app().await;
+    app.create_post(json!({
+        "title": "Garden notes", "slug": "setext", "published": true,
+        "body": "Garden notes\n============\n\nFirst words."
+    }))
+    .await;
+    let (_, page) = app.get_text("/posts/setext").await;
+    assert_eq!(page.matches(">Garden notes</h1>").count(), 1, "{page}");
+    assert!(page.contains("First words."), "{page}");
+    app.create_post(json!({
+        "title": "Garden notes", "slug": "shouted", "published": true,
+        "body": "GARDEN NOTES\n============\n\nFirst words."
+    }))
+    .await;
+    let (_, page) = app.get_text("/posts/shouted").await;
+    assert!(page.contains("<h1>GARDEN NOTES</h1>"), "{page}");
+}
