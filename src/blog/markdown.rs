@@ -314,9 +314,10 @@ fn unclosed_raw_text_block(markdown: &str) -> Option<usize> {
 }
 
 /// `markdown` without its first line if that is an ATX heading of level 1 whose text is `title`
-/// (`# Title`, `# Title #`), which the page shows above the body already: a body written with
-/// its title at the top shows it once. The post keeps its body as written; any other first
-/// heading stays.
+/// (`# Title`, `# Title #`), or its first two if they are a setext heading of level 1 whose text
+/// is `title` (`Title` over `=====`), which the page shows above the body already: a body written
+/// with its title at the top shows it once. The post keeps its body as written; any other first
+/// heading stays, one in another case too (the author may mean it).
 pub fn without_title<'a>(markdown: &'a str, title: &str) -> &'a str {
     let markdown = without_bom(markdown);
     let start = markdown.len() - markdown.trim_start_matches(['\n', '\r', ' ', '\t']).len();
@@ -327,7 +328,7 @@ pub fn without_title<'a>(markdown: &'a str, title: &str) -> &'a str {
     let line = line.trim_end_matches('\r');
     let indent = line.len() - line.trim_start_matches(' ').len();
     let Some(text) = line[indent..].strip_prefix('#') else {
-        return markdown;
+        return setext_title(line, after, title).unwrap_or(markdown);
     };
     if indent > 3 || !(text.is_empty() || text.starts_with([' ', '\t'])) {
         return markdown;
@@ -347,6 +348,39 @@ pub fn without_title<'a>(markdown: &'a str, title: &str) -> &'a str {
     } else {
         markdown
     }
+}
+
+/// What follows a setext heading of level 1 (`line`, then a line of `=`s, the first of
+/// `after`) whose text is `title` (compared in NFC, as the ATX heading's is); `None` if the two
+/// lines are not that heading (`Hello` under a list's `- `, a quote's `> `, as code...: Markdown
+/// says which, from these two lines alone) or its text is another.
+fn setext_title<'a>(line: &str, after: &'a str, title: &str) -> Option<&'a str> {
+    use pulldown_cmark::HeadingLevel;
+    use unicode_normalization::UnicodeNormalization;
+    let (underline, rest) = after.split_once('\n').unwrap_or((after, ""));
+    let underline = underline.trim_end_matches('\r');
+    let indent = underline.len() - underline.trim_start_matches(' ').len();
+    let marks = underline[indent..].trim_end_matches([' ', '\t']);
+    if indent > 3 || marks.is_empty() || !marks.bytes().all(|b| b == b'=') {
+        return None;
+    }
+    let two_lines = format!("{line}\n{underline}");
+    let events: Vec<Event> = Parser::new_ext(&two_lines, options()).collect();
+    let heading = matches!(
+        events.first(),
+        Some(Event::Start(Tag::Heading {
+            level: HeadingLevel::H1,
+            ..
+        }))
+    ) && matches!(
+        events.last(),
+        Some(Event::End(TagEnd::Heading(HeadingLevel::H1)))
+    ) && events
+        .iter()
+        .filter(|e| matches!(e, Event::Start(Tag::Heading { .. })))
+        .count()
+        == 1;
+    (heading && line.trim().nfc().eq(title.trim().nfc())).then_some(rest)
 }
 
 /// The first paragraph's text, shortened, for lists of posts: plain text, which the templates
