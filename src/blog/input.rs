@@ -221,6 +221,25 @@ fn in_ascii(c: char, out: &mut String) -> bool {
     true
 }
 
+/// `c` (a lowercase letter or digit kept in a slug, after `previous`) in its NFKC form if that
+/// is lowercase letters, digits and marks that may follow (halfwidth "ｶ" as "カ", "ﾞ" as the
+/// combining mark U+3099 after a letter not in ASCII); `None` if it is not ("½", whose form
+/// `1⁄2` is no slug).
+fn folded(c: char, mut previous: Option<char>) -> Option<String> {
+    let folded: String = std::iter::once(c).nfkc().collect();
+    let fits = folded.chars().all(|f| {
+        let fits = if is_mark(f) {
+            // As [`Slug::from_title`] keeps marks: on a letter kept as it is, not an ASCII one.
+            previous.is_some_and(|p| !p.is_ascii())
+        } else {
+            f.is_alphanumeric() && is_lowercase_as_is(f)
+        };
+        previous = Some(f);
+        fits
+    });
+    fits.then_some(folded)
+}
+
 impl Slug {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let slug = normalized(raw);
@@ -253,14 +272,36 @@ impl Slug {
         Ok(Slug(slug))
     }
 
+    /// A slug as a person types it: each character folded with NFKC (compatibility) first where
+    /// that gives letters, digits or a mark that may follow ([`folded`]), so fullwidth
+    /// letters are the letters a title would give (`ｆｏｏ` is `foo`, `ｶﾀｶﾅ` is `カタカナ`); a
+    /// character whose folding is none of these is checked as typed (`½` folds to `1⁄2`: `½`
+    /// stays, as the slug of the title "½" is `½`). Accents typed stay: `café` is `café` (the
+    /// title "Café" gives `cafe`). Anything [`Slug::parse`] accepts is accepted, maybe folded.
+    pub fn typed(raw: &str) -> Result<Self, String> {
+        // Character by character, as [`Slug::from_title`] folds the letters it keeps, so a slug
+        // made of a title is that slug typed.
+        let mut folded = String::new();
+        for c in normalized(raw).chars() {
+            match self::folded(c, folded.chars().next_back()) {
+                Some(f) => folded.push_str(&f),
+                None => folded.push(c),
+            }
+        }
+        Slug::parse(&folded)
+    }
+
     /// Derives a slug from a title: "Hello, World!" becomes "hello-world", "Été à Paris"
     /// "ete-a-paris" (Latin letters lose their accents, see [`in_ascii`]), "日本語のポスト" stays
-    /// "日本語のポスト" (letters of other scripts are kept, lowercased). Anything else separates
+    /// "日本語のポスト" (letters of other scripts are kept, lowercased as the title is by
+    /// `str::to_lowercase`, so "ΟΔΟΣ" gives "οδος"). Anything else separates
     /// words with one dash. `None` when the title has no letters or digits.
     pub fn from_title(title: &str) -> Option<Self> {
         let mut slug = String::new();
-        let title: String = title.nfc().collect();
-        for c in title.chars().flat_map(char::to_lowercase) {
+        // Lowercased as a whole, not character by character: a capital sigma that ends a word
+        // becomes the final form ς ("ΟΔΟΣ" gives `οδος`, as "Οδος" does). Otherwise the same.
+        let title: String = title.nfc().collect::<String>().to_lowercase();
+        for c in title.chars() {
             if c.is_ascii_alphanumeric() {
                 slug.push(c);
             } else if is_mark(c) {
@@ -271,7 +312,23 @@ impl Slug {
             } else if c.is_alphanumeric() && in_ascii(c, &mut slug) {
                 // Written in ASCII: "é" as "e", "ß" as "ss".
             } else if c.is_alphanumeric() && is_lowercase_as_is(c) {
-                slug.push(c);
+                // In its compatibility form if that is letters too ("ｶ" as "カ"), as a typed
+                // slug is folded ([`Slug::typed`]); Latin letters of that form in ASCII as
+                // above ("𐞢" as "ø", so "o").
+                match folded(c, slug.chars().next_back()) {
+                    Some(f) => {
+                        for f in f.chars() {
+                            if is_mark(f) {
+                                if slug.chars().next_back().is_some_and(|p| !p.is_ascii()) {
+                                    slug.push(f);
+                                }
+                            } else if !in_ascii(f, &mut slug) {
+                                slug.push(f);
+                            }
+                        }
+                    }
+                    None => slug.push(c),
+                }
             } else if !slug.is_empty() && !slug.ends_with('-') {
                 slug.push('-');
             }
@@ -349,7 +406,7 @@ impl PostInput {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            Some(raw) => Slug::parse(raw).map_err(|e| errors.insert("slug", e)).ok(),
+            Some(raw) => Slug::typed(raw).map_err(|e| errors.insert("slug", e)).ok(),
             None if title.is_empty() => None,
             None => Slug::from_title(title).or_else(|| {
                 errors.insert("slug", NO_SLUG_IN_TITLE.into());
@@ -386,7 +443,7 @@ impl PostInput {
             Some(slug) if errors.is_empty() => Ok(PostInput {
                 title: title.to_owned(),
                 slug,
-                body: draft.body.clone(),
+                body: super::markdown::without_bom(&draft.body).to_owned(),
                 tags,
                 published: draft.published,
             }),
@@ -464,6 +521,37 @@ mod tests {
         );
     }
 
+    /// A capital sigma that ends a word lowercases to the final form ς, as `str::to_lowercase`
+    /// lowercases the word: "ΟΔΟΣ" gave `οδοσ`, where "Οδος" gives `οδος`.
+    #[test]
+    fn a_final_capital_sigma_gives_a_final_sigma() {
+        for (title, slug) in [
+            ("ΟΔΟΣ", "οδος"),
+            ("Οδος", "οδος"),
+            ("ΟΔΟΣ ΚΑΙ ΣΟΦΙΑ", "οδος-και-σοφια"),
+            ("ΟΔΟΣ-ΚΑΙ", "οδος-και"),
+            ("ΟΔΟΣ, ΝΕΟΣ!", "οδος-νεος"),
+            ("ΣΟΦΟΣ", "σοφος"),
+            ("Σ", "σ"),
+        ] {
+            assert_eq!(
+                Slug::from_title(title).map(|s| s.0),
+                Some(slug.to_owned()),
+                "{title}"
+            );
+            assert_eq!(
+                title
+                    .to_lowercase()
+                    .split([' ', '-', ',', '!'])
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("-"),
+                slug,
+                "{title}"
+            );
+        }
+    }
+
     #[test]
     fn typed_unicode_slugs_in_lowercase_are_accepted() {
         for ok in ["日本語", "привет-мир", "café", "cafe\u{301}-2", "ελληνικά"]
@@ -486,6 +574,42 @@ mod tests {
         assert!(Slug::parse(&"語".repeat(MAX_SLUG_CHARS + 1)).is_err());
     }
 
+    /// A typed slug is folded with NFKC (compatibility) before it is checked, when that gives a
+    /// slug: fullwidth letters are the letters a title would give (`ｆｏｏ` is `foo`); an accent
+    /// typed stays (`café`, where the title "Café" gives `cafe`); a character whose folding is no
+    /// slug (`½` is `1⁄2`) is checked as typed.
+    #[test]
+    fn typed_slugs_are_folded_with_nfkc() {
+        for (typed, slug) in [
+            ("ｆｏｏ", "foo"),
+            ("ｆｏｏ-２０２６", "foo-2026"),
+            ("ﬁne", "fine"),
+            ("ｶﾀｶﾅ", "カタカナ"),
+            ("café", "café"),
+            ("cafe\u{301}", "café"),
+            ("½", "½"),
+            ("foo", "foo"),
+        ] {
+            assert_eq!(
+                Slug::typed(typed).map(|s| s.0),
+                Ok(slug.to_owned()),
+                "{typed}"
+            );
+        }
+        assert!(Slug::typed("ＦＯＯ").is_err());
+        let draft = PostDraft {
+            title: "T".into(),
+            slug: Some("ｆｏｏ".into()),
+            ..Default::default()
+        };
+        assert_eq!(PostInput::parse(&draft).unwrap().slug.as_str(), "foo");
+        // A title in halfwidth katakana gives the slug its typed form gives.
+        assert_eq!(
+            Slug::from_title("ｶﾀｶﾅ ｶﾞ").map(|s| s.0),
+            Some("カタカナ-ガ".to_owned())
+        );
+    }
+
     /// Any title gives a valid slug or the clear error, a slug made of a title is its own slug,
     /// and a title already in ASCII gives the slug it gave before Unicode slugs.
     #[test]
@@ -501,7 +625,8 @@ mod tests {
             any::<char>().prop_map(String::from),
             proptest::sample::select(vec![
                 "é", "E\u{301}", "ß", "ẞ", "İ", "ǅ", "日本", "ー", "-", " ", "--", "Ω", "\u{301}",
-                "\u{94d}", "ह", "ﬁ", "½", "Ⅻ", "\u{958}", "ά", "Σ", "ŉ", "™", "\u{200b}",
+                "\u{94d}", "ह", "ﬁ", "½", "Ⅻ", "\u{958}", "ά", "Σ", "ΟΔΟΣ", "ｆ", "ｶﾞ", "ﾞ", "㍿",
+                "ŉ", "™", "\u{200b}",
             ])
             .prop_map(String::from),
             "[A-Za-z0-9 ,!-]{1,5}",
@@ -521,6 +646,8 @@ mod tests {
                     return Ok(());
                 };
                 prop_assert_eq!(Slug::parse(slug.as_str()), Ok(slug.clone()));
+                // Typed, a slug made of a title is that slug (folding it changes nothing).
+                prop_assert_eq!(Slug::typed(slug.as_str()), Ok(slug.clone()));
                 prop_assert!(slug.as_str().chars().count() <= MAX_SLUG_CHARS);
                 prop_assert_eq!(
                     Slug::from_title(slug.as_str()).map(|s| s.0),
@@ -618,6 +745,25 @@ mod tests {
         ] {
             assert_eq!(TagLabel::parse(label).unwrap().key(), key, "{label}");
             assert_eq!(label_key(label), key, "{label}");
+        }
+    }
+
+    /// A body that starts with a byte-order mark (an editor's, kept by a paste) is stored
+    /// without it; one inside the body stays.
+    #[test]
+    fn a_leading_byte_order_mark_is_dropped_from_a_body() {
+        for (body, stored) in [
+            ("\u{feff}# Hello", "# Hello"),
+            ("\u{feff}", ""),
+            ("a\u{feff}b", "a\u{feff}b"),
+            ("# Hello", "# Hello"),
+        ] {
+            let draft = PostDraft {
+                title: "T".into(),
+                body: body.into(),
+                ..Default::default()
+            };
+            assert_eq!(PostInput::parse(&draft).unwrap().body, stored, "{body:?}");
         }
     }
 

@@ -69,9 +69,19 @@ fn allowed_class(element: &str, class: &str) -> bool {
     }
 }
 
+/// `markdown` without a byte-order mark (U+FEFF) at its start, which some editors write at the
+/// start of a file and a paste of it keeps: Markdown would take it for text, and a first line
+/// `# Hello` for a paragraph. Bodies are stored without one ([`PostInput`]); a body stored with
+/// one before renders as if it had none. A mark anywhere else is the author's text.
+///
+/// [`PostInput`]: super::input::PostInput
+pub fn without_bom(markdown: &str) -> &str {
+    markdown.strip_prefix('\u{feff}').unwrap_or(markdown)
+}
+
 /// The post's HTML, sanitised.
 pub fn render(markdown: &str) -> String {
-    let markdown = show_unclosed_raw_text_blocks(markdown);
+    let markdown = show_unclosed_raw_text_blocks(without_bom(markdown));
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
     let mut footnotes = Footnotes::default();
     let mut block: Vec<Event> = Vec::new();
@@ -304,10 +314,12 @@ fn unclosed_raw_text_block(markdown: &str) -> Option<usize> {
 }
 
 /// `markdown` without its first line if that is an ATX heading of level 1 whose text is `title`
-/// (`# Title`, `# Title #`), which the page shows above the body already: a body written with
-/// its title at the top shows it once. The post keeps its body as written; any other first
-/// heading stays.
+/// (`# Title`, `# Title #`), or its first two if they are a setext heading of level 1 whose text
+/// is `title` (`Title` over `=====`), which the page shows above the body already: a body written
+/// with its title at the top shows it once. The post keeps its body as written; any other first
+/// heading stays, one in another case too (the author may mean it).
 pub fn without_title<'a>(markdown: &'a str, title: &str) -> &'a str {
+    let markdown = without_bom(markdown);
     let start = markdown.len() - markdown.trim_start_matches(['\n', '\r', ' ', '\t']).len();
     // Back to the start of the first line that is not blank (its indentation counts).
     let start = markdown[..start].rfind('\n').map_or(0, |at| at + 1);
@@ -316,7 +328,7 @@ pub fn without_title<'a>(markdown: &'a str, title: &str) -> &'a str {
     let line = line.trim_end_matches('\r');
     let indent = line.len() - line.trim_start_matches(' ').len();
     let Some(text) = line[indent..].strip_prefix('#') else {
-        return markdown;
+        return setext_title(line, after, title).unwrap_or(markdown);
     };
     if indent > 3 || !(text.is_empty() || text.starts_with([' ', '\t'])) {
         return markdown;
@@ -338,6 +350,39 @@ pub fn without_title<'a>(markdown: &'a str, title: &str) -> &'a str {
     }
 }
 
+/// What follows a setext heading of level 1 (`line`, then a line of `=`s, the first of
+/// `after`) whose text is `title` (compared in NFC, as the ATX heading's is); `None` if the two
+/// lines are not that heading (`Hello` under a list's `- `, a quote's `> `, as code...: Markdown
+/// says which, from these two lines alone) or its text is another.
+fn setext_title<'a>(line: &str, after: &'a str, title: &str) -> Option<&'a str> {
+    use pulldown_cmark::HeadingLevel;
+    use unicode_normalization::UnicodeNormalization;
+    let (underline, rest) = after.split_once('\n').unwrap_or((after, ""));
+    let underline = underline.trim_end_matches('\r');
+    let indent = underline.len() - underline.trim_start_matches(' ').len();
+    let marks = underline[indent..].trim_end_matches([' ', '\t']);
+    if indent > 3 || marks.is_empty() || !marks.bytes().all(|b| b == b'=') {
+        return None;
+    }
+    let two_lines = format!("{line}\n{underline}");
+    let events: Vec<Event> = Parser::new_ext(&two_lines, options()).collect();
+    let heading = matches!(
+        events.first(),
+        Some(Event::Start(Tag::Heading {
+            level: HeadingLevel::H1,
+            ..
+        }))
+    ) && matches!(
+        events.last(),
+        Some(Event::End(TagEnd::Heading(HeadingLevel::H1)))
+    ) && events
+        .iter()
+        .filter(|e| matches!(e, Event::Start(Tag::Heading { .. })))
+        .count()
+        == 1;
+    (heading && line.trim().nfc().eq(title.trim().nfc())).then_some(rest)
+}
+
 /// The first paragraph's text, shortened, for lists of posts: plain text, which the templates
 /// escape (once) like any other text.
 pub fn excerpt(markdown: &str, max_chars: usize) -> String {
@@ -346,7 +391,7 @@ pub fn excerpt(markdown: &str, max_chars: usize) -> String {
     let mut text = String::new();
     let mut in_paragraph = false;
     // Footnotes enabled as in `render`, so a reference is an event (skipped), not text.
-    for event in Parser::new_ext(markdown, options()) {
+    for event in Parser::new_ext(without_bom(markdown), options()) {
         match event {
             Event::Start(Tag::Paragraph) => in_paragraph = true,
             Event::End(TagEnd::Paragraph) if in_paragraph => break,
@@ -380,8 +425,19 @@ mod tests {
             ("\n\n  # Hello  \r\nText", "Text"),
             ("# Hello ##\nText", "Text"),
             ("# Hello", ""),
+            // A setext heading of level 1 too.
+            ("Hello\n=====\nText", "Text"),
+            ("\n  Hello  \r\n  ==  \r\n\nText", "\nText"),
+            ("Hello\n=", ""),
+            ("\u{feff}Hello\n===\nText", "Text"),
+            ("He\u{301}llo\n===\nText", "Text"),
         ] {
-            assert_eq!(without_title(body, "Hello"), rest, "{body:?}");
+            let title = if body.contains('\u{301}') {
+                "H\u{e9}llo"
+            } else {
+                "Hello"
+            };
+            assert_eq!(without_title(body, title), rest, "{body:?}");
         }
         for kept in [
             "## Hello\nText",
@@ -390,11 +446,37 @@ mod tests {
             "# Hello#\nText",
             "# Hello world\nText",
             "Text\n# Hello",
-            "Hello\n=====",
             "",
+            // Another case is another heading: the author may mean it.
+            "# hello\nText",
+            "hello\n=====\nText",
+            "HELLO\n=====",
+            // Not a setext heading of level 1, or not of the title alone.
+            "Hello\n-----\nText",
+            "Hello\nworld\n=====",
+            "Hello world\n=====",
+            "- Hello\n=====",
+            "> Hello\n=====",
+            "    Hello\n=====",
+            "Hello\n    =====",
+            "Hello\n= =",
+            "Hello\n===x",
+            "Hello\n\n=====",
         ] {
             assert_eq!(without_title(kept, "Hello"), kept, "{kept:?}");
         }
+    }
+
+    /// A byte-order mark (U+FEFF) at the start of a body, as some editors save a file, is no
+    /// text: the first line is Markdown as it would be without it.
+    #[test]
+    fn a_leading_byte_order_mark_is_not_text() {
+        assert_eq!(render("\u{feff}# Hello\n\nText"), render("# Hello\n\nText"));
+        assert_eq!(without_title("\u{feff}# Hello\n\nText", "Hello"), "\nText");
+        assert_eq!(without_title("\u{feff}Text", "Hello"), "Text");
+        assert_eq!(excerpt("\u{feff}First words.", 100), "First words.");
+        // Only a leading one: elsewhere it is the author's text.
+        assert!(render("a\u{feff}b").contains("a\u{feff}b"));
     }
 
     /// The fastest of `runs` renders of `body`: ratios of these, within one run, say how the

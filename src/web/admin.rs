@@ -389,7 +389,7 @@ async fn to_new_post() -> Redirect {
 
 /// As [`to_new_post`], for the edit of the post `slug`.
 async fn to_edit_post(Path(slug): Path<String>) -> Redirect {
-    Redirect::to(&format!("/admin/posts/{}/edit", super::path_segment(&slug)))
+    Redirect::to(&super::edit_path(&slug))
 }
 
 async fn new_post(
@@ -412,8 +412,16 @@ async fn edit_post(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(slug): Path<String>,
-) -> Result<impl IntoResponse, PageError> {
-    let existing = posts::find_by_slug(&state.db, &slug, Visibility::All).await?;
+) -> Result<Response, PageError> {
+    let existing = match posts::find_by_slug(&state.db, &slug, Visibility::All).await {
+        Ok(existing) => existing,
+        Err(BlogError::NotFound) => {
+            // A slug the post had before (it was renamed): its edit page is at its slug now.
+            let moved = posts::find_by_old_slug(&state.db, &slug, Visibility::All).await?;
+            return super::moved_permanently(&super::edit_path(&moved.slug)).map_err(PageError);
+        }
+        Err(err) => return Err(err.into()),
+    };
     let form = PostForm {
         title: existing.post.title.clone(),
         slug: existing.post.slug.clone(),
@@ -437,7 +445,7 @@ async fn edit_post(
         format!("edit:{slug}"),
         posts::Version::time_text(existing.post.created_at),
     ));
-    Ok((jar, view))
+    Ok((jar, view).into_response())
 }
 
 /// What the edit form says when no post has the address it edits any more.

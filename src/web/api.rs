@@ -2,9 +2,9 @@
 
 use super::slash::RouteWithSlash;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
@@ -239,19 +239,48 @@ async fn list_posts(
     Ok(Json(list))
 }
 
+/// A post. A slug the post had before (it was renamed) is a 301 to the post's address in the
+/// API now, query kept, if the caller may see the post (a draft: with the admin's credentials),
+/// as the public page is; a slug a post has now always wins over another post's old one.
 async fn show_post(
     State(state): State<AppState>,
     admin: Option<ApiAdmin>,
+    OriginalUri(uri): OriginalUri,
     Path(slug): Path<String>,
-) -> Result<impl IntoResponse> {
+) -> Result<Response> {
     let visibility = if admin.is_some() {
         Visibility::All
     } else {
         Visibility::PublishedOnly
     };
-    Ok(with_etag(
-        posts::find_by_slug(&state.db, &slug, visibility).await?,
-    ))
+    match posts::find_by_slug(&state.db, &slug, visibility).await {
+        Ok(post) => Ok(with_etag(post).into_response()),
+        Err(BlogError::NotFound) => {
+            let moved = posts::find_by_old_slug(&state.db, &slug, visibility).await?;
+            super::moved_permanently(&super::with_query(
+                super::api_post_path(&moved.slug),
+                uri.query(),
+            ))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// A write (PATCH, DELETE) at a slug no post has: a 404, which names the post's address now if
+/// the slug is one the post had before (the caller is the admin, who may see any post). The
+/// write is not redirected: it goes where the client said, and the client decides.
+async fn not_found_at(state: &AppState, slug: &str, done: &str) -> Error {
+    match posts::find_by_old_slug(&state.db, slug, Visibility::All).await {
+        Ok(moved) => Error::Request(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no post has this address now: it was renamed, and is at {}; nothing was {done}",
+                super::api_post_path(&moved.slug)
+            ),
+        ),
+        Err(BlogError::NotFound) => Error::NotFound,
+        Err(err) => err.into(),
+    }
 }
 
 /// A post with its `ETag`: the post's id and version ([`Version`]: its `updated_at` to the
@@ -320,6 +349,7 @@ async fn update_post(
 ) -> Result<impl IntoResponse> {
     match posts::patch(&state.db, &slug, &patch, &if_match(&headers)).await {
         Ok(post) => Ok(with_etag(post)),
+        Err(BlogError::NotFound) => Err(not_found_at(&state, &slug, "saved").await),
         Err(err) => Err(precondition_failed(err, "saved")),
     }
 }
@@ -346,8 +376,9 @@ async fn delete_post(
     Path(slug): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
-    posts::delete(&state.db, &slug, &if_match(&headers))
-        .await
-        .map_err(|err| precondition_failed(err, "deleted"))?;
-    Ok(StatusCode::NO_CONTENT)
+    match posts::delete(&state.db, &slug, &if_match(&headers)).await {
+        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Err(BlogError::NotFound) => Err(not_found_at(&state, &slug, "deleted").await),
+        Err(err) => Err(precondition_failed(err, "deleted")),
+    }
 }

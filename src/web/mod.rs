@@ -181,6 +181,39 @@ pub fn ascii_query(query: &str) -> String {
     utf8_percent_encode(query, ESCAPED).to_string()
 }
 
+/// `path` with the query `query` as sent, but in ASCII, as a `Location` must be (a client may
+/// send UTF-8).
+pub fn with_query(path: String, query: Option<&str>) -> String {
+    match query {
+        Some(query) => format!("{path}?{}", ascii_query(query)),
+        None => path,
+    }
+}
+
+/// A 301 to `location`, a path on this site (percent-encoded: a header value is ASCII), as the
+/// public page, the API and the edit page answer at a post's old slug (301: feed readers and
+/// crawlers of before 308 know it).
+pub fn moved_permanently(location: &str) -> Result<Response, error::Error> {
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            Ok((StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, value)]).into_response())
+        }
+        Err(_) => Err(error::Error::Internal(format!(
+            "not a header value: {location:?}"
+        ))),
+    }
+}
+
+/// The path of a post in the JSON API, its slug percent-encoded.
+pub fn api_post_path(slug: &str) -> String {
+    format!("/api/posts/{}", path_segment(slug))
+}
+
+/// The path of a post's edit page, its slug percent-encoded.
+pub fn edit_path(slug: &str) -> String {
+    format!("/admin/posts/{}/edit", path_segment(slug))
+}
+
 /// The Content-Security-Policy of every response: no inline scripts or styles anywhere. Images
 /// may come from anywhere by https (a post's `![](https://...)`), not by http (mixed content).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \

@@ -4,7 +4,7 @@
 use super::slash::RouteWithSlash;
 use axum::Router;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -93,13 +93,8 @@ async fn show_post(
             // A slug a post has now (a draft the visitor may not see) is no old slug: the
             // database forgets an old slug when a post takes it.
             let moved = posts::find_by_old_slug(&state.db, &slug, visibility).await?;
-            let path = super::post_path(&moved.slug);
-            // The query as sent, but in ASCII, as a Location must be (a client may send UTF-8).
-            let location = match uri.query() {
-                Some(query) => format!("{path}?{}", super::ascii_query(query)),
-                None => path,
-            };
-            return Ok(moved_permanently(&location));
+            let location = super::with_query(super::post_path(&moved.slug), uri.query());
+            return super::moved_permanently(&location).map_err(PageError);
         }
         other => other?,
     };
@@ -117,16 +112,6 @@ async fn show_post(
         post: PostCard::new(&post),
     };
     Ok((jar, view).into_response())
-}
-
-/// A 301 to `location`, a path on this site (percent-encoded: a header value is ASCII).
-fn moved_permanently(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(value) => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, value)]).into_response(),
-        Err(_) => {
-            PageError(Error::Internal(format!("not a header value: {location:?}"))).into_response()
-        }
-    }
 }
 
 /// The HTML of a post's Markdown, from the render cache: rendered on the blocking pool (however

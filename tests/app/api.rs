@@ -128,9 +128,12 @@ async fn posts_crud() {
     assert_eq!(patched["body"], "First **post**.");
     assert_eq!(patched["tags"], json!(["litefs"]));
     assert_eq!(patched["id"], created["id"]);
+    // The old slug is no post of its own: it leads to the post's address now.
+    let moved = app.get("/api/posts/hello-world").await;
+    assert_eq!(moved.status(), StatusCode::MOVED_PERMANENTLY);
     assert_eq!(
-        app.api_get("/posts/hello-world").await.0,
-        StatusCode::NOT_FOUND
+        crate::helpers::location(moved.headers()),
+        "/api/posts/hello-again"
     );
     let (status, fetched) = app.api_get("/posts/hello-again").await;
     assert_eq!(status, StatusCode::OK);

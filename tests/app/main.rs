@@ -5,6 +5,7 @@ mod api;
 mod browser_test;
 mod cli;
 mod content;
+mod content_edges;
 mod dashboard;
 mod delete_conflicts;
 mod edit_conflicts;
