@@ -10,6 +10,7 @@
 mod group_commit;
 mod procedures;
 mod render;
+mod search;
 
 use test_support::{cluster as harness, toxiproxy};
 
@@ -890,10 +891,14 @@ async fn run() -> Cluster {
 
 fn main() {
     // `scripts/bench procedures`: the write procedures' section alone; `scripts/bench render`:
-    // the render cache's.
+    // the render cache's; `scripts/bench search`: the most expensive searches'.
     let only = |section: &str| std::env::args().any(|a| a == section);
     if only("render") {
         runtime().block_on(render::run());
+        return;
+    }
+    if only("search") {
+        runtime().block_on(search::run());
         return;
     }
     let only_procedures = only("procedures");
@@ -904,6 +909,7 @@ fn main() {
     if !only_procedures {
         measure(group_commit::soak());
         runtime().block_on(render::run());
+        runtime().block_on(search::run());
     }
 }
 

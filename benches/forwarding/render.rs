@@ -29,7 +29,8 @@ fn tutorial(kb: usize) -> String {
     body
 }
 
-async fn start(dir: &std::path::Path, extra: &[&str]) -> String {
+/// Starts a standalone blog on `dir/blog.db` with `extra` arguments; its base URL.
+pub(super) async fn start(dir: &std::path::Path, extra: &[&str]) -> String {
     let database = dir.join("blog.db");
     let mut args = vec![
         "blog",
@@ -49,7 +50,8 @@ async fn start(dir: &std::path::Path, extra: &[&str]) -> String {
     base
 }
 
-async fn get(client: &reqwest::Client, url: &str) -> Duration {
+/// `GET url`, which must succeed; how long it took, body included.
+pub(super) async fn get(client: &reqwest::Client, url: &str) -> Duration {
     let started = Instant::now();
     let response = client.get(url).send().await.expect("the blog answers");
     assert!(
@@ -61,7 +63,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Duration {
     started.elapsed()
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
+pub(super) fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
