@@ -277,18 +277,24 @@ impl Slug {
     /// letters are the letters a title would give (`ｆｏｏ` is `foo`, `ｶﾀｶﾅ` is `カタカナ`); a
     /// character whose folding is none of these is checked as typed (`½` folds to `1⁄2`: `½`
     /// stays, as the slug of the title "½" is `½`). Accents typed stay: `café` is `café` (the
-    /// title "Café" gives `cafe`). Anything [`Slug::parse`] accepts is accepted, maybe folded.
+    /// title "Café" gives `cafe`). The folded slug is taken only if it is itself a valid slug:
+    /// folding can lengthen one (`ﬃ` is `ffi`, `ⅻ` is `xii`) past [`MAX_SLUG_CHARS`], and then
+    /// the slug is checked as typed. So anything [`Slug::parse`] accepts is accepted, maybe
+    /// folded, and a slug typed is typed again to itself.
     pub fn typed(raw: &str) -> Result<Self, String> {
         // Character by character, as [`Slug::from_title`] folds the letters it keeps, so a slug
         // made of a title is that slug typed.
+        let raw = normalized(raw);
         let mut folded = String::new();
-        for c in normalized(raw).chars() {
+        for c in raw.chars() {
             match self::folded(c, folded.chars().next_back()) {
                 Some(f) => folded.push_str(&f),
                 None => folded.push(c),
             }
         }
-        Slug::parse(&folded)
+        // When neither is a slug, the error is the one of the slug as typed: the one the person
+        // can see in what they typed.
+        Slug::parse(&folded).or_else(|_| Slug::parse(&raw))
     }
 
     /// Derives a slug from a title: "Hello, World!" becomes "hello-world", "Été à Paris"
