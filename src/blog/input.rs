@@ -297,6 +297,15 @@ impl Slug {
         Slug::parse(&folded).or_else(|_| Slug::parse(&raw))
     }
 
+    /// The slug `stored` (a post's, as in the database) if `sent` is it, exactly or in NFC, and
+    /// it is a valid slug ([`Slug::parse`]): kept as stored, not folded as a typed slug is.
+    /// `None` if `sent` is another slug, or the stored one is no valid slug (one written in SQL):
+    /// then `sent` is checked as typed.
+    pub fn unchanged(sent: &str, stored: &str) -> Option<Self> {
+        let same = sent == stored || sent.nfc().eq(stored.nfc());
+        same.then(|| Slug::parse(stored).ok()).flatten()
+    }
+
     /// Derives a slug from a title: "Hello, World!" becomes "hello-world", "Été à Paris"
     /// "ete-a-paris" (Latin letters lose their accents, see [`in_ascii`]), "日本語のポスト" stays
     /// "日本語のポスト" (letters of other scripts are kept, lowercased as the title is by
@@ -391,7 +400,19 @@ pub struct PostInput {
 }
 
 impl PostInput {
+    /// A new post, or any post whose slug is not known: a slug given is typed
+    /// ([`Slug::typed`]), none is made from the title.
     pub fn parse(draft: &PostDraft) -> Result<Self, BlogError> {
+        Self::parse_edit(draft, None)
+    }
+
+    /// `draft` as an edit of the post whose slug is `stored` as it is in the database: a slug
+    /// given that is the stored one, exactly or in NFC, is unchanged, and the post keeps it as
+    /// stored ([`Slug::unchanged`]), not folded as a typed slug is (an edit form sends the slug
+    /// field back as it showed it; a slug stored before typed slugs were folded, `ｗｉｄｅ`, is no
+    /// rename, nor a conflict with a post at `wide`, when only the body was edited). Any other
+    /// slug is typed, as [`PostInput::parse`] takes it.
+    pub fn parse_edit(draft: &PostDraft, stored: Option<&str>) -> Result<Self, BlogError> {
         let mut errors = FieldErrors::new();
         let title = normalized(&draft.title);
         let title = title.as_str();
@@ -412,7 +433,10 @@ impl PostInput {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            Some(raw) => Slug::typed(raw).map_err(|e| errors.insert("slug", e)).ok(),
+            Some(raw) => match stored.and_then(|stored| Slug::unchanged(raw, stored)) {
+                Some(kept) => Some(kept),
+                None => Slug::typed(raw).map_err(|e| errors.insert("slug", e)).ok(),
+            },
             None if title.is_empty() => None,
             None => Slug::from_title(title).or_else(|| {
                 errors.insert("slug", NO_SLUG_IN_TITLE.into());
@@ -614,6 +638,30 @@ mod tests {
             Slug::from_title("ｶﾀｶﾅ ｶﾞ").map(|s| s.0),
             Some("カタカナ-ガ".to_owned())
         );
+    }
+
+    /// An edit that sends the post's slug back as stored keeps it as stored, unfolded (exactly or
+    /// in NFC); another slug is typed; a stored slug that is no valid slug is checked as typed.
+    #[test]
+    fn a_stored_slug_sent_back_is_kept_as_stored() {
+        let draft = |slug: &str| PostDraft {
+            title: "T".into(),
+            slug: Some(slug.into()),
+            ..Default::default()
+        };
+        let slug_of = |slug: &str, stored: Option<&str>| {
+            PostInput::parse_edit(&draft(slug), stored).map(|input| input.slug.0)
+        };
+        assert_eq!(slug_of("ｗｉｄｅ", Some("ｗｉｄｅ")).unwrap(), "ｗｉｄｅ");
+        assert_eq!(slug_of("ｗｉｄｅ", None).unwrap(), "wide");
+        assert_eq!(slug_of(" ｗｉｄｅ ", Some("ｗｉｄｅ")).unwrap(), "ｗｉｄｅ");
+        let stored = "ｃａｆ\u{e9}";
+        assert_eq!(slug_of("ｃａｆe\u{301}", Some(stored)).unwrap(), "ｃａｆ\u{e9}");
+        let ligatures = "ﬃ".repeat(40);
+        assert_eq!(slug_of(&ligatures, Some(&ligatures)).unwrap(), ligatures);
+        assert_eq!(slug_of("ｆｏｏ", Some("ｗｉｄｅ")).unwrap(), "foo");
+        assert!(slug_of("a//b", Some("a//b")).is_err());
+        assert_eq!(slug_of("ｗｉｄｅ", Some("Ｗｉｄｅ")).unwrap(), "wide");
     }
 
     /// Any title gives a valid slug or the clear error, a slug made of a title is its own slug,
