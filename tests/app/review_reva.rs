@@ -183,6 +183,51 @@ async fn saving_the_edit_form_of_a_stored_fullwidth_slug_conflicts_with_its_fold
     assert_eq!(status, StatusCode::SEE_OTHER, "{error}");
 }
 
+/// A PATCH that sends the post's stored slug back unchanged (a client that PATCHes the post as
+/// it GET it) renamed a post stored with the slug `ｗｉｄｅ` to `wide`, or, with another post at
+/// `wide`, was a 409 for a slug the client did not change. Sent as stored, exactly or in NFC, a
+/// slug is unchanged and kept as stored.
+#[tokio::test]
+async fn patching_with_the_stored_slug_unchanged_keeps_it() {
+    let app = spawn_app().await;
+    app.create_post(json!({ "title": "Wide", "slug": "w", "published": true }))
+        .await;
+    store_slug(&app, "w", "ｗｉｄｅ").await;
+    app.create_post(json!({ "title": "Other", "slug": "wide", "published": true }))
+        .await;
+    let (status, post) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/posts/{}", encoded("ｗｉｄｅ")),
+            Some(&json!({ "slug": "ｗｉｄｅ", "body": "Edited." })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    assert_eq!(post["slug"], "ｗｉｄｅ", "{post}");
+    assert_eq!(post["body"], "Edited.", "{post}");
+    // Sent in NFD, the stored NFC slug is the same slug.
+    store_slug(&app, "ｗｉｄｅ", "ｃａｆ\u{e9}").await;
+    let (status, post) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/posts/{}", encoded("ｃａｆ\u{e9}")),
+            Some(&json!({ "slug": "ｃａｆe\u{301}" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    assert_eq!(post["slug"], "ｃａｆ\u{e9}", "{post}");
+    // Another slug is typed: folded.
+    let (status, post) = app
+        .api_call(
+            Method::PATCH,
+            &format!("/posts/{}", encoded("ｃａｆ\u{e9}")),
+            Some(&json!({ "slug": "ｎｅｗ" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{post}");
+    assert_eq!(post["slug"], "new", "{post}");
+}
+
 fn any_chars() -> impl Strategy<Value = String> {
     prop::collection::vec(any::<char>(), 1..16).prop_map(|v| v.into_iter().collect())
 }
