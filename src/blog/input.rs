@@ -656,7 +656,10 @@ mod tests {
         assert_eq!(slug_of("ｗｉｄｅ", None).unwrap(), "wide");
         assert_eq!(slug_of(" ｗｉｄｅ ", Some("ｗｉｄｅ")).unwrap(), "ｗｉｄｅ");
         let stored = "ｃａｆ\u{e9}";
-        assert_eq!(slug_of("ｃａｆe\u{301}", Some(stored)).unwrap(), "ｃａｆ\u{e9}");
+        assert_eq!(
+            slug_of("ｃａｆe\u{301}", Some(stored)).unwrap(),
+            "ｃａｆ\u{e9}"
+        );
         let ligatures = "ﬃ".repeat(40);
         assert_eq!(slug_of(&ligatures, Some(&ligatures)).unwrap(), ligatures);
         assert_eq!(slug_of("ｆｏｏ", Some("ｗｉｄｅ")).unwrap(), "foo");

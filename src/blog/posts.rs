@@ -729,11 +729,11 @@ pub async fn patch_in<C: ConnectionTrait>(
         tags: patch.tags.clone().unwrap_or_default(),
         published: patch.published.unwrap_or(existing.published),
     };
-    // Not given, the slug stays as stored: it is not parsed as a typed one (folded, or refused
-    // where folding it would be), as a slug typed in fullwidth before typed slugs were folded is
-    // no rename of an edit of the body.
-    let stored = patch.slug.is_none().then_some(existing.slug.as_str());
-    let input = PostInput::parse_edit(&draft, stored)?;
+    // Not given, or given as stored (exactly or in NFC), the slug stays as stored: it is not
+    // parsed as a typed one (folded, or refused where folding it would be), as a slug typed in
+    // fullwidth before typed slugs were folded is no rename of an edit of the body, nor a
+    // conflict with a post at its folded form.
+    let input = PostInput::parse_edit(&draft, Some(&existing.slug))?;
     save_in(txn, existing, &input, patch.tags.is_some()).await
 }
 
