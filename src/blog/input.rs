@@ -443,7 +443,9 @@ impl PostInput {
                 None
             }),
         };
-        if draft.body.len() > MAX_BODY_BYTES {
+        // A leading byte-order mark is no part of the body (it is dropped below): not counted.
+        let body = super::markdown::without_bom(&draft.body);
+        if body.len() > MAX_BODY_BYTES {
             errors.insert("body", format!("at most {} KiB", MAX_BODY_BYTES / 1024));
         }
         // One tag per key, spelled as first given. The limit counts tags, so a label given again
@@ -473,7 +475,7 @@ impl PostInput {
             Some(slug) if errors.is_empty() => Ok(PostInput {
                 title: title.to_owned(),
                 slug,
-                body: super::markdown::without_bom(&draft.body).to_owned(),
+                body: body.to_owned(),
                 tags,
                 published: draft.published,
             }),
@@ -822,6 +824,14 @@ mod tests {
             };
             assert_eq!(PostInput::parse(&draft).unwrap().body, stored, "{body:?}");
         }
+        // The mark dropped is not counted in the body's size.
+        let sized = |bytes: usize| PostDraft {
+            title: "T".into(),
+            body: format!("\u{feff}{}", "a".repeat(bytes)),
+            ..Default::default()
+        };
+        assert!(PostInput::parse(&sized(MAX_BODY_BYTES)).is_ok());
+        assert!(PostInput::parse(&sized(MAX_BODY_BYTES + 1)).is_err());
     }
 
     #[test]
