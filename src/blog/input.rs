@@ -240,6 +240,29 @@ fn folded(c: char, mut previous: Option<char>) -> Option<String> {
     fits.then_some(folded)
 }
 
+/// `title` lowercased word by word, a word being what a slug keeps between two dashes (a run of
+/// letters, digits and marks: anything else separates words, see [`Slug::from_title`]). Each
+/// word is lowercased as a whole, not character by character, so a capital sigma that ends a
+/// word becomes the final form ς ("ΟΔΟΣ" gives `οδος`, as "Οδος" does); and by the slug's own
+/// words, not the whole title's, so a full stop, colon or apostrophe joined to the next word ends
+/// the word as the slug's dash does ("ΚΟΣΜΟΣ.GR" gives `κοσμος-gr`, as "Κοσμος.gr" does, where
+/// Unicode's lowercasing of the whole would see one word). Otherwise the same as lowercasing the
+/// whole title (the final sigma is the one letter whose lowercase depends on its neighbours).
+fn lowercase_words(title: &str) -> String {
+    let mut lower = String::with_capacity(title.len());
+    let mut rest = title;
+    while !rest.is_empty() {
+        let in_word = |c: char| c.is_alphanumeric() || is_mark(c);
+        let word_end = rest.find(|c: char| !in_word(c)).unwrap_or(rest.len());
+        lower.push_str(&rest[..word_end].to_lowercase());
+        rest = &rest[word_end..];
+        let gap_end = rest.find(in_word).unwrap_or(rest.len());
+        lower.push_str(&rest[..gap_end].to_lowercase());
+        rest = &rest[gap_end..];
+    }
+    lower
+}
+
 impl Slug {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let slug = normalized(raw);
@@ -313,9 +336,7 @@ impl Slug {
     /// words with one dash. `None` when the title has no letters or digits.
     pub fn from_title(title: &str) -> Option<Self> {
         let mut slug = String::new();
-        // Lowercased as a whole, not character by character: a capital sigma that ends a word
-        // becomes the final form ς ("ΟΔΟΣ" gives `οδος`, as "Οδος" does). Otherwise the same.
-        let title: String = title.nfc().collect::<String>().to_lowercase();
+        let title = lowercase_words(&title.nfc().collect::<String>());
         for c in title.chars() {
             if c.is_ascii_alphanumeric() {
                 slug.push(c);
@@ -579,6 +600,28 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join("-"),
                 slug,
+                "{title}"
+            );
+        }
+    }
+
+    /// Punctuation the slug splits on (a full stop, a colon, an apostrophe) ends a word for the
+    /// final sigma too, though Unicode's lowercasing of the whole title sees one word across it
+    /// when it is joined to the next: "ΚΟΣΜΟΣ.GR" gave `κοσμοσ-gr`, where "Κοσμος.gr" gives
+    /// `κοσμος-gr`.
+    #[test]
+    fn a_final_sigma_ends_the_slug_s_words() {
+        for (title, slug) in [
+            ("ΚΟΣΜΟΣ.GR", "κοσμος-gr"),
+            ("Κοσμος.gr", "κοσμος-gr"),
+            ("ΟΔΟΣ:ΚΑΙ", "οδος-και"),
+            ("ΟΔΟΣ'Σ", "οδος-σ"),
+            ("ΟΔΟΣ\u{301}.Α", "οδος\u{301}-α"),
+            ("Σ.Σ", "σ-σ"),
+        ] {
+            assert_eq!(
+                Slug::from_title(title).map(|s| s.0),
+                Some(slug.to_owned()),
                 "{title}"
             );
         }
