@@ -308,7 +308,9 @@ async fn remote_transactions_are_capped_bounded_and_never_outlive_their_caller()
     })
     .await;
     let started = Instant::now();
-    let err = replica.begin().await.err().expect("a third is refused");
+    let Err(err) = replica.begin().await else {
+        panic!("a third is refused");
+    };
     assert!(err.to_string().contains("too many"), "{err}");
     assert!(started.elapsed() < Duration::from_millis(500));
 
@@ -540,11 +542,9 @@ async fn a_cluster_node_needs_a_secret_and_idle_handshakes_are_bounded() {
     let node = cluster.node(2);
     let without_secret = Builder::new(node.db_path()).litefs(node.mnt(), node.litefs_api());
     for builder in [without_secret.clone(), without_secret.secret("")] {
-        let err = builder
-            .start()
-            .await
-            .err()
-            .expect("refused without a secret");
+        let Err(err) = builder.start().await else {
+            panic!("refused without a secret");
+        };
         assert!(matches!(err, StartError::NoSecret), "{err}");
         assert!(err.to_string().contains("secret"), "{err}");
     }
