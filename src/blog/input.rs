@@ -240,6 +240,29 @@ fn folded(c: char, mut previous: Option<char>) -> Option<String> {
     fits.then_some(folded)
 }
 
+/// `title` lowercased word by word, a word being what a slug keeps between two dashes (a run of
+/// letters, digits and marks: anything else separates words, see [`Slug::from_title`]). Each
+/// word is lowercased as a whole, not character by character, so a capital sigma that ends a
+/// word becomes the final form ς ("ΟΔΟΣ" gives `οδος`, as "Οδος" does); and by the slug's own
+/// words, not the whole title's, so a full stop, colon or apostrophe joined to the next word ends
+/// the word as the slug's dash does ("ΚΟΣΜΟΣ.GR" gives `κοσμος-gr`, as "Κοσμος.gr" does, where
+/// Unicode's lowercasing of the whole would see one word). Otherwise the same as lowercasing the
+/// whole title (the final sigma is the one letter whose lowercase depends on its neighbours).
+fn lowercase_words(title: &str) -> String {
+    let mut lower = String::with_capacity(title.len());
+    let mut rest = title;
+    while !rest.is_empty() {
+        let in_word = |c: char| c.is_alphanumeric() || is_mark(c);
+        let word_end = rest.find(|c: char| !in_word(c)).unwrap_or(rest.len());
+        lower.push_str(&rest[..word_end].to_lowercase());
+        rest = &rest[word_end..];
+        let gap_end = rest.find(in_word).unwrap_or(rest.len());
+        lower.push_str(&rest[..gap_end].to_lowercase());
+        rest = &rest[gap_end..];
+    }
+    lower
+}
+
 impl Slug {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let slug = normalized(raw);
@@ -277,18 +300,33 @@ impl Slug {
     /// letters are the letters a title would give (`ｆｏｏ` is `foo`, `ｶﾀｶﾅ` is `カタカナ`); a
     /// character whose folding is none of these is checked as typed (`½` folds to `1⁄2`: `½`
     /// stays, as the slug of the title "½" is `½`). Accents typed stay: `café` is `café` (the
-    /// title "Café" gives `cafe`). Anything [`Slug::parse`] accepts is accepted, maybe folded.
+    /// title "Café" gives `cafe`). The folded slug is taken only if it is itself a valid slug:
+    /// folding can lengthen one (`ﬃ` is `ffi`, `ⅻ` is `xii`) past [`MAX_SLUG_CHARS`], and then
+    /// the slug is checked as typed. So anything [`Slug::parse`] accepts is accepted, maybe
+    /// folded, and a slug typed is typed again to itself.
     pub fn typed(raw: &str) -> Result<Self, String> {
         // Character by character, as [`Slug::from_title`] folds the letters it keeps, so a slug
         // made of a title is that slug typed.
+        let raw = normalized(raw);
         let mut folded = String::new();
-        for c in normalized(raw).chars() {
+        for c in raw.chars() {
             match self::folded(c, folded.chars().next_back()) {
                 Some(f) => folded.push_str(&f),
                 None => folded.push(c),
             }
         }
-        Slug::parse(&folded)
+        // When neither is a slug, the error is the one of the slug as typed: the one the person
+        // can see in what they typed.
+        Slug::parse(&folded).or_else(|_| Slug::parse(&raw))
+    }
+
+    /// The slug `stored` (a post's, as in the database) if `sent` is it, exactly or in NFC, and
+    /// it is a valid slug ([`Slug::parse`]): kept as stored, not folded as a typed slug is.
+    /// `None` if `sent` is another slug, or the stored one is no valid slug (one written in SQL):
+    /// then `sent` is checked as typed.
+    pub fn unchanged(sent: &str, stored: &str) -> Option<Self> {
+        let same = sent == stored || sent.nfc().eq(stored.nfc());
+        same.then(|| Slug::parse(stored).ok()).flatten()
     }
 
     /// Derives a slug from a title: "Hello, World!" becomes "hello-world", "Été à Paris"
@@ -298,9 +336,7 @@ impl Slug {
     /// words with one dash. `None` when the title has no letters or digits.
     pub fn from_title(title: &str) -> Option<Self> {
         let mut slug = String::new();
-        // Lowercased as a whole, not character by character: a capital sigma that ends a word
-        // becomes the final form ς ("ΟΔΟΣ" gives `οδος`, as "Οδος" does). Otherwise the same.
-        let title: String = title.nfc().collect::<String>().to_lowercase();
+        let title = lowercase_words(&title.nfc().collect::<String>());
         for c in title.chars() {
             if c.is_ascii_alphanumeric() {
                 slug.push(c);
@@ -385,7 +421,19 @@ pub struct PostInput {
 }
 
 impl PostInput {
+    /// A new post, or any post whose slug is not known: a slug given is typed
+    /// ([`Slug::typed`]), none is made from the title.
     pub fn parse(draft: &PostDraft) -> Result<Self, BlogError> {
+        Self::parse_edit(draft, None)
+    }
+
+    /// `draft` as an edit of the post whose slug is `stored` as it is in the database: a slug
+    /// given that is the stored one, exactly or in NFC, is unchanged, and the post keeps it as
+    /// stored ([`Slug::unchanged`]), not folded as a typed slug is (an edit form sends the slug
+    /// field back as it showed it; a slug stored before typed slugs were folded, `ｗｉｄｅ`, is no
+    /// rename, nor a conflict with a post at `wide`, when only the body was edited). Any other
+    /// slug is typed, as [`PostInput::parse`] takes it.
+    pub fn parse_edit(draft: &PostDraft, stored: Option<&str>) -> Result<Self, BlogError> {
         let mut errors = FieldErrors::new();
         let title = normalized(&draft.title);
         let title = title.as_str();
@@ -406,14 +454,19 @@ impl PostInput {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            Some(raw) => Slug::typed(raw).map_err(|e| errors.insert("slug", e)).ok(),
+            Some(raw) => match stored.and_then(|stored| Slug::unchanged(raw, stored)) {
+                Some(kept) => Some(kept),
+                None => Slug::typed(raw).map_err(|e| errors.insert("slug", e)).ok(),
+            },
             None if title.is_empty() => None,
             None => Slug::from_title(title).or_else(|| {
                 errors.insert("slug", NO_SLUG_IN_TITLE.into());
                 None
             }),
         };
-        if draft.body.len() > MAX_BODY_BYTES {
+        // A leading byte-order mark is no part of the body (it is dropped below): not counted.
+        let body = super::markdown::without_bom(&draft.body);
+        if body.len() > MAX_BODY_BYTES {
             errors.insert("body", format!("at most {} KiB", MAX_BODY_BYTES / 1024));
         }
         // One tag per key, spelled as first given. The limit counts tags, so a label given again
@@ -443,7 +496,7 @@ impl PostInput {
             Some(slug) if errors.is_empty() => Ok(PostInput {
                 title: title.to_owned(),
                 slug,
-                body: super::markdown::without_bom(&draft.body).to_owned(),
+                body: body.to_owned(),
                 tags,
                 published: draft.published,
             }),
@@ -552,6 +605,28 @@ mod tests {
         }
     }
 
+    /// Punctuation the slug splits on (a full stop, a colon, an apostrophe) ends a word for the
+    /// final sigma too, though Unicode's lowercasing of the whole title sees one word across it
+    /// when it is joined to the next: "ΚΟΣΜΟΣ.GR" gave `κοσμοσ-gr`, where "Κοσμος.gr" gives
+    /// `κοσμος-gr`.
+    #[test]
+    fn a_final_sigma_ends_the_slug_s_words() {
+        for (title, slug) in [
+            ("ΚΟΣΜΟΣ.GR", "κοσμος-gr"),
+            ("Κοσμος.gr", "κοσμος-gr"),
+            ("ΟΔΟΣ:ΚΑΙ", "οδος-και"),
+            ("ΟΔΟΣ'Σ", "οδος-σ"),
+            ("ΟΔΟΣ\u{301}.Α", "οδος\u{301}-α"),
+            ("Σ.Σ", "σ-σ"),
+        ] {
+            assert_eq!(
+                Slug::from_title(title).map(|s| s.0),
+                Some(slug.to_owned()),
+                "{title}"
+            );
+        }
+    }
+
     #[test]
     fn typed_unicode_slugs_in_lowercase_are_accepted() {
         for ok in ["日本語", "привет-мир", "café", "cafe\u{301}-2", "ελληνικά"]
@@ -608,6 +683,33 @@ mod tests {
             Slug::from_title("ｶﾀｶﾅ ｶﾞ").map(|s| s.0),
             Some("カタカナ-ガ".to_owned())
         );
+    }
+
+    /// An edit that sends the post's slug back as stored keeps it as stored, unfolded (exactly or
+    /// in NFC); another slug is typed; a stored slug that is no valid slug is checked as typed.
+    #[test]
+    fn a_stored_slug_sent_back_is_kept_as_stored() {
+        let draft = |slug: &str| PostDraft {
+            title: "T".into(),
+            slug: Some(slug.into()),
+            ..Default::default()
+        };
+        let slug_of = |slug: &str, stored: Option<&str>| {
+            PostInput::parse_edit(&draft(slug), stored).map(|input| input.slug.0)
+        };
+        assert_eq!(slug_of("ｗｉｄｅ", Some("ｗｉｄｅ")).unwrap(), "ｗｉｄｅ");
+        assert_eq!(slug_of("ｗｉｄｅ", None).unwrap(), "wide");
+        assert_eq!(slug_of(" ｗｉｄｅ ", Some("ｗｉｄｅ")).unwrap(), "ｗｉｄｅ");
+        let stored = "ｃａｆ\u{e9}";
+        assert_eq!(
+            slug_of("ｃａｆe\u{301}", Some(stored)).unwrap(),
+            "ｃａｆ\u{e9}"
+        );
+        let ligatures = "ﬃ".repeat(40);
+        assert_eq!(slug_of(&ligatures, Some(&ligatures)).unwrap(), ligatures);
+        assert_eq!(slug_of("ｆｏｏ", Some("ｗｉｄｅ")).unwrap(), "foo");
+        assert!(slug_of("a//b", Some("a//b")).is_err());
+        assert_eq!(slug_of("ｗｉｄｅ", Some("Ｗｉｄｅ")).unwrap(), "wide");
     }
 
     /// Any title gives a valid slug or the clear error, a slug made of a title is its own slug,
@@ -765,6 +867,14 @@ mod tests {
             };
             assert_eq!(PostInput::parse(&draft).unwrap().body, stored, "{body:?}");
         }
+        // The mark dropped is not counted in the body's size.
+        let sized = |bytes: usize| PostDraft {
+            title: "T".into(),
+            body: format!("\u{feff}{}", "a".repeat(bytes)),
+            ..Default::default()
+        };
+        assert!(PostInput::parse(&sized(MAX_BODY_BYTES)).is_ok());
+        assert!(PostInput::parse(&sized(MAX_BODY_BYTES + 1)).is_err());
     }
 
     #[test]

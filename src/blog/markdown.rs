@@ -331,7 +331,9 @@ pub fn without_title<'a>(markdown: &'a str, title: &str) -> &'a str {
         return setext_title(line, after, title).unwrap_or(markdown);
     };
     if indent > 3 || !(text.is_empty() || text.starts_with([' ', '\t'])) {
-        return markdown;
+        // No ATX heading of level 1 (`#1 tip`, `##a`, `## Two`, indented code): the two lines may
+        // still be a setext heading of level 1 (`#1 tip` over `======`).
+        return setext_title(line, after, title).unwrap_or(markdown);
     }
     // A closing sequence of `#`s goes if a space comes before it (CommonMark).
     let text = text.trim();

@@ -13,7 +13,7 @@ use sea_orm::{
 use sea_orm_litefs::{ClusterConnection, ClusterTransaction, Procedure};
 use unicode_normalization::UnicodeNormalization;
 
-use super::input::{PostDraft, PostInput, PostPatch, Slug};
+use super::input::{PostDraft, PostInput, PostPatch};
 use super::{BlogError, Page, Unique, tags};
 use crate::entity::{post, post_tag, tag};
 
@@ -729,14 +729,11 @@ pub async fn patch_in<C: ConnectionTrait>(
         tags: patch.tags.clone().unwrap_or_default(),
         published: patch.published.unwrap_or(existing.published),
     };
-    let mut input = PostInput::parse(&draft)?;
-    if patch.slug.is_none()
-        && let Ok(kept) = Slug::parse(&existing.slug)
-    {
-        // Not given: the slug stays as stored, not folded as a typed one is (a slug typed in
-        // fullwidth before typed slugs were folded is no rename of an edit of the body).
-        input.slug = kept;
-    }
+    // Not given, or given as stored (exactly or in NFC), the slug stays as stored: it is not
+    // parsed as a typed one (folded, or refused where folding it would be), as a slug typed in
+    // fullwidth before typed slugs were folded is no rename of an edit of the body, nor a
+    // conflict with a post at its folded form.
+    let input = PostInput::parse_edit(&draft, Some(&existing.slug))?;
     save_in(txn, existing, &input, patch.tags.is_some()).await
 }
 

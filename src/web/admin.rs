@@ -609,7 +609,14 @@ async fn update_post(
             Err(err) => rejected_form(&state, visitor, Some(&slug), &form, err),
         };
     };
-    if let Some(label) = legacy_tag_split(&state, id, &form.tags).await {
+    // The post as it is now, read outside the write: it only decides how the form is read, and
+    // the write saves only over the version the form was loaded from (`expected`), whose slug
+    // is the one read here whenever the write goes through.
+    let current = posts::find_by_id(&state.db, id).await.ok();
+    if let Some(label) = current
+        .as_ref()
+        .and_then(|current| legacy_tag_split(current, &form.tags))
+    {
         let message = format!(
             "the tag \u{201c}{label}\u{201d} was saved when a label could hold a comma, and this \
              field separates tags with commas: rename it on the Tags page first, or take it out \
@@ -618,7 +625,10 @@ async fn update_post(
         let err = BlogError::field("tags", message);
         return rejected_form(&state, visitor, Some(&slug), &form, err);
     }
-    let updated = match PostInput::parse(&form.draft()) {
+    // The slug field is sent back as the form showed it: the stored slug, unchanged, is kept as
+    // stored (not folded as a typed slug, which would rename the post or refuse the save).
+    let stored = current.as_ref().map(|current| current.post.slug.as_str());
+    let updated = match PostInput::parse_edit(&form.draft(), stored) {
         Ok(input) => posts::update(&state.db, id, expected, &input).await,
         Err(err) => Err(err),
     };
@@ -635,14 +645,13 @@ async fn update_post(
 /// A tag of the post saved with a comma before labels could not hold one (see
 /// [`crate::blog::input::lookup_label`]), still in the edit form's tag list: split on its commas
 /// it would become other tags, and the post would lose it although the form was saved untouched.
-/// Found when its parts (two or more) come in a row in the list. Read outside the write: it only
-/// decides whether the form is refused, and the post keeps its tags either way.
-async fn legacy_tag_split(state: &AppState, id: i32, raw_tags: &str) -> Option<String> {
-    let current = posts::find_by_id(&state.db, id).await.ok()?;
+/// Found when its parts (two or more) come in a row in the list. `current` is read outside the
+/// write: it only decides whether the form is refused, and the post keeps its tags either way.
+fn legacy_tag_split(current: &PostWithTags, raw_tags: &str) -> Option<String> {
     let typed = split_tag_list(raw_tags);
     current
         .tags
-        .into_iter()
+        .iter()
         .filter(|label| label.contains(','))
         .find(|label| {
             let parts = split_tag_list(label);
@@ -651,6 +660,7 @@ async fn legacy_tag_split(state: &AppState, id: i32, raw_tags: &str) -> Option<S
                     .windows(parts.len())
                     .any(|run| run == parts.as_slice())
         })
+        .cloned()
 }
 
 /// A delete button of a post (the dashboard's, or the one shown with a refused delete): the id
