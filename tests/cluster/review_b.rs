@@ -1,0 +1,80 @@
+//! Review B of /readyz on a replica (check_primary): failing tests, and checks that held.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::Cluster;
+use crate::http;
+
+/// Lines of node `k`'s app log where the primary refused a peer's secret.
+fn refused_handshakes(cluster: &Cluster, k: usize) -> usize {
+    std::fs::read_to_string(cluster.node(k).app_log())
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("does not know the cluster secret"))
+        .count()
+}
+
+/// `/readyz` is public and unauthenticated. On a replica whose secret the primary refuses,
+/// each call opens a new TCP connection and handshake to the primary's RPC port (the refusal is
+/// not remembered), and the primary logs a warning for each: 30 probes, 30 connections and 30
+/// warnings on the primary. Expected: a refusal is kept for a while (a setting does not change
+/// under a running node), so probes do not become connections to the primary.
+#[tokio::test]
+async fn revb_readyz_with_wrong_secret_does_not_open_a_connection_per_probe() {
+    let mut cluster = Cluster::start(2).await;
+    let client = http();
+    cluster.stop_app(2);
+    let wrong = [("BLOG_CLUSTER_SECRET", "not the cluster's secret")];
+    cluster.start_app_with(2, &wrong, "/healthz").await;
+    let before = refused_handshakes(&cluster, 1);
+    for _ in 0..30 {
+        let ready = client
+            .get(format!("{}/readyz", cluster.url(2)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 503);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let opened = refused_handshakes(&cluster, 1) - before;
+    assert!(
+        opened <= 3,
+        "30 /readyz probes made {opened} refused RPC handshakes on the primary"
+    );
+}
+
+/// Holds?: the primary's app stopped (SIGSTOP: its port accepts, nothing answers): /readyz on
+/// a replica answers within a couple of seconds, 200, every time, with several at once.
+#[tokio::test]
+async fn revb_readyz_answers_in_time_when_the_primary_is_black_holed() {
+    let mut cluster = Cluster::start(2).await;
+    let client = http();
+    // A fresh replica app: no RPC connection open yet.
+    cluster.stop_app(2);
+    cluster.start_app_with(2, &[], "/healthz").await;
+    cluster.pause_app(1, true);
+    let mut worst = Duration::ZERO;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let probes = (0..5).map(|_| {
+            let client = client.clone();
+            let url = format!("{}/readyz", cluster.url(2));
+            async move {
+                client
+                    .get(url)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        });
+        statuses.extend(futures::future::join_all(probes).await);
+        worst = worst.max(started.elapsed());
+    }
+    cluster.pause_app(1, false);
+    eprintln!("readyz with the primary black-holed: worst {worst:?}, {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(worst < Duration::from_millis(2500), "worst {worst:?}");
+}
