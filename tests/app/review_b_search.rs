@@ -161,3 +161,34 @@ async fn revb_page_and_api_report_the_same_ignored_words() {
         "page: {page_says_nine_ignored}; API: {page}"
     );
 }
+
+/// "A word of one character is matched whole, not as a prefix": a letter with a combining mark
+/// that has no precomposed form (`t` + U+0301), a keycap digit (`1` U+FE0F U+20E3), or a capital
+/// whose lowercase is two characters (`İ` gives `i` + U+0307) is more than one `char`, so it is
+/// searched as a prefix, and the index (which drops the marks) matches every word that begins
+/// with the letter: the widest, most expensive search the rule was meant to remove, and
+/// answers that the same letter typed plainly does not give.
+async fn one_letter_as_typed_plainly(plain: &str, marked: &str) {
+    let app = spawn_app().await;
+    publish(&app, "letters", "Letters", "The letter t alone, and 1 and i.").await;
+    publish(&app, "tea", "Tea", "Tea is hot; 12 cups; ink.").await;
+    let (expected, _) = api_search(&app, plain).await;
+    assert_eq!(expected, ["letters"], "{plain:?} is matched whole");
+    let (found, page) = api_search(&app, marked).await;
+    assert_eq!(found, expected, "{marked:?} as {plain:?}: {page}");
+}
+
+#[tokio::test]
+async fn revb_one_letter_with_a_combining_accent_is_matched_whole() {
+    one_letter_as_typed_plainly("t", "t\u{301}").await;
+}
+
+#[tokio::test]
+async fn revb_one_keycap_digit_is_matched_whole() {
+    one_letter_as_typed_plainly("1", "1\u{fe0f}\u{20e3}").await;
+}
+
+#[tokio::test]
+async fn revb_one_capital_dotted_i_is_matched_whole() {
+    one_letter_as_typed_plainly("i", "İ").await;
+}
