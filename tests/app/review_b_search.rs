@@ -192,3 +192,34 @@ async fn revb_one_keycap_digit_is_matched_whole() {
 async fn revb_one_capital_dotted_i_is_matched_whole() {
     one_letter_as_typed_plainly("i", "İ").await;
 }
+
+/// Measurement, not a check (ignored; run with `--ignored --nocapture`): 3,000 posts of ~6 KB of
+/// Japanese text, searched for 8 CJK words that each occur inside runs of every post (each word
+/// is a scan of `lower(title)` and `lower(body)` of every post), against 8 Latin words.
+#[tokio::test]
+#[ignore]
+async fn revb_measure_eight_cjk_words_over_thousands_of_posts() {
+    let app = spawn_app().await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.db,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO posts (slug, title, body, published, published_at, created_at, updated_at)
+         SELECT 'bulk-' || i, 'Bulk ' || i,
+                replace(hex(zeroblob(100)), '00', '東京の天気は晴れです今日も明日も。 the tale of t' || i || ' '),
+                1, '2026-11-29T00:00:00Z', '2026-11-29T00:00:00Z', '2026-11-29T00:00:00Z'
+         FROM n",
+    )
+    .await
+    .unwrap();
+    for q in [
+        "京の 天気 晴れ 今日 明日 気は です れで",
+        "の",
+        "tale the of bulk tal th ta bu",
+    ] {
+        let started = std::time::Instant::now();
+        let (status, page) = app.api_get(&format!("/posts?q={}", enc(q))).await;
+        let took = started.elapsed();
+        assert_eq!(status, StatusCode::OK, "q={q}: {page}");
+        eprintln!("q={q:?}: {} posts in {took:?}", page["total_items"]);
+    }
+}
