@@ -78,3 +78,63 @@ async fn revb_readyz_answers_in_time_when_the_primary_is_black_holed() {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert!(worst < Duration::from_millis(2500), "worst {worst:?}");
 }
+
+/// The position cookie of `ReadYourWritesLayer::max_age` (new): a lifetime past i64::MAX
+/// seconds (`Duration::MAX`, "keep it") is cast `as i64` into a negative Max-Age, so the browser
+/// deletes the cookie at once and read-your-writes is silently off; a lifetime under a second
+/// becomes Max-Age=0 (deleted at once) too.
+#[tokio::test]
+async fn revb_read_your_writes_cookie_max_age_is_never_negative_or_zero() {
+    use axum::routing::post;
+    use sea_orm::ConnectionTrait;
+    use tower::ServiceExt;
+    let cluster = Cluster::start_litefs_only(2).await;
+    let (primary, _replica) = cluster.primary_and_replica(|o| o).await;
+    primary
+        .execute_unprepared("CREATE TABLE IF NOT EXISTS revb_ryw(x)")
+        .await
+        .unwrap();
+    let key = sea_orm_litefs::axum::Key::generate();
+    let mut seen = Vec::new();
+    for max_age in [Duration::MAX, Duration::from_millis(500)] {
+        let db = primary.clone();
+        let app = axum::Router::new()
+            .route(
+                "/w",
+                post(move || {
+                    let db = db.clone();
+                    async move {
+                        db.execute_unprepared("INSERT INTO revb_ryw VALUES (1)")
+                            .await
+                            .unwrap();
+                        "ok"
+                    }
+                }),
+            )
+            .layer(
+                sea_orm_litefs::axum::ReadYourWritesLayer::new(primary.clone(), key.clone())
+                    .max_age(max_age),
+            );
+        let response = app
+            .oneshot(
+                axum::http::Request::post("/w")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all(axum::http::header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        seen.push(format!("{max_age:?}: {cookies:?}"));
+    }
+    for line in &seen {
+        assert!(
+            line.contains("Max-Age=") && !line.contains("Max-Age=-") && !line.contains("Max-Age=0"),
+            "{seen:#?}"
+        );
+    }
+}
