@@ -47,3 +47,55 @@ async fn revb_a_max_lifetime_set_alone_is_not_refused_for_the_default_lease() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(err, None, "refused for a default lease the app never chose");
 }
+
+/// "refuses a non-http:// LiteFS API address at once": an address with a path, credentials, an
+/// upper-case scheme or no port is not `http://host:port` either, and is either refused by name
+/// (StartError::LiteFsApi) or, for the upper-case scheme, accepted as the same address. Here
+/// each start is given 1 s; a `LiteFsSilent` answer means it was tried for the whole start-up
+/// timeout instead.
+#[tokio::test]
+async fn revb_litefs_api_addresses_that_are_not_host_port_are_refused_at_once() {
+    let dir = dir("api-forms");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut silent = Vec::new();
+    for api in [
+        "http://127.0.0.1:20202/litefs",
+        "http://user:pw@127.0.0.1:20202",
+        "http://127.0.0.1",
+        "http://127.0.0.1:20202?x=1",
+    ] {
+        let started = std::time::Instant::now();
+        let result = Builder::new(dir.join("app.db"))
+            .litefs(&dir, api)
+            .secret("s")
+            .startup_timeout(Duration::from_secs(1))
+            .start()
+            .await;
+        match result {
+            Err(sea_orm_litefs::StartError::LiteFsApi { .. }) => {}
+            Err(e) => silent.push(format!("{api}: after {:?}: {e}", started.elapsed())),
+            Ok(_) => silent.push(format!("{api}: started")),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(silent.is_empty(), "{silent:#?}");
+}
+
+/// URL schemes are case-insensitive: `HTTP://127.0.0.1:20202` is refused as "not http://".
+#[tokio::test]
+async fn revb_an_upper_case_http_scheme_is_not_refused_as_not_http() {
+    let dir = dir("api-upper");
+    std::fs::create_dir_all(&dir).unwrap();
+    let result = Builder::new(dir.join("app.db"))
+        .litefs(&dir, "HTTP://127.0.0.1:9")
+        .secret("s")
+        .startup_timeout(Duration::from_millis(300))
+        .start()
+        .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        !matches!(result, Err(sea_orm_litefs::StartError::LiteFsApi { .. })),
+        "{:?}",
+        result.err().map(|e| e.to_string())
+    );
+}
