@@ -212,3 +212,48 @@ async fn revb_no_write_on_a_wrong_secret_replica_is_a_500() {
     eprintln!("{statuses:?}");
     assert!(statuses.iter().all(|(_, s)| *s != 500), "{statuses:?}");
 }
+
+/// `ClusterConnection::check_primary(timeout)` (new, public) on a replica: a timeout meaning
+/// "no limit" (`Duration::MAX`) panics in `Instant::now() + timeout` ("overflow when adding
+/// duration to instant") instead of answering.
+#[tokio::test]
+async fn revb_check_primary_with_a_huge_timeout_answers() {
+    let cluster = Cluster::start_litefs_only(2).await;
+    let (_primary, replica) = cluster.primary_and_replica(|o| o).await;
+    assert_eq!(replica.role().as_str(), "replica");
+    let replica2 = replica.clone();
+    let outcome = tokio::spawn(async move { replica2.check_primary(Duration::MAX).await }).await;
+    assert!(
+        matches!(outcome, Ok(Ok(()))),
+        "{:?}",
+        outcome.map_err(|e| e.to_string())
+    );
+}
+
+/// Holds?: a replica's `check_primary` with a wrong secret is AuthFailed each time (no flapping),
+/// and with the right one Ok; a primary away is PrimaryUnreachable, not AuthFailed.
+#[tokio::test]
+async fn revb_check_primary_tells_a_wrong_secret_from_a_primary_away() {
+    let cluster = Cluster::start_litefs_only(2).await;
+    let (primary, _replica) = cluster.primary_and_replica(|o| o).await;
+    let port = primary.rpc_addr().unwrap().port();
+    let wrong = cluster
+        .options(2)
+        .secret("wrong")
+        .rpc_listen("127.0.0.1:0")
+        .primary_rpc(format!("{{primary}}:{port}"))
+        .start()
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let r = wrong.check_primary(Duration::from_secs(1)).await;
+        assert!(
+            matches!(r, Err(sea_orm_litefs::ClusterError::AuthFailed { .. })),
+            "{r:?}"
+        );
+    }
+    drop(primary);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = wrong.check_primary(Duration::from_secs(1)).await;
+    eprintln!("primary dropped: {r:?}");
+}
