@@ -223,3 +223,103 @@ async fn revb_measure_eight_cjk_words_over_thousands_of_posts() {
         eprintln!("q={q:?}: {} posts in {took:?}", page["total_items"]);
     }
 }
+
+/// Generated: text near the 8-word edge (words of Latin, accents typed apart, CJK, digits,
+/// emoji, quotes, punctuation), trimmed and under 200 characters so that the known trim
+/// difference is out of play: the API's `ignored_words` and total are the search page's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::result_large_err)]
+async fn revb_generated_queries_page_and_api_agree_on_ignored_words() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let app = std::sync::Arc::new(spawn_app().await);
+    for (slug, body) in [
+        ("a", "alpha beta gamma delta 世界 東京 café one 1 t x"),
+        ("b", "epsilon zeta eta theta iota kappa lambda mu 世界の"),
+    ] {
+        publish(&app, slug, slug, body).await;
+    }
+    let mut runner = TestRunner::new(Config {
+        cases: 120,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let handle = tokio::runtime::Handle::current();
+    let target = app.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let word = prop_oneof![
+            Just("alpha".to_owned()),
+            Just("beta".to_owned()),
+            Just("Gamma".to_owned()),
+            Just("cafe\u{301}".to_owned()),
+            Just("café".to_owned()),
+            Just("世界".to_owned()),
+            Just("京".to_owned()),
+            Just("t".to_owned()),
+            Just("1".to_owned()),
+            Just("1\u{fe0f}\u{20e3}".to_owned()),
+            Just("👍🏽".to_owned()),
+            Just("e\u{301}".to_owned()),
+            Just("don't".to_owned()),
+            Just("\"eta\"".to_owned()),
+            "[a-z]{1,6}",
+        ];
+        let sep = prop_oneof![
+            Just(" ".to_owned()),
+            Just(", ".to_owned()),
+            Just(" - ".to_owned()),
+            Just("\u{3000}".to_owned()),
+            Just("…".to_owned()),
+        ];
+        let text = proptest::collection::vec((word, sep), 6..12).prop_map(|parts| {
+            parts
+                .into_iter()
+                .map(|(w, s)| format!("{w}{s}"))
+                .collect::<String>()
+                .trim()
+                .to_owned()
+        });
+        runner.run(&text, |q| {
+            let (status, page): (StatusCode, Value) = handle.block_on(
+                target.api_get(&format!("/posts?q={}&per_page=100", enc(&q))),
+            );
+            prop_assert_eq!(status, StatusCode::OK, "{}", page);
+            let api_ignored: Vec<String> = page["ignored_words"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w.as_str().unwrap().to_owned())
+                .collect();
+            let (status, html) =
+                handle.block_on(target.get_text(&format!("/search?q={}", enc(&q))));
+            prop_assert_eq!(status, StatusCode::OK);
+            let page_ignored: Vec<String> = html
+                .split("ignored: ")
+                .nth(1)
+                .map(|rest| {
+                    rest.split("</p>")
+                        .next()
+                        .unwrap()
+                        .split('“')
+                        .skip(1)
+                        .map(|w| w.split('”').next().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            prop_assert_eq!(&api_ignored, &page_ignored, "q={:?}", q);
+            let total = page["total_items"].as_u64().unwrap();
+            prop_assert!(
+                html.contains(&format!("{total} post(s) contain")) || total == 0,
+                "q={:?}: API {} vs page",
+                q,
+                total
+            );
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
