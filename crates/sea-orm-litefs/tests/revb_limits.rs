@@ -99,3 +99,46 @@ async fn revb_an_upper_case_http_scheme_is_not_refused_as_not_http() {
         result.err().map(|e| e.to_string())
     );
 }
+
+/// "Start-up names why LiteFS was silent (the last connection error)": LiteFS refuses the first
+/// tries (not up yet), then answers `/events` with a 200 and no event. The cause given is the
+/// first refusal ("the last try said: Connection refused"), though the last try connected and
+/// was answered; the error of an attempt is never cleared by a later one that succeeded.
+#[tokio::test]
+async fn revb_the_cause_of_a_silent_litefs_is_the_last_try_not_an_old_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = dir("stale-cause");
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let server = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let mut held = Vec::new();
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+            held.push(stream);
+        }
+    });
+    let err = Builder::new(dir.join("app.db"))
+        .litefs(&dir, &format!("http://{addr}"))
+        .secret("s")
+        .startup_timeout(Duration::from_millis(2500))
+        .start()
+        .await
+        .err()
+        .map(|e| e.to_string());
+    server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = err.expect("no event: start-up fails");
+    assert!(
+        !err.to_lowercase().contains("refused"),
+        "the last try was answered (200, no event), not refused: {err}"
+    );
+}
