@@ -323,3 +323,38 @@ async fn revb_generated_queries_page_and_api_agree_on_ignored_words() {
         panic!("{failure}");
     }
 }
+
+/// Measurement, not a check (ignored): 100 published posts of ~450 KB (under the 512 KiB body
+/// limit) of Japanese text; a visitor's search of 8 CJK words found nowhere, each a full scan of
+/// `lower(body)`, against 8 Latin words found nowhere.
+#[tokio::test]
+#[ignore]
+async fn revb_measure_eight_cjk_words_over_large_bodies() {
+    let app = spawn_app().await;
+    let started = std::time::Instant::now();
+    for i in 1..=100 {
+        sea_orm::ConnectionTrait::execute_unprepared(
+            &app.db,
+            &format!(
+                "INSERT INTO posts (slug, title, body, published, published_at, created_at, updated_at)
+                 SELECT 'big-{i}', 'Big {i}',
+                    replace(hex(zeroblob(13000)), '00', '東京の天気は晴れです。'),
+                    1, '2026-11-29T00:00:00Z', '2026-11-29T00:00:00Z', '2026-11-29T00:00:00Z'"
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    eprintln!("inserted in {:?}", started.elapsed());
+    for q in [
+        "北海 大阪 名古屋 福岡 札幌 仙台 広島 神戸",
+        "北海",
+        "nothing nowhere never none nada zilch zero null",
+    ] {
+        let started = std::time::Instant::now();
+        let (status, page) = app.api_get(&format!("/posts?q={}", enc(q))).await;
+        let took = started.elapsed();
+        assert_eq!(status, StatusCode::OK, "q={q}: {page}");
+        eprintln!("q={q:?}: {} posts in {took:?}", page["total_items"]);
+    }
+}
