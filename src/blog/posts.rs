@@ -249,6 +249,16 @@ async fn has_table<C: ConnectionTrait>(db: &C, name: &str) -> Result<bool, BlogE
         .is_some())
 }
 
+/// How many characters `word` has besides marks (General Category M: the combining accents, the
+/// variation selectors, the enclosing keycap), which the indexes drop: `t` + U+0301, `1️⃣` and
+/// `i̇` (`İ` lowercased) are one character, as `t`, `1` and `i` are, for the rule that a word of
+/// one character is matched whole ([`search_sql`]).
+fn base_len(word: &str) -> usize {
+    word.chars()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .count()
+}
+
 /// Whether `word` has a Chinese, Japanese or Korean character (Han, Hiragana, Katakana, Hangul):
 /// SQLite's unicode61 tokenizer makes a whole run of them one token, so such a word is also
 /// looked for as a substring of titles and bodies ([`search_sql`]).
@@ -275,7 +285,8 @@ fn has_cjk(word: &str) -> bool {
 
 /// The query of [`search`]: the ids of the posts that match every one of `words` (not empty),
 /// best first, and its values. Per word, each index is asked once for the word as a prefix
-/// (`"word"*`; the stemmed index stems it first), or whole if it is one character (`"w"`), with
+/// (`"word"*`; the stemmed index stems it first), or whole if it is one character besides marks
+/// ([`base_len`]: `"w"`), with
 /// the row's BM25 score and how it matched (`kind`: 0 in the unstemmed index, 2 in the stemmed
 /// one). A word with a CJK character ([`has_cjk`]) is also looked for as a substring of the
 /// title and the body (`kind` 1: found as typed; scored -5 in the title, -1 in the body, as
@@ -291,7 +302,7 @@ fn search_sql(
     let mut matches = Vec::new();
     let mut values: Vec<sea_orm::Value> = Vec::new();
     for (i, word) in words.iter().enumerate() {
-        let pattern = if word.chars().count() == 1 {
+        let pattern = if base_len(word) == 1 {
             format!("\"{word}\"")
         } else {
             format!("\"{word}\"*")
@@ -835,9 +846,18 @@ async fn with_tags<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::{
-        MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, SearchWords, Version, has_cjk,
-        search_words,
+        MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, SearchWords, Version, base_len,
+        has_cjk, search_words,
     };
+
+    #[test]
+    fn a_word_is_as_long_as_its_characters_besides_marks() {
+        for word in ["t", "t\u{301}", "1\u{fe0f}\u{20e3}", "i\u{307}", "é", "世"] {
+            assert_eq!(base_len(word), 1, "{word:?}");
+        }
+        assert_eq!(base_len("te\u{301}"), 2);
+        assert_eq!(base_len("12"), 2);
+    }
 
     #[test]
     fn cjk_words_are_those_with_han_kana_or_hangul() {
