@@ -206,31 +206,50 @@ pub async fn search<C: ConnectionTrait>(
 
 /// The words of a person's search text: its runs of letters, digits and the marks that combine
 /// with them (an accent typed apart, `e` then U+0301, is part of its word, as in the indexes),
-/// in NFC, lowercased, each once, from its first [`MAX_SEARCH_CHARS`] characters: the first
-/// [`MAX_SEARCH_WORDS`] searched, the others ignored. Only those, so a word quoted (`"word"`) is
-/// never FTS5 syntax.
+/// in NFC, lowercased, each once. The words that end within the first [`MAX_SEARCH_CHARS`]
+/// characters of the text (trimmed, in NFC), up to [`MAX_SEARCH_WORDS`] of them, are searched;
+/// every other word is ignored, and said to be: past the 8th, a word the cut splits (searched as
+/// the fragment left, it would be another word) and the words after it. Only those, so a word
+/// quoted (`"word"`) is never FTS5 syntax. The search page and the API both take their words
+/// from here, so the same text searches the same words.
 pub fn search_words(text: &str) -> SearchWords {
     use unicode_normalization::char::is_combining_mark;
-    let mut words: Vec<String> = Vec::new();
-    for word in text
-        .chars()
-        .take(MAX_SEARCH_CHARS)
-        .nfc()
-        .collect::<String>()
-        .split(|c: char| !(c.is_alphanumeric() || is_combining_mark(c)))
+    let text: String = text.trim().nfc().collect();
+    let mut words = SearchWords::default();
+    // Each word with the number of characters of the text up to its end.
+    let mut end = 0;
+    let mut current = String::new();
+    let mut found: Vec<(String, usize)> = Vec::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() || is_combining_mark(c) {
+            current.push(c);
+        } else if !current.is_empty() {
+            found.push((std::mem::take(&mut current), end));
+        }
+        end += 1;
+    }
+    if !current.is_empty() {
+        found.push((current, end));
+    }
+    for (word, end) in found {
         // A word has a letter or digit: marks alone (an emoji's variation selector) are none.
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .map(str::to_lowercase)
-    {
-        if !words.contains(&word) {
-            words.push(word);
+        if !word.chars().any(char::is_alphanumeric) {
+            continue;
+        }
+        let word = word.to_lowercase();
+        if words.searched.contains(&word) || words.ignored.contains(&word) {
+            continue;
+        }
+        if end <= MAX_SEARCH_CHARS
+            && words.searched.len() < MAX_SEARCH_WORDS
+            && words.ignored.is_empty()
+        {
+            words.searched.push(word);
+        } else {
+            words.ignored.push(word);
         }
     }
-    let ignored = words.split_off(words.len().min(MAX_SEARCH_WORDS));
-    SearchWords {
-        searched: words,
-        ignored,
-    }
+    words
 }
 
 /// Whether the database has the table `name`: a node of this version may find a database its
@@ -846,8 +865,8 @@ async fn with_tags<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::{
-        MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, SearchWords, Version, base_len,
-        has_cjk, search_words,
+        MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, SearchWords, Version, base_len, has_cjk,
+        search_words,
     };
 
     #[test]
@@ -947,9 +966,36 @@ mod tests {
         assert_eq!(words.searched[0], "w0");
         assert_eq!(words.ignored.len(), 20 - MAX_SEARCH_WORDS);
         assert_eq!(words.ignored[0], format!("w{MAX_SEARCH_WORDS}"));
+        // A word the cut at MAX_SEARCH_CHARS splits is not searched as its fragment: it is
+        // ignored whole, as the words after it are.
+        let long = "a".repeat(500);
         assert_eq!(
-            search_words(&"a".repeat(500)).searched,
-            ["a".repeat(MAX_SEARCH_CHARS)]
+            search_words(&long),
+            SearchWords {
+                searched: vec![],
+                ignored: vec![long.clone()]
+            }
+        );
+        let cut = format!("{} replication basil", "-".repeat(MAX_SEARCH_CHARS - 1));
+        assert_eq!(
+            search_words(&cut),
+            SearchWords {
+                searched: vec![],
+                ignored: vec!["replication".to_owned(), "basil".to_owned()]
+            }
+        );
+        // A word that ends at the last character is searched; the text is trimmed first.
+        let edge = format!(
+            "{}{}tomatoes basil tomatoes",
+            " ".repeat(300),
+            "-".repeat(MAX_SEARCH_CHARS - "tomatoes".len())
+        );
+        assert_eq!(
+            search_words(&edge),
+            SearchWords {
+                searched: vec!["tomatoes".to_owned()],
+                ignored: vec!["basil".to_owned()]
+            }
         );
     }
 }

@@ -91,7 +91,10 @@ async fn revb_a_word_cut_at_200_chars_to_one_letter_finds_nothing_silently() {
     publish(&app, "repl", "Replication", "LiteFS replication notes.").await;
     let q = format!("{}replication", "-".repeat(199));
     let (found, page) = api_search(&app, &q).await;
-    let ignored = page["ignored_words"].as_array().cloned().unwrap_or_default();
+    let ignored = page["ignored_words"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         found == ["repl"] || !ignored.is_empty(),
         "the cut word either finds its post or is reported: found {found:?}, {page}"
@@ -145,7 +148,13 @@ async fn revb_page_and_api_search_the_same_words_for_the_same_q() {
 #[tokio::test]
 async fn revb_page_and_api_report_the_same_ignored_words() {
     let app = spawn_app().await;
-    publish(&app, "p", "Words", "one two three four five six seven eight nine").await;
+    publish(
+        &app,
+        "p",
+        "Words",
+        "one two three four five six seven eight nine",
+    )
+    .await;
     let q = format!(
         "{}one two three four five six seven eight nine",
         " ".repeat(160)
@@ -170,7 +179,13 @@ async fn revb_page_and_api_report_the_same_ignored_words() {
 /// answers that the same letter typed plainly does not give.
 async fn one_letter_as_typed_plainly(plain: &str, marked: &str) {
     let app = spawn_app().await;
-    publish(&app, "letters", "Letters", "The letter t alone, and 1 and i.").await;
+    publish(
+        &app,
+        "letters",
+        "Letters",
+        "The letter t alone, and 1 and i.",
+    )
+    .await;
     publish(&app, "tea", "Tea", "Tea is hot; 12 cups; ink.").await;
     let (expected, _) = api_search(&app, plain).await;
     assert_eq!(expected, ["letters"], "{plain:?} is matched whole");
@@ -280,9 +295,8 @@ async fn revb_generated_queries_page_and_api_agree_on_ignored_words() {
                 .to_owned()
         });
         runner.run(&text, |q| {
-            let (status, page): (StatusCode, Value) = handle.block_on(
-                target.api_get(&format!("/posts?q={}&per_page=100", enc(&q))),
-            );
+            let (status, page): (StatusCode, Value) =
+                handle.block_on(target.api_get(&format!("/posts?q={}&per_page=100", enc(&q))));
             prop_assert_eq!(status, StatusCode::OK, "{}", page);
             let api_ignored: Vec<String> = page["ignored_words"]
                 .as_array()

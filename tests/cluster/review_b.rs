@@ -161,7 +161,10 @@ async fn revb_no_write_on_a_wrong_secret_replica_is_a_500() {
     let base = cluster.url(2);
     let mut statuses = Vec::new();
 
-    let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
     let login = crate::get_text(&browser, &format!("{base}/admin/login")).await;
     let csrf = |html: &str| {
         let at = html.find("name=\"csrf\" value=\"").expect("a form") + 19;
@@ -205,9 +208,16 @@ async fn revb_no_write_on_a_wrong_secret_replica_is_a_500() {
         .await
         .unwrap();
     statuses.push(("post patch", r.status().as_u16()));
-    let r = api(reqwest::Method::DELETE, "/posts/kept").send().await.unwrap();
+    let r = api(reqwest::Method::DELETE, "/posts/kept")
+        .send()
+        .await
+        .unwrap();
     statuses.push(("post delete", r.status().as_u16()));
-    let r = client.get(format!("{base}/posts/kept")).send().await.unwrap();
+    let r = client
+        .get(format!("{base}/posts/kept"))
+        .send()
+        .await
+        .unwrap();
     statuses.push(("read", r.status().as_u16()));
     eprintln!("{statuses:?}");
     assert!(statuses.iter().all(|(_, s)| *s != 500), "{statuses:?}");
