@@ -206,7 +206,7 @@ pub async fn search<C: ConnectionTrait>(
 
 /// The words of a person's search text: its runs of letters, digits and the marks that combine
 /// with them (an accent typed apart, `e` then U+0301, is part of its word, as in the indexes),
-/// in NFC, lowercased, each once. The words that end within the first [`MAX_SEARCH_CHARS`]
+/// in NFC, lowercased (ASCII only in a word with a CJK character), each once. The words that end within the first [`MAX_SEARCH_CHARS`]
 /// characters of the text (trimmed, in NFC), up to [`MAX_SEARCH_WORDS`] of them, are searched;
 /// every other word is ignored, and said to be: past the 8th, a word the cut splits (searched as
 /// the fragment left, it would be another word) and the words after it. Only those, so a word
@@ -236,7 +236,14 @@ pub fn search_words(text: &str) -> SearchWords {
         if !word.chars().any(char::is_alphanumeric) {
             continue;
         }
-        let word = word.to_lowercase();
+        // A CJK word is also looked for as a substring of `lower(title)` and `lower(body)`
+        // ([`search_sql`]), and SQLite's `lower()` folds ASCII only: so such a word is lowercased
+        // the same way, and found as typed ("京ÉCOLE" in "東京ÉCOLE"). The indexes fold the rest.
+        let word = if has_cjk(&word) {
+            word.to_ascii_lowercase()
+        } else {
+            word.to_lowercase()
+        };
         if words.searched.contains(&word) || words.ignored.contains(&word) {
             continue;
         }
@@ -339,8 +346,8 @@ fn search_sql(
             values.push(pattern.into());
         }
         if has_cjk(word) {
-            // `lower()` folds ASCII only: enough for the Latin letters of a word mixing scripts
-            // ("litefs世界"), which the word has in lower case.
+            // `lower()` folds ASCII only, as `search_words` lowercased the word: a word mixing
+            // scripts ("litefs世界", "京École") is found as typed, whatever the case of its ASCII.
             matches.push(format!(
                 "SELECT {i}, id, -(5.0 * in_title + in_body), 1 FROM (\
                     SELECT id, instr(lower(title), ?) > 0 AS in_title, \
@@ -955,6 +962,11 @@ mod tests {
 
     #[test]
     fn search_words_are_letters_and_digits_lowercased_once() {
+        // A CJK word is lowercased as SQLite's lower() does it: ASCII only.
+        assert_eq!(
+            search_words("京ÉCOLE LiteFS世界 ÉCOLE").searched,
+            ["京École", "litefs世界", "école"]
+        );
         assert_eq!(
             search_words("  LiteFS, \"replica\" OR NEAR(x*) litefs Ünïcode 世界 ").searched,
             ["litefs", "replica", "or", "near", "x", "ünïcode", "世界"]
