@@ -315,9 +315,12 @@ fn has_cjk(word: &str) -> bool {
 /// ([`base_len`]: `"w"`), with
 /// the row's BM25 score and how it matched (`kind`: 0 in the unstemmed index, 2 in the stemmed
 /// one). A word with a CJK character ([`has_cjk`]) is also looked for as a substring of the
-/// title and the body (`kind` 1: found as typed; scored -5 in the title, -1 in the body, as
-/// BM25's weights have it, with no rarity). A post is found when every word matched it one way
-/// or another, and each word counts with the score of its best kind. Without the unstemmed
+/// title and the body (`kind` 1: found as typed), and every match of such a word, in an index or
+/// as a substring, is scored by the columns it is in, -5 for the title plus -1 for the body (as
+/// BM25's weights have it, with no rarity), never by BM25: so a post where the word stands alone
+/// and one where it is inside a run are ranked on one scale. A post is found when every word
+/// matched it one way or another, and each word counts with the score of its best match found
+/// as typed (kind 0 or 1), else with its stemmed one. Without the unstemmed
 /// index (a database not migrated yet) the stemmed one alone answers, as before that index: so
 /// a migrated node finds whatever an unmigrated one does.
 fn search_sql(
@@ -333,19 +336,33 @@ fn search_sql(
         } else {
             format!("\"{word}\"*")
         };
-        matches.push(format!(
-            "SELECT {i} AS word, rowid AS id, bm25(posts_fts, 5.0, 1.0) AS score, 2 AS kind \
-             FROM posts_fts WHERE posts_fts MATCH ?"
-        ));
-        values.push(pattern.clone().into());
-        if unstemmed {
-            matches.push(format!(
-                "SELECT {i}, rowid, bm25(posts_fts_unstemmed, 5.0, 1.0), 0 \
-                 FROM posts_fts_unstemmed WHERE posts_fts_unstemmed MATCH ?"
-            ));
-            values.push(pattern.into());
+        let cjk = has_cjk(word);
+        let indexes: &[(&str, u8)] = if unstemmed {
+            &[("posts_fts", 2), ("posts_fts_unstemmed", 0)]
+        } else {
+            &[("posts_fts", 2)]
+        };
+        for (index, kind) in indexes {
+            if cjk {
+                // Scored as the substring match is (below), by the columns it matched in, not
+                // by BM25: a word's scores are then of one scale in every post.
+                matches.push(format!(
+                    "SELECT {i}, rowid, -(5.0 * (rowid IN (\
+                        SELECT rowid FROM {index} WHERE {index} MATCH ?)) \
+                        + (rowid IN (SELECT rowid FROM {index} WHERE {index} MATCH ?))), {kind} \
+                     FROM {index} WHERE {index} MATCH ?"
+                ));
+                values.push(format!("title : {pattern}").into());
+                values.push(format!("body : {pattern}").into());
+            } else {
+                matches.push(format!(
+                    "SELECT {i}, rowid, bm25({index}, 5.0, 1.0), {kind} \
+                     FROM {index} WHERE {index} MATCH ?"
+                ));
+            }
+            values.push(pattern.clone().into());
         }
-        if has_cjk(word) {
+        if cjk {
             // `lower()` folds ASCII only, as `search_words` lowercased the word: a word mixing
             // scripts ("litefs世界", "京École") is found as typed, whatever the case of its ASCII.
             matches.push(format!(
@@ -364,13 +381,17 @@ fn search_sql(
     };
     // MATERIALIZED: the rows of each full-text query with their scores first, then the
     // aggregates; flattened into them (as SQLite does with one query alone), `bm25()` is "unable
-    // to use function bm25 in the requested context". In `per_word`, `score` is a bare column
-    // beside `min(kind)`: SQLite takes it from the row with that minimum, the unstemmed index's
-    // when the word matched there, else the substring's. Ties in the post lists' order (`list`).
+    // to use function bm25 in the requested context". In `per_word`, a word's row for a post is
+    // its best match found as typed (kind 0 or 1), else its stemmed one: for a word without CJK
+    // the unstemmed index's row, for a CJK word the best columns any as-typed match found (the
+    // same, in a post that has the word in the index's words and as a substring alike). Ties in
+    // the post lists' order (`list`).
     let sql = format!(
-        "WITH matched AS MATERIALIZED ({}), \
-         per_word AS (SELECT word, id, score, min(kind) AS kind FROM matched \
-            GROUP BY word, id) \
+        "WITH matched(word, id, score, kind) AS MATERIALIZED ({}), \
+         per_word AS (SELECT word, id, score, kind FROM (\
+            SELECT word, id, score, kind, row_number() OVER (\
+                PARTITION BY word, id ORDER BY kind = 2, score) AS best FROM matched\
+            ) WHERE best = 1) \
          SELECT found.id FROM (\
             SELECT id, sum(kind = 2) AS stem_only, sum(score) AS score FROM per_word \
             GROUP BY id HAVING count(*) = {} \
