@@ -137,14 +137,18 @@ pub struct SearchWords {
 /// finds "runner"): two indexes, `posts_fts_unstemmed` and `posts_fts` (porter), each asked for
 /// the word as a prefix (which `posts_fts` stems). A word of one character is matched whole,
 /// not as a prefix: one letter begins most words of most posts, so as a prefix it was the most
-/// expensive search there was, and found everything. A word with a CJK character is also found
-/// inside a run of them (the index makes a run one word), as a substring. No words find nothing.
+/// expensive search there was, and found everything (marks aside: [`base_len`]). A word with a
+/// CJK character is also found inside a run of them (the index makes a run one word), as a
+/// substring: its ASCII letters in any case, the others as typed, Latin accents included (a
+/// known gap: SQLite has no built-in way to drop them from a text). No words find nothing.
 ///
 /// Ranking: first the posts with fewer words found only by their stem (a word found as typed
 /// is the better match; a CJK substring match is one), then per post the sum over the words of the word's BM25 score (a title
 /// match weighing five times a body match, a rare word more than a common one) in the index of
-/// words as written if it matched there, else in the stemmed one; ties in the order of the post lists
-/// (newest published first). Each index is queried once per word, ranks and all (ranking each
+/// words as written if it matched there, else in the stemmed one (a CJK word's score, in every
+/// post: -5 if found in the title plus -1 if in the body, without rarity); ties in the order of the post lists
+/// (newest published first). Each index is queried once per word, ranks and all (a CJK word's
+/// three times: the word, the word in the title, the word in the body) (ranking each
 /// post found by a query of its own made a search that finds thousands of posts quadratic).
 ///
 /// `words` are the searched ones of [`search_words`].
