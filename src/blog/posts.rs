@@ -139,8 +139,8 @@ pub struct SearchWords {
 /// not as a prefix: one letter begins most words of most posts, so as a prefix it was the most
 /// expensive search there was, and found everything (marks aside: [`base_len`]). A word with a
 /// CJK character is also found inside a run of them (the index makes a run one word), as a
-/// substring: its ASCII letters in any case, the others as typed, Latin accents included (a
-/// known gap: SQLite has no built-in way to drop them from a text). No words find nothing.
+/// substring: its Latin letters in any case and with any accent ([`substring_glob`]), the
+/// others as typed. No words find nothing.
 ///
 /// Ranking: first the posts with fewer words found only by their stem (a word found as typed
 /// is the better match; a CJK substring match is one), then per post the sum over the words of the word's BM25 score (a title
@@ -289,6 +289,79 @@ fn base_len(word: &str) -> usize {
         .count()
 }
 
+/// The `GLOB` pattern that finds `word` (a CJK word, lowercased as [`search_words`] does it)
+/// inside `lower(title)` or `lower(body)` with the accents of Latin letters aside, as the
+/// indexes have them: the word's accented Latin letters are taken without their accents, and each
+/// Latin letter then matches itself or any of its accented forms, capitals included (SQLite's
+/// `lower()` leaves them): `京café` and `京cafe` give `*京caf[eèéêë…ÈÉÊË…]*`, which finds
+/// "東京café" and "東京cafe". An accent typed apart in a title or body (`e` then U+0301) is text
+/// after the letter: such a word is found where the accent ends it, not inside.
+///
+/// With the pattern, its longest run of characters that are themselves (the word's CJK
+/// characters among them), which a text it matches contains: `instr` finds it fast, where a
+/// `GLOB` that begins with a set is slow, so the `GLOB` runs on the texts that have it alone.
+fn substring_glob(word: &str) -> (String, String) {
+    use unicode_normalization::char::is_combining_mark;
+    let mut plain = String::new();
+    let mut after_latin = false;
+    for c in word.nfd() {
+        if is_combining_mark(c) && after_latin {
+            continue;
+        }
+        after_latin = c.is_ascii_alphabetic() || (after_latin && is_combining_mark(c));
+        // A capital with an accent (`É`, which `lower()` leaves) is taken as its small letter,
+        // whose forms include it.
+        plain.push(c.to_ascii_lowercase());
+    }
+    let mut pattern = String::from("*");
+    let (mut literal, mut longest) = (String::new(), String::new());
+    for c in plain.nfc() {
+        match latin_accented().get(&c) {
+            Some(forms) => {
+                pattern.push('[');
+                pattern.push(c);
+                pattern.push_str(forms);
+                pattern.push(']');
+                literal.clear();
+            }
+            None => {
+                pattern.push(c);
+                literal.push(c);
+                if literal.chars().count() > longest.chars().count() {
+                    longest.clone_from(&literal);
+                }
+            }
+        }
+    }
+    pattern.push('*');
+    (pattern, longest)
+}
+
+/// The accented forms of each lowercase ASCII letter, small and capital: the letters of the
+/// Latin blocks whose canonical decomposition is that letter and marks (`é`: `e` U+0301).
+fn latin_accented() -> &'static HashMap<char, String> {
+    static FORMS: std::sync::OnceLock<HashMap<char, String>> = std::sync::OnceLock::new();
+    FORMS.get_or_init(|| {
+        use unicode_normalization::char::{decompose_canonical, is_combining_mark};
+        let mut forms: HashMap<char, String> = HashMap::new();
+        for c in (0xC0..=0x24F_u32)
+            .chain(0x1E00..=0x1EFF)
+            .filter_map(char::from_u32)
+        {
+            let mut parts = Vec::new();
+            decompose_canonical(c, |p| parts.push(p));
+            if let Some((base, marks)) = parts.split_first()
+                && base.is_ascii_alphabetic()
+                && !marks.is_empty()
+                && marks.iter().all(|m| is_combining_mark(*m))
+            {
+                forms.entry(base.to_ascii_lowercase()).or_default().push(c);
+            }
+        }
+        forms
+    })
+}
+
 /// Whether `word` has a Chinese, Japanese or Korean character (Han, Hiragana, Katakana, Hangul):
 /// SQLite's unicode61 tokenizer makes a whole run of them one token, so such a word is also
 /// looked for as a substring of titles and bodies ([`search_sql`]).
@@ -367,16 +440,28 @@ fn search_sql(
             values.push(pattern.clone().into());
         }
         if cjk {
-            // `lower()` folds ASCII only, as `search_words` lowercased the word: a word mixing
-            // scripts ("litefs世界", "京École") is found as typed, whatever the case of its ASCII.
+            // `lower()` folds ASCII only, as `search_words` lowercased the word, and the pattern
+            // takes each Latin letter with any accent: a word mixing scripts ("litefs世界",
+            // "京École", "京cafe") is found whatever the case of its ASCII and the Latin accents.
             matches.push(format!(
                 "SELECT {i}, id, -(5.0 * in_title + in_body), 1 FROM (\
-                    SELECT id, instr(lower(title), ?) > 0 AS in_title, \
-                        instr(lower(body), ?) > 0 AS in_body FROM posts\
+                    SELECT id, \
+                        instr(lower(title), ?) > 0 AND lower(title) GLOB ? AS in_title, \
+                        instr(lower(body), ?) > 0 AND lower(body) GLOB ? AS in_body \
+                    FROM posts\
                  ) WHERE in_title OR in_body"
             ));
-            values.push(word.clone().into());
-            values.push(word.clone().into());
+            let (glob, literal) = substring_glob(word);
+            // A word of characters that are all themselves (no Latin letter) is that run.
+            let glob = if glob == format!("*{literal}*") {
+                "*".to_owned()
+            } else {
+                glob
+            };
+            for _ in ["title", "body"] {
+                values.push(literal.clone().into());
+                values.push(glob.clone().into());
+            }
         }
     }
     let published = match visibility {
@@ -898,8 +983,29 @@ async fn with_tags<C: ConnectionTrait>(
 mod tests {
     use super::{
         MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, SearchWords, Version, base_len, has_cjk,
-        search_words,
+        search_words, substring_glob,
     };
+
+    #[test]
+    fn a_cjk_substring_glob_takes_latin_letters_with_any_accent() {
+        let glob = substring_glob("京café");
+        assert_eq!(glob, substring_glob("京cafe"));
+        assert_eq!(glob, substring_glob("京cafe\u{301}"));
+        assert_eq!(glob, substring_glob("京cafÉ"));
+        assert!(glob.0.starts_with("*京[cÇ"), "{glob:?}");
+        assert!(
+            glob.0.contains("][eÈÉ") && glob.0.ends_with("]*"),
+            "{glob:?}"
+        );
+        assert_eq!(glob.1, "京");
+        assert_eq!(substring_glob("ab東京x世界").1, "東京");
+        // Other scripts keep their marks; Hangul stays composed; digits are themselves.
+        assert_eq!(
+            substring_glob("한국1ά"),
+            ("*한국1ά*".into(), "한국1ά".into())
+        );
+        assert_eq!(substring_glob("世界"), ("*世界*".into(), "世界".into()));
+    }
 
     #[test]
     fn a_word_is_as_long_as_its_characters_besides_marks() {
