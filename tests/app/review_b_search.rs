@@ -372,3 +372,25 @@ async fn revb_measure_eight_cjk_words_over_large_bodies() {
         eprintln!("q={q:?}: {} posts in {took:?}", page["total_items"]);
     }
 }
+
+/// (Added with the fix.) A CJK word that a post has only in the index's form (its non-ASCII
+/// capitals folded, which the substring match does not do) is scored on the same scale as a
+/// substring match, by the columns it is in: in a title it ranks above a body substring, in a
+/// body below a title substring.
+#[tokio::test]
+async fn revb_cjk_word_found_by_the_index_alone_is_scored_by_its_columns() {
+    let app = spawn_app().await;
+    publish(&app, "title-index", "東京αθηνα", "Nothing else.").await;
+    publish(&app, "body-substr", "Other", "東京ΑΘΗΝΑ の話").await;
+    let (found, page) = api_search(&app, "東京ΑΘΗΝΑ").await;
+    assert_eq!(found, ["title-index", "body-substr"], "{page}");
+    publish(&app, "title-substr", "東京ΑΘΗΝΑ", "Nothing else.").await;
+    publish(&app, "body-index", "Other", "東京αθηνα の話").await;
+    // Titles first, then bodies, however each was found (ties: newest first).
+    let (found, page) = api_search(&app, "東京ΑΘΗΝΑ").await;
+    assert_eq!(
+        found,
+        ["title-substr", "title-index", "body-index", "body-substr"],
+        "{page}"
+    );
+}
