@@ -394,3 +394,20 @@ async fn revb_cjk_word_found_by_the_index_alone_is_scored_by_its_columns() {
         "{page}"
     );
 }
+
+/// (Added with the fix.) The search page says why a word past the 200th character is ignored.
+#[tokio::test]
+async fn revb_page_says_words_past_200_chars_are_ignored() {
+    let app = spawn_app().await;
+    publish(&app, "with", "Tomatoes", "Tomatoes and basil.").await;
+    let q = format!("tomatoes {} basil", "-".repeat(200));
+    let (status, html) = app.get_text(&format!("/search?q={}", enc(&q))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(
+            "Only the first 8 words of the first 200 characters are searched; ignored: “basil”."
+        ),
+        "{html}"
+    );
+    assert!(html.contains(r#"<a href="/posts/with">"#), "{html}");
+}
