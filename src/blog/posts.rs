@@ -137,14 +137,18 @@ pub struct SearchWords {
 /// finds "runner"): two indexes, `posts_fts_unstemmed` and `posts_fts` (porter), each asked for
 /// the word as a prefix (which `posts_fts` stems). A word of one character is matched whole,
 /// not as a prefix: one letter begins most words of most posts, so as a prefix it was the most
-/// expensive search there was, and found everything. A word with a CJK character is also found
-/// inside a run of them (the index makes a run one word), as a substring. No words find nothing.
+/// expensive search there was, and found everything (marks aside: [`base_len`]). A word with a
+/// CJK character is also found inside a run of them (the index makes a run one word), as a
+/// substring: its Latin letters in any case and with any accent ([`substring_glob`]), the
+/// others as typed. No words find nothing.
 ///
 /// Ranking: first the posts with fewer words found only by their stem (a word found as typed
 /// is the better match; a CJK substring match is one), then per post the sum over the words of the word's BM25 score (a title
 /// match weighing five times a body match, a rare word more than a common one) in the index of
-/// words as written if it matched there, else in the stemmed one; ties in the order of the post lists
-/// (newest published first). Each index is queried once per word, ranks and all (ranking each
+/// words as written if it matched there, else in the stemmed one (a CJK word's score, in every
+/// post: -5 if found in the title plus -1 if in the body, without rarity); ties in the order of the post lists
+/// (newest published first). Each index is queried once per word, ranks and all (a CJK word's
+/// three times: the word, the word in the title, the word in the body) (ranking each
 /// post found by a query of its own made a search that finds thousands of posts quadratic).
 ///
 /// `words` are the searched ones of [`search_words`].
@@ -206,31 +210,57 @@ pub async fn search<C: ConnectionTrait>(
 
 /// The words of a person's search text: its runs of letters, digits and the marks that combine
 /// with them (an accent typed apart, `e` then U+0301, is part of its word, as in the indexes),
-/// in NFC, lowercased, each once, from its first [`MAX_SEARCH_CHARS`] characters: the first
-/// [`MAX_SEARCH_WORDS`] searched, the others ignored. Only those, so a word quoted (`"word"`) is
-/// never FTS5 syntax.
+/// in NFC, lowercased (ASCII only in a word with a CJK character), each once. The words that end within the first [`MAX_SEARCH_CHARS`]
+/// characters of the text (trimmed, in NFC), up to [`MAX_SEARCH_WORDS`] of them, are searched;
+/// every other word is ignored, and said to be: past the 8th, a word the cut splits (searched as
+/// the fragment left, it would be another word) and the words after it. Only those, so a word
+/// quoted (`"word"`) is never FTS5 syntax. The search page and the API both take their words
+/// from here, so the same text searches the same words.
 pub fn search_words(text: &str) -> SearchWords {
     use unicode_normalization::char::is_combining_mark;
-    let mut words: Vec<String> = Vec::new();
-    for word in text
-        .chars()
-        .take(MAX_SEARCH_CHARS)
-        .nfc()
-        .collect::<String>()
-        .split(|c: char| !(c.is_alphanumeric() || is_combining_mark(c)))
+    let text: String = text.trim().nfc().collect();
+    let mut words = SearchWords::default();
+    // Each word with the number of characters of the text up to its end.
+    let mut end = 0;
+    let mut current = String::new();
+    let mut found: Vec<(String, usize)> = Vec::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() || is_combining_mark(c) {
+            current.push(c);
+        } else if !current.is_empty() {
+            found.push((std::mem::take(&mut current), end));
+        }
+        end += 1;
+    }
+    if !current.is_empty() {
+        found.push((current, end));
+    }
+    for (word, end) in found {
         // A word has a letter or digit: marks alone (an emoji's variation selector) are none.
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .map(str::to_lowercase)
-    {
-        if !words.contains(&word) {
-            words.push(word);
+        if !word.chars().any(char::is_alphanumeric) {
+            continue;
+        }
+        // A CJK word is also looked for as a substring of `lower(title)` and `lower(body)`
+        // ([`search_sql`]), and SQLite's `lower()` folds ASCII only: so such a word is lowercased
+        // the same way, and found as typed ("京ÉCOLE" in "東京ÉCOLE"). The indexes fold the rest.
+        let word = if has_cjk(&word) {
+            word.to_ascii_lowercase()
+        } else {
+            word.to_lowercase()
+        };
+        if words.searched.contains(&word) || words.ignored.contains(&word) {
+            continue;
+        }
+        if end <= MAX_SEARCH_CHARS
+            && words.searched.len() < MAX_SEARCH_WORDS
+            && words.ignored.is_empty()
+        {
+            words.searched.push(word);
+        } else {
+            words.ignored.push(word);
         }
     }
-    let ignored = words.split_off(words.len().min(MAX_SEARCH_WORDS));
-    SearchWords {
-        searched: words,
-        ignored,
-    }
+    words
 }
 
 /// Whether the database has the table `name`: a node of this version may find a database its
@@ -247,6 +277,89 @@ async fn has_table<C: ConnectionTrait>(db: &C, name: &str) -> Result<bool, BlogE
         ))
         .await?
         .is_some())
+}
+
+/// How many characters `word` has besides marks (General Category M: the combining accents, the
+/// variation selectors, the enclosing keycap), which the indexes drop: `t` + U+0301, `1️⃣` and
+/// `i̇` (`İ` lowercased) are one character, as `t`, `1` and `i` are, for the rule that a word of
+/// one character is matched whole ([`search_sql`]).
+fn base_len(word: &str) -> usize {
+    word.chars()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .count()
+}
+
+/// The `GLOB` pattern that finds `word` (a CJK word, lowercased as [`search_words`] does it)
+/// inside `lower(title)` or `lower(body)` with the accents of Latin letters aside, as the
+/// indexes have them: the word's accented Latin letters are taken without their accents, and each
+/// Latin letter then matches itself or any of its accented forms, capitals included (SQLite's
+/// `lower()` leaves them): `京café` and `京cafe` give `*京caf[eèéêë…ÈÉÊË…]*`, which finds
+/// "東京café" and "東京cafe". An accent typed apart in a title or body (`e` then U+0301) is text
+/// after the letter: such a word is found where the accent ends it, not inside.
+///
+/// With the pattern, its longest run of characters that are themselves (the word's CJK
+/// characters among them), which a text it matches contains: `instr` finds it fast, where a
+/// `GLOB` that begins with a set is slow, so the `GLOB` runs on the texts that have it alone.
+fn substring_glob(word: &str) -> (String, String) {
+    use unicode_normalization::char::is_combining_mark;
+    let mut plain = String::new();
+    let mut after_latin = false;
+    for c in word.nfd() {
+        if is_combining_mark(c) && after_latin {
+            continue;
+        }
+        after_latin = c.is_ascii_alphabetic() || (after_latin && is_combining_mark(c));
+        // A capital with an accent (`É`, which `lower()` leaves) is taken as its small letter,
+        // whose forms include it.
+        plain.push(c.to_ascii_lowercase());
+    }
+    let mut pattern = String::from("*");
+    let (mut literal, mut longest) = (String::new(), String::new());
+    for c in plain.nfc() {
+        match latin_accented().get(&c) {
+            Some(forms) => {
+                pattern.push('[');
+                pattern.push(c);
+                pattern.push_str(forms);
+                pattern.push(']');
+                literal.clear();
+            }
+            None => {
+                pattern.push(c);
+                literal.push(c);
+                if literal.chars().count() > longest.chars().count() {
+                    longest.clone_from(&literal);
+                }
+            }
+        }
+    }
+    pattern.push('*');
+    (pattern, longest)
+}
+
+/// The accented forms of each lowercase ASCII letter, small and capital: the letters of the
+/// Latin blocks whose canonical decomposition is that letter and marks (`é`: `e` U+0301).
+fn latin_accented() -> &'static HashMap<char, String> {
+    static FORMS: std::sync::OnceLock<HashMap<char, String>> = std::sync::OnceLock::new();
+    FORMS.get_or_init(|| {
+        use unicode_normalization::char::{decompose_canonical, is_combining_mark};
+        let mut forms: HashMap<char, String> = HashMap::new();
+        for c in (0xC0..=0x24F_u32)
+            .chain(0x1E00..=0x1EFF)
+            .filter_map(char::from_u32)
+        {
+            let mut parts = Vec::new();
+            decompose_canonical(c, |p| parts.push(p));
+            if let Some((base, marks)) = parts.split_first()
+                && base.is_ascii_alphabetic()
+                && !marks.is_empty()
+                && marks.iter().all(|m| is_combining_mark(*m))
+            {
+                forms.entry(base.to_ascii_lowercase()).or_default().push(c);
+            }
+        }
+        forms
+    })
 }
 
 /// Whether `word` has a Chinese, Japanese or Korean character (Han, Hiragana, Katakana, Hangul):
@@ -275,12 +388,16 @@ fn has_cjk(word: &str) -> bool {
 
 /// The query of [`search`]: the ids of the posts that match every one of `words` (not empty),
 /// best first, and its values. Per word, each index is asked once for the word as a prefix
-/// (`"word"*`; the stemmed index stems it first), or whole if it is one character (`"w"`), with
+/// (`"word"*`; the stemmed index stems it first), or whole if it is one character besides marks
+/// ([`base_len`]: `"w"`), with
 /// the row's BM25 score and how it matched (`kind`: 0 in the unstemmed index, 2 in the stemmed
 /// one). A word with a CJK character ([`has_cjk`]) is also looked for as a substring of the
-/// title and the body (`kind` 1: found as typed; scored -5 in the title, -1 in the body, as
-/// BM25's weights have it, with no rarity). A post is found when every word matched it one way
-/// or another, and each word counts with the score of its best kind. Without the unstemmed
+/// title and the body (`kind` 1: found as typed), and every match of such a word, in an index or
+/// as a substring, is scored by the columns it is in, -5 for the title plus -1 for the body (as
+/// BM25's weights have it, with no rarity), never by BM25: so a post where the word stands alone
+/// and one where it is inside a run are ranked on one scale. A post is found when every word
+/// matched it one way or another, and each word counts with the score of its best match found
+/// as typed (kind 0 or 1), else with its stemmed one. Without the unstemmed
 /// index (a database not migrated yet) the stemmed one alone answers, as before that index: so
 /// a migrated node finds whatever an unmigrated one does.
 fn search_sql(
@@ -291,34 +408,60 @@ fn search_sql(
     let mut matches = Vec::new();
     let mut values: Vec<sea_orm::Value> = Vec::new();
     for (i, word) in words.iter().enumerate() {
-        let pattern = if word.chars().count() == 1 {
+        let pattern = if base_len(word) == 1 {
             format!("\"{word}\"")
         } else {
             format!("\"{word}\"*")
         };
-        matches.push(format!(
-            "SELECT {i} AS word, rowid AS id, bm25(posts_fts, 5.0, 1.0) AS score, 2 AS kind \
-             FROM posts_fts WHERE posts_fts MATCH ?"
-        ));
-        values.push(pattern.clone().into());
-        if unstemmed {
-            matches.push(format!(
-                "SELECT {i}, rowid, bm25(posts_fts_unstemmed, 5.0, 1.0), 0 \
-                 FROM posts_fts_unstemmed WHERE posts_fts_unstemmed MATCH ?"
-            ));
-            values.push(pattern.into());
+        let cjk = has_cjk(word);
+        let indexes: &[(&str, u8)] = if unstemmed {
+            &[("posts_fts", 2), ("posts_fts_unstemmed", 0)]
+        } else {
+            &[("posts_fts", 2)]
+        };
+        for (index, kind) in indexes {
+            if cjk {
+                // Scored as the substring match is (below), by the columns it matched in, not
+                // by BM25: a word's scores are then of one scale in every post.
+                matches.push(format!(
+                    "SELECT {i}, rowid, -(5.0 * (rowid IN (\
+                        SELECT rowid FROM {index} WHERE {index} MATCH ?)) \
+                        + (rowid IN (SELECT rowid FROM {index} WHERE {index} MATCH ?))), {kind} \
+                     FROM {index} WHERE {index} MATCH ?"
+                ));
+                values.push(format!("title : {pattern}").into());
+                values.push(format!("body : {pattern}").into());
+            } else {
+                matches.push(format!(
+                    "SELECT {i}, rowid, bm25({index}, 5.0, 1.0), {kind} \
+                     FROM {index} WHERE {index} MATCH ?"
+                ));
+            }
+            values.push(pattern.clone().into());
         }
-        if has_cjk(word) {
-            // `lower()` folds ASCII only: enough for the Latin letters of a word mixing scripts
-            // ("litefs世界"), which the word has in lower case.
+        if cjk {
+            // `lower()` folds ASCII only, as `search_words` lowercased the word, and the pattern
+            // takes each Latin letter with any accent: a word mixing scripts ("litefs世界",
+            // "京École", "京cafe") is found whatever the case of its ASCII and the Latin accents.
             matches.push(format!(
                 "SELECT {i}, id, -(5.0 * in_title + in_body), 1 FROM (\
-                    SELECT id, instr(lower(title), ?) > 0 AS in_title, \
-                        instr(lower(body), ?) > 0 AS in_body FROM posts\
+                    SELECT id, \
+                        instr(lower(title), ?) > 0 AND lower(title) GLOB ? AS in_title, \
+                        instr(lower(body), ?) > 0 AND lower(body) GLOB ? AS in_body \
+                    FROM posts\
                  ) WHERE in_title OR in_body"
             ));
-            values.push(word.clone().into());
-            values.push(word.clone().into());
+            let (glob, literal) = substring_glob(word);
+            // A word of characters that are all themselves (no Latin letter) is that run.
+            let glob = if glob == format!("*{literal}*") {
+                "*".to_owned()
+            } else {
+                glob
+            };
+            for _ in ["title", "body"] {
+                values.push(literal.clone().into());
+                values.push(glob.clone().into());
+            }
         }
     }
     let published = match visibility {
@@ -327,13 +470,17 @@ fn search_sql(
     };
     // MATERIALIZED: the rows of each full-text query with their scores first, then the
     // aggregates; flattened into them (as SQLite does with one query alone), `bm25()` is "unable
-    // to use function bm25 in the requested context". In `per_word`, `score` is a bare column
-    // beside `min(kind)`: SQLite takes it from the row with that minimum, the unstemmed index's
-    // when the word matched there, else the substring's. Ties in the post lists' order (`list`).
+    // to use function bm25 in the requested context". In `per_word`, a word's row for a post is
+    // its best match found as typed (kind 0 or 1), else its stemmed one: for a word without CJK
+    // the unstemmed index's row, for a CJK word the best columns any as-typed match found (the
+    // same, in a post that has the word in the index's words and as a substring alike). Ties in
+    // the post lists' order (`list`).
     let sql = format!(
-        "WITH matched AS MATERIALIZED ({}), \
-         per_word AS (SELECT word, id, score, min(kind) AS kind FROM matched \
-            GROUP BY word, id) \
+        "WITH matched(word, id, score, kind) AS MATERIALIZED ({}), \
+         per_word AS (SELECT word, id, score, kind FROM (\
+            SELECT word, id, score, kind, row_number() OVER (\
+                PARTITION BY word, id ORDER BY kind = 2, score) AS best FROM matched\
+            ) WHERE best = 1) \
          SELECT found.id FROM (\
             SELECT id, sum(kind = 2) AS stem_only, sum(score) AS score FROM per_word \
             GROUP BY id HAVING count(*) = {} \
@@ -832,9 +979,39 @@ async fn with_tags<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::{
-        MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, SearchWords, Version, has_cjk,
-        search_words,
+        MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, PostWithTags, SearchWords, Version, base_len, has_cjk,
+        search_words, substring_glob,
     };
+
+    #[test]
+    fn a_cjk_substring_glob_takes_latin_letters_with_any_accent() {
+        let glob = substring_glob("京café");
+        assert_eq!(glob, substring_glob("京cafe"));
+        assert_eq!(glob, substring_glob("京cafe\u{301}"));
+        assert_eq!(glob, substring_glob("京cafÉ"));
+        assert!(glob.0.starts_with("*京[cÇ"), "{glob:?}");
+        assert!(
+            glob.0.contains("][eÈÉ") && glob.0.ends_with("]*"),
+            "{glob:?}"
+        );
+        assert_eq!(glob.1, "京");
+        assert_eq!(substring_glob("ab東京x世界").1, "東京");
+        // Other scripts keep their marks; Hangul stays composed; digits are themselves.
+        assert_eq!(
+            substring_glob("한국1ά"),
+            ("*한국1ά*".into(), "한국1ά".into())
+        );
+        assert_eq!(substring_glob("世界"), ("*世界*".into(), "世界".into()));
+    }
+
+    #[test]
+    fn a_word_is_as_long_as_its_characters_besides_marks() {
+        for word in ["t", "t\u{301}", "1\u{fe0f}\u{20e3}", "i\u{307}", "é", "世"] {
+            assert_eq!(base_len(word), 1, "{word:?}");
+        }
+        assert_eq!(base_len("te\u{301}"), 2);
+        assert_eq!(base_len("12"), 2);
+    }
 
     #[test]
     fn cjk_words_are_those_with_han_kana_or_hangul() {
@@ -913,6 +1090,11 @@ mod tests {
 
     #[test]
     fn search_words_are_letters_and_digits_lowercased_once() {
+        // A CJK word is lowercased as SQLite's lower() does it: ASCII only.
+        assert_eq!(
+            search_words("京ÉCOLE LiteFS世界 ÉCOLE").searched,
+            ["京École", "litefs世界", "école"]
+        );
         assert_eq!(
             search_words("  LiteFS, \"replica\" OR NEAR(x*) litefs Ünïcode 世界 ").searched,
             ["litefs", "replica", "or", "near", "x", "ünïcode", "世界"]
@@ -924,9 +1106,36 @@ mod tests {
         assert_eq!(words.searched[0], "w0");
         assert_eq!(words.ignored.len(), 20 - MAX_SEARCH_WORDS);
         assert_eq!(words.ignored[0], format!("w{MAX_SEARCH_WORDS}"));
+        // A word the cut at MAX_SEARCH_CHARS splits is not searched as its fragment: it is
+        // ignored whole, as the words after it are.
+        let long = "a".repeat(500);
         assert_eq!(
-            search_words(&"a".repeat(500)).searched,
-            ["a".repeat(MAX_SEARCH_CHARS)]
+            search_words(&long),
+            SearchWords {
+                searched: vec![],
+                ignored: vec![long.clone()]
+            }
+        );
+        let cut = format!("{} replication basil", "-".repeat(MAX_SEARCH_CHARS - 1));
+        assert_eq!(
+            search_words(&cut),
+            SearchWords {
+                searched: vec![],
+                ignored: vec!["replication".to_owned(), "basil".to_owned()]
+            }
+        );
+        // A word that ends at the last character is searched; the text is trimmed first.
+        let edge = format!(
+            "{}{}tomatoes basil tomatoes",
+            " ".repeat(300),
+            "-".repeat(MAX_SEARCH_CHARS - "tomatoes".len())
+        );
+        assert_eq!(
+            search_words(&edge),
+            SearchWords {
+                searched: vec!["tomatoes".to_owned()],
+                ignored: vec!["basil".to_owned()]
+            }
         );
     }
 }

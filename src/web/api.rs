@@ -200,7 +200,8 @@ fn per_page() -> u64 {
 }
 
 /// A page of posts; with `?q=`, also the words of the search text that were not searched (past
-/// the first [`posts::MAX_SEARCH_WORDS`]), empty when none were.
+/// the first [`posts::MAX_SEARCH_WORDS`], or not within the first [`posts::MAX_SEARCH_CHARS`]
+/// characters: [`posts::search_words`], as the search page), empty when none were.
 #[derive(Serialize)]
 struct PostList {
     #[serde(flatten)]

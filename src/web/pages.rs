@@ -200,8 +200,9 @@ async fn search(
     visitor: Visitor,
     Query(q): Query<SearchQuery>,
 ) -> Result<impl IntoResponse, PageError> {
+    // The words as the API takes them (`search_words` trims); the text trimmed for display.
+    let words = posts::search_words(&q.q);
     let text = q.q.trim();
-    let words = posts::search_words(text);
     let page = posts::search(
         &state.db,
         Visibility::PublishedOnly,
@@ -223,6 +224,8 @@ async fn search(
         words: words.searched,
         ignored: words.ignored,
         max_words: posts::MAX_SEARCH_WORDS,
+        max_chars: posts::MAX_SEARCH_CHARS,
+        long: text.chars().count() > posts::MAX_SEARCH_CHARS,
         total: page.total_items,
         posts: page.items.iter().map(PostCard::new).collect(),
         pager: Pager::new(format!("/search?q={}", super::urlencode(text)), &page),

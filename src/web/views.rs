@@ -135,10 +135,13 @@ pub struct PostPage {
 pub struct SearchPage {
     pub chrome: Chrome,
     pub query: String,
-    /// The words searched, and those past the first `max_words`, ignored.
+    /// The words searched, and those ignored: past the first `max_words`, or not within the
+    /// first `max_chars` characters (`long`: the text has more).
     pub words: Vec<String>,
     pub ignored: Vec<String>,
     pub max_words: usize,
+    pub max_chars: usize,
+    pub long: bool,
     pub total: u64,
     pub posts: Vec<PostCard>,
     pub pager: Pager,

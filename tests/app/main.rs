@@ -21,6 +21,8 @@ mod review4_tags;
 mod review5_tags;
 mod review8_search;
 mod review9;
+mod review_b_roles;
+mod review_b_search;
 mod review_reva;
 mod search;
 mod shutdown;

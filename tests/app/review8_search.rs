@@ -578,20 +578,32 @@ async fn only_the_first_eight_words_of_the_first_200_characters_count() {
     let (_, html) = app.get_text(&format!("/search?q={}", enc(&eight))).await;
     assert!(!html.contains("Only the first 8 words"), "{html}");
 
-    // (Two letters kept, not one as before: a word of one letter is now matched whole.)
-    let padded = format!("w1x{}", " ".repeat(195));
-    assert_eq!(padded.chars().count(), 198);
-    assert_eq!(
-        found(&app, &format!("{padded}w1absent")).await,
-        ["all"],
-        "cut to 'w1'"
-    );
-    assert_eq!(found(&app, &format!("{padded}  absentword")).await, ["all"]);
-    let padded = format!("w1x{}", " ".repeat(194));
+    // A word the 200th character cuts is not searched as the fragment left ("w1", "w1a": other
+    // words, which found what the word would not, or nothing): it is ignored, and said to be,
+    // as the words after it. (Premise changed: the fragment used to be searched.)
+    for spaces in [195, 194] {
+        let padded = format!("w1x{}", " ".repeat(spaces));
+        let (status, page) = app
+            .api_get(&format!(
+                "/posts?q={}",
+                enc(&format!("{padded}w1absent absentword"))
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(slugs(&page), ["all"], "cut after {spaces} spaces: {page}");
+        assert_eq!(
+            page["ignored_words"],
+            json!(["w1absent", "absentword"]),
+            "cut after {spaces} spaces: {page}"
+        );
+    }
+    // A word that ends at the 200th character is searched whole.
+    let padded = format!("w1x{}", " ".repeat(189));
+    assert_eq!(format!("{padded}w1absent").chars().count(), 200);
     assert_eq!(
         found(&app, &format!("{padded}w1absent")).await,
         Vec::<String>::new(),
-        "'w1a' is kept"
+        "'w1absent' is searched"
     );
 }
 

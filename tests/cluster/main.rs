@@ -13,6 +13,7 @@ mod review1;
 mod review2;
 mod review3;
 mod review4;
+mod review_b;
 mod search;
 
 use std::time::Duration;
