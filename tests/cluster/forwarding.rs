@@ -104,7 +104,11 @@ async fn a_replica_with_the_wrong_secret_is_not_ready_and_says_why() {
         .send()
         .await
         .unwrap();
-    assert_eq!(ready.status(), 200, "a primary away is not this replica's fault");
+    assert_eq!(
+        ready.status(),
+        200,
+        "a primary away is not this replica's fault"
+    );
 }
 
 #[tokio::test]

@@ -225,7 +225,10 @@ async fn a_write_through_a_replicas_local_connection_is_refused_before_the_file(
 async fn a_replica_checks_that_the_primary_accepts_its_secret() {
     let (cluster, primary, replica) = two_nodes(Arc::default()).await;
     let wait = Duration::from_secs(2);
-    primary.check_primary(wait).await.expect("the primary has itself");
+    primary
+        .check_primary(wait)
+        .await
+        .expect("the primary has itself");
     replica.check_primary(wait).await.expect("the same secret");
 
     let stranger = cluster
@@ -237,7 +240,11 @@ async fn a_replica_checks_that_the_primary_accepts_its_secret() {
         .expect("a wrong secret is not known at start");
     let err = stranger.check_primary(wait).await.unwrap_err();
     assert!(matches!(err, ClusterError::AuthFailed { .. }), "{err:?}");
-    assert_eq!(bodies(&primary).await, Vec::<String>::new(), "nothing written");
+    assert_eq!(
+        bodies(&primary).await,
+        Vec::<String>::new(),
+        "nothing written"
+    );
 }
 
 #[tokio::test]
