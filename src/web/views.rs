@@ -51,6 +51,7 @@ impl Chrome {
         match self.role {
             "primary" => "SQLite on LiteFS: this node writes, replicas follow",
             "replica" => "SQLite on LiteFS: writes forwarded to the primary",
+            "no-primary" => "SQLite on LiteFS: no primary right now, so no writes",
             _ => "SQLite, one standalone node",
         }
     }

@@ -33,6 +33,9 @@ use futures::future::BoxFuture;
 
 use crate::{ClusterConnection, Pos, track_writes};
 
+/// The longest a browser keeps a cookie (RFC 6265bis).
+const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+
 /// The key that signs the position cookie (the `cookie` crate's): `Key::generate()`, or
 /// `Key::from(bytes)` with at least 64 bytes shared by every node, e.g. derived from the cluster
 /// secret.
@@ -77,9 +80,10 @@ impl ReadYourWritesLayer {
     }
 
     /// How long the position cookie lives (default 5 minutes): long enough for any replica to
-    /// catch up; after it, a node no longer waits for that write.
+    /// catch up; after it, a node no longer waits for that write. Kept between 1 second (a
+    /// cookie of 0 is deleted at once) and 400 days (the most browsers keep one).
     pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
+        self.max_age = max_age.clamp(Duration::from_secs(1), MAX_COOKIE_AGE);
         self
     }
 

@@ -229,8 +229,13 @@ impl Builder {
     /// shorter (a timeout set alone at or below 2 s is not refused for a default the app never
     /// chose).
     fn lease(&self) -> Duration {
-        self.remote_tx_lease
-            .unwrap_or_else(|| DEFAULT_LEASE.min(self.forward_timeout / 2))
+        self.remote_tx_lease.unwrap_or_else(|| {
+            let lease = DEFAULT_LEASE.min(self.forward_timeout / 2);
+            // A maximum lifetime set below it lowers it too: no default the app never chose is
+            // refused against a setting it did choose.
+            self.remote_tx_max_lifetime
+                .map_or(lease, |lifetime| lease.min(lifetime))
+        })
     }
 
     /// The longest remote transaction: as set, else 30 s, or the lease if that is longer (a
@@ -243,10 +248,17 @@ impl Builder {
     /// Refuses limits that cannot work, or contradict each other (see [`StartError`]).
     fn check_limits(&self) -> Result<(), StartError> {
         if let Some((_, api)) = &self.litefs {
-            let host = api.strip_prefix("http://").unwrap_or(api);
-            if host.contains("://") || host.trim_end_matches('/').is_empty() {
-                return Err(StartError::LiteFsApi { api: api.clone() });
-            }
+            litefs_authority(api)?;
+        }
+        if self.remote_tx_lease.is_none()
+            && (self.forward_timeout / 2).is_zero()
+            && !self.forward_timeout.is_zero()
+        {
+            return Err(StartError::TooShort {
+                setting: "forward_timeout",
+                value: self.forward_timeout,
+                why: "the remote-transaction lease, half of it by default, would be 0",
+            });
         }
         for (setting, value) in [
             ("forward_timeout", self.forward_timeout),
@@ -265,17 +277,17 @@ impl Builder {
                 "every write would give up before it starts",
             );
         }
+        if self.max_lifetime().is_zero() {
+            return zero(
+                "remote_transaction_max_lifetime",
+                "every transaction from a replica would be rolled back at once",
+            );
+        }
         if self.lease().is_zero() {
             return zero(
                 "remote_transaction_lease",
                 "a transaction from a replica would be rolled back at its first pause between two \
                  statements",
-            );
-        }
-        if self.max_lifetime().is_zero() {
-            return zero(
-                "remote_transaction_max_lifetime",
-                "every transaction from a replica would be rolled back at once",
             );
         }
         if self.startup_timeout.is_zero() {
@@ -347,7 +359,8 @@ impl Builder {
                 mount: mount_dir.clone(),
             })?;
         let db_path = mount.db_path();
-        let follower = litefs::Follower::start(mount, api, self.startup_timeout)
+        let authority = litefs_authority(api)?;
+        let follower = litefs::Follower::start(mount, authority, self.startup_timeout)
             .await
             .map_err(|last_error| StartError::LiteFsSilent {
                 api: api.clone(),
@@ -431,6 +444,29 @@ impl Builder {
     }
 }
 
+/// The `host:port` of LiteFS's API address `http://host:port` (the scheme in any case, a final
+/// `/` allowed); anything else is refused at once rather than tried for the whole start-up.
+fn litefs_authority(api: &str) -> Result<&str, StartError> {
+    let refused = || {
+        // Credentials never belong there, and never in a log either.
+        let api = match api.rsplit_once('@') {
+            Some((_, host)) => format!("http://***@{host}"),
+            None => api.to_owned(),
+        };
+        StartError::LiteFsApi { api }
+    };
+    let scheme = api.get(..7).filter(|s| s.eq_ignore_ascii_case("http://"));
+    let rest = scheme.map(|_| &api[7..]).ok_or_else(refused)?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err(refused());
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(authority),
+        _ => Err(refused()),
+    }
+}
+
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -455,10 +491,20 @@ pub enum StartError {
     },
     /// LiteFS's API address is not plain `http://host:port`.
     #[error(
-        "LiteFS's API address {api:?} must be http://host:port (LiteFS serves its API over plain \
-         HTTP, e.g. http://127.0.0.1:20202)"
+        "LiteFS's API address {api:?} must be http://host:port, with no path, query or \
+         credentials (LiteFS serves its API over plain HTTP, e.g. http://127.0.0.1:20202)"
     )]
-    LiteFsApi { api: String },
+    LiteFsApi {
+        /// As given, with any credentials in it hidden.
+        api: String,
+    },
+    /// A duration is too short to work.
+    #[error("{setting} ({value:?}) is too short: {why}")]
+    TooShort {
+        setting: &'static str,
+        value: Duration,
+        why: &'static str,
+    },
     /// A replica's copy of the database did not appear in time.
     #[error("the database {database} did not replicate here within {waited:?}")]
     NotReplicated { database: PathBuf, waited: Duration },
@@ -858,5 +904,159 @@ mod tests {
             }
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    // Review B of the lease default and the LiteFS API address.
+
+    /// An API address with credentials is refused without showing them.
+    #[test]
+    fn a_litefs_api_address_with_credentials_is_refused_without_them() {
+        let err = litefs_authority("http://user:secret-pw@127.0.0.1:20202").unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("secret-pw"), "{text}");
+        assert!(text.contains("127.0.0.1:20202"), "{text}");
+        assert_eq!(
+            litefs_authority("HTTP://[::1]:20202/").unwrap(),
+            "[::1]:20202"
+        );
+    }
+
+    fn revb_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("revb-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// The forward timeout set alone is promised to work ("so that setting only the timeout works";
+    /// "a timeout set alone at or below 2 s is not refused for a default the app never chose").
+    /// A 1 ns timeout gives a default lease of 0 (1 ns / 2), and start-up refuses the lease the app
+    /// never set: "remote_transaction_lease is 0".
+    #[tokio::test]
+    async fn revb_a_forward_timeout_of_one_nanosecond_alone_is_not_refused_for_the_default_lease() {
+        let dir = revb_dir("one-ns");
+        let result = Builder::new(dir.join("app.db"))
+            .forward_timeout(Duration::from_nanos(1))
+            .start()
+            .await;
+        if let Err(e) = &result {
+            let text = e.to_string();
+            assert!(
+                !text.contains("remote_transaction_lease"),
+                "refused for a lease the app never set: {text}"
+            );
+        }
+        drop(result);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The maximum lifetime set alone below 2 s is refused for the default lease (2 s) the app never
+    /// chose, as the forward timeout set alone was before this change: "max lifetime 1s below lease
+    /// 2s". The default lease follows the timeout now, but not the lifetime.
+    #[tokio::test]
+    async fn revb_a_max_lifetime_set_alone_is_not_refused_for_the_default_lease() {
+        let dir = revb_dir("lifetime-alone");
+        let result = Builder::new(dir.join("app.db"))
+            .remote_transaction_max_lifetime(Duration::from_secs(1))
+            .start()
+            .await;
+        let err = result.as_ref().err().map(ToString::to_string);
+        drop(result);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(err, None, "refused for a default lease the app never chose");
+    }
+
+    /// "refuses a non-http:// LiteFS API address at once": an address with a path, credentials, an
+    /// upper-case scheme or no port is not `http://host:port` either, and is either refused by name
+    /// (StartError::LiteFsApi) or, for the upper-case scheme, accepted as the same address. Here
+    /// each start is given 1 s; a `LiteFsSilent` answer means it was tried for the whole start-up
+    /// timeout instead.
+    #[tokio::test]
+    async fn revb_litefs_api_addresses_that_are_not_host_port_are_refused_at_once() {
+        let dir = revb_dir("api-forms");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut silent = Vec::new();
+        for api in [
+            "http://127.0.0.1:20202/litefs",
+            "http://user:pw@127.0.0.1:20202",
+            "http://127.0.0.1",
+            "http://127.0.0.1:20202?x=1",
+        ] {
+            let started = std::time::Instant::now();
+            let result = Builder::new(dir.join("app.db"))
+                .litefs(&dir, api)
+                .secret("s")
+                .startup_timeout(Duration::from_secs(1))
+                .start()
+                .await;
+            match result {
+                Err(StartError::LiteFsApi { .. }) => {}
+                Err(e) => silent.push(format!("{api}: after {:?}: {e}", started.elapsed())),
+                Ok(_) => silent.push(format!("{api}: started")),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(silent.is_empty(), "{silent:#?}");
+    }
+
+    /// URL schemes are case-insensitive: `HTTP://127.0.0.1:20202` is refused as "not http://".
+    #[tokio::test]
+    async fn revb_an_upper_case_http_scheme_is_not_refused_as_not_http() {
+        let dir = revb_dir("api-upper");
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = Builder::new(dir.join("app.db"))
+            .litefs(&dir, "HTTP://127.0.0.1:9")
+            .secret("s")
+            .startup_timeout(Duration::from_millis(300))
+            .start()
+            .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            !matches!(result, Err(StartError::LiteFsApi { .. })),
+            "{:?}",
+            result.err().map(|e| e.to_string())
+        );
+    }
+
+    /// "Start-up names why LiteFS was silent (the last connection error)": LiteFS refuses the first
+    /// tries (not up yet), then answers `/events` with a 200 and no event. The cause given is the
+    /// first refusal ("the last try said: Connection refused"), though the last try connected and
+    /// was answered; the error of an attempt is never cleared by a later one that succeeded.
+    #[tokio::test]
+    async fn revb_the_cause_of_a_silent_litefs_is_the_last_try_not_an_old_one() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = revb_dir("stale-cause");
+        std::fs::create_dir_all(&dir).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let server = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+            let mut held = Vec::new();
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .await;
+                held.push(stream);
+            }
+        });
+        let err = Builder::new(dir.join("app.db"))
+            .litefs(&dir, &format!("http://{addr}"))
+            .secret("s")
+            .startup_timeout(Duration::from_millis(2500))
+            .start()
+            .await
+            .err()
+            .map(|e| e.to_string());
+        server.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+        let err = err.expect("no event: start-up fails");
+        assert!(
+            !err.to_lowercase().contains("refused"),
+            "the last try was answered (200, no event), not refused: {err}"
+        );
     }
 }

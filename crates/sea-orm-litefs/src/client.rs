@@ -62,7 +62,14 @@ pub struct Forwarder {
     connecting: Mutex<HashMap<String, (Instant, Connecting)>>,
     /// Primaries that said they are shutting down, until when no new work goes to them.
     draining: Mutex<HashMap<Addr, Instant>>,
+    /// Primaries that refused this node's secret when [`Forwarder::check`] asked, and when.
+    auth_refused: Mutex<HashMap<Addr, Instant>>,
 }
+
+/// How long [`Forwarder::check`] answers a refusal of this node's secret again without asking:
+/// the secret does not change under a running node, and a readiness probe must not become a
+/// connection to the primary each time.
+const AUTH_REFUSAL_KEPT: Duration = Duration::from_secs(10);
 
 /// A connection being opened (see [`Forwarder::client`]).
 type Connecting =
@@ -86,6 +93,7 @@ impl Forwarder {
             connections: Mutex::new(HashMap::new()),
             connecting: Mutex::new(HashMap::new()),
             draining: Mutex::new(HashMap::new()),
+            auth_refused: Mutex::new(HashMap::new()),
         }
     }
 
@@ -163,7 +171,17 @@ impl Forwarder {
     /// whether it is there and accepts this node's secret. The connection is kept for calls.
     pub async fn check(&self, deadline: Instant) -> Result<(), ClusterError> {
         let addr = self.current_primary()?;
-        self.client(&addr, deadline).await.map(drop)
+        let refused_at = self.auth_refused.lock().unwrap().get(&addr).copied();
+        if refused_at.is_some_and(|at| at.elapsed() < AUTH_REFUSAL_KEPT) {
+            return Err(ClusterError::AuthFailed { addr });
+        }
+        let checked = self.client(&addr, deadline).await.map(drop);
+        let mut refused = self.auth_refused.lock().unwrap();
+        match &checked {
+            Err(ClusterError::AuthFailed { .. }) => refused.insert(addr, Instant::now()),
+            _ => refused.remove(&addr),
+        };
+        checked
     }
 
     /// Calls the current primary within `deadline`, following "not primary" answers. With

@@ -148,11 +148,18 @@ impl ClusterConnection {
     /// [`ClusterError::AuthFailed`]: a setting to fix, not a moment to wait out, which a
     /// readiness check can tell apart from a primary that is away
     /// ([`ClusterError::PrimaryUnreachable`], [`ClusterError::NoPrimary`]). The primary and a
-    /// standalone node write locally: `Ok`.
+    /// standalone node write locally: `Ok`. A refusal of the secret is remembered for 10 s:
+    /// checks meanwhile answer it again without connecting, so a readiness probe is never a
+    /// connection to the primary each time.
     pub async fn check_primary(&self, timeout: Duration) -> Result<(), ClusterError> {
         match &self.inner.node {
             Some(node) if !self.role().writes_locally() => {
-                node.forwarder.check(Instant::now() + timeout).await
+                // A timeout meaning "no limit" (Duration::MAX) waits an hour, not past the clock.
+                let now = Instant::now();
+                let deadline = now
+                    .checked_add(timeout)
+                    .unwrap_or(now + Duration::from_secs(3600));
+                node.forwarder.check(deadline).await
             }
             _ => Ok(()),
         }

@@ -401,6 +401,8 @@ impl Follower {
         if !response.status().is_success() {
             return Err(format!("GET /events answered {}", response.status()).into());
         }
+        // This try was answered: an earlier try's error is no longer why LiteFS is silent.
+        self.last_error.lock().unwrap().take();
         // Connected first, then told: whoever wakes on the tick must see the new state.
         self.streaming.store(true, Ordering::Release);
         if self.connected_before.swap(true, Ordering::AcqRel) {
