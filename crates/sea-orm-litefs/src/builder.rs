@@ -1044,7 +1044,7 @@ mod tests {
             }
         });
         let err = Builder::new(dir.join("app.db"))
-            .litefs(&dir, &format!("http://{addr}"))
+            .litefs(&dir, format!("http://{addr}"))
             .secret("s")
             .startup_timeout(Duration::from_millis(2500))
             .start()
