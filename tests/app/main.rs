@@ -23,6 +23,7 @@ mod review8_search;
 mod review9;
 mod review_b_roles;
 mod review_b_search;
+mod review_c_search;
 mod review_reva;
 mod search;
 mod shutdown;

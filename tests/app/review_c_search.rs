@@ -1,0 +1,212 @@
+//! Review C of the search changes (query parsing, CJK substrings with accented Latin, slugs):
+//! failing tests for what docs/reference.md and `posts::search` promise.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+fn enc(q: &str) -> String {
+    percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// `GET /api/posts?q=` as a visitor: the slugs in order, and the whole answer.
+async fn api_search(app: &TestApp, q: &str) -> (Vec<String>, Value) {
+    let (status, page) = app
+        .api_get(&format!("/posts?q={}&per_page=100", enc(q)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "q={q:?}: {page}");
+    let slugs = page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("q={q:?}: {page}"))
+        .iter()
+        .map(|p| p["slug"].as_str().unwrap().to_owned())
+        .collect();
+    (slugs, page)
+}
+
+fn ignored_of(page: &Value) -> Vec<String> {
+    page["ignored_words"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{page}"))
+        .iter()
+        .map(|w| w.as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn publish(app: &TestApp, slug: &str, title: &str, body: &str) {
+    app.create_post(json!({ "slug": slug, "title": title, "body": body, "published": true }))
+        .await;
+}
+
+/// The search page's words: (total found, searched words, ignored words, hint text).
+fn page_words(html: &str) -> (Option<u64>, Vec<String>, Vec<String>, Option<String>) {
+    let mut total = None;
+    let mut searched = Vec::new();
+    if let Some(start) = html.find(r#"<p class="summary" role="status">"#) {
+        let rest = &html[start + r#"<p class="summary" role="status">"#.len()..];
+        let line = &rest[..rest.find("</p>").unwrap()];
+        if let Some(n) = line.find(" post(s) contain ") {
+            total = Some(line[..n].trim().parse().unwrap());
+            let words = line[n + " post(s) contain ".len()..].trim_end_matches('.');
+            searched = words
+                .split(" and ")
+                .map(|w| w.trim_matches(['“', '”']).to_owned())
+                .collect();
+        }
+    }
+    let mut ignored = Vec::new();
+    let mut hint = None;
+    if let Some(start) = html.find(r#"<p class="hint">"#) {
+        let rest = &html[start + r#"<p class="hint">"#.len()..];
+        let line = &rest[..rest.find("</p>").unwrap()];
+        hint = Some(line.to_owned());
+        let words = &line[line.find("ignored: ").unwrap() + "ignored: ".len()..];
+        ignored = words
+            .trim_end_matches('.')
+            .split(", ")
+            .map(|w| w.trim_matches(['“', '”']).to_owned())
+            .collect();
+    }
+    (total, searched, ignored, hint)
+}
+
+/// A post's body is stored as sent (titles are NFC'd, bodies are not), but the search text is
+/// put in NFC: a Japanese body pasted in NFD (macOS writes "ガ" as "カ" + U+3099) is never found,
+/// not even by typing the body's own characters, in the index or inside the run.
+#[tokio::test]
+async fn revc_a_word_typed_as_in_a_decomposed_body_finds_it() {
+    let app = spawn_app().await;
+    // "東京ガイド" with both dakuten decomposed.
+    let body = "東京\u{30AB}\u{3099}イ\u{30C8}\u{3099} の話";
+    publish(&app, "guide", "Tokyo", body).await;
+    for q in [
+        "東京\u{30AB}\u{3099}イ\u{30C8}\u{3099}", // exactly as in the body
+        "東京ガイド",                            // as typed on most keyboards
+        "ガイド",                                // inside the run
+    ] {
+        let (found, page) = api_search(&app, q).await;
+        assert_eq!(found, ["guide"], "q={q:?}: {page}");
+    }
+}
+
+/// The search page says why words were ignored ("of the first 200 characters") from the length
+/// of the text as sent, while `search_words` cuts the text in NFC, which can be longer (U+0958
+/// "क़" is two characters in NFC): here a word past the 200th character of the NFC text is
+/// ignored, and the page blames the 8-word limit, with only 2 words typed.
+#[tokio::test]
+async fn revc_page_says_why_when_nfc_makes_the_text_longer() {
+    let app = spawn_app().await;
+    publish(&app, "with", "Tomatoes", "Tomatoes and basil.").await;
+    let q = format!("tomatoes {} basil", "\u{0958}".repeat(100));
+    let (_, page) = api_search(&app, &q).await;
+    assert!(
+        ignored_of(&page).contains(&"basil".to_owned()),
+        "basil is past the 200th character of the NFC text: {page}"
+    );
+    let (status, html) = app.get_text(&format!("/search?q={}", enc(&q))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, ignored, hint) = page_words(&html);
+    assert!(ignored.contains(&"basil".to_owned()), "{hint:?}");
+    assert!(
+        hint.as_deref()
+            .is_some_and(|h| h.contains("of the first 200 characters")),
+        "3 words typed, 2 ignored: the page should say the 200-character cut did it: {hint:?}"
+    );
+}
+
+/// Tiny deterministic generator (xorshift), so a failure names its seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+}
+
+const PIECES: &[&str] = &[
+    "東", "京", "世界", "ガ", "\u{30AB}\u{3099}", "한국", "\u{1100}\u{1161}", "々", "𠀋",
+    "a", "c", "e", "É", "é", "e\u{301}", "E\u{301}", "ł", "Ł", "ø", "ß", "ẞ", "æ", "ǿ", "ı", "İ",
+    "*", "?", "[", "]", "^", "-", "[^a-z]", "\"", ":", "(", ")", "NEAR", "OR", "AND", "NOT", "+",
+    "{", "}", "title", "body", "title:", "\u{301}", "\u{FE0F}", "1\u{FE0F}\u{20E3}", "²", "½",
+    "Ａ", "ｶ", "ﾞ", "\u{0958}", "\u{3099}", "、", "。", "「", "」", "　", " ", " ", " ", "%",
+    "_", "\\", "'", "ǅ", "Ω", "\u{200D}", "cafe", "Café", "lite", "ΑΘΗΝΑ",
+];
+
+/// Generated search texts (CJK, Latin with accents, GLOB and FTS5 syntax, spaces): the API and
+/// the search page both answer 200, find the same number of posts, and search and ignore the same
+/// words; every page of the API (`per_page` 3) lists the posts of the full list once, in order.
+#[tokio::test]
+async fn revc_generated_queries_page_and_api_agree() {
+    let app = spawn_app().await;
+    let texts = [
+        ("p1", "東京café", "世界の話 東京Cafe 한국"),
+        ("p2", "Łódź 世界", "東京ガイド *[a]? NEAR(x y) title:body"),
+        ("p3", "Straße", "京ΑΘΗΝΑ 東京ÉCOLE a e é ł ø ß æ"),
+        ("p4", "カフェ", "東京cafe\u{301} 한국어 세계 世界中"),
+        ("p5", "lite", "LiteFS 東京lite 東京lité 1\u{FE0F}\u{20E3}"),
+        ("p6", "Ωmega", "²½ 東京[a] 東京* 東京? 東京^ 東京-"),
+    ];
+    for (slug, title, body) in texts {
+        publish(&app, slug, title, body).await;
+    }
+    let mut failures = Vec::new();
+    for seed in 1..=120u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let n = 1 + rng.next() % 14;
+        let q: String = (0..n).map(|_| rng.pick(PIECES)).collect();
+        let (status, api) = app
+            .api_get(&format!("/posts?q={}&per_page=100", enc(&q)))
+            .await;
+        if status != StatusCode::OK {
+            failures.push(format!("seed {seed} q={q:?}: API {status} {api}"));
+            continue;
+        }
+        let api_total = api["total_items"].as_u64().unwrap();
+        let api_ignored = ignored_of(&api);
+        let (status, html) = app.get_text(&format!("/search?q={}", enc(&q))).await;
+        if status != StatusCode::OK {
+            failures.push(format!("seed {seed} q={q:?}: page {status}"));
+            continue;
+        }
+        let (total, _searched, ignored, _) = page_words(&html);
+        if total.unwrap_or(0) != api_total || ignored != api_ignored {
+            failures.push(format!(
+                "seed {seed} q={q:?}: page total {total:?} ignored {ignored:?}, API total \
+                 {api_total} ignored {api_ignored:?}"
+            ));
+        }
+        // Pages of 3 list the full list once each, in order.
+        let all: Vec<String> = api["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["slug"].as_str().unwrap().to_owned())
+            .collect();
+        let mut paged = Vec::new();
+        let pages = api["total_pages"].as_u64().unwrap();
+        let pages3 = api_total.div_ceil(3).max(1);
+        for p in 1..=pages3 {
+            let (status, v) = app
+                .api_get(&format!("/posts?q={}&per_page=3&page={p}", enc(&q)))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            paged.extend(
+                v["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["slug"].as_str().unwrap().to_owned()),
+            );
+        }
+        if paged != all || pages != 1 {
+            failures.push(format!("seed {seed} q={q:?}: paged {paged:?} vs {all:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
