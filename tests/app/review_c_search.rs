@@ -210,3 +210,62 @@ async fn revc_generated_queries_page_and_api_agree() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Measurement (no timing asserted): a CJK word led by Latin letters is a `GLOB` that begins
+/// with a set (`*[aàá…][aàá…]…京*`), tried at every character of every body that has its
+/// literal (`京`), each try matching up to the word's length of sets: O(body × word × set).
+/// Prints the time of `q` against a body of accented `a`s with one `京`, beside the time of `京`.
+#[tokio::test]
+async fn revc_measure_glob_led_by_latin_sets() {
+    let app = spawn_app().await;
+    let posts: usize = std::env::var("REVC_POSTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2);
+    for n in 0..posts {
+        // 3 bytes each: about 510 KB, under the 512 KiB limit.
+        let body = format!("{}京", "ặ".repeat(169_000));
+        publish(&app, &format!("big{n}"), &format!("Big {n}"), &body).await;
+    }
+    for q in [
+        "京".to_owned(),
+        format!("{}京", "a".repeat(20)),
+        format!("{}京", "a".repeat(100)),
+        format!("{}京", "a".repeat(190)),
+    ] {
+        let start = std::time::Instant::now();
+        let (status, page) = app
+            .api_get(&format!("/posts?q={}&per_page=100", enc(&q)))
+            .await;
+        eprintln!(
+            "REVC posts={posts} word chars={} status={status} found={} in {:?}",
+            q.chars().count(),
+            page["total_items"],
+            start.elapsed()
+        );
+    }
+}
+
+/// The cost above, as a visitor sees it: four posts of 510 KB bodies (accented `a`s and one
+/// `京`) and one search of `"a" × 190 + "京"` (one word, within 200 characters) run past the
+/// server's 30-second request timeout: 408 instead of the two posts. Then a plain search right
+/// after, to show whether the abandoned query still holds the database.
+#[tokio::test]
+async fn revc_a_cjk_word_led_by_latin_letters_answers_within_the_timeout() {
+    let app = spawn_app().await;
+    for n in 0..4 {
+        let body = format!("{}京", "ặ".repeat(169_000));
+        publish(&app, &format!("big{n}"), &format!("Big {n}"), &body).await;
+    }
+    let q = format!("{}京", "a".repeat(190));
+    let start = std::time::Instant::now();
+    let (status, page) = app
+        .api_get(&format!("/posts?q={}&per_page=100", enc(&q)))
+        .await;
+    let took = start.elapsed();
+    let start = std::time::Instant::now();
+    let (after, _) = app.api_get("/posts?q=big").await;
+    eprintln!("REVC long word: {status} in {took:?}; then q=big: {after} in {:?}", start.elapsed());
+    assert_eq!(status, StatusCode::OK, "after {took:?}: {page}");
+    assert_eq!(page["total_items"], 4, "{page}");
+}
