@@ -263,6 +263,16 @@ async fn revc_a_cjk_word_led_by_latin_letters_answers_within_the_timeout() {
         .api_get(&format!("/posts?q={}&per_page=100", enc(&q)))
         .await;
     let took = start.elapsed();
+    // Whether the query goes on after the 408: this process's CPU time over the next 5 s.
+    let cpu = || {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    };
+    let before = cpu();
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    eprintln!("REVC CPU ticks (1/100 s) in the 5 s after the answer: {}", cpu() - before);
     let start = std::time::Instant::now();
     let (after, _) = app.api_get("/posts?q=big").await;
     eprintln!("REVC long word: {status} in {took:?}; then q=big: {after} in {:?}", start.elapsed());
