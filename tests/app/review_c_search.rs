@@ -279,3 +279,129 @@ async fn revc_a_cjk_word_led_by_latin_letters_answers_within_the_timeout() {
     assert_eq!(status, StatusCode::OK, "after {took:?}: {page}");
     assert_eq!(page["total_items"], 4, "{page}");
 }
+
+/// "A slug typed is typed again to itself", and "a slug made of a title is that slug typed":
+/// a post's slug (typed, or made of its title), sent as another post's typed slug, is that same
+/// slug, so the second post is refused as a conflict rather than created under another slug.
+#[tokio::test]
+async fn revc_a_stored_slug_typed_again_is_itself() {
+    let app = spawn_app().await;
+    let typed = [
+        "ｶﾞ", "ｶﾞｲﾄﾞ", "ﬃ", "ⓐⓑ", "µ", "ǆ", "ſ", "ᴬ", "aﾞ", "ﾞ", "ⅻ", "ϐ", "ﬅ", "ǿ", "ı", "ŉ",
+        "ᄀ\u{1161}", "a\u{3099}", "x\u{301}", "ΐ", "ꭰ", "ȿ", "ꞵ", "𝐚", "ｶ-ﾞ", "ａ-ｂ",
+    ];
+    let titles = [
+        "ΟΔΟΣ", "ΚΟΣΜΟΣ.GR", "ｶﾞｲﾄﾞ", "Ǆungla", "İstanbul", "ΣΑΣ", "Σ", "ΑΣ-Σ", "x\u{301}y",
+        "a\u{3099}", "ᄀ\u{1161}", "Ⅻ", "ǅ x", "½ cup", "Straße", "ŉ", "ﬀ", "ΣΣ", "ΌΣΟΣ'Σ", "ᾼΣ",
+        "Ⓐ", "𝐀𝐁", "ꭰꭱ", "Ꭰ", "ῼ", "ΐΣ",
+    ];
+    let mut failures = Vec::new();
+    let mut n = 0;
+    let mut first = Vec::new();
+    for slug in typed {
+        n += 1;
+        let (status, post) = app
+            .api_call(
+                reqwest::Method::POST,
+                "/posts",
+                Some(&json!({ "title": format!("T{n}"), "slug": slug, "body": "x" })),
+            )
+            .await;
+        if status == StatusCode::CREATED {
+            first.push((format!("typed {slug:?}"), post["slug"].as_str().unwrap().to_owned()));
+        }
+    }
+    for title in titles {
+        let (status, post) = app
+            .api_call(
+                reqwest::Method::POST,
+                "/posts",
+                Some(&json!({ "title": title, "body": "x" })),
+            )
+            .await;
+        if status == StatusCode::CREATED {
+            first.push((format!("title {title:?}"), post["slug"].as_str().unwrap().to_owned()));
+        }
+    }
+    for (from, stored) in first {
+        n += 1;
+        let (status, post) = app
+            .api_call(
+                reqwest::Method::POST,
+                "/posts",
+                Some(&json!({ "title": format!("T{n}"), "slug": stored, "body": "x" })),
+            )
+            .await;
+        if status == StatusCode::CREATED {
+            failures.push(format!(
+                "{from} stored {stored:?}; typed again it became {:?}",
+                post["slug"]
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A PATCH sending back the stored slug in another normalization form (NFD) keeps it as stored.
+#[tokio::test]
+async fn revc_patch_with_the_stored_slug_in_nfd_keeps_it() {
+    let app = spawn_app().await;
+    for (n, stored) in ["café", "ガイド", "한국", "ǖ"].into_iter().enumerate() {
+        let post = app
+            .create_post(json!({ "title": format!("P{n}"), "slug": stored, "body": "x" }))
+            .await;
+        let stored = post["slug"].as_str().unwrap().to_owned();
+        let nfd: String = unicode_normalization::UnicodeNormalization::nfd(stored.as_str()).collect();
+        let (status, patched) = app
+            .api_call(
+                reqwest::Method::PATCH,
+                &format!("/posts/{}", enc(&stored)),
+                Some(&json!({ "slug": nfd, "body": "y" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{stored:?}: {patched}");
+        assert_eq!(patched["slug"], stored.as_str(), "{patched}");
+    }
+}
+
+/// The same for a CJK compatibility ideograph: NFC maps U+F900 "豈" to U+8C48 "豈", so a body
+/// written with U+F900 (kept as sent) is not found by the very character it has; the title, put
+/// in NFC, is. Also NFD Hangul (jamo) in a body.
+#[tokio::test]
+async fn revc_a_compatibility_ideograph_or_nfd_hangul_in_a_body_is_found_as_typed() {
+    let app = spawn_app().await;
+    publish(&app, "compat", "Compat", "古い\u{F900}の字").await;
+    publish(&app, "jamo", "Jamo", "\u{1112}\u{1161}\u{11AB}\u{1100}\u{116E}\u{11A8}어 공부").await;
+    let mut failures = Vec::new();
+    for (q, slug) in [
+        ("\u{F900}", "compat"),
+        ("古い\u{F900}の字", "compat"),
+        ("\u{1112}\u{1161}\u{11AB}\u{1100}\u{116E}\u{11A8}", "jamo"),
+        ("한국어", "jamo"),
+    ] {
+        let (found, _) = api_search(&app, q).await;
+        if found != [slug] {
+            failures.push(format!("q={q:?}: found {found:?}, expected [{slug:?}]"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Held checks kept as regressions: NFD Latin in a body is found (the tokenizer drops the mark),
+/// GLOB and FTS5 syntax in a query only separate words, `ignored_words` is `[]` for `q=`.
+#[tokio::test]
+async fn revc_held_nfd_latin_and_syntax() {
+    let app = spawn_app().await;
+    publish(&app, "nfd", "Nfd", "un cafe\u{301} au lait, 東京cafe\u{301}").await;
+    publish(&app, "glob", "Glob", "東京[a]* と 東京?^- です near title").await;
+    for q in ["café", "cafe\u{301}", "京café", "京CAFÉ", "東京cafe"] {
+        let (found, page) = api_search(&app, q).await;
+        assert_eq!(found, ["nfd"], "q={q:?}: {page}");
+    }
+    for q in ["京[a]", "東京[a]*", "東京?", "東京^", "\"東京\" NEAR(", "title:東京", "東京-*"] {
+        let (found, page) = api_search(&app, q).await;
+        assert!(found.contains(&"glob".to_owned()), "q={q:?}: {page}");
+    }
+    let (_, page) = api_search(&app, "").await;
+    assert_eq!(page["ignored_words"], json!([]), "{page}");
+}
