@@ -464,8 +464,11 @@ impl PostInput {
                 None
             }),
         };
-        // A leading byte-order mark is no part of the body (it is dropped below): not counted.
-        let body = super::markdown::without_bom(&draft.body);
+        // A leading byte-order mark is no part of the body (it is dropped): not counted. The
+        // body is kept in NFC, as the title is and as search reads what is typed, so a word
+        // written decomposed (macOS writes "ガ" as カ and a mark) is found as typed; NFC only
+        // chooses between forms that show the same text.
+        let body: String = super::markdown::without_bom(&draft.body).nfc().collect();
         if body.len() > MAX_BODY_BYTES {
             errors.insert("body", format!("at most {} KiB", MAX_BODY_BYTES / 1024));
         }
@@ -496,7 +499,7 @@ impl PostInput {
             Some(slug) if errors.is_empty() => Ok(PostInput {
                 title: title.to_owned(),
                 slug,
-                body: body.to_owned(),
+                body,
                 tags,
                 published: draft.published,
             }),
