@@ -225,7 +225,7 @@ async fn search(
         ignored: words.ignored,
         max_words: posts::MAX_SEARCH_WORDS,
         max_chars: posts::MAX_SEARCH_CHARS,
-        long: text.chars().count() > posts::MAX_SEARCH_CHARS,
+        long: words.cut,
         total: page.total_items,
         posts: page.items.iter().map(PostCard::new).collect(),
         pager: Pager::new(format!("/search?q={}", super::urlencode(text)), &page),

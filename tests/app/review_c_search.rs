@@ -280,42 +280,6 @@ async fn revc_generated_queries_page_and_api_agree() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Measurement (no timing asserted): a CJK word led by Latin letters is a `GLOB` that begins
-/// with a set (`*[aàá…][aàá…]…京*`), tried at every character of every body that has its
-/// literal (`京`), each try matching up to the word's length of sets: O(body × word × set).
-/// Prints the time of `q` against a body of accented `a`s with one `京`, beside the time of `京`.
-#[tokio::test]
-#[ignore = "a measurement: run with --ignored --nocapture"]
-async fn revc_measure_glob_led_by_latin_sets() {
-    let app = spawn_app().await;
-    let posts: usize = std::env::var("REVC_POSTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(2);
-    for n in 0..posts {
-        // 3 bytes each: about 510 KB, under the 512 KiB limit.
-        let body = format!("{}京", "ặ".repeat(169_000));
-        publish(&app, &format!("big{n}"), &format!("Big {n}"), &body).await;
-    }
-    for q in [
-        "京".to_owned(),
-        format!("{}京", "a".repeat(20)),
-        format!("{}京", "a".repeat(100)),
-        format!("{}京", "a".repeat(190)),
-    ] {
-        let start = std::time::Instant::now();
-        let (status, page) = app
-            .api_get(&format!("/posts?q={}&per_page=100", enc(&q)))
-            .await;
-        eprintln!(
-            "REVC posts={posts} word chars={} status={status} found={} in {:?}",
-            q.chars().count(),
-            page["total_items"],
-            start.elapsed()
-        );
-    }
-}
-
 /// The cost above, as a visitor sees it: four posts of 510 KB bodies (accented `a`s and one
 /// `京`) and one search of `"a" × 190 + "京"` (one word, within 200 characters) run past the
 /// server's 30-second request timeout: 408 instead of the two posts. Then a plain search right
@@ -333,38 +297,16 @@ async fn revc_a_cjk_word_led_by_latin_letters_answers_within_the_timeout() {
         .api_get(&format!("/posts?q={}&per_page=100", enc(&q)))
         .await;
     let took = start.elapsed();
-    // Whether the query goes on after the 408: this process's CPU time over the next 5 s.
-    let cpu = || {
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        fields
-            .get(11)
-            .and_then(|u| u.parse::<u64>().ok())
-            .unwrap_or(0)
-            + fields
-                .get(12)
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(0)
-    };
-    let before = cpu();
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    eprintln!(
-        "REVC CPU ticks (1/100 s) in the 5 s after the answer: {}",
-        cpu() - before
-    );
-    let start = std::time::Instant::now();
-    let (after, _) = app.api_get("/posts?q=big").await;
-    eprintln!(
-        "REVC long word: {status} in {took:?}; then q=big: {after} in {:?}",
-        start.elapsed()
-    );
     assert_eq!(status, StatusCode::OK, "after {took:?}: {page}");
-    assert_eq!(page["total_items"], 4, "{page}");
+    // Premise changed by design: a word that begins with a Latin letter is matched inside a run
+    // as typed (its accents count), since as a pattern of accent sets it cost the text's length
+    // times its own; these bodies have `ặ`, not `a`.
+    assert_eq!(page["total_items"], 0, "{page}");
+    let (status, page) = app
+        .api_get(&format!("/posts?q={}&per_page=100", enc("ặặặ京")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["total_items"], 4, "the word as typed: {page}");
 }
 
 /// "A slug typed is typed again to itself", and "a slug made of a title is that slug typed":
@@ -565,31 +507,6 @@ async fn revc_held_nfd_latin_and_syntax() {
     }
     let (_, page) = api_search(&app, "").await;
     assert_eq!(page["ignored_words"], json!([]), "{page}");
-}
-
-/// Measurement (no timing asserted): the same `GLOB` led by a set on ordinary English bodies
-/// (each ~500 KB with one `京`): a character that is not the set's letter is compared with
-/// every form of it, at every position, per word. Prints the time of one word and of eight.
-#[tokio::test]
-#[ignore = "a measurement: run with --ignored --nocapture"]
-async fn revc_measure_latin_led_cjk_words_on_english_bodies() {
-    let app = spawn_app().await;
-    let text = "The quick brown fox jumps over the lazy dog while replication lags behind. ";
-    for n in 0..4 {
-        let body = format!("{}京", text.repeat(500_000 / text.len()));
-        publish(&app, &format!("en{n}"), &format!("English {n}"), &body).await;
-    }
-    for q in ["京", "a京", "a京 b京 c京 d京 e京 f京 g京 h京"] {
-        let start = std::time::Instant::now();
-        let (status, page) = app
-            .api_get(&format!("/posts?q={}&per_page=100", enc(q)))
-            .await;
-        eprintln!(
-            "REVC english q={q:?} status={status} found={} in {:?}",
-            page["total_items"],
-            start.elapsed()
-        );
-    }
 }
 
 /// Identical posts tie on every score: "ties in the order of the lists, newest published
