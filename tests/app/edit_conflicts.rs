@@ -5,7 +5,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, hidden_inputs, input_value, location, spawn_app};
+use crate::helpers::{
+    TestApp, action_of, hidden_fields, input_value, location, save_with_body, spawn_app,
+};
 
 /// The post as the admin sees it through the API.
 async fn post_of(app: &TestApp, slug: &str) -> Value {
@@ -14,36 +16,6 @@ async fn post_of(app: &TestApp, slug: &str) -> Value {
         .await;
     assert_eq!(status, StatusCode::OK, "{post}");
     post
-}
-
-/// Every hidden field of the post form in `html`, as a browser sends them back.
-fn hidden_fields(html: &str) -> Vec<(String, String)> {
-    let form = &html[html.find("<form method=\"post\"").expect("the post form")..];
-    let form = &form[..form.find("</form>").unwrap()];
-    hidden_inputs(form)
-}
-
-/// The `action` of the post form in `html`.
-fn action_of(html: &str) -> String {
-    let marker = r#"<form method="post" action=""#;
-    let start = html.find(marker).expect("the post form") + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
-}
-
-/// Sends the post form of `html` to its action as a browser would: its hidden fields and its
-/// fields as shown, but with the body `body`.
-async fn save_with_body(app: &TestApp, html: &str, body: &str) -> reqwest::Response {
-    let mut fields = hidden_fields(html);
-    for name in ["title", "slug", "tags"] {
-        fields.push((name.to_owned(), input_value(html, name)));
-    }
-    fields.push(("body".to_owned(), body.to_owned()));
-    fields.push(("published".to_owned(), "on".to_owned()));
-    let fields: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    app.post_form(&action_of(html), &fields).await
 }
 
 /// What the form says when the post changed since it was opened.

@@ -567,3 +567,48 @@ pub fn form_with<'a>(html: &'a str, marker: &str) -> &'a str {
     let end = at + html[at..].find("</form>").expect("the form's end");
     &html[start..end]
 }
+
+/// Every hidden field of the post form in `html`, as a browser sends them back.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let form = &html[html.find("<form method=\"post\"").expect("the post form")..];
+    let form = &form[..form.find("</form>").unwrap()];
+    hidden_inputs(form)
+}
+
+/// The `action` of the post form in `html`.
+pub fn action_of(html: &str) -> String {
+    let marker = r#"<form method="post" action=""#;
+    let start = html.find(marker).expect("the post form") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// Sends the post form of `html` to its action as a browser would: its hidden fields and its
+/// fields as shown, but with the body `body`.
+pub async fn save_with_body(app: &TestApp, html: &str, body: &str) -> reqwest::Response {
+    let mut fields = hidden_fields(html);
+    for name in ["title", "slug", "tags"] {
+        fields.push((name.to_owned(), input_value(html, name)));
+    }
+    fields.push(("body".to_owned(), body.to_owned()));
+    fields.push(("published".to_owned(), "on".to_owned()));
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    app.post_form(&action_of(html), &fields).await
+}
+
+/// `GET /api/posts?q=` as a visitor: the slugs in order, and the whole answer.
+pub async fn api_search(app: &TestApp, q: &str) -> (Vec<String>, Value) {
+    let (status, page) = app
+        .api_get(&format!("/posts?q={}&per_page=100", encoded(q)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "q={q:?}: {page}");
+    let slugs = page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("q={q:?}: {page}"))
+        .iter()
+        .map(|p| p["slug"].as_str().unwrap().to_owned())
+        .collect();
+    (slugs, page)
+}

@@ -4,26 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
-
-fn enc(q: &str) -> String {
-    percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-/// `GET /api/posts?q=` as a visitor: the slugs in order, and the whole answer.
-async fn api_search(app: &TestApp, q: &str) -> (Vec<String>, Value) {
-    let (status, page) = app
-        .api_get(&format!("/posts?q={}&per_page=100", enc(q)))
-        .await;
-    assert_eq!(status, StatusCode::OK, "q={q:?}: {page}");
-    let slugs = page["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("q={q:?}: {page}"))
-        .iter()
-        .map(|p| p["slug"].as_str().unwrap().to_owned())
-        .collect();
-    (slugs, page)
-}
+use crate::helpers::{TestApp, api_search, encoded, spawn_app};
 
 async fn publish(app: &TestApp, slug: &str, title: &str, body: &str) {
     app.create_post(json!({ "slug": slug, "title": title, "body": body, "published": true }))
@@ -133,7 +114,7 @@ async fn revb_page_and_api_search_the_same_words_for_the_same_q() {
     publish(&app, "repl", "Replication", "LiteFS replication notes.").await;
     let q = format!("{}replication", " ".repeat(200));
     let (found, page) = api_search(&app, &q).await;
-    let (status, html) = app.get_text(&format!("/search?q={}", enc(&q))).await;
+    let (status, html) = app.get_text(&format!("/search?q={}", encoded(&q))).await;
     assert_eq!(status, StatusCode::OK);
     let on_page = html.contains(r#"<a href="/posts/repl">"#);
     assert_eq!(
@@ -160,7 +141,7 @@ async fn revb_page_and_api_report_the_same_ignored_words() {
         " ".repeat(160)
     );
     let (_, page) = api_search(&app, &q).await;
-    let (_, html) = app.get_text(&format!("/search?q={}", enc(&q))).await;
+    let (_, html) = app.get_text(&format!("/search?q={}", encoded(&q))).await;
     let page_says_nine_ignored = html.contains("ignored:") && html.contains("“nine”");
     let api_says_nine_ignored = page["ignored_words"]
         .as_array()
@@ -265,7 +246,7 @@ async fn revb_generated_queries_page_and_api_agree_on_ignored_words() {
         });
         runner.run(&text, |q| {
             let (status, page): (StatusCode, Value) =
-                handle.block_on(target.api_get(&format!("/posts?q={}&per_page=100", enc(&q))));
+                handle.block_on(target.api_get(&format!("/posts?q={}&per_page=100", encoded(&q))));
             prop_assert_eq!(status, StatusCode::OK, "{}", page);
             let api_ignored: Vec<String> = page["ignored_words"]
                 .as_array()
@@ -274,7 +255,7 @@ async fn revb_generated_queries_page_and_api_agree_on_ignored_words() {
                 .map(|w| w.as_str().unwrap().to_owned())
                 .collect();
             let (status, html) =
-                handle.block_on(target.get_text(&format!("/search?q={}", enc(&q))));
+                handle.block_on(target.get_text(&format!("/search?q={}", encoded(&q))));
             prop_assert_eq!(status, StatusCode::OK);
             let page_ignored: Vec<String> = html
                 .split("ignored: ")
@@ -335,7 +316,7 @@ async fn revb_page_says_words_past_200_chars_are_ignored() {
     let app = spawn_app().await;
     publish(&app, "with", "Tomatoes", "Tomatoes and basil.").await;
     let q = format!("tomatoes {} basil", "-".repeat(200));
-    let (status, html) = app.get_text(&format!("/search?q={}", enc(&q))).await;
+    let (status, html) = app.get_text(&format!("/search?q={}", encoded(&q))).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         html.contains(

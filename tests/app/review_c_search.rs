@@ -4,26 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
-
-fn enc(q: &str) -> String {
-    percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-/// `GET /api/posts?q=` as a visitor: the slugs in order, and the whole answer.
-async fn api_search(app: &TestApp, q: &str) -> (Vec<String>, Value) {
-    let (status, page) = app
-        .api_get(&format!("/posts?q={}&per_page=100", enc(q)))
-        .await;
-    assert_eq!(status, StatusCode::OK, "q={q:?}: {page}");
-    let slugs = page["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("q={q:?}: {page}"))
-        .iter()
-        .map(|p| p["slug"].as_str().unwrap().to_owned())
-        .collect();
-    (slugs, page)
-}
+use crate::helpers::{TestApp, api_search, encoded, spawn_app};
 
 fn ignored_of(page: &Value) -> Vec<String> {
     page["ignored_words"]
@@ -104,7 +85,7 @@ async fn revc_page_says_why_when_nfc_makes_the_text_longer() {
         ignored_of(&page).contains(&"basil".to_owned()),
         "basil is past the 200th character of the NFC text: {page}"
     );
-    let (status, html) = app.get_text(&format!("/search?q={}", enc(&q))).await;
+    let (status, html) = app.get_text(&format!("/search?q={}", encoded(&q))).await;
     assert_eq!(status, StatusCode::OK);
     let (_, _, ignored, hint) = page_words(&html);
     assert!(ignored.contains(&"basil".to_owned()), "{hint:?}");
@@ -230,7 +211,7 @@ async fn revc_generated_queries_page_and_api_agree() {
         let n = 1 + rng.next() % 14;
         let q: String = (0..n).map(|_| rng.pick(PIECES)).collect();
         let (status, api) = app
-            .api_get(&format!("/posts?q={}&per_page=100", enc(&q)))
+            .api_get(&format!("/posts?q={}&per_page=100", encoded(&q)))
             .await;
         if status != StatusCode::OK {
             failures.push(format!("seed {seed} q={q:?}: API {status} {api}"));
@@ -238,7 +219,7 @@ async fn revc_generated_queries_page_and_api_agree() {
         }
         let api_total = api["total_items"].as_u64().unwrap();
         let api_ignored = ignored_of(&api);
-        let (status, html) = app.get_text(&format!("/search?q={}", enc(&q))).await;
+        let (status, html) = app.get_text(&format!("/search?q={}", encoded(&q))).await;
         if status != StatusCode::OK {
             failures.push(format!("seed {seed} q={q:?}: page {status}"));
             continue;
@@ -262,7 +243,7 @@ async fn revc_generated_queries_page_and_api_agree() {
         let pages3 = api_total.div_ceil(3).max(1);
         for p in 1..=pages3 {
             let (status, v) = app
-                .api_get(&format!("/posts?q={}&per_page=3&page={p}", enc(&q)))
+                .api_get(&format!("/posts?q={}&per_page=3&page={p}", encoded(&q)))
                 .await;
             assert_eq!(status, StatusCode::OK, "{v}");
             paged.extend(
@@ -294,7 +275,7 @@ async fn revc_a_cjk_word_led_by_latin_letters_answers_within_the_timeout() {
     let q = format!("{}京", "a".repeat(190));
     let start = std::time::Instant::now();
     let (status, page) = app
-        .api_get(&format!("/posts?q={}&per_page=100", enc(&q)))
+        .api_get(&format!("/posts?q={}&per_page=100", encoded(&q)))
         .await;
     let took = start.elapsed();
     assert_eq!(status, StatusCode::OK, "after {took:?}: {page}");
@@ -303,7 +284,7 @@ async fn revc_a_cjk_word_led_by_latin_letters_answers_within_the_timeout() {
     // times its own; these bodies have `ặ`, not `a`.
     assert_eq!(page["total_items"], 0, "{page}");
     let (status, page) = app
-        .api_get(&format!("/posts?q={}&per_page=100", enc("ặặặ京")))
+        .api_get(&format!("/posts?q={}&per_page=100", encoded("ặặặ京")))
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["total_items"], 4, "the word as typed: {page}");
@@ -438,7 +419,7 @@ async fn revc_patch_with_the_stored_slug_in_nfd_keeps_it() {
         let (status, patched) = app
             .api_call(
                 reqwest::Method::PATCH,
-                &format!("/posts/{}", enc(&stored)),
+                &format!("/posts/{}", encoded(&stored)),
                 Some(&json!({ "slug": nfd, "body": "y" })),
             )
             .await;
@@ -533,7 +514,7 @@ async fn revc_identical_posts_tie_newest_first_across_pages() {
         let mut paged = Vec::new();
         for p in 1..=3 {
             let (status, v) = app
-                .api_get(&format!("/posts?q={}&per_page=5&page={p}", enc(q)))
+                .api_get(&format!("/posts?q={}&per_page=5&page={p}", encoded(q)))
                 .await;
             assert_eq!(status, StatusCode::OK, "{v}");
             paged.extend(

@@ -10,7 +10,7 @@ use blog::blog::input::{MAX_BODY_BYTES, MAX_SLUG_CHARS, Slug};
 use blog::blog::markdown::without_title;
 
 use crate::helpers::{
-    TestApp, cookie_client, encoded, hidden_inputs, input_value, location, spawn_app,
+    TestApp, cookie_client, encoded, input_value, location, save_with_body, spawn_app,
 };
 
 /// Sets the slug of the post `from` to `to` in SQL, as a node of before (which kept typed slugs
@@ -26,35 +26,6 @@ async fn store_slug(app: &TestApp, from: &str, to: &str) {
         .await
         .unwrap();
     assert_eq!(done.rows_affected(), 1);
-}
-
-/// Every hidden field of the post form in `html`, as a browser sends them back.
-fn hidden_fields(html: &str) -> Vec<(String, String)> {
-    let form = &html[html.find("<form method=\"post\"").expect("the post form")..];
-    let form = &form[..form.find("</form>").unwrap()];
-    hidden_inputs(form)
-}
-
-/// The `action` of the post form in `html`.
-fn action_of(html: &str) -> String {
-    let marker = r#"<form method="post" action=""#;
-    let start = html.find(marker).expect("the post form") + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
-}
-
-/// Sends the post form of `html` back as a browser would, fields as shown, with the body `body`.
-async fn save_with_body(app: &TestApp, html: &str, body: &str) -> reqwest::Response {
-    let mut fields = hidden_fields(html);
-    for name in ["title", "slug", "tags"] {
-        fields.push((name.to_owned(), input_value(html, name)));
-    }
-    fields.push(("body".to_owned(), body.to_owned()));
-    fields.push(("published".to_owned(), "on".to_owned()));
-    let fields: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    app.post_form(&action_of(html), &fields).await
 }
 
 // ---------------------------------------------------------------------------------------------
