@@ -142,8 +142,8 @@ pub struct SearchWords {
 /// not as a prefix: one letter begins most words of most posts, so as a prefix it was the most
 /// expensive search there was, and found everything (marks aside: [`base_len`]). A word with a
 /// CJK character is also found inside a run of them (the index makes a run one word), as a
-/// substring: its Latin letters in any case and with any accent ([`substring_glob`]), the
-/// others as typed. No words find nothing.
+/// substring: its ASCII letters in any case, and, when it begins with a CJK character, its Latin
+/// letters with any accent ([`substring_glob`]); the others as typed. No words find nothing.
 ///
 /// Ranking: first the posts with fewer words found only by their stem (a word found as typed
 /// is the better match; a CJK substring match is one), then per post the sum over the words of the word's BM25 score (a title
@@ -466,15 +466,14 @@ fn search_sql(
             // pattern would begin with a set of letters, which `GLOB` tries at every character
             // of every text, at a cost of the text's length times the word's (a 190-letter word
             // over four 500 KB posts ran past the request's timeout).
+            // A pattern of characters that are all themselves (no Latin letter) is its literal
+            // run, which `instr` alone finds: the `GLOB` is then `*`.
             let (glob, literal) = match latin_accented().contains_key(&first_letter(word)) {
-                true => (format!("*{word}*"), word.clone()),
-                false => substring_glob(word),
-            };
-            // A word of characters that are all themselves (no Latin letter) is that run.
-            let glob = if glob == format!("*{literal}*") {
-                "*".to_owned()
-            } else {
-                glob
+                true => ("*".to_owned(), word.clone()),
+                false => match substring_glob(word) {
+                    (glob, literal) if glob == format!("*{literal}*") => ("*".to_owned(), literal),
+                    found => found,
+                },
             };
             for _ in ["title", "body"] {
                 values.push(literal.clone().into());
