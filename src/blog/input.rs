@@ -468,8 +468,12 @@ impl PostInput {
         // body is kept in NFC, as the title is and as search reads what is typed, so a word
         // written decomposed (macOS writes "ガ" as カ and a mark) is found as typed; NFC only
         // chooses between forms that show the same text.
-        let body: String = super::markdown::without_bom(&draft.body).nfc().collect();
-        if body.len() > MAX_BODY_BYTES {
+        let sent = super::markdown::without_bom(&draft.body);
+        // The limit is on the body as sent: NFC can lengthen it (U+0958 is two characters), and
+        // a body within the limit, or one an edit of the title leaves as stored, is not refused
+        // for that.
+        let body: String = sent.nfc().collect();
+        if sent.len() > MAX_BODY_BYTES {
             errors.insert("body", format!("at most {} KiB", MAX_BODY_BYTES / 1024));
         }
         // One tag per key, spelled as first given. The limit counts tags, so a label given again
