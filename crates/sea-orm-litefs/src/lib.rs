@@ -15,6 +15,7 @@
 //   handshake, and the idempotency keys that make a forwarded write run at most once.
 // - `connection`, `transaction`: the SeaORM-facing handle and its transactions.
 // - `procedure`: write procedures, a whole transaction run on the primary by name in one RPC.
+// - `interruptible`: reads that SQLite stops once nobody waits for them (opt-in, per request).
 //
 // A write on a replica is sent to the primary, the primary's result is returned as it is, and
 // the write is never attempted locally: the replica then waits until LiteFS has brought the
@@ -35,6 +36,7 @@ mod error;
 mod group;
 #[cfg(test)]
 mod hardening;
+mod interruptible;
 mod litefs;
 mod metrics;
 mod pools;
@@ -53,6 +55,7 @@ pub use builder::{Builder, StartError};
 pub use connection::{ClusterConnection, RowStream};
 pub use consistency::{Written, track_writes};
 pub use error::ClusterError;
+pub use interruptible::interruptible_reads;
 pub use litefs::Role;
 pub use metrics::describe as describe_metrics;
 pub use procedure::{Failure, Procedure, ProcedureError, Procedures, fingerprint};

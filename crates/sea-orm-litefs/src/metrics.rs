@@ -25,6 +25,7 @@ enum Series {
     ReplicaLocalWriteAttempts,
     ProcedureCalls,
     ProcedureFallbacks,
+    ReadsInterrupted,
 }
 
 /// What kind of series, as the facade describes it.
@@ -39,7 +40,7 @@ enum Kind {
 }
 
 impl Series {
-    const ALL: [Series; 13] = [
+    const ALL: [Series; 14] = [
         Series::ForwardedWrites,
         Series::ForwardDuration,
         Series::CatchUpDuration,
@@ -53,6 +54,7 @@ impl Series {
         Series::ReplicaLocalWriteAttempts,
         Series::ProcedureCalls,
         Series::ProcedureFallbacks,
+        Series::ReadsInterrupted,
     ];
 
     /// The name after the prefix, its kind, and its help text.
@@ -122,6 +124,11 @@ impl Series {
                 "procedure_fallbacks_total",
                 Kind::Counter,
                 "Write procedures the primary did not know, run as interactive transactions instead",
+            ),
+            Series::ReadsInterrupted => (
+                "reads_interrupted_total",
+                Kind::Counter,
+                "Reads interrupted because their caller was gone (see `interruptible_reads`)",
             ),
         }
     }
@@ -236,6 +243,10 @@ pub fn procedure_call(elapsed: Duration) {
 
 pub fn procedure_fallback() {
     metrics::counter!(name(Series::ProcedureFallbacks)).increment(1);
+}
+
+pub fn read_interrupted() {
+    metrics::counter!(name(Series::ReadsInterrupted)).increment(1);
 }
 
 pub fn backstop_hit() {

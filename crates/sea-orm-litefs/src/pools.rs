@@ -34,7 +34,7 @@ use super::statement::Classifier;
 /// still be rolling back on another.
 const WRITE_POOL_SIZE: u32 = 3;
 /// Connections of the read pool.
-const READ_POOL_SIZE: u32 = 8;
+pub(crate) const READ_POOL_SIZE: u32 = 8;
 
 /// One generation of pools, all on the same file.
 pub struct Pools {

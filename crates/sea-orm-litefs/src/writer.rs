@@ -833,6 +833,45 @@ impl Alarm {
     }
 }
 
+/// Interrupts the statement running on a connection if dropped while armed: a read whose
+/// caller gave up (a request's timeout, a client that went away) stops there instead of running
+/// on, holding a connection of the pool and a core. Declare it after the connection it watches,
+/// so that it is dropped first, while the connection is still open and still this caller's.
+pub struct InterruptIfDropped {
+    /// The connection's `sqlite3*`, while armed.
+    handle: Option<usize>,
+}
+
+impl InterruptIfDropped {
+    /// Watches `conn`; unarmed if its handle cannot be had (the read then runs unwatched).
+    pub async fn arm(conn: &mut SqliteConnection) -> Self {
+        let handle = match conn.lock_handle().await {
+            Ok(mut handle) => Some(handle.as_raw_handle().as_ptr() as usize),
+            Err(_) => None,
+        };
+        Self { handle }
+    }
+
+    /// The statement ended: nothing to interrupt.
+    pub fn disarm(mut self) {
+        self.handle = None;
+    }
+}
+
+impl Drop for InterruptIfDropped {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            // SAFETY: the connection is open (it outlives this guard, see above), and
+            // sqlite3_interrupt may be called from any thread. Had the statement just ended, the
+            // interrupt is a no-op: SQLite clears it when the next statement starts with none
+            // running, and sqlx resets every statement it ran.
+            unsafe { libsqlite3_sys::sqlite3_interrupt(handle as *mut libsqlite3_sys::sqlite3) };
+            tracing::debug!("a read was abandoned by its caller: interrupted it");
+            super::metrics::read_interrupted();
+        }
+    }
+}
+
 /// How often an [`Alarm`] that went off interrupts again: a statement that started after the
 /// interrupt before runs at most this much longer.
 const RING_AGAIN: Duration = Duration::from_millis(10);

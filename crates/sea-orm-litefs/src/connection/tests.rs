@@ -1089,3 +1089,43 @@ async fn the_handle_its_transactions_and_procedures_show_what_they_are() {
     drop(txn);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Inside `interruptible_reads`, a read whose caller gives up (a request timed out, a client
+/// gone) stops: its statement is interrupted, and its connection goes back to the pool free.
+/// Eight abandoned reads that would each run for minutes would otherwise hold every connection
+/// of the read pool.
+#[tokio::test]
+async fn an_abandoned_read_is_interrupted_and_frees_its_connection() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = std::env::temp_dir().join(format!("abandoned-read-{}", std::process::id()));
+    let db = crate::Builder::new(dir.join("app.db"))
+        .start()
+        .await
+        .unwrap();
+    // Billions of rows to count: minutes of one core each, unless interrupted.
+    let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                WHERE x < 4000000000) SELECT count(*) AS n FROM c";
+    let sqlite = sea_orm::DbBackend::Sqlite;
+    let abandoned = (0..crate::pools::READ_POOL_SIZE).map(|_| {
+        let db = db.clone();
+        async move {
+            let read = db.query_one_raw(Statement::from_string(sqlite, slow));
+            tokio::time::timeout(Duration::from_millis(100), crate::interruptible_reads(read)).await
+        }
+    });
+    for gave_up in futures::future::join_all(abandoned).await {
+        assert!(
+            gave_up.is_err(),
+            "the slow read ended by itself: {gave_up:?}"
+        );
+    }
+    // Every connection of the read pool ran one of those reads. A new read gets one at once.
+    let quick = db.query_one_raw(Statement::from_string(sqlite, "SELECT 1 AS one"));
+    let answered = tokio::time::timeout(Duration::from_secs(10), quick).await;
+    assert!(
+        matches!(answered, Ok(Ok(Some(_)))),
+        "a read after eight abandoned ones: {answered:?}"
+    );
+    drop(db);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
