@@ -174,12 +174,15 @@ pub async fn search<C: ConnectionTrait>(
     }
     let unstemmed = has_table(db, "posts_fts_unstemmed").await?;
     let (sql, values) = search_sql(words, visibility, unstemmed);
-    let found: Vec<i32> = db
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            sql,
-            values,
-        ))
+    // The one statement of a search that can run long (a CJK word is looked for in the text of
+    // every post): SQLite stops it if the request ends first (a timeout, a client gone), rather
+    // than finishing it for nobody.
+    let query = db.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        sql,
+        values,
+    ));
+    let found: Vec<i32> = sea_orm_litefs::interruptible_reads(query)
         .await?
         .iter()
         .map(|row| row.try_get_by_index(0))
