@@ -920,7 +920,7 @@ async fn a_transaction_whose_statement_was_interrupted_says_so_when_it_is_gone()
     use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
     let name = "interrupted-session-reason";
     let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-    let db = replica_connection(name, addr, secret, Duration::from_millis(400)).await;
+    let db = replica_connection(name, addr, secret, SESSION_DEADLINE).await;
     let txn = db.begin().await.expect("a session opens on the primary");
     // Billions of rows: minutes, were it not interrupted at the deadline.
     let endless = txn
@@ -951,6 +951,11 @@ async fn a_transaction_whose_statement_was_interrupted_says_so_when_it_is_gone()
     assert_eq!(rows(&primary_writer).await, 0, "nothing committed");
 }
 
+/// The forward timeout of the replicas in the tests of interrupted sessions: the endless
+/// statement is interrupted at it, and every other call of the test (opening the session,
+/// its first row, the commit) must end well within it. 400 ms failed under a load average of 11.
+const SESSION_DEADLINE: Duration = Duration::from_millis(1500);
+
 /// A statement that runs for minutes until it is interrupted: `write` inserts what it counts, a
 /// read only counts.
 fn endless(write: bool) -> sea_orm::Statement {
@@ -973,7 +978,7 @@ async fn review_an_interrupted_read_is_not_blamed_for_a_later_loss_of_its_sessio
     use sea_orm::{ConnectionTrait, TransactionSession};
     let name = "interrupted-read-then-remount";
     let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-    let timeout = Duration::from_millis(400);
+    let timeout = SESSION_DEADLINE;
     let txn = a_transaction_with_one_row(name, addr, secret, timeout).await;
     let read = txn.query_one_raw(endless(false)).await;
     let read = read.expect_err("interrupted at the deadline").to_string();
@@ -1006,7 +1011,7 @@ async fn review_a_transaction_goes_on_and_commits_after_an_interrupted_read() {
     use sea_orm::{ConnectionTrait, TransactionSession};
     let name = "interrupted-read-then-commit";
     let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-    let timeout = Duration::from_millis(400);
+    let timeout = SESSION_DEADLINE;
     let txn = a_transaction_with_one_row(name, addr, secret, timeout).await;
     let read = txn.query_one_raw(endless(false)).await;
     let read = read.expect_err("interrupted at the deadline").to_string();
@@ -1028,7 +1033,7 @@ async fn review_a_session_lost_to_a_litefs_remount_is_told_among_the_reasons() {
     use sea_orm::ConnectionTrait;
     let name = "remount-session-reason";
     let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-    let timeout = Duration::from_millis(400);
+    let timeout = SESSION_DEADLINE;
     let txn = a_transaction_with_one_row(name, addr, secret, timeout).await;
     primary_writer.databases.suspend();
     primary_writer.databases.resume(true);
@@ -1048,7 +1053,7 @@ async fn review_a_write_interrupted_in_a_savepoint_is_told_through_the_pending_r
     use sea_orm::{ConnectionTrait, TransactionSession, TransactionTrait};
     let name = "interrupted-savepoint-reason";
     let (primary_writer, _executor, _faults, addr, secret) = serving_primary(name).await;
-    let timeout = Duration::from_millis(400);
+    let timeout = SESSION_DEADLINE;
     let txn = a_transaction_with_one_row(name, addr, secret, timeout).await;
     let nested = txn.begin().await.expect("a savepoint opens");
     let write = nested.execute_raw(endless(true)).await;
