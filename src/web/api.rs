@@ -208,6 +208,10 @@ struct PostList {
     page: Page<PostWithTags>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ignored_words: Option<Vec<String>>,
+    /// With `?q=`: whether more words were ignored than `ignored_words` lists (at most
+    /// [`posts::MAX_IGNORED_WORDS`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    more_ignored_words: Option<bool>,
 }
 
 /// Published posts, newest first (best match first with `?q=`); the admin (with Basic auth)
@@ -230,11 +234,13 @@ async fn list_posts(
             PostList {
                 page,
                 ignored_words: Some(words.ignored),
+                more_ignored_words: Some(words.more_ignored),
             }
         }
         None => PostList {
             page: posts::list(&state.db, visibility, None, q.page, q.per_page).await?,
             ignored_words: None,
+            more_ignored_words: None,
         },
     };
     Ok(Json(list))

@@ -223,6 +223,7 @@ async fn search(
         query: text.to_owned(),
         words: words.searched,
         ignored: words.ignored,
+        more_ignored: words.more_ignored,
         max_words: posts::MAX_SEARCH_WORDS,
         max_chars: posts::MAX_SEARCH_CHARS,
         long: words.cut,

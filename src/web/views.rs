@@ -140,6 +140,8 @@ pub struct SearchPage {
     /// first `max_chars` characters (`long`: the text has more).
     pub words: Vec<String>,
     pub ignored: Vec<String>,
+    /// More words were ignored than `ignored` lists.
+    pub more_ignored: bool,
     pub max_words: usize,
     pub max_chars: usize,
     pub long: bool,
