@@ -154,6 +154,18 @@ pub struct Config {
     #[arg(long, env = "BLOG_RENDER_CACHE_MB", default_value_t = 32)]
     pub render_cache_mb: u64,
 
+    /// A search still running after this long is stopped (SQLite interrupts it) and answered
+    /// with a 503 that says so: on a replica, a read that runs holds back replication there.
+    /// From 1 to 30000 (the bound of every request).
+    #[arg(
+        long = "search-timeout-ms",
+        env = "BLOG_SEARCH_TIMEOUT_MS",
+        value_name = "MS",
+        default_value = "5000",
+        value_parser = search_timeout
+    )]
+    pub search_timeout: Duration,
+
     /// The LiteFS FUSE mount. Setting it turns cluster mode on.
     #[arg(long, env = "BLOG_LITEFS_DIR", global = true)]
     pub litefs_dir: Option<PathBuf>,
@@ -235,6 +247,17 @@ fn millis(value: &str) -> Result<Duration, String> {
         .parse()
         .map(Duration::from_millis)
         .map_err(|_| format!("expected whole milliseconds, got {value:?}"))
+}
+
+/// `BLOG_SEARCH_TIMEOUT_MS`: whole milliseconds from 1 to 30000.
+fn search_timeout(value: &str) -> Result<Duration, String> {
+    let timeout = millis(value)?;
+    if timeout.is_zero() || timeout > Duration::from_secs(30) {
+        return Err(format!(
+            "expected 1 to 30000 milliseconds (a request's own bound is 30 s), got {value}"
+        ));
+    }
+    Ok(timeout)
 }
 
 /// `BLOG_PUBLIC_URL`, parsed by the `url` crate as a browser would and written as browsers write

@@ -350,6 +350,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         renders: Arc::new(blog::rendered::RenderCache::new(
             config.render_cache_mb.saturating_mul(1024 * 1024),
         )),
+        search_timeout: config.search_timeout,
         site: Arc::new(web::site::Site {
             title: config.site_title.clone(),
             description: config.site_description.clone(),

@@ -44,6 +44,17 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// The one page of nothing.
+    pub fn empty(per_page: u64) -> Self {
+        Page {
+            items: Vec::new(),
+            page: 1,
+            per_page,
+            total_items: 0,
+            total_pages: 1,
+        }
+    }
+
     pub fn has_prev(&self) -> bool {
         self.page > 1
     }

@@ -169,25 +169,16 @@ pub async fn search<C: ConnectionTrait>(
 ) -> Result<Page<PostWithTags>, BlogError> {
     let per_page = per_page.clamp(1, 100);
     if words.is_empty() {
-        return Ok(Page {
-            items: Vec::new(),
-            page: 1,
-            per_page,
-            total_items: 0,
-            total_pages: 1,
-        });
+        return Ok(Page::empty(per_page));
     }
     let unstemmed = has_table(db, "posts_fts_unstemmed").await?;
     let (sql, values) = search_sql(words, visibility, unstemmed);
-    // The one statement of a search that can run long (a CJK word is looked for in the text of
-    // every post): SQLite stops it if the request ends first (a timeout, a client gone), rather
-    // than finishing it for nobody.
-    let query = db.query_all_raw(Statement::from_sql_and_values(
-        DbBackend::Sqlite,
-        sql,
-        values,
-    ));
-    let found: Vec<i32> = sea_orm_litefs::interruptible_reads(query)
+    let found: Vec<i32> = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sql,
+            values,
+        ))
         .await?
         .iter()
         .map(|row| row.try_get_by_index(0))

@@ -229,8 +229,15 @@ async fn list_posts(
     let list = match &q.q {
         Some(text) => {
             let words = posts::search_words(text);
-            let page =
-                posts::search(&state.db, visibility, &words.searched, q.page, q.per_page).await?;
+            let found = state
+                .search(visibility, &words.searched, q.page, q.per_page)
+                .await?;
+            let Some(page) = found else {
+                return Err(Error::Request(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    state.search_stopped(),
+                ));
+            };
             PostList {
                 page,
                 ignored_words: Some(words.ignored),

@@ -75,6 +75,8 @@ pub struct AppState {
     pub site: Arc<site::Site>,
     /// Posts' rendered HTML, by their Markdown.
     pub renders: Arc<crate::blog::rendered::RenderCache>,
+    /// How long a search may run (`BLOG_SEARCH_TIMEOUT_MS`).
+    pub search_timeout: std::time::Duration,
 }
 
 /// What the public URL implies for cookies and forms.
@@ -97,6 +99,39 @@ impl FromRef<AppState> for Key {
 }
 
 impl AppState {
+    /// The posts with every one of `words` ([`crate::blog::posts::search`]), if the search ends
+    /// within `BLOG_SEARCH_TIMEOUT_MS`; `None` if it was stopped then. A search stopped, or one
+    /// whose request ended first (a client gone, the request's own timeout), has its statement
+    /// interrupted in SQLite rather than read to its end for nobody: on a replica, a read that
+    /// runs holds back replication there.
+    pub async fn search(
+        &self,
+        visibility: crate::blog::posts::Visibility,
+        words: &[String],
+        page: u64,
+        per_page: u64,
+    ) -> Result<Option<crate::blog::Page<crate::blog::posts::PostWithTags>>, error::Error> {
+        let search = crate::blog::posts::search(&self.db, visibility, words, page, per_page);
+        let watched = sea_orm_litefs::interruptible_reads(search);
+        match tokio::time::timeout(self.search_timeout, watched).await {
+            Ok(found) => Ok(Some(found?)),
+            Err(_) => {
+                metrics::counter!("blog_searches_stopped_total").increment(1);
+                tracing::warn!(?words, "a search ran past BLOG_SEARCH_TIMEOUT_MS: stopped");
+                Ok(None)
+            }
+        }
+    }
+
+    /// What a stopped search ([`AppState::search`]) says.
+    pub fn search_stopped(&self) -> String {
+        format!(
+            "this search took longer than {} s and was stopped: search for fewer words, or for \
+             longer ones",
+            self.search_timeout.as_secs_f64()
+        )
+    }
+
     /// The chrome of a page for this visitor; also returns the jar, which may gain a CSRF cookie
     /// and lose the flash cookies.
     pub fn chrome(

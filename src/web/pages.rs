@@ -4,7 +4,7 @@
 use super::slash::RouteWithSlash;
 use axum::Router;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -203,14 +203,23 @@ async fn search(
     // The words as the API takes them (`search_words` trims); the text trimmed for display.
     let words = posts::search_words(&q.q);
     let text = q.q.trim();
-    let page = posts::search(
-        &state.db,
-        Visibility::PublishedOnly,
-        &words.searched,
-        q.page,
-        posts::PER_PAGE,
-    )
-    .await?;
+    let found = state
+        .search(
+            Visibility::PublishedOnly,
+            &words.searched,
+            q.page,
+            posts::PER_PAGE,
+        )
+        .await?;
+    // A search stopped at its timeout: the page says so, with the words kept in the box.
+    let (status, stopped) = match &found {
+        Some(_) => (StatusCode::OK, None),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(state.search_stopped()),
+        ),
+    };
+    let page = found.unwrap_or_else(|| crate::blog::Page::empty(posts::PER_PAGE));
     let title = if text.is_empty() {
         "Search".to_owned()
     } else {
@@ -224,6 +233,7 @@ async fn search(
         words: words.searched,
         ignored: words.ignored,
         more_ignored: words.more_ignored,
+        stopped,
         max_words: posts::MAX_SEARCH_WORDS,
         max_chars: posts::MAX_SEARCH_CHARS,
         long: words.cut,
@@ -231,7 +241,7 @@ async fn search(
         posts: page.items.iter().map(PostCard::new).collect(),
         pager: Pager::new(format!("/search?q={}", super::urlencode(text)), &page),
     };
-    Ok((jar, view))
+    Ok((status, jar, view))
 }
 
 /// The Atom feed of the latest published posts, full content included.

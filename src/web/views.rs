@@ -142,6 +142,8 @@ pub struct SearchPage {
     pub ignored: Vec<String>,
     /// More words were ignored than `ignored` lists.
     pub more_ignored: bool,
+    /// Why the search was stopped before it ended (it ran past its timeout).
+    pub stopped: Option<String>,
     pub max_words: usize,
     pub max_chars: usize,
     pub long: bool,

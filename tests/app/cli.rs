@@ -190,7 +190,7 @@ fn migrate_help_lists_only_what_migrate_uses() {
         "--cluster-secret",
         "--log-format",
     ];
-    const SERVE_ONLY: [&str; 18] = [
+    const SERVE_ONLY: [&str; 19] = [
         "--listen",
         "--site-title",
         "--site-description",
@@ -208,6 +208,7 @@ fn migrate_help_lists_only_what_migrate_uses() {
         "--primary-rpc",
         "--forward-timeout-ms",
         "--remote-tx-lease-ms",
+        "--search-timeout-ms",
         "--steps",
     ];
     for args in [
@@ -272,6 +273,30 @@ fn migrate_options_go_before_or_after_it() {
     assert!(!output.status.success(), "migrate took --listen: {text}");
     assert!(text.contains("--listen"), "{text}");
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
+}
+
+/// `BLOG_SEARCH_TIMEOUT_MS` is from 1 to 30000 ms (a request's own bound): 0 would stop every
+/// search, and more would never stop one; either is refused saying so.
+#[test]
+fn a_search_timeout_is_within_a_requests_bound() {
+    use blog::config::Cli;
+    let parsed = |ms: &str| {
+        <Cli as clap::Parser>::try_parse_from(["blog", "--search-timeout-ms", ms])
+            .map(|cli| cli.config.search_timeout)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(parsed("1"), Ok(std::time::Duration::from_millis(1)));
+    assert_eq!(parsed("30000"), Ok(std::time::Duration::from_secs(30)));
+    for refused in ["0", "30001", "5s"] {
+        let err = parsed(refused).expect_err(refused);
+        assert!(err.contains("--search-timeout-ms"), "{refused}: {err}");
+    }
+    assert!(parsed("0").unwrap_err().contains("1 to 30000"));
+    let default = <Cli as clap::Parser>::try_parse_from(["blog"]).unwrap();
+    assert_eq!(
+        default.config.search_timeout,
+        std::time::Duration::from_secs(5)
+    );
 }
 
 /// Serving's options reach `blog serve` given before it as well as after, as they did when

@@ -461,13 +461,9 @@ async fn reads_interrupted(app: &TestApp) -> u64 {
         .map_or(0, |value| value.trim().parse().expect("a counter"))
 }
 
-/// A search whose client gave up (or whose request timed out) stops on the server, instead of
-/// reading every post's text to the end for nobody: its statement is interrupted.
-#[tokio::test]
-async fn a_search_whose_client_gave_up_is_stopped_on_the_server() {
-    let app = spawn_app().await;
-    // 48 posts of 1 MB (past the API's limit, so written in SQL): eight CJK words found nowhere
-    // are each looked for in all of that text, which takes seconds.
+/// 48 posts of 1 MB (past the API's limit, so written in SQL), which [`SLOW_SEARCH`]'s eight CJK
+/// words found nowhere are each looked for in: seconds.
+async fn big_posts(app: &TestApp) {
     sea_orm::ConnectionTrait::execute_unprepared(
         &app.db,
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 48) \
@@ -477,12 +473,60 @@ async fn a_search_whose_client_gave_up_is_stopped_on_the_server() {
     )
     .await
     .expect("the big posts are written");
+}
+
+const SLOW_SEARCH: &str = "東京 大阪 京都 札幌 福岡 神戸 横浜 名古屋";
+
+/// A search still running at `BLOG_SEARCH_TIMEOUT_MS` is stopped: its statement interrupted
+/// (on a replica a read that runs holds back replication there), and a 503 that says so, from
+/// the API in its JSON shape and from the search page with the words kept in the box.
+#[tokio::test]
+async fn a_search_past_its_timeout_is_stopped_and_says_so() {
+    let app = crate::helpers::spawn_app_with(&["--search-timeout-ms", "100"])
+        .await
+        .unwrap();
+    big_posts(&app).await;
+    let before = reads_interrupted(&app).await;
+    let encoded =
+        percent_encoding::utf8_percent_encode(SLOW_SEARCH, percent_encoding::NON_ALPHANUMERIC);
+    let (status, body) = app.api_get(&format!("/posts?q={encoded}")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        body["error"],
+        json!(
+            "this search took longer than 0.1 s and was stopped: search for fewer words, or \
+             for longer ones"
+        )
+    );
+    assert!(
+        reads_interrupted(&app).await > before,
+        "its statement was interrupted"
+    );
+    let (status, html) = app.get_text(&format!("/search?q={encoded}")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(html.contains("this search took longer than 0.1 s and was stopped"));
+    assert!(
+        html.contains(&format!(r#"value="{SLOW_SEARCH}""#)),
+        "the words are kept"
+    );
+    // A search that ends in time is answered as ever.
+    let (status, body) = app.api_get("/posts?q=big").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total_items"], json!(48));
+}
+
+/// A search whose client gave up (or whose request timed out) stops on the server, instead of
+/// reading every post's text to the end for nobody: its statement is interrupted.
+#[tokio::test]
+async fn a_search_whose_client_gave_up_is_stopped_on_the_server() {
+    let app = spawn_app().await;
+    big_posts(&app).await;
     let before = reads_interrupted(&app).await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let q = "東京 大阪 京都 札幌 福岡 神戸 横浜 名古屋";
+    let q = SLOW_SEARCH;
     let gave_up = impatient
         .get(app.url("/api/posts"))
         .query(&[("q", q)])
