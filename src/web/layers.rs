@@ -178,6 +178,7 @@ pub fn register_metrics() {
     for name in [
         "blog_render_cache_hits_total",
         "blog_render_cache_misses_total",
+        "blog_searches_stopped_total",
     ] {
         metrics::counter!(name).increment(0);
     }
@@ -188,6 +189,10 @@ pub fn register_metrics() {
     metrics::describe_counter!(
         "blog_render_cache_misses_total",
         "Views of a post's body that rendered its Markdown"
+    );
+    metrics::describe_counter!(
+        "blog_searches_stopped_total",
+        "Searches stopped at BLOG_SEARCH_TIMEOUT_MS (answered 503)"
     );
     metrics::describe_counter!(
         "http_requests_total",
