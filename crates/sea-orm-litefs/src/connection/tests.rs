@@ -1358,3 +1358,98 @@ async fn review_a_read_that_had_ended_is_not_counted_as_interrupted() {
     drop(db);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Many reads abandoned at random moments (waiting for a connection, for its handle, for the
+/// row, with the row arrived but not taken) on the eight connections of the read pool, among
+/// reads that run to their end inside and outside `interruptible_reads`: no read that was
+/// waited for ever fails (an interrupt meant for an abandoned read landing on a later one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_reads_waited_for_are_never_interrupted_among_abandoned_ones() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = std::env::temp_dir().join(format!("review-mixed-reads-{}", std::process::id()));
+    let db = crate::Builder::new(dir.join("app.db"))
+        .start()
+        .await
+        .unwrap();
+    let read = |n: u32| {
+        Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            format!(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                 WHERE x < {n}) SELECT count(*) AS n FROM c"
+            ),
+        )
+    };
+    let tasks = (0..12u64).map(|task| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (task + 1).wrapping_mul(0x2545_f491);
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let (mut abandoned, mut waited) = (0, 0);
+            for _ in 0..250 {
+                let n = 1 + (next() % 30_000) as u32;
+                match next() % 3 {
+                    0 => {
+                        let answer = db.query_one_raw(read(n)).await;
+                        let got = answer
+                            .as_ref()
+                            .ok()
+                            .and_then(|r| r.as_ref())
+                            .and_then(|r| r.try_get::<i64>("", "n").ok());
+                        assert_eq!(got, Some(i64::from(n)), "a read outside: {answer:?}");
+                        waited += 1;
+                    }
+                    1 => {
+                        let answer = crate::interruptible_reads(db.query_all_raw(read(n))).await;
+                        let got = answer
+                            .as_ref()
+                            .ok()
+                            .and_then(|r| r.first())
+                            .and_then(|r| r.try_get::<i64>("", "n").ok());
+                        assert_eq!(got, Some(i64::from(n)), "a read inside: {answer:?}");
+                        waited += 1;
+                    }
+                    _ => {
+                        let pendings = 1 + (next() % 4) as usize;
+                        let late = next() % 2 == 0;
+                        let mut fut =
+                            Box::pin(crate::interruptible_reads(db.query_one_raw(read(n))));
+                        let mut seen = 0;
+                        std::future::poll_fn(|cx| {
+                            if late && seen == pendings {
+                                return std::task::Poll::Ready(());
+                            }
+                            match fut.as_mut().poll(cx) {
+                                std::task::Poll::Ready(_) => std::task::Poll::Ready(()),
+                                std::task::Poll::Pending => {
+                                    seen += 1;
+                                    match !late && seen == pendings {
+                                        true => std::task::Poll::Ready(()),
+                                        false => std::task::Poll::Pending,
+                                    }
+                                }
+                            }
+                        })
+                        .await;
+                        drop(fut);
+                        abandoned += 1;
+                    }
+                }
+            }
+            (abandoned, waited)
+        })
+    });
+    let mut total = (0, 0);
+    for done in futures::future::join_all(tasks).await {
+        let (a, w) = done.expect("a task panicked");
+        total = (total.0 + a, total.1 + w);
+    }
+    assert!(total.0 > 500 && total.1 > 1000, "{total:?}");
+    drop(db);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
