@@ -25,6 +25,7 @@ mod review_b_roles;
 mod review_b_search;
 mod review_c_search;
 mod review_d;
+mod review_int;
 mod review_reva;
 mod search;
 mod shutdown;

@@ -1134,3 +1134,327 @@ async fn an_abandoned_read_is_interrupted_and_frees_its_connection() {
     drop(db);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Review (interruptible reads): polls `read` until it has been pending `pendings` times, then
+/// drops it; `Some` if it ended first.
+async fn review_abandon_after<F: Future>(read: F, pendings: usize) -> Option<F::Output> {
+    let mut read = std::pin::pin!(read);
+    let mut seen = 0;
+    std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending => {
+            seen += 1;
+            match seen >= pendings {
+                true => std::task::Poll::Ready(None),
+                false => std::task::Poll::Pending,
+            }
+        }
+    })
+    .await
+}
+
+/// Review (interruptible reads): waits at most `within` for every connection of the read pool
+/// to be back in it, idle; how many were still out otherwise.
+async fn review_read_pool_back(db: &ClusterConnection, within: Duration) -> Result<(), u32> {
+    let pool = db
+        .inner
+        .writer
+        .databases
+        .pools()
+        .unwrap()
+        .ro
+        .get_sqlite_connection_pool()
+        .clone();
+    let deadline = Instant::now() + within;
+    loop {
+        let out = pool.size() - pool.num_idle() as u32;
+        if out == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(out);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A read abandoned at any moment after it was armed (its connection's handle taken, the
+/// metric counting it as interrupted) is interrupted: in particular one dropped just after its
+/// statement was handed to the connection's thread, before the thread began it.
+/// `sqlite3_interrupt` called before a statement starts is cleared by SQLite when it starts
+/// (no statement active), so such a read runs to its end, holding its connection and a core for
+/// nobody, while `reads_interrupted_total` counts it as interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_a_read_abandoned_just_after_it_was_sent_is_interrupted_too() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = std::env::temp_dir().join(format!("review-sent-read-{}", std::process::id()));
+    let db = crate::Builder::new(dir.join("app.db"))
+        .start()
+        .await
+        .unwrap();
+    // About 3 s of one core, unless interrupted.
+    let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                WHERE x < 30000000) SELECT count(*) AS n FROM c";
+    let sqlite = sea_orm::DbBackend::Sqlite;
+    let mut armed = 0;
+    for round in 0..30 {
+        // The read waits for a connection, for its handle, then for its row: drop it at the
+        // first wait where dropping it interrupts (counted), that is as soon as it was sent.
+        for pendings in 1..=4 {
+            let read = db.query_one_raw(Statement::from_string(sqlite, slow));
+            let mut read = Box::pin(crate::interruptible_reads(read));
+            if review_abandon_after(read.as_mut(), pendings)
+                .await
+                .is_some()
+            {
+                break; // Dropped too late: the read ended by itself (seconds); next round.
+            }
+            let recorder = ReviewInterruptions::default();
+            ::metrics::with_local_recorder(&recorder, || drop(read));
+            if recorder.0.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                // Dropped before it was armed: nothing ran.
+                assert!(
+                    review_read_pool_back(&db, Duration::from_secs(1))
+                        .await
+                        .is_ok()
+                );
+                continue;
+            }
+            armed += 1;
+            let dropped = Instant::now();
+            if review_read_pool_back(&db, Duration::from_secs(1))
+                .await
+                .is_err()
+            {
+                let back = review_read_pool_back(&db, Duration::from_secs(30)).await;
+                panic!(
+                    "round {round}: a read dropped at its wait {pendings}, counted as \
+                     interrupted, held its connection {:?} (back: {back:?}): it ran to its end",
+                    dropped.elapsed()
+                );
+            }
+            break;
+        }
+    }
+    assert!(armed > 10, "only {armed} of 30 reads were dropped armed");
+    drop(db);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Review (interruptible reads): counts `reads_interrupted_total` recorded on this thread.
+#[derive(Default)]
+struct ReviewInterruptions(Arc<std::sync::atomic::AtomicU64>);
+
+impl ::metrics::Recorder for ReviewInterruptions {
+    fn describe_counter(
+        &self,
+        _: ::metrics::KeyName,
+        _: Option<::metrics::Unit>,
+        _: ::metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: ::metrics::KeyName,
+        _: Option<::metrics::Unit>,
+        _: ::metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: ::metrics::KeyName,
+        _: Option<::metrics::Unit>,
+        _: ::metrics::SharedString,
+    ) {
+    }
+    fn register_counter(
+        &self,
+        key: &::metrics::Key,
+        _: &::metrics::Metadata<'_>,
+    ) -> ::metrics::Counter {
+        match key.name().ends_with("reads_interrupted_total") {
+            true => ::metrics::Counter::from_arc(self.0.clone()),
+            false => ::metrics::Counter::noop(),
+        }
+    }
+    fn register_gauge(&self, _: &::metrics::Key, _: &::metrics::Metadata<'_>) -> ::metrics::Gauge {
+        ::metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &::metrics::Key,
+        _: &::metrics::Metadata<'_>,
+    ) -> ::metrics::Histogram {
+        ::metrics::Histogram::noop()
+    }
+}
+
+/// A read whose statement had already ended (its row sent back, its statement reset, its
+/// connection's thread idle) when its caller dropped it was not interrupted:
+/// `reads_interrupted_total` must not count it, nor should an interrupt be left pending on the
+/// idle connection. Here the read's row has arrived (its waker fired) but the future was not
+/// polled again before being dropped, as when a request's timeout and the answer come together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_a_read_that_had_ended_is_not_counted_as_interrupted() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = std::env::temp_dir().join(format!("review-ended-read-{}", std::process::id()));
+    let db = crate::Builder::new(dir.join("app.db"))
+        .start()
+        .await
+        .unwrap();
+    // Some 20 ms: long enough to be waited for, short enough to end.
+    let read = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                WHERE x < 200000) SELECT count(*) AS n FROM c";
+    let sqlite = sea_orm::DbBackend::Sqlite;
+    let (mut counted, mut row_waits) = (0, 0);
+    let rounds = 20;
+    for _ in 0..rounds {
+        // Its waits: for a connection, for its handle, for its row (the last). After each, let
+        // the wake come, then drop it without polling: counted only if it was armed, that is
+        // at the row's wait, and then the wake means the row is there, the statement over.
+        for pendings in 1..=4 {
+            let read = db.query_one_raw(Statement::from_string(sqlite, read));
+            let mut read = Box::pin(crate::interruptible_reads(read));
+            let mut seen = 0;
+            let ended = std::future::poll_fn(|cx| {
+                if seen == pendings {
+                    return std::task::Poll::Ready(false);
+                }
+                match read.as_mut().poll(cx) {
+                    std::task::Poll::Ready(_) => std::task::Poll::Ready(true),
+                    std::task::Poll::Pending => {
+                        seen += 1;
+                        std::task::Poll::Pending
+                    }
+                }
+            })
+            .await;
+            if ended {
+                row_waits += usize::from(pendings > 1);
+                break;
+            }
+            let recorder = ReviewInterruptions::default();
+            ::metrics::with_local_recorder(&recorder, || drop(read));
+            counted += recorder.0.load(std::sync::atomic::Ordering::Acquire);
+            assert!(
+                review_read_pool_back(&db, Duration::from_secs(5))
+                    .await
+                    .is_ok()
+            );
+        }
+    }
+    assert!(
+        row_waits > rounds / 2,
+        "only {row_waits} of {rounds} reads waited for their row"
+    );
+    // Whatever the connections were left with (an interrupt pending on an idle one), later
+    // reads on each of them answer.
+    for _ in 0..4 * crate::pools::READ_POOL_SIZE {
+        let one = db
+            .query_one_raw(Statement::from_string(sqlite, "SELECT 1 AS one"))
+            .await;
+        assert!(matches!(one, Ok(Some(_))), "a read after them: {one:?}");
+    }
+    assert_eq!(
+        counted, 0,
+        "reads whose row had arrived counted as interrupted in reads_interrupted_total \
+         ({rounds} rounds)"
+    );
+    drop(db);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Many reads abandoned at random moments (waiting for a connection, for its handle, for the
+/// row, with the row arrived but not taken) on the eight connections of the read pool, among
+/// reads that run to their end inside and outside `interruptible_reads`: no read that was
+/// waited for ever fails (an interrupt meant for an abandoned read landing on a later one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_reads_waited_for_are_never_interrupted_among_abandoned_ones() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = std::env::temp_dir().join(format!("review-mixed-reads-{}", std::process::id()));
+    let db = crate::Builder::new(dir.join("app.db"))
+        .start()
+        .await
+        .unwrap();
+    let read = |n: u32| {
+        Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            format!(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                 WHERE x < {n}) SELECT count(*) AS n FROM c"
+            ),
+        )
+    };
+    let tasks = (0..12u64).map(|task| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (task + 1).wrapping_mul(0x2545_f491);
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let (mut abandoned, mut waited) = (0, 0);
+            for _ in 0..250 {
+                let n = 1 + (next() % 30_000) as u32;
+                match next() % 3 {
+                    0 => {
+                        let answer = db.query_one_raw(read(n)).await;
+                        let got = answer
+                            .as_ref()
+                            .ok()
+                            .and_then(|r| r.as_ref())
+                            .and_then(|r| r.try_get::<i64>("", "n").ok());
+                        assert_eq!(got, Some(i64::from(n)), "a read outside: {answer:?}");
+                        waited += 1;
+                    }
+                    1 => {
+                        let answer = crate::interruptible_reads(db.query_all_raw(read(n))).await;
+                        let got = answer
+                            .as_ref()
+                            .ok()
+                            .and_then(|r| r.first())
+                            .and_then(|r| r.try_get::<i64>("", "n").ok());
+                        assert_eq!(got, Some(i64::from(n)), "a read inside: {answer:?}");
+                        waited += 1;
+                    }
+                    _ => {
+                        let pendings = 1 + (next() % 4) as usize;
+                        let late = next() % 2 == 0;
+                        let mut fut =
+                            Box::pin(crate::interruptible_reads(db.query_one_raw(read(n))));
+                        let mut seen = 0;
+                        std::future::poll_fn(|cx| {
+                            if late && seen == pendings {
+                                return std::task::Poll::Ready(());
+                            }
+                            match fut.as_mut().poll(cx) {
+                                std::task::Poll::Ready(_) => std::task::Poll::Ready(()),
+                                std::task::Poll::Pending => {
+                                    seen += 1;
+                                    match !late && seen == pendings {
+                                        true => std::task::Poll::Ready(()),
+                                        false => std::task::Poll::Pending,
+                                    }
+                                }
+                            }
+                        })
+                        .await;
+                        drop(fut);
+                        abandoned += 1;
+                    }
+                }
+            }
+            (abandoned, waited)
+        })
+    });
+    let mut total = (0, 0);
+    for done in futures::future::join_all(tasks).await {
+        let (a, w) = done.expect("a task panicked");
+        total = (total.0 + a, total.1 + w);
+    }
+    assert!(total.0 > 500 && total.1 > 1000, "{total:?}");
+    drop(db);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
