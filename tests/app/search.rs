@@ -462,8 +462,10 @@ async fn counter(app: &TestApp, name: &str) -> u64 {
         .map_or(0, |value| value.trim().parse().expect("a counter"))
 }
 
-async fn reads_interrupted(app: &TestApp) -> u64 {
-    counter(app, "blog_reads_interrupted_total").await
+/// Reads of a search abandoned before their answer was taken: the crate interrupts those still
+/// running (its own tests show they stop).
+async fn reads_abandoned(app: &TestApp) -> u64 {
+    counter(app, "blog_reads_abandoned_total").await
 }
 
 /// 48 posts of 1 MB (past the API's limit, so written in SQL), which [`SLOW_SEARCH`]'s eight CJK
@@ -482,12 +484,12 @@ async fn big_posts(app: &TestApp) {
 
 const SLOW_SEARCH: &str = "東京 大阪 京都 札幌 福岡 神戸 横浜 名古屋";
 
-/// A search still running at `BLOG_SEARCH_TIMEOUT_MS`, or whose client gave up, stops on the
-/// server instead of reading every post's text to the end for nobody: its statement is
-/// interrupted (on a replica a read that runs holds back replication there). Stopped at the
-/// timeout, it is a 503 that says so, from the API in its JSON shape and from the search page
-/// with the words kept in the box. One test, so that the process-wide count of interrupted reads
-/// moves only for what it does.
+/// A search still running at `BLOG_SEARCH_TIMEOUT_MS`, or whose client gave up, is abandoned
+/// inside `interruptible_reads`, which stops its statement instead of letting it read every
+/// post's text to the end for nobody (on a replica a read that runs holds back replication
+/// there). Stopped at the timeout, it is a 503 that says so, from the API in its JSON shape and
+/// from the search page with the words kept in the box. One test, so that the process-wide count
+/// of abandoned reads moves only for what it does.
 #[tokio::test]
 async fn a_search_stopped_at_its_timeout_or_left_by_its_client_is_interrupted() {
     let encoded =
@@ -497,9 +499,9 @@ async fn a_search_stopped_at_its_timeout_or_left_by_its_client_is_interrupted() 
         .unwrap();
     big_posts(&stopping).await;
     let stopped = counter(&stopping, "blog_searches_stopped_total").await;
-    // Each search takes the 100 ms; on a loaded machine one may be stopped before its long
-    // statement began, with nothing to interrupt yet, so it is asked again until one was.
-    let before = reads_interrupted(&stopping).await;
+    // Each search takes the 100 ms; on a loaded machine one may be stopped before its first
+    // read began, with nothing to interrupt, so it is asked again until one was stopped mid-read.
+    let before = reads_abandoned(&stopping).await;
     for attempt in 1.. {
         let (status, body) = stopping.api_get(&format!("/posts?q={encoded}")).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -510,12 +512,12 @@ async fn a_search_stopped_at_its_timeout_or_left_by_its_client_is_interrupted() 
                  or for longer ones"
             )
         );
-        if reads_interrupted(&stopping).await > before {
+        if reads_abandoned(&stopping).await > before {
             break;
         }
         assert!(
             attempt < 20,
-            "no search stopped at its timeout was interrupted"
+            "no search stopped at its timeout abandoned a read"
         );
     }
     assert!(counter(&stopping, "blog_searches_stopped_total").await > stopped);
@@ -534,7 +536,7 @@ async fn a_search_stopped_at_its_timeout_or_left_by_its_client_is_interrupted() 
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
-    let before = reads_interrupted(&app).await;
+    let before = reads_abandoned(&app).await;
     'attempts: for attempt in 1.. {
         let gave_up = impatient
             .get(app.url("/api/posts"))
@@ -545,11 +547,11 @@ async fn a_search_stopped_at_its_timeout_or_left_by_its_client_is_interrupted() 
             gave_up.as_ref().is_err_and(reqwest::Error::is_timeout),
             "the search was to take longer than the client waits: {gave_up:?}"
         );
-        // Interrupted, it stops within milliseconds; left to run, it ends by itself in about
-        // a second, and nothing is counted.
+        // Abandoned, its read is counted at once; a read left to run ends by itself in about a
+        // second, and is not counted.
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
-            if reads_interrupted(&app).await > before {
+            if reads_abandoned(&app).await > before {
                 break 'attempts;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

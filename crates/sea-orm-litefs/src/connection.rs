@@ -249,14 +249,14 @@ impl ClusterConnection {
                     .acquire()
                     .await
                     .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))?;
-                let watch = match crate::interruptible::active() {
-                    true => Some(writer::InterruptIfDropped::arm(&mut conn).await),
-                    false => None,
+                let result = if crate::interruptible::active() {
+                    let mut watched = writer::WatchedRead::new(conn).await;
+                    let result = writer::run_native(watched.conn(), &sql, method).await;
+                    watched.done();
+                    result
+                } else {
+                    writer::run_native(&mut conn, &sql, method).await
                 };
-                let result = writer::run_native(&mut conn, &sql, method).await;
-                if let Some(watch) = watch {
-                    watch.disarm();
-                }
                 let result = result.map_err(|e| sqlx_db_err(method, e));
                 if node.is_some() && !self.writes_locally() {
                     backstop(&result);

@@ -25,7 +25,7 @@ enum Series {
     ReplicaLocalWriteAttempts,
     ProcedureCalls,
     ProcedureFallbacks,
-    ReadsInterrupted,
+    ReadsAbandoned,
 }
 
 /// What kind of series, as the facade describes it.
@@ -54,7 +54,7 @@ impl Series {
         Series::ReplicaLocalWriteAttempts,
         Series::ProcedureCalls,
         Series::ProcedureFallbacks,
-        Series::ReadsInterrupted,
+        Series::ReadsAbandoned,
     ];
 
     /// The name after the prefix, its kind, and its help text.
@@ -125,10 +125,11 @@ impl Series {
                 Kind::Counter,
                 "Write procedures the primary did not know, run as interactive transactions instead",
             ),
-            Series::ReadsInterrupted => (
-                "reads_interrupted_total",
+            Series::ReadsAbandoned => (
+                "reads_abandoned_total",
                 Kind::Counter,
-                "Reads interrupted because their caller was gone (see `interruptible_reads`)",
+                "Reads in `interruptible_reads` whose caller went away before taking their answer \
+                 (any still running is interrupted)",
             ),
         }
     }
@@ -245,8 +246,8 @@ pub fn procedure_fallback() {
     metrics::counter!(name(Series::ProcedureFallbacks)).increment(1);
 }
 
-pub fn read_interrupted() {
-    metrics::counter!(name(Series::ReadsInterrupted)).increment(1);
+pub fn read_abandoned() {
+    metrics::counter!(name(Series::ReadsAbandoned)).increment(1);
 }
 
 pub fn backstop_hit() {

@@ -840,47 +840,79 @@ impl Alarm {
 // 10,000 calls here; with a statement every 8 calls, 240,000 passed). The calls in this crate
 // come a few at a time between statements, far below the channel's depth: keep it so.
 
-/// Interrupts the statement running on a connection if dropped while armed: a read whose
-/// caller gave up (a request's timeout, a client that went away) stops there instead of running
-/// on, holding a connection of the pool and a core. Declare it after the connection it watches,
-/// so that it is dropped first, while the connection is still open and still this caller's.
-pub struct InterruptIfDropped {
-    /// The connection's `sqlite3*`, while armed.
+/// A pooled connection running one read for a caller that may go away (a request's timeout, a
+/// client that left): dropped before [`WatchedRead::done`], it stops the read instead of letting
+/// it run on, holding the connection and a core. The connection then stays out of the pool, in
+/// a task of its own, until its thread has finished the statement: it is interrupted at once
+/// and again every [`RING_AGAIN`] until then, since SQLite forgets an interrupt that comes before
+/// the statement has begun (the thread may not have picked it up yet, or be preparing it).
+pub struct WatchedRead {
+    /// `None` once done or given to the task that stops the read.
+    conn: Option<PoolConnection<Sqlite>>,
+    /// The connection's `sqlite3*`; `None` if it could not be had (the read runs unwatched).
     handle: Option<usize>,
 }
 
-impl InterruptIfDropped {
-    /// Watches `conn`; unarmed if its handle cannot be had (the read then runs unwatched).
-    pub async fn arm(conn: &mut SqliteConnection) -> Self {
+impl WatchedRead {
+    pub async fn new(mut conn: PoolConnection<Sqlite>) -> Self {
         let handle = match conn.lock_handle().await {
             Ok(mut handle) => Some(handle.as_raw_handle().as_ptr() as usize),
             Err(_) => None,
         };
-        Self { handle }
+        Self {
+            conn: Some(conn),
+            handle,
+        }
     }
 
-    /// The statement ended: nothing to interrupt.
-    pub fn disarm(mut self) {
+    pub fn conn(&mut self) -> &mut SqliteConnection {
+        self.conn
+            .as_mut()
+            .expect("a watched read's connection until it is done")
+    }
+
+    /// The read ended and its answer was taken: the connection goes back to the pool.
+    pub fn done(mut self) {
         self.handle = None;
     }
 }
 
-impl Drop for InterruptIfDropped {
+impl Drop for WatchedRead {
     fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            // SAFETY: the connection is open (it outlives this guard, see above), and
-            // sqlite3_interrupt may be called from any thread. Had the statement just ended, the
-            // interrupt is a no-op: SQLite clears it when the next statement starts with none
-            // running, and sqlx resets every statement it ran.
-            unsafe { libsqlite3_sys::sqlite3_interrupt(handle as *mut libsqlite3_sys::sqlite3) };
-            tracing::debug!("a read was abandoned by its caller: interrupted it");
-            super::metrics::read_interrupted();
-        }
+        let (Some(handle), Some(mut conn)) = (self.handle.take(), self.conn.take()) else {
+            return;
+        };
+        super::metrics::read_abandoned();
+        // SAFETY (each call below): `conn` is alive, so its database is open; sqlite3_interrupt
+        // may be called from any thread, and one that comes while no statement runs is cleared
+        // when the next statement starts (sqlx resets every statement it ran).
+        let ring = move || unsafe {
+            libsqlite3_sys::sqlite3_interrupt(handle as *mut libsqlite3_sys::sqlite3)
+        };
+        ring();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // No runtime to wait in: the one interrupt is all this drop can do.
+        };
+        tracing::debug!("a read was abandoned by its caller: interrupting it");
+        runtime.spawn(async move {
+            {
+                // A ping is answered once the thread has finished the statement before it.
+                let mut ended = std::pin::pin!(sqlx::Connection::ping(&mut *conn));
+                let mut again = tokio::time::interval(RING_AGAIN);
+                loop {
+                    tokio::select! {
+                        _ = &mut ended => break,
+                        _ = again.tick() => ring(),
+                    }
+                }
+            }
+            drop(conn); // Back to the pool, with no statement running and no ring to come.
+        });
     }
 }
 
-/// How often an [`Alarm`] that went off interrupts again: a statement that started after the
-/// interrupt before runs at most this much longer.
+/// How often an [`Alarm`] that went off, or an abandoned [`WatchedRead`], interrupts again: a
+/// statement that started after the interrupt before runs at most this much longer.
 const RING_AGAIN: Duration = Duration::from_millis(10);
 
 /// Interrupts the statement running on `handle`, if `armed`; whether it did.
