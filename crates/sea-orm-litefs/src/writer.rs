@@ -891,7 +891,11 @@ impl Drop for WatchedRead {
         };
         ring();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return; // No runtime to wait in: the one interrupt is all this drop can do.
+            // No runtime to wait in (nor for the pool, whose return of a connection is a task):
+            // the connection is closed instead, its thread ending once the statement has,
+            // after the one interrupt this drop can make.
+            drop(conn.detach());
+            return;
         };
         tracing::debug!("a read was abandoned by its caller: interrupting it");
         runtime.spawn(async move {
