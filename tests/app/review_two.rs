@@ -157,3 +157,32 @@ fn review_two_every_accepted_search_timeout_ends_before_the_handlers_own() {
         }
     }
 }
+
+/// The stop's other edges: page 2 of a stopped search, a HEAD, an empty query and a query of no
+/// word (which search nothing, so are never stopped, even at 1 ms). (Holds.)
+#[tokio::test]
+async fn review_two_a_stopped_search_on_other_pages_and_methods() {
+    let app = spawn_app_with(&["--search-timeout-ms", "1"]).await.unwrap();
+    big_posts(&app).await;
+    let q = encoded(SLOW_SEARCH);
+    let (status, body) = app.api_get(&format!("/posts?q={q}&page=2")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, html) = app.get_text(&format!("/search?q={q}&page=2")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(html.contains("was stopped"), "{html}");
+    assert!(!html.contains("page=3"), "a pager on a stopped search");
+    for path in [format!("/search?q={q}"), format!("/api/posts?q={q}")] {
+        let head = app.client.head(app.url(&path)).send().await.unwrap();
+        assert_eq!(
+            head.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "HEAD {path}"
+        );
+    }
+    for empty in ["", "%20", "%22%2A%22"] {
+        let (status, body) = app.api_get(&format!("/posts?q={empty}")).await;
+        assert_eq!(status, StatusCode::OK, "{empty}: {body}");
+        let (status, _) = app.get_text(&format!("/search?q={empty}")).await;
+        assert_eq!(status, StatusCode::OK, "{empty}");
+    }
+}
