@@ -1506,3 +1506,54 @@ fn review_two_a_watched_read_dropped_outside_a_runtime_does_not_panic() {
         "dropping an abandoned watched read outside a runtime panicked"
     );
 }
+
+/// Review two (interruptible reads): a runtime shut down while a task of it waits on a watched
+/// read drops that read during the shutdown; that must not panic. (Holds.)
+#[test]
+fn review_two_a_watched_read_in_flight_at_runtime_shutdown_does_not_panic() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = std::env::temp_dir().join(format!("review-two-shutdown-{}", std::process::id()));
+    for flavor in ["current", "multi"] {
+        let rt = match flavor {
+            "current" => tokio::runtime::Builder::new_current_thread(),
+            _ => tokio::runtime::Builder::new_multi_thread(),
+        }
+        .enable_all()
+        .build()
+        .unwrap();
+        let db = rt
+            .block_on(crate::Builder::new(dir.join(format!("{flavor}.db"))).start())
+            .unwrap();
+        let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                    WHERE x < 30000000) SELECT count(*) AS n FROM c";
+        let sqlite = sea_orm::DbBackend::Sqlite;
+        let read_db = db.clone();
+        let task = rt.spawn(crate::interruptible_reads(async move {
+            read_db
+                .query_one_raw(Statement::from_string(sqlite, slow))
+                .await
+        }));
+        rt.block_on(async {
+            // Polled until it waits for its row.
+            let _ = tokio::time::timeout(Duration::from_millis(300), async {
+                while !task.is_finished() {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await;
+        });
+        assert!(
+            !task.is_finished(),
+            "{flavor}: the slow read ended within 300 ms"
+        );
+        let shut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            std::mem::forget(db); // Its own drop is not what is tested.
+            drop(rt);
+        }));
+        assert!(
+            shut.is_ok(),
+            "{flavor}: shutting down with a watched read in flight panicked"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
