@@ -139,7 +139,10 @@ async fn review_two_the_page_and_the_api_list_the_same_ignored_words() {
 /// handlers' own timeout (30 s, `TimeoutLayer`, a 408) starts when the request comes in, before
 /// the search's, so at 30000 a slow search is never answered with the documented 503 ("a search
 /// still running this long is stopped ... and answered with a 503 that says so"): the 408 always
-/// comes first, and the search's own 503 and `blog_searches_stopped_total` never. Every value
+/// comes first, and the search's own 503 and `blog_searches_stopped_total` never; and that 408,
+/// made outside `error_shapes`, has an empty body, not the API's `{"error"}` (seen with the
+/// handlers' bound set to 1 s and the search's to 1000 ms, on 200 posts of 1 MB: 5 of 5 searches
+/// were an empty 408 at 1.003 s). Every value
 /// accepted must leave the search's deadline inside the handler's. (Premise: the setting's
 /// bound is below 30 s; raising the handlers' bound instead would do as well.)
 #[test]
