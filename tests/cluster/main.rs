@@ -14,6 +14,7 @@ mod review2;
 mod review3;
 mod review4;
 mod review_b;
+mod review_two;
 mod search;
 
 use std::time::Duration;

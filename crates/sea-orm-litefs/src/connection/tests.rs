@@ -1455,3 +1455,105 @@ async fn review_reads_waited_for_are_never_interrupted_among_abandoned_ones() {
     drop(db);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Review two (interruptible reads): a watched read dropped where there is no Tokio runtime to
+/// wait in (its future moved out of the runtime that polled it, then dropped on a plain thread)
+/// is, by `WatchedRead`'s own words, interrupted once and left at that ("the one interrupt is
+/// all this drop can do"). The drop must not panic: a panic in a destructor during unwinding
+/// aborts the process.
+#[test]
+fn review_two_a_watched_read_dropped_outside_a_runtime_does_not_panic() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = std::env::temp_dir().join(format!("review-two-no-rt-{}", std::process::id()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt
+        .block_on(crate::Builder::new(dir.join("app.db")).start())
+        .unwrap();
+    // About 3 s of one core, unless interrupted.
+    let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                WHERE x < 30000000) SELECT count(*) AS n FROM c";
+    let sqlite = sea_orm::DbBackend::Sqlite;
+    let read_db = db.clone();
+    let mut read = Box::pin(crate::interruptible_reads(async move {
+        read_db
+            .query_one_raw(Statement::from_string(sqlite, slow))
+            .await
+    }));
+    // Polled on the runtime until it waits for its row (its connection taken and watched).
+    let ended = rt.block_on(async {
+        tokio::time::timeout(Duration::from_millis(300), read.as_mut())
+            .await
+            .is_ok()
+    });
+    assert!(!ended, "the slow read ended within 300 ms");
+    // Now dropped on this thread, outside any runtime.
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(read)));
+    let panic = dropped.err().map(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+    });
+    rt.block_on(async { drop(db) });
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        panic, None,
+        "dropping an abandoned watched read outside a runtime panicked"
+    );
+}
+
+/// Review two (interruptible reads): a runtime shut down while a task of it waits on a watched
+/// read drops that read during the shutdown; that must not panic. (Holds.)
+#[test]
+fn review_two_a_watched_read_in_flight_at_runtime_shutdown_does_not_panic() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let dir = std::env::temp_dir().join(format!("review-two-shutdown-{}", std::process::id()));
+    for flavor in ["current", "multi"] {
+        let rt = match flavor {
+            "current" => tokio::runtime::Builder::new_current_thread(),
+            _ => tokio::runtime::Builder::new_multi_thread(),
+        }
+        .enable_all()
+        .build()
+        .unwrap();
+        let db = rt
+            .block_on(crate::Builder::new(dir.join(format!("{flavor}.db"))).start())
+            .unwrap();
+        let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                    WHERE x < 30000000) SELECT count(*) AS n FROM c";
+        let sqlite = sea_orm::DbBackend::Sqlite;
+        let read_db = db.clone();
+        let task = rt.spawn(crate::interruptible_reads(async move {
+            read_db
+                .query_one_raw(Statement::from_string(sqlite, slow))
+                .await
+        }));
+        rt.block_on(async {
+            // Polled until it waits for its row.
+            let _ = tokio::time::timeout(Duration::from_millis(300), async {
+                while !task.is_finished() {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await;
+        });
+        assert!(
+            !task.is_finished(),
+            "{flavor}: the slow read ended within 300 ms"
+        );
+        let shut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            std::mem::forget(db); // Its own drop is not what is tested.
+            drop(rt);
+        }));
+        assert!(
+            shut.is_ok(),
+            "{flavor}: shutting down with a watched read in flight panicked"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
