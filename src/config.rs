@@ -154,9 +154,21 @@ pub struct Config {
     #[arg(long, env = "BLOG_RENDER_CACHE_MB", default_value_t = 32)]
     pub render_cache_mb: u64,
 
+    /// A request still unanswered after this long is answered with a 408 that says so (in the
+    /// API's JSON shape, or the site's error page); a write it was making may or may not be saved.
+    /// From 100 to 600000.
+    #[arg(
+        long = "request-timeout-ms",
+        env = "BLOG_REQUEST_TIMEOUT_MS",
+        value_name = "MS",
+        default_value = "30000",
+        value_parser = request_timeout
+    )]
+    pub request_timeout: Duration,
+
     /// A search still running after this long is stopped (SQLite interrupts it) and answered
     /// with a 503 that says so: on a replica, a read that runs holds back replication there.
-    /// From 1 to 29000: under the 30 s every request has, so that a search stopped says so.
+    /// From 1 to 29000, and below the request timeout, so that a search stopped says so.
     #[arg(
         long = "search-timeout-ms",
         env = "BLOG_SEARCH_TIMEOUT_MS",
@@ -247,6 +259,15 @@ fn millis(value: &str) -> Result<Duration, String> {
         .parse()
         .map(Duration::from_millis)
         .map_err(|_| format!("expected whole milliseconds, got {value:?}"))
+}
+
+/// `BLOG_REQUEST_TIMEOUT_MS`: whole milliseconds from 100 to 600000.
+fn request_timeout(value: &str) -> Result<Duration, String> {
+    let timeout = millis(value)?;
+    if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(600) {
+        return Err(format!("expected 100 to 600000 milliseconds, got {value}"));
+    }
+    Ok(timeout)
 }
 
 /// `BLOG_SEARCH_TIMEOUT_MS`: whole milliseconds from 1 to 29000. A request has 30 s in all, and
@@ -357,6 +378,14 @@ impl Config {
             axum::http::HeaderName::try_from(header.as_str()).map_err(|e| {
                 format!("BLOG_CLIENT_IP_HEADER is not a header name ({e}): {header}")
             })?;
+        }
+        if self.search_timeout >= self.request_timeout {
+            return Err(format!(
+                "BLOG_SEARCH_TIMEOUT_MS ({} ms) must be below BLOG_REQUEST_TIMEOUT_MS ({} ms): a \
+                 search is stopped with an answer that says so only within its request's time",
+                self.search_timeout.as_millis(),
+                self.request_timeout.as_millis()
+            ));
         }
         self.check_forwarding()
     }

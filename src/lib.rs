@@ -351,6 +351,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             config.render_cache_mb.saturating_mul(1024 * 1024),
         )),
         search_timeout: config.search_timeout,
+        request_timeout: config.request_timeout,
         site: Arc::new(web::site::Site {
             title: config.site_title.clone(),
             description: config.site_description.clone(),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
@@ -101,6 +101,39 @@ async fn render_page(
     };
     let mut response = (page.status, jar, view).into_response();
     keep_headers(&original, response.headers_mut());
+    response
+}
+
+/// Bounds a request's handling by `BLOG_REQUEST_TIMEOUT_MS`: past it, a 408 that says so, in the
+/// area's shape (this runs inside [`error_shapes`]). A write cut there may or may not have been
+/// saved (the cluster layer finishes what it began), and its answer says so.
+pub async fn request_timeout(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let api = super::is_api(&request);
+    let reads = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let Ok(response) = tokio::time::timeout(state.request_timeout, next.run(request)).await else {
+        let mut message = format!(
+            "this request took longer than {} s and was stopped",
+            state.request_timeout.as_secs_f64()
+        );
+        if !reads {
+            message.push_str(
+                ": what it was saving may or may not have been saved, so look before trying again",
+            );
+        }
+        let error = Error::Request(StatusCode::REQUEST_TIMEOUT, message);
+        return if api {
+            error.into_response()
+        } else {
+            PageError(error).into_response()
+        };
+    };
     response
 }
 

@@ -29,7 +29,6 @@ pub mod throttle;
 pub mod views;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRef, Request};
@@ -77,6 +76,8 @@ pub struct AppState {
     pub renders: Arc<crate::blog::rendered::RenderCache>,
     /// How long a search may run (`BLOG_SEARCH_TIMEOUT_MS`).
     pub search_timeout: std::time::Duration,
+    /// How long a request's handling may take (`BLOG_REQUEST_TIMEOUT_MS`).
+    pub request_timeout: std::time::Duration,
 }
 
 /// What the public URL implies for cookies and forms.
@@ -289,6 +290,11 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             layers::refuse_writes_to_a_lost_database,
         ))
+        // Inside `error_shapes`, so that its 408 has the area's shape.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::request_timeout,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             layers::error_shapes,
@@ -304,9 +310,11 @@ pub fn app(state: AppState) -> Router {
         // too-large `Content-Length` itself, in plain text.
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CompressionLayer::new())
+        // A backstop for the layers outside `layers::request_timeout` (the session, the
+        // read-your-writes wait), which have bounds of their own: a bare 408.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
+            state.request_timeout * 2,
         ))
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn(layers::http_metrics))

@@ -190,7 +190,7 @@ fn migrate_help_lists_only_what_migrate_uses() {
         "--cluster-secret",
         "--log-format",
     ];
-    const SERVE_ONLY: [&str; 19] = [
+    const SERVE_ONLY: [&str; 20] = [
         "--listen",
         "--site-title",
         "--site-description",
@@ -209,6 +209,7 @@ fn migrate_help_lists_only_what_migrate_uses() {
         "--forward-timeout-ms",
         "--remote-tx-lease-ms",
         "--search-timeout-ms",
+        "--request-timeout-ms",
         "--steps",
     ];
     for args in [

@@ -4,23 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
-
-/// 48 posts of 1 MB, written in SQL (past the API's limit), which [`SLOW_SEARCH`]'s eight CJK
-/// words found nowhere are each looked for in: seconds (as in `search.rs`).
-async fn big_posts(app: &TestApp) {
-    sea_orm::ConnectionTrait::execute_unprepared(
-        &app.db,
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 48) \
-         INSERT INTO posts (slug, title, body, published, published_at, created_at, updated_at) \
-         SELECT 'big-' || i, 'Big ' || i, replace(hex(zeroblob(262144)), '00', 'ab c'), 1, \
-                '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM n",
-    )
-    .await
-    .expect("the big posts are written");
-}
-
-const SLOW_SEARCH: &str = "東京 大阪 京都 札幌 福岡 神戸 横浜 名古屋";
+use crate::helpers::{spawn_app, spawn_app_with};
+use crate::search::{SLOW_SEARCH, big_posts};
 
 fn encoded(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -211,4 +196,61 @@ async fn review_two_every_metric_served_is_named_in_the_docs() {
         })
         .collect();
     assert!(missing.is_empty(), "not named in docs/: {missing:?}");
+}
+
+/// Review two found that a request cut by the handlers' time bound answered a 408 with an empty
+/// body, not the API's `{"error"}` (the bound sat outside the layer that shapes errors). A
+/// request past `BLOG_REQUEST_TIMEOUT_MS` (here a write waiting for the writer, which a
+/// transaction holds) is a 408 that says so in its area's shape, from the API and from a form,
+/// and says that a write may or may not have been saved.
+#[tokio::test]
+async fn review_two_a_request_past_its_timeout_is_a_408_in_its_areas_shape() {
+    let app = spawn_app_with(&[
+        "--request-timeout-ms",
+        "2000",
+        "--search-timeout-ms",
+        "1000",
+    ])
+    .await
+    .unwrap();
+    app.login().await;
+    let csrf = app.csrf_for("/admin/tags").await;
+    let held = sea_orm::TransactionTrait::begin(&app.db).await.unwrap();
+    let said = "this request took longer than 2 s and was stopped: what it was saving may or \
+                may not have been saved, so look before trying again";
+    let response = app
+        .api(reqwest::Method::POST, "/tags")
+        .json(&json!({ "label": "late" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body, json!({ "error": said }));
+    let response = app
+        .post_form("/admin/tags", &[("csrf", &csrf), ("label", "later")])
+        .await;
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("<html"), "the site's error page: {html}");
+    assert!(html.contains(said), "{html}");
+    drop(held);
+}
+
+/// The search timeout is below the request timeout, or the blog does not start.
+#[tokio::test]
+async fn review_two_a_search_timeout_at_the_request_timeout_is_refused() {
+    let refused = spawn_app_with(&[
+        "--request-timeout-ms",
+        "2000",
+        "--search-timeout-ms",
+        "2000",
+    ])
+    .await
+    .err()
+    .expect("refused");
+    assert!(
+        refused.contains("BLOG_SEARCH_TIMEOUT_MS (2000 ms) must be below BLOG_REQUEST_TIMEOUT_MS"),
+        "{refused}"
+    );
 }

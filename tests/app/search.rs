@@ -470,7 +470,7 @@ async fn reads_abandoned(app: &TestApp) -> u64 {
 
 /// 48 posts of 1 MB (past the API's limit, so written in SQL), which [`SLOW_SEARCH`]'s eight CJK
 /// words found nowhere are each looked for in: seconds.
-async fn big_posts(app: &TestApp) {
+pub(crate) async fn big_posts(app: &TestApp) {
     sea_orm::ConnectionTrait::execute_unprepared(
         &app.db,
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 48) \
@@ -482,7 +482,7 @@ async fn big_posts(app: &TestApp) {
     .expect("the big posts are written");
 }
 
-const SLOW_SEARCH: &str = "東京 大阪 京都 札幌 福岡 神戸 横浜 名古屋";
+pub(crate) const SLOW_SEARCH: &str = "東京 大阪 京都 札幌 福岡 神戸 横浜 名古屋";
 
 /// A search still running at `BLOG_SEARCH_TIMEOUT_MS`, or whose client gave up, is abandoned
 /// inside `interruptible_reads`, which stops its statement instead of letting it read every
