@@ -189,3 +189,37 @@ async fn review_three_a_sign_out_cut_by_the_request_timeout_is_the_sites_error_p
         "a {status} that does not say so (headers {headers}): {body:?}"
     );
 }
+
+/// With the default timeouts, a sign-in while the writer is held: its session's write gives up
+/// (SQLite's wait, half `BLOG_FORWARD_TIMEOUT_MS`) before the request timeout, and the answer
+/// is the site's page saying that nothing was saved: a 503, never a 500 or an empty body.
+#[tokio::test]
+async fn review_three_a_sign_in_while_the_writer_is_held_is_a_503_page() {
+    let app = spawn_app_with(&[]).await.unwrap();
+    let (status, html) = app.get_text("/admin/login").await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_of(&html);
+    let held = sea_orm::TransactionTrait::begin(&app.db).await.unwrap();
+    let started = std::time::Instant::now();
+    let response = app
+        .post_form(
+            "/admin/login",
+            &[
+                ("csrf", &csrf),
+                ("password", &app.password),
+                ("next", "/admin"),
+            ],
+        )
+        .await;
+    let elapsed = started.elapsed();
+    drop(held);
+    let status = response.status();
+    let headers = format!("{:?}", response.headers());
+    let body = response.text().await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "after {elapsed:?} (headers {headers}): {body:?}"
+    );
+    assert!(body.contains("<html"), "{body:?}");
+}
