@@ -223,3 +223,20 @@ async fn review_three_a_sign_in_while_the_writer_is_held_is_a_503_page() {
     );
     assert!(body.contains("<html"), "{body:?}");
 }
+
+/// A search timeout past its range, with a request timeout of 600 s: the refusal is true of the
+/// settings given (it does not say every request has 30 s: this one has 600).
+#[tokio::test]
+async fn review_three_a_search_timeout_refused_says_no_untrue_request_bound() {
+    let refused = spawn_app_with(&[
+        "--request-timeout-ms",
+        "600000",
+        "--search-timeout-ms",
+        "40000",
+    ])
+    .await
+    .err()
+    .expect("refused: 1 to 29000");
+    assert!(refused.contains("29000"), "{refused}");
+    assert!(!refused.contains("30 s every request has"), "{refused}");
+}
