@@ -154,9 +154,9 @@ pub struct Config {
     #[arg(long, env = "BLOG_RENDER_CACHE_MB", default_value_t = 32)]
     pub render_cache_mb: u64,
 
-    /// A request still unanswered after this long is answered with a 408 that says so (in the
+    /// A request still unanswered after this long is answered with a 503 that says so (in the
     /// API's JSON shape, or the site's error page); a write it was making may or may not be saved.
-    /// From 100 to 600000.
+    /// From 100 to 600000, and above the search timeout.
     #[arg(
         long = "request-timeout-ms",
         env = "BLOG_REQUEST_TIMEOUT_MS",
@@ -168,7 +168,7 @@ pub struct Config {
 
     /// A search still running after this long is stopped (SQLite interrupts it) and answered
     /// with a 503 that says so: on a replica, a read that runs holds back replication there.
-    /// From 1 to 29000, and below the request timeout, so that a search stopped says so.
+    /// From 1 to 29000, and below the request timeout.
     #[arg(
         long = "search-timeout-ms",
         env = "BLOG_SEARCH_TIMEOUT_MS",
@@ -270,14 +270,14 @@ fn request_timeout(value: &str) -> Result<Duration, String> {
     Ok(timeout)
 }
 
-/// `BLOG_SEARCH_TIMEOUT_MS`: whole milliseconds from 1 to 29000. A request has 30 s in all, and
-/// its search starts a little after it: a search allowed 30 s would always be cut by that bound
-/// first, with a 408 that does not say why.
+/// `BLOG_SEARCH_TIMEOUT_MS`: whole milliseconds from 1 to 29000 (on a replica, a search that
+/// runs holds back replication there). It must also be below the request timeout (`check`).
 fn search_timeout(value: &str) -> Result<Duration, String> {
     let timeout = millis(value)?;
     if timeout.is_zero() || timeout > Duration::from_secs(29) {
         return Err(format!(
-            "expected 1 to 29000 milliseconds (under the 30 s every request has), got {value}"
+            "expected 1 to 29000 milliseconds (on a replica, a search that runs holds back \
+             replication there), got {value}"
         ));
     }
     Ok(timeout)

@@ -352,6 +352,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         )),
         search_timeout: config.search_timeout,
         request_timeout: config.request_timeout,
+        // The handlers' bound, then the session's save (SQLite's busy timeout, half the forward
+        // timeout) and the read-your-writes wait (the forward timeout), with room to spare.
+        backstop_timeout: config.request_timeout + config.forward_timeout * 2,
         site: Arc::new(web::site::Site {
             title: config.site_title.clone(),
             description: config.site_description.clone(),

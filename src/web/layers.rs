@@ -104,9 +104,11 @@ async fn render_page(
     response
 }
 
-/// Bounds a request's handling by `BLOG_REQUEST_TIMEOUT_MS`: past it, a 408 that says so, in the
-/// area's shape (this runs inside [`error_shapes`]). A write cut there may or may not have been
-/// saved (the cluster layer finishes what it began), and its answer says so.
+/// Bounds a request's handling by `BLOG_REQUEST_TIMEOUT_MS`: past it, a 503 that says so, in the
+/// area's shape (this runs inside [`error_shapes`]), closing the connection. A write cut there
+/// may or may not have been saved (the cluster layer finishes what it began), and its answer
+/// says so. Not a 408: a browser resends a request answered 408 on a reused connection by
+/// itself (Chromium does, whatever the method), which would make a cut write twice, unseen.
 pub async fn request_timeout(
     State(state): State<AppState>,
     request: Request,
@@ -127,12 +129,16 @@ pub async fn request_timeout(
                 ": what it was saving may or may not have been saved, so look before trying again",
             );
         }
-        let error = Error::Request(StatusCode::REQUEST_TIMEOUT, message);
-        return if api {
+        let error = Error::Request(StatusCode::SERVICE_UNAVAILABLE, message);
+        let mut response = if api {
             error.into_response()
         } else {
             PageError(error).into_response()
         };
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
     };
     response
 }

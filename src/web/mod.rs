@@ -78,6 +78,9 @@ pub struct AppState {
     pub search_timeout: std::time::Duration,
     /// How long a request's handling may take (`BLOG_REQUEST_TIMEOUT_MS`).
     pub request_timeout: std::time::Duration,
+    /// How long a request may take in all, with the layers outside the handlers' bound (the
+    /// session's save, the read-your-writes wait): see [`app`].
+    pub backstop_timeout: std::time::Duration,
 }
 
 /// What the public URL implies for cookies and forms.
@@ -290,7 +293,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             layers::refuse_writes_to_a_lost_database,
         ))
-        // Inside `error_shapes`, so that its 408 has the area's shape.
+        // Inside `error_shapes`, so that its 503 has the area's shape.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             layers::request_timeout,
@@ -310,11 +313,12 @@ pub fn app(state: AppState) -> Router {
         // too-large `Content-Length` itself, in plain text.
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CompressionLayer::new())
-        // A backstop for the layers outside `layers::request_timeout` (the session, the
-        // read-your-writes wait), which have bounds of their own: a bare 408.
+        // A backstop for the layers outside `layers::request_timeout`, past their own bounds
+        // (the session's save waits at most SQLite's busy timeout, the read-your-writes wait at
+        // most the forward timeout): a bare 503.
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            state.request_timeout * 2,
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.backstop_timeout,
         ))
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn(layers::http_metrics))

@@ -201,10 +201,11 @@ async fn review_two_every_metric_served_is_named_in_the_docs() {
 /// Review two found that a request cut by the handlers' time bound answered a 408 with an empty
 /// body, not the API's `{"error"}` (the bound sat outside the layer that shapes errors). A
 /// request past `BLOG_REQUEST_TIMEOUT_MS` (here a write waiting for the writer, which a
-/// transaction holds) is a 408 that says so in its area's shape, from the API and from a form,
-/// and says that a write may or may not have been saved.
+/// transaction holds) is answered in its area's shape, from the API and from a form, and says
+/// that a write may or may not have been saved. (Premise changed after review three: the answer
+/// is a 503, since browsers resend a request answered 408.)
 #[tokio::test]
-async fn review_two_a_request_past_its_timeout_is_a_408_in_its_areas_shape() {
+async fn review_two_a_request_past_its_timeout_is_answered_in_its_areas_shape() {
     let app = spawn_app_with(&[
         "--request-timeout-ms",
         "2000",
@@ -224,13 +225,13 @@ async fn review_two_a_request_past_its_timeout_is_a_408_in_its_areas_shape() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.expect("a JSON body");
     assert_eq!(body, json!({ "error": said }));
     let response = app
         .post_form("/admin/tags", &[("csrf", &csrf), ("label", "later")])
         .await;
-    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let html = response.text().await.unwrap();
     assert!(html.contains("<html"), "the site's error page: {html}");
     assert!(html.contains(said), "{html}");
