@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{csrf_of, spawn_app_with};
+use crate::helpers::{TestApp, csrf_of, spawn_app_with};
 
 /// A sign-in while the writer is held: its session is a write, so it is cut at the request
 /// timeout. Its answer should still be the site's error page that says so (the change's promise:
@@ -31,6 +31,22 @@ async fn sign_in_cut_at(timeout: &str, said: &str) {
     ])
     .await
     .unwrap();
+    let (status, headers, body, elapsed) = sign_in_with_the_writer_held(&app).await;
+    assert!(
+        status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::SERVICE_UNAVAILABLE,
+        "{status} {headers} {body:?}"
+    );
+    assert!(
+        body.contains("<html") && body.contains(said),
+        "a {status} after {elapsed:?} that does not say so (headers {headers}): {body:?}"
+    );
+}
+
+/// A sign-in through the form while a transaction holds the writer (its session's save waits for
+/// it): the answer's status, headers (as text), body, and how long it took.
+async fn sign_in_with_the_writer_held(
+    app: &TestApp,
+) -> (StatusCode, String, String, std::time::Duration) {
     let (status, html) = app.get_text("/admin/login").await;
     assert_eq!(status, StatusCode::OK);
     let csrf = csrf_of(&html);
@@ -51,14 +67,7 @@ async fn sign_in_cut_at(timeout: &str, said: &str) {
     let headers = format!("{:?}", response.headers());
     let body = response.text().await.unwrap();
     drop(held);
-    assert!(
-        status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::SERVICE_UNAVAILABLE,
-        "{status} {headers} {body:?}"
-    );
-    assert!(
-        body.contains("<html") && body.contains(said),
-        "a {status} after {elapsed:?} that does not say so (headers {headers}): {body:?}"
-    );
+    (status, headers, body, elapsed)
 }
 
 /// The request timeout's answer keeps the headers every response has: the security headers,
@@ -198,26 +207,7 @@ async fn review_three_a_sign_out_cut_by_the_request_timeout_is_the_sites_error_p
 #[tokio::test]
 async fn review_three_a_sign_in_while_the_writer_is_held_is_a_503_page() {
     let app = spawn_app_with(&[]).await.unwrap();
-    let (status, html) = app.get_text("/admin/login").await;
-    assert_eq!(status, StatusCode::OK);
-    let csrf = csrf_of(&html);
-    let held = sea_orm::TransactionTrait::begin(&app.db).await.unwrap();
-    let started = std::time::Instant::now();
-    let response = app
-        .post_form(
-            "/admin/login",
-            &[
-                ("csrf", &csrf),
-                ("password", &app.password),
-                ("next", "/admin"),
-            ],
-        )
-        .await;
-    let elapsed = started.elapsed();
-    drop(held);
-    let status = response.status();
-    let headers = format!("{:?}", response.headers());
-    let body = response.text().await.unwrap();
+    let (status, headers, body, elapsed) = sign_in_with_the_writer_held(&app).await;
     assert_eq!(
         status,
         StatusCode::SERVICE_UNAVAILABLE,

@@ -795,10 +795,7 @@ pub struct Alarm {
 
 impl Alarm {
     pub async fn set(conn: &mut SqliteConnection, at: Instant) -> Alarm {
-        let handle = match conn.lock_handle().await {
-            Ok(mut handle) => Some(handle.as_raw_handle().as_ptr() as usize),
-            Err(_) => None,
-        };
+        let handle = raw_handle(conn).await;
         let armed = Arc::new(std::sync::Mutex::new(handle.is_some()));
         let ringing = armed.clone();
         let timer = tokio::spawn(async move {
@@ -855,10 +852,7 @@ pub struct WatchedRead {
 
 impl WatchedRead {
     pub async fn new(mut conn: PoolConnection<Sqlite>) -> Self {
-        let handle = match conn.lock_handle().await {
-            Ok(mut handle) => Some(handle.as_raw_handle().as_ptr() as usize),
-            Err(_) => None,
-        };
+        let handle = raw_handle(&mut conn).await;
         Self {
             conn: Some(conn),
             handle,
@@ -913,6 +907,13 @@ impl Drop for WatchedRead {
             drop(conn); // Back to the pool, with no statement running and no ring to come.
         });
     }
+}
+
+/// The connection's `sqlite3*`, for `sqlite3_interrupt` from another thread; `None` if its
+/// thread is gone.
+async fn raw_handle(conn: &mut SqliteConnection) -> Option<usize> {
+    let mut handle = conn.lock_handle().await.ok()?;
+    Some(handle.as_raw_handle().as_ptr() as usize)
 }
 
 /// How often an [`Alarm`] that went off, or an abandoned [`WatchedRead`], interrupts again: a
