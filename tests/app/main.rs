@@ -27,6 +27,7 @@ mod review_c_search;
 mod review_d;
 mod review_int;
 mod review_reva;
+mod review_four;
 mod review_three;
 mod review_two;
 mod search;
