@@ -63,7 +63,12 @@ fn has_shape(headers: &HeaderMap) -> bool {
 
 /// Headers of the original response that still mean something on the reshaped one.
 fn keep_headers(from: &HeaderMap, to: &mut HeaderMap) {
-    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+    for name in [
+        header::ALLOW,
+        header::RETRY_AFTER,
+        header::WWW_AUTHENTICATE,
+        header::CONNECTION,
+    ] {
         if let Some(value) = from.get(&name) {
             to.insert(name, value.clone());
         }
@@ -124,12 +129,16 @@ pub async fn request_timeout(
             "this request took longer than {} s and was stopped",
             state.request_timeout.as_secs_f64()
         );
-        if !reads {
+        // A write cut here has an unknown outcome, said as every such 503 says it (no
+        // Retry-After; `"outcome": "unknown"` in the API's JSON).
+        let error = if reads {
+            Error::Request(StatusCode::SERVICE_UNAVAILABLE, message)
+        } else {
             message.push_str(
                 ": what it was saving may or may not have been saved, so look before trying again",
             );
-        }
-        let error = Error::Request(StatusCode::SERVICE_UNAVAILABLE, message);
+            Error::OutcomeUnknown(message)
+        };
         let mut response = if api {
             error.into_response()
         } else {
